@@ -1,0 +1,198 @@
+/*
+ * diffrestore.h - restore photos with a conditional diffusion model, on a CPU.
+ *
+ * The one public header of libdiffrestore. Everything the `diffrestore` CLI does
+ * goes through the functions declared here.
+ *
+ * Conventions:
+ *  - Every function that can fail returns an int status: DR_OK (0) on success,
+ *    a negative DR_ERR_* code otherwise. dr_last_error() then gives a message
+ *    (thread-local) that names the file and the reason.
+ *  - The library never prints to stdout or stderr and never exits.
+ *  - Objects are created by *_load / *_alloc / *_new and released by *_free; a
+ *    free function accepts NULL or a zeroed struct.
+ */
+#ifndef DIFFRESTORE_H
+#define DIFFRESTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DR_VERSION_MAJOR 0
+#define DR_VERSION_MINOR 1
+#define DR_VERSION_PATCH 0
+#define DR_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------ errors */
+
+enum {
+    DR_OK = 0,
+    DR_ERR_IO = -1,          /* open/read/write/rename failed */
+    DR_ERR_FORMAT = -2,      /* corrupt, truncated or malformed data */
+    DR_ERR_UNSUPPORTED = -3, /* valid but not supported (format, depth, ...) */
+    DR_ERR_NOMEM = -4,       /* allocation failed */
+    DR_ERR_INVALID = -5,     /* bad argument from the caller */
+    DR_ERR_LIMIT = -6,       /* over a configured limit (pixels, sizes) */
+    DR_ERR_EXISTS = -7,      /* output exists and overwriting was not allowed */
+    DR_ERR_CANCELLED = -8,   /* the caller's cancel flag was raised */
+    DR_ERR_NUMERIC = -9      /* NaN or inf where a finite number is required */
+};
+
+/* Message for the last error on this thread ("" if none). Valid until the
+ * next failing call on the same thread. */
+const char *dr_last_error(void);
+/* Short name of a status code, e.g. "DR_ERR_FORMAT". */
+const char *dr_status_name(int status);
+const char *dr_version(void);
+
+/* Number of threads the library's parallel sections use (OpenMP). 0 = all
+ * cores. OpenBLAS itself is always kept single-threaded: see docs/DESIGN.md. */
+void dr_set_threads(int n);
+int dr_get_threads(void);
+
+/* ------------------------------------------------------------------ images */
+
+typedef enum { DR_FORMAT_UNKNOWN = 0, DR_FORMAT_PNG = 1, DR_FORMAT_JPEG = 2 } dr_format;
+
+/* An 8- or 16-bit image. Samples are interleaved, row-major, top row first:
+ * data[(y * width + x) * channels + c]. channels: 1 gray, 2 gray+alpha,
+ * 3 RGB, 4 RGBA. Samples are stored as uint16_t for both depths; with
+ * depth 8 they are within 0..255, with depth 16 within 0..65535. */
+typedef struct {
+    int width, height, channels, depth;
+    uint16_t *data;
+} dr_image;
+
+typedef struct {
+    dr_format format;
+    int width, height;
+    int channels;    /* channels as decoded (palette -> 3 or 4) */
+    int depth;       /* 8 or 16 */
+    int interlaced;  /* PNG Adam7 or progressive JPEG */
+    int color_space; /* informational: source colour model, see dr_image_info_describe */
+} dr_image_info;
+
+#define DR_DEFAULT_MAX_PIXELS (64LL * 1000 * 1000)
+
+/* Allocate a zero-filled image. */
+int dr_image_alloc(dr_image *img, int width, int height, int channels, int depth);
+void dr_image_free(dr_image *img);
+
+/* Detect a format from the first bytes of a file (magic bytes, never the name). */
+dr_format dr_format_detect(const void *head, size_t n);
+const char *dr_format_name(dr_format f);
+
+/* Read only the header. */
+int dr_image_probe(const char *path, dr_image_info *info);
+/* Decode a PNG or JPEG file. max_pixels <= 0 means DR_DEFAULT_MAX_PIXELS.
+ * info may be NULL. On failure *img is left zeroed. */
+int dr_image_load(const char *path, int64_t max_pixels, dr_image *img, dr_image_info *info);
+/* The same from memory; name is used in error messages. */
+int dr_image_load_memory(const void *buf, size_t size, const char *name, int64_t max_pixels,
+                         dr_image *img, dr_image_info *info);
+
+typedef struct {
+    int jpeg_quality; /* 1..100, default 92 */
+    int overwrite;    /* 0: an existing file at path is an error (DR_ERR_EXISTS) */
+} dr_save_options;
+void dr_save_options_init(dr_save_options *o);
+
+/* Write PNG or JPEG, chosen by the extension of path (.png, .jpg, .jpeg).
+ * The file is written to a temporary file in the same directory and renamed
+ * into place, so a failure never leaves a partial file. JPEG stores 8-bit
+ * gray or RGB: 16-bit is reduced to 8 and alpha is dropped. opts may be NULL. */
+int dr_image_save(const char *path, const dr_image *img, const dr_save_options *opts);
+
+/* ------------------------------------------------------------------ tensors
+ * A named set of float32 tensors with string metadata: what a safetensors file
+ * holds. Used for weights, for `diffrestore forward` and for test dumps. */
+
+#define DR_MAX_DIMS 8
+
+typedef struct {
+    char *name;
+    int ndim;
+    int64_t shape[DR_MAX_DIMS];
+    int64_t numel;
+    float *data; /* float32, converted from F16 on load */
+} dr_tensor;
+
+typedef struct {
+    int n_tensors;
+    dr_tensor *tensors;
+    int n_meta;
+    char **meta_keys;
+    char **meta_values;
+} dr_tensor_file;
+
+/* Read every tensor of a safetensors file (F32 or F16, converted to F32).
+ * Validates the header fully; see docs/FORMAT.md. */
+int dr_tensor_file_read(const char *path, dr_tensor_file *tf);
+int dr_tensor_file_read_memory(const void *buf, size_t size, const char *name, dr_tensor_file *tf);
+/* Write tensors as F32 (dtype_f16 = 0) or F16 (1), atomically (temp + rename). */
+int dr_tensor_file_write(const char *path, const dr_tensor_file *tf, int dtype_f16);
+void dr_tensor_file_free(dr_tensor_file *tf);
+/* Lookups: NULL when absent. */
+const dr_tensor *dr_tensor_file_get(const dr_tensor_file *tf, const char *name);
+const char *dr_tensor_file_meta(const dr_tensor_file *tf, const char *key);
+/* Building a file in memory: the data is copied. */
+int dr_tensor_file_add(dr_tensor_file *tf, const char *name, int ndim, const int64_t *shape,
+                       const float *data);
+int dr_tensor_file_set_meta(dr_tensor_file *tf, const char *key, const char *value);
+
+/* ------------------------------------------------------------------ models */
+
+typedef enum {
+    DR_MODE_NONE = 0,
+    DR_MODE_COLORIZE = 1,
+    DR_MODE_INPAINT = 2,
+    DR_MODE_SUPERRES = 3
+} dr_mode;
+
+const char *dr_mode_name(dr_mode m);
+dr_mode dr_mode_from_name(const char *name); /* DR_MODE_NONE if unknown */
+
+/* The U-Net's hyper-parameters (MODEL.md). */
+#define DR_MAX_LEVELS 8
+typedef struct {
+    int in_channels, out_channels;
+    int base_channels;
+    int n_levels;
+    int channel_mult[DR_MAX_LEVELS];
+    int num_res_blocks;
+    int attention[DR_MAX_LEVELS]; /* 1 if level l has self-attention */
+    int groups;
+} dr_unet_config;
+
+/* Parse "base=32,mult=1,2,2,4,res=2,attn=3,groups=8" on top of *cfg. */
+int dr_unet_config_parse(dr_unet_config *cfg, const char *spec);
+/* Check channel counts against groups etc. */
+int dr_unet_config_validate(const dr_unet_config *cfg);
+int64_t dr_unet_config_num_params(const dr_unet_config *cfg);
+
+typedef struct dr_model dr_model;
+
+/* Load weights (safetensors with diffrestore metadata). */
+int dr_model_load(const char *path, dr_model **out);
+/* A model with random weights (tests, benchmarks). */
+int dr_model_new_random(const dr_unet_config *cfg, dr_mode mode, uint64_t seed, dr_model **out);
+/* Save as safetensors (F16 or F32) with full metadata. */
+int dr_model_save(const dr_model *m, const char *path, int dtype_f16);
+void dr_model_free(dr_model *m);
+const dr_unet_config *dr_model_config(const dr_model *m);
+dr_mode dr_model_mode(const dr_model *m);
+/* Metadata value of the loaded file (NULL if absent). */
+const char *dr_model_meta(const dr_model *m, const char *key);
+
+/* One U-Net forward: x [n, in, h, w], t [n] (float timestep index),
+ * y [n, out, h, w]. h and w must be multiples of 2^(levels-1). */
+int dr_model_forward(dr_model *m, const float *x, const float *t, int n, int h, int w, float *y);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DIFFRESTORE_H */

@@ -1,0 +1,72 @@
+/* Shared pieces of the diffrestore CLI. The CLI uses only include/diffrestore.h. */
+#ifndef DR_CLI_H
+#define DR_CLI_H
+
+#include "diffrestore.h"
+
+#include <getopt.h>
+#include <stdio.h>
+
+/* Exit codes: 0 all done, 1 some input failed, 2 usage error. */
+enum { EXIT_DONE = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} cli_command;
+
+/* Options every command accepts (getopt_long ids >= 1000 avoid short-option clashes). */
+enum {
+    OPT_OVERWRITE = 1000,
+    OPT_VERSION,
+    OPT_MAX_PIXELS,
+    OPT_QUALITY,
+    OPT_CMD_BASE = 1100 /* commands number their own long-only options from here */
+};
+
+typedef struct {
+    const char *output;  /* -o */
+    const char *weights; /* -w */
+    int threads;         /* -t, 0 = all cores */
+    int quiet;           /* -q */
+    int overwrite;
+    long long max_pixels;
+    int quality;
+} cli_common;
+
+void cli_common_init(cli_common *c);
+/* Handle a common option; returns 1 if handled, 0 if not common, -1 on a bad value. */
+int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd);
+/* The common long options, for appending to a command's table. */
+#define CLI_COMMON_LONGOPTS                                        \
+    {"output", required_argument, 0, 'o'},                         \
+        {"weights", required_argument, 0, 'w'},                    \
+        {"threads", required_argument, 0, 't'},                    \
+        {"quiet", no_argument, 0, 'q'},                            \
+        {"overwrite", no_argument, 0, OPT_OVERWRITE},              \
+        {"max-pixels", required_argument, 0, OPT_MAX_PIXELS},      \
+        {"quality", required_argument, 0, OPT_QUALITY},            \
+        {"help", no_argument, 0, 'h'}
+#define CLI_COMMON_SHORTOPTS "o:w:t:qh"
+#define CLI_COMMON_HELP                                                                 \
+    "Common options:\n"                                                                 \
+    "  -o, --output PATH     output file (or directory for several inputs)\n"          \
+    "  -w, --weights FILE    weights (.safetensors); default: the shipped ones\n"      \
+    "  -t, --threads N       threads (default: all cores)\n"                           \
+    "  -q, --quiet           no progress output\n"                                     \
+    "      --overwrite       replace an existing output (never an input)\n"            \
+    "      --max-pixels N    refuse larger images (default 64000000)\n"                \
+    "      --quality Q       JPEG quality 1..100 (default 92)\n"                       \
+    "  -h, --help            this help\n"
+
+/* Print "diffrestore CMD: message" and a hint, return EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print "diffrestore: <library error>" to stderr. */
+void cli_report_error(const char *context);
+int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
+
+int cmd_info(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
+
+#endif

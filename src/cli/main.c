@@ -1,0 +1,99 @@
+/* diffrestore - command-line front end. Each command lives in its own file
+ * and reaches the library only through include/diffrestore.h. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const cli_command g_commands[] = {
+    {"info", "show an image's format and size, or a weights file's metadata", cmd_info},
+    {"forward", "run one U-Net forward on tensors from a safetensors file", cmd_forward},
+};
+#define N_COMMANDS (sizeof g_commands / sizeof *g_commands)
+
+void cli_common_init(cli_common *c) {
+    memset(c, 0, sizeof *c);
+    c->max_pixels = DR_DEFAULT_MAX_PIXELS;
+    c->quality = 92;
+}
+
+int cli_parse_int(const char *s, long long lo, long long hi, long long *out) {
+    if (!s || !*s) return 0;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd) {
+    long long v;
+    switch (opt) {
+    case 'o': c->output = arg; return 1;
+    case 'w': c->weights = arg; return 1;
+    case 'q': c->quiet = 1; return 1;
+    case OPT_OVERWRITE: c->overwrite = 1; return 1;
+    case 't':
+        if (!cli_parse_int(arg, 0, 1024, &v)) return cli_usage_error(cmd, "--threads needs a number 0..1024, got '%s'", arg), -1;
+        c->threads = (int)v;
+        return 1;
+    case OPT_MAX_PIXELS:
+        if (!cli_parse_int(arg, 1, (long long)1 << 40, &v))
+            return cli_usage_error(cmd, "--max-pixels needs a positive number, got '%s'", arg), -1;
+        c->max_pixels = v;
+        return 1;
+    case OPT_QUALITY:
+        if (!cli_parse_int(arg, 1, 100, &v)) return cli_usage_error(cmd, "--quality needs 1..100, got '%s'", arg), -1;
+        c->quality = (int)v;
+        return 1;
+    default: return 0;
+    }
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "diffrestore%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'diffrestore %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
+    return EXIT_USAGE;
+}
+
+void cli_report_error(const char *context) {
+    if (context) fprintf(stderr, "diffrestore: %s: %s\n", context, dr_last_error());
+    else fprintf(stderr, "diffrestore: %s\n", dr_last_error());
+}
+
+static void print_help(FILE *f) {
+    fprintf(f,
+            "Usage: diffrestore COMMAND [options] INPUT...\n"
+            "Restore photos with a conditional diffusion model, on the CPU.\n\n"
+            "Commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-10s %s\n", g_commands[i].name, g_commands[i].summary);
+    fprintf(f,
+            "\n'diffrestore COMMAND --help' describes a command's options.\n"
+            "Exit codes: 0 all done, 1 some input failed, 2 usage error.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        print_help(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        print_help(stdout);
+        return EXIT_DONE;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+        printf("diffrestore %s\n", dr_version());
+        return EXIT_DONE;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(cmd, g_commands[i].name) == 0) return g_commands[i].run(argc - 1, argv + 1);
+    return cli_usage_error(NULL, "unknown command '%s'", cmd);
+}

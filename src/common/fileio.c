@@ -1,0 +1,148 @@
+#include "common/fileio.h"
+
+#include "common/error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int dr_file_read_all(const char *path, size_t max_size, unsigned char **buf, size_t *size) {
+    *buf = NULL;
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return dr_error(DR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return dr_error(DR_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((unsigned long long)st.st_size > max_size) {
+        fclose(f);
+        return dr_error(DR_ERR_LIMIT, "%s: file is %lld bytes, over the limit of %zu", path,
+                        (long long)st.st_size, max_size);
+    }
+    size_t n = (size_t)st.st_size;
+    unsigned char *b = malloc(n ? n : 1);
+    if (!b) {
+        fclose(f);
+        return dr_error(DR_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, n);
+    }
+    if (n && fread(b, 1, n, f) != n) {
+        int e = ferror(f) ? errno : 0;
+        free(b);
+        fclose(f);
+        return dr_error(DR_ERR_IO, "%s: read failed: %s", path, e ? strerror(e) : "short read");
+    }
+    fclose(f);
+    *buf = b;
+    *size = n;
+    return DR_OK;
+}
+
+static char *str_dup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+int dr_atomic_open(dr_atomic_file *w, const char *path, int overwrite) {
+    memset(w, 0, sizeof *w);
+    struct stat st;
+    if (!overwrite && stat(path, &st) == 0)
+        return dr_error(DR_ERR_EXISTS, "%s: output exists (use --overwrite to replace it)", path);
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path + 1) : 0;
+    const char *base = slash ? slash + 1 : path;
+    if (!*base) return dr_error(DR_ERR_INVALID, "%s: output path names a directory", path);
+    size_t n = dirlen + strlen(base) + 16;
+    w->tmp_path = malloc(n);
+    w->path = str_dup(path);
+    if (!w->tmp_path || !w->path) {
+        free(w->tmp_path);
+        free(w->path);
+        memset(w, 0, sizeof *w);
+        return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
+    }
+    snprintf(w->tmp_path, n, "%.*s.%s.tmpXXXXXX", (int)dirlen, path, base);
+    int fd = mkstemp(w->tmp_path);
+    if (fd < 0) {
+        int e = errno;
+        free(w->tmp_path);
+        free(w->path);
+        memset(w, 0, sizeof *w);
+        return dr_error(DR_ERR_IO, "%s: cannot create output: %s", path, strerror(e));
+    }
+    (void)fchmod(fd, 0644); /* mkstemp uses 0600; outputs are ordinary files */
+    w->fp = fdopen(fd, "wb");
+    if (!w->fp) {
+        int e = errno;
+        close(fd);
+        unlink(w->tmp_path);
+        free(w->tmp_path);
+        free(w->path);
+        memset(w, 0, sizeof *w);
+        return dr_error(DR_ERR_IO, "%s: cannot open output: %s", path, strerror(e));
+    }
+    return DR_OK;
+}
+
+void dr_atomic_abort(dr_atomic_file *w) {
+    if (w->fp) fclose(w->fp);
+    if (w->tmp_path) unlink(w->tmp_path);
+    free(w->tmp_path);
+    free(w->path);
+    memset(w, 0, sizeof *w);
+}
+
+int dr_atomic_commit(dr_atomic_file *w, int overwrite) {
+    int rc = DR_OK;
+    int e = 0;
+    if (fflush(w->fp) != 0 || ferror(w->fp)) e = errno ? errno : EIO;
+    if (!e && fsync(fileno(w->fp)) != 0 && errno != EINVAL) e = errno;
+    if (fclose(w->fp) != 0 && !e) e = errno;
+    w->fp = NULL;
+    if (e) {
+        rc = dr_error(DR_ERR_IO, "%s: write failed: %s", w->path, strerror(e));
+        dr_atomic_abort(w);
+        return rc;
+    }
+    if (overwrite) {
+        if (rename(w->tmp_path, w->path) != 0) {
+            rc = dr_error(DR_ERR_IO, "%s: cannot rename into place: %s", w->path, strerror(errno));
+            dr_atomic_abort(w);
+            return rc;
+        }
+    } else {
+        /* link() fails if the target exists: a no-clobber rename with no race. */
+        if (link(w->tmp_path, w->path) != 0) {
+            e = errno;
+            if (e == EEXIST) {
+                rc = dr_error(DR_ERR_EXISTS, "%s: output exists (use --overwrite to replace it)", w->path);
+                dr_atomic_abort(w);
+                return rc;
+            }
+            /* Filesystems without hard links: check, then rename. */
+            struct stat st;
+            if (stat(w->path, &st) == 0) {
+                rc = dr_error(DR_ERR_EXISTS, "%s: output exists (use --overwrite to replace it)", w->path);
+                dr_atomic_abort(w);
+                return rc;
+            }
+            if (rename(w->tmp_path, w->path) != 0) {
+                rc = dr_error(DR_ERR_IO, "%s: cannot rename into place: %s", w->path, strerror(errno));
+                dr_atomic_abort(w);
+                return rc;
+            }
+        } else {
+            unlink(w->tmp_path);
+        }
+    }
+    free(w->tmp_path);
+    free(w->path);
+    memset(w, 0, sizeof *w);
+    return DR_OK;
+}

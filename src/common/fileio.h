@@ -1,0 +1,26 @@
+/* Whole-file reads and atomic writes (temp file in the same directory, fsync,
+ * rename), shared by the image writer, the safetensors writer and checkpoints. */
+#ifndef DR_COMMON_FILEIO_H
+#define DR_COMMON_FILEIO_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* Read a whole file into a malloc'd buffer. max_size bounds the read. */
+int dr_file_read_all(const char *path, size_t max_size, unsigned char **buf, size_t *size);
+
+/* Atomic writer: dr_atomic_open creates "<dir>/.<name>.tmp.XXXXXX" beside
+ * path; write through w->fp; dr_atomic_commit flushes, fsyncs and renames
+ * (failing with DR_ERR_EXISTS if path exists and !overwrite); dr_atomic_abort
+ * removes the temp file. Exactly one of commit/abort must be called. */
+typedef struct {
+    FILE *fp;
+    char *tmp_path;
+    char *path;
+} dr_atomic_file;
+
+int dr_atomic_open(dr_atomic_file *w, const char *path, int overwrite);
+int dr_atomic_commit(dr_atomic_file *w, int overwrite);
+void dr_atomic_abort(dr_atomic_file *w);
+
+#endif

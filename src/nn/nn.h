@@ -1,0 +1,101 @@
+/*
+ * nn.h - the U-Net's layers, each a forward/backward pair (llm.c style).
+ *
+ * Rules every layer follows:
+ *  - Tensors are NCHW float32, row-major. B = batch, C = channels, HW = H*W.
+ *  - Every buffer belongs to the caller. Layers allocate nothing, except the
+ *    convolution which takes a caller-sized scratch workspace.
+ *  - X_backward ACCUMULATES (+=) into dinp and into parameter gradients, so the
+ *    caller zeroes gradients once per step and skip connections just add up.
+ *    A NULL dinp means "no input gradient needed" (e.g. the first layer).
+ *  - Results do not depend on the number of OpenMP threads: work is split on
+ *    fixed boundaries and every reduction runs in a fixed order.
+ */
+#ifndef DR_NN_H
+#define DR_NN_H
+
+#include <stddef.h>
+
+/* ---- conv2d: kernel K in {1, 3}, padding K/2, stride 1 or 2, with bias.
+ * weight [Cout, Cin, K, K], bias [Cout], inp [B, Cin, H, W],
+ * out [B, Cout, Ho, Wo] with Ho = (H + 2*(K/2) - K) / stride + 1. */
+typedef struct {
+    int B, Cin, H, W, Cout, K, stride;
+} conv2d_dims;
+
+int conv2d_out_h(const conv2d_dims *d);
+int conv2d_out_w(const conv2d_dims *d);
+/* Floats of scratch the forward / backward need, for the thread count set by
+ * nn_init_threads (a workspace must be re-sized when that changes). */
+size_t conv2d_forward_scratch(const conv2d_dims *d);
+size_t conv2d_backward_scratch(const conv2d_dims *d);
+void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
+                    const conv2d_dims *d, float *scratch);
+void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, const conv2d_dims *d, float *scratch);
+
+/* ---- GroupNorm over G groups of C/G channels, eps 1e-5, affine.
+ * mean, rstd: [B*G] cache written by forward, read by backward.
+ * silu != 0 fuses a SiLU after the affine transform (out = silu(norm(x))):
+ * the backward then needs the same flag and recomputes the pre-SiLU value. */
+void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                       const float *gamma, const float *beta, int B, int C, int HW, int G,
+                       int silu);
+void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                        const float *inp, const float *mean, const float *rstd,
+                        const float *gamma, const float *beta, int B, int C, int HW, int G,
+                        int silu);
+
+/* ---- SiLU, elementwise over n values: out = x * sigmoid(x). out may equal inp. */
+void silu_forward(float *out, const float *inp, size_t n);
+void silu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+
+/* ---- Linear: out [B, Cout] = inp [B, Cin] @ weight[Cout, Cin]^T + bias. */
+void linear_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
+                    int Cin, int Cout);
+void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, int B, int Cin, int Cout);
+
+/* ---- Single-head self-attention core over N = H*W positions.
+ * qkv [B, 3C, N] (channels q, k, v), out [B, C, N]:
+ *   a = softmax_over_keys(q^T k / sqrt(C))   [N queries, N keys]
+ *   out[c, i] = sum_j v[c, j] a[i, j]
+ * att [B, N, N] caches a for the backward (may be NULL for inference, then
+ * scratch of attention_forward_scratch floats is used instead). */
+size_t attention_forward_scratch(int C, int N);
+size_t attention_backward_scratch(int C, int N);
+void attention_forward(float *out, float *att, const float *qkv, int B, int C, int N,
+                       float *scratch);
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B,
+                        int C, int N, float *scratch);
+
+/* ---- Nearest-neighbour x2 upsampling: inp [B, C, H, W] -> out [B, C, 2H, 2W]. */
+void upsample2x_forward(float *out, const float *inp, int B, int C, int H, int W);
+void upsample2x_backward(float *dinp, const float *dout, int B, int C, int H, int W);
+
+/* ---- Channel concat: a [B, Ca, HW], b [B, Cb, HW] -> out [B, Ca+Cb, HW], a first. */
+void concat_forward(float *out, const float *a, const float *b, int B, int Ca, int Cb, int HW);
+void concat_backward(float *da, float *db, const float *dout, int B, int Ca, int Cb, int HW);
+
+/* ---- Add a per-(sample, channel) vector: x [B, C, HW] += v [B, C]. */
+void add_channel_bias_forward(float *x, const float *v, int B, int C, int HW);
+void add_channel_bias_backward(float *dv, const float *dout, int B, int C, int HW);
+
+/* ---- Elementwise add: out = a + b (out may alias a or b). Backward is the
+ * identity into both inputs, done by the caller's accumulation. */
+void add_forward(float *out, const float *a, const float *b, size_t n);
+/* dst += src */
+void accumulate(float *dst, const float *src, size_t n);
+
+/* ---- Sinusoidal timestep embedding: out [B, dim] with h = dim/2,
+ * f_i = exp(-ln(10000) i / h), out = [cos(t f_0..f_{h-1}), sin(t f_0..f_{h-1})].
+ * t is not learned, so there is no backward. */
+void timestep_embedding(float *out, const float *t, int B, int dim);
+
+/* ---- Threads: set the thread count the layers use (n <= 0: all cores) and
+ * keep OpenBLAS single-threaded, since every sgemm is issued from inside our
+ * own OpenMP partition of the work. nn_threads() reads it back. */
+void nn_init_threads(int n);
+int nn_threads(void);
+
+#endif

@@ -1,0 +1,120 @@
+/*
+ * unet.h - the U-Net of MODEL.md: parameter layout, forward and backward.
+ *
+ * Three small structs, llama2.c style:
+ *  - unet_layout: what the config implies. The parameter table (names and
+ *    shapes exactly as the PyTorch state_dict, offsets into ONE float block),
+ *    and the forward pass as a flat list of ops over numbered tensors.
+ *    Parameters, gradients and each Adam moment are separate blocks of
+ *    layout.n_floats with the same offsets.
+ *  - unet_run: the activation memory for one (batch, H, W) and a mode:
+ *    training keeps every activation for the backward; inference plans the
+ *    tensors' lifetimes so memory stays at a few of the largest activations.
+ *  - the weights themselves are just `const float *params`.
+ */
+#ifndef DR_UNET_H
+#define DR_UNET_H
+
+#include "diffrestore.h"
+
+#include <stddef.h>
+
+#define UNET_NO_PARAM ((size_t)-1)
+
+typedef struct {
+    char *name;          /* e.g. "down.0.res.1.conv1.weight" */
+    int ndim;
+    int shape[4];
+    size_t offset, numel; /* in floats, into the parameter block */
+} unet_param;
+
+/* Offsets of a weight/bias pair (conv, linear, or GroupNorm gamma/beta). */
+typedef struct {
+    size_t w, b;
+} unet_wb;
+
+typedef struct {
+    int cin, cout;
+    unet_wb norm1, conv1, temb, norm2, conv2, skip; /* skip.w == UNET_NO_PARAM: identity */
+} unet_res;
+
+typedef struct {
+    int c;
+    unet_wb norm, qkv, proj;
+} unet_attn;
+
+typedef enum {
+    UOP_CONV,     /* conv k x k, stride s: in -> out */
+    UOP_RES,      /* ResBlock (uses the time embedding) */
+    UOP_ATTN,     /* AttnBlock */
+    UOP_CONCAT,   /* out = concat(in, in2) on channels */
+    UOP_UPSAMPLE, /* nearest x2 */
+    UOP_GNSILU    /* silu(groupnorm(in)) */
+} unet_op_kind;
+
+typedef struct {
+    unet_op_kind kind;
+    int in, in2, out; /* tensor ids; in2 only for CONCAT */
+    int block;        /* index into res[] / attn[] */
+    unet_wb p;        /* CONV, GNSILU parameters */
+    int k, stride;    /* CONV */
+} unet_op;
+
+typedef struct {
+    int c;      /* channels */
+    int shift;  /* spatial size is (H >> shift) x (W >> shift) */
+} unet_tensor;
+
+typedef struct {
+    dr_unet_config cfg;
+    int n_params;
+    unet_param *params;
+    size_t n_floats; /* total parameter floats */
+    unet_wb lin1, lin2;
+    int n_res, n_attn;
+    unet_res *res;
+    unet_attn *attn;
+    int n_ops, n_tensors;
+    unet_op *ops;
+    unet_tensor *tensors; /* tensor 0 is the input x, tensor n_tensors-1 the output y */
+} unet_layout;
+
+int unet_layout_build(unet_layout *L, const dr_unet_config *cfg);
+void unet_layout_free(unet_layout *L);
+const unet_param *unet_layout_find(const unet_layout *L, const char *name);
+
+/* Default init (PyTorch's: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights
+ * and biases, GroupNorm gamma 1 beta 0), from a seed. */
+void unet_init_params(const unet_layout *L, float *params, uint64_t seed);
+
+typedef struct {
+    int B, H, W, train, threads;
+    size_t *toff;    /* offset of each tensor in act (UNET_NO_PARAM for x and y) */
+    size_t *cacheoff; /* train: each op's cache; inference: all ops share offset temp */
+    float *act;      /* activations, tensors and caches, one allocation */
+    float *grad;     /* train: one gradient buffer per tensor, same offsets as toff */
+    float *scratch;  /* conv / attention scratch and backward temporaries */
+    float *emb;      /* [B, 4C] time-embedding chain: sin, e1, s1, emb, semb */
+    float *demb;     /* train: [B, 4C] x 3 gradients of the chain */
+    size_t act_floats, scratch_floats;
+    const float *x;  /* the last forward's input (train: needed by the backward) */
+    const float *t;
+    float *y;
+} unet_run;
+
+/* Plan and allocate activations for a batch of B at H x W. */
+int unet_run_build(unet_run *R, const unet_layout *L, int B, int H, int W, int train);
+void unet_run_free(unet_run *R);
+/* Bytes the run holds (activations + scratch). */
+size_t unet_run_bytes(const unet_run *R);
+
+/* y [B, out, H, W] = eps_theta(x [B, in, H, W], t [B]). In training mode the
+ * run keeps x, t and every activation for unet_backward. */
+int unet_forward(unet_run *R, const unet_layout *L, const float *params, const float *x,
+                 const float *t, float *y);
+/* Accumulate d loss / d params into grads (and d loss / d x into dx if not
+ * NULL), given dy = d loss / d y. Needs a training-mode forward just before. */
+int unet_backward(unet_run *R, const unet_layout *L, const float *params, float *grads,
+                  const float *dy, float *dx);
+
+#endif
