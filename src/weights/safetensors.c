@@ -241,6 +241,10 @@ int dr_tensor_file_read_memory(const void *buf, size_t size, const char *name, d
             t->shape[k] = (int64_t)v;
         }
         t->numel = shape_numel(ndim, t->shape);
+        if (t->numel < 0) {
+            rc = dr_error(DR_ERR_FORMAT, "%s: tensor '%s': bad shape (element count overflows)", name, key);
+            goto done;
+        }
         uint64_t b0, b1;
         if (!json_uint(jo->child, &b0) || !json_uint(jo->child->next, &b1) || b0 > b1 || b1 > dsize) {
             rc = dr_error(DR_ERR_FORMAT, "%s: tensor '%s': data_offsets out of range (data is %llu bytes)", name,
