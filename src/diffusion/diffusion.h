@@ -1,0 +1,71 @@
+/*
+ * diffusion.h - noise schedules and samplers (MODEL.md, "Diffusion").
+ *
+ * The samplers know nothing about modes or the U-Net: they see the network
+ * only through a dr_denoiser callback, which returns eps and x0 estimates for
+ * x_t at a timestep index (tiling, v-prediction, conditioning all live behind
+ * it). Two optional hooks let a mode enforce its guarantees:
+ *   x0_hook - edit each step's x0 estimate (clip to the valid range, paste back
+ *             known pixels, back-project for super-resolution); the sampler then
+ *             recomputes eps from the edited x0 so the update stays consistent;
+ *   x_hook  - edit x after each update (inpaint: known pixels hold x0).
+ */
+#ifndef DR_DIFFUSION_H
+#define DR_DIFFUSION_H
+
+#include "common/rng.h"
+
+#include <stddef.h>
+
+typedef struct {
+    int T;
+    double *beta;      /* [T] */
+    double *alpha_bar; /* [T], alpha_bar[t] = prod_{s<=t} (1 - beta[s]) */
+} dr_schedule;
+
+/* linear = 0: cosine (Nichol & Dhariwal, s = 0.008, beta clipped at 0.999);
+ * linear = 1: beta from 1e-4 to 0.02 evenly spaced over T. */
+int dr_schedule_build(dr_schedule *s, int T, int linear);
+void dr_schedule_free(dr_schedule *s);
+
+/* x_t = sqrt(ab) x0 + sqrt(1 - ab) eps, elementwise over n values. */
+void dr_q_sample(float *xt, const float *x0, const float *eps, size_t n, double alpha_bar);
+/* v = sqrt(ab) eps - sqrt(1 - ab) x0 (the v-prediction target). */
+void dr_v_target(float *v, const float *x0, const float *eps, size_t n, double alpha_bar);
+
+typedef enum { DR_SPACING_TRAILING = 0, DR_SPACING_LEADING = 1, DR_SPACING_LINSPACE = 2 } dr_spacing;
+/* The `steps` timestep indices a sampler visits, in DESCENDING order, into
+ * out[steps]. leading: {0, T/S, 2T/S, ...} (starts at 950 for T=1000, S=20);
+ * trailing: round(T - i T/S) - 1 for i = 0..S-1 (starts at T-1);
+ * linspace: round(linspace(T-1, 0, S)). Indices are strictly decreasing. */
+int dr_timesteps(int T, int steps, dr_spacing spacing, int *out);
+
+typedef struct {
+    /* Fill eps and x0 estimates for x_t (n values) at timestep index t. */
+    int (*predict)(void *user, const float *xt, int t, float *eps, float *x0);
+    void (*x0_hook)(void *user, float *x0, int t);    /* may be NULL */
+    void (*x_hook)(void *user, float *x, int t_next); /* may be NULL; t_next = -1 at the end */
+    /* Called after each step; non-zero return cancels (DR_ERR_CANCELLED). */
+    int (*progress)(void *user, int step, int steps); /* may be NULL */
+    void *user;
+} dr_denoiser;
+
+typedef enum { DR_SAMPLER_DDPM = 0, DR_SAMPLER_DDIM = 1, DR_SAMPLER_DPMPP_2M = 2 } dr_sampler;
+
+typedef struct {
+    dr_sampler sampler;
+    int steps;          /* visited timesteps; DDPM with steps == T is the full chain */
+    dr_spacing spacing;
+    double eta;         /* DDIM only: 0 deterministic, 1 DDPM-like */
+    uint64_t seed;      /* noise for x_T and for stochastic steps */
+} dr_sample_options;
+
+/* Sample n values: x holds the result (x0) on return. If init_noise, x is
+ * first filled with N(0, 1) noise from the seed (stream 0); otherwise x is
+ * taken as given x_T. The noise of step i comes from dr_rng_derive(seed, 1, i),
+ * drawn sequentially, so results do not depend on the thread count.
+ * scratch: at least 4 * n floats. */
+int dr_sample(const dr_schedule *s, const dr_sample_options *o, const dr_denoiser *d, float *x, size_t n,
+              int init_noise, float *scratch);
+
+#endif
