@@ -192,6 +192,76 @@ const char *dr_model_meta(const dr_model *m, const char *key);
  * y [n, out, h, w]. h and w must be multiples of 2^(levels-1). */
 int dr_model_forward(dr_model *m, const float *x, const float *t, int n, int h, int w, float *y);
 
+
+/* ------------------------------------------------------------------ training */
+
+typedef struct {
+    int step, steps;
+    double loss;          /* this step's loss */
+    double loss_smooth;   /* exponential moving average of the loss */
+    double lr, grad_norm; /* learning rate used, gradient norm before clipping */
+    double steps_per_sec;
+    double val_loss;      /* valid when is_val */
+    int is_val;
+} dr_train_progress;
+
+typedef struct {
+    dr_mode mode;
+    const char *data_dir;    /* every PNG and JPEG below it, recursively */
+    const char *val_dir;     /* optional: val loss every val_every steps */
+    const char *out_path;    /* the checkpoint (weights, EMA, Adam state, step) */
+    const char *resume_path; /* optional: continue from this checkpoint */
+    const char *export_path; /* optional: EMA weights as F16 safetensors at the end */
+    const char *log_path;    /* optional: CSV of step, loss, lr, ... (default: out_path + ".csv") */
+    dr_unet_config config;   /* in/out channels are set from the mode */
+    int steps;               /* total steps to reach (a resumed run continues to it) */
+    int batch, patch;
+    float lr, warmup_steps, weight_decay, grad_clip, ema_decay;
+    int predict_v;           /* 0: eps, 1: v */
+    int schedule_linear;     /* 0: cosine */
+    float target_scale;      /* 0: measure from the data (std of the target -> ~0.5) */
+    float scale_min, scale_max; /* superres factors */
+    float hole_min, hole_max;   /* inpaint hole fraction */
+    uint64_t seed;
+    int checkpoint_every;    /* steps; also on cancel */
+    int val_every, val_batches;
+    volatile int *cancel;    /* raised by the caller (e.g. on SIGINT): checkpoint, then stop */
+    void (*progress)(const dr_train_progress *p, void *user);
+    void (*log)(const char *message, void *user); /* notes such as skipped files */
+    void *user;
+} dr_train_options;
+
+void dr_train_options_init(dr_train_options *o);
+/* Train until o->steps. Returns DR_OK, DR_ERR_CANCELLED (checkpoint written),
+ * DR_ERR_NUMERIC (NaN/inf loss: stopped, the last checkpoint is kept), or an
+ * error. */
+int dr_train(const dr_train_options *o);
+/* Write a checkpoint's EMA weights as a weights file (F16 or F32). */
+int dr_train_export(const char *checkpoint, const char *out_path, int f16);
+
+/* ------------------------------------------------------------------ benchmark */
+
+typedef struct {
+    int height, width, batch;
+    int train;  /* 0: one forward; 1: one training step (forward, backward, AdamW) */
+    int iters;  /* timed iterations (after one warm-up) */
+} dr_bench_options;
+
+typedef struct {
+    int iters;
+    double ms_median, ms_min, ms_max;
+    double gflop;  /* per iteration: 2 x MACs of convolutions, linears, attention matmuls */
+    double gflops; /* gflop / median time */
+    /* mean ms per iteration by layer kind; other = the rest (elementwise, optimizer) */
+    double ms_conv, ms_norm, ms_attn, ms_linear, ms_other;
+    double peak_rss_mb; /* of the whole process so far */
+    size_t activation_bytes;
+} dr_bench_result;
+
+void dr_bench_options_init(dr_bench_options *o);
+/* Time the U-Net of cfg (random weights, random inputs) for mode's channels. */
+int dr_bench(const dr_unet_config *cfg, dr_mode mode, const dr_bench_options *o, dr_bench_result *r);
+
 #ifdef __cplusplus
 }
 #endif

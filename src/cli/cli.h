@@ -68,5 +68,7 @@ int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
 
 int cmd_info(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

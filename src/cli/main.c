@@ -9,7 +9,9 @@
 
 static const cli_command g_commands[] = {
     {"info", "show an image's format and size, or a weights file's metadata", cmd_info},
+    {"train", "train a model for one mode, with checkpoints and resume", cmd_train},
     {"forward", "run one U-Net forward on tensors from a safetensors file", cmd_forward},
+    {"bench", "time the U-Net forward or training step", cmd_bench},
 };
 #define N_COMMANDS (sizeof g_commands / sizeof *g_commands)
 

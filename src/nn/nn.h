@@ -98,4 +98,21 @@ void timestep_embedding(float *out, const float *t, int B, int dim);
 void nn_init_threads(int n);
 int nn_threads(void);
 
+/* ---- Profiling by layer kind (for `diffrestore bench`): when enabled, the
+ * U-Net wraps each layer call in NN_TIMED and the seconds add up here. */
+typedef enum { NN_PROF_CONV, NN_PROF_NORM, NN_PROF_ATTN, NN_PROF_LINEAR, NN_PROF_N } nn_prof_kind;
+extern int nn_prof_on;
+extern double nn_prof_sec[NN_PROF_N];
+double nn_prof_now(void);
+#define NN_TIMED(kind, call)                                     \
+    do {                                                         \
+        if (nn_prof_on) {                                        \
+            double nn_t0_ = nn_prof_now();                       \
+            call;                                                \
+            nn_prof_sec[kind] += nn_prof_now() - nn_t0_;         \
+        } else {                                                 \
+            call;                                                \
+        }                                                        \
+    } while (0)
+
 #endif

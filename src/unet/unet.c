@@ -280,17 +280,17 @@ static void res_forward(unet_run *R, const unet_layout *L, const float *P, const
     const float *semb = R->emb + 4 * (size_t)B * E;             // silu(emb) [B, E]
     conv2d_dims d1 = conv_dims(B, r->cin, h, w, r->cout, 3, 1);
     conv2d_dims d2 = conv_dims(B, r->cout, h, w, r->cout, 3, 1);
-    groupnorm_forward(c + k.a1, c + k.mean1, c + k.rstd1, x, P + r->norm1.w, P + r->norm1.b, B, r->cin,
-                      (int)hw, G, 1);                           // a1 = silu(norm1(x)) [B, cin, hw]
-    conv2d_forward(c + k.h, c + k.a1, P + r->conv1.w, P + r->conv1.b, &d1, R->scratch); // h [B, cout, hw]
-    linear_forward(c + k.tb, semb, P + r->temb.w, P + r->temb.b, B, E, r->cout); // tb [B, cout]
+    NN_TIMED(NN_PROF_NORM, groupnorm_forward(c + k.a1, c + k.mean1, c + k.rstd1, x, P + r->norm1.w, P + r->norm1.b, B, r->cin,
+                      (int)hw, G, 1));                           // a1 = silu(norm1(x)) [B, cin, hw]
+    NN_TIMED(NN_PROF_CONV, conv2d_forward(c + k.h, c + k.a1, P + r->conv1.w, P + r->conv1.b, &d1, R->scratch)); // h [B, cout, hw]
+    NN_TIMED(NN_PROF_LINEAR, linear_forward(c + k.tb, semb, P + r->temb.w, P + r->temb.b, B, E, r->cout)); // tb [B, cout]
     add_channel_bias_forward(c + k.h, c + k.tb, B, r->cout, (int)hw);            // h += tb[:, :, None]
-    groupnorm_forward(c + k.a2, c + k.mean2, c + k.rstd2, c + k.h, P + r->norm2.w, P + r->norm2.b, B,
-                      r->cout, (int)hw, G, 1);                  // a2 = silu(norm2(h))
-    conv2d_forward(out, c + k.a2, P + r->conv2.w, P + r->conv2.b, &d2, R->scratch); // out = conv2(a2)
+    NN_TIMED(NN_PROF_NORM, groupnorm_forward(c + k.a2, c + k.mean2, c + k.rstd2, c + k.h, P + r->norm2.w, P + r->norm2.b, B,
+                      r->cout, (int)hw, G, 1));                  // a2 = silu(norm2(h))
+    NN_TIMED(NN_PROF_CONV, conv2d_forward(out, c + k.a2, P + r->conv2.w, P + r->conv2.b, &d2, R->scratch)); // out = conv2(a2)
     if (r->skip.w != UNET_NO_PARAM) {
         conv2d_dims ds = conv_dims(B, r->cin, h, w, r->cout, 1, 1);
-        conv2d_forward(c + k.sk, x, P + r->skip.w, P + r->skip.b, &ds, R->scratch); // sk [B, cout, hw]
+        NN_TIMED(NN_PROF_CONV, conv2d_forward(c + k.sk, x, P + r->skip.w, P + r->skip.b, &ds, R->scratch)); // sk [B, cout, hw]
         add_forward(out, out, c + k.sk, (size_t)B * r->cout * hw); // out += skip(x)
     } else {
         add_forward(out, out, x, (size_t)B * r->cout * hw);        // out += x
@@ -306,10 +306,10 @@ static void attn_forward_op(unet_run *R, const unet_layout *L, const float *P, c
     float *cc = R->act + R->cacheoff[op - L->ops];
     attn_cache k = attn_cache_layout(B, G, c, (size_t)N, R->train);
     conv2d_dims dq = conv_dims(B, c, h, w, 3 * c, 1, 1), dp = conv_dims(B, c, h, w, c, 1, 1);
-    groupnorm_forward(cc + k.n, cc + k.mean, cc + k.rstd, x, P + a->norm.w, P + a->norm.b, B, c, N, G, 0);
-    conv2d_forward(cc + k.qkv, cc + k.n, P + a->qkv.w, P + a->qkv.b, &dq, R->scratch); // qkv [B, 3c, N]
-    attention_forward(cc + k.o, R->train ? cc + k.att : NULL, cc + k.qkv, B, c, N, R->scratch); // o [B, c, N]
-    conv2d_forward(out, cc + k.o, P + a->proj.w, P + a->proj.b, &dp, R->scratch);   // proj(o)
+    NN_TIMED(NN_PROF_NORM, groupnorm_forward(cc + k.n, cc + k.mean, cc + k.rstd, x, P + a->norm.w, P + a->norm.b, B, c, N, G, 0));
+    NN_TIMED(NN_PROF_CONV, conv2d_forward(cc + k.qkv, cc + k.n, P + a->qkv.w, P + a->qkv.b, &dq, R->scratch)); // qkv [B, 3c, N]
+    NN_TIMED(NN_PROF_ATTN, attention_forward(cc + k.o, R->train ? cc + k.att : NULL, cc + k.qkv, B, c, N, R->scratch)); // o [B, c, N]
+    NN_TIMED(NN_PROF_CONV, conv2d_forward(out, cc + k.o, P + a->proj.w, P + a->proj.b, &dp, R->scratch));   // proj(o)
     add_forward(out, out, x, (size_t)B * c * N);                                    // out = x + proj(o)
 }
 
@@ -318,9 +318,9 @@ static void time_embed_forward(unet_run *R, const unet_layout *L, const float *P
     float *sin = R->emb, *e1 = R->emb + (size_t)B * E, *s1 = e1 + (size_t)B * E;
     float *emb = s1 + (size_t)B * E, *semb = emb + (size_t)B * E;
     timestep_embedding(sin, t, B, C);                               // [B, C]
-    linear_forward(e1, sin, P + L->lin1.w, P + L->lin1.b, B, C, E); // [B, 4C]
+    NN_TIMED(NN_PROF_LINEAR, linear_forward(e1, sin, P + L->lin1.w, P + L->lin1.b, B, C, E)); // [B, 4C]
     silu_forward(s1, e1, (size_t)B * E);
-    linear_forward(emb, s1, P + L->lin2.w, P + L->lin2.b, B, E, E); // emb [B, 4C]
+    NN_TIMED(NN_PROF_LINEAR, linear_forward(emb, s1, P + L->lin2.w, P + L->lin2.b, B, E, E)); // emb [B, 4C]
     silu_forward(semb, emb, (size_t)B * E);                         // what every ResBlock reads
 }
 
@@ -340,7 +340,7 @@ int unet_forward(unet_run *R, const unet_layout *L, const float *P, const float 
         switch (op->kind) {
         case UOP_CONV: {
             conv2d_dims d = conv_dims(R->B, L->tensors[op->in].c, h, w, L->tensors[op->out].c, op->k, op->stride);
-            conv2d_forward(out, in, P + op->p.w, P + op->p.b, &d, R->scratch);
+            NN_TIMED(NN_PROF_CONV, conv2d_forward(out, in, P + op->p.w, P + op->p.b, &d, R->scratch));
             break;
         }
         case UOP_RES: res_forward(R, L, P, op); break;
@@ -352,8 +352,8 @@ int unet_forward(unet_run *R, const unet_layout *L, const float *P, const float 
         case UOP_UPSAMPLE: upsample2x_forward(out, in, R->B, L->tensors[op->in].c, h, w); break;
         case UOP_GNSILU: {
             float *c = R->act + R->cacheoff[i];
-            groupnorm_forward(out, c, c + align_up((size_t)R->B * L->cfg.groups), in, P + op->p.w, P + op->p.b,
-                              R->B, L->tensors[op->in].c, (int)hw, L->cfg.groups, 1);
+            NN_TIMED(NN_PROF_NORM, groupnorm_forward(out, c, c + align_up((size_t)R->B * L->cfg.groups), in, P + op->p.w, P + op->p.b,
+                              R->B, L->tensors[op->in].c, (int)hw, L->cfg.groups, 1));
             break;
         }
         }
@@ -389,22 +389,22 @@ static void res_backward(unet_run *R, const unet_layout *L, const float *P, floa
     const size_t nout = (size_t)B * r->cout * hw, nin = (size_t)B * r->cin * hw;
     if (r->skip.w != UNET_NO_PARAM) {                           // out = skip(x) + conv2(a2)
         conv2d_dims ds = conv_dims(B, r->cin, h, w, r->cout, 1, 1);
-        conv2d_backward(dx, Gp + r->skip.w, Gp + r->skip.b, dout, x, P + r->skip.w, &ds, R->scratch);
+        NN_TIMED(NN_PROF_CONV, conv2d_backward(dx, Gp + r->skip.w, Gp + r->skip.b, dout, x, P + r->skip.w, &ds, R->scratch));
     } else if (dx) {
         accumulate(dx, dout, nout);
     }
     memset(da2, 0, nout * sizeof(float));
-    conv2d_backward(da2, Gp + r->conv2.w, Gp + r->conv2.b, dout, c + k.a2, P + r->conv2.w, &d2, R->scratch);
+    NN_TIMED(NN_PROF_CONV, conv2d_backward(da2, Gp + r->conv2.w, Gp + r->conv2.b, dout, c + k.a2, P + r->conv2.w, &d2, R->scratch));
     memset(dh, 0, nout * sizeof(float));
-    groupnorm_backward(dh, Gp + r->norm2.w, Gp + r->norm2.b, da2, c + k.h, c + k.mean2, c + k.rstd2,
-                       P + r->norm2.w, P + r->norm2.b, B, r->cout, (int)hw, G, 1);
+    NN_TIMED(NN_PROF_NORM, groupnorm_backward(dh, Gp + r->norm2.w, Gp + r->norm2.b, da2, c + k.h, c + k.mean2, c + k.rstd2,
+                       P + r->norm2.w, P + r->norm2.b, B, r->cout, (int)hw, G, 1));
     memset(dtb, 0, (size_t)B * r->cout * sizeof(float));
     add_channel_bias_backward(dtb, dh, B, r->cout, (int)hw);    // dtb [B, cout] = sum_hw dh
-    linear_backward(dsemb, Gp + r->temb.w, Gp + r->temb.b, dtb, semb, P + r->temb.w, B, E, r->cout);
+    NN_TIMED(NN_PROF_LINEAR, linear_backward(dsemb, Gp + r->temb.w, Gp + r->temb.b, dtb, semb, P + r->temb.w, B, E, r->cout));
     memset(da1, 0, nin * sizeof(float));
-    conv2d_backward(da1, Gp + r->conv1.w, Gp + r->conv1.b, dh, c + k.a1, P + r->conv1.w, &d1, R->scratch);
-    groupnorm_backward(dx, Gp + r->norm1.w, Gp + r->norm1.b, da1, x, c + k.mean1, c + k.rstd1, P + r->norm1.w,
-                       P + r->norm1.b, B, r->cin, (int)hw, G, 1);
+    NN_TIMED(NN_PROF_CONV, conv2d_backward(da1, Gp + r->conv1.w, Gp + r->conv1.b, dh, c + k.a1, P + r->conv1.w, &d1, R->scratch));
+    NN_TIMED(NN_PROF_NORM, groupnorm_backward(dx, Gp + r->norm1.w, Gp + r->norm1.b, da1, x, c + k.mean1, c + k.rstd1, P + r->norm1.w,
+                       P + r->norm1.b, B, r->cin, (int)hw, G, 1));
 }
 
 static void attn_backward_op(unet_run *R, const unet_layout *L, const float *P, float *Gp, const unet_op *op,
@@ -422,13 +422,13 @@ static void attn_backward_op(unet_run *R, const unet_layout *L, const float *P, 
     conv2d_dims dq = conv_dims(B, c, h, w, 3 * c, 1, 1), dp = conv_dims(B, c, h, w, c, 1, 1);
     if (dx) accumulate(dx, dout, n1);                           // out = x + proj(o)
     memset(d_o, 0, n1 * sizeof(float));
-    conv2d_backward(d_o, Gp + a->proj.w, Gp + a->proj.b, dout, cc + k.o, P + a->proj.w, &dp, R->scratch);
+    NN_TIMED(NN_PROF_CONV, conv2d_backward(d_o, Gp + a->proj.w, Gp + a->proj.b, dout, cc + k.o, P + a->proj.w, &dp, R->scratch));
     memset(dqkv, 0, 3 * n1 * sizeof(float));
-    attention_backward(dqkv, d_o, cc + k.qkv, cc + k.att, B, c, N, R->scratch);
+    NN_TIMED(NN_PROF_ATTN, attention_backward(dqkv, d_o, cc + k.qkv, cc + k.att, B, c, N, R->scratch));
     memset(dn, 0, n1 * sizeof(float));
-    conv2d_backward(dn, Gp + a->qkv.w, Gp + a->qkv.b, dqkv, cc + k.n, P + a->qkv.w, &dq, R->scratch);
-    groupnorm_backward(dx, Gp + a->norm.w, Gp + a->norm.b, dn, x, cc + k.mean, cc + k.rstd, P + a->norm.w,
-                       P + a->norm.b, B, c, N, G, 0);
+    NN_TIMED(NN_PROF_CONV, conv2d_backward(dn, Gp + a->qkv.w, Gp + a->qkv.b, dqkv, cc + k.n, P + a->qkv.w, &dq, R->scratch));
+    NN_TIMED(NN_PROF_NORM, groupnorm_backward(dx, Gp + a->norm.w, Gp + a->norm.b, dn, x, cc + k.mean, cc + k.rstd, P + a->norm.w,
+                       P + a->norm.b, B, c, N, G, 0));
 }
 
 int unet_backward(unet_run *R, const unet_layout *L, const float *P, float *Gp, const float *dy, float *dx) {
@@ -446,7 +446,7 @@ int unet_backward(unet_run *R, const unet_layout *L, const float *P, float *Gp, 
         switch (op->kind) {
         case UOP_CONV: {
             conv2d_dims d = conv_dims(B, L->tensors[op->in].c, h, w, L->tensors[op->out].c, op->k, op->stride);
-            conv2d_backward(din, Gp + op->p.w, Gp + op->p.b, dout, in, P + op->p.w, &d, R->scratch);
+            NN_TIMED(NN_PROF_CONV, conv2d_backward(din, Gp + op->p.w, Gp + op->p.b, dout, in, P + op->p.w, &d, R->scratch));
             break;
         }
         case UOP_RES: res_backward(R, L, P, Gp, op, din, dout); break;
@@ -458,8 +458,8 @@ int unet_backward(unet_run *R, const unet_layout *L, const float *P, float *Gp, 
         case UOP_UPSAMPLE: upsample2x_backward(din, dout, B, L->tensors[op->in].c, h, w); break;
         case UOP_GNSILU: {
             const float *c = R->act + R->cacheoff[i];
-            groupnorm_backward(din, Gp + op->p.w, Gp + op->p.b, dout, in, c, c + align_up((size_t)B * L->cfg.groups),
-                               P + op->p.w, P + op->p.b, B, L->tensors[op->in].c, (int)hw, L->cfg.groups, 1);
+            NN_TIMED(NN_PROF_NORM, groupnorm_backward(din, Gp + op->p.w, Gp + op->p.b, dout, in, c, c + align_up((size_t)B * L->cfg.groups),
+                               P + op->p.w, P + op->p.b, B, L->tensors[op->in].c, (int)hw, L->cfg.groups, 1));
             break;
         }
         }
@@ -468,10 +468,10 @@ int unet_backward(unet_run *R, const unet_layout *L, const float *P, float *Gp, 
     float *sin = R->emb, *e1 = R->emb + (size_t)B * E, *s1 = e1 + (size_t)B * E, *emb = s1 + (size_t)B * E;
     float *dsemb = R->demb, *demb = dsemb + (size_t)B * E, *ds1 = demb + (size_t)B * E;
     silu_backward(demb, dsemb, emb, (size_t)B * E);
-    linear_backward(ds1, Gp + L->lin2.w, Gp + L->lin2.b, demb, s1, P + L->lin2.w, B, E, E);
+    NN_TIMED(NN_PROF_LINEAR, linear_backward(ds1, Gp + L->lin2.w, Gp + L->lin2.b, demb, s1, P + L->lin2.w, B, E, E));
     float *de1 = dsemb; /* dsemb is consumed: reuse it for d e1 */
     memset(de1, 0, (size_t)B * E * sizeof(float));
     silu_backward(de1, ds1, e1, (size_t)B * E);
-    linear_backward(NULL, Gp + L->lin1.w, Gp + L->lin1.b, de1, sin, P + L->lin1.w, B, C, E);
+    NN_TIMED(NN_PROF_LINEAR, linear_backward(NULL, Gp + L->lin1.w, Gp + L->lin1.b, de1, sin, P + L->lin1.w, B, C, E));
     return DR_OK;
 }

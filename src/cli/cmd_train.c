@@ -1,0 +1,230 @@
+/* diffrestore train: train a model for one mode, with checkpoints and resume. */
+#include "cli.h"
+#include "progress.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *HELP =
+    "Usage: diffrestore train --mode MODE --data DIR --out CKPT [options]\n"
+    "Train a model on every PNG and JPEG below DIR. The checkpoint CKPT (weights,\n"
+    "EMA, Adam state, step) is written atomically every --checkpoint-every steps\n"
+    "and on Ctrl-C / SIGTERM; --resume continues exactly where it stopped.\n\n"
+    "  -m, --mode MODE          colorize, inpaint or superres\n"
+    "      --data DIR           training images (recursive)\n"
+    "      --val DIR            validation images: val loss every --val-every steps\n"
+    "      --out CKPT           checkpoint file to write\n"
+    "      --resume CKPT        continue from a checkpoint (config, options and\n"
+    "                           random stream come from it)\n"
+    "      --export FILE        at the end, write the EMA weights as F16 safetensors\n"
+    "                           (with --resume and no --steps: export only)\n"
+    "      --config SPEC        U-Net, default base=32,mult=1,2,2,4,res=2,attn=3,groups=8\n"
+    "      --steps N            total steps (default 10000)\n"
+    "      --batch B            batch size (default 16)\n"
+    "      --patch P            crop size (default 64)\n"
+    "      --lr LR              AdamW learning rate (default 2e-4)\n"
+    "      --warmup N           linear warmup steps (default 200)\n"
+    "      --weight-decay W     AdamW weight decay on weights (default 0)\n"
+    "      --clip C             gradient norm clip (default 1, 0 = off)\n"
+    "      --ema D              EMA decay (default 0.999)\n"
+    "      --prediction P       eps or v (default eps)\n"
+    "      --schedule S         cosine or linear (default cosine)\n"
+    "      --target-scale X     x0 = X * target (default: measured from the data)\n"
+    "      --scales A-B         superres scale factors (default 2-4)\n"
+    "      --holes A-B          inpaint hole fraction (default 0.05-0.5)\n"
+    "      --seed S             random seed (default 1)\n"
+    "      --checkpoint-every N (default 250)\n"
+    "      --val-every N        (default 500)\n"
+    "      --log FILE           CSV log (default CKPT.csv)\n"
+    "  -t, --threads N          threads (default: all cores)\n"
+    "  -q, --quiet              no progress line\n"
+    "  -h, --help               this help\n";
+
+static volatile int g_cancel;
+static void on_signal(int sig) {
+    (void)sig;
+    g_cancel = 1;
+}
+
+typedef struct {
+    int quiet;
+} train_ui;
+
+static void on_progress(const dr_train_progress *p, void *user) {
+    train_ui *ui = user;
+    char eta[32];
+    progress_fmt_eta(eta, sizeof eta, (p->steps - p->step) / (p->steps_per_sec > 0 ? p->steps_per_sec : 1e-9));
+    if (p->is_val) {
+        progress_done();
+        fprintf(stderr, "step %d: val loss %.5f (train loss %.5f)\n", p->step, p->val_loss, p->loss_smooth);
+    }
+    if (!ui->quiet)
+        progress_line("step %d/%d  loss %.5f (smoothed %.5f)  lr %.2g  |g| %.3f  %.2f steps/s  ETA %s", p->step,
+                      p->steps, p->loss, p->loss_smooth, p->lr, p->grad_norm, p->steps_per_sec, eta);
+}
+
+static void on_log(const char *msg, void *user) {
+    (void)user;
+    progress_done();
+    fprintf(stderr, "diffrestore train: %s\n", msg);
+}
+
+static int parse_range(const char *s, float *a, float *b) {
+    char *end;
+    *a = strtof(s, &end);
+    if (end == s) return 0;
+    if (*end == '\0') {
+        *b = *a;
+        return 1;
+    }
+    if (*end != '-') return 0;
+    const char *p = end + 1;
+    *b = strtof(p, &end);
+    return end != p && *end == '\0' && *a > 0 && *b >= *a;
+}
+
+static int parse_float(const char *s, float lo, float hi, float *out) {
+    char *end;
+    float v = strtof(s, &end);
+    if (end == s || *end || !(v >= lo && v <= hi)) return 0;
+    *out = v;
+    return 1;
+}
+
+enum {
+    O_DATA = OPT_CMD_BASE, O_VAL, O_OUT, O_RESUME, O_EXPORT, O_CONFIG, O_STEPS, O_BATCH, O_PATCH, O_LR, O_WARMUP,
+    O_WD, O_CLIP, O_EMA, O_PRED, O_SCHED, O_TSCALE, O_SCALES, O_HOLES, O_SEED, O_CKPT_EVERY, O_VAL_EVERY, O_LOG
+};
+
+int cmd_train(int argc, char **argv) {
+    static const struct option longopts[] = {
+        {"mode", required_argument, 0, 'm'}, {"data", required_argument, 0, O_DATA},
+        {"val", required_argument, 0, O_VAL}, {"out", required_argument, 0, O_OUT},
+        {"resume", required_argument, 0, O_RESUME}, {"export", required_argument, 0, O_EXPORT},
+        {"config", required_argument, 0, O_CONFIG}, {"steps", required_argument, 0, O_STEPS},
+        {"batch", required_argument, 0, O_BATCH}, {"patch", required_argument, 0, O_PATCH},
+        {"lr", required_argument, 0, O_LR}, {"warmup", required_argument, 0, O_WARMUP},
+        {"weight-decay", required_argument, 0, O_WD}, {"clip", required_argument, 0, O_CLIP},
+        {"ema", required_argument, 0, O_EMA}, {"prediction", required_argument, 0, O_PRED},
+        {"schedule", required_argument, 0, O_SCHED}, {"target-scale", required_argument, 0, O_TSCALE},
+        {"scales", required_argument, 0, O_SCALES}, {"holes", required_argument, 0, O_HOLES},
+        {"seed", required_argument, 0, O_SEED}, {"checkpoint-every", required_argument, 0, O_CKPT_EVERY},
+        {"val-every", required_argument, 0, O_VAL_EVERY}, {"log", required_argument, 0, O_LOG},
+        CLI_COMMON_LONGOPTS, {0, 0, 0, 0}};
+    const char *C = "train";
+    dr_train_options o;
+    dr_train_options_init(&o);
+    cli_common c;
+    cli_common_init(&c);
+    int steps_given = 0, opt;
+    long long v;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "m:" CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'h': fputs(HELP, stdout); return EXIT_DONE;
+        case 'm':
+            o.mode = dr_mode_from_name(optarg);
+            if (o.mode == DR_MODE_NONE) return cli_usage_error(C, "--mode must be colorize, inpaint or superres, not '%s'", optarg);
+            break;
+        case O_DATA: o.data_dir = optarg; break;
+        case O_VAL: o.val_dir = optarg; break;
+        case O_OUT: o.out_path = optarg; break;
+        case O_RESUME: o.resume_path = optarg; break;
+        case O_EXPORT: o.export_path = optarg; break;
+        case O_LOG: o.log_path = optarg; break;
+        case O_CONFIG:
+            if (dr_unet_config_parse(&o.config, optarg) != DR_OK) return cli_usage_error(C, "%s", dr_last_error());
+            break;
+        case O_STEPS:
+            if (!cli_parse_int(optarg, 0, 100000000, &v)) return cli_usage_error(C, "--steps needs a number, got '%s'", optarg);
+            o.steps = (int)v;
+            steps_given = 1;
+            break;
+        case O_BATCH:
+            if (!cli_parse_int(optarg, 1, 1024, &v)) return cli_usage_error(C, "--batch needs 1..1024, got '%s'", optarg);
+            o.batch = (int)v;
+            break;
+        case O_PATCH:
+            if (!cli_parse_int(optarg, 8, 1024, &v)) return cli_usage_error(C, "--patch needs 8..1024, got '%s'", optarg);
+            o.patch = (int)v;
+            break;
+        case O_SEED:
+            if (!cli_parse_int(optarg, 0, (long long)(~0ULL >> 1), &v)) return cli_usage_error(C, "--seed needs a number");
+            o.seed = (uint64_t)v;
+            break;
+        case O_CKPT_EVERY:
+            if (!cli_parse_int(optarg, 1, 100000000, &v)) return cli_usage_error(C, "--checkpoint-every needs a positive number");
+            o.checkpoint_every = (int)v;
+            break;
+        case O_VAL_EVERY:
+            if (!cli_parse_int(optarg, 1, 100000000, &v)) return cli_usage_error(C, "--val-every needs a positive number");
+            o.val_every = (int)v;
+            break;
+        case O_LR: if (!parse_float(optarg, 0, 1, &o.lr)) return cli_usage_error(C, "--lr needs 0..1"); break;
+        case O_WARMUP: if (!parse_float(optarg, 0, 1e8f, &o.warmup_steps)) return cli_usage_error(C, "--warmup needs >= 0"); break;
+        case O_WD: if (!parse_float(optarg, 0, 1, &o.weight_decay)) return cli_usage_error(C, "--weight-decay needs 0..1"); break;
+        case O_CLIP: if (!parse_float(optarg, 0, 1e6f, &o.grad_clip)) return cli_usage_error(C, "--clip needs >= 0"); break;
+        case O_EMA: if (!parse_float(optarg, 0, 0.999999f, &o.ema_decay)) return cli_usage_error(C, "--ema needs 0..1"); break;
+        case O_TSCALE: if (!parse_float(optarg, 0.001f, 1000, &o.target_scale)) return cli_usage_error(C, "--target-scale needs 0.001..1000"); break;
+        case O_PRED:
+            if (strcmp(optarg, "eps") && strcmp(optarg, "v")) return cli_usage_error(C, "--prediction must be eps or v");
+            o.predict_v = strcmp(optarg, "v") == 0;
+            break;
+        case O_SCHED:
+            if (strcmp(optarg, "cosine") && strcmp(optarg, "linear")) return cli_usage_error(C, "--schedule must be cosine or linear");
+            o.schedule_linear = strcmp(optarg, "linear") == 0;
+            break;
+        case O_SCALES:
+            if (!parse_range(optarg, &o.scale_min, &o.scale_max) || o.scale_min < 1 || o.scale_max > 8)
+                return cli_usage_error(C, "--scales needs A-B within 1..8, got '%s'", optarg);
+            break;
+        case O_HOLES:
+            if (!parse_range(optarg, &o.hole_min, &o.hole_max) || o.hole_max > 0.95f)
+                return cli_usage_error(C, "--holes needs A-B within 0..0.95, got '%s'", optarg);
+            break;
+        default: {
+            int r = cli_common_option(&c, opt, optarg, C);
+            if (r < 0) return EXIT_USAGE;
+            if (r == 0) return cli_usage_error(C, "unknown option");
+        }
+        }
+    }
+    if (optind < argc) return cli_usage_error(C, "unexpected argument '%s'", argv[optind]);
+    dr_set_threads(c.threads);
+    /* export only: --resume CKPT --export FILE, no --steps */
+    if (o.resume_path && o.export_path && !steps_given && !o.data_dir) {
+        if (dr_train_export(o.resume_path, o.export_path, 1) != DR_OK) {
+            cli_report_error(NULL);
+            return EXIT_FAILED;
+        }
+        if (!c.quiet) fprintf(stderr, "wrote %s\n", o.export_path);
+        return EXIT_DONE;
+    }
+    if (!o.resume_path && o.mode == DR_MODE_NONE) return cli_usage_error(C, "--mode is required");
+    if (!o.data_dir) return cli_usage_error(C, "--data is required");
+    if (!o.out_path) return cli_usage_error(C, "--out is required");
+    if (!steps_given && o.resume_path) o.steps = 0; /* keep the checkpoint's target */
+    train_ui ui = {c.quiet};
+    o.progress = on_progress;
+    o.log = on_log;
+    o.user = &ui;
+    o.cancel = &g_cancel;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int rc = dr_train(&o);
+    progress_done();
+    if (rc == DR_ERR_CANCELLED) {
+        fprintf(stderr, "diffrestore train: %s\n", dr_last_error());
+        return EXIT_FAILED;
+    }
+    if (rc != DR_OK) {
+        cli_report_error("train");
+        return EXIT_FAILED;
+    }
+    if (!c.quiet) fprintf(stderr, "done: %s%s%s\n", o.out_path, o.export_path ? ", " : "", o.export_path ? o.export_path : "");
+    return EXIT_DONE;
+}

@@ -1,0 +1,245 @@
+#include "train/checkpoint.h"
+
+#include "common/error.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CKPT_FORMAT "diffrestore-checkpoint"
+
+void train_state_free(train_state *st) {
+    unet_layout_free(&st->L);
+    free(st->params);
+    free(st->grads);
+    free(st->adam_m);
+    free(st->adam_v);
+    free(st->ema);
+    memset(st, 0, sizeof *st);
+}
+
+static int state_alloc(train_state *st) {
+    DR_TRY(unet_layout_build(&st->L, &st->info.cfg));
+    const size_t n = st->L.n_floats;
+    st->params = calloc(n, sizeof(float));
+    st->grads = calloc(n, sizeof(float));
+    st->adam_m = calloc(n, sizeof(float));
+    st->adam_v = calloc(n, sizeof(float));
+    st->ema = calloc(n, sizeof(float));
+    if (!st->params || !st->grads || !st->adam_m || !st->adam_v || !st->ema) {
+        train_state_free(st);
+        return dr_error(DR_ERR_NOMEM, "out of memory for training state (%zu parameters)", n);
+    }
+    return DR_OK;
+}
+
+int train_state_new(train_state *st, const dr_train_options *o) {
+    memset(st, 0, sizeof *st);
+    st->opt = *o;
+    int in = 0, out = 0;
+    DR_TRY(dr_mode_channels(o->mode, &in, &out));
+    dr_unet_config cfg = o->config;
+    cfg.in_channels = in;
+    cfg.out_channels = out;
+    dr_model_info_defaults(&st->info, &cfg, o->mode);
+    st->info.predict_v = o->predict_v;
+    st->info.schedule_linear = o->schedule_linear;
+    st->info.target_scale = o->target_scale; /* 0: measured by dr_train */
+    if (o->mode == DR_MODE_SUPERRES) {
+        st->info.scale_min = o->scale_min;
+        st->info.scale_max = o->scale_max;
+    }
+    DR_TRY(state_alloc(st));
+    unet_init_params(&st->L, st->params, o->seed);
+    for (int i = 0; i < st->L.n_params; i++) {
+        const unet_param *p = &st->L.params[i];
+        if (strstr(p->name, ".conv2.") || strstr(p->name, ".proj.") || strncmp(p->name, "out_conv.", 9) == 0)
+            memset(st->params + p->offset, 0, p->numel * sizeof(float));
+    }
+    memcpy(st->ema, st->params, st->L.n_floats * sizeof(float));
+    return DR_OK;
+}
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static uint64_t state_checksum(const float *const arrays[4], size_t n, int step) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (int k = 0; k < 4; k++) h = fnv1a(h, arrays[k], n * sizeof(float));
+    return fnv1a(h, &step, sizeof step);
+}
+
+int checkpoint_save(const train_state *st, const char *path) {
+    dr_tensor_file tf = {0};
+    const size_t n = st->L.n_floats;
+    const int64_t shape[1] = {(int64_t)n};
+    const float *arrays[4] = {st->params, st->ema, st->adam_m, st->adam_v};
+    static const char *names[4] = {"params", "ema", "adam_m", "adam_v"};
+    const dr_train_options *o = &st->opt;
+    char buf[128];
+    int rc = dr_model_meta_from_config(&tf, &st->info);
+    for (int k = 0; rc == DR_OK && k < 4; k++) rc = dr_tensor_file_add(&tf, names[k], 1, shape, arrays[k]);
+#define SET(key, fmt, val) \
+    if (rc == DR_OK) { snprintf(buf, sizeof buf, fmt, val); rc = dr_tensor_file_set_meta(&tf, key, buf); }
+    SET("format", "%s", CKPT_FORMAT);
+    SET("step", "%d", st->step);
+    SET("steps", "%d", o->steps);
+    SET("loss_smooth", "%.9g", st->loss_smooth);
+    SET("data_hash", "%016" PRIx64, st->data_hash);
+    SET("checksum", "%016" PRIx64, state_checksum(arrays, n, st->step));
+    SET("batch", "%d", o->batch);
+    SET("patch", "%d", o->patch);
+    SET("lr", "%.9g", o->lr);
+    SET("warmup_steps", "%.9g", o->warmup_steps);
+    SET("weight_decay", "%.9g", o->weight_decay);
+    SET("grad_clip", "%.9g", o->grad_clip);
+    SET("ema_decay", "%.9g", o->ema_decay);
+    SET("seed", "%" PRIu64, o->seed);
+    SET("hole_min", "%.9g", o->hole_min);
+    SET("hole_max", "%.9g", o->hole_max);
+    SET("val_batches", "%d", o->val_batches);
+#undef SET
+    if (rc == DR_OK) rc = dr_tensor_file_write(path, &tf, 0);
+    dr_tensor_file_free(&tf);
+    return rc;
+}
+
+static int meta_num(const dr_tensor_file *tf, const char *path, const char *key, double *out) {
+    const char *v = dr_tensor_file_meta(tf, key);
+    char *end;
+    if (!v || !*v) return dr_error(DR_ERR_FORMAT, "%s: checkpoint metadata '%s' is missing", path, key);
+    *out = strtod(v, &end);
+    if (*end) return dr_error(DR_ERR_FORMAT, "%s: checkpoint metadata '%s' = '%s' is not a number", path, key, v);
+    return DR_OK;
+}
+
+static int meta_hex(const dr_tensor_file *tf, const char *path, const char *key, uint64_t *out) {
+    const char *v = dr_tensor_file_meta(tf, key);
+    char *end;
+    if (!v || !*v) return dr_error(DR_ERR_FORMAT, "%s: checkpoint metadata '%s' is missing", path, key);
+    *out = strtoull(v, &end, 16);
+    if (*end) return dr_error(DR_ERR_FORMAT, "%s: checkpoint metadata '%s' is not hex", path, key);
+    return DR_OK;
+}
+
+int checkpoint_load(train_state *st, const char *path) {
+    memset(st, 0, sizeof *st);
+    dr_tensor_file tf;
+    DR_TRY(dr_tensor_file_read(path, &tf));
+    int rc = DR_OK;
+    const char *fmt = dr_tensor_file_meta(&tf, "format");
+    if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0) {
+        rc = dr_error(DR_ERR_FORMAT, "%s: not a diffrestore training checkpoint (format '%s')", path, fmt ? fmt : "");
+        goto fail;
+    }
+    /* The model part of the metadata is a weights file's: parse it as one. */
+    if ((rc = dr_tensor_file_set_meta(&tf, "format", "diffrestore-unet")) != DR_OK) goto fail;
+    if ((rc = dr_model_config_from_meta(&tf, path, &st->info)) != DR_OK) goto fail;
+    if ((rc = state_alloc(st)) != DR_OK) goto fail;
+    static const char *names[4] = {"params", "ema", "adam_m", "adam_v"};
+    float *dst[4] = {st->params, st->ema, st->adam_m, st->adam_v};
+    for (int k = 0; k < 4; k++) {
+        const dr_tensor *t = dr_tensor_file_get(&tf, names[k]);
+        if (!t || t->ndim != 1 || (size_t)t->numel != st->L.n_floats) {
+            rc = dr_error(DR_ERR_FORMAT, "%s: tensor '%s' is missing or has the wrong size for the config", path,
+                          names[k]);
+            goto fail;
+        }
+        memcpy(dst[k], t->data, st->L.n_floats * sizeof(float));
+    }
+    if (tf.n_tensors != 4) {
+        rc = dr_error(DR_ERR_FORMAT, "%s: %d tensors, a checkpoint has 4", path, tf.n_tensors);
+        goto fail;
+    }
+    double v;
+    dr_train_options_init(&st->opt);
+    st->opt.mode = st->info.mode;
+    st->opt.config = st->info.cfg;
+#define NUM(key, field, type) \
+    if ((rc = meta_num(&tf, path, key, &v)) != DR_OK) goto fail; \
+    st->opt.field = (type)v;
+    NUM("steps", steps, int);
+    NUM("batch", batch, int);
+    NUM("patch", patch, int);
+    NUM("lr", lr, float);
+    NUM("warmup_steps", warmup_steps, float);
+    NUM("weight_decay", weight_decay, float);
+    NUM("grad_clip", grad_clip, float);
+    NUM("ema_decay", ema_decay, float);
+    NUM("hole_min", hole_min, float);
+    NUM("hole_max", hole_max, float);
+    NUM("val_batches", val_batches, int);
+#undef NUM
+    st->opt.scale_min = st->info.scale_min;
+    st->opt.scale_max = st->info.scale_max;
+    st->opt.predict_v = st->info.predict_v;
+    st->opt.schedule_linear = st->info.schedule_linear;
+    st->opt.target_scale = st->info.target_scale;
+    if ((rc = meta_num(&tf, path, "step", &v)) != DR_OK) goto fail;
+    st->step = (int)v;
+    if ((rc = meta_num(&tf, path, "loss_smooth", &v)) != DR_OK) goto fail;
+    st->loss_smooth = v;
+    {
+        const char *sv = dr_tensor_file_meta(&tf, "seed");
+        if (!sv) {
+            rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint metadata 'seed' is missing", path);
+            goto fail;
+        }
+        st->opt.seed = strtoull(sv, NULL, 10);
+    }
+    uint64_t sum;
+    if ((rc = meta_hex(&tf, path, "data_hash", &st->data_hash)) != DR_OK) goto fail;
+    if ((rc = meta_hex(&tf, path, "checksum", &sum)) != DR_OK) goto fail;
+    const float *arrays[4] = {st->params, st->ema, st->adam_m, st->adam_v};
+    if (sum != state_checksum(arrays, st->L.n_floats, st->step)) {
+        rc = dr_error(DR_ERR_FORMAT, "%s: checksum mismatch: the checkpoint is damaged", path);
+        goto fail;
+    }
+    if (st->opt.batch < 1 || st->opt.patch < 8 || st->step < 0) {
+        rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint options out of range", path);
+        goto fail;
+    }
+    dr_tensor_file_free(&tf);
+    return DR_OK;
+fail:
+    dr_tensor_file_free(&tf);
+    train_state_free(st);
+    return rc;
+}
+
+int checkpoint_export(const train_state *st, const char *path, int f16) {
+    dr_tensor_file tf = {0};
+    char buf[512];
+    int rc = dr_model_meta_from_config(&tf, &st->info);
+    for (int i = 0; rc == DR_OK && i < st->L.n_params; i++) {
+        const unet_param *p = &st->L.params[i];
+        int64_t shape[4];
+        for (int d = 0; d < p->ndim; d++) shape[d] = p->shape[d];
+        rc = dr_tensor_file_add(&tf, p->name, p->ndim, shape, st->ema + p->offset);
+    }
+    if (rc == DR_OK) {
+        snprintf(buf, sizeof buf, "%d", st->step);
+        rc = dr_tensor_file_set_meta(&tf, "train_steps", buf);
+    }
+    if (rc == DR_OK) {
+        snprintf(buf, sizeof buf, "%s (data hash %016" PRIx64 "), batch %d, patch %d, lr %g, EMA %g, seed %" PRIu64,
+                 st->opt.data_dir ? st->opt.data_dir : "training data", st->data_hash, st->opt.batch, st->opt.patch,
+                 st->opt.lr, st->opt.ema_decay, st->opt.seed);
+        rc = dr_tensor_file_set_meta(&tf, "train_data", buf);
+    }
+    if (rc == DR_OK) {
+        time_t now = time(NULL);
+        struct tm tmv;
+        gmtime_r(&now, &tmv);
+        strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+        rc = dr_tensor_file_set_meta(&tf, "created", buf);
+    }
+    if (rc == DR_OK) rc = dr_tensor_file_write(path, &tf, f16);
+    dr_tensor_file_free(&tf);
+    return rc;
+}

@@ -1,0 +1,34 @@
+/* checkpoint.h - the training state and its file.
+ *
+ * A checkpoint is a safetensors file (format "diffrestore-checkpoint") with
+ * four 1-D F32 tensors - params, ema, adam_m, adam_v - and metadata holding
+ * the model config, the step, the options that shape the random stream, the
+ * data's hash and a checksum over the tensors and step, so a damaged file is
+ * refused rather than resumed. Writes are atomic (temp file + rename). */
+#ifndef DR_TRAIN_CHECKPOINT_H
+#define DR_TRAIN_CHECKPOINT_H
+
+#include "api/model_internal.h"
+
+typedef struct {
+    dr_train_options opt; /* string fields are the caller's; not saved */
+    dr_model_info info;
+    unet_layout L;
+    float *params, *grads, *adam_m, *adam_v, *ema; /* L.n_floats each */
+    int step;
+    double loss_smooth;
+    uint64_t data_hash;
+} train_state;
+
+/* A fresh state: ADM-style init (the last conv of every residual branch and
+ * the output conv start at zero, so the network starts as an identity-ish map
+ * and the loss starts at the target's variance). */
+int train_state_new(train_state *st, const dr_train_options *o);
+void train_state_free(train_state *st);
+
+int checkpoint_save(const train_state *st, const char *path);
+int checkpoint_load(train_state *st, const char *path);
+/* The EMA weights as a model file with full metadata. */
+int checkpoint_export(const train_state *st, const char *path, int f16);
+
+#endif

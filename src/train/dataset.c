@@ -1,0 +1,176 @@
+#include "train/dataset.h"
+
+#include "common/error.h"
+#include "diffrestore.h"
+#include "modes/imgproc.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct {
+    char **v;
+    int n, cap;
+} strvec;
+
+static int strvec_push(strvec *s, const char *x) {
+    if (s->n == s->cap) {
+        int nc = s->cap ? 2 * s->cap : 64;
+        char **nv = realloc(s->v, sizeof(char *) * nc);
+        if (!nv) return 0;
+        s->v = nv;
+        s->cap = nc;
+    }
+    s->v[s->n] = strdup(x);
+    return s->v[s->n++] != NULL;
+}
+
+static int walk(const char *root, const char *rel, strvec *out, int depth) {
+    if (depth > 32) return dr_error(DR_ERR_LIMIT, "%s/%s: directories nested too deep", root, rel);
+    char path[4096];
+    snprintf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel);
+    DIR *d = opendir(path);
+    if (!d) return dr_error(DR_ERR_IO, "%s: cannot open directory", path);
+    struct dirent *e;
+    int rc = DR_OK;
+    while (rc == DR_OK && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue; /* ., .., hidden files and our own temp files */
+        char sub[4096], full[8192];
+        snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
+        snprintf(full, sizeof full, "%s/%s", root, sub);
+        struct stat st;
+        if (stat(full, &st) != 0) continue;
+        if (S_ISDIR(st.st_mode)) rc = walk(root, sub, out, depth + 1);
+        else if (S_ISREG(st.st_mode) && !strvec_push(out, sub)) rc = dr_error(DR_ERR_NOMEM, "out of memory");
+    }
+    closedir(d);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int list_files_recursive(const char *dir, char ***paths, int *n) {
+    strvec s = {0};
+    int rc = walk(dir, "", &s, 0);
+    if (rc != DR_OK) {
+        free_file_list(s.v, s.n);
+        return rc;
+    }
+    qsort(s.v, s.n, sizeof(char *), cmp_str);
+    *paths = s.v;
+    *n = s.n;
+    return DR_OK;
+}
+
+void free_file_list(char **paths, int n) {
+    for (int i = 0; i < n; i++) free(paths[i]);
+    free(paths);
+}
+
+void dataset_free(dataset *ds) {
+    for (int i = 0; i < ds->n; i++) {
+        free(ds->images[i].rgb);
+        free(ds->paths[i]);
+    }
+    free(ds->images);
+    free(ds->paths);
+    memset(ds, 0, sizeof *ds);
+}
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+int dataset_load(dataset *ds, const char *dir, int min_side, void (*log)(const char *, void *), void *user) {
+    memset(ds, 0, sizeof *ds);
+    char **files;
+    int nf;
+    DR_TRY(list_files_recursive(dir, &files, &nf));
+    ds->images = calloc(nf ? nf : 1, sizeof(ds_image));
+    ds->paths = calloc(nf ? nf : 1, sizeof(char *));
+    if (!ds->images || !ds->paths) {
+        free_file_list(files, nf);
+        dataset_free(ds);
+        return dr_error(DR_ERR_NOMEM, "out of memory");
+    }
+    ds->hash = 0xcbf29ce484222325ULL;
+    char msg[8400];
+    for (int i = 0; i < nf; i++) {
+        char full[8192];
+        snprintf(full, sizeof full, "%s/%s", dir, files[i]);
+        dr_image img;
+        if (dr_image_load(full, 0, &img, NULL) != DR_OK) {
+            if (log) {
+                snprintf(msg, sizeof msg, "skipping %s", dr_last_error());
+                log(msg, user);
+            }
+            continue;
+        }
+        if (img.width < min_side || img.height < min_side) {
+            if (log) {
+                snprintf(msg, sizeof msg, "skipping %s: %dx%d is smaller than the %d-pixel patch", full, img.width,
+                         img.height, min_side);
+                log(msg, user);
+            }
+            dr_image_free(&img);
+            continue;
+        }
+        ds_image *d = &ds->images[ds->n];
+        d->w = img.width;
+        d->h = img.height;
+        d->rgb = malloc((size_t)img.width * img.height * 3);
+        if (!d->rgb) {
+            dr_image_free(&img);
+            free_file_list(files, nf);
+            dataset_free(ds);
+            return dr_error(DR_ERR_NOMEM, "out of memory loading %s", full);
+        }
+        const int shift = img.depth == 16 ? 8 : 0, gray = img.channels <= 2;
+        for (size_t p = 0; p < (size_t)img.width * img.height; p++)
+            for (int c = 0; c < 3; c++)
+                d->rgb[p * 3 + c] = (unsigned char)(img.data[p * img.channels + (gray ? 0 : c)] >> shift);
+        dr_image_free(&img);
+        ds->paths[ds->n] = files[i];
+        files[i] = NULL;
+        ds->hash = fnv1a(ds->hash, ds->paths[ds->n], strlen(ds->paths[ds->n]) + 1);
+        ds->hash = fnv1a(ds->hash, &d->w, sizeof d->w);
+        ds->hash = fnv1a(ds->hash, &d->h, sizeof d->h);
+        ds->n++;
+    }
+    free_file_list(files, nf);
+    if (ds->n == 0) {
+        dataset_free(ds);
+        return dr_error(DR_ERR_INVALID, "%s: no usable PNG or JPEG images (at least %dx%d)", dir, min_side, min_side);
+    }
+    return DR_OK;
+}
+
+size_t dataset_crop_tmp(int P) { return (size_t)3 * (4 * P) * (4 * P) + (size_t)3 * P * 4 * P; }
+
+int dataset_random_crop(const dataset *ds, dr_rng *rng, int P, float *out, float *tmp) {
+    const ds_image *im = &ds->images[dr_rng_below(rng, (uint32_t)ds->n)];
+    int smax = im->w < im->h ? im->w : im->h;
+    if (smax > 4 * P) smax = 4 * P;
+    /* zoom: S uniform in log space between P and smax */
+    double u = dr_rng_uniform(rng);
+    int S = (int)(P * pow((double)smax / P, u) + 0.5);
+    if (S < P) S = P;
+    if (S > smax) S = smax;
+    const int x0 = (int)dr_rng_below(rng, (uint32_t)(im->w - S + 1));
+    const int y0 = (int)dr_rng_below(rng, (uint32_t)(im->h - S + 1));
+    const int flip = dr_rng_below(rng, 2);
+    float *src = S == P ? out : tmp; /* [3, S, S] */
+    const size_t ss = (size_t)S * S;
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) {
+            const unsigned char *p = im->rgb + ((size_t)(y0 + y) * im->w + (x0 + (flip ? S - 1 - x : x))) * 3;
+            for (int c = 0; c < 3; c++) src[c * ss + (size_t)y * S + x] = p[c] / 127.5f - 1.0f;
+        }
+    if (S != P) DR_TRY(ip_resize(src, 3, S, S, out, P, P));
+    return DR_OK;
+}

@@ -1,0 +1,37 @@
+/* optim.c - AdamW and the weight EMA over the one-allocation parameter block. */
+#include "train/optim.h"
+
+#include "nn/nn.h"
+
+#include <math.h>
+
+/* AdamW; weight decay only on weights of rank >= 2 (not biases, not norms). */
+void adamw_update(train_state *st, double lr, double clip_scale) {
+    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    const double t = (double)st->step + 1;
+    const double c1 = 1.0 - pow(b1, t), c2 = 1.0 - pow(b2, t);
+    const unet_layout *L = &st->L;
+    for (int p = 0; p < L->n_params; p++) {
+        const unet_param *pr = &L->params[p];
+        const double wd = pr->ndim >= 2 ? st->opt.weight_decay : 0.0;
+        float *w = st->params + pr->offset, *g = st->grads + pr->offset;
+        float *m = st->adam_m + pr->offset, *v = st->adam_v + pr->offset;
+#pragma omp parallel for schedule(static) num_threads(nn_threads())
+        for (size_t i = 0; i < pr->numel; i++) {
+            const double gi = g[i] * clip_scale;
+            m[i] = (float)(b1 * m[i] + (1 - b1) * gi);
+            v[i] = (float)(b2 * v[i] + (1 - b2) * gi * gi);
+            const double upd = (m[i] / c1) / (sqrt(v[i] / c2) + eps);
+            w[i] = (float)(w[i] - lr * (upd + wd * w[i]));
+        }
+    }
+}
+
+void ema_update(train_state *st) {
+    double d = st->opt.ema_decay, warm = (1.0 + st->step) / (10.0 + st->step);
+    if (warm < d) d = warm; /* early on the EMA follows the weights more closely */
+    const size_t n = st->L.n_floats;
+#pragma omp parallel for schedule(static) num_threads(nn_threads())
+    for (size_t i = 0; i < n; i++) st->ema[i] = (float)(d * st->ema[i] + (1 - d) * st->params[i]);
+}
+

@@ -1,0 +1,13 @@
+/* optim.h - the optimizer step and the EMA of the weights. */
+#ifndef DR_TRAIN_OPTIM_H
+#define DR_TRAIN_OPTIM_H
+
+#include "train/checkpoint.h"
+
+/* AdamW (b1 0.9, b2 0.999, eps 1e-8, bias-corrected) on st->params from
+ * st->grads scaled by clip_scale; weight decay only on tensors of rank >= 2. */
+void adamw_update(train_state *st, double lr, double clip_scale);
+/* ema = d ema + (1 - d) params, d = min(ema_decay, (1 + step) / (10 + step)). */
+void ema_update(train_state *st);
+
+#endif

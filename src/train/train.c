@@ -1,0 +1,393 @@
+/*
+ * train.c - `diffrestore train`: L_simple on random crops, AdamW with warmup
+ * and clipping, an EMA of the weights, atomic checkpoints and exact resume.
+ *
+ * Reproducibility: every random draw of step s, sample b comes from its own
+ * stream dr_rng_derive(seed, s, b) (crop, flip, degradation, t, noise), so a
+ * run resumed at step s draws exactly what the uninterrupted run drew, and
+ * samples can be prepared in parallel. The checkpoint holds parameters, EMA,
+ * both Adam moments, the step and the options that shape the stream.
+ *
+ * Memory (llm.c): parameters, gradients, Adam m, Adam v and the EMA are each
+ * one allocation of layout.n_floats.
+ */
+#include "api/model_internal.h"
+#include "common/error.h"
+#include "common/rng.h"
+#include "diffusion/diffusion.h"
+#include "modes/modes.h"
+#include "nn/nn.h"
+#include "train/checkpoint.h"
+#include "train/dataset.h"
+#include "train/optim.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define VAL_SEED_SALT 0x76616c6964617465ULL /* "validate" */
+
+void dr_train_options_init(dr_train_options *o) {
+    memset(o, 0, sizeof *o);
+    dr_unet_config_parse(&o->config, "base=32,mult=1,2,2,4,res=2,attn=3,groups=8");
+    o->steps = 10000;
+    o->batch = 16;
+    o->patch = 64;
+    o->lr = 2e-4f;
+    o->warmup_steps = 200;
+    o->weight_decay = 0.0f;
+    o->grad_clip = 1.0f;
+    o->ema_decay = 0.999f;
+    o->scale_min = 2.0f;
+    o->scale_max = 4.0f;
+    o->hole_min = 0.05f;
+    o->hole_max = 0.5f;
+    o->seed = 1;
+    o->checkpoint_every = 250;
+    o->val_every = 500;
+    o->val_batches = 4;
+}
+
+/* Everything one training step touches, built once. */
+typedef struct {
+    const train_state *st;
+    mode_desc md;
+    mode_train_options mo;
+    int B, P;
+    size_t np;                 /* P * P */
+    float *x_in;               /* [B, in, P, P]: x_t then cond */
+    float *target;             /* [B, out, P, P]: eps or v */
+    float *gen;                /* [B, P * P]: 1 where the loss counts */
+    float *y, *dy;             /* [B, out, P, P] */
+    float *t;                  /* [B] timestep of each sample */
+    float *work;               /* per-sample scratch: crop, example, tmp */
+    size_t work_per_sample;
+    unet_run run;
+} batch_buffers;
+
+static void batch_free(batch_buffers *bb) {
+    free(bb->x_in);
+    free(bb->target);
+    free(bb->gen);
+    free(bb->y);
+    free(bb->dy);
+    free(bb->t);
+    free(bb->work);
+    unet_run_free(&bb->run);
+    memset(bb, 0, sizeof *bb);
+}
+
+static int batch_build(batch_buffers *bb, const train_state *st, int B, int P) {
+    memset(bb, 0, sizeof *bb);
+    bb->st = st;
+    DR_TRY(mode_describe(st->info.mode, &bb->md));
+    mode_train_options_init(&bb->mo);
+    bb->mo.scale_min = st->opt.scale_min;
+    bb->mo.scale_max = st->opt.scale_max;
+    bb->mo.hole_min = st->opt.hole_min;
+    bb->mo.hole_max = st->opt.hole_max;
+    bb->B = B;
+    bb->P = P;
+    bb->np = (size_t)P * P;
+    const int in = st->info.cfg.in_channels, out = st->info.cfg.out_channels;
+    size_t crop_tmp = dataset_crop_tmp(P), ex_tmp = mode_example_tmp(P);
+    bb->work_per_sample = 3 * bb->np + 3 * bb->np + (crop_tmp > ex_tmp ? crop_tmp : ex_tmp);
+    bb->x_in = malloc(sizeof(float) * B * in * bb->np);
+    bb->target = malloc(sizeof(float) * B * out * bb->np);
+    bb->gen = malloc(sizeof(float) * B * bb->np);
+    bb->y = malloc(sizeof(float) * B * out * bb->np);
+    bb->dy = malloc(sizeof(float) * B * out * bb->np);
+    bb->work = malloc(sizeof(float) * B * bb->work_per_sample);
+    bb->t = malloc(sizeof(float) * B);
+    if (!bb->x_in || !bb->target || !bb->gen || !bb->y || !bb->dy || !bb->work || !bb->t) {
+        batch_free(bb);
+        return dr_error(DR_ERR_NOMEM, "out of memory for a batch of %d at %dx%d", B, P, P);
+    }
+    int rc = unet_run_build(&bb->run, &st->L, B, P, P, 1);
+    if (rc != DR_OK) batch_free(bb);
+    return rc;
+}
+
+/* Sample b of a batch: crop, degrade, pick t and noise, build x_t and the
+ * regression target. All draws come from rng (its own stream). */
+static int make_sample(batch_buffers *bb, const dataset *ds, const dr_schedule *sch, dr_rng *rng, int b,
+                       float target_scale) {
+    const train_state *st = bb->st;
+    const int in = st->info.cfg.in_channels, out = st->info.cfg.out_channels;
+    const size_t np = bb->np;
+    float *w = bb->work + (size_t)b * bb->work_per_sample;
+    float *rgb = w, *x0 = w + 3 * np, *tmp = w + 6 * np;
+    float *xin = bb->x_in + (size_t)b * in * np, *tgt = bb->target + (size_t)b * out * np;
+    float *gen = bb->gen + (size_t)b * np;
+    DR_TRY(dataset_random_crop(ds, rng, bb->P, rgb, tmp));
+    /* target -> x0; cond goes straight into its channels of the input */
+    DR_TRY(mode_make_example(st->info.mode, rgb, bb->P, &bb->mo, rng, x0, xin + (size_t)out * np, gen, tmp));
+    const int t = (int)dr_rng_below(rng, (uint32_t)sch->T);
+    const double ab = sch->alpha_bar[t], sa = sqrt(ab), sb = sqrt(1.0 - ab);
+    float *xt = xin;                                               // [out, P, P]
+    for (size_t i = 0; i < (size_t)out * np; i++) {
+        const float e = dr_rng_normal(rng);
+        const float z = x0[i] * target_scale;                      // x0 = target_scale * target
+        const float keep = 1.0f - gen[i % np];                     // inpaint: known pixels stay clean
+        xt[i] = keep > 0.5f ? z : (float)(sa * z + sb * e);
+        tgt[i] = st->info.predict_v ? (float)(sa * e - sb * z) : e;
+    }
+    bb->t[b] = (float)t;
+    return DR_OK;
+}
+
+/* Fill the batch for (seed, step): inputs, targets, and t in bb->t. */
+static int fill_batch(batch_buffers *bb, const dataset *ds, const dr_schedule *sch, uint64_t seed, uint64_t step,
+                      float target_scale) {
+    int rc = DR_OK;
+#pragma omp parallel for schedule(static) num_threads(nn_threads())
+    for (int b = 0; b < bb->B; b++) {
+        dr_rng rng;
+        dr_rng_derive(&rng, seed, step, (uint64_t)b);
+        int r = make_sample(bb, ds, sch, &rng, b, target_scale);
+        if (r != DR_OK) {
+#pragma omp critical
+            rc = r;
+        }
+    }
+    return rc;
+}
+
+/* Loss = mean of (y - target)^2 over generated pixels; dy = d loss / d y. */
+static double loss_and_grad(batch_buffers *bb, int want_grad) {
+    const int out = bb->st->info.cfg.out_channels;
+    const size_t np = bb->np;
+    double sum = 0, count = 0;
+    for (int b = 0; b < bb->B; b++)
+        for (size_t i = 0; i < np; i++) count += bb->gen[(size_t)b * np + i];
+    count *= out;
+    if (count <= 0) count = 1;
+    for (int b = 0; b < bb->B; b++)
+        for (int c = 0; c < out; c++) {
+            const size_t o = ((size_t)b * out + c) * np;
+            for (size_t i = 0; i < np; i++) {
+                const double g = bb->gen[(size_t)b * np + i];
+                const double d = (double)bb->y[o + i] - bb->target[o + i];
+                sum += g * d * d;
+                if (want_grad) bb->dy[o + i] = (float)(2.0 * g * d / count);
+            }
+        }
+    return sum / count;
+}
+
+static double grad_norm(const float *g, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    return sqrt(s);
+}
+
+/* Measure the target's std over a few fixed crops, and set target_scale so
+ * that x0 has std ~0.5 (MODEL.md: 0.5..1), rounded to a power of 2^(1/2). */
+static float measure_target_scale(const train_state *st, const dataset *ds) {
+    batch_buffers bb;
+    if (batch_build(&bb, st, 8, st->opt.patch) != DR_OK) return 1.0f;
+    const int out = st->info.cfg.out_channels;
+    double s = 0, s2 = 0, n = 0;
+    dr_schedule dummy = {0};
+    dr_schedule_build(&dummy, 1000, 0);
+    for (int rep = 0; rep < 8; rep++) {
+        if (fill_batch(&bb, ds, &dummy, st->opt.seed ^ 0x5ca1e, (uint64_t)rep, 1.0f) != DR_OK) break;
+        /* with target_scale 1, x0 of generated pixels = the target: recover it
+         * from the work buffers' example (x0 slot) */
+        for (int b = 0; b < bb.B; b++) {
+            const float *x0 = bb.work + (size_t)b * bb.work_per_sample + 3 * bb.np;
+            for (int c = 0; c < out; c++)
+                for (size_t i = 0; i < bb.np; i++) {
+                    if (bb.gen[(size_t)b * bb.np + i] < 0.5f) continue;
+                    double v = x0[(size_t)c * bb.np + i];
+                    s += v;
+                    s2 += v * v;
+                    n++;
+                }
+        }
+    }
+    dr_schedule_free(&dummy);
+    batch_free(&bb);
+    if (n < 2) return 1.0f;
+    double sd = sqrt(fmax(s2 / n - (s / n) * (s / n), 1e-12));
+    double scale = 0.5 / sd;
+    if (scale < 1.0) scale = 1.0; /* never shrink: RGB already spans -1..1 */
+    return (float)pow(2.0, round(2.0 * log2(scale)) / 2.0);
+}
+
+static double val_loss(train_state *st, batch_buffers *bb, const dataset *val, const dr_schedule *sch) {
+    double sum = 0;
+    for (int i = 0; i < st->opt.val_batches; i++) {
+        if (fill_batch(bb, val, sch, st->opt.seed ^ VAL_SEED_SALT, (uint64_t)i, st->info.target_scale) != DR_OK)
+            return NAN;
+        unet_forward(&bb->run, &st->L, st->ema, bb->x_in, bb->t, bb->y);
+        sum += loss_and_grad(bb, 0);
+    }
+    return sum / st->opt.val_batches;
+}
+
+static void logf_(const dr_train_options *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(const dr_train_options *o, const char *fmt, ...) {
+    if (!o->log) return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    o->log(buf, o->user);
+}
+
+static double now_sec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int dr_train(const dr_train_options *o) {
+    if (!o->out_path) return dr_error(DR_ERR_INVALID, "train: an output checkpoint path is required");
+    if (!o->data_dir && !(o->resume_path && o->steps <= 0))
+        return dr_error(DR_ERR_INVALID, "train: --data is required");
+    if (o->batch < 1 || o->batch > 1024 || o->patch < 8 || o->patch > 1024)
+        return dr_error(DR_ERR_INVALID, "train: batch %d or patch %d out of range", o->batch, o->patch);
+    train_state st;
+    int rc;
+    if (o->resume_path) {
+        rc = checkpoint_load(&st, o->resume_path);
+        if (rc != DR_OK) return rc;
+        st.opt.steps = o->steps > 0 ? o->steps : st.opt.steps;
+        st.opt.cancel = o->cancel;
+        st.opt.progress = o->progress;
+        st.opt.log = o->log;
+        st.opt.user = o->user;
+        st.opt.checkpoint_every = o->checkpoint_every;
+        st.opt.val_every = o->val_every;
+        st.opt.data_dir = o->data_dir;
+        st.opt.val_dir = o->val_dir;
+        st.opt.out_path = o->out_path;
+        st.opt.export_path = o->export_path;
+        st.opt.log_path = o->log_path;
+        logf_(o, "resumed %s at step %d of %d", o->resume_path, st.step, st.opt.steps);
+    } else {
+        rc = train_state_new(&st, o);
+        if (rc != DR_OK) return rc;
+    }
+    const dr_train_options *opt = &st.opt;
+    dataset ds = {0}, val = {0};
+    batch_buffers bb = {0}, vb = {0};
+    dr_schedule sch = {0};
+    FILE *csv = NULL;
+    char csv_path[4200];
+    rc = dr_schedule_build(&sch, st.info.timesteps, st.info.schedule_linear);
+    if (rc != DR_OK) goto done;
+    if (st.step < opt->steps) {
+        rc = dataset_load(&ds, o->data_dir, opt->patch, o->log, o->user);
+        if (rc != DR_OK) goto done;
+        if (st.step > 0 && st.data_hash != ds.hash) {
+            rc = dr_error(DR_ERR_INVALID, "%s: the checkpoint was trained on different data than %s (file list differs)",
+                          o->resume_path, o->data_dir);
+            goto done;
+        }
+        st.data_hash = ds.hash;
+        logf_(o, "%d training images from %s", ds.n, o->data_dir);
+        if (o->val_dir && opt->val_every > 0) {
+            rc = dataset_load(&val, o->val_dir, opt->patch, o->log, o->user);
+            if (rc != DR_OK) goto done;
+            logf_(o, "%d validation images from %s", val.n, o->val_dir);
+            rc = batch_build(&vb, &st, opt->batch, opt->patch);
+            if (rc != DR_OK) goto done;
+        }
+        if (st.info.target_scale <= 0) {
+            st.info.target_scale = measure_target_scale(&st, &ds);
+            logf_(o, "target_scale %.4g (measured: x0 std ~0.5)", st.info.target_scale);
+        }
+        rc = batch_build(&bb, &st, opt->batch, opt->patch);
+        if (rc != DR_OK) goto done;
+        snprintf(csv_path, sizeof csv_path, "%s", o->log_path ? o->log_path : "");
+        if (!o->log_path) snprintf(csv_path, sizeof csv_path, "%s.csv", o->out_path);
+        csv = fopen(csv_path, "a");
+        if (!csv) {
+            rc = dr_error(DR_ERR_IO, "%s: cannot open the training log", csv_path);
+            goto done;
+        }
+        if (ftell(csv) == 0) fprintf(csv, "step,loss,loss_smooth,lr,grad_norm,t_mean,seconds,val_loss\n");
+    }
+    double t_last = now_sec(), t_start = t_last;
+    int steps_since = 0, last_ckpt_step = st.step;
+    while (st.step < opt->steps) {
+        if (o->cancel && *o->cancel) {
+            rc = checkpoint_save(&st, o->out_path);
+            if (rc == DR_OK) rc = dr_error(DR_ERR_CANCELLED, "interrupted at step %d; checkpoint %s written", st.step, o->out_path);
+            goto done;
+        }
+        rc = fill_batch(&bb, &ds, &sch, opt->seed, (uint64_t)st.step, st.info.target_scale);
+        if (rc != DR_OK) goto done;
+        unet_forward(&bb.run, &st.L, st.params, bb.x_in, bb.t, bb.y);
+        double loss = loss_and_grad(&bb, 1);
+        if (!isfinite(loss)) {
+            rc = dr_error(DR_ERR_NUMERIC, "loss is %g at step %d: stopped; the last checkpoint (step %d) is kept", loss,
+                          st.step, last_ckpt_step);
+            goto done;
+        }
+        memset(st.grads, 0, st.L.n_floats * sizeof(float));
+        unet_backward(&bb.run, &st.L, st.params, st.grads, bb.dy, NULL);
+        double gn = grad_norm(st.grads, st.L.n_floats);
+        if (!isfinite(gn)) {
+            rc = dr_error(DR_ERR_NUMERIC, "gradient norm is %g at step %d: stopped; the last checkpoint (step %d) is kept",
+                          gn, st.step, last_ckpt_step);
+            goto done;
+        }
+        double lr = opt->lr * fmin(1.0, (st.step + 1.0) / fmax(1.0, opt->warmup_steps));
+        double clip = opt->grad_clip > 0 && gn > opt->grad_clip ? opt->grad_clip / gn : 1.0;
+        adamw_update(&st, lr, clip);
+        ema_update(&st);
+        st.loss_smooth = st.step == 0 || st.loss_smooth <= 0 ? loss : 0.98 * st.loss_smooth + 0.02 * loss;
+        st.step++;
+        steps_since++;
+        double tm = 0;
+        for (int b = 0; b < bb.B; b++) tm += bb.t[b];
+        double now = now_sec();
+        dr_train_progress pr = {st.step, opt->steps, loss, st.loss_smooth, lr, gn, 0, 0, 0};
+        pr.steps_per_sec = steps_since / fmax(now - t_last, 1e-9);
+        double vl = NAN;
+        if (vb.B && opt->val_every > 0 && st.step % opt->val_every == 0) {
+            vl = val_loss(&st, &vb, &val, &sch);
+            pr.val_loss = vl;
+            pr.is_val = 1;
+        }
+        fprintf(csv, "%d,%.6f,%.6f,%.6g,%.4f,%.1f,%.2f,", st.step, loss, st.loss_smooth, lr, gn, tm / bb.B, now - t_start);
+        if (isfinite(vl)) fprintf(csv, "%.6f", vl);
+        fputc('\n', csv);
+        if (o->progress) o->progress(&pr, o->user);
+        if (now - t_last > 30) { /* steps/s over a sliding window */
+            t_last = now;
+            steps_since = 0;
+        }
+        if ((opt->checkpoint_every > 0 && st.step % opt->checkpoint_every == 0) || st.step == opt->steps) {
+            fflush(csv);
+            rc = checkpoint_save(&st, o->out_path);
+            if (rc != DR_OK) goto done;
+            last_ckpt_step = st.step;
+        }
+    }
+    if (o->export_path) rc = checkpoint_export(&st, o->export_path, 1);
+done:
+    if (csv) fclose(csv);
+    batch_free(&bb);
+    batch_free(&vb);
+    dataset_free(&ds);
+    dataset_free(&val);
+    dr_schedule_free(&sch);
+    train_state_free(&st);
+    return rc;
+}
+
+int dr_train_export(const char *checkpoint, const char *out_path, int f16) {
+    train_state st;
+    DR_TRY(checkpoint_load(&st, checkpoint));
+    int rc = checkpoint_export(&st, out_path, f16);
+    train_state_free(&st);
+    return rc;
+}
