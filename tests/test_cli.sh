@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# CLI behaviour: help for every command, usage errors (exit 2 + a hint),
+# failures (exit 1, message naming the file), info and forward.
+# Usage: test_cli.sh path/to/diffrestore SOURCE_DIR
+set -u
+BIN="$1"
+SRC="$2"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+# expect CODE "description" cmd...   (stderr kept in $TMP/err, stdout in $TMP/out)
+expect() {
+  local want="$1" what="$2"
+  shift 2
+  "$@" >"$TMP/out" 2>"$TMP/err"
+  local got=$?
+  if [ "$got" -eq "$want" ]; then ok; else bad "$what: exit $got, want $want ($(head -c 300 "$TMP/err"))"; fi
+}
+contains() { # contains FILE STRING description
+  if grep -qF -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(head -c 300 "$1")"; fi
+}
+
+# --- top level
+expect 0 "--help" "$BIN" --help
+contains "$TMP/out" "Commands:" "--help lists commands"
+expect 0 "--version" "$BIN" --version
+contains "$TMP/out" "diffrestore " "--version prints a version"
+expect 2 "no command" "$BIN"
+expect 2 "unknown command" "$BIN" frobnicate
+contains "$TMP/err" "Try 'diffrestore --help'" "unknown command hint"
+
+# --- every listed command has --help, and rejects an unknown option with exit 2
+cmds=$("$BIN" --help | awk '/^Commands:/{f=1;next} f&&/^  [a-z]/{print $1} /^$/{if(f)exit}')
+[ -n "$cmds" ] && ok || bad "no commands parsed from --help"
+for c in $cmds; do
+  expect 0 "$c --help" "$BIN" "$c" --help
+  contains "$TMP/out" "Usage: diffrestore $c" "$c --help usage line"
+  expect 2 "$c --bogus" "$BIN" "$c" --bogus-option
+  contains "$TMP/err" "diffrestore $c --help" "$c usage hint"
+done
+
+# --- info
+W="$SRC/tests/data/ref_tiny.weights.safetensors"
+expect 0 "info weights" "$BIN" info "$W"
+contains "$TMP/out" "mode = inpaint" "info shows metadata"
+contains "$TMP/out" "128 tensors" "info shows tensor count"
+expect 2 "info without file" "$BIN" info
+printf 'hello' >"$TMP/text.png"
+expect 1 "info on text named .png" "$BIN" info "$TMP/text.png"
+contains "$TMP/err" "text.png" "error names the file"
+expect 1 "info on missing file" "$BIN" info "$TMP/nope.png"
+contains "$TMP/err" "nope.png" "missing file named"
+expect 2 "threads not a number" "$BIN" info --threads abc "$W"
+
+# --- forward: reproduces the PyTorch dump through the CLI
+IO="$SRC/tests/data/ref_tiny.io.safetensors"
+expect 0 "forward" "$BIN" forward -q -w "$W" "$IO" "$TMP/y.safetensors"
+[ -s "$TMP/y.safetensors" ] && ok || bad "forward wrote nothing"
+expect 0 "info on forward output" "$BIN" info "$TMP/y.safetensors"
+contains "$TMP/out" "1 tensors" "forward output has y"
+expect 2 "forward without weights" "$BIN" forward "$IO" "$TMP/y2.safetensors"
+expect 1 "forward with bad weights" "$BIN" forward -w "$IO" "$IO" "$TMP/y3.safetensors"
+contains "$TMP/err" "ref_tiny.io.safetensors" "bad weights named"
+[ ! -e "$TMP/y3.safetensors" ] && ok || bad "failed forward left an output"
+expect 2 "forward onto its input" "$BIN" forward -w "$W" "$IO" "$IO"
+
+echo "test_cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
