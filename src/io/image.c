@@ -1,0 +1,242 @@
+/* Image objects, format detection, and the load/probe/save entry points that
+ * dispatch to png_io.c and jpeg_io.c. */
+#include "io/image_internal.h"
+
+#include "common/error.h"
+#include "common/fileio.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ------------------------------------------------------------------ objects */
+
+/* Number of samples of a w x h x c image, or 0 if that would not fit in a
+ * size_t as uint16 samples (the caller turns 0 into an error). */
+static size_t sample_count(int width, int height, int channels) {
+    size_t w = (size_t)width, h = (size_t)height, c = (size_t)channels;
+    if (w == 0 || h == 0 || c == 0) return 0;
+    if (w > SIZE_MAX / h) return 0;
+    size_t px = w * h;
+    if (px > SIZE_MAX / c / sizeof(uint16_t)) return 0;
+    return px * c;
+}
+
+int dr_image_alloc(dr_image *img, int width, int height, int channels, int depth) {
+    if (!img) return dr_error(DR_ERR_INVALID, "dr_image_alloc: img is NULL");
+    memset(img, 0, sizeof *img);
+    if (width <= 0 || height <= 0)
+        return dr_error(DR_ERR_INVALID, "dr_image_alloc: invalid size %dx%d", width, height);
+    if (channels < 1 || channels > 4)
+        return dr_error(DR_ERR_INVALID, "dr_image_alloc: invalid channel count %d", channels);
+    if (depth != 8 && depth != 16)
+        return dr_error(DR_ERR_INVALID, "dr_image_alloc: invalid depth %d (8 or 16)", depth);
+    size_t n = sample_count(width, height, channels);
+    if (n == 0)
+        return dr_error(DR_ERR_LIMIT, "dr_image_alloc: %dx%dx%d image is too large for memory",
+                        width, height, channels);
+    uint16_t *data = calloc(n, sizeof *data);
+    if (!data)
+        return dr_error(DR_ERR_NOMEM, "dr_image_alloc: out of memory for a %dx%dx%d image",
+                        width, height, channels);
+    img->width = width;
+    img->height = height;
+    img->channels = channels;
+    img->depth = depth;
+    img->data = data;
+    return DR_OK;
+}
+
+void dr_image_free(dr_image *img) {
+    if (!img) return;
+    free(img->data);
+    memset(img, 0, sizeof *img);
+}
+
+int dr_image_validate(const dr_image *img, const char *name) {
+    if (!img) return dr_error(DR_ERR_INVALID, "%s: image is NULL", name);
+    if (img->width <= 0 || img->height <= 0)
+        return dr_error(DR_ERR_INVALID, "%s: invalid image size %dx%d", name, img->width,
+                        img->height);
+    if (img->channels < 1 || img->channels > 4)
+        return dr_error(DR_ERR_INVALID, "%s: invalid channel count %d", name, img->channels);
+    if (img->depth != 8 && img->depth != 16)
+        return dr_error(DR_ERR_INVALID, "%s: invalid depth %d (8 or 16)", name, img->depth);
+    if (sample_count(img->width, img->height, img->channels) == 0)
+        return dr_error(DR_ERR_INVALID, "%s: image size %dx%dx%d overflows", name, img->width,
+                        img->height, img->channels);
+    if (!img->data) return dr_error(DR_ERR_INVALID, "%s: image has no pixel data", name);
+    if (img->depth == 8) {
+        /* Out-of-range 8-bit samples are a caller bug; refuse rather than
+         * silently wrap or clip them in the encoders. */
+        size_t n = sample_count(img->width, img->height, img->channels);
+        for (size_t i = 0; i < n; i++)
+            if (img->data[i] > 255) {
+                size_t px = i / (size_t)img->channels;
+                return dr_error(DR_ERR_INVALID,
+                                "%s: sample value %u at (%zu, %zu) exceeds 255 in an 8-bit image",
+                                name, (unsigned)img->data[i], px % (size_t)img->width,
+                                px / (size_t)img->width);
+            }
+    }
+    return DR_OK;
+}
+
+int dr_image_check_limit(const char *name, int64_t width, int64_t height, int64_t max_pixels) {
+    if (max_pixels <= 0) max_pixels = DR_DEFAULT_MAX_PIXELS;
+    /* Both come from 16/31-bit header fields, so the product cannot overflow;
+     * check anyway so the function is safe for any caller. */
+    if (width <= 0 || height <= 0)
+        return dr_error(DR_ERR_FORMAT, "%s: invalid image size %lldx%lld", name,
+                        (long long)width, (long long)height);
+    if (width > INT32_MAX || height > INT32_MAX || width > max_pixels / height)
+        return dr_error(DR_ERR_LIMIT, "%s: image is %lldx%lld, over the limit of %lld pixels",
+                        name, (long long)width, (long long)height, (long long)max_pixels);
+    return DR_OK;
+}
+
+/* ------------------------------------------------------------------ formats */
+
+dr_format dr_format_detect(const void *head, size_t n) {
+    static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    const unsigned char *p = head;
+    if (!p) return DR_FORMAT_UNKNOWN;
+    if (n >= 8 && memcmp(p, png_sig, 8) == 0) return DR_FORMAT_PNG;
+    /* SOI followed by the first marker's 0xFF. */
+    if (n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) return DR_FORMAT_JPEG;
+    return DR_FORMAT_UNKNOWN;
+}
+
+const char *dr_format_name(dr_format f) {
+    switch (f) {
+    case DR_FORMAT_PNG: return "PNG";
+    case DR_FORMAT_JPEG: return "JPEG";
+    default: return "unknown";
+    }
+}
+
+const char *dr_color_space_name(int cs) {
+    switch (cs) {
+    case DR_CS_GRAY: return "gray";
+    case DR_CS_GRAY_ALPHA: return "gray+alpha";
+    case DR_CS_RGB: return "RGB";
+    case DR_CS_RGBA: return "RGBA";
+    case DR_CS_PALETTE: return "palette";
+    case DR_CS_YCBCR: return "YCbCr";
+    case DR_CS_CMYK: return "CMYK";
+    case DR_CS_YCCK: return "YCCK";
+    default: return "unknown";
+    }
+}
+
+void dr_image_info_describe(const dr_image_info *info, char *buf, size_t size) {
+    if (!buf || size == 0) return;
+    if (!info) {
+        snprintf(buf, size, "no image");
+        return;
+    }
+    const char *scan = info->format == DR_FORMAT_JPEG ? "progressive" : "interlaced";
+    snprintf(buf, size, "%s %dx%d, %d channel%s, %d-bit, %s%s%s", dr_format_name(info->format),
+             info->width, info->height, info->channels, info->channels == 1 ? "" : "s",
+             info->depth, dr_color_space_name(info->color_space), info->interlaced ? ", " : "",
+             info->interlaced ? scan : "");
+}
+
+/* ------------------------------------------------------------------ loading */
+
+static int decode(const void *buf, size_t size, const char *name, int64_t max_pixels,
+                  dr_image *img, dr_image_info *info) {
+    if (size == 0) return dr_error(DR_ERR_FORMAT, "%s: empty file", name);
+    switch (dr_format_detect(buf, size)) {
+    case DR_FORMAT_PNG: return dr_png_decode(buf, size, name, max_pixels, img, info);
+    case DR_FORMAT_JPEG: return dr_jpeg_decode(buf, size, name, max_pixels, img, info);
+    default: return dr_error(DR_ERR_UNSUPPORTED, "%s: not a PNG or JPEG file", name);
+    }
+}
+
+int dr_image_load_memory(const void *buf, size_t size, const char *name, int64_t max_pixels,
+                         dr_image *img, dr_image_info *info) {
+    if (!name) name = "<memory>";
+    if (info) memset(info, 0, sizeof *info);
+    if (!img) return dr_error(DR_ERR_INVALID, "%s: img is NULL", name);
+    memset(img, 0, sizeof *img);
+    if (!buf && size) return dr_error(DR_ERR_INVALID, "%s: buffer is NULL", name);
+    int rc = decode(buf, size, name, max_pixels, img, info);
+    if (rc != DR_OK) {
+        dr_image_free(img); /* decoders already do; keep the contract local */
+        if (info) memset(info, 0, sizeof *info);
+    }
+    return rc;
+}
+
+int dr_image_load(const char *path, int64_t max_pixels, dr_image *img, dr_image_info *info) {
+    if (info) memset(info, 0, sizeof *info);
+    if (img) memset(img, 0, sizeof *img);
+    if (!path) return dr_error(DR_ERR_INVALID, "dr_image_load: path is NULL");
+    if (!img) return dr_error(DR_ERR_INVALID, "%s: img is NULL", path);
+    unsigned char *buf;
+    size_t size;
+    DR_TRY(dr_file_read_all(path, DR_IMAGE_MAX_FILE_SIZE, &buf, &size));
+    int rc = dr_image_load_memory(buf, size, path, max_pixels, img, info);
+    free(buf);
+    return rc;
+}
+
+int dr_image_probe(const char *path, dr_image_info *info) {
+    if (!path) return dr_error(DR_ERR_INVALID, "dr_image_probe: path is NULL");
+    if (!info) return dr_error(DR_ERR_INVALID, "%s: info is NULL", path);
+    memset(info, 0, sizeof *info);
+    /* The whole file is read: a JPEG's SOF can sit behind up to megabytes of
+     * APPn metadata, and the files are bounded by DR_IMAGE_MAX_FILE_SIZE. */
+    unsigned char *buf;
+    size_t size;
+    DR_TRY(dr_file_read_all(path, DR_IMAGE_MAX_FILE_SIZE, &buf, &size));
+    int rc = decode(buf, size, path, 0, NULL, info);
+    free(buf);
+    if (rc != DR_OK) memset(info, 0, sizeof *info);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ saving */
+
+void dr_save_options_init(dr_save_options *o) {
+    if (!o) return;
+    o->jpeg_quality = 92;
+    o->overwrite = 0;
+}
+
+/* The output format from the extension of the file name (not the directory). */
+static dr_format format_from_path(const char *path) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    if (!dot || dot == base) return DR_FORMAT_UNKNOWN; /* "x" or ".png" (a hidden name) */
+    if (strcasecmp(dot, ".png") == 0) return DR_FORMAT_PNG;
+    if (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0) return DR_FORMAT_JPEG;
+    return DR_FORMAT_UNKNOWN;
+}
+
+int dr_image_save(const char *path, const dr_image *img, const dr_save_options *opts) {
+    if (!path || !*path) return dr_error(DR_ERR_INVALID, "dr_image_save: empty output path");
+    dr_save_options o;
+    dr_save_options_init(&o);
+    if (opts) o = *opts;
+    DR_TRY(dr_image_validate(img, path));
+    dr_format fmt = format_from_path(path);
+    if (fmt == DR_FORMAT_UNKNOWN)
+        return dr_error(DR_ERR_INVALID, "%s: unknown output extension, use .png or .jpg", path);
+    if (fmt == DR_FORMAT_JPEG && (o.jpeg_quality < 1 || o.jpeg_quality > 100))
+        return dr_error(DR_ERR_INVALID, "%s: JPEG quality %d is not within 1..100", path,
+                        o.jpeg_quality);
+
+    dr_atomic_file w;
+    DR_TRY(dr_atomic_open(&w, path, o.overwrite));
+    int rc = fmt == DR_FORMAT_PNG ? dr_png_encode(w.fp, path, img)
+                                  : dr_jpeg_encode(w.fp, path, img, o.jpeg_quality);
+    if (rc != DR_OK) {
+        dr_atomic_abort(&w); /* removes the temp file; the message is already set */
+        return rc;
+    }
+    /* commit flushes, fsyncs and closes: late write errors (disk full) surface here. */
+    return dr_atomic_commit(&w, o.overwrite);
+}

@@ -1,0 +1,267 @@
+/* PNG decoding and encoding with libpng 1.6.
+ *
+ * libpng reports errors by calling our error callback, which must not return:
+ * it longjmps back to the setjmp in read_body/write_body. Everything that has
+ * to be released after such a jump (libpng structs, row pointers, the pixel
+ * buffer) lives in a reader/writer struct owned by the *caller* of the
+ * function that calls setjmp, so no local of the setjmp frame is needed after
+ * the jump and nothing needs to be volatile. */
+#include "io/image_internal.h"
+
+#include "common/error.h"
+
+#include <errno.h>
+#include <png.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef struct {
+    char msg[256];  /* libpng's message; copied because it may live on the stack */
+    int truncated;  /* the read callback ran past the end of the data */
+    int io_errno;   /* the write callback failed with this errno */
+} png_errstate;
+
+static void on_png_error(png_structp png, png_const_charp msg) {
+    png_errstate *e = png_get_error_ptr(png);
+    snprintf(e->msg, sizeof e->msg, "%s", msg ? msg : "unknown error");
+    png_longjmp(png, 1);
+}
+
+/* Warnings are for recoverable problems (a bad ancillary chunk CRC, an odd
+ * iCCP profile): the image still decodes correctly, so they are dropped. The
+ * library never prints. */
+static void on_png_warning(png_structp png, png_const_charp msg) {
+    (void)png;
+    (void)msg;
+}
+
+/* libpng spells it "Out of memory" or "Out of Memory"; compare case-blind. */
+static int is_oom(const char *msg) {
+    static const char key[] = "out of memory";
+    for (const char *p = msg; *p; p++)
+        if (strncasecmp(p, key, sizeof key - 1) == 0) return 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ reading */
+
+typedef struct {
+    png_errstate err;
+    const char *name;
+    const unsigned char *buf;
+    size_t size, pos;
+    png_structp png;
+    png_infop info;
+    png_bytep *rows;
+    dr_image img;
+} png_reader;
+
+static void read_from_memory(png_structp png, png_bytep out, size_t n) {
+    png_reader *r = png_get_io_ptr(png);
+    if (n > r->size - r->pos) {
+        r->err.truncated = 1;
+        png_error(png, "truncated PNG data");
+    }
+    memcpy(out, r->buf + r->pos, n);
+    r->pos += n;
+}
+
+static int color_space_of(int color_type) {
+    switch (color_type) {
+    case PNG_COLOR_TYPE_GRAY: return DR_CS_GRAY;
+    case PNG_COLOR_TYPE_GRAY_ALPHA: return DR_CS_GRAY_ALPHA;
+    case PNG_COLOR_TYPE_RGB: return DR_CS_RGB;
+    case PNG_COLOR_TYPE_RGB_ALPHA: return DR_CS_RGBA;
+    case PNG_COLOR_TYPE_PALETTE: return DR_CS_PALETTE;
+    default: return DR_CS_UNKNOWN;
+    }
+}
+
+/* Rows were decoded as bytes into the start of each row's uint16 slot
+ * (stride = width*channels*2 bytes); widen them in place to host uint16. */
+static void widen_rows(dr_image *img) {
+    size_t n = (size_t)img->width * (size_t)img->channels;
+    for (int y = 0; y < img->height; y++) {
+        uint16_t *row = img->data + (size_t)y * n;
+        const unsigned char *b = (const unsigned char *)row;
+        if (img->depth == 16) {
+            /* Big-endian pairs: sample i occupies exactly bytes 2i, 2i+1. */
+            for (size_t i = 0; i < n; i++) row[i] = (uint16_t)(b[2 * i] << 8 | b[2 * i + 1]);
+        } else {
+            /* Backwards, so byte i is read before sample i (bytes 2i, 2i+1)
+             * overwrites it; earlier bytes are never touched. */
+            for (size_t i = n; i-- > 0;) {
+                uint16_t v = b[i];
+                row[i] = v;
+            }
+        }
+    }
+}
+
+static int read_failed(png_reader *r) {
+    if (r->err.truncated) return dr_error(DR_ERR_FORMAT, "%s: truncated PNG data", r->name);
+    if (is_oom(r->err.msg)) return dr_error(DR_ERR_NOMEM, "%s: out of memory decoding PNG", r->name);
+    return dr_error(DR_ERR_FORMAT, "%s: invalid PNG: %s", r->name, r->err.msg);
+}
+
+static int read_body(png_reader *r, int64_t max_pixels, int want_pixels, dr_image_info *info) {
+    if (setjmp(png_jmpbuf(r->png))) return read_failed(r);
+
+    /* Our own pixel limit decides, with a DR_ERR_LIMIT; libpng's default
+     * 1,000,000 per side would otherwise turn big images into a format error. */
+    png_set_user_limits(r->png, 0x7fffffff, 0x7fffffff);
+    png_set_read_fn(r->png, r, read_from_memory);
+    png_read_info(r->png, r->info);
+
+    png_uint_32 w, h;
+    int bit_depth, color_type, interlace;
+    png_get_IHDR(r->png, r->info, &w, &h, &bit_depth, &color_type, &interlace, NULL, NULL);
+
+    /* Palette -> RGB, gray below 8 bits -> 8, tRNS -> a real alpha channel.
+     * 16-bit samples are left big-endian and swapped by widen_rows. */
+    if (color_type == PNG_COLOR_TYPE_PALETTE || bit_depth < 8 ||
+        png_get_valid(r->png, r->info, PNG_INFO_tRNS))
+        png_set_expand(r->png);
+    (void)png_set_interlace_handling(r->png);
+    png_read_update_info(r->png, r->info);
+
+    int channels = png_get_channels(r->png, r->info);
+    int depth = png_get_bit_depth(r->png, r->info);
+    if (channels < 1 || channels > 4 || (depth != 8 && depth != 16))
+        return dr_error(DR_ERR_UNSUPPORTED, "%s: PNG decodes to %d channels of %d bits", r->name,
+                        channels, depth);
+    if (info) {
+        info->format = DR_FORMAT_PNG;
+        info->width = (int)w;
+        info->height = (int)h;
+        info->channels = channels;
+        info->depth = depth;
+        info->interlaced = interlace != PNG_INTERLACE_NONE;
+        info->color_space = color_space_of(color_type);
+    }
+    if (!want_pixels) return DR_OK;
+
+    DR_TRY(dr_image_check_limit(r->name, w, h, max_pixels));
+    size_t row_bytes = (size_t)w * (size_t)channels * (size_t)(depth / 8);
+    if (png_get_rowbytes(r->png, r->info) != row_bytes)
+        return dr_error(DR_ERR_UNSUPPORTED, "%s: unexpected PNG row layout", r->name);
+    int rc = dr_image_alloc(&r->img, (int)w, (int)h, channels, depth);
+    if (rc != DR_OK) return dr_error_prefix(rc, "%s", r->name);
+    r->rows = malloc((size_t)h * sizeof *r->rows);
+    if (!r->rows) return dr_error(DR_ERR_NOMEM, "%s: out of memory", r->name);
+    size_t stride = (size_t)w * (size_t)channels; /* in uint16 samples */
+    for (png_uint_32 y = 0; y < h; y++) r->rows[y] = (png_bytep)(r->img.data + (size_t)y * stride);
+
+    png_read_image(r->png, r->rows);
+    /* Read through IEND: a file cut anywhere, even after the last IDAT, is
+     * refused rather than half-trusted. */
+    png_read_end(r->png, NULL);
+    widen_rows(&r->img);
+    return DR_OK;
+}
+
+int dr_png_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
+                  dr_image *img, dr_image_info *info) {
+    png_reader r;
+    memset(&r, 0, sizeof r);
+    r.name = name;
+    r.buf = buf;
+    r.size = size;
+    r.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &r.err, on_png_error, on_png_warning);
+    if (!r.png) return dr_error(DR_ERR_NOMEM, "%s: cannot create PNG reader", name);
+    r.info = png_create_info_struct(r.png);
+    int rc;
+    if (!r.info)
+        rc = dr_error(DR_ERR_NOMEM, "%s: cannot create PNG reader", name);
+    else
+        rc = read_body(&r, max_pixels, img != NULL, info);
+    png_destroy_read_struct(&r.png, r.info ? &r.info : NULL, NULL);
+    free(r.rows);
+    if (rc == DR_OK && img)
+        *img = r.img;
+    else
+        dr_image_free(&r.img);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ writing */
+
+typedef struct {
+    png_errstate err;
+    FILE *fp;
+    png_structp png;
+    png_infop info;
+    unsigned char *row;
+} png_writer;
+
+static void write_to_file(png_structp png, png_bytep data, size_t n) {
+    png_writer *w = png_get_io_ptr(png);
+    errno = 0;
+    if (fwrite(data, 1, n, w->fp) != n) {
+        w->err.io_errno = errno ? errno : EIO;
+        png_error(png, "write failed");
+    }
+}
+
+static void flush_file(png_structp png) {
+    png_writer *w = png_get_io_ptr(png);
+    errno = 0;
+    if (fflush(w->fp) != 0) {
+        w->err.io_errno = errno ? errno : EIO;
+        png_error(png, "write failed");
+    }
+}
+
+static int write_body(png_writer *w, const char *path, const dr_image *img) {
+    if (setjmp(png_jmpbuf(w->png))) {
+        if (w->err.io_errno)
+            return dr_error(DR_ERR_IO, "%s: write failed: %s", path, strerror(w->err.io_errno));
+        if (is_oom(w->err.msg)) return dr_error(DR_ERR_NOMEM, "%s: out of memory writing PNG", path);
+        return dr_error(DR_ERR_INVALID, "%s: cannot encode PNG: %s", path, w->err.msg);
+    }
+    static const int types[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA,
+                                 PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGB_ALPHA};
+    png_set_user_limits(w->png, 0x7fffffff, 0x7fffffff);
+    png_set_write_fn(w->png, w, write_to_file, flush_file);
+    png_set_IHDR(w->png, w->info, (png_uint_32)img->width, (png_uint_32)img->height, img->depth,
+                 types[img->channels], PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(w->png, w->info);
+
+    size_t n = (size_t)img->width * (size_t)img->channels;
+    w->row = malloc(n * (size_t)(img->depth / 8));
+    if (!w->row) return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
+    for (int y = 0; y < img->height; y++) {
+        const uint16_t *src = img->data + (size_t)y * n;
+        if (img->depth == 16) {
+            for (size_t i = 0; i < n; i++) { /* PNG is big-endian */
+                w->row[2 * i] = (unsigned char)(src[i] >> 8);
+                w->row[2 * i + 1] = (unsigned char)(src[i] & 0xff);
+            }
+        } else {
+            for (size_t i = 0; i < n; i++) w->row[i] = (unsigned char)src[i];
+        }
+        png_write_row(w->png, w->row);
+    }
+    png_write_end(w->png, NULL);
+    return DR_OK;
+}
+
+int dr_png_encode(FILE *fp, const char *path, const dr_image *img) {
+    png_writer w;
+    memset(&w, 0, sizeof w);
+    w.fp = fp;
+    w.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &w.err, on_png_error, on_png_warning);
+    if (!w.png) return dr_error(DR_ERR_NOMEM, "%s: cannot create PNG writer", path);
+    w.info = png_create_info_struct(w.png);
+    int rc;
+    if (!w.info)
+        rc = dr_error(DR_ERR_NOMEM, "%s: cannot create PNG writer", path);
+    else
+        rc = write_body(&w, path, img);
+    png_destroy_write_struct(&w.png, w.info ? &w.info : NULL);
+    free(w.row);
+    return rc;
+}
