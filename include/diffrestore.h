@@ -202,6 +202,7 @@ typedef struct {
     double lr, grad_norm; /* learning rate used, gradient norm before clipping */
     double steps_per_sec;
     double val_loss;      /* valid when is_val */
+    double val_x0_mse;    /* error of the implied x0 estimate, target units (eps and v comparable) */
     int is_val;
 } dr_train_progress;
 

@@ -57,7 +57,8 @@ static void on_progress(const dr_train_progress *p, void *user) {
     progress_fmt_eta(eta, sizeof eta, (p->steps - p->step) / (p->steps_per_sec > 0 ? p->steps_per_sec : 1e-9));
     if (p->is_val) {
         progress_done();
-        fprintf(stderr, "step %d: val loss %.5f (train loss %.5f)\n", p->step, p->val_loss, p->loss_smooth);
+        fprintf(stderr, "step %d: val loss %.5f, val x0 mse %.5f (train loss %.5f)\n", p->step, p->val_loss,
+                p->val_x0_mse, p->loss_smooth);
     }
     if (!ui->quiet)
         progress_line("step %d/%d  loss %.5f (smoothed %.5f)  lr %.2g  |g| %.3f  %.2f steps/s  ETA %s", p->step,

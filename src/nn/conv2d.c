@@ -14,6 +14,7 @@
  *    channel of dinp, so there is no write conflict).
  */
 #include "nn/nn.h"
+#include "nn/conv2d_direct.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -27,12 +28,27 @@ int conv2d_out_w(const conv2d_dims *d) { return (d->W + 2 * (d->K / 2) - d->K) /
 
 static int is_pointwise(const conv2d_dims *d) { return d->K == 1 && d->stride == 1; }
 
+/* Direct path: packed weights, padded input planes, 1x1 tail buffers. */
+static size_t direct_forward_scratch(const conv2d_dims *d) {
+    return conv_direct_pack_floats(d->Cout, d->Cin, d->K) + conv_direct_pad_floats(d->B, d->Cin, d->H, d->W, d->K) +
+           conv_direct_tail_floats(d->Cin);
+}
+
+/* Direct backward: packed flipped weights, padded dout (B planes), padded
+ * input (B planes), tails, and per-thread dW tap blocks [Cout, Cin]. */
+static size_t direct_backward_scratch(const conv2d_dims *d) {
+    return conv_direct_pack_floats(d->Cin, d->Cout, d->K) + conv_direct_pad_floats(d->B, d->Cout, d->H, d->W, d->K) +
+           conv_direct_pad_floats(d->B, d->Cin, d->H, d->W, d->K) + conv_direct_tail_floats(d->Cout);
+}
+
 size_t conv2d_forward_scratch(const conv2d_dims *d) {
+    if (conv_direct_supported(d)) return direct_forward_scratch(d);
     if (is_pointwise(d)) return 0;
     return (size_t)d->Cin * d->K * d->K * CONV_CHUNK * (size_t)nn_threads();
 }
 
 size_t conv2d_backward_scratch(const conv2d_dims *d) {
+    if (conv_direct_supported(d)) return direct_backward_scratch(d);
     size_t howo = (size_t)conv2d_out_h(d) * conv2d_out_w(d);
     return (size_t)d->Cin * d->K * d->K * howo; /* one col / dcol matrix, reused */
 }
@@ -62,6 +78,14 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
     const int R = d->Cin * d->K * d->K;    // im2col rows
     const int nchunk = (P + CONV_CHUNK - 1) / CONV_CHUNK;
     const int ntask = d->B * nchunk;
+    if (conv_direct_supported(d)) {
+        float *wpk = scratch, *pad = wpk + conv_direct_pack_floats(d->Cout, d->Cin, d->K);
+        float *tail = pad + conv_direct_pad_floats(d->B, d->Cin, d->H, d->W, d->K);
+        conv_direct_pack(wpk, weight, d->Cout, d->Cin, d->K * d->K, 0);
+        if (d->K == 3) conv_direct_pad(pad, inp, d->B, d->Cin, d->H, d->W);
+        conv_direct_run(out, 0, d->K == 3 ? pad : inp, wpk, bias, d->B, d->Cin, d->Cout, d->H, d->W, d->K, tail);
+        return;
+    }
 #pragma omp parallel for schedule(static) num_threads(nn_threads())
     for (int task = 0; task < ntask; task++) {
         const int b = task / nchunk, p0 = (task % nchunk) * CONV_CHUNK;
@@ -89,8 +113,20 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
     }
 }
 
+static void conv2d_backward_direct(float *dinp, float *dweight, const float *dout, const float *inp,
+                                   const float *weight, const conv2d_dims *d, float *scratch);
+static void conv2d_bias_backward(float *dbias, const float *dout, int B, int Cout, int P);
+
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, const conv2d_dims *d, float *scratch) {
+    if (conv_direct_supported(d) && (d->K == 3 || dinp)) {
+        if (dbias) conv2d_bias_backward(dbias, dout, d->B, d->Cout, d->H * d->W);
+        conv2d_backward_direct(dinp, dweight, dout, inp, weight, d, scratch);
+        if (d->K == 3 || !dweight) return;
+        /* a 1x1 dW is a plain GEMM on the raw input: the im2col path below */
+        dinp = NULL;
+        dbias = NULL;
+    }
     const int Ho = conv2d_out_h(d), Wo = conv2d_out_w(d);
     const int P = Ho * Wo, R = d->Cin * d->K * d->K;
     const int K = d->K, pad = K / 2, s = d->stride, H = d->H, W = d->W;
@@ -164,4 +200,40 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
             }
         }
     }
+}
+
+static void conv2d_bias_backward(float *dbias, const float *dout, int B, int Cout, int P) {
+#pragma omp parallel for schedule(static) num_threads(nn_threads())
+    for (int co = 0; co < Cout; co++) { // db[co] += sum_b sum_p dout[b, co, p], in a fixed order
+        double acc = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *g = dout + ((size_t)b * Cout + co) * P;
+            for (int p = 0; p < P; p++) acc += g[p];
+        }
+        dbias[co] += (float)acc;
+    }
+}
+
+/* 3x3 stride 1 (and 1x1 dinp) through the direct kernel:
+ *  - dinp += conv(dout, transposed flipped W), on zero-framed dout planes;
+ *  - dW[co][ci][t] += sum_p dout_flat[co][p] * in_pad[ci][p + off[t]], where
+ *    dout_flat is the padded dout plane read from its first pixel (its border
+ *    columns are the zeros that cancel the flat layout's padding columns);
+ *    see conv_direct_dweight3x3. */
+static void conv2d_backward_direct(float *dinp, float *dweight, const float *dout, const float *inp,
+                                   const float *weight, const conv2d_dims *d, float *scratch) {
+    const int K = d->K, T = K * K, H = d->H, W = d->W, Cin = d->Cin, Cout = d->Cout;
+    float *wpk = scratch;
+    float *dpad = wpk + conv_direct_pack_floats(Cin, Cout, K);
+    float *xpad = dpad + conv_direct_pad_floats(d->B, Cout, H, W, K);
+    float *tail = xpad + conv_direct_pad_floats(d->B, Cin, H, W, K);
+    if (K == 3) conv_direct_pad(dpad, dout, d->B, Cout, H, W);
+    const float *dsrc = K == 3 ? dpad : dout;
+    if (dinp) {
+        conv_direct_pack(wpk, weight, Cin, Cout, T, 1);
+        conv_direct_run(dinp, 1, dsrc, wpk, NULL, d->B, Cout, Cin, H, W, K, tail);
+    }
+    if (!dweight || K != 3) return;
+    conv_direct_pad(xpad, inp, d->B, Cin, H, W);
+    conv_direct_dweight3x3(dweight, dpad, xpad, d->B, Cin, Cout, H, W);
 }

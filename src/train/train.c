@@ -218,14 +218,35 @@ static float measure_target_scale(const train_state *st, const dataset *ds) {
     return (float)pow(2.0, round(2.0 * log2(scale)) / 2.0);
 }
 
-static double val_loss(train_state *st, batch_buffers *bb, const dataset *val, const dr_schedule *sch) {
-    double sum = 0;
+/* Val loss with the EMA weights on fixed crops, t and noise (the same every
+ * time, so the numbers are comparable across steps), plus the error of the
+ * implied x0 estimate in target units (clipped to the valid range as the
+ * samplers do), which compares eps- and v-prediction runs on one scale. */
+static double val_loss(train_state *st, batch_buffers *bb, const dataset *val, const dr_schedule *sch, double *x0_mse) {
+    double sum = 0, xsum = 0, xcount = 0;
+    const int out = st->info.cfg.out_channels;
+    const size_t np = bb->np;
+    const float ts = st->info.target_scale;
     for (int i = 0; i < st->opt.val_batches; i++) {
-        if (fill_batch(bb, val, sch, st->opt.seed ^ VAL_SEED_SALT, (uint64_t)i, st->info.target_scale) != DR_OK)
-            return NAN;
+        if (fill_batch(bb, val, sch, st->opt.seed ^ VAL_SEED_SALT, (uint64_t)i, ts) != DR_OK) return NAN;
         unet_forward(&bb->run, &st->L, st->ema, bb->x_in, bb->t, bb->y);
         sum += loss_and_grad(bb, 0);
+        for (int b = 0; b < bb->B; b++) {
+            const double ab = sch->alpha_bar[(int)bb->t[b]], sa = sqrt(ab), sb = sqrt(1 - ab);
+            const float *x0 = bb->work + (size_t)b * bb->work_per_sample + 3 * np; /* unscaled target */
+            const float *xt = bb->x_in + (size_t)b * st->info.cfg.in_channels * np;
+            const float *y = bb->y + (size_t)b * out * np;
+            for (size_t i2 = 0; i2 < (size_t)out * np; i2++) {
+                if (bb->gen[(size_t)b * np + i2 % np] < 0.5f) continue;
+                double e = st->info.predict_v ? sa * xt[i2] - sb * y[i2] : (xt[i2] - sb * y[i2]) / sa;
+                e /= ts;
+                e = e < -2 ? -2 : e > 2 ? 2 : e; /* every target lies within -2..2 */
+                xsum += (e - x0[i2]) * (e - x0[i2]);
+                xcount++;
+            }
+        }
     }
+    *x0_mse = xsum / (xcount > 0 ? xcount : 1);
     return sum / st->opt.val_batches;
 }
 
@@ -312,7 +333,7 @@ int dr_train(const dr_train_options *o) {
             rc = dr_error(DR_ERR_IO, "%s: cannot open the training log", csv_path);
             goto done;
         }
-        if (ftell(csv) == 0) fprintf(csv, "step,loss,loss_smooth,lr,grad_norm,t_mean,seconds,val_loss\n");
+        if (ftell(csv) == 0) fprintf(csv, "step,loss,loss_smooth,lr,grad_norm,t_mean,seconds,val_loss,val_x0_mse\n");
     }
     double t_last = now_sec(), t_start = t_last;
     int steps_since = 0, last_ckpt_step = st.step;
@@ -349,16 +370,18 @@ int dr_train(const dr_train_options *o) {
         double tm = 0;
         for (int b = 0; b < bb.B; b++) tm += bb.t[b];
         double now = now_sec();
-        dr_train_progress pr = {st.step, opt->steps, loss, st.loss_smooth, lr, gn, 0, 0, 0};
+        dr_train_progress pr = {.step = st.step, .steps = opt->steps, .loss = loss, .loss_smooth = st.loss_smooth, .lr = lr, .grad_norm = gn};
         pr.steps_per_sec = steps_since / fmax(now - t_last, 1e-9);
-        double vl = NAN;
+        double vl = NAN, vx0 = NAN;
         if (vb.B && opt->val_every > 0 && st.step % opt->val_every == 0) {
-            vl = val_loss(&st, &vb, &val, &sch);
+            vl = val_loss(&st, &vb, &val, &sch, &vx0);
             pr.val_loss = vl;
+            pr.val_x0_mse = vx0;
             pr.is_val = 1;
         }
         fprintf(csv, "%d,%.6f,%.6f,%.6g,%.4f,%.1f,%.2f,", st.step, loss, st.loss_smooth, lr, gn, tm / bb.B, now - t_start);
-        if (isfinite(vl)) fprintf(csv, "%.6f", vl);
+        if (isfinite(vl)) fprintf(csv, "%.6f,%.6f", vl, vx0);
+        else fputc(',', csv);
         fputc('\n', csv);
         if (o->progress) o->progress(&pr, o->user);
         if (now - t_last > 30) { /* steps/s over a sliding window */
