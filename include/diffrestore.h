@@ -193,6 +193,51 @@ const char *dr_model_meta(const dr_model *m, const char *key);
 int dr_model_forward(dr_model *m, const float *x, const float *t, int n, int h, int w, float *y);
 
 
+/* ------------------------------------------------------------------ restoring */
+
+typedef enum { DR_SAMPLER_DDPM = 0, DR_SAMPLER_DDIM = 1, DR_SAMPLER_DPMPP_2M = 2 } dr_sampler;
+typedef enum { DR_SPACING_TRAILING = 0, DR_SPACING_LEADING = 1, DR_SPACING_LINSPACE = 2 } dr_spacing;
+
+const char *dr_sampler_name(dr_sampler s);
+int dr_sampler_from_name(const char *name, dr_sampler *out); /* DR_OK or DR_ERR_INVALID */
+
+typedef struct {
+    dr_sampler sampler;
+    int steps;           /* sampler steps */
+    double eta;          /* DDIM only */
+    dr_spacing spacing;
+    uint64_t seed;       /* sample k of a call uses seed + k */
+    /* superres: the output size. Either scale > 0, or out_width / out_height
+     * (one of them 0 keeps the aspect ratio). The factor must lie within the
+     * weights' scale_min..scale_max. */
+    double scale;
+    int out_width, out_height;
+    int tile;            /* max tile side in pixels (0: default); larger images are tiled */
+    int tile_overlap;    /* pixels of overlap between tiles (0: default) */
+    /* progress: called after every sampler step with (step, steps) counted
+     * over all tiles-steps of all samples of the call */
+    void (*progress)(int step, int steps, void *user);
+    void *user;
+    volatile int *cancel; /* raised by the caller: the call returns DR_ERR_CANCELLED */
+} dr_params;
+
+/* Defaults chosen by measurement on the validation set (docs/SAMPLING.md). */
+void dr_params_init(dr_params *p);
+
+/* Restore one image with the model's mode.
+ *  colorize: in is gray or colour (its luma is used); out is RGB (plus alpha if in had it).
+ *  inpaint:  mask is 1-channel (any depth), hole where > half its range; NULL uses
+ *            in's alpha (transparent = hole). Known pixels are copied bit for bit.
+ *  superres: out is in upscaled per p->scale / out_width / out_height.
+ * out receives a newly allocated image of in's depth. */
+int dr_restore(dr_model *m, const dr_image *in, const dr_image *mask, const dr_params *p, dr_image *out);
+
+/* n samples (seeds p->seed .. p->seed + n - 1) into outs[n] (each may be
+ * NULL to skip), and optionally their per-pixel mean (the posterior mean
+ * estimate) and a heat-map of their standard deviation (8-bit RGB). */
+int dr_restore_samples(dr_model *m, const dr_image *in, const dr_image *mask, const dr_params *p, int n,
+                       dr_image *outs, dr_image *mean, dr_image *uncertainty);
+
 /* ------------------------------------------------------------------ training */
 
 typedef struct {

@@ -14,6 +14,7 @@
 #define DR_DIFFUSION_H
 
 #include "common/rng.h"
+#include "diffrestore.h" /* dr_sampler, dr_spacing */
 
 #include <stddef.h>
 
@@ -33,7 +34,6 @@ void dr_q_sample(float *xt, const float *x0, const float *eps, size_t n, double 
 /* v = sqrt(ab) eps - sqrt(1 - ab) x0 (the v-prediction target). */
 void dr_v_target(float *v, const float *x0, const float *eps, size_t n, double alpha_bar);
 
-typedef enum { DR_SPACING_TRAILING = 0, DR_SPACING_LEADING = 1, DR_SPACING_LINSPACE = 2 } dr_spacing;
 /* The `steps` timestep indices a sampler visits, in DESCENDING order, into
  * out[steps]. leading: {0, T/S, 2T/S, ...} (starts at 950 for T=1000, S=20);
  * trailing: round(T - i T/S) - 1 for i = 0..S-1 (starts at T-1);
@@ -50,7 +50,6 @@ typedef struct {
     void *user;
 } dr_denoiser;
 
-typedef enum { DR_SAMPLER_DDPM = 0, DR_SAMPLER_DDIM = 1, DR_SAMPLER_DPMPP_2M = 2 } dr_sampler;
 
 typedef struct {
     dr_sampler sampler;

@@ -1,0 +1,398 @@
+/*
+ * test_restore.c - dr_restore's guarantees (MODEL.md, "Modes"), checked on
+ * random weights because they must hold whatever the weights are:
+ *   colorize: output Y == input Y up to rounding;
+ *   inpaint:  known pixels bit-exact (8/16-bit, mask or alpha);
+ *   superres: downscale(output) == input to within rounding (PSNR >= 40 dB);
+ * plus seeds (bit-identical across runs and thread counts), any image size,
+ * tiling (bounded difference from untiled, no seam energy at tile borders),
+ * samples/mean/uncertainty, and the error paths.
+ */
+#include "diffrestore.h"
+#include "modes/imgproc.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static dr_model *tiny_model(dr_mode mode, const char *spec) {
+    dr_unet_config cfg = {0};
+    dr_model *m = NULL;
+    CHECK(dr_unet_config_parse(&cfg, spec) == DR_OK, "config");
+    int rc = dr_model_new_random(&cfg, mode, 7, &m);
+    CHECK(rc == DR_OK, "new model: %s", dr_last_error());
+    return m;
+}
+
+/* A smooth colourful test image with some texture. */
+static void make_image(dr_image *img, int w, int h, int channels, int depth, int seed) {
+    CHECK(dr_image_alloc(img, w, h, channels, depth) == DR_OK, "alloc");
+    const unsigned maxv = depth == 16 ? 65535 : 255;
+    test_rng r = {(uint64_t)seed};
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < channels; c++) {
+                double v = 0.5 + 0.35 * sin(0.13 * x * (c + 1) + 0.07 * y + seed) + 0.1 * (test_rng_uniform(&r) - 0.5);
+                if (c == 3 || (channels == 2 && c == 1)) v = (x + y) % 5 == 0 ? 0.0 : 1.0; /* alpha */
+                img->data[((size_t)y * w + x) * channels + c] = (uint16_t)lround(fmin(fmax(v, 0), 1) * maxv);
+            }
+}
+
+static double luma(const dr_image *img, size_t i) {
+    const uint16_t *p = img->data + i * img->channels;
+    if (img->channels <= 2) return p[0];
+    return 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+}
+
+static dr_params fast_params(void) {
+    dr_params p;
+    dr_params_init(&p);
+    p.steps = 4;
+    p.seed = 11;
+    return p;
+}
+
+static void test_colorize(void) {
+    dr_model *m = tiny_model(DR_MODE_COLORIZE, "base=8,mult=1,2,res=1,attn=1,groups=2");
+    const int cases[][3] = {{37, 29, 1}, {40, 24, 3}, {33, 17, 4}, {20, 20, 2}};
+    for (int depth = 8; depth <= 16; depth += 8)
+        for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+            dr_image in, out = {0};
+            make_image(&in, cases[k][0], cases[k][1], cases[k][2], depth, (int)k);
+            dr_params p = fast_params();
+            int rc = dr_restore(m, &in, NULL, &p, &out);
+            CHECK(rc == DR_OK, "colorize: %s", dr_last_error());
+            if (rc == DR_OK) {
+                const int has_alpha = in.channels % 2 == 0;
+                CHECK(out.width == in.width && out.height == in.height && out.channels == 3 + has_alpha &&
+                          out.depth == depth,
+                      "colorize output shape %dx%dx%d", out.width, out.height, out.channels);
+                double worst = 0, chroma = 0;
+                for (size_t i = 0; i < (size_t)in.width * in.height; i++) {
+                    worst = fmax(worst, fabs(luma(&out, i) - luma(&in, i)));
+                    chroma += abs((int)out.data[i * out.channels] - (int)out.data[i * out.channels + 2]);
+                    if (has_alpha)
+                        CHECK(out.data[i * out.channels + 3] == in.data[i * in.channels + in.channels - 1], "alpha kept");
+                }
+                /* rounding of three channels moves Y by at most half a level */
+                CHECK(worst <= 0.5 + 1e-6, "colorize %dx%dx%d/%d: max luma diff %.3f levels", in.width, in.height,
+                      in.channels, depth, worst);
+                CHECK(chroma > 0, "colorize produced no colour at all");
+                if (k == 0 && depth == 8) printf("colorize: max luma diff %.3f levels (8-bit)\n", worst);
+            }
+            dr_image_free(&in);
+            dr_image_free(&out);
+        }
+    dr_model_free(m);
+}
+
+static void test_inpaint(void) {
+    dr_model *m = tiny_model(DR_MODE_INPAINT, "base=8,mult=1,2,res=1,attn=,groups=2");
+    for (int depth = 8; depth <= 16; depth += 8)
+        for (int channels = 1; channels <= 4; channels++) {
+            dr_image in, mask, out = {0};
+            make_image(&in, 45, 31, channels, depth, channels);
+            CHECK(dr_image_alloc(&mask, 45, 31, 1, 8) == DR_OK, "mask");
+            for (int y = 0; y < 31; y++)
+                for (int x = 0; x < 45; x++) mask.data[y * 45 + x] = (x > 8 && x < 20 && y > 5) || (x + y) % 11 == 0 ? 255 : 0;
+            dr_params p = fast_params();
+            int rc = dr_restore(m, &in, &mask, &p, &out);
+            CHECK(rc == DR_OK, "inpaint: %s", dr_last_error());
+            if (rc == DR_OK) {
+                CHECK(out.channels == channels && out.depth == depth, "inpaint keeps the layout (%d ch)", out.channels);
+                long diff = 0, hole_changed = 0;
+                for (size_t i = 0; i < (size_t)45 * 31; i++)
+                    for (int c = 0; c < channels; c++) {
+                        const int d = out.data[i * channels + c] != in.data[i * channels + c];
+                        if (mask.data[i]) hole_changed += d;
+                        else diff += d;
+                    }
+                CHECK(diff == 0, "inpaint %d ch/%d-bit: %ld known samples changed", channels, depth, diff);
+                CHECK(hole_changed > 0, "inpaint changed nothing in the hole");
+                if (channels == 3 && depth == 8) printf("inpaint: known-pixel diff %ld samples\n", diff);
+            }
+            dr_image_free(&out);
+            /* the alpha channel as the mask: transparent = hole */
+            if (channels == 2 || channels == 4) {
+                rc = dr_restore(m, &in, NULL, &p, &out);
+                CHECK(rc == DR_OK, "inpaint via alpha: %s", dr_last_error());
+                long diff = 0;
+                const unsigned maxv = depth == 16 ? 65535 : 255;
+                for (size_t i = 0; rc == DR_OK && i < (size_t)45 * 31; i++) {
+                    if (in.data[i * channels + channels - 1] <= maxv / 2) continue;
+                    for (int c = 0; c < channels; c++) diff += out.data[i * channels + c] != in.data[i * channels + c];
+                }
+                CHECK(diff == 0, "inpaint via alpha: %ld known samples changed", diff);
+                dr_image_free(&out);
+            } else {
+                rc = dr_restore(m, &in, NULL, &p, &out);
+                CHECK(rc == DR_ERR_INVALID && strstr(dr_last_error(), "mask"), "no mask, no alpha: %s", dr_last_error());
+            }
+            /* a mask of the wrong size */
+            dr_image bad;
+            CHECK(dr_image_alloc(&bad, 44, 31, 1, 8) == DR_OK, "alloc");
+            rc = dr_restore(m, &in, &bad, &p, &out);
+            CHECK(rc == DR_ERR_INVALID && strstr(dr_last_error(), "44x31") && strstr(dr_last_error(), "45x31"),
+                  "wrong mask size: %s", dr_last_error());
+            dr_image_free(&bad);
+            dr_image_free(&in);
+            dr_image_free(&mask);
+        }
+    dr_model_free(m);
+}
+
+/* PSNR (8-bit scale) of downscale(out) against in, over colour channels. */
+static double consistency_psnr(const dr_image *in, const dr_image *out) {
+    const int cc = in->channels <= 2 ? 1 : 3;
+    const size_t nin = (size_t)in->width * in->height, nout = (size_t)out->width * out->height;
+    float *hr = malloc(sizeof(float) * 3 * nout), *lr = malloc(sizeof(float) * 3 * nin), *ref = malloc(sizeof(float) * 3 * nin);
+    ip_to_planar(out, hr);
+    ip_to_planar(in, ref);
+    ip_resize(hr, cc, out->height, out->width, lr, in->height, in->width);
+    double se = 0;
+    for (size_t i = 0; i < cc * nin; i++) {
+        double d = (lr[i] - ref[i]) * 127.5;
+        se += d * d;
+    }
+    free(hr);
+    free(lr);
+    free(ref);
+    double mse = se / (cc * nin);
+    return mse > 0 ? 10 * log10(255.0 * 255.0 / mse) : 99.0;
+}
+
+static void test_superres(void) {
+    dr_model *m = tiny_model(DR_MODE_SUPERRES, "base=8,mult=1,2,res=1,attn=,groups=2");
+    const double scales[] = {2, 3, 4, 2.5};
+    for (size_t k = 0; k < sizeof scales / sizeof *scales; k++) {
+        dr_image in, out = {0};
+        make_image(&in, 23, 17, k == 1 ? 1 : 3, 8, (int)k);
+        dr_params p = fast_params();
+        p.scale = scales[k];
+        int rc = dr_restore(m, &in, NULL, &p, &out);
+        CHECK(rc == DR_OK, "superres x%g: %s", scales[k], dr_last_error());
+        if (rc == DR_OK) {
+            CHECK(out.width == (int)lround(23 * scales[k]) && out.height == (int)lround(17 * scales[k]),
+                  "superres x%g size %dx%d", scales[k], out.width, out.height);
+            double psnr = consistency_psnr(&in, &out);
+            printf("superres x%g: consistency PSNR %.2f dB\n", scales[k], psnr);
+            CHECK(psnr >= 40.0, "superres x%g: consistency PSNR %.2f dB < 40", scales[k], psnr);
+        }
+        dr_image_free(&out);
+        dr_image_free(&in);
+    }
+    /* width / height keep the aspect ratio; out of range is an error naming it */
+    dr_image in, out = {0};
+    make_image(&in, 20, 10, 4, 8, 3);
+    dr_params p = fast_params();
+    p.out_width = 60;
+    int rc = dr_restore(m, &in, NULL, &p, &out);
+    CHECK(rc == DR_OK && out.width == 60 && out.height == 30 && out.channels == 4, "superres --width: %s", dr_last_error());
+    dr_image_free(&out);
+    p.out_width = 0;
+    p.scale = 6;
+    rc = dr_restore(m, &in, NULL, &p, &out);
+    CHECK(rc == DR_ERR_INVALID && strstr(dr_last_error(), "2 to 4"), "scale out of range: %s", dr_last_error());
+    p.scale = 0;
+    rc = dr_restore(m, &in, NULL, &p, &out);
+    CHECK(rc == DR_ERR_INVALID, "superres without a size accepted");
+    dr_image_free(&in);
+    dr_model_free(m);
+}
+
+static int images_equal(const dr_image *a, const dr_image *b) {
+    return a->width == b->width && a->height == b->height && a->channels == b->channels &&
+           memcmp(a->data, b->data, sizeof(uint16_t) * a->width * a->height * a->channels) == 0;
+}
+
+static void test_seeds(void) {
+    dr_model *m = tiny_model(DR_MODE_COLORIZE, "base=8,mult=1,2,res=1,attn=1,groups=2");
+    dr_image in, a = {0}, b = {0}, c = {0}, d = {0};
+    make_image(&in, 40, 32, 3, 8, 5);
+    dr_params p = fast_params();
+    p.sampler = DR_SAMPLER_DDPM; /* stochastic at every step */
+    p.tile = 16;                 /* several tiles */
+    p.tile_overlap = 8;
+    dr_set_threads(2);
+    CHECK(dr_restore(m, &in, NULL, &p, &a) == DR_OK, "restore");
+    CHECK(dr_restore(m, &in, NULL, &p, &b) == DR_OK, "restore");
+    dr_set_threads(1);
+    CHECK(dr_restore(m, &in, NULL, &p, &c) == DR_OK, "restore");
+    dr_set_threads(2);
+    p.seed++;
+    CHECK(dr_restore(m, &in, NULL, &p, &d) == DR_OK, "restore");
+    CHECK(images_equal(&a, &b), "same seed, two runs: outputs differ");
+    CHECK(images_equal(&a, &c), "same seed, 1 vs 2 threads: outputs differ");
+    CHECK(!images_equal(&a, &d), "different seeds gave the same output");
+    dr_image_free(&a);
+    dr_image_free(&b);
+    dr_image_free(&c);
+    dr_image_free(&d);
+    dr_image_free(&in);
+    dr_model_free(m);
+}
+
+/* Mean |d/dx| + |d/dy| of channel 0 over pixel pairs straddling a column set
+ * vs all other pairs. */
+static void seam_energy(const dr_image *img, const int *cols, int ncols, double *at, double *elsewhere) {
+    double s_at = 0, s_el = 0;
+    long n_at = 0, n_el = 0;
+    for (int y = 0; y < img->height; y++)
+        for (int x = 0; x + 1 < img->width; x++) {
+            double g = fabs((double)img->data[((size_t)y * img->width + x + 1) * img->channels] -
+                            img->data[((size_t)y * img->width + x) * img->channels]);
+            int on = 0;
+            for (int k = 0; k < ncols; k++) on |= x + 1 == cols[k];
+            if (on) s_at += g, n_at++;
+            else s_el += g, n_el++;
+        }
+    *at = s_at / (n_at ? n_at : 1);
+    *elsewhere = s_el / (n_el ? n_el : 1);
+}
+
+static void test_tiling(void) {
+    dr_model *m = tiny_model(DR_MODE_SUPERRES, "base=8,mult=1,2,res=1,attn=,groups=2");
+    dr_image in, whole = {0}, tiled = {0};
+    make_image(&in, 48, 24, 3, 8, 9);
+    dr_params p = fast_params();
+    p.scale = 2; /* canvas 96 x 48 */
+    p.tile = 512;
+    CHECK(dr_restore(m, &in, NULL, &p, &whole) == DR_OK, "untiled: %s", dr_last_error());
+    p.tile = 32;
+    p.tile_overlap = 16;
+    CHECK(dr_restore(m, &in, NULL, &p, &tiled) == DR_OK, "tiled: %s", dr_last_error());
+    if (whole.data && tiled.data) {
+        double mad = 0;
+        size_t n = (size_t)whole.width * whole.height * 3;
+        for (size_t i = 0; i < n; i++) mad += abs((int)whole.data[i] - (int)tiled.data[i]);
+        mad /= n;
+        printf("tiling: mean |tiled - untiled| = %.3f levels\n", mad);
+        CHECK(mad < 8.0, "tiled output differs from untiled by %.2f levels on average", mad);
+        /* tile borders of a 96-wide canvas with 32-pixel tiles, 16 overlap:
+         * origins 0, 16?, ... whatever they are, seams would sit at multiples
+         * of 8 here; compare gradient energy on those columns with the rest */
+        int cols[16], nc = 0;
+        for (int x = 8; x < whole.width; x += 8) cols[nc++] = x;
+        double at, el;
+        seam_energy(&tiled, cols, nc, &at, &el);
+        printf("tiling: gradient energy at possible tile borders %.2f, elsewhere %.2f\n", at, el);
+        CHECK(at <= 1.25 * el + 0.5, "seams: gradient energy at tile borders %.2f vs %.2f elsewhere", at, el);
+        double ca = consistency_psnr(&in, &tiled);
+        CHECK(ca >= 40.0, "tiled superres consistency %.2f dB", ca);
+    }
+    dr_image_free(&whole);
+    dr_image_free(&tiled);
+    dr_image_free(&in);
+    dr_model_free(m);
+}
+
+static void test_samples(void) {
+    dr_model *m = tiny_model(DR_MODE_INPAINT, "base=8,mult=1,2,res=1,attn=,groups=2");
+    dr_image in, mask, outs[3] = {{0}}, mean = {0}, unc = {0};
+    make_image(&in, 24, 24, 3, 8, 2);
+    CHECK(dr_image_alloc(&mask, 24, 24, 1, 8) == DR_OK, "mask");
+    for (int i = 0; i < 24 * 24; i++) mask.data[i] = (i % 24) > 12 ? 255 : 0;
+    dr_params p = fast_params();
+    int rc = dr_restore_samples(m, &in, &mask, &p, 3, outs, &mean, &unc);
+    CHECK(rc == DR_OK, "samples: %s", dr_last_error());
+    if (rc == DR_OK) {
+        CHECK(!images_equal(&outs[0], &outs[1]), "samples 1 and 2 are identical");
+        CHECK(mean.width == 24 && unc.width == 24 && unc.channels == 3 && unc.depth == 8, "mean / uncertainty shape");
+        long known_diff = 0, hot_hole = 0, hot_known = 0;
+        for (int i = 0; i < 24 * 24; i++) {
+            for (int c = 0; c < 3; c++) known_diff += !mask.data[i] && mean.data[i * 3 + c] != in.data[i * 3 + c];
+            if (mask.data[i]) hot_hole += unc.data[i * 3];
+            else hot_known += unc.data[i * 3];
+        }
+        CHECK(known_diff == 0, "mean changed %ld known samples", known_diff);
+        CHECK(hot_known == 0 && hot_hole > 0, "uncertainty: known %ld (want 0), hole %ld (want > 0)", hot_known, hot_hole);
+        /* sample k of the call is the same as a single call with seed + k */
+        dr_image single = {0};
+        p.seed += 1;
+        CHECK(dr_restore(m, &in, &mask, &p, &single) == DR_OK && images_equal(&single, &outs[1]),
+              "sample 2 of a call differs from a call with seed + 1");
+        dr_image_free(&single);
+    }
+    for (int k = 0; k < 3; k++) dr_image_free(&outs[k]);
+    dr_image_free(&mean);
+    dr_image_free(&unc);
+    dr_image_free(&in);
+    dr_image_free(&mask);
+    dr_model_free(m);
+}
+
+static int cancel_at_step(int step, int steps, void *user) {
+    (void)steps;
+    int *flag = user;
+    (void)step;
+    return *flag;
+}
+static void progress_cb(int step, int steps, void *user) {
+    int *calls = user;
+    calls[0]++;
+    calls[1] = step;
+    calls[2] = steps;
+}
+
+static volatile int g_cancel;
+static void cancel_cb(int step, int steps, void *user) {
+    (void)steps;
+    (void)user;
+    if (step >= 2) g_cancel = 1;
+}
+
+static void test_progress_cancel(void) {
+    (void)cancel_at_step;
+    dr_model *m = tiny_model(DR_MODE_COLORIZE, "base=8,mult=1,2,res=1,attn=,groups=2");
+    dr_image in, out = {0};
+    make_image(&in, 16, 16, 1, 8, 1);
+    dr_params p = fast_params();
+    int calls[3] = {0};
+    p.progress = progress_cb;
+    p.user = calls;
+    CHECK(dr_restore(m, &in, NULL, &p, &out) == DR_OK, "restore");
+    CHECK(calls[0] == 4 && calls[1] == 4 && calls[2] == 4, "progress: %d calls, last %d/%d", calls[0], calls[1], calls[2]);
+    dr_image_free(&out);
+    p.progress = cancel_cb;
+    p.cancel = &g_cancel;
+    int rc = dr_restore(m, &in, NULL, &p, &out);
+    CHECK(rc == DR_ERR_CANCELLED && out.data == NULL, "cancel: rc %d", rc);
+    dr_image_free(&in);
+    dr_model_free(m);
+}
+
+/* A large input: peak memory follows the tile, not the image. */
+static void test_large(void) {
+    dr_model *m = tiny_model(DR_MODE_COLORIZE, "base=8,mult=1,2,res=1,attn=,groups=2");
+    dr_image in, out = {0};
+    make_image(&in, 1536, 1024, 1, 8, 4);
+    dr_params p = fast_params();
+    p.steps = 1;
+    p.tile = 128;
+    int rc = dr_restore(m, &in, NULL, &p, &out);
+    CHECK(rc == DR_OK, "large: %s", dr_last_error());
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double mb = ru.ru_maxrss / 1024.0;
+    printf("colorize 1536x1024 (tile 128): peak RSS %.0f MB\n", mb);
+    /* canvas buffers are ~6 x 2 x 1.5M floats = 75 MB; U-Net tiles are small */
+    CHECK(mb < 400, "peak RSS %.0f MB for a 1.5 MP image", mb);
+    dr_image_free(&out);
+    dr_image_free(&in);
+    dr_model_free(m);
+}
+
+int main(void) {
+    test_colorize();
+    test_inpaint();
+    test_superres();
+    test_seeds();
+    test_tiling();
+    test_samples();
+    test_progress_cancel();
+    test_large();
+    return test_summary("test_restore");
+}
