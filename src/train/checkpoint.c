@@ -89,7 +89,7 @@ int checkpoint_save(const train_state *st, const char *path) {
     SET("format", "%s", CKPT_FORMAT);
     SET("step", "%d", st->step);
     SET("steps", "%d", o->steps);
-    SET("loss_smooth", "%.9g", st->loss_smooth);
+    SET("loss_smooth", "%.17g", st->loss_smooth);
     SET("data_hash", "%016" PRIx64, st->data_hash);
     SET("checksum", "%016" PRIx64, state_checksum(arrays, n, st->step));
     SET("batch", "%d", o->batch);

@@ -1,0 +1,260 @@
+/*
+ * test_train.c - dr_train on a tiny generated data set:
+ *  - the loss of a tiny model falls well below its starting value;
+ *  - a run stopped and resumed reaches exactly (bit for bit) the state of an
+ *    uninterrupted run: parameters, EMA, both Adam moments, step;
+ *  - a damaged or truncated checkpoint is refused with a clear error;
+ *  - a diverging run stops on the non-finite loss and keeps its last good
+ *    checkpoint; cancel writes a checkpoint; export writes loadable F16 weights.
+ */
+#include "testutil.h"
+#include "train/checkpoint.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char g_dir[1024], g_data[1100];
+
+static void make_dataset(void) {
+    snprintf(g_dir, sizeof g_dir, "%s", test_tmpdir());
+    snprintf(g_data, sizeof g_data, "%s/data", g_dir);
+    mkdir(g_data, 0755);
+    char sub[1200];
+    snprintf(sub, sizeof sub, "%s/sub", g_data);
+    mkdir(sub, 0755);
+    test_rng r = {99};
+    for (int k = 0; k < 4; k++) {
+        dr_image img;
+        dr_image_alloc(&img, 48 + 8 * k, 40, 3, 8);
+        const double fr = 0.05 + 0.03 * k, ph = test_rng_uniform(&r) * 6;
+        for (int y = 0; y < img.height; y++)
+            for (int x = 0; x < img.width; x++)
+                for (int c = 0; c < 3; c++) {
+                    double v = 0.5 + 0.4 * sin(fr * (x + 2 * y) + ph + c * 1.3);
+                    img.data[((size_t)y * img.width + x) * 3 + c] = (uint16_t)lround(v * 255);
+                }
+        char path[1300];
+        snprintf(path, sizeof path, "%s/%s/img%d.%s", g_data, k % 2 ? "sub" : ".", k, k == 3 ? "jpg" : "png");
+        CHECK(dr_image_save(path, &img, NULL) == DR_OK, "save %s: %s", path, dr_last_error());
+        dr_image_free(&img);
+    }
+    /* a file that is not an image: skipped with a note, not fatal */
+    char path[1300];
+    snprintf(path, sizeof path, "%s/notes.txt", g_data);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs("not an image\n", f);
+        fclose(f);
+    }
+}
+
+static int g_notes;
+static void count_log(const char *msg, void *user) {
+    (void)user;
+    (void)msg;
+    g_notes++;
+}
+
+static dr_train_options base_options(dr_mode mode, const char *out) {
+    dr_train_options o;
+    dr_train_options_init(&o);
+    o.mode = mode;
+    dr_unet_config_parse(&o.config, "base=8,mult=1,2,res=1,attn=1,groups=2");
+    o.data_dir = g_data;
+    o.out_path = out;
+    o.batch = 4;
+    o.patch = 16;
+    o.lr = 2e-3f;
+    o.warmup_steps = 5;
+    o.checkpoint_every = 1000;
+    o.val_every = 0;
+    o.seed = 3;
+    o.log = count_log;
+    return o;
+}
+
+static void path_in(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", g_dir, name); }
+
+static double csv_loss_mean(const char *csv, int from, int to) {
+    FILE *f = fopen(csv, "r");
+    if (!f) return NAN;
+    char line[512];
+    double s = 0;
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        int step;
+        double loss;
+        if (sscanf(line, "%d,%lf", &step, &loss) == 2 && step >= from && step <= to) s += loss, n++;
+    }
+    fclose(f);
+    return n ? s / n : NAN;
+}
+
+static void test_loss_falls(void) {
+    char out[1200], csv[1300];
+    path_in(out, sizeof out, "falls.ckpt");
+    snprintf(csv, sizeof csv, "%s.csv", out);
+    dr_train_options o = base_options(DR_MODE_COLORIZE, out);
+    o.steps = 150;
+    g_notes = 0;
+    int rc = dr_train(&o);
+    CHECK(rc == DR_OK, "train: %s", dr_last_error());
+    CHECK(g_notes >= 1, "the non-image file was not reported");
+    double first = csv_loss_mean(csv, 1, 10), last = csv_loss_mean(csv, 131, 150);
+    printf("loss: steps 1-10 %.4f, steps 131-150 %.4f\n", first, last);
+    CHECK(last < 0.5 * first, "loss did not fall enough: %.4f -> %.4f", first, last);
+}
+
+static int load_state(const char *path, train_state *st) {
+    int rc = checkpoint_load(st, path);
+    CHECK(rc == DR_OK, "load %s: %s", path, dr_last_error());
+    return rc;
+}
+
+static void test_resume_exact(void) {
+    char a[1200], b[1200];
+    path_in(a, sizeof a, "straight.ckpt");
+    path_in(b, sizeof b, "resumed.ckpt");
+    for (int mode = DR_MODE_COLORIZE; mode <= DR_MODE_SUPERRES; mode++) {
+        dr_train_options o = base_options((dr_mode)mode, a);
+        o.steps = 12;
+        o.target_scale = 2.0f;
+        CHECK(dr_train(&o) == DR_OK, "straight run: %s", dr_last_error());
+        dr_train_options p = base_options((dr_mode)mode, b);
+        p.steps = 5;
+        p.target_scale = 2.0f;
+        CHECK(dr_train(&p) == DR_OK, "first half: %s", dr_last_error());
+        dr_train_options q = base_options((dr_mode)mode, b);
+        q.resume_path = b;
+        q.steps = 12;
+        CHECK(dr_train(&q) == DR_OK, "resumed half: %s", dr_last_error());
+        train_state s1, s2;
+        if (load_state(a, &s1) != DR_OK) return;
+        if (load_state(b, &s2) != DR_OK) {
+            train_state_free(&s1);
+            return;
+        }
+        const size_t n = s1.L.n_floats * sizeof(float);
+        CHECK(s1.step == 12 && s2.step == 12, "steps %d %d", s1.step, s2.step);
+        CHECK(memcmp(s1.params, s2.params, n) == 0, "%s: resumed params differ", dr_mode_name((dr_mode)mode));
+        CHECK(memcmp(s1.ema, s2.ema, n) == 0, "%s: resumed EMA differs", dr_mode_name((dr_mode)mode));
+        CHECK(memcmp(s1.adam_m, s2.adam_m, n) == 0 && memcmp(s1.adam_v, s2.adam_v, n) == 0,
+              "%s: resumed Adam state differs", dr_mode_name((dr_mode)mode));
+        CHECK(s1.loss_smooth == s2.loss_smooth, "%s: smoothed loss differs", dr_mode_name((dr_mode)mode));
+        train_state_free(&s1);
+        train_state_free(&s2);
+    }
+}
+
+static void flip_byte(const char *path, long offset_from_end) {
+    FILE *f = fopen(path, "r+b");
+    CHECK(f != NULL, "open %s", path);
+    if (!f) return;
+    fseek(f, -offset_from_end, SEEK_END);
+    int c = fgetc(f);
+    fseek(f, -offset_from_end, SEEK_END);
+    fputc(c ^ 0x10, f);
+    fclose(f);
+}
+
+static void test_bad_checkpoints(void) {
+    char a[1200], cp[1300];
+    path_in(a, sizeof a, "straight.ckpt");
+    snprintf(cp, sizeof cp, "%s.bad", a);
+    train_state st;
+    /* a flipped bit in the tensor data: only the checksum can tell */
+    char cmd[3000];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", a, cp);
+    CHECK(system(cmd) == 0, "copy");
+    flip_byte(cp, 100);
+    int rc = checkpoint_load(&st, cp);
+    CHECK(rc == DR_ERR_FORMAT && strstr(dr_last_error(), "checksum") && strstr(dr_last_error(), cp),
+          "flipped bit: %s", dr_last_error());
+    /* truncated */
+    CHECK(truncate(cp, 4000) == 0, "truncate");
+    rc = checkpoint_load(&st, cp);
+    CHECK(rc != DR_OK && strstr(dr_last_error(), cp), "truncated: %s", dr_last_error());
+    /* a weights file is not a checkpoint */
+    char w[1024];
+    snprintf(w, sizeof w, "%s/ref_tiny.weights.safetensors", DR_TEST_DATA);
+    rc = checkpoint_load(&st, w);
+    CHECK(rc == DR_ERR_FORMAT && strstr(dr_last_error(), "not a diffrestore training checkpoint"), "weights as ckpt: %s",
+          dr_last_error());
+    /* resuming from a damaged checkpoint is refused, and it is left as it was */
+    dr_train_options o = base_options(DR_MODE_COLORIZE, cp);
+    o.resume_path = cp;
+    o.steps = 20;
+    CHECK(dr_train(&o) != DR_OK, "resumed from a damaged checkpoint");
+    struct stat sb;
+    CHECK(stat(cp, &sb) == 0 && sb.st_size == 4000, "the damaged checkpoint was modified");
+}
+
+static void test_divergence_and_cancel(void) {
+    char out[1200];
+    path_in(out, sizeof out, "diverge.ckpt");
+    dr_train_options o = base_options(DR_MODE_SUPERRES, out);
+    o.steps = 4;
+    o.target_scale = 1.0f;
+    CHECK(dr_train(&o) == DR_OK, "good start: %s", dr_last_error());
+    o.resume_path = out;
+    o.steps = 200;
+    o.lr = 1e30f; /* overwritten by the checkpoint's own lr on resume... */
+    train_state st;
+    if (load_state(out, &st) != DR_OK) return;
+    /* poison the weights so the next forward is not finite, and save as a
+     * valid checkpoint: the run must stop and keep that last good file */
+    for (size_t i = 0; i < st.L.n_floats; i++) st.params[i] = 1e30f;
+    char poisoned[1300];
+    snprintf(poisoned, sizeof poisoned, "%s.poison", out);
+    CHECK(checkpoint_save(&st, poisoned) == DR_OK, "save poisoned");
+    train_state_free(&st);
+    o.resume_path = poisoned;
+    o.out_path = poisoned;
+    int rc = dr_train(&o);
+    CHECK(rc == DR_ERR_NUMERIC && strstr(dr_last_error(), "step 4"), "divergence: rc %d %s", rc, dr_last_error());
+    CHECK(checkpoint_load(&st, poisoned) == DR_OK && st.step == 4, "the last good checkpoint is not kept");
+    train_state_free(&st);
+
+    /* cancel before the first step: a checkpoint is written, DR_ERR_CANCELLED */
+    char c2[1300];
+    snprintf(c2, sizeof c2, "%s/cancel.ckpt", g_dir);
+    volatile int flag = 1;
+    dr_train_options q = base_options(DR_MODE_INPAINT, c2);
+    q.steps = 50;
+    q.cancel = &flag;
+    rc = dr_train(&q);
+    CHECK(rc == DR_ERR_CANCELLED, "cancel: rc %d", rc);
+    CHECK(checkpoint_load(&st, c2) == DR_OK && st.step == 0, "cancel did not leave a loadable checkpoint");
+    train_state_free(&st);
+}
+
+static void test_export(void) {
+    char a[1200], w[1300];
+    path_in(a, sizeof a, "falls.ckpt");
+    snprintf(w, sizeof w, "%s/exported.safetensors", g_dir);
+    CHECK(dr_train_export(a, w, 1) == DR_OK, "export: %s", dr_last_error());
+    dr_model *m = NULL;
+    int rc = dr_model_load(w, &m);
+    CHECK(rc == DR_OK, "load export: %s", dr_last_error());
+    if (rc == DR_OK) {
+        CHECK(dr_model_mode(m) == DR_MODE_COLORIZE, "mode");
+        CHECK(dr_model_meta(m, "train_steps") && strcmp(dr_model_meta(m, "train_steps"), "150") == 0, "train_steps");
+        CHECK(dr_model_meta(m, "created") && dr_model_meta(m, "train_data"), "provenance");
+        dr_model_free(m);
+    }
+}
+
+int main(void) {
+    dr_set_threads(2);
+    make_dataset();
+    test_loss_falls();
+    test_resume_exact();
+    test_bad_checkpoints();
+    test_divergence_and_cancel();
+    test_export();
+    return test_summary("test_train");
+}
