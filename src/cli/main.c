@@ -8,6 +8,9 @@
 #include <string.h>
 
 static const cli_command g_commands[] = {
+    {"colorize", "colorize black-and-white photos", cmd_colorize},
+    {"inpaint", "fill holes given by a mask, boxes or the alpha channel", cmd_inpaint},
+    {"superres", "upscale photos by a factor or to a size", cmd_superres},
     {"info", "show an image's format and size, or a weights file's metadata", cmd_info},
     {"train", "train a model for one mode, with checkpoints and resume", cmd_train},
     {"forward", "run one U-Net forward on tensors from a safetensors file", cmd_forward},

@@ -1,0 +1,383 @@
+#!/usr/bin/env bash
+# The restore commands (colorize, inpaint, superres) through the CLI: help,
+# usage errors (exit 2), per-input failures (exit 1, the file named), batches
+# that survive failures, outputs that never replace inputs or existing files,
+# shards, samples/mean/uncertainty, JSON progress, weights discovery, Ctrl-C.
+# Tiny random-init weights and generated images keep it fast (--steps 2).
+# Usage: test_cli_restore.sh path/to/diffrestore path/to/make_tiny_weights SOURCE_DIR
+set -u
+BIN="$1"
+MK="$2"
+SRC="$3"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+unset DIFFRESTORE_WEIGHTS SLURM_ARRAY_TASK_ID SLURM_ARRAY_TASK_COUNT SLURM_ARRAY_TASK_MIN SLURM_ARRAY_TASK_STEP
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+# expect CODE "description" cmd...   (stderr kept in $TMP/err, stdout in $TMP/out)
+expect() {
+  local want="$1" what="$2"
+  shift 2
+  "$@" >"$TMP/out" 2>"$TMP/err"
+  local got=$?
+  if [ "$got" -eq "$want" ]; then ok; else bad "$what: exit $got, want $want ($(head -c 400 "$TMP/err"))"; fi
+}
+contains() { # contains FILE STRING description
+  if grep -qF -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(head -c 400 "$1")"; fi
+}
+lacks() { # lacks FILE STRING description
+  if grep -qF -- "$2" "$1"; then bad "$3: '$2' found in $(head -c 400 "$1")"; else ok; fi
+}
+exists() { if [ -s "$1" ]; then ok; else bad "$2: $1 missing"; fi; }
+absent() { if [ ! -e "$1" ]; then ok; else bad "$2: $1 exists"; fi; }
+same() { if cmp -s "$1" "$2"; then ok; else bad "$3: $1 and $2 differ"; fi; }
+size_is() { # size_is FILE "WxH C D" description
+  local got
+  got=$("$MK" --size "$1" 2>&1)
+  if [ "$got" = "$2" ]; then ok; else bad "$3: $1 is '$got', want '$2'"; fi
+}
+known_equal() { # known_equal IN OUT [MASK] description: max diff of known pixels is 0
+  local got
+  got=$("$MK" --compare "$@" 2>&1 | head -1)
+  if [ "$got" = "0" ]; then ok; else bad "known pixels of $2 differ from $1: $got"; fi
+}
+no_temp_files() { # no_temp_files DIR description: the atomic writer left nothing behind
+  local left
+  left=$(find "$1" -name '*.tmp*' 2>/dev/null | head -3)
+  if [ -z "$left" ]; then ok; else bad "$2: temp files left: $left"; fi
+}
+
+# ------------------------------------------------------------------ fixtures
+W="$TMP/w"
+mkdir -p "$W" "$TMP/img"
+for m in colorize inpaint superres; do
+  "$MK" "$m" "$W/$m.safetensors" || { echo "make_tiny_weights $m failed" >&2; exit 1; }
+done
+"$MK" --image "$TMP/img/rgb.png" 24 24 3 8 1 || exit 1
+"$MK" --image "$TMP/img/gray.png" 24 24 1 8 2 || exit 1
+"$MK" --image "$TMP/img/gray16.png" 24 24 1 16 3 || exit 1
+"$MK" --image "$TMP/img/rgba.png" 24 24 4 8 4 || exit 1
+"$MK" --punch "$TMP/img/rgba.png" "$TMP/img/holes.png" 4 4 8 8 || exit 1
+"$MK" --image "$TMP/img/photo.jpg" 24 24 3 8 5 || exit 1
+"$MK" --mask "$TMP/img/mask.png" 24 24 6 6 10 10 || exit 1
+"$MK" --mask "$TMP/img/mask32.png" 32 32 6 6 10 10 || exit 1
+"$MK" --mask "$TMP/img/black.png" 24 24 0 0 0 0 || exit 1
+S=(--steps 2 -q)
+
+# ------------------------------------------------------------------ help
+for c in colorize inpaint superres; do
+  expect 0 "$c --help" "$BIN" "$c" --help
+  contains "$TMP/out" "Usage: diffrestore $c" "$c --help usage line"
+  contains "$TMP/out" "--steps N" "$c --help lists --steps"
+  contains "$TMP/out" "(default 20)" "$c --help shows the library's default steps"
+  contains "$TMP/out" "DIFFRESTORE_WEIGHTS" "$c --help explains weights discovery"
+  contains "$TMP/out" "130 interrupted by Ctrl-C" "$c --help documents the Ctrl-C exit code"
+done
+expect 0 "top-level help" "$BIN" --help
+contains "$TMP/out" "colorize" "top-level help lists colorize"
+contains "$TMP/out" "superres" "top-level help lists superres"
+
+# ------------------------------------------------------------------ usage errors (exit 2)
+expect 2 "colorize without input" "$BIN" colorize -w "$W/colorize.safetensors"
+contains "$TMP/err" "no input" "no-input message"
+contains "$TMP/err" "diffrestore colorize --help" "usage hint"
+expect 2 "superres without a size" "$BIN" superres -w "$W/superres.safetensors" "$TMP/img/rgb.png" -o "$TMP/x.png"
+contains "$TMP/err" "--scale" "superres asks for --scale"
+expect 2 "superres --scale with --width" "$BIN" superres --scale 2 --width 50 "$TMP/img/rgb.png" -o "$TMP/x.png"
+expect 2 "--box malformed" "$BIN" inpaint --box 1,2,3 "$TMP/img/rgb.png" -o "$TMP/x.png"
+contains "$TMP/err" "x,y,w,h" "--box message shows the form"
+expect 2 "--box zero width" "$BIN" inpaint --box 1,2,0,3 "$TMP/img/rgb.png" -o "$TMP/x.png"
+expect 2 "--box with letters" "$BIN" inpaint --box 1,2,a,3 "$TMP/img/rgb.png" -o "$TMP/x.png"
+expect 2 "--shard 3/2" "$BIN" colorize --shard 3/2 "$TMP/img/gray.png" -o "$TMP/x.png"
+contains "$TMP/err" "K/N" "--shard message"
+expect 2 "--shard 0/0" "$BIN" colorize --shard 0/0 "$TMP/img/gray.png" -o "$TMP/x.png"
+expect 2 "--sampler unknown" "$BIN" colorize --sampler euler "$TMP/img/gray.png" -o "$TMP/x.png"
+expect 2 "--spacing unknown" "$BIN" colorize --spacing odd "$TMP/img/gray.png" -o "$TMP/x.png"
+expect 2 "--seed garbage" "$BIN" colorize --seed -3 "$TMP/img/gray.png" -o "$TMP/x.png"
+expect 2 "--progress unknown" "$BIN" colorize --progress=fancy "$TMP/img/gray.png" -o "$TMP/x.png"
+expect 2 "--mask on colorize" "$BIN" colorize --mask "$TMP/img/mask.png" "$TMP/img/gray.png" -o "$TMP/x.png"
+contains "$TMP/err" "only for inpaint" "--mask is inpaint's"
+expect 2 "--scale on colorize" "$BIN" colorize --scale 2 "$TMP/img/gray.png" -o "$TMP/x.png"
+expect 2 "--mask with --box" "$BIN" inpaint --mask "$TMP/img/mask.png" --box 1,1,2,2 "$TMP/img/rgb.png" -o "$TMP/x.png"
+expect 2 "--reduce mean with one sample" "$BIN" colorize --reduce mean "$TMP/img/gray.png" -o "$TMP/x.png"
+expect 2 "--uncertainty with one sample" "$BIN" colorize --uncertainty "$TMP/u.png" "$TMP/img/gray.png" -o "$TMP/x.png"
+expect 2 "a directory without -o" "$BIN" colorize "$TMP/img"
+contains "$TMP/err" "-o DIR" "directory input asks for -o DIR"
+expect 2 "-o without an image extension" "$BIN" colorize "$TMP/img/gray.png" -o "$TMP/x.txt"
+expect 2 "-o disagrees with --format" "$BIN" colorize --format jpg "$TMP/img/gray.png" -o "$TMP/x.png"
+expect 2 "--overwrite with --skip-existing" "$BIN" colorize --overwrite --skip-existing "$TMP/img/gray.png" -o "$TMP/x.png"
+absent "$TMP/x.png" "usage errors write nothing"
+
+# ------------------------------------------------------------------ weights
+expect 1 "wrong-mode weights" "$BIN" inpaint "${S[@]}" -w "$W/colorize.safetensors" --box 1,1,4,4 "$TMP/img/rgb.png" -o "$TMP/x.png"
+contains "$TMP/err" "colorize.safetensors" "wrong-mode message names the file"
+contains "$TMP/err" "for colorize, not inpaint" "wrong-mode message names both modes"
+absent "$TMP/x.png" "wrong-mode weights write nothing"
+expect 1 "weights that are not weights" "$BIN" colorize "${S[@]}" -w "$TMP/img/gray.png" "$TMP/img/gray.png" -o "$TMP/x.png"
+contains "$TMP/err" "gray.png" "bad weights named"
+expect 1 "missing weights file" "$BIN" colorize "${S[@]}" -w "$TMP/nope.safetensors" "$TMP/img/gray.png" -o "$TMP/x.png"
+contains "$TMP/err" "nope.safetensors" "missing weights named"
+expect 0 "DIFFRESTORE_WEIGHTS as a directory" env DIFFRESTORE_WEIGHTS="$W" "$BIN" colorize "${S[@]}" "$TMP/img/gray.png" -o "$TMP/env_dir.png"
+exists "$TMP/env_dir.png" "weights found through DIFFRESTORE_WEIGHTS=DIR"
+expect 0 "DIFFRESTORE_WEIGHTS as a file" env DIFFRESTORE_WEIGHTS="$W/colorize.safetensors" "$BIN" colorize "${S[@]}" "$TMP/img/gray.png" -o "$TMP/env_file.png"
+exists "$TMP/env_file.png" "weights found through DIFFRESTORE_WEIGHTS=FILE"
+# a copy of the executable elsewhere: nothing beside it, then weights beside it
+mkdir -p "$TMP/inst/bin"
+cp "$BIN" "$TMP/inst/bin/diffrestore"
+"$TMP/inst/bin/diffrestore" colorize "${S[@]}" "$TMP/img/gray.png" -o "$TMP/inst/none.png" >"$TMP/out" 2>"$TMP/err"
+rc=$?
+if [ "$rc" -eq 1 ]; then
+  ok
+  contains "$TMP/err" "$TMP/inst/weights/colorize.safetensors" "not-found lists <exe>/../weights"
+  contains "$TMP/err" "$TMP/inst/bin/weights/colorize.safetensors" "not-found lists <exe>/weights"
+  contains "$TMP/err" "DIFFRESTORE_WEIGHTS" "not-found mentions DIFFRESTORE_WEIGHTS"
+  contains "$TMP/err" "share/diffrestore/weights/colorize.safetensors" "not-found lists the install dir"
+elif [ "$rc" -eq 0 ]; then
+  ok # weights installed on this machine (DR_INSTALL_DATADIR) were found
+else
+  bad "no weights anywhere: exit $rc, want 1 ($(head -c 300 "$TMP/err"))"
+fi
+mkdir -p "$TMP/inst/weights"
+cp "$W/colorize.safetensors" "$TMP/inst/weights/"
+expect 0 "weights in <exe>/../weights" "$TMP/inst/bin/diffrestore" colorize "${S[@]}" "$TMP/img/gray.png" -o "$TMP/inst/found.png"
+exists "$TMP/inst/found.png" "weights found beside the executable"
+
+# ------------------------------------------------------------------ single files
+expect 0 "colorize gray" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/img/gray.png" -o "$TMP/c.png"
+size_is "$TMP/c.png" "24x24 3 8" "colorize gives RGB"
+expect 0 "colorize 16-bit gray" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/img/gray16.png" -o "$TMP/c16.png"
+size_is "$TMP/c16.png" "24x24 3 16" "colorize keeps 16 bits"
+expect 0 "colorize to JPEG" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/img/gray.png" -o "$TMP/c.jpg" --quality 80
+size_is "$TMP/c.jpg" "24x24 3 8" "colorize writes JPEG by -o's extension"
+# default output name: beside the input
+mkdir -p "$TMP/beside"
+cp "$TMP/img/gray.png" "$TMP/beside/old.png"
+expect 0 "colorize without -o" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/beside/old.png"
+exists "$TMP/beside/old_colorize.png" "default output NAME_colorize.png beside the input"
+# -o an existing directory
+mkdir -p "$TMP/odir"
+expect 0 "single input, -o DIR" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/img/gray.png" -o "$TMP/odir"
+exists "$TMP/odir/gray.png" "single input into an existing directory"
+expect 1 "missing input" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/img/nope.png" -o "$TMP/n.png"
+contains "$TMP/err" "nope.png" "missing input named"
+expect 1 "missing input, summary" "$BIN" colorize --steps 2 -w "$W/colorize.safetensors" "$TMP/img/nope.png" -o "$TMP/n.png"
+contains "$TMP/err" "0 done, 1 failed, 0 skipped" "summary line"
+
+# ------------------------------------------------------------------ superres
+expect 0 "superres --scale 2" "$BIN" superres "${S[@]}" -w "$W/superres.safetensors" --scale 2 "$TMP/img/rgb.png" -o "$TMP/sr2.png"
+size_is "$TMP/sr2.png" "48x48 3 8" "superres x2 size"
+expect 0 "superres --width 60" "$BIN" superres "${S[@]}" -w "$W/superres.safetensors" --width 60 "$TMP/img/rgb.png" -o "$TMP/sr60.png"
+size_is "$TMP/sr60.png" "60x60 3 8" "superres --width keeps the aspect"
+expect 1 "superres --scale outside the weights' range" "$BIN" superres "${S[@]}" -w "$W/superres.safetensors" --scale 8 "$TMP/img/rgb.png" -o "$TMP/sr8.png"
+contains "$TMP/err" "2..4" "scale error names the range"
+contains "$TMP/err" "superres.safetensors" "scale error names the weights"
+absent "$TMP/sr8.png" "no output for a bad scale"
+expect 1 "superres --width outside the range" "$BIN" superres "${S[@]}" -w "$W/superres.safetensors" --width 240 "$TMP/img/rgb.png" -o "$TMP/sr240.png"
+contains "$TMP/err" "rgb.png" "width error names the input"
+contains "$TMP/err" "2..4" "width error names the range"
+
+# ------------------------------------------------------------------ inpaint
+expect 0 "inpaint --box" "$BIN" inpaint "${S[@]}" -w "$W/inpaint.safetensors" --box 6,6,10,10 "$TMP/img/rgb.png" -o "$TMP/ib.png"
+exists "$TMP/ib.png" "inpaint --box output"
+known_equal "$TMP/img/rgb.png" "$TMP/ib.png" "$TMP/img/mask.png"
+expect 0 "inpaint --box partly outside (clipped), repeated" "$BIN" inpaint "${S[@]}" -w "$W/inpaint.safetensors" --box -4,-4,8,8 --box 20,20,10,10 "$TMP/img/rgb.png" -o "$TMP/ib2.png"
+exists "$TMP/ib2.png" "clipped boxes output"
+expect 1 "inpaint --box entirely outside" "$BIN" inpaint "${S[@]}" -w "$W/inpaint.safetensors" --box 30,30,4,4 "$TMP/img/rgb.png" -o "$TMP/ib3.png"
+contains "$TMP/err" "outside the 24x24 image" "outside box message"
+contains "$TMP/err" "rgb.png" "outside box names the file"
+expect 0 "inpaint --mask" "$BIN" inpaint "${S[@]}" -w "$W/inpaint.safetensors" --mask "$TMP/img/mask.png" "$TMP/img/rgb.png" -o "$TMP/im.png"
+known_equal "$TMP/img/rgb.png" "$TMP/im.png" "$TMP/img/mask.png"
+expect 1 "inpaint mask of the wrong size" "$BIN" inpaint "${S[@]}" -w "$W/inpaint.safetensors" --mask "$TMP/img/mask32.png" "$TMP/img/rgb.png" -o "$TMP/iw.png"
+contains "$TMP/err" "32x32" "wrong-size message names the mask's size"
+contains "$TMP/err" "24x24" "wrong-size message names the image's size"
+contains "$TMP/err" "mask32.png" "wrong-size message names the mask"
+absent "$TMP/iw.png" "no output for a wrong-size mask"
+expect 1 "inpaint without mask or alpha" "$BIN" inpaint "${S[@]}" -w "$W/inpaint.safetensors" "$TMP/img/rgb.png" -o "$TMP/ia.png"
+contains "$TMP/err" "no alpha" "no-alpha message"
+expect 0 "inpaint from the alpha channel" "$BIN" inpaint "${S[@]}" -w "$W/inpaint.safetensors" "$TMP/img/holes.png" -o "$TMP/ih.png"
+size_is "$TMP/ih.png" "24x24 4 8" "alpha inpaint keeps RGBA"
+expect 0 "inpaint with an all-black mask" "$BIN" inpaint --steps 2 -w "$W/inpaint.safetensors" --mask "$TMP/img/black.png" "$TMP/img/rgb.png" -o "$TMP/ik.png"
+contains "$TMP/err" "no hole" "all-black mask note"
+known_equal "$TMP/img/rgb.png" "$TMP/ik.png"
+expect 0 "inpaint an opaque RGBA (no hole)" "$BIN" inpaint "${S[@]}" -w "$W/inpaint.safetensors" "$TMP/img/rgba.png" -o "$TMP/io.png"
+known_equal "$TMP/img/rgba.png" "$TMP/io.png"
+
+# ------------------------------------------------------------------ outputs never replace inputs or existing files
+cp "$TMP/img/rgb.png" "$TMP/victim.png"
+cp "$TMP/victim.png" "$TMP/victim.copy"
+expect 1 "-o is the input" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/victim.png" -o "$TMP/victim.png"
+contains "$TMP/err" "input" "refusal says why"
+same "$TMP/victim.png" "$TMP/victim.copy" "input unchanged"
+expect 1 "-o is the input, --overwrite" "$BIN" colorize "${S[@]}" --overwrite -w "$W/colorize.safetensors" "$TMP/victim.png" -o "$TMP/victim.png"
+same "$TMP/victim.png" "$TMP/victim.copy" "input unchanged with --overwrite"
+ln -s "$TMP/victim.png" "$TMP/victim_link.png"
+expect 1 "-o is a link to the input" "$BIN" colorize "${S[@]}" --overwrite -w "$W/colorize.safetensors" "$TMP/victim.png" -o "$TMP/victim_link.png"
+same "$TMP/victim.png" "$TMP/victim.copy" "input unchanged through a link"
+cp "$TMP/c.png" "$TMP/c.copy"
+expect 1 "existing output" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" --seed 7 "$TMP/img/gray.png" -o "$TMP/c.png"
+contains "$TMP/err" "exists" "existing-output message"
+contains "$TMP/err" "--overwrite" "existing-output hint"
+same "$TMP/c.png" "$TMP/c.copy" "existing output unchanged"
+expect 0 "--overwrite" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" --overwrite "$TMP/img/gray.png" -o "$TMP/c.png"
+expect 0 "--skip-existing on one file" "$BIN" colorize --steps 2 -w "$W/colorize.safetensors" --skip-existing "$TMP/img/gray.png" -o "$TMP/c.png"
+contains "$TMP/err" "0 done, 0 failed, 1 skipped" "single skip counted"
+# an output directory under a regular file (ENOTDIR even as root)
+echo text >"$TMP/file.txt"
+expect 1 "output under a regular file" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/img/gray.png" -o "$TMP/file.txt/out.png"
+contains "$TMP/err" "file.txt" "unwritable path named"
+contains "$TMP/err" "Not a directory" "unwritable reason"
+no_temp_files "$TMP" "failed write"
+expect 1 "batch output dir under a regular file" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/img/gray.png" "$TMP/img/rgb.png" -o "$TMP/file.txt/out"
+contains "$TMP/err" "file.txt" "unwritable output dir named"
+
+# ------------------------------------------------------------------ batches
+B="$TMP/batch"
+mkdir -p "$B/sub"
+cp "$TMP/img/gray.png" "$B/good1.png"
+cp "$TMP/img/photo.jpg" "$B/good2.jpg"
+echo "not an image" >"$B/bad.png"
+echo "notes" >"$B/notes.txt"
+cp "$TMP/img/gray.png" "$B/.hidden.png"
+cp "$TMP/img/rgb.png" "$B/sub/deep.png"
+expect 1 "batch with a corrupt file" "$BIN" colorize --steps 2 -w "$W/colorize.safetensors" "$B" -o "$TMP/out1"
+contains "$TMP/err" "2 done, 1 failed, 0 skipped" "batch summary"
+contains "$TMP/err" "bad.png" "corrupt file named"
+lacks "$TMP/err" "notes.txt" "non-image files ignored silently"
+lacks "$TMP/err" ".hidden" "hidden files ignored"
+exists "$TMP/out1/good1.png" "batch output 1"
+exists "$TMP/out1/good2.png" "batch output 2 (jpg in, png out)"
+absent "$TMP/out1/bad.png" "no output for the corrupt file"
+absent "$TMP/out1/sub" "no recursion without -r"
+absent "$TMP/out1/.hidden.png" "no output for hidden files"
+no_temp_files "$TMP/out1" "batch"
+rm "$B/bad.png"
+expect 0 "batch rerun with --skip-existing" "$BIN" colorize --steps 2 -w "$W/colorize.safetensors" --skip-existing "$B" -o "$TMP/out1"
+contains "$TMP/err" "0 done, 0 failed, 2 skipped" "rerun skips everything"
+expect 1 "batch rerun without --skip-existing" "$BIN" colorize --steps 2 -w "$W/colorize.safetensors" "$B" -o "$TMP/out1"
+contains "$TMP/err" "0 done, 2 failed" "existing outputs fail"
+expect 0 "batch -r, --format jpg" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" -r --format jpg "$B" -o "$TMP/out2"
+exists "$TMP/out2/sub/deep.jpg" "recursive output mirrors subdirectories"
+exists "$TMP/out2/good1.jpg" "--format jpg"
+# several files, two with the same output name
+cp "$TMP/img/gray.png" "$TMP/img/twin.png"
+"$MK" --image "$TMP/img/twin.jpg" 24 24 3 8 9
+expect 1 "two inputs, one output name" "$BIN" colorize --steps 2 -w "$W/colorize.safetensors" "$TMP/img/twin.png" "$TMP/img/twin.jpg" -o "$TMP/out3"
+contains "$TMP/err" "1 done, 1 failed" "collision: one done, one failed"
+contains "$TMP/err" "would also be the output" "collision explained"
+# outputs into the input directory: same names are refused, the input kept
+mkdir -p "$TMP/inplace"
+cp "$TMP/img/gray.png" "$TMP/inplace/a.png"
+cp "$TMP/inplace/a.png" "$TMP/a.copy"
+expect 1 "batch -o is the input directory" "$BIN" colorize "${S[@]}" --overwrite -w "$W/colorize.safetensors" "$TMP/inplace" -o "$TMP/inplace"
+same "$TMP/inplace/a.png" "$TMP/a.copy" "batch never replaces an input"
+# empty directory
+mkdir -p "$TMP/empty/sub"
+expect 1 "no images" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/empty" -o "$TMP/out4"
+contains "$TMP/err" "use -r" "empty directory hints at -r"
+
+# ------------------------------------------------------------------ inpaint batch with a mask directory
+mkdir -p "$TMP/ib/in/s" "$TMP/ib/masks/s"
+cp "$TMP/img/rgb.png" "$TMP/ib/in/one.png"
+cp "$TMP/img/photo.jpg" "$TMP/ib/in/s/two.jpg"
+cp "$TMP/img/rgb.png" "$TMP/ib/in/three.png"
+cp "$TMP/img/mask.png" "$TMP/ib/masks/one.png"
+cp "$TMP/img/mask.png" "$TMP/ib/masks/s/two.png"
+expect 1 "inpaint batch, --mask DIR" "$BIN" inpaint --steps 2 -w "$W/inpaint.safetensors" -r --mask "$TMP/ib/masks" "$TMP/ib/in" -o "$TMP/ib/out"
+contains "$TMP/err" "2 done, 1 failed" "mask dir: one input without a mask"
+contains "$TMP/err" "three.png" "input without a mask named"
+known_equal "$TMP/ib/in/one.png" "$TMP/ib/out/one.png" "$TMP/img/mask.png"
+exists "$TMP/ib/out/s/two.png" "mask paired by relative path with another extension"
+
+# ------------------------------------------------------------------ shards
+D="$TMP/shard_in"
+mkdir -p "$D"
+for i in 1 2 3 4 5; do cp "$TMP/img/gray.png" "$D/p$i.png"; done
+expect 0 "shard 0/2" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" --shard 0/2 "$D" -o "$TMP/sh"
+expect 0 "shard 1/2" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" --shard 1/2 "$D" -o "$TMP/sh"
+n=$(ls "$TMP/sh" | wc -l)
+if [ "$n" -eq 5 ]; then ok; else bad "shards wrote $n files, want 5"; fi
+expect 0 "shard 0/2 again, skip-existing" "$BIN" colorize --steps 2 -w "$W/colorize.safetensors" --shard 0/2 --skip-existing "$D" -o "$TMP/sh"
+contains "$TMP/err" "0 done, 0 failed, 3 skipped" "shard 0/2 holds p1, p3, p5"
+expect 0 "SLURM array task" env SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_COUNT=2 "$BIN" colorize --steps 2 -w "$W/colorize.safetensors" "$D" -o "$TMP/slurm"
+contains "$TMP/err" "SLURM_ARRAY_TASK_ID" "SLURM note"
+if [ "$(ls "$TMP/slurm" | tr '\n' ' ')" = "p2.png p4.png " ]; then ok; else bad "SLURM shard wrote: $(ls "$TMP/slurm" | tr '\n' ' ')"; fi
+expect 0 "SLURM array starting at 1" env SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_COUNT=2 "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$D" -o "$TMP/slurm1"
+if [ "$(ls "$TMP/slurm1" | tr '\n' ' ')" = "p1.png p3.png p5.png " ]; then ok; else bad "SLURM min=1 shard wrote: $(ls "$TMP/slurm1" | tr '\n' ' ')"; fi
+expect 2 "SLURM task outside the count" env SLURM_ARRAY_TASK_ID=5 SLURM_ARRAY_TASK_COUNT=2 "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$D" -o "$TMP/slurm2"
+expect 0 "--shard overrides SLURM" env SLURM_ARRAY_TASK_ID=5 SLURM_ARRAY_TASK_COUNT=2 "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" --shard 0/5 "$D" -o "$TMP/slurm3"
+
+# ------------------------------------------------------------------ samples, mean, uncertainty, seeds
+expect 0 "--samples 2" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" --samples 2 "$TMP/img/gray.png" -o "$TMP/s.png"
+exists "$TMP/s_1.png" "sample 1"
+exists "$TMP/s_2.png" "sample 2"
+absent "$TMP/s.png" "no unnumbered file with --samples 2"
+expect 0 "--reduce mean" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" --samples 2 --reduce mean "$TMP/img/gray.png" -o "$TMP/mean.png"
+exists "$TMP/mean.png" "mean output"
+absent "$TMP/mean_1.png" "no numbered files with --reduce mean"
+expect 0 "--uncertainty" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" --samples 2 --reduce mean --uncertainty "$TMP/unc.png" "$TMP/img/gray.png" -o "$TMP/mean2.png"
+size_is "$TMP/unc.png" "24x24 3 8" "uncertainty heat map is an RGB PNG"
+expect 0 "--uncertainty DIR in a batch" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" --samples 2 --uncertainty "$TMP/uncdir" "$D" -o "$TMP/sampdir"
+exists "$TMP/uncdir/p3.png" "batch uncertainty mirrors names"
+exists "$TMP/sampdir/p3_2.png" "batch samples numbered"
+expect 0 "--seed random" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" --seed random "$TMP/img/gray.png" -o "$TMP/r.png"
+contains "$TMP/err" "seed: " "random seed printed"
+expect 0 "seed 5 a" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" --seed 5 --sampler ddpm "$TMP/img/gray.png" -o "$TMP/seed_a.png"
+expect 0 "seed 5 b" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" --seed 5 --sampler ddpm "$TMP/img/gray.png" -o "$TMP/seed_b.png"
+same "$TMP/seed_a.png" "$TMP/seed_b.png" "same seed, same output"
+
+# ------------------------------------------------------------------ progress
+expect 0 "--progress=json" "$BIN" colorize --steps 2 -w "$W/colorize.safetensors" --progress=json "$D/p1.png" "$D/p2.png" -o "$TMP/js"
+contains "$TMP/out" '"step":1' "json step lines"
+contains "$TMP/out" '"done":true' "json done lines"
+if [ -x /usr/bin/python3 ]; then
+  if /usr/bin/python3 -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert lines and all("file" in o for o in lines)
+steps = [o for o in lines if "step" in o]
+done = [o for o in lines if o.get("done") is True]
+assert len(done) == 2 and all("output" in o for o in done), done
+assert all(o["steps"] >= o["step"] >= 1 for o in steps)
+' "$TMP/out"; then ok; else bad "--progress=json lines are not the documented JSON"; fi
+else
+  n=$(grep -c '^{"file":".*}$' "$TMP/out")
+  if [ "$n" -ge 4 ]; then ok; else bad "--progress=json: $n JSON-looking lines"; fi
+fi
+expect 0 "no progress when stderr is not a TTY" "$BIN" colorize --steps 2 -w "$W/colorize.safetensors" "$D/p1.png" -o "$TMP/np.png"
+lacks "$TMP/err" "ETA" "no progress bar in a pipe"
+lacks "$TMP/err" $'\r' "no carriage returns in a pipe"
+
+# ------------------------------------------------------------------ Ctrl-C / SIGTERM
+# interrupt(SIGNAL CODE): start a slow two-image batch, signal it at its first
+# step; the current image is abandoned, nothing is written, the summary shows.
+"$MK" --image "$TMP/img/big.png" 64 64 1 8 11
+interrupt() {
+  local sig="$1" want="$2" out="$TMP/int_$1"
+  rm -f "$TMP/int.out" "$TMP/int.err"
+  # set -m: the job gets its own process group and SIGINT is not ignored in it
+  set -m
+  "$BIN" colorize --steps 1000 --sampler ddpm -w "$W/colorize.safetensors" --progress=json \
+    "$TMP/img/big.png" "$TMP/img/gray.png" -o "$out" >"$TMP/int.out" 2>"$TMP/int.err" &
+  local pid=$!
+  set +m
+  for _ in $(seq 1 400); do
+    grep -q '"step"' "$TMP/int.out" 2>/dev/null && break
+    sleep 0.05
+  done
+  kill -"$sig" "$pid"
+  wait "$pid"
+  local rc=$?
+  if [ "$rc" -eq "$want" ]; then ok; else bad "$sig: exit $rc, want $want ($(head -c 300 "$TMP/int.err"))"; fi
+  contains "$TMP/int.err" "interrupted (SIG$sig)" "$sig reported"
+  contains "$TMP/int.err" "0 done, 0 failed, 0 skipped, 2 not processed" "$sig summary"
+  absent "$out/big.png" "$sig: no output for the abandoned image"
+  no_temp_files "$out" "$sig: interrupted run"
+}
+interrupt INT 130
+interrupt TERM 143
+
+echo "test_cli_restore: $pass passed, $fail failed"
+[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
