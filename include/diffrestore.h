@@ -185,6 +185,8 @@ int dr_model_save(const dr_model *m, const char *path, int dtype_f16);
 void dr_model_free(dr_model *m);
 const dr_unet_config *dr_model_config(const dr_model *m);
 dr_mode dr_model_mode(const dr_model *m);
+/* superres: the range of scale factors the weights were trained on. */
+void dr_model_scale_range(const dr_model *m, double *scale_min, double *scale_max);
 /* Metadata value of the loaded file (NULL if absent). */
 const char *dr_model_meta(const dr_model *m, const char *key);
 
@@ -200,6 +202,8 @@ typedef enum { DR_SPACING_TRAILING = 0, DR_SPACING_LEADING = 1, DR_SPACING_LINSP
 
 const char *dr_sampler_name(dr_sampler s);
 int dr_sampler_from_name(const char *name, dr_sampler *out); /* DR_OK or DR_ERR_INVALID */
+const char *dr_spacing_name(dr_spacing s);
+int dr_spacing_from_name(const char *name, dr_spacing *out); /* DR_OK or DR_ERR_INVALID */
 
 typedef struct {
     dr_sampler sampler;
@@ -226,15 +230,17 @@ void dr_params_init(dr_params *p);
 
 /* Restore one image with the model's mode.
  *  colorize: in is gray or colour (its luma is used); out is RGB (plus alpha if in had it).
- *  inpaint:  mask is 1-channel (any depth), hole where > half its range; NULL uses
- *            in's alpha (transparent = hole). Known pixels are copied bit for bit.
+ *  inpaint:  mask's first channel (any depth) marks the hole where > half its range;
+ *            NULL uses in's alpha (transparent = hole; the filled pixels come out
+ *            opaque). Known pixels are copied bit for bit.
  *  superres: out is in upscaled per p->scale / out_width / out_height.
  * out receives a newly allocated image of in's depth. */
 int dr_restore(dr_model *m, const dr_image *in, const dr_image *mask, const dr_params *p, dr_image *out);
 
-/* n samples (seeds p->seed .. p->seed + n - 1) into outs[n] (each may be
- * NULL to skip), and optionally their per-pixel mean (the posterior mean
- * estimate) and a heat-map of their standard deviation (8-bit RGB). */
+/* n samples (seeds p->seed .. p->seed + n - 1) into outs[n] (zeroed structs;
+ * outs itself may be NULL when only the statistics are wanted), and
+ * optionally their per-pixel mean (the posterior mean estimate) and a heat map
+ * of their standard deviation (8-bit RGB). */
 int dr_restore_samples(dr_model *m, const dr_image *in, const dr_image *mask, const dr_params *p, int n,
                        dr_image *outs, dr_image *mean, dr_image *uncertainty);
 

@@ -346,6 +346,10 @@ int dr_model_save(const dr_model *m, const char *path, int dtype_f16) {
 
 const dr_unet_config *dr_model_config(const dr_model *m) { return &m->info.cfg; }
 dr_mode dr_model_mode(const dr_model *m) { return m->info.mode; }
+void dr_model_scale_range(const dr_model *m, double *scale_min, double *scale_max) {
+    *scale_min = m->info.scale_min;
+    *scale_max = m->info.scale_max;
+}
 const char *dr_model_meta(const dr_model *m, const char *key) { return dr_tensor_file_meta(&m->meta, key); }
 
 int dr_model_forward(dr_model *m, const float *x, const float *t, int n, int h, int w, float *y) {

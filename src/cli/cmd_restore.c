@@ -218,19 +218,6 @@ static long long alpha_holes(const dr_image *im) {
     return h;
 }
 
-/* With the alpha channel as the mask, the library keeps the input's alpha:
- * make the filled pixels opaque, or the result would still show the holes. */
-static void opaque_holes(const dr_image *in, dr_image *out) {
-    if (!out->data || (out->channels != 2 && out->channels != 4) || out->width != in->width ||
-        out->height != in->height)
-        return;
-    long long maxv = image_max(in), n = (long long)in->width * in->height;
-    int a = in->channels - 1, b = out->channels - 1;
-    uint16_t full = (uint16_t)image_max(out);
-    for (long long i = 0; i < n; i++)
-        if (!(2LL * in->data[i * in->channels + a] > maxv)) out->data[i * out->channels + b] = full;
-}
-
 /* ------------------------------------------------------------------ planning */
 
 static const char *out_ext(const ropts *o) { return o->format ? o->format : "png"; }
@@ -571,11 +558,6 @@ static int process_item(run *x, batch_item *it, const char *primary) {
     }
     x->sum_image_time += now_sec() - x->t_image;
     x->n_timed++;
-    if (use_alpha) { /* the holes were transparent: filled now, so opaque */
-        if (outs)
-            for (int k = 0; k < o->samples; k++) opaque_holes(&img, &outs[k]);
-        opaque_holes(&img, &mean);
-    }
 
     /* ---- save: only complete results, each atomically */
     for (int k = 0; k < n_files; k++) {
@@ -633,12 +615,6 @@ out:
 }
 
 /* ------------------------------------------------------------------ help */
-
-static const char *spacing_names[] = {"trailing", "leading", "linspace"};
-
-static const char *spacing_name(dr_spacing s) {
-    return (unsigned)s < sizeof spacing_names / sizeof *spacing_names ? spacing_names[s] : "?";
-}
 
 static void print_help(dr_mode mode) {
     dr_params d;
@@ -717,7 +693,7 @@ static void print_help(dr_mode mode) {
             "\n"
             "Weights:\n",
             name, (long long)DR_DEFAULT_MAX_PIXELS, d.steps, dr_sampler_name(d.sampler), d.eta,
-            spacing_name(d.spacing), (unsigned long long)d.seed, d.tile, d.tile ? "" : ": automatic", d.tile_overlap,
+            dr_spacing_name(d.spacing), (unsigned long long)d.seed, d.tile, d.tile ? "" : ": automatic", d.tile_overlap,
             d.tile_overlap ? "" : ": automatic", name);
     weights_print_search(f, mode);
     fprintf(f,
@@ -868,16 +844,9 @@ static int parse_options(ropts *o, int argc, char **argv) {
             if (!cli_parse_int(optarg, 0, 1 << 16, &v)) return cli_usage_error(C, "--tile-overlap needs pixels, got '%s'", optarg);
             o->p.tile_overlap = (int)v;
             break;
-        case O_SPACING: {
-            int found = 0;
-            for (int i = 0; i < 3; i++)
-                if (strcmp(optarg, spacing_names[i]) == 0) {
-                    o->p.spacing = (dr_spacing)i;
-                    found = 1;
-                }
-            if (!found) return cli_usage_error(C, "--spacing must be trailing, leading or linspace, not '%s'", optarg);
+        case O_SPACING:
+            if (dr_spacing_from_name(optarg, &o->p.spacing) != DR_OK) return cli_usage_error(C, "%s", dr_last_error());
             break;
-        }
         case O_PROGRESS:
             if (!optarg || strcmp(optarg, "bar") == 0) o->progress = PROG_BAR;
             else if (strcmp(optarg, "json") == 0) o->progress = PROG_JSON;
@@ -1092,12 +1061,8 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
     /* ---- weights */
     if (weights_load(o.c.weights, mode, C, &x.m, &x.weights_path) != 0) goto end;
     if (mode == DR_MODE_SUPERRES) {
-        const char *a = dr_model_meta(x.m, "scale_min"), *b = dr_model_meta(x.m, "scale_max");
-        if (a && b) {
-            x.scale_min = strtod(a, NULL);
-            x.scale_max = strtod(b, NULL);
-            x.have_range = x.scale_min > 0 && x.scale_max >= x.scale_min;
-        }
+        dr_model_scale_range(x.m, &x.scale_min, &x.scale_max);
+        x.have_range = x.scale_min > 0 && x.scale_max >= x.scale_min;
         if (x.have_range && o.scale_given && (o.p.scale < x.scale_min - SCALE_TOL || o.p.scale > x.scale_max + SCALE_TOL)) {
             fprintf(stderr, "diffrestore: %s: --scale %g is outside the range these weights were trained for: %g..%g\n",
                     x.weights_path, o.p.scale, x.scale_min, x.scale_max);

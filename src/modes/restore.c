@@ -50,6 +50,23 @@ int dr_sampler_from_name(const char *name, dr_sampler *out) {
     return DR_OK;
 }
 
+const char *dr_spacing_name(dr_spacing s) {
+    switch (s) {
+    case DR_SPACING_TRAILING: return "trailing";
+    case DR_SPACING_LEADING: return "leading";
+    case DR_SPACING_LINSPACE: return "linspace";
+    default: return "?";
+    }
+}
+
+int dr_spacing_from_name(const char *name, dr_spacing *out) {
+    if (name && !strcmp(name, "trailing")) *out = DR_SPACING_TRAILING;
+    else if (name && !strcmp(name, "leading")) *out = DR_SPACING_LEADING;
+    else if (name && !strcmp(name, "linspace")) *out = DR_SPACING_LINSPACE;
+    else return dr_error(DR_ERR_INVALID, "unknown spacing '%s' (trailing, leading, linspace)", name ? name : "");
+    return DR_OK;
+}
+
 void dr_params_init(dr_params *p) {
     memset(p, 0, sizeof *p);
     p->sampler = DR_SAMPLER_DDIM;
@@ -172,6 +189,7 @@ typedef struct {
     float *cond;    /* [cond_ch, H, W] */
     float *known;   /* inpaint: [out_ch, H, W] clean x0; NULL otherwise */
     float *gen;     /* inpaint: [H * W], 1 = hole */
+    int alpha_is_mask; /* inpaint without a mask image */
     /* superres */
     ip_projector proj;
     int has_proj;
@@ -462,6 +480,7 @@ static int ctx_build(restore_ctx *c, dr_model *m, const dr_schedule *sch, const 
         if ((rc = alloc_f(&tmp, 4 * np_in, "the condition")) != DR_OK) break;
         float *g = tmp + 3 * np_in;
         if ((rc = hole_mask(in, mask, g)) != DR_OK) break;
+        c->alpha_is_mask = mask == NULL;
         for (int ch = 0; ch < 3; ch++)
             for (size_t i = 0; i < np_in; i++) tmp[ch * np_in + i] = rgb[ch * np_in + i] * (1.0f - g[i]);
         if ((rc = pad_planes(tmp, 4, c->h, c->w, c->H, c->W, &c->cond, "the condition")) != DR_OK) break;
@@ -590,6 +609,10 @@ static int write_output(const restore_ctx *c, const dr_image *in, const float *x
             }
         } else {
             for (size_t i = 0; i < np; i++) out->data[i * channels + aout] = in->data[i * in->channels + ain];
+            if (c->mode == DR_MODE_INPAINT && c->alpha_is_mask) /* the filled hole is no longer transparent */
+                for (int y = 0; y < c->h; y++)
+                    for (int xx = 0; xx < c->w; xx++)
+                        if (c->gen[(size_t)y * c->W + xx] > 0.5f) out->data[((size_t)y * c->w + xx) * channels + aout] = (uint16_t)maxv;
         }
     }
     return DR_OK;
