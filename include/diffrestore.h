@@ -244,6 +244,99 @@ int dr_restore(dr_model *m, const dr_image *in, const dr_image *mask, const dr_p
 int dr_restore_samples(dr_model *m, const dr_image *in, const dr_image *mask, const dr_params *p, int n,
                        dr_image *outs, dr_image *mean, dr_image *uncertainty);
 
+/* ------------------------------------------------------------------ evaluation
+ * Measuring a model on ground-truth photos (`diffrestore eval`): degrade each
+ * image as training does, restore it, score the result and a classical
+ * baseline against the original.
+ *
+ * Every metric works on the 0..255 scale: 8-bit samples as they are, 16-bit
+ * samples times 255/65535. A gray image counts as R = G = B; alpha is ignored.
+ * Luma is Y = .299R + .587G + .114B (unrounded), chroma Cb, Cr as in MODEL.md.
+ * A metric that has no meaning for the data (no hole pixel, a ground truth
+ * without colour or detail for a ratio) is NaN. Images compared must have the
+ * same width and height (DR_ERR_INVALID otherwise). */
+
+#define DR_EVAL_PSNR_CAP 99.0 /* dB: the PSNR of identical images, and the most ever reported */
+
+typedef struct {
+    double scale;              /* superres: LR = round(H / scale) x round(W / scale) (default 4) */
+    double hole_min, hole_max; /* inpaint: hole fraction drawn in this range (default 0.10 .. 0.30) */
+    uint64_t seed;             /* inpaint: the mask of image `index` depends on (seed, index) only */
+    int crop;                  /* > 0: score the centred crop of min(crop, W) x min(crop, H) (default 0: all) */
+} dr_eval_options;
+
+void dr_eval_options_init(dr_eval_options *o);
+
+/* One ground-truth image, degraded for a mode. All images 8-bit. */
+typedef struct {
+    dr_mode mode;
+    dr_image truth;    /* the ground truth as scored: RGB, cropped */
+    dr_image input;    /* what to restore. colorize: the luma Y rounded to 8 bits, 1 channel;
+                        * inpaint: truth with the hole pixels black; superres: the LR, RGB,
+                        * bicubic (antialiased) downscale of truth, rounded to 8 bits */
+    dr_image mask;     /* inpaint: 1 channel, 255 = hole, 0 = known (pass it to dr_restore) */
+    dr_image baseline; /* colorize: the gray input as RGB; superres: bicubic upscale of the LR
+                        * to truth's size; inpaint: empty (the CLI scores OpenCV's Telea) */
+    double hole_fraction; /* inpaint: share of hole pixels */
+} dr_eval_case;
+
+/* Build the case for ground truth gt (any layout and depth; alpha dropped)
+ * and mode, as training degrades (src/modes/examples.c): the same resampler,
+ * the same 8-bit rounding, ip_random_mask for the holes, with the mask's
+ * random stream derived from (o->seed, index). Deterministic. For superres,
+ * restore to exactly truth's size: dr_params.out_width / out_height. */
+int dr_eval_degrade(const dr_image *gt, dr_mode mode, const dr_eval_options *o, int index, dr_eval_case *c);
+void dr_eval_case_free(dr_eval_case *c);
+
+/* Scores of one restored image (or baseline). NaN where not measured. */
+typedef struct {
+    double psnr;               /* all: RGB, peak 255, capped at DR_EVAL_PSNR_CAP */
+    double ssim;               /* all: luma, Gaussian window 11, sigma 1.5, valid region */
+    double chroma_psnr;        /* colorize: over Cb and Cr */
+    double colorfulness;       /* colorize: Hasler & Suesstrunk M of the output */
+    double colorfulness_gt;    /*           and of the ground truth */
+    double colorfulness_ratio; /*           M_out / M_gt */
+    double max_luma_diff;      /* colorize: max |Y_out - Y_in| (about 0.5 at most) */
+    double hole_psnr;          /* inpaint: RGB PSNR over the hole pixels */
+    double hole_hf_ratio;      /* inpaint: mean |grad Y| over the hole, output / truth */
+    double max_known_diff;     /* inpaint: max |out - input| over known pixels and RGB (0) */
+    double hf_ratio;           /* superres: mean |grad Y| over the image, output / truth */
+    double consistency_psnr;   /* superres: downscale(output) against the LR input */
+} dr_eval_metrics;
+
+/* Score out (the restoration of c->input, truth's size) for c->mode. */
+int dr_eval_score(const dr_eval_case *c, const dr_image *out, dr_eval_metrics *m);
+/* Field by field mean over the finite values of m[0..n) (NaN when none). */
+void dr_eval_metrics_mean(const dr_eval_metrics *m, int n, dr_eval_metrics *mean);
+
+/* The metrics one by one. region (may be NULL = every pixel) selects the
+ * pixels whose first channel is above half its range.
+ * PSNR = 10 log10(255^2 / MSE) over R, G, B of the region's pixels, capped. */
+int dr_eval_psnr(const dr_image *a, const dr_image *b, const dr_image *region, double *psnr);
+/* Mean SSIM of the luma over the window positions inside the image (images
+ * smaller than 11 use the largest odd window that fits), C1 = (0.01 * 255)^2,
+ * C2 = (0.03 * 255)^2. */
+int dr_eval_ssim(const dr_image *a, const dr_image *b, double *ssim);
+/* PSNR over Cb and Cr (unrounded BT.601), peak 255, capped. */
+int dr_eval_chroma_psnr(const dr_image *a, const dr_image *b, double *psnr);
+/* Hasler & Suesstrunk (2003): rg = R - G, yb = (R + G) / 2 - B over every
+ * pixel; M = sqrt(sd_rg^2 + sd_yb^2) + 0.3 sqrt(mu_rg^2 + mu_yb^2), with
+ * population standard deviations. */
+int dr_eval_colorfulness(const dr_image *img, double *m);
+/* Mean over the region of |grad Y| = |Y(x+1,y) - Y(x,y)| + |Y(x,y+1) - Y(x,y)|
+ * (a difference past the last column or row counts 0), for out divided by
+ * the same for ref. */
+int dr_eval_hf_ratio(const dr_image *out, const dr_image *ref, const dr_image *region, double *ratio);
+/* Superres consistency: downscale hr to lr's size with the inference
+ * resampler (unrounded) and take the PSNR against lr, capped. */
+int dr_eval_consistency_psnr(const dr_image *hr, const dr_image *lr, double *psnr);
+
+/* Contact sheet, 8-bit RGB: degraded | restored | truth, side by side with a
+ * 2-pixel gray gap. The degraded panel is colorize: the gray input; inpaint:
+ * the input with the holes magenta; superres: the LR upscaled by nearest
+ * neighbour. restored must have truth's size. */
+int dr_eval_sheet(const dr_eval_case *c, const dr_image *restored, dr_image *sheet);
+
 /* ------------------------------------------------------------------ training */
 
 typedef struct {

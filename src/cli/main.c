@@ -13,6 +13,7 @@ static const cli_command g_commands[] = {
     {"superres", "upscale photos by a factor or to a size", cmd_superres},
     {"info", "show an image's format and size, or a weights file's metadata", cmd_info},
     {"train", "train a model for one mode, with checkpoints and resume", cmd_train},
+    {"eval", "measure a model against classical baselines on ground-truth images", cmd_eval},
     {"forward", "run one U-Net forward on tensors from a safetensors file", cmd_forward},
     {"bench", "time the U-Net forward or training step", cmd_bench},
 };
