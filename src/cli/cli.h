@@ -47,6 +47,7 @@ int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd);
         {"overwrite", no_argument, 0, OPT_OVERWRITE},              \
         {"max-pixels", required_argument, 0, OPT_MAX_PIXELS},      \
         {"quality", required_argument, 0, OPT_QUALITY},            \
+        {"version", no_argument, 0, OPT_VERSION},                  \
         {"help", no_argument, 0, 'h'}
 #define CLI_COMMON_SHORTOPTS "o:w:t:qh"
 #define CLI_COMMON_HELP                                                                 \
@@ -58,6 +59,7 @@ int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd);
     "      --overwrite       replace an existing output (never an input)\n"            \
     "      --max-pixels N    refuse larger images (default 64000000)\n"                \
     "      --quality Q       JPEG quality 1..100 (default 92)\n"                       \
+    "      --version         print the version\n"                                    \
     "  -h, --help            this help\n"
 
 /* Print "diffrestore CMD: message" and a hint, return EXIT_USAGE. */

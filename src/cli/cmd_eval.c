@@ -806,6 +806,7 @@ static int parse_options(eopts *o, int argc, char **argv) {
         {"threads", required_argument, 0, 't'},
         {"quiet", no_argument, 0, 'q'},
         {"max-pixels", required_argument, 0, OPT_MAX_PIXELS},
+        {"version", no_argument, 0, OPT_VERSION},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int opt;
@@ -815,6 +816,7 @@ static int parse_options(eopts *o, int argc, char **argv) {
     while ((opt = getopt_long(argc, argv, "o:w:t:qh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'h': print_help(); return EXIT_DONE;
+        case OPT_VERSION: printf("diffrestore %s\n", dr_version()); return EXIT_DONE;
         case O_MODE:
             o->mode = dr_mode_from_name(optarg);
             if (o->mode == DR_MODE_NONE)

@@ -51,6 +51,9 @@ int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd) 
             return cli_usage_error(cmd, "--max-pixels needs a positive number, got '%s'", arg), -1;
         c->max_pixels = v;
         return 1;
+    case OPT_VERSION:
+        printf("diffrestore %s\n", dr_version());
+        exit(EXIT_DONE); /* the CLI may exit; the library never does */
     case OPT_QUALITY:
         if (!cli_parse_int(arg, 1, 100, &v)) return cli_usage_error(cmd, "--quality needs 1..100, got '%s'", arg), -1;
         c->quality = (int)v;
