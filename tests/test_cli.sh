@@ -38,6 +38,8 @@ cmds=$("$BIN" --help | awk '/^Commands:/{f=1;next} f&&/^  [a-z]/{print $1} /^$/{
 for c in $cmds; do
   expect 0 "$c --help" "$BIN" "$c" --help
   contains "$TMP/out" "Usage: diffrestore $c" "$c --help usage line"
+  expect 0 "$c --version" "$BIN" "$c" --version
+  contains "$TMP/out" "diffrestore " "$c --version prints the version"
   expect 2 "$c --bogus" "$BIN" "$c" --bogus-option
   contains "$TMP/err" "diffrestore $c --help" "$c usage hint"
 done
