@@ -67,6 +67,12 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* Print "diffrestore: <library error>" to stderr. */
 void cli_report_error(const char *context);
 int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
+/* 1 when s is a number within lo..hi (stored in *out), 0 otherwise. */
+int cli_parse_double(const char *s, double lo, double hi, double *out);
+/* Monotonic seconds, for rates and ETAs. */
+double cli_now(void);
+/* s as a JSON string literal (quotes and escapes included). */
+void cli_json_str(FILE *f, const char *s);
 
 int cmd_info(int argc, char **argv);
 int cmd_forward(int argc, char **argv);

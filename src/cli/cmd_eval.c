@@ -135,11 +135,6 @@ static void on_signal(int sig) {
     g_cancel = 1;
 }
 
-static double now_sec(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* ------------------------------------------------------------------ output helpers */
 
@@ -158,22 +153,6 @@ static void note(ectx *x, const char *fmt, ...) {
     fputc('\n', stderr);
 }
 
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
-        default:
-            if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\u%04x", *p);
-            else fputc(*p, f);
-        }
-    }
-    fputc('"', f);
-}
 
 static void json_num(FILE *f, double v) {
     if (isfinite(v)) fprintf(f, "%.6g", v);
@@ -188,7 +167,7 @@ static const char *short_name(const char *s, int max) {
 static void bar_draw(ectx *x, int step, int steps) {
     if (!x->bar) return;
     char eta[32] = "--", bar[24];
-    const double t = now_sec() - x->t_image;
+    const double t = cli_now() - x->t_image;
     if (step > 0 && steps > 0) {
         const double per_image = x->n_timed ? x->sum_time / x->n_timed : t / step * steps;
         progress_fmt_eta(eta, sizeof eta, t / step * (steps - step) + per_image * (x->total - x->pos));
@@ -217,9 +196,9 @@ static void item_fail(ectx *x, const char *file, const char *fmt, ...) {
     else fprintf(stderr, "diffrestore: %s: %s\n", file, msg);
     if (x->o->json) {
         fputs("{\"file\":", stdout);
-        json_str(stdout, file);
+        cli_json_str(stdout, file);
         fputs(",\"error\":", stdout);
-        json_str(stdout, msg);
+        cli_json_str(stdout, msg);
         fputs("}\n", stdout);
         fflush(stdout);
     }
@@ -290,9 +269,9 @@ static void json_metrics(const ectx *x, const dr_eval_metrics *m) {
 static void json_row(ectx *x, const batch_item *it, const dr_eval_case *c, const dr_eval_metrics *m,
                      const dr_eval_metrics *b) {
     fputs("{\"file\":", stdout);
-    json_str(stdout, it->rel);
+    cli_json_str(stdout, it->rel);
     printf(",\"path\":");
-    json_str(stdout, it->path);
+    cli_json_str(stdout, it->path);
     printf(",\"index\":%d,\"mode\":\"%s\",\"width\":%d,\"height\":%d", it->index, dr_mode_name(x->o->mode),
            c->truth.width, c->truth.height);
     if (x->o->mode == DR_MODE_INPAINT) {
@@ -570,7 +549,7 @@ static int eval_item(ectx *x, const batch_item *it) {
         item_fail(x, it->path, "out of memory");
         return 0;
     }
-    x->t_image = now_sec();
+    x->t_image = cli_now();
     bar_draw(x, 0, 0);
     dr_eval_case c;
     dr_image out = {0}, base_img = {0}, sheet = {0};
@@ -602,7 +581,7 @@ static int eval_item(ectx *x, const batch_item *it) {
         item_fail(x, it->path, "%s", dr_last_error());
         goto end;
     }
-    x->sum_time += now_sec() - x->t_image;
+    x->sum_time += cli_now() - x->t_image;
     x->n_timed++;
     /* ---- score the model and the baseline */
     if (dr_eval_score(&c, &out, &mm) != DR_OK) {
@@ -760,15 +739,6 @@ enum {
     O_SAMPLES, O_REDUCE, O_JSON, O_TELEA_RADIUS
 };
 
-static int parse_double(const char *s, double lo, double hi, double *out) {
-    if (!s || !*s) return 0;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || !(v >= lo && v <= hi)) return 0;
-    *out = v;
-    return 1;
-}
 
 /* "A-B" with 0 <= A <= B <= 1. */
 static int parse_holes(const char *s, double *a, double *b) {
@@ -780,7 +750,7 @@ static int parse_holes(const char *s, double *a, double *b) {
     if (n >= sizeof left) return 0;
     memcpy(left, s, n);
     left[n] = 0;
-    return parse_double(left, 0, 1, a) && parse_double(dash + 1, 0, 1, b) && *a <= *b;
+    return cli_parse_double(left, 0, 1, a) && cli_parse_double(dash + 1, 0, 1, b) && *a <= *b;
 }
 
 /* Returns -1 to go on, or an exit code. */
@@ -824,7 +794,7 @@ static int parse_options(eopts *o, int argc, char **argv) {
             break;
         case O_DATA: o->data = optarg; break;
         case O_SCALE:
-            if (!parse_double(optarg, 1, 64, &d)) return cli_usage_error(CMD, "--scale needs a factor 1..64, got '%s'", optarg);
+            if (!cli_parse_double(optarg, 1, 64, &d)) return cli_usage_error(CMD, "--scale needs a factor 1..64, got '%s'", optarg);
             o->e.scale = d;
             o->scale_given = 1;
             break;
@@ -846,7 +816,7 @@ static int parse_options(eopts *o, int argc, char **argv) {
                 return cli_usage_error(CMD, "--sampler must be ddpm, ddim or dpmpp, not '%s'", optarg);
             break;
         case O_ETA:
-            if (!parse_double(optarg, 0, 1, &d)) return cli_usage_error(CMD, "--eta needs 0..1, got '%s'", optarg);
+            if (!cli_parse_double(optarg, 0, 1, &d)) return cli_usage_error(CMD, "--eta needs 0..1, got '%s'", optarg);
             o->p.eta = d;
             break;
         case O_SPACING:

@@ -82,11 +82,6 @@ static void on_signal(int sig) {
     g_cancel = 1;
 }
 
-static double now_sec(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* ------------------------------------------------------------------ output helpers */
 
@@ -110,22 +105,6 @@ static void note(run *x, const char *fmt, ...) {
     fputc('\n', stderr);
 }
 
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
-        default:
-            if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\u%04x", *p);
-            else fputc(*p, f);
-        }
-    }
-    fputc('"', f);
-}
 
 /* The tail of a long name, for the progress line. */
 static const char *short_name(const char *s, int max) {
@@ -136,7 +115,7 @@ static const char *short_name(const char *s, int max) {
 static void bar_draw(run *x, int step, int steps) {
     if (x->o->progress != PROG_BAR || !progress_is_tty()) return;
     char eta[32] = "--", bar[24];
-    double t = now_sec() - x->t_image;
+    double t = cli_now() - x->t_image;
     if (step > 0 && steps > 0) {
         double cur_rem = t / step * (steps - step);
         double per_image = x->n_timed ? x->sum_image_time / x->n_timed : t / step * steps;
@@ -157,7 +136,7 @@ static void on_progress(int step, int steps, void *user) {
     run *x = user;
     if (x->o->progress == PROG_JSON) {
         fputs("{\"file\":", stdout);
-        json_str(stdout, x->cur_file);
+        cli_json_str(stdout, x->cur_file);
         printf(",\"step\":%d,\"steps\":%d}\n", step, steps);
         fflush(stdout);
     }
@@ -179,9 +158,9 @@ static int item_fail(run *x, const char *file, const char *fmt, ...) {
     else fprintf(stderr, "diffrestore: %s: %s\n", file, msg);
     if (x->o->progress == PROG_JSON) {
         fputs("{\"file\":", stdout);
-        json_str(stdout, file);
+        cli_json_str(stdout, file);
         fputs(",\"done\":false,\"error\":", stdout);
-        json_str(stdout, msg);
+        cli_json_str(stdout, msg);
         fputs("}\n", stdout);
         fflush(stdout);
     }
@@ -435,9 +414,9 @@ static int process_item(run *x, batch_item *it, const char *primary) {
             x->skipped++;
             if (o->progress == PROG_JSON) {
                 fputs("{\"file\":", stdout);
-                json_str(stdout, it->path);
+                cli_json_str(stdout, it->path);
                 fputs(",\"skipped\":true,\"output\":", stdout);
-                json_str(stdout, files[0]);
+                cli_json_str(stdout, files[0]);
                 fputs("}\n", stdout);
                 fflush(stdout);
             }
@@ -535,7 +514,7 @@ static int process_item(run *x, batch_item *it, const char *primary) {
     p.progress = on_progress;
     p.user = x;
     p.cancel = &g_cancel;
-    x->t_image = now_sec();
+    x->t_image = cli_now();
     bar_draw(x, 0, 0);
     int rc;
     if (o->samples == 1 && !unc_path) {
@@ -556,7 +535,7 @@ static int process_item(run *x, batch_item *it, const char *primary) {
         item_fail(x, it->path, "%s", rc == DR_ERR_NOMEM && !outs && !o->reduce_mean ? "out of memory" : dr_last_error());
         goto out;
     }
-    x->sum_image_time += now_sec() - x->t_image;
+    x->sum_image_time += cli_now() - x->t_image;
     x->n_timed++;
 
     /* ---- save: only complete results, each atomically */
@@ -581,20 +560,20 @@ done:
     }
     if (o->progress == PROG_JSON) {
         fputs("{\"file\":", stdout);
-        json_str(stdout, it->path);
+        cli_json_str(stdout, it->path);
         fputs(",\"done\":true,\"output\":", stdout);
-        json_str(stdout, files[0]);
+        cli_json_str(stdout, files[0]);
         if (n_files > 1) {
             fputs(",\"outputs\":[", stdout);
             for (int k = 0; k < n_files; k++) {
                 if (k) fputc(',', stdout);
-                json_str(stdout, files[k]);
+                cli_json_str(stdout, files[k]);
             }
             fputc(']', stdout);
         }
         if (unc_path) {
             fputs(",\"uncertainty\":", stdout);
-            json_str(stdout, unc_path);
+            cli_json_str(stdout, unc_path);
         }
         fputs("}\n", stdout);
         fflush(stdout);
@@ -714,15 +693,6 @@ enum {
     O_SPACING, O_PROGRESS, O_FORMAT, O_SKIP_EXISTING, O_SHARD, O_MASK, O_BOX, O_SCALE, O_WIDTH, O_HEIGHT
 };
 
-static int parse_double(const char *s, double lo, double hi, double *out) {
-    if (!s || !*s) return 0;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || !(v >= lo && v <= hi)) return 0;
-    *out = v;
-    return 1;
-}
 
 static int parse_box(const char *s, box *b) {
     long long v[4];
@@ -811,7 +781,7 @@ static int parse_options(ropts *o, int argc, char **argv) {
                 return cli_usage_error(C, "--sampler must be ddpm, ddim or dpmpp, not '%s'", optarg);
             break;
         case O_ETA:
-            if (!parse_double(optarg, 0, 1, &d)) return cli_usage_error(C, "--eta needs 0..1, got '%s'", optarg);
+            if (!cli_parse_double(optarg, 0, 1, &d)) return cli_usage_error(C, "--eta needs 0..1, got '%s'", optarg);
             o->p.eta = d;
             break;
         case O_SEED:
@@ -885,7 +855,7 @@ static int parse_options(ropts *o, int argc, char **argv) {
         }
         case O_SCALE:
             if (o->mode != DR_MODE_SUPERRES) mode_only = opt;
-            else if (!parse_double(optarg, 1, 64, &d)) return cli_usage_error(C, "--scale needs a factor 1..64, got '%s'", optarg);
+            else if (!cli_parse_double(optarg, 1, 64, &d)) return cli_usage_error(C, "--scale needs a factor 1..64, got '%s'", optarg);
             else o->p.scale = d;
             o->scale_given = 1;
             break;
