@@ -2,9 +2,12 @@
  * Memory-bound helpers: upsampling, concat, per-channel bias, adds and the
  * timestep embedding (nn_init_threads / nn_threads live in threads.c).
  * Reductions (the backward of the upsampling and of the channel bias) run
- * sequentially per output value, so nothing depends on the thread count.
+ * per output value inside one thread, in a fixed order (the channel bias:
+ * the fixed-pattern vector sum of vecmath.h), so nothing depends on the
+ * thread count.
  */
 #include "nn/nn.h"
+#include "nn/vecmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -83,11 +86,8 @@ void add_channel_bias_backward(float *dv, const float *dout, int B, int C, int H
     if (!dv) return;
 #pragma omp parallel for schedule(static) num_threads(nn_threads()) \
     if ((size_t)B * C * HW >= EW_PAR_MIN)
-    for (int bc = 0; bc < B * C; bc++) {                 // dv[b, c] += sum over HW, in order
-        const float *d = dout + (size_t)bc * HW;
-        double s = 0.0;
-        for (int i = 0; i < HW; i++) s += d[i];
-        dv[bc] += (float)s;
+    for (int bc = 0; bc < B * C; bc++) {                 // dv[b, c] += sum over HW
+        dv[bc] += (float)dr_sum_dev(dout + (size_t)bc * HW, (size_t)HW, 0.0f);
     }
 }
 
