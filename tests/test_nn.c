@@ -14,6 +14,9 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/vecmath.h"
+#include "nn/conv2d_direct.h"
+#include "nn/winograd.h"
 #include "testutil.h"
 
 /* ------------------------------------------------------------------ helpers */
@@ -174,6 +177,7 @@ static void check_same(const char *layer, const char *what, const float *a, cons
 #define NTHREAD_CASES 3
 static const int g_threads[NTHREAD_CASES] = {1, 2, 3};
 #define DEFAULT_THREADS 2
+static double g_wino_worst; /* worst Winograd rel err (test_conv2d_winograd) */
 
 /* ------------------------------------------------------------------ conv2d */
 
@@ -301,6 +305,165 @@ static void test_conv2d(void) {
     conv2d_threads(&rng, (conv2d_dims){2, 8, 24, 23, 16, 3, 1});
     conv2d_threads(&rng, (conv2d_dims){2, 8, 24, 23, 16, 3, 2});
     conv2d_threads(&rng, (conv2d_dims){2, 8, 24, 23, 16, 1, 1});
+}
+
+/* ------------------------------------------------------------------ conv2d: Winograd */
+
+/* dinp [B, Cin, H, W] += the backward-data pass of a 3x3 stride-1 pad-1 conv
+ * with weights w [Cout, Cin, 3, 3], in double. */
+static void conv3x3_bwd_data_ref(double *dinp, const float *dout, const float *w, int B, int Cin, int Cout, int H,
+                                 int W) {
+    for (int b = 0; b < B; b++)
+        for (int co = 0; co < Cout; co++)
+            for (int oy = 0; oy < H; oy++)
+                for (int ox = 0; ox < W; ox++) {
+                    const double g = dout[(((size_t)b * Cout + co) * H + oy) * W + ox];
+                    for (int ci = 0; ci < Cin; ci++)
+                        for (int t = 0; t < 9; t++) {
+                            const int iy = oy + t / 3 - 1, ix = ox + t % 3 - 1;
+                            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                            dinp[(((size_t)b * Cin + ci) * H + iy) * W + ix] +=
+                                (double)w[((size_t)co * Cin + ci) * 9 + t] * g;
+                        }
+                }
+}
+
+/* The Winograd F(2x2, 3x3) kernel itself (whatever conv2d's rule picks):
+ * forward and accumulating backward-data against the double reference on odd
+ * and even sizes, with more tiles than one block, and bit-identical results
+ * for 1, 2 and 3 threads. */
+static void winograd_case(test_rng *rng, int B, int Cin, int Cout, int H, int W) {
+    const conv2d_dims d = {B, Cin, H, W, Cout, 3, 1};
+    const size_t ni = (size_t)B * Cin * H * W, no = (size_t)B * Cout * H * W, nw = (size_t)Cout * Cin * 9;
+    float *inp = frandn(rng, ni, 1.0f), *w = frandn(rng, nw, 0.5f), *bias = frandn(rng, Cout, 0.5f);
+    float *dout = frandn(rng, no, 1.0f), *dinp0 = frandn(rng, ni, 1.0f);
+    double *ref = dalloc(no), *dref = dalloc(ni);
+    conv2d_ref(ref, inp, w, bias, &d);
+    for (size_t i = 0; i < ni; i++) dref[i] = dinp0[i];
+    conv3x3_bwd_data_ref(dref, dout, w, B, Cin, Cout, H, W);
+    const double fscale = max_abs_d(ref, no) > 1 ? max_abs_d(ref, no) : 1;
+    const double bscale = max_abs_d(dref, ni) > 1 ? max_abs_d(dref, ni) : 1;
+    float *out[NTHREAD_CASES], *dinp[NTHREAD_CASES];
+    for (int t = 0; t < NTHREAD_CASES; t++) {
+        nn_init_threads(g_threads[t]);
+        const size_t fs = wino_scratch_floats(Cin, Cout), bs = wino_scratch_floats(Cout, Cin);
+        float *scratch = falloc(fs > bs ? fs : bs); // exact size: the sanitizer build checks overruns
+        out[t] = falloc(no);
+        dinp[t] = fdup(dinp0, ni);
+        wino_conv3x3(out[t], 0, inp, w, 0, bias, B, Cin, Cout, H, W, scratch);
+        wino_conv3x3(dinp[t], 1, dout, w, 1, NULL, B, Cout, Cin, H, W, scratch);
+        free(scratch);
+    }
+    nn_init_threads(DEFAULT_THREADS);
+    const double fe = max_diff_d(out[0], ref, no) / fscale, be = max_diff_d(dinp[0], dref, ni) / bscale;
+    CHECK(fe <= 1e-5, "winograd %dx%d Cin=%d Cout=%d B=%d: forward max rel err %.3g", H, W, Cin, Cout, B, fe);
+    CHECK(be <= 1e-5, "winograd %dx%d Cin=%d Cout=%d B=%d: backward-data max rel err %.3g", H, W, Cin, Cout, B, be);
+    for (int t = 1; t < NTHREAD_CASES; t++) {
+        check_same("conv2d winograd", "forward across thread counts", out[0], out[t], no);
+        check_same("conv2d winograd", "backward-data across thread counts", dinp[0], dinp[t], ni);
+    }
+    if (fe > g_wino_worst) g_wino_worst = fe;
+    if (be > g_wino_worst) g_wino_worst = be;
+    for (int t = 0; t < NTHREAD_CASES; t++) free(out[t]), free(dinp[t]);
+    free(inp), free(w), free(bias), free(dout), free(dinp0), free(ref), free(dref);
+}
+
+static void test_conv2d_winograd(void) {
+    if (!wino_supported()) {
+        printf("  winograd: not in this build (no AVX-512), skipped\n");
+        return;
+    }
+    test_rng rng = {151};
+    static const int sizes[][2] = {{1, 1}, {2, 3}, {7, 5}, {16, 16}, {33, 20}, {20, 33}, {9, 64}, {3, 1}};
+    for (int z = 0; z < (int)(sizeof sizes / sizeof *sizes); z++) {
+        winograd_case(&rng, 2, 5, 11, sizes[z][0], sizes[z][1]);  // one tile block, odd channel counts
+        winograd_case(&rng, 2, 40, 12, sizes[z][0], sizes[z][1]); // 144-tile blocks: several per call
+    }
+    winograd_case(&rng, 3, 17, 8, 8, 8); // lane groups across sample boundaries
+    printf("  winograd F(2x2,3x3): worst rel err vs double %.3g\n", g_wino_worst);
+}
+
+/* ------------------------------------------------------------------ conv2d: 3x3 weight gradient */
+
+/* The 3x3 stride-1 weight gradient against a double reference, by each path:
+ * conv2d_backward (whatever its rule picks), Winograd F(3x3, 2x2) and the
+ * direct GEMM over positions, called directly. Shapes with several channel
+ * tiles, Cout not a multiple of 16, position chunks spanning samples (narrow
+ * W) or single rows (wide W), odd sizes, a 1x1 image; dW accumulates into a
+ * non-zero buffer; bit-identical for 1, 2 and 3 threads. */
+#define DW_PATHS 3
+static const char *const g_dw_path[DW_PATHS] = {"conv2d_backward", "winograd", "direct"};
+static double g_dw_worst[DW_PATHS];
+
+static void dweight_run(int path, float *dw, const float *dout, const float *inp, const float *w, const conv2d_dims *d) {
+    const int B = d->B, Cin = d->Cin, Cout = d->Cout, H = d->H, W = d->W;
+    if (path == 0) {
+        float *bs = falloc(conv2d_backward_scratch(d));
+        conv2d_backward(NULL, dw, NULL, dout, inp, w, d, bs);
+        free(bs);
+    } else if (path == 1) {
+        float *bs = falloc(wino_dweight_scratch_floats(B, Cin, Cout, H, W));
+        wino_dweight3x3(dw, dout, inp, B, Cin, Cout, H, W, bs);
+        free(bs);
+    } else {
+        const size_t nk = conv_direct_dweight_floats(B, Cin, Cout, H, W);
+        float *bs = falloc(nk + conv_direct_pad_floats(B, Cin, H, W, 3));
+        conv_direct_pad(bs + nk, inp, B, Cin, H, W);
+        conv_direct_dweight3x3(dw, dout, bs + nk, B, Cin, Cout, H, W, bs);
+        free(bs);
+    }
+}
+
+static void dweight_case(test_rng *rng, int B, int Cin, int Cout, int H, int W) {
+    const conv2d_dims d = {B, Cin, H, W, Cout, 3, 1};
+    const size_t ni = (size_t)B * Cin * H * W, no = (size_t)B * Cout * H * W, nw = (size_t)Cout * Cin * 9;
+    float *inp = frandn(rng, ni, 1.0f), *w = frandn(rng, nw, 0.5f), *dout = frandn(rng, no, 1.0f);
+    float *dw0 = frandn(rng, nw, 1.0f);
+    double *ref = dalloc(nw);
+    for (int co = 0; co < Cout; co++)
+        for (int ci = 0; ci < Cin; ci++)
+            for (int t = 0; t < 9; t++) {
+                double acc = dw0[((size_t)co * Cin + ci) * 9 + t];
+                for (int b = 0; b < B; b++)
+                    for (int y = 0; y < H; y++)
+                        for (int x = 0; x < W; x++) {
+                            const int iy = y + t / 3 - 1, ix = x + t % 3 - 1;
+                            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                            acc += (double)dout[(((size_t)b * Cout + co) * H + y) * W + x] *
+                                   inp[(((size_t)b * Cin + ci) * H + iy) * W + ix];
+                        }
+                ref[((size_t)co * Cin + ci) * 9 + t] = acc;
+            }
+    const double scale = max_abs_d(ref, nw) > 1 ? max_abs_d(ref, nw) : 1;
+    for (int path = 0; path < DW_PATHS; path++) {
+        if (path > 0 && !conv_direct_supported(&d)) continue; // no AVX-512: only conv2d's own path
+        float *dw[NTHREAD_CASES];
+        for (int t = 0; t < NTHREAD_CASES; t++) {
+            nn_init_threads(g_threads[t]);
+            dw[t] = fdup(dw0, nw);
+            dweight_run(path, dw[t], dout, inp, w, &d);
+        }
+        nn_init_threads(DEFAULT_THREADS);
+        const double e = max_diff_d(dw[0], ref, nw) / scale;
+        CHECK(e <= 1e-5, "conv2d dweight (%s) %dx%d Cin=%d Cout=%d B=%d: max rel err %.3g", g_dw_path[path], H, W,
+              Cin, Cout, B, e);
+        if (e > g_dw_worst[path]) g_dw_worst[path] = e;
+        for (int t = 1; t < NTHREAD_CASES; t++)
+            check_same("conv2d", "3x3 dweight across thread counts", dw[0], dw[t], nw);
+        for (int t = 0; t < NTHREAD_CASES; t++) free(dw[t]);
+    }
+    free(inp), free(w), free(dout), free(dw0), free(ref);
+}
+
+static void test_conv2d_dweight(void) {
+    test_rng rng = {171};
+    dweight_case(&rng, 3, 11, 70, 9, 7);  // several channel tiles, chunks across samples
+    dweight_case(&rng, 2, 5, 3, 3, 200);  // one 16-wide tile, one row per chunk
+    dweight_case(&rng, 2, 20, 130, 1, 1); // 1x1 image: only the centre tap
+    dweight_case(&rng, 1, 9, 48, 16, 16);
+    dweight_case(&rng, 2, 40, 24, 33, 20); // Winograd: several tile chunks, odd H
+    for (int path = 0; path < DW_PATHS; path++)
+        printf("  conv2d 3x3 dweight (%s): worst rel err vs double %.3g\n", g_dw_path[path], g_dw_worst[path]);
 }
 
 /* ------------------------------------------------------------------ groupnorm */
@@ -485,6 +648,226 @@ static void test_silu(void) {
 
     free(inp), free(R), free(out), free(inplace), free(dinp), free(inp_p), free(cx.base.out);
     free(dinp2);
+}
+
+/* ------------------------------------------------------------------ groupnorm, large shapes */
+
+/* Double-precision GroupNorm backward from scratch (statistics in double). */
+static void groupnorm_bwd_ref(double *dinp, double *dg, double *db, const float *dout,
+                              const float *inp, const float *gamma, const float *beta, int B,
+                              int C, int HW, int G, int silu) {
+    const int Cg = C / G;
+    const size_t gs = (size_t)Cg * HW;
+    double *dy = dalloc(gs), *xh = dalloc(gs);
+    for (int c = 0; c < C; c++) dg[c] = db[c] = 0;
+    for (int bg = 0; bg < B * G; bg++) {
+        const float *x = inp + bg * gs;
+        const float *d = dout + bg * gs;
+        double m = 0, v = 0, s1 = 0, s2 = 0;
+        for (size_t i = 0; i < gs; i++) m += x[i];
+        m /= gs;
+        for (size_t i = 0; i < gs; i++) v += (x[i] - m) * (x[i] - m);
+        const double r = 1 / sqrt(v / gs + 1e-5);
+        for (size_t i = 0; i < gs; i++) {
+            const int c = (bg % G) * Cg + (int)(i / HW);
+            xh[i] = (x[i] - m) * r;
+            const double a = gamma[c] * xh[i] + beta[c], sg = 1 / (1 + exp(-a));
+            dy[i] = silu ? d[i] * sg * (1 + a * (1 - sg)) : d[i];
+            dg[c] += dy[i] * xh[i];
+            db[c] += dy[i];
+            s1 += dy[i] * gamma[c];
+            s2 += dy[i] * gamma[c] * xh[i];
+        }
+        for (size_t i = 0; i < gs; i++) {
+            const int c = (bg % G) * Cg + (int)(i / HW);
+            dinp[bg * gs + i] = r * (dy[i] * gamma[c] - s1 / gs - xh[i] * s2 / gs);
+        }
+    }
+    free(dy), free(xh);
+}
+
+/* max |a - ref| / max |ref| */
+static double rel_diff_d(const float *a, const double *ref, size_t n) {
+    const double s = max_abs_d(ref, n);
+    return max_diff_d(a, ref, n) / (s > 0 ? s : 1);
+}
+
+/* Shapes the small test above does not reach: rows longer than a summation
+ * chunk with a ragged tail, more (sample, channel) pairs than the backward's
+ * row-sum buffer (several batch chunks), and more channels than it can hold
+ * at all (per-channel parameter gradients). Backward against a double
+ * reference and bit-identical across thread counts. */
+static void groupnorm_large_case(int B, int C, int HW, int G, int silu, float offset) {
+    test_rng rng = {(uint64_t)(B * 1000003 + C * 101 + HW * 7 + silu)};
+    const size_t n = (size_t)B * C * HW;
+    float *inp = frandn(&rng, n, 1.5f), *R = frandn(&rng, n, 1.0f);
+    for (size_t i = 0; i < n; i++) inp[i] += offset;
+    float *gamma = frandn(&rng, C, 0.5f), *beta = frandn(&rng, C, 0.5f);
+    for (int c = 0; c < C; c++) gamma[c] += 1.0f;
+    float *mean = falloc(B * G), *rstd = falloc(B * G), *out[NTHREAD_CASES], *di[NTHREAD_CASES],
+          *dg[NTHREAD_CASES], *db[NTHREAD_CASES];
+    for (int t = 0; t < NTHREAD_CASES; t++) {
+        nn_init_threads(g_threads[t]);
+        out[t] = falloc(n), di[t] = falloc(n), dg[t] = falloc(C), db[t] = falloc(C);
+        groupnorm_forward(out[t], mean, rstd, inp, gamma, beta, B, C, HW, G, silu);
+        groupnorm_backward(di[t], dg[t], db[t], R, inp, mean, rstd, gamma, beta, B, C, HW, G, silu);
+    }
+    nn_init_threads(DEFAULT_THREADS);
+    double *ref = dalloc(n), *rdi = dalloc(n), *rdg = dalloc(C), *rdb = dalloc(C);
+    groupnorm_ref(ref, inp, gamma, beta, B, C, HW, G, silu);
+    groupnorm_bwd_ref(rdi, rdg, rdb, R, inp, gamma, beta, B, C, HW, G, silu);
+    const double ef = max_diff_d(out[0], ref, n), ei = rel_diff_d(di[0], rdi, n),
+                 eg = rel_diff_d(dg[0], rdg, C), eb = rel_diff_d(db[0], rdb, C);
+    // float inputs near a large offset, and its float mean: ~1e-4 is what
+    // float allows (see groupnorm_case); otherwise float rounding only
+    const double tol = offset != 0.0f ? 2e-4 : 1e-5;
+    CHECK(ef <= tol && ei <= 10 * tol && eg <= tol && eb <= tol,
+          "groupnorm B%d C%d HW%d G%d silu%d offset %g: forward %.3g, dinp %.3g, dgamma %.3g, "
+          "dbeta %.3g vs double reference", B, C, HW, G, silu, offset, ef, ei, eg, eb);
+    char what[96];
+    snprintf(what, sizeof what, "B%d C%d HW%d silu%d across thread counts", B, C, HW, silu);
+    for (int t = 1; t < NTHREAD_CASES; t++) {
+        check_same("groupnorm (large)", what, out[0], out[t], n);
+        check_same("groupnorm (large)", what, di[0], di[t], n);
+        check_same("groupnorm (large)", what, dg[0], dg[t], C);
+        check_same("groupnorm (large)", what, db[0], db[t], C);
+    }
+    // parameter gradients alone: the same bits as with dinp
+    float *dg2 = falloc(C), *db2 = falloc(C);
+    groupnorm_backward(NULL, dg2, db2, R, inp, mean, rstd, gamma, beta, B, C, HW, G, silu);
+    check_same("groupnorm (large)", "dgamma with dinp=NULL", dg[0], dg2, C);
+    check_same("groupnorm (large)", "dbeta with dinp=NULL", db[0], db2, C);
+    for (int t = 0; t < NTHREAD_CASES; t++) free(out[t]), free(di[t]), free(dg[t]), free(db[t]);
+    free(inp), free(R), free(gamma), free(beta), free(mean), free(rstd), free(ref), free(rdi);
+    free(rdg), free(rdb), free(dg2), free(db2);
+}
+
+static void test_groupnorm_large(void) {
+    for (int silu = 0; silu <= 1; silu++) {
+        groupnorm_large_case(2, 4, 1500 + 7, 2, silu, 0.0f);      // long rows, ragged tail
+        groupnorm_large_case(2, 4, 1500 + 7, 2, silu, 1000.0f);   // and a large mean
+        groupnorm_large_case(5, 2048, 5, 4, silu, 0.0f);          // several batch chunks
+        groupnorm_large_case(3, 2050, 3, 2, silu, 0.0f);          // per-channel fallback
+        groupnorm_large_case(2, 64, 1, 4, silu, 0.0f);            // HW = 1
+    }
+}
+
+/* The cached statistics against double on data built to break naive ones:
+ * a large mean, an outlier as the first value (the shift of the sums), a
+ * group dominated by between-channel offsets, constant data. mean must be the
+ * float rounding of the true mean (to 0.51 ulp plus 1e-6 std), rstd within
+ * 1e-6 relative. */
+static double g_stats_worst_m, g_stats_worst_r; /* mean err / std, rstd rel err */
+
+static void groupnorm_stats_case(const char *what, const float *x, int C, int HW) {
+    float mean, rstd, *out = falloc((size_t)C * HW), *ga = falloc(C), *be = falloc(C);
+    for (int c = 0; c < C; c++) ga[c] = 1.0f;
+    groupnorm_forward(out, &mean, &rstd, x, ga, be, 1, C, HW, 1, 0);
+    const size_t n = (size_t)C * HW;
+    double m = 0, v = 0;
+    for (size_t i = 0; i < n; i++) m += x[i];
+    m /= n;
+    for (size_t i = 0; i < n; i++) v += (x[i] - m) * (x[i] - m);
+    v /= n;
+    const double r = 1 / sqrt(v + 1e-5);
+    const double ulp = nextafterf(fabsf((float)m), INFINITY) - fabsf((float)m);
+    const double em = fabs(mean - m), er = fabs(rstd - r) / r;
+    if (em / sqrt(v + 1e-5) > g_stats_worst_m) g_stats_worst_m = em / sqrt(v + 1e-5);
+    if (er > g_stats_worst_r) g_stats_worst_r = er;
+    CHECK(em <= 0.51 * ulp + 1e-6 * sqrt(v) && er <= 1e-6,
+          "groupnorm stats (%s): mean %.9g vs %.9g, rstd %.9g vs %.9g (rel %.3g)", what, mean, m,
+          rstd, r, er);
+    free(out), free(ga), free(be);
+}
+
+static void test_groupnorm_stats(void) {
+    test_rng rng = {404};
+    const int C = 3, HW = 33337;                   // n = 100011: ragged chunks and tail
+    const size_t n = (size_t)C * HW;
+    float *x = falloc(n);
+    test_fill_normal(&rng, x, n, 1.0f);
+    for (size_t i = 0; i < n; i++) x[i] += 1000.0f;
+    groupnorm_stats_case("mean 1000, std 1", x, C, HW);
+    for (size_t i = 0; i < n; i++) x[i] = 1e4f + (x[i] - 1000.0f);
+    groupnorm_stats_case("mean 1e4, std 1", x, C, HW);
+    test_fill_normal(&rng, x, n, 1.0f);
+    x[0] = 1e4f;
+    groupnorm_stats_case("outlier first", x, C, HW);
+    for (size_t i = 0; i < n; i++) x[i] = 0.1f * test_rng_normal(&rng) + 100.0f * (float)(i / HW);
+    groupnorm_stats_case("channel offsets", x, C, HW);
+    for (size_t i = 0; i < n; i++) x[i] = 5.0f;
+    groupnorm_stats_case("constant", x, C, HW);
+    printf("  groupnorm stats, hard cases: mean err <= %.3g std, rstd rel err <= %.3g\n",
+           g_stats_worst_m, g_stats_worst_r);
+    free(x);
+}
+
+/* ------------------------------------------------------------------ fast exp (nn/vecmath.h) */
+
+/* dr_expf: relative error over a dense sweep of the range SiLU needs, the
+ * limits (0, inf, NaN), and the AVX-512 version giving the same bits. */
+static void test_vecmath_exp(void) {
+    const int N = 4000000;
+    double worst = 0, worst_x = 0;
+    long differ = 0;
+    for (int i = 0; i <= N; i++) {
+        const float x = -104.0f + (float)((double)i * 193.0 / N);   // [-104, 89]
+        const float y = dr_expf(x);
+        const double r = exp((double)x);
+        if (r >= 1.1754943508222875e-38 && r <= 3.4e38) {      // normal results
+            const double e = fabs(y - r) / r;
+            if (!(e <= worst)) worst = e, worst_x = x;
+        }
+#if defined(__AVX512F__)
+        float v[16];
+        _mm512_storeu_ps(v, dr_exp_ps512(_mm512_set1_ps(x)));
+        differ += memcmp(v, &y, sizeof y) != 0;
+        _mm512_storeu_ps(v, dr_expneg_ps512(_mm512_set1_ps(-x)));
+        differ += memcmp(v, &y, sizeof y) != 0;
+#endif
+    }
+    for (float x = -1e-3f; x <= 1e-3f; x = nextafterf(x, 1.0f) + 1e-9f) {   // near 0
+        const double e = fabs(dr_expf(x) - exp((double)x)) / exp((double)x);
+        if (!(e <= worst)) worst = e, worst_x = x;
+    }
+    printf("  dr_expf max rel err %.3g (at %g) over [-104, 89]\n", worst, worst_x);
+    CHECK(worst <= 2e-7, "dr_expf: max rel err %.3g at %g", worst, worst_x);
+    CHECK(differ == 0, "dr_exp_ps512 / dr_expneg_ps512 differ from dr_expf in %ld values", differ);
+    CHECK(dr_expf(0.0f) == 1.0f && dr_expf(-1000.0f) == 0.0f && dr_expf(-INFINITY) == 0.0f,
+          "dr_expf: exp(0) = %g, exp(-1000) = %g", dr_expf(0.0f), dr_expf(-1000.0f));
+    CHECK(isinf(dr_expf(1000.0f)) && isinf(dr_expf(89.0f)) && isinf(dr_expf(INFINITY)),
+          "dr_expf: exp(1000) = %g, exp(89) = %g", dr_expf(1000.0f), dr_expf(89.0f));
+    CHECK(isnan(dr_expf(NAN)) && isnan(dr_sigmoidf(NAN)), "dr_expf: NaN does not propagate");
+}
+
+/* silu_forward / silu_backward (the vector path) over a dense sweep. */
+static void test_silu_sweep(void) {
+    const size_t n = 2000001;
+    float *x = falloc(n), *y = falloc(n), *d = falloc(n), *one = falloc(n);
+    for (size_t i = 0; i < n; i++) x[i] = -90.0f + (float)(180.0 * i / (n - 1)), one[i] = 1.0f;
+    silu_forward(y, x, n);
+    silu_backward(d, one, x, n);
+    double wf = 0, wb = 0, wfx = 0, wbx = 0;
+    int finite = 1;
+    for (size_t i = 0; i < n; i++) {
+        const double xd = x[i], s = 1 / (1 + exp(-xd));
+        const double f = xd * s, g = s * (1 + xd * (1 - s));
+        finite &= isfinite(y[i]) && isfinite(d[i]);
+        // relative error, floored at 1e-20 (below x ~ -40; near x = -88.7
+        // float's exp overflows and the result is 0, as with libm); the
+        // derivative is measured against the size of its terms,
+        // s (1 + |x| (1 - s)), since it crosses zero at x ~ -1.28
+        const double ef = fabs(y[i] - f) / fmax(fabs(f), 1e-20);
+        const double eb = fabs(d[i] - g) / fmax(s * (1 + fabs(xd) * (1 - s)), 1e-20);
+        if (!(ef <= wf)) wf = ef, wfx = xd;
+        if (!(eb <= wb)) wb = eb, wbx = xd;
+    }
+    printf("  silu sweep [-90, 90]: forward max rel err %.3g (at %g), backward %.3g (at %g)\n", wf,
+           wfx, wb, wbx);
+    CHECK(finite, "silu: non-finite value in the sweep");
+    CHECK(wf <= 4e-7, "silu: forward max rel err %.3g at %g", wf, wfx);
+    CHECK(wb <= 4e-7, "silu: backward max rel err %.3g at %g", wb, wbx);
+    free(x), free(y), free(d), free(one);
 }
 
 /* ------------------------------------------------------------------ linear */
@@ -863,9 +1246,15 @@ static void test_timestep_embedding(void) {
 int main(void) {
     nn_init_threads(DEFAULT_THREADS);
     test_conv2d();
+    test_conv2d_winograd();
+    test_conv2d_dweight();
     test_groupnorm();
     test_groupnorm_silu();
     test_silu();
+    test_groupnorm_large();
+    test_groupnorm_stats();
+    test_vecmath_exp();
+    test_silu_sweep();
     test_linear();
     test_attention();
     test_upsample();

@@ -149,6 +149,33 @@ static void kernel_8x48(float *tile, const float *in, size_t PS, const int *off,
     ACC_STORE(4); ACC_STORE(5); ACC_STORE(6); ACC_STORE(7);
 }
 
+/* o[y * W + x] = tr[i] + bv (or += tr[i] when accumulate) for the n flat
+ * positions i from (y, x) on, dropping the padding columns x >= W: one
+ * masked vector copy per run of valid columns. */
+static inline void store_tile_row(float *o, const float *tr, int n, int y, int x, int W, int Wp, int accumulate,
+                                  float bv) {
+    const __m512 b = _mm512_set1_ps(bv);
+    int i = 0;
+    while (i < n) {
+        if (x >= W) { /* padding columns: skip to the next row */
+            i += Wp - x;
+            x = 0;
+            y++;
+            continue;
+        }
+        const int len = W - x < n - i ? W - x : n - i;
+        float *dst = o + (size_t)y * W + x;
+        for (int k = 0; k < len; k += 16) {
+            const __mmask16 mk = len - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (len - k)) - 1);
+            const __m512 v = _mm512_maskz_loadu_ps(mk, tr + i + k);
+            _mm512_mask_storeu_ps(dst + k, mk,
+                                  accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(mk, dst + k), v) : _mm512_add_ps(v, b));
+        }
+        i += len;
+        x += len;
+    }
+}
+
 /* The 1x1 planes have no slack: copy a short last tile into a zeroed buffer
  * so the kernel never reads past the input. */
 static void run_tiles(float *out, int accumulate, const float *in, const float *wpk, const float *bias, int B, int Cin,
@@ -191,15 +218,7 @@ static void run_tiles(float *out, int accumulate, const float *in, const float *
                     const int co = jb * MR + m;
                     const float bv = bias ? bias[co] : 0.0f;
                     float *o = dst + (size_t)co * H * W;
-                    const float *tr = tile + m * NR;
-                    int y = y0, x = x0;
-                    for (int i = 0; i < n; i++) { /* drop the padding columns x >= W */
-                        if (x < W) {
-                            if (accumulate) o[(size_t)y * W + x] += tr[i];
-                            else o[(size_t)y * W + x] = tr[i] + bv;
-                        }
-                        if (++x == g->Wp) { x = 0; y++; }
-                    }
+                    store_tile_row(o, tile + m * NR, n, y0, x0, W, g->Wp, accumulate, bv);
                 }
             }
         }
@@ -207,67 +226,140 @@ static void run_tiles(float *out, int accumulate, const float *in, const float *
 }
 
 
-/* dW for one (8 output channels, input channel ci, tap row ky) block:
- * dw[m][kx] = sum_{p < n} g[m * gs + p] * x[p + ky * Wp + kx], kx = 0..2.
- * The sum runs in 16 lanes over p in a fixed order, then the lanes are
- * added in a fixed order, so it does not depend on threads. mmax < 8 rows of
- * g are valid (the others are skipped by pointing them at row 0 and dropping
- * their sums). */
-static void dw_kernel_8x3(double *dw, const float *g, size_t gs, int mmax, const float *x, int n) {
-    __m512 a[8][3];
-    for (int m = 0; m < 8; m++) a[m][0] = a[m][1] = a[m][2] = _mm512_setzero_ps();
-    const float *gr[8];
-    for (int m = 0; m < 8; m++) gr[m] = g + (size_t)(m < mmax ? m : 0) * gs;
-    int p = 0;
-    for (; p + 16 <= n; p += 16) {
-        const __m512 x0 = _mm512_loadu_ps(x + p), x1 = _mm512_loadu_ps(x + p + 1), x2 = _mm512_loadu_ps(x + p + 2);
-        for (int m = 0; m < 8; m++) {
-            const __m512 gv = _mm512_loadu_ps(gr[m] + p);
-            a[m][0] = _mm512_fmadd_ps(gv, x0, a[m][0]);
-            a[m][1] = _mm512_fmadd_ps(gv, x1, a[m][1]);
-            a[m][2] = _mm512_fmadd_ps(gv, x2, a[m][2]);
-        }
-    }
-    if (p < n) { /* masked tail */
-        const __mmask16 k = (__mmask16)((1u << (n - p)) - 1);
-        const __m512 x0 = _mm512_maskz_loadu_ps(k, x + p), x1 = _mm512_maskz_loadu_ps(k, x + p + 1),
-                     x2 = _mm512_maskz_loadu_ps(k, x + p + 2);
-        for (int m = 0; m < 8; m++) {
-            const __m512 gv = _mm512_maskz_loadu_ps(k, gr[m] + p);
-            a[m][0] = _mm512_fmadd_ps(gv, x0, a[m][0]);
-            a[m][1] = _mm512_fmadd_ps(gv, x1, a[m][1]);
-            a[m][2] = _mm512_fmadd_ps(gv, x2, a[m][2]);
-        }
-    }
-    for (int m = 0; m < mmax; m++)
-        for (int kx = 0; kx < 3; kx++) {
-            float lanes[16];
-            _mm512_storeu_ps(lanes, a[m][kx]);
-            double s = 0;
-            for (int l = 0; l < 16; l++) s += lanes[l];
-            dw[m * 3 + kx] = s;
-        }
+/* ---- weight gradient, 3x3 stride 1:
+ *     dW[co][ci][t] = sum_b sum_(y,x) dout[b][co][y][x] * in_pad[b][ci][y * Wp + x + off[t]]
+ * as a GEMM whose reduction runs over every output position of every sample.
+ * dout is first transposed to GT [B*H*W][ldg] (output channels contiguous,
+ * zero-padded to a multiple of 16), so the micro-kernel keeps a tile of
+ * 9 taps x up to 32 output channels (18 zmm) for one input channel: per
+ * position it loads 1-2 vectors of GT and broadcasts the 9 input values
+ * under the taps. Positions go in chunks of whole rows (DW_CHUNK positions):
+ * a task (output-channel tile, block of DW_CIB input channels) runs the
+ * chunks in order, reusing each chunk of GT from L1/L2 for its input
+ * channels, and adds each chunk's float sums into double accumulators. Every
+ * dW entry is summed over positions in the same order whatever the thread
+ * count. */
+#define DW_CT 32     /* most output channels per tile (2 zmm; with 3 the 27 accumulators spill) */
+#define DW_CIB 8     /* input channels per task */
+#define DW_CHUNK 192 /* positions per chunk (whole rows, at least one) */
+
+static int dw_ldg(int Cout) { return (Cout + 15) & ~15; }
+static int dw_ntile(int Cout) { return (dw_ldg(Cout) + DW_CT - 1) / DW_CT; }
+/* first output channel of tile jt: the tiles split ldg evenly in 16s */
+static int dw_co0(int jt, int Cout) { return 16 * ((jt * (dw_ldg(Cout) / 16)) / dw_ntile(Cout)); }
+
+size_t conv_direct_dweight_floats(int B, int Cin, int Cout, int H, int W) {
+    return 2 * (size_t)dw_ntile(Cout) * Cin * 9 * DW_CT + (size_t)B * H * W * dw_ldg(Cout);
 }
 
-void conv_direct_dweight3x3(float *dweight, const float *dpad, const float *xpad, int B, int Cin, int Cout, int H,
-                            int W) {
-    const size_t PS = geom(3, H, W).PS;
-    const int Wp = W + 2, nflat = H * Wp, nb = co_blocks(Cout);
-    const int ntask = nb * Cin * 3; /* (co block, ci, ky): each owns 8 x 3 dW entries */
-#pragma omp parallel for schedule(static) num_threads(nn_threads())
-    for (int task = 0; task < ntask; task++) {
-        const int jb = task / (Cin * 3), ci = (task / 3) % Cin, ky = task % 3;
-        const int mmax = Cout - jb * MR < MR ? Cout - jb * MR : MR;
-        double sum[MR * 3] = {0}, part[MR * 3];
-        for (int b = 0; b < B; b++) { /* samples in order 0..B-1 */
-            const float *g = dpad + ((size_t)b * Cout + jb * MR) * PS + Wp + 1; // dout_flat rows
-            const float *x = xpad + ((size_t)b * Cin + ci) * PS + (size_t)ky * Wp;
-            dw_kernel_8x3(part, g, PS, mmax, x, nflat);
-            for (int i = 0; i < mmax * 3; i++) sum[i] += part[i];
+#define DWK_DECL(t) __m512 a##t##0 = z, a##t##1 = z
+#define DWK_FMA(t, xv)                                            \
+    do {                                                          \
+        const __m512 xb = _mm512_set1_ps(xv);                     \
+        a##t##0 = _mm512_fmadd_ps(xb, g0, a##t##0);               \
+        if (DNV > 1) a##t##1 = _mm512_fmadd_ps(xb, g1, a##t##1);   \
+    } while (0)
+#define DWK_ADD1(t, j)                                                                           \
+    do {                                                                                         \
+        double *cc = c + (t) * DW_CT + 16 * (j);                                                 \
+        _mm512_storeu_pd(cc, _mm512_add_pd(_mm512_loadu_pd(cc), _mm512_cvtps_pd(_mm512_castps512_ps256(a##t##j)))); \
+        _mm512_storeu_pd(cc + 8, _mm512_add_pd(_mm512_loadu_pd(cc + 8),                           \
+                                               _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a##t##j), 1))))); \
+    } while (0)
+#define DWK_ADD(t)                      \
+    do {                                \
+        DWK_ADD1(t, 0);                 \
+        if (DNV > 1) DWK_ADD1(t, 1);     \
+    } while (0)
+
+/* c[t][co] (double, row stride DW_CT) += sum over rows r in [r0, r1) (row r
+ * is output row r % H of sample r / H) and x < W of gt[(r*W + x) * ldg + co] *
+ * x_row(r)[x + off[t]], for 16 * DNV output channels. xc: the padded plane of
+ * sample 0 for this input channel; bs: floats between samples' planes. */
+static inline __attribute__((always_inline)) void dw_tile(double *c, const float *gt, int ldg, const float *xc, size_t bs,
+                                                          int Wp, int H, int W, int r0, int r1, const int DNV) {
+    const __m512 z = _mm512_setzero_ps();
+    DWK_DECL(0); DWK_DECL(1); DWK_DECL(2);
+    DWK_DECL(3); DWK_DECL(4); DWK_DECL(5);
+    DWK_DECL(6); DWK_DECL(7); DWK_DECL(8);
+    for (int r = r0; r < r1; r++) {
+        const float *x0 = xc + (size_t)(r / H) * bs + (size_t)(r % H) * Wp, *x1 = x0 + Wp, *x2 = x1 + Wp;
+        const float *g = gt + (size_t)r * W * ldg;
+        for (int x = 0; x < W; x++, g += ldg) {
+            const __m512 g0 = _mm512_loadu_ps(g);
+            const __m512 g1 = DNV > 1 ? _mm512_loadu_ps(g + 16) : z;
+            DWK_FMA(0, x0[x]); DWK_FMA(1, x0[x + 1]); DWK_FMA(2, x0[x + 2]);
+            DWK_FMA(3, x1[x]); DWK_FMA(4, x1[x + 1]); DWK_FMA(5, x1[x + 2]);
+            DWK_FMA(6, x2[x]); DWK_FMA(7, x2[x + 1]); DWK_FMA(8, x2[x + 2]);
         }
-        for (int m = 0; m < mmax; m++)
-            for (int kx = 0; kx < 3; kx++)
-                dweight[((size_t)(jb * MR + m) * Cin + ci) * 9 + ky * 3 + kx] += (float)sum[m * 3 + kx];
+    }
+    DWK_ADD(0); DWK_ADD(1); DWK_ADD(2);
+    DWK_ADD(3); DWK_ADD(4); DWK_ADD(5);
+    DWK_ADD(6); DWK_ADD(7); DWK_ADD(8);
+}
+static __attribute__((noinline)) void dw_tile1(double *c, const float *gt, int ldg, const float *xc, size_t bs, int Wp,
+                                               int H, int W, int r0, int r1) {
+    dw_tile(c, gt, ldg, xc, bs, Wp, H, W, r0, r1, 1);
+}
+static __attribute__((noinline)) void dw_tile2(double *c, const float *gt, int ldg, const float *xc, size_t bs, int Wp,
+                                               int H, int W, int r0, int r1) {
+    dw_tile(c, gt, ldg, xc, bs, Wp, H, W, r0, r1, 2);
+}
+
+void conv_direct_dweight3x3(float *dweight, const float *dout, const float *xpad, int B, int Cin, int Cout, int H,
+                            int W, float *scratch) {
+    const size_t PS = geom(3, H, W).PS, HW = (size_t)H * W;
+    const int Wp = W + 2, ldg = dw_ldg(Cout), ntile = dw_ntile(Cout), ncb = (Cin + DW_CIB - 1) / DW_CIB;
+    const int rpc = W < DW_CHUNK ? DW_CHUNK / W : 1, nrows = B * H; /* rows per chunk */
+    double *C = (double *)(void *)scratch; /* [ntile][Cin][9][DW_CT] */
+    float *GT = scratch + 2 * (size_t)ntile * Cin * 9 * DW_CT; /* [B*H*W][ldg] */
+    const int np16 = (int)((HW + 15) / 16);
+#pragma omp parallel num_threads(nn_threads())
+    {
+        /* GT[b*HW + p][co] = dout[b][co][p], 16 positions x 16 channels per step */
+#pragma omp for schedule(static)
+        for (int bp = 0; bp < B * np16; bp++) {
+            const int b = bp / np16;
+            const size_t p0 = (size_t)(bp % np16) * 16;
+            const int n = HW - p0 < 16 ? (int)(HW - p0) : 16;
+            for (int c0 = 0; c0 < ldg; c0 += 16) {
+                const __mmask16 k = c0 + 16 <= Cout ? (__mmask16)0xFFFF
+                                  : c0 < Cout ? (__mmask16)((1u << (Cout - c0)) - 1) : (__mmask16)0;
+                const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                       _mm512_set1_epi32((int)HW));
+                const float *src = dout + ((size_t)b * Cout + c0) * HW + p0;
+                float *dst = GT + ((size_t)b * HW + p0) * ldg + c0;
+                for (int i = 0; i < n; i++)
+                    _mm512_storeu_ps(dst + (size_t)i * ldg,
+                                     _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, idx, src + i, 4));
+            }
+        }
+#pragma omp for schedule(static)
+        for (int task = 0; task < ntile * ncb; task++) {
+            const int jt = task / ncb, ci0 = (task % ncb) * DW_CIB;
+            const int ci1 = ci0 + DW_CIB < Cin ? ci0 + DW_CIB : Cin;
+            const int co0 = dw_co0(jt, Cout), nv = (dw_co0(jt + 1, Cout) - co0) / 16;
+            double *cb = C + ((size_t)jt * Cin + ci0) * 9 * DW_CT;
+            memset(cb, 0, (size_t)(ci1 - ci0) * 9 * DW_CT * sizeof(double));
+            for (int r0 = 0; r0 < nrows; r0 += rpc) { /* chunks in order */
+                const int r1 = r0 + rpc < nrows ? r0 + rpc : nrows;
+                for (int ci = ci0; ci < ci1; ci++) {
+                    double *c = cb + (size_t)(ci - ci0) * 9 * DW_CT;
+                    const float *xc = xpad + (size_t)ci * PS;
+                    if (nv == 2) dw_tile2(c, GT + co0, ldg, xc, (size_t)Cin * PS, Wp, H, W, r0, r1);
+                    else dw_tile1(c, GT + co0, ldg, xc, (size_t)Cin * PS, Wp, H, W, r0, r1);
+                }
+            }
+        }
+#pragma omp for schedule(static)
+        for (int co = 0; co < Cout; co++) {
+            int jt = 0;
+            while (dw_co0(jt + 1, Cout) <= co) jt++;
+            const int m = co - dw_co0(jt, Cout);
+            for (int ci = 0; ci < Cin; ci++)
+                for (int t = 0; t < 9; t++)
+                    dweight[((size_t)co * Cin + ci) * 9 + t] += (float)C[(((size_t)jt * Cin + ci) * 9 + t) * DW_CT + m];
+        }
     }
 }
 
@@ -287,9 +379,10 @@ void conv_direct_pack(float *wpk, const float *w, int Cout, int Cin, int T, int 
 void conv_direct_pad(float *pad, const float *in, int B, int C, int H, int W) {
     (void)pad, (void)in, (void)B, (void)C, (void)H, (void)W;
 }
-void conv_direct_dweight3x3(float *dweight, const float *dpad, const float *xpad, int B, int Cin, int Cout, int H,
-                            int W) {
-    (void)dweight, (void)dpad, (void)xpad, (void)B, (void)Cin, (void)Cout, (void)H, (void)W;
+size_t conv_direct_dweight_floats(int B, int Cin, int Cout, int H, int W) { return 0 * (size_t)(B + Cin + Cout + H + W); }
+void conv_direct_dweight3x3(float *dweight, const float *dout, const float *xpad, int B, int Cin, int Cout, int H,
+                            int W, float *scratch) {
+    (void)dweight, (void)dout, (void)xpad, (void)B, (void)Cin, (void)Cout, (void)H, (void)W, (void)scratch;
 }
 void conv_direct_run(float *out, int accumulate, const float *in, const float *wpk, const float *bias, int B, int Cin,
                      int Cout, int H, int W, int K, float *tail_scratch) {

@@ -32,9 +32,12 @@ void conv_direct_run(float *out, int accumulate, const float *in, const float *w
                      int Cout, int H, int W, int K, float *tail_scratch);
 
 /* dW [Cout][Cin][3][3] += the weight gradient of a 3x3 stride-1 conv, from
- * padded dout planes (dpad) and padded input planes (xpad), both as made by
- * conv_direct_pad. Samples are summed in order; thread-count independent. */
-void conv_direct_dweight3x3(float *dweight, const float *dpad, const float *xpad, int B, int Cin, int Cout, int H,
-                            int W);
+ * dout [B][Cout][H][W] and the padded input planes xpad (conv_direct_pad).
+ * scratch: conv_direct_dweight_floats floats, 8-byte aligned (it starts with
+ * double accumulators). Positions are summed in one fixed order; thread-count
+ * independent. */
+size_t conv_direct_dweight_floats(int B, int Cin, int Cout, int H, int W);
+void conv_direct_dweight3x3(float *dweight, const float *dout, const float *xpad, int B, int Cin, int Cout, int H,
+                            int W, float *scratch);
 
 #endif
