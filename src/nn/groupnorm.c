@@ -85,28 +85,37 @@ static void gn_stats(const float *x, size_t n, double *mean, double *var) {
             q0 = _mm512_fmadd_ps(d0, d0, q0);
         }
         const __m512 s1 = _mm512_add_ps(f0, f1), s2 = _mm512_add_ps(q0, q1);
-        for (int h = 0; h < 2; h++) {              // lanes 0-7, 8-15 in double
-            const __m256 sh_h = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sh), h));
-            const __m256 s1_h = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s1), h));
-            const __m256 s2_h = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s2), h));
-            const __m512d sd = _mm512_sub_pd(_mm512_cvtps_pd(sh_h), x0);   // mu_l - x0
-            const __m512d a1 = _mm512_cvtps_pd(s1_h), a2 = _mm512_cvtps_pd(s2_h);
-            t1[h] = _mm512_add_pd(t1[h], _mm512_fmadd_pd(cnt, sd, a1));
-            // c sd^2 + 2 sd S1 + S2 = sd (c sd + 2 S1) + S2
-            const __m512d u = _mm512_fmadd_pd(cnt, sd, _mm512_add_pd(a1, a1));
-            t2[h] = _mm512_add_pd(t2[h], _mm512_fmadd_pd(sd, u, a2));
-        }
+        /* lanes 0-7 and 8-15 in double; the extract index must be a constant */
+#define GN_HALF(h)                                                                          \
+    do {                                                                                    \
+        const __m256 sh_h = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sh), h)); \
+        const __m256 s1_h = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s1), h)); \
+        const __m256 s2_h = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s2), h)); \
+        const __m512d sd = _mm512_sub_pd(_mm512_cvtps_pd(sh_h), x0); /* mu_l - x0 */          \
+        const __m512d a1 = _mm512_cvtps_pd(s1_h), a2 = _mm512_cvtps_pd(s2_h);               \
+        t1[h] = _mm512_add_pd(t1[h], _mm512_fmadd_pd(cnt, sd, a1));                         \
+        /* c sd^2 + 2 sd S1 + S2 = sd (c sd + 2 S1) + S2 */                                  \
+        const __m512d u = _mm512_fmadd_pd(cnt, sd, _mm512_add_pd(a1, a1));                  \
+        t2[h] = _mm512_add_pd(t2[h], _mm512_fmadd_pd(sd, u, a2));                           \
+    } while (0)
+        GN_HALF(0);
+        GN_HALF(1);
+#undef GN_HALF
     }
     if (i < n) {                                   // ragged tail: in double directly
         const __mmask16 k = dr_mask16_(n - i);
         const __m512 xt = _mm512_maskz_loadu_ps(k, x + i);
-        for (int h = 0; h < 2; h++) {
-            const __mmask8 kh = (__mmask8)(k >> (8 * h));
-            const __m256 xh = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xt), h));
-            const __m512d d = _mm512_maskz_sub_pd(kh, _mm512_cvtps_pd(xh), x0);
-            t1[h] = _mm512_add_pd(t1[h], d);
-            t2[h] = _mm512_fmadd_pd(d, d, t2[h]);
-        }
+#define GN_TAIL(h)                                                                          \
+    do {                                                                                    \
+        const __mmask8 kh = (__mmask8)(k >> (8 * (h)));                                     \
+        const __m256 xh = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xt), h)); \
+        const __m512d d = _mm512_maskz_sub_pd(kh, _mm512_cvtps_pd(xh), x0);                 \
+        t1[h] = _mm512_add_pd(t1[h], d);                                                    \
+        t2[h] = _mm512_fmadd_pd(d, d, t2[h]);                                               \
+    } while (0)
+        GN_TAIL(0);
+        GN_TAIL(1);
+#undef GN_TAIL
     }
     const double m = dr_hsum_pd_(t1) / (double)n;   // mean - x0
     const double v = dr_hsum_pd_(t2) / (double)n - m * m;
