@@ -120,18 +120,22 @@ static int read_body(png_reader *r, int64_t max_pixels, int want_pixels, dr_imag
     png_get_IHDR(r->png, r->info, &w, &h, &bit_depth, &color_type, &interlace, NULL, NULL);
 
     /* Palette -> RGB, gray below 8 bits -> 8, tRNS -> a real alpha channel.
-     * 16-bit samples are left big-endian and swapped by widen_rows. */
-    if (color_type == PNG_COLOR_TYPE_PALETTE || bit_depth < 8 ||
-        png_get_valid(r->png, r->info, PNG_INFO_tRNS))
-        png_set_expand(r->png);
-    (void)png_set_interlace_handling(r->png);
-    png_read_update_info(r->png, r->info);
-
-    int channels = png_get_channels(r->png, r->info);
-    int depth = png_get_bit_depth(r->png, r->info);
-    if (channels < 1 || channels > 4 || (depth != 8 && depth != 16))
-        return dr_error(DR_ERR_UNSUPPORTED, "%s: PNG decodes to %d channels of %d bits", r->name,
-                        channels, depth);
+     * 16-bit samples are left big-endian and swapped by widen_rows. The
+     * decoded layout is derived from the header here: png_read_update_info
+     * allocates (and zeroes) row buffers of the header's width, so it must
+     * not run before the pixel limit is checked, nor for a probe. */
+    const int trns = png_get_valid(r->png, r->info, PNG_INFO_tRNS) != 0;
+    int channels;
+    switch (color_type) {
+    case PNG_COLOR_TYPE_GRAY: channels = 1 + trns; break;
+    case PNG_COLOR_TYPE_GRAY_ALPHA: channels = 2; break;
+    case PNG_COLOR_TYPE_PALETTE:
+    case PNG_COLOR_TYPE_RGB: channels = 3 + trns; break;
+    case PNG_COLOR_TYPE_RGB_ALPHA: channels = 4; break;
+    default:
+        return dr_error(DR_ERR_UNSUPPORTED, "%s: PNG colour type %d", r->name, color_type);
+    }
+    int depth = bit_depth == 16 ? 16 : 8;
     if (info) {
         info->format = DR_FORMAT_PNG;
         info->width = (int)w;
@@ -144,6 +148,12 @@ static int read_body(png_reader *r, int64_t max_pixels, int want_pixels, dr_imag
     if (!want_pixels) return DR_OK;
 
     DR_TRY(dr_image_check_limit(r->name, w, h, max_pixels));
+    if (color_type == PNG_COLOR_TYPE_PALETTE || bit_depth < 8 || trns) png_set_expand(r->png);
+    (void)png_set_interlace_handling(r->png);
+    png_read_update_info(r->png, r->info);
+    if (png_get_channels(r->png, r->info) != channels || png_get_bit_depth(r->png, r->info) != depth)
+        return dr_error(DR_ERR_UNSUPPORTED, "%s: PNG decodes to %d channels of %d bits", r->name,
+                        png_get_channels(r->png, r->info), png_get_bit_depth(r->png, r->info));
     size_t row_bytes = (size_t)w * (size_t)channels * (size_t)(depth / 8);
     if (png_get_rowbytes(r->png, r->info) != row_bytes)
         return dr_error(DR_ERR_UNSUPPORTED, "%s: unexpected PNG row layout", r->name);
@@ -172,6 +182,13 @@ int dr_png_decode(const unsigned char *buf, size_t size, const char *name, int64
     r.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &r.err, on_png_error, on_png_warning);
     if (!r.png) return dr_error(DR_ERR_NOMEM, "%s: cannot create PNG reader", name);
     r.info = png_create_info_struct(r.png);
+    /* Skip the ancillary chunks the decoder does not use, unread: libpng
+     * would buffer (and zero) each one at its claimed length, and its
+     * "chunk data is too large" check is only a benign error (a warning)
+     * when reading, so a tiny file could make it allocate up to 2 GB. */
+    static const png_byte skip[] = "bKGD\0cHRM\0eXIf\0gAMA\0hIST\0iCCP\0iTXt\0oFFs\0pCAL\0"
+                                   "pHYs\0sBIT\0sCAL\0sPLT\0sRGB\0tEXt\0tIME\0zTXt";
+    png_set_keep_unknown_chunks(r.png, PNG_HANDLE_CHUNK_NEVER, skip, (int)(sizeof skip / 5));
     int rc;
     if (!r.info)
         rc = dr_error(DR_ERR_NOMEM, "%s: cannot create PNG reader", name);
