@@ -227,44 +227,57 @@ static int model_alloc(const dr_model_info *mi, dr_model **out) {
     return DR_OK;
 }
 
+/* Every tensor must be a parameter of the layout, with its shape, once, and
+ * none may be missing. Checked before the parameter block is allocated, so a
+ * small file whose metadata claims a huge config cannot make us allocate. */
+static int check_tensors(const dr_tensor_file *tf, const char *path, const unet_layout *L) {
+    if (tf->n_tensors > L->n_params) {
+        for (int i = 0; i < tf->n_tensors; i++)
+            if (!unet_layout_find(L, tf->tensors[i].name))
+                return dr_error(DR_ERR_FORMAT, "%s: tensor '%s' is not a parameter of this config", path,
+                                tf->tensors[i].name);
+    }
+    for (int i = 0; i < tf->n_tensors; i++) {
+        const dr_tensor *t = &tf->tensors[i];
+        const unet_param *p = unet_layout_find(L, t->name);
+        if (!p) return dr_error(DR_ERR_FORMAT, "%s: tensor '%s' is not a parameter of this config", path, t->name);
+        int same = t->ndim == p->ndim;
+        for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
+        if (!same) {
+            char want[64] = "", got[64] = "";
+            size_t o = 0;
+            for (int d = 0; d < p->ndim && o < sizeof want; d++)
+                o += snprintf(want + o, sizeof want - o, d ? ",%d" : "%d", p->shape[d]);
+            o = 0;
+            for (int d = 0; d < t->ndim && o < sizeof got; d++)
+                o += snprintf(got + o, sizeof got - o, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+            return dr_error(DR_ERR_FORMAT, "%s: tensor '%s' has shape [%s], the config needs [%s]", path, t->name,
+                            got, want);
+        }
+    }
+    /* names are unique in a file (the reader checks), so equal counts mean
+     * every parameter is present */
+    if (tf->n_tensors != L->n_params)
+        for (int i = 0; i < L->n_params; i++)
+            if (!dr_tensor_file_get(tf, L->params[i].name))
+                return dr_error(DR_ERR_FORMAT, "%s: tensor '%s' is missing", path, L->params[i].name);
+    return DR_OK;
+}
+
 int dr_model_from_tensors(const dr_tensor_file *tf, const char *path, dr_model **out) {
     *out = NULL;
     dr_model_info mi;
     DR_TRY(dr_model_config_from_meta(tf, path, &mi));
+    unet_layout L;
+    DR_TRY(unet_layout_build(&L, &mi.cfg));
+    int rc = check_tensors(tf, path, &L);
+    unet_layout_free(&L);
+    if (rc != DR_OK) return rc;
     dr_model *m;
     DR_TRY(model_alloc(&mi, &m));
-    int rc = DR_OK;
-    /* Every tensor must be a parameter of this config, with its shape, once. */
-    for (int i = 0; i < tf->n_tensors && rc == DR_OK; i++) {
-        const dr_tensor *t = &tf->tensors[i];
-        const unet_param *p = unet_layout_find(&m->L, t->name);
-        if (!p) {
-            rc = dr_error(DR_ERR_FORMAT, "%s: tensor '%s' is not a parameter of this config", path, t->name);
-            break;
-        }
-        int same = t->ndim == p->ndim;
-        for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
-        if (!same) {
-            char want[64], got[64];
-            size_t o = 0;
-            for (int d = 0; d < p->ndim; d++) o += snprintf(want + o, sizeof want - o, d ? ",%d" : "%d", p->shape[d]);
-            if (!p->ndim) want[0] = 0;
-            o = 0;
-            got[0] = 0;
-            for (int d = 0; d < t->ndim && o < sizeof got; d++)
-                o += snprintf(got + o, sizeof got - o, d ? ",%lld" : "%lld", (long long)t->shape[d]);
-            rc = dr_error(DR_ERR_FORMAT, "%s: tensor '%s' has shape [%s], the config needs [%s]", path, t->name, got,
-                          want);
-            break;
-        }
-        memcpy(m->params + p->offset, t->data, p->numel * sizeof(float));
-    }
-    if (rc == DR_OK && tf->n_tensors != m->L.n_params) {
-        for (int i = 0; i < m->L.n_params; i++)
-            if (!dr_tensor_file_get(tf, m->L.params[i].name)) {
-                rc = dr_error(DR_ERR_FORMAT, "%s: tensor '%s' is missing", path, m->L.params[i].name);
-                break;
-            }
+    for (int i = 0; i < tf->n_tensors; i++) {
+        const unet_param *p = unet_layout_find(&m->L, tf->tensors[i].name);
+        memcpy(m->params + p->offset, tf->tensors[i].data, p->numel * sizeof(float));
     }
     for (int i = 0; rc == DR_OK && i < tf->n_meta; i++)
         rc = dr_tensor_file_set_meta(&m->meta, tf->meta_keys[i], tf->meta_values[i]);

@@ -18,6 +18,8 @@
 
 #define ST_MAX_HEADER (64u << 20)    /* 64 MiB of JSON is far beyond any real model */
 #define ST_MAX_FILE ((size_t)8 << 30) /* 8 GiB */
+#define ST_MAX_TENSORS 100000           /* a U-Net has a few hundred */
+#define ST_MAX_META 4096                /* metadata entries (set_meta is a linear search) */
 
 static char *dup_str(const char *s) {
     size_t n = strlen(s) + 1;
@@ -133,6 +135,8 @@ static int json_uint(const cJSON *j, uint64_t *out) {
     return 1;
 }
 
+static int cmp_keys(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
 typedef struct {
     uint64_t begin, end;
     int idx;
@@ -180,18 +184,39 @@ int dr_tensor_file_read_memory(const void *buf, size_t size, const char *name, d
         rc = dr_error(DR_ERR_NOMEM, "%s: out of memory", name);
         goto done;
     }
+    if (count > ST_MAX_TENSORS) {
+        rc = dr_error(DR_ERR_LIMIT, "%s: %d header entries, over the limit of %d", name, count, ST_MAX_TENSORS);
+        goto done;
+    }
+    /* Duplicate keys are ambiguous (which one would a reader pick?): sort the
+     * names and compare neighbours, O(n log n) however many keys there are. */
+    {
+        const char **keys = malloc(sizeof(char *) * (count ? (size_t)count : 1));
+        if (!keys) {
+            rc = dr_error(DR_ERR_NOMEM, "%s: out of memory", name);
+            goto done;
+        }
+        int nk = 0;
+        for (cJSON *it = root->child; it; it = it->next) keys[nk++] = it->string ? it->string : "";
+        qsort(keys, nk, sizeof(char *), cmp_keys);
+        for (int i = 1; i < nk; i++)
+            if (strcmp(keys[i - 1], keys[i]) == 0) {
+                rc = dr_error(DR_ERR_FORMAT, "%s: key '%s' appears twice in the header", name, keys[i]);
+                break;
+            }
+        free(keys);
+        if (rc != DR_OK) goto done;
+    }
     int nspan = 0, seen_meta = 0;
     for (cJSON *it = root->child; it; it = it->next) {
         const char *key = it->string ? it->string : "";
-        /* Duplicate keys are ambiguous: which one would a reader pick? */
-        for (cJSON *jt = root->child; jt != it; jt = jt->next)
-            if (jt->string && strcmp(jt->string, key) == 0) {
-                rc = dr_error(DR_ERR_FORMAT, "%s: key '%s' appears twice in the header", name, key);
-                goto done;
-            }
         if (strcmp(key, "__metadata__") == 0) {
             if (seen_meta++ || !cJSON_IsObject(it)) {
                 rc = dr_error(DR_ERR_FORMAT, "%s: __metadata__ must be one object of strings", name);
+                goto done;
+            }
+            if (cJSON_GetArraySize(it) > ST_MAX_META) {
+                rc = dr_error(DR_ERR_LIMIT, "%s: more than %d metadata entries", name, ST_MAX_META);
                 goto done;
             }
             for (cJSON *m = it->child; m; m = m->next) {
