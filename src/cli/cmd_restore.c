@@ -6,6 +6,7 @@
  * refuse to touch inputs or existing files, decode, build the mask, restore,
  * save (atomic, and only after success) -> summary -> exit 0/1/130. */
 #include "batch.h"
+#include "boxparse.h"
 #include "cli.h"
 #include "progress.h"
 #include "weights_path.h"
@@ -694,26 +695,6 @@ enum {
 };
 
 
-static int parse_box(const char *s, box *b) {
-    long long v[4];
-    const char *p = s;
-    for (int i = 0; i < 4; i++) {
-        char *end;
-        errno = 0;
-        if (!((*p >= '0' && *p <= '9') || *p == '-' || *p == '+')) return 0;
-        v[i] = strtoll(p, &end, 10);
-        if (errno || end == p || v[i] < -1000000000LL || v[i] > 1000000000LL) return 0;
-        p = end;
-        if (i < 3) {
-            if (*p != ',') return 0;
-            p++;
-        }
-    }
-    if (*p || v[2] <= 0 || v[3] <= 0) return 0;
-    *b = (box){v[0], v[1], v[2], v[3]};
-    return 1;
-}
-
 static uint64_t random_seed(void) {
     uint32_t s = 0;
     int fd = open("/dev/urandom", O_RDONLY);
@@ -844,13 +825,13 @@ static int parse_options(ropts *o, int argc, char **argv) {
                 mode_only = opt;
                 break;
             }
-            box b;
-            if (!parse_box(optarg, &b))
+            int bx, by, bw, bh;
+            if (!cli_parse_box(optarg, &bx, &by, &bw, &bh))
                 return cli_usage_error(C, "--box needs x,y,w,h (integers, w and h > 0), got '%s'", optarg);
             box *nb = realloc(o->boxes, (size_t)(o->n_boxes + 1) * sizeof *nb);
             if (!nb) return fprintf(stderr, "diffrestore: out of memory\n"), EXIT_FAILED;
             o->boxes = nb;
-            o->boxes[o->n_boxes++] = b;
+            o->boxes[o->n_boxes++] = (box){bx, by, bw, bh};
             break;
         }
         case O_SCALE:
