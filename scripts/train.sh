@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Train (or resume) the shipped model of one mode, exactly as the weights in
+# weights/ were trained; see docs/TRAINING.md. Run it in the background:
+#   nohup scripts/train.sh superres > train-superres.log 2>&1 &
+# The checkpoint lives in $RUNS (default ../runs, outside the work tree) and
+# is resumed automatically; Ctrl-C / SIGTERM write it before stopping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:?usage: scripts/train.sh colorize|inpaint|superres [STEPS]}"
+steps="${2:-12000}"
+runs="${RUNS:-../runs}"
+data="${DATA:-../shared/data}"
+mkdir -p "$runs/$mode"
+ck="$runs/$mode/$mode.ckpt"
+extra=()
+[ "$mode" = superres ] && extra+=(--scales 2-4)
+[ -f "$ck" ] && extra+=(--resume "$ck")
+exec build/diffrestore train --mode "$mode" --data "$data/train" --val "$data/val" --out "$ck" \
+  --prediction v --steps "$steps" --batch 16 --patch 64 --lr 2e-4 --ema 0.999 --seed 1 \
+  --checkpoint-every 250 --val-every 500 -q "${extra[@]}"
