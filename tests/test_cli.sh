@@ -7,21 +7,7 @@ BIN="$1"
 SRC="$2"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-# expect CODE "description" cmd...   (stderr kept in $TMP/err, stdout in $TMP/out)
-expect() {
-  local want="$1" what="$2"
-  shift 2
-  "$@" >"$TMP/out" 2>"$TMP/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then ok; else bad "$what: exit $got, want $want ($(head -c 300 "$TMP/err"))"; fi
-}
-contains() { # contains FILE STRING description
-  if grep -qF -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(head -c 300 "$1")"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 # --- top level
 expect 0 "--help" "$BIN" --help
@@ -69,5 +55,4 @@ contains "$TMP/err" "ref_tiny.io.safetensors" "bad weights named"
 [ ! -e "$TMP/y3.safetensors" ] && ok || bad "failed forward left an output"
 expect 2 "forward onto its input" "$BIN" forward -w "$W" "$IO" "$IO"
 
-echo "test_cli: $pass passed, $fail failed"
-[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
+finish test_cli

@@ -14,25 +14,7 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 unset DIFFRESTORE_WEIGHTS DIFFRESTORE_PYTHON DIFFRESTORE_TELEA_SCRIPT
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-# expect CODE "description" cmd...   (stdout in $TMP/out, stderr in $TMP/err)
-expect() {
-  local want="$1" what="$2"
-  shift 2
-  "$@" >"$TMP/out" 2>"$TMP/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then ok; else bad "$what: exit $got, want $want ($(head -c 600 "$TMP/err"))"; fi
-}
-contains() { # contains FILE STRING description
-  if grep -qF -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(head -c 600 "$1")"; fi
-}
-lacks() {
-  if grep -qF -- "$2" "$1"; then bad "$3: '$2' found in $(head -c 600 "$1")"; else ok; fi
-}
-exists() { if [ -s "$1" ]; then ok; else bad "$2: $1 missing"; fi; }
+. "$(dirname "$0")/lib.sh"
 size_is() { # size_is FILE "WxH C D" description
   local got
   got=$("$MK" --size "$1" 2>&1)
@@ -223,5 +205,4 @@ lacks "$TMP/out" "results/" "no result taken as ground truth"
 expect 0 "a file as --data" "$BIN" eval --mode colorize --data "$D/a.png" -w "$W/colorize.safetensors" "${S[@]}" -q
 contains "$TMP/out" "mean (1)" "one file evaluated"
 
-echo "test_cli_eval: $pass passed, $fail failed"
-[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
+finish test_cli_eval

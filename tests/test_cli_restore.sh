@@ -13,27 +13,7 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 unset DIFFRESTORE_WEIGHTS SLURM_ARRAY_TASK_ID SLURM_ARRAY_TASK_COUNT SLURM_ARRAY_TASK_MIN SLURM_ARRAY_TASK_STEP
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-# expect CODE "description" cmd...   (stderr kept in $TMP/err, stdout in $TMP/out)
-expect() {
-  local want="$1" what="$2"
-  shift 2
-  "$@" >"$TMP/out" 2>"$TMP/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then ok; else bad "$what: exit $got, want $want ($(head -c 400 "$TMP/err"))"; fi
-}
-contains() { # contains FILE STRING description
-  if grep -qF -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(head -c 400 "$1")"; fi
-}
-lacks() { # lacks FILE STRING description
-  if grep -qF -- "$2" "$1"; then bad "$3: '$2' found in $(head -c 400 "$1")"; else ok; fi
-}
-exists() { if [ -s "$1" ]; then ok; else bad "$2: $1 missing"; fi; }
-absent() { if [ ! -e "$1" ]; then ok; else bad "$2: $1 exists"; fi; }
-same() { if cmp -s "$1" "$2"; then ok; else bad "$3: $1 and $2 differ"; fi; }
+. "$(dirname "$0")/lib.sh"
 size_is() { # size_is FILE "WxH C D" description
   local got
   got=$("$MK" --size "$1" 2>&1)
@@ -379,5 +359,4 @@ interrupt() {
 interrupt INT 130
 interrupt TERM 143
 
-echo "test_cli_restore: $pass passed, $fail failed"
-[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
+finish test_cli_restore

@@ -1,0 +1,28 @@
+# Shared helpers of the shell tests. Source after setting TMP (a scratch dir).
+# Each check counts one pass or one failure; finish prints the closing line
+# "NAME: N passed, N failed" and returns non-zero on any failure (or no check).
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+# expect CODE "description" cmd...   (stdout in $TMP/out, stderr in $TMP/err)
+expect() {
+  local want="$1" what="$2"
+  shift 2
+  "$@" >"$TMP/out" 2>"$TMP/err"
+  local got=$?
+  if [ "$got" -eq "$want" ]; then ok; else bad "$what: exit $got, want $want ($(head -c 600 "$TMP/err"))"; fi
+}
+contains() { # contains FILE STRING description
+  if grep -qF -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(head -c 600 "$1")"; fi
+}
+lacks() { # lacks FILE STRING description
+  if grep -qF -- "$2" "$1"; then bad "$3: '$2' found in $(head -c 600 "$1")"; else ok; fi
+}
+exists() { if [ -s "$1" ]; then ok; else bad "$2: $1 missing"; fi; }
+absent() { if [ ! -e "$1" ]; then ok; else bad "$2: $1 exists"; fi; }
+same() { if cmp -s "$1" "$2"; then ok; else bad "$3: $1 and $2 differ"; fi; }
+finish() {
+  echo "$1: $pass passed, $fail failed"
+  [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
+}
