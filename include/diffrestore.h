@@ -225,7 +225,9 @@ typedef struct {
     volatile int *cancel; /* raised by the caller: the call returns DR_ERR_CANCELLED */
 } dr_params;
 
-/* Defaults chosen by measurement on the validation set (docs/SAMPLING.md). */
+/* Defaults: DDIM, 20 trailing steps, eta 0, seed 0, 256-pixel tiles with 32 of
+ * overlap. They are to be re-chosen by a sweep on the validation set once
+ * trained weights exist (issue: sampler defaults). */
 void dr_params_init(dr_params *p);
 
 /* Restore one image with the model's mode.
