@@ -5,6 +5,7 @@
 #include "diffrestore.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 
 /* Exit codes: 0 all done, 1 some input failed, 2 usage error. */
@@ -71,6 +72,12 @@ int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
 int cli_parse_double(const char *s, double lo, double hi, double *out);
 /* Monotonic seconds, for rates and ETAs. */
 double cli_now(void);
+/* SIGINT/SIGTERM raise cli_cancel (the library's cancel flag) and record the
+ * signal in cli_signal. An inherited "ignore SIGINT" (a background job of a
+ * script) is kept. second_stops: a second signal ends the process at once. */
+extern volatile int cli_cancel;
+extern volatile sig_atomic_t cli_signal;
+void cli_catch_signals(int second_stops);
 /* s as a JSON string literal (quotes and escapes included). */
 void cli_json_str(FILE *f, const char *s);
 

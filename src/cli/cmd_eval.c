@@ -127,13 +127,6 @@ typedef struct {
     int n_timed;
 } ectx;
 
-static volatile int g_cancel;
-static volatile sig_atomic_t g_signal;
-
-static void on_signal(int sig) {
-    g_signal = sig;
-    g_cancel = 1;
-}
 
 
 /* ------------------------------------------------------------------ output helpers */
@@ -501,7 +494,7 @@ static void telea_prepare(ectx *x) {
         return;
     }
     int written = 0;
-    for (int i = 0; i < x->b.n && !g_cancel; i++) {
+    for (int i = 0; i < x->b.n && !cli_cancel; i++) {
         const batch_item *it = &x->b.items[i];
         if (it->error || !x->names[i]) continue;
         if (x->bar) progress_line("Telea baseline: preparing %d/%d", i + 1, x->b.n);
@@ -520,14 +513,14 @@ static void telea_prepare(ectx *x) {
         free(ft);
         dr_eval_case_free(&c);
     }
-    if (written > 0 && !g_cancel) {
+    if (written > 0 && !cli_cancel) {
         char radius[16];
         snprintf(radius, sizeof radius, "%d", o->telea_radius);
         char *argv[] = {(char *)py, script, x->telea_dir, "--radius", radius, NULL};
         if (x->bar) progress_line("Telea baseline: inpainting %d image%s", written, written == 1 ? "" : "s");
         int rc = run_process(argv, 0);
         bar_clear(x);
-        if (rc != 0 && !g_cancel)
+        if (rc != 0 && !cli_cancel)
             fprintf(stderr, "diffrestore: Telea baseline: %s %s exited with %d; images without a NAME_telea.png "
                             "have no baseline\n", py, script, rc);
         x->telea_ok = 1; /* score whatever it wrote */
@@ -564,7 +557,7 @@ static int eval_item(ectx *x, const batch_item *it) {
     dr_params p = o->p;
     p.progress = on_progress;
     p.user = x;
-    p.cancel = &g_cancel;
+    p.cancel = &cli_cancel;
     if (o->mode == DR_MODE_SUPERRES) { /* exactly the ground truth's size */
         p.scale = 0;
         p.out_width = c.truth.width;
@@ -573,7 +566,7 @@ static int eval_item(ectx *x, const batch_item *it) {
     const dr_image *mask = o->mode == DR_MODE_INPAINT ? &c.mask : NULL;
     int rc = o->samples > 1 ? dr_restore_samples(x->m, &c.input, mask, &p, o->samples, NULL, &out, NULL)
                             : dr_restore(x->m, &c.input, mask, &p, &out);
-    if (rc == DR_ERR_CANCELLED || (rc != DR_OK && g_cancel)) {
+    if (rc == DR_ERR_CANCELLED || (rc != DR_OK && cli_cancel)) {
         interrupted = 1;
         goto end;
     }
@@ -999,23 +992,17 @@ int cmd_eval(int argc, char **argv) {
     }
 
     /* ---- signals */
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C stops at once */
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_catch_signals(1); /* a second Ctrl-C stops at once */
     /* a closed stdout (| head) stops the run through ferror below, so the
      * temporary Telea directory is still removed */
     signal(SIGPIPE, SIG_IGN);
 
     /* ---- the work */
     if (o.mode == DR_MODE_INPAINT) telea_prepare(&x);
-    int interrupted = g_cancel != 0, broken = 0;
+    int interrupted = cli_cancel != 0, broken = 0;
     for (int i = 0; i < x.b.n && !interrupted && !broken; i++) {
         x.pos = i + 1;
-        interrupted = eval_item(&x, &x.b.items[i]) || g_cancel;
+        interrupted = eval_item(&x, &x.b.items[i]) || cli_cancel;
         broken = ferror(stdout) != 0;
     }
     bar_clear(&x);
@@ -1026,11 +1013,11 @@ int cmd_eval(int argc, char **argv) {
     print_mean(&x);
     if (interrupted)
         fprintf(stderr, "diffrestore: interrupted (%s): the mean covers the images evaluated so far\n",
-                g_signal == SIGTERM ? "SIGTERM" : "SIGINT");
+                cli_signal == SIGTERM ? "SIGTERM" : "SIGINT");
     if (!o.quiet || interrupted || x.failed)
         fprintf(stderr, "%d evaluated, %d failed%s\n", x.done, x.failed,
                 interrupted ? ", the rest not evaluated" : "");
-    code = interrupted ? 128 + (g_signal ? (int)g_signal : SIGINT) : x.failed ? EXIT_FAILED : EXIT_DONE;
+    code = interrupted ? 128 + (cli_signal ? (int)cli_signal : SIGINT) : x.failed ? EXIT_FAILED : EXIT_DONE;
 
 end:
     if (x.telea_tmp) remove_tmp_dir(x.telea_tmp);

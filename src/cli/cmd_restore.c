@@ -75,13 +75,6 @@ typedef struct {
     int done, failed, skipped;
 } run;
 
-static volatile int g_cancel;
-static volatile sig_atomic_t g_signal;
-
-static void on_signal(int sig) {
-    g_signal = sig;
-    g_cancel = 1;
-}
 
 
 /* ------------------------------------------------------------------ output helpers */
@@ -514,7 +507,7 @@ static int process_item(run *x, batch_item *it, const char *primary) {
     dr_params p = o->p;
     p.progress = on_progress;
     p.user = x;
-    p.cancel = &g_cancel;
+    p.cancel = &cli_cancel;
     x->t_image = cli_now();
     bar_draw(x, 0, 0);
     int rc;
@@ -528,7 +521,7 @@ static int process_item(run *x, batch_item *it, const char *primary) {
                                                            o->reduce_mean ? &mean : NULL, unc_path ? &unc : NULL)
                                       : DR_ERR_NOMEM;
     }
-    if (rc == DR_ERR_CANCELLED || (rc != DR_OK && g_cancel)) {
+    if (rc == DR_ERR_CANCELLED || (rc != DR_OK && cli_cancel)) {
         interrupted = 1;
         goto out;
     }
@@ -1068,21 +1061,13 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
     dr_save_options_init(&x.save);
     x.save.jpeg_quality = o.c.quality;
     x.save.overwrite = o.c.overwrite;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C stops at once */
-    sigemptyset(&sa.sa_mask);
-    struct sigaction old;
-    /* an inherited "ignore SIGINT" (a background job of a script) is kept */
-    if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_catch_signals(1); /* a second Ctrl-C stops at once */
 
     /* ---- the work */
     int interrupted = 0, not_processed = 0;
     for (int i = 0; i < x.b.n; i++) {
         if (i % o.shard_n != o.shard_k) continue;
-        if (interrupted || g_cancel) {
+        if (interrupted || cli_cancel) {
             interrupted = 1;
             not_processed++;
             continue;
@@ -1096,14 +1081,14 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
     bar_clear(&x);
     if (interrupted)
         fprintf(stderr, "diffrestore: interrupted (%s): the current image was abandoned, finished outputs are kept\n",
-                g_signal == SIGTERM ? "SIGTERM" : "SIGINT");
+                cli_signal == SIGTERM ? "SIGTERM" : "SIGINT");
     if (!o.c.quiet || interrupted) {
         fprintf(stderr, "%d done, %d failed, %d skipped", x.done, x.failed, x.skipped);
         if (interrupted) fprintf(stderr, ", %d not processed", not_processed);
         if (o.shard_n > 1) fprintf(stderr, " (shard %d/%d: %d of %d inputs)", o.shard_k, o.shard_n, x.total, x.b.n);
         fputc('\n', stderr);
     }
-    code = interrupted ? 128 + (g_signal ? (int)g_signal : SIGINT) : x.failed ? EXIT_FAILED : EXIT_DONE;
+    code = interrupted ? 128 + (cli_signal ? (int)cli_signal : SIGINT) : x.failed ? EXIT_FAILED : EXIT_DONE;
 
 end:
     if (x.outs)

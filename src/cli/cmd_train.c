@@ -41,12 +41,6 @@ static const char *HELP =
     "  -q, --quiet              no progress line\n"
     "  -h, --help               this help\n";
 
-static volatile int g_cancel;
-static void on_signal(int sig) {
-    (void)sig;
-    g_cancel = 1;
-}
-
 typedef struct {
     int quiet;
 } train_ui;
@@ -210,12 +204,8 @@ int cmd_train(int argc, char **argv) {
     o.progress = on_progress;
     o.log = on_log;
     o.user = &ui;
-    o.cancel = &g_cancel;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    o.cancel = &cli_cancel;
+    cli_catch_signals(0); /* further signals only repeat the request: the checkpoint is being written */
     int rc = dr_train(&o);
     progress_done();
     if (rc == DR_ERR_CANCELLED) {

@@ -46,6 +46,24 @@ int cli_parse_double(const char *s, double lo, double hi, double *out) {
     return 1;
 }
 
+volatile int cli_cancel;
+volatile sig_atomic_t cli_signal;
+
+static void on_signal(int sig) {
+    cli_signal = sig;
+    cli_cancel = 1;
+}
+
+void cli_catch_signals(int second_stops) {
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = second_stops ? SA_RESETHAND : 0;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
