@@ -4,10 +4,14 @@
 #   nohup scripts/train.sh superres > train-superres.log 2>&1 &
 # The checkpoint lives in $RUNS (default ../runs, outside the work tree) and
 # is resumed automatically; Ctrl-C / SIGTERM write it before stopping.
+# Options after STEPS go to `diffrestore train` (e.g. --threads 1);
+# DIFFRESTORE names another binary (a copy, so rebuilds do not disturb it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mode="${1:?usage: scripts/train.sh colorize|inpaint|superres [STEPS]}"
+mode="${1:?usage: scripts/train.sh colorize|inpaint|superres [STEPS] [extra train options]}"
 steps="${2:-12000}"
+shift; [ $# -gt 0 ] && shift
+bin="${DIFFRESTORE:-build/diffrestore}"
 runs="${RUNS:-../runs}"
 data="${DATA:-../shared/data}"
 mkdir -p "$runs/$mode"
@@ -15,6 +19,6 @@ ck="$runs/$mode/$mode.ckpt"
 extra=()
 [ "$mode" = superres ] && extra+=(--scales 2-4)
 [ -f "$ck" ] && extra+=(--resume "$ck")
-exec build/diffrestore train --mode "$mode" --data "$data/train" --val "$data/val" --out "$ck" \
+exec "$bin" train --mode "$mode" --data "$data/train" --val "$data/val" --out "$ck" \
   --prediction v --steps "$steps" --batch 16 --patch 64 --lr 2e-4 --ema 0.999 --seed 1 \
-  --checkpoint-every 250 --val-every 500 -q "${extra[@]}"
+  --checkpoint-every 250 --val-every 500 -q "${extra[@]}" "$@"
