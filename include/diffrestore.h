@@ -358,6 +358,9 @@ typedef struct {
     const char *val_dir;     /* optional: val loss every val_every steps */
     const char *out_path;    /* the checkpoint (weights, EMA, Adam state, step) */
     const char *resume_path; /* optional: continue from this checkpoint */
+    const char *init_path;   /* optional: start from these weights (a weights file: its config,
+                              * mode, prediction, schedule, target_scale and scale range are
+                              * used; Adam starts afresh, with warmup; train_steps add up) */
     const char *export_path; /* optional: EMA weights as F16 safetensors at the end */
     const char *log_path;    /* optional: CSV of step, loss, lr, ... (default: out_path + ".csv") */
     dr_unet_config config;   /* in/out channels are set from the mode */

@@ -55,4 +55,12 @@ contains "$TMP/err" "ref_tiny.io.safetensors" "bad weights named"
 [ ! -e "$TMP/y3.safetensors" ] && ok || bad "failed forward left an output"
 expect 2 "forward onto its input" "$BIN" forward -w "$W" "$IO" "$IO"
 
+# --- train --init: usage errors, and wrong-mode weights named
+expect 2 "train --init with --resume" "$BIN" train --init "$W" --resume "$TMP/c.ckpt" --data "$TMP" --out "$TMP/c.ckpt"
+contains "$TMP/err" "exclude each other" "--init/--resume conflict explained"
+mkdir -p "$TMP/data"
+expect 1 "train --init wrong mode" "$BIN" train -q --mode colorize --init "$W" --data "$TMP/data" --out "$TMP/c.ckpt" --steps 1
+contains "$TMP/err" "weights for inpaint" "wrong-mode --init weights named"
+[ ! -e "$TMP/c.ckpt" ] && ok || bad "refused --init left a checkpoint"
+
 finish test_cli

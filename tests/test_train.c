@@ -248,6 +248,80 @@ static void test_export(void) {
     }
 }
 
+/* --init: a second run starts from exported weights. Its parameters and EMA
+ * start as those weights exactly (the F16 values), its config and target
+ * scale come from the file whatever the options say, its loss starts where
+ * the first run ended (not at the fresh-init level), and the exported
+ * train_steps add up. Wrong mode, --init with --resume, and a file that is
+ * not weights are refused. */
+static void test_init_from_weights(void) {
+    char w[1300], c[1200], csv[1300], w2[1300];
+    snprintf(w, sizeof w, "%s/exported.safetensors", g_dir);
+    path_in(c, sizeof c, "init.ckpt");
+    snprintf(csv, sizeof csv, "%s.csv", c);
+    snprintf(w2, sizeof w2, "%s/init-exported.safetensors", g_dir);
+    dr_model *m = NULL;
+    if (dr_model_load(w, &m) != DR_OK) {
+        CHECK(0, "load %s: %s", w, dr_last_error());
+        return;
+    }
+    dr_train_options o = base_options(DR_MODE_COLORIZE, c);
+    dr_unet_config_parse(&o.config, "base=16,mult=1,res=1,attn=,groups=4"); /* ignored: the file's config wins */
+    o.init_path = w;
+    o.steps = 1;
+    o.lr = 0.0f; /* one step that changes nothing: the checkpoint holds the initial state */
+    CHECK(dr_train(&o) == DR_OK, "init, 1 step at lr 0: %s", dr_last_error());
+    train_state st;
+    if (load_state(c, &st) == DR_OK) {
+        CHECK(st.L.n_floats == m->L.n_floats, "config not taken from the weights: %zu vs %zu floats", st.L.n_floats,
+              m->L.n_floats);
+        if (st.L.n_floats == m->L.n_floats) {
+            CHECK(memcmp(st.params, m->params, st.L.n_floats * sizeof(float)) == 0, "params != the init weights");
+            CHECK(memcmp(st.ema, m->params, st.L.n_floats * sizeof(float)) == 0, "EMA != the init weights");
+        }
+        CHECK(st.init_steps == 150 && st.step == 1, "init_steps %d step %d", st.init_steps, st.step);
+        CHECK(st.info.target_scale == m->info.target_scale, "target_scale %g vs %g", st.info.target_scale,
+              m->info.target_scale);
+        train_state_free(&st);
+    }
+    /* continue 20 steps: the loss starts near where the first run ended */
+    remove(c);
+    remove(csv);
+    o.steps = 20;
+    o.lr = 2e-3f;
+    CHECK(dr_train(&o) == DR_OK, "init, 20 steps: %s", dr_last_error());
+    char falls_csv[1300];
+    snprintf(falls_csv, sizeof falls_csv, "%s/falls.ckpt.csv", g_dir);
+    const double fresh = csv_loss_mean(falls_csv, 1, 10), cont = csv_loss_mean(csv, 1, 10);
+    printf("init: loss steps 1-10 %.4f from the weights, %.4f fresh\n", cont, fresh);
+    CHECK(cont < 0.6 * fresh, "training from the weights starts like a fresh model: %.4f vs %.4f", cont, fresh);
+    CHECK(dr_train_export(c, w2, 1) == DR_OK, "export: %s", dr_last_error());
+    dr_model *m2 = NULL;
+    if (dr_model_load(w2, &m2) == DR_OK) {
+        const char *ts = dr_model_meta(m2, "train_steps"), *td = dr_model_meta(m2, "train_data");
+        CHECK(ts && strcmp(ts, "170") == 0, "train_steps '%s', want 150 + 20", ts ? ts : "(none)");
+        CHECK(td && strstr(td, "continuing from weights of 150 steps"), "train_data '%s'", td ? td : "(none)");
+        dr_model_free(m2);
+    } else {
+        CHECK(0, "load %s: %s", w2, dr_last_error());
+    }
+    /* refusals */
+    dr_train_options bad = base_options(DR_MODE_SUPERRES, c);
+    bad.init_path = w;
+    bad.steps = 1;
+    CHECK(dr_train(&bad) == DR_ERR_INVALID && strstr(dr_last_error(), "weights for colorize"), "wrong mode: %s",
+          dr_last_error());
+    bad = base_options(DR_MODE_COLORIZE, c);
+    bad.init_path = w;
+    bad.resume_path = c;
+    CHECK(dr_train(&bad) == DR_ERR_INVALID, "--init with --resume accepted");
+    bad = base_options(DR_MODE_COLORIZE, c);
+    bad.init_path = csv;
+    bad.steps = 1;
+    CHECK(dr_train(&bad) != DR_OK && strstr(dr_last_error(), csv), "a CSV as --init: %s", dr_last_error());
+    dr_model_free(m);
+}
+
 int main(void) {
     dr_set_threads(2);
     make_dataset();
@@ -256,5 +330,6 @@ int main(void) {
     test_bad_checkpoints();
     test_divergence_and_cancel();
     test_export();
+    test_init_from_weights();
     return test_summary("test_train");
 }

@@ -17,6 +17,8 @@ static const char *HELP =
     "      --out CKPT           checkpoint file to write\n"
     "      --resume CKPT        continue from a checkpoint (config, options and\n"
     "                           random stream come from it)\n"
+    "      --init WEIGHTS       start from a weights file (e.g. the shipped ones):\n"
+    "                           its config and conventions, fresh Adam state\n"
     "      --export FILE        at the end, write the EMA weights as F16 safetensors\n"
     "                           (with --resume and no --steps: export only)\n"
     "      --config SPEC        U-Net, default base=32,mult=1,2,2,4,res=2,attn=3,groups=8\n"
@@ -89,7 +91,8 @@ static int parse_float(const char *s, float lo, float hi, float *out) {
 
 enum {
     O_DATA = OPT_CMD_BASE, O_VAL, O_OUT, O_RESUME, O_EXPORT, O_CONFIG, O_STEPS, O_BATCH, O_PATCH, O_LR, O_WARMUP,
-    O_WD, O_CLIP, O_EMA, O_PRED, O_SCHED, O_TSCALE, O_SCALES, O_HOLES, O_SEED, O_CKPT_EVERY, O_VAL_EVERY, O_LOG
+    O_WD, O_CLIP, O_EMA, O_PRED, O_SCHED, O_TSCALE, O_SCALES, O_HOLES, O_SEED, O_CKPT_EVERY, O_VAL_EVERY, O_LOG,
+    O_INIT
 };
 
 int cmd_train(int argc, char **argv) {
@@ -106,6 +109,7 @@ int cmd_train(int argc, char **argv) {
         {"scales", required_argument, 0, O_SCALES}, {"holes", required_argument, 0, O_HOLES},
         {"seed", required_argument, 0, O_SEED}, {"checkpoint-every", required_argument, 0, O_CKPT_EVERY},
         {"val-every", required_argument, 0, O_VAL_EVERY}, {"log", required_argument, 0, O_LOG},
+        {"init", required_argument, 0, O_INIT},
         CLI_COMMON_LONGOPTS, {0, 0, 0, 0}};
     const char *C = "train";
     dr_train_options o;
@@ -126,6 +130,7 @@ int cmd_train(int argc, char **argv) {
         case O_VAL: o.val_dir = optarg; break;
         case O_OUT: o.out_path = optarg; break;
         case O_RESUME: o.resume_path = optarg; break;
+        case O_INIT: o.init_path = optarg; break;
         case O_EXPORT: o.export_path = optarg; break;
         case O_LOG: o.log_path = optarg; break;
         case O_CONFIG:
@@ -196,7 +201,8 @@ int cmd_train(int argc, char **argv) {
         if (!c.quiet) fprintf(stderr, "wrote %s\n", o.export_path);
         return EXIT_DONE;
     }
-    if (!o.resume_path && o.mode == DR_MODE_NONE) return cli_usage_error(C, "--mode is required");
+    if (o.resume_path && o.init_path) return cli_usage_error(C, "--resume and --init exclude each other");
+    if (!o.resume_path && !o.init_path && o.mode == DR_MODE_NONE) return cli_usage_error(C, "--mode is required");
     if (!o.data_dir) return cli_usage_error(C, "--data is required");
     if (!o.out_path) return cli_usage_error(C, "--out is required");
     if (!steps_given && o.resume_path) o.steps = 0; /* keep the checkpoint's target */

@@ -62,6 +62,45 @@ int train_state_new(train_state *st, const dr_train_options *o) {
     return DR_OK;
 }
 
+int train_state_init_from(train_state *st, const char *path) {
+    dr_model *m = NULL;
+    DR_TRY(dr_model_load(path, &m));
+    if (st->opt.mode != DR_MODE_NONE && m->info.mode != st->opt.mode) {
+        const dr_mode want = st->opt.mode, have = m->info.mode;
+        dr_model_free(m);
+        return dr_error(DR_ERR_INVALID, "%s: weights for %s, but training %s", path, dr_mode_name(have),
+                        dr_mode_name(want));
+    }
+    const char *ts = dr_tensor_file_meta(&m->meta, "train_steps");
+    char *end = NULL;
+    const long steps = ts ? strtol(ts, &end, 10) : 0;
+    if (ts && (*end || steps < 0 || steps > 1000000000L)) {
+        dr_model_free(m);
+        return dr_error(DR_ERR_FORMAT, "%s: metadata train_steps = '%s' is not a step count", path, ts);
+    }
+    /* the weights' model description wins over the options: the network
+     * must keep the shape and the conventions it was trained with */
+    const dr_train_options keep = st->opt;
+    train_state_free(st);
+    st->opt = keep;
+    st->info = m->info;
+    st->opt.mode = m->info.mode;
+    st->opt.config = m->info.cfg;
+    st->opt.predict_v = m->info.predict_v;
+    st->opt.schedule_linear = m->info.schedule_linear;
+    st->opt.target_scale = m->info.target_scale;
+    st->opt.scale_min = m->info.scale_min;
+    st->opt.scale_max = m->info.scale_max;
+    int rc = state_alloc(st);
+    if (rc == DR_OK) {
+        memcpy(st->params, m->params, st->L.n_floats * sizeof(float));
+        memcpy(st->ema, m->params, st->L.n_floats * sizeof(float));
+        st->init_steps = (int)steps;
+    }
+    dr_model_free(m);
+    return rc;
+}
+
 static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
     const unsigned char *b = p;
     for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
@@ -88,6 +127,7 @@ int checkpoint_save(const train_state *st, const char *path) {
     if (rc == DR_OK) { snprintf(buf, sizeof buf, fmt, val); rc = dr_tensor_file_set_meta(&tf, key, buf); }
     SET("format", "%s", CKPT_FORMAT);
     SET("step", "%d", st->step);
+    SET("init_steps", "%d", st->init_steps);
     SET("steps", "%d", o->steps);
     SET("loss_smooth", "%.17g", st->loss_smooth);
     SET("data_hash", "%016" PRIx64, st->data_hash);
@@ -182,6 +222,16 @@ int checkpoint_load(train_state *st, const char *path) {
     st->opt.target_scale = st->info.target_scale;
     if ((rc = meta_num(&tf, path, "step", &v)) != DR_OK) goto fail;
     st->step = (int)v;
+    /* init_steps came with train --init; older checkpoints have none */
+    st->init_steps = 0;
+    if (dr_tensor_file_meta(&tf, "init_steps")) {
+        if ((rc = meta_num(&tf, path, "init_steps", &v)) != DR_OK) goto fail;
+        if (!(v >= 0 && v <= 1e9)) {
+            rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint metadata 'init_steps' out of range", path);
+            goto fail;
+        }
+        st->init_steps = (int)v;
+    }
     if ((rc = meta_num(&tf, path, "loss_smooth", &v)) != DR_OK) goto fail;
     st->loss_smooth = v;
     {
@@ -223,13 +273,15 @@ int checkpoint_export(const train_state *st, const char *path, int f16) {
         rc = dr_tensor_file_add(&tf, p->name, p->ndim, shape, st->ema + p->offset);
     }
     if (rc == DR_OK) {
-        snprintf(buf, sizeof buf, "%d", st->step);
+        snprintf(buf, sizeof buf, "%d", st->init_steps + st->step);
         rc = dr_tensor_file_set_meta(&tf, "train_steps", buf);
     }
     if (rc == DR_OK) {
-        snprintf(buf, sizeof buf, "%s (data hash %016" PRIx64 "), batch %d, patch %d, lr %g, EMA %g, seed %" PRIu64,
+        char cont[64] = "";
+        if (st->init_steps) snprintf(cont, sizeof cont, ", continuing from weights of %d steps", st->init_steps);
+        snprintf(buf, sizeof buf, "%s (data hash %016" PRIx64 "), batch %d, patch %d, lr %g, EMA %g, seed %" PRIu64 "%s",
                  st->opt.data_dir ? st->opt.data_dir : "training data", st->data_hash, st->opt.batch, st->opt.patch,
-                 st->opt.lr, st->opt.ema_decay, st->opt.seed);
+                 st->opt.lr, st->opt.ema_decay, st->opt.seed, cont);
         rc = dr_tensor_file_set_meta(&tf, "train_data", buf);
     }
     if (rc == DR_OK) {

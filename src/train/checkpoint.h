@@ -16,6 +16,7 @@ typedef struct {
     unet_layout L;
     float *params, *grads, *adam_m, *adam_v, *ema; /* L.n_floats each */
     int step;
+    int init_steps; /* train_steps of the --init weights (0 for a fresh start) */
     double loss_smooth;
     uint64_t data_hash;
 } train_state;
@@ -25,6 +26,9 @@ typedef struct {
  * and the loss starts at the target's variance). */
 int train_state_new(train_state *st, const dr_train_options *o);
 void train_state_free(train_state *st);
+/* Replace the fresh weights and EMA with a weights file's (train --init):
+ * the state takes its config and model metadata, and its train_steps. */
+int train_state_init_from(train_state *st, const char *weights_path);
 
 int checkpoint_save(const train_state *st, const char *path);
 int checkpoint_load(train_state *st, const char *path);

@@ -275,6 +275,8 @@ int dr_train(const dr_train_options *o) {
         return dr_error(DR_ERR_INVALID, "train: batch %d or patch %d out of range", o->batch, o->patch);
     train_state st;
     int rc;
+    if (o->resume_path && o->init_path)
+        return dr_error(DR_ERR_INVALID, "train: --resume and --init exclude each other");
     if (o->resume_path) {
         rc = checkpoint_load(&st, o->resume_path);
         if (rc != DR_OK) return rc;
@@ -292,8 +294,18 @@ int dr_train(const dr_train_options *o) {
         st.opt.log_path = o->log_path;
         logf_(o, "resumed %s at step %d of %d", o->resume_path, st.step, st.opt.steps);
     } else {
+        if (o->init_path && o->target_scale > 0)
+            return dr_error(DR_ERR_INVALID, "train: --target-scale cannot change the --init weights' target_scale");
         rc = train_state_new(&st, o);
         if (rc != DR_OK) return rc;
+        if (o->init_path) {
+            rc = train_state_init_from(&st, o->init_path);
+            if (rc != DR_OK) {
+                train_state_free(&st);
+                return rc;
+            }
+            logf_(o, "starting from %s (%d steps trained)", o->init_path, st.init_steps);
+        }
     }
     const dr_train_options *opt = &st.opt;
     dataset ds = {0}, val = {0};
