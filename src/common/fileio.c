@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <unistd.h>
 
 int dr_file_read_all(const char *path, size_t max_size, unsigned char **buf, size_t *size) {
@@ -145,4 +146,28 @@ int dr_atomic_commit(dr_atomic_file *w, int overwrite) {
     free(w->path);
     memset(w, 0, sizeof *w);
     return DR_OK;
+}
+
+int dr_atomic_remove_stale(const char *path) {
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char dir[4096], prefix[1024];
+    if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path + (slash == path)), path);
+    else snprintf(dir, sizeof dir, ".");
+    if (snprintf(prefix, sizeof prefix, ".%s.tmp", base) >= (int)sizeof prefix) return 0;
+    const size_t plen = strlen(prefix);
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        /* exactly the prefix plus mkstemp's six characters */
+        if (strncmp(e->d_name, prefix, plen) != 0 || strlen(e->d_name) != plen + 6) continue;
+        char full[8192];
+        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(full, &st) == 0 && S_ISREG(st.st_mode) && unlink(full) == 0) n++;
+    }
+    closedir(d);
+    return n;
 }

@@ -13,6 +13,7 @@
  */
 #include "api/model_internal.h"
 #include "common/error.h"
+#include "common/fileio.h"
 #include "common/rng.h"
 #include "diffusion/diffusion.h"
 #include "modes/modes.h"
@@ -308,6 +309,13 @@ int dr_train(const dr_train_options *o) {
         }
     }
     const dr_train_options *opt = &st.opt;
+    {
+        /* a run killed while writing its checkpoint (SIGKILL, power loss)
+         * leaves the temp file; the checkpoint itself is the previous one */
+        const int stale = dr_atomic_remove_stale(o->out_path);
+        if (stale > 0) logf_(o, "removed %d stale temporary file%s of %s (a write was interrupted)", stale,
+                             stale > 1 ? "s" : "", o->out_path);
+    }
     dataset ds = {0}, val = {0};
     batch_buffers bb = {0}, vb = {0};
     dr_schedule sch = {0};
