@@ -359,4 +359,59 @@ interrupt() {
 interrupt INT 130
 interrupt TERM 143
 
+# Signals at random moments of a batch (decoding, sampling, saving, between
+# images), each run resumed with --skip-existing, until the batch is done;
+# then again from scratch, until at least 8 runs were interrupted. After
+# every signal: exit 130/143 (or 0 if the batch had finished), no temp file,
+# and every output present is complete: identical to the uninterrupted run's.
+# A finished batch equals the uninterrupted one.
+mkdir -p "$TMP/rb"
+for i in 1 2 3 4; do "$MK" --image "$TMP/rb/im$i.png" 40 32 1 8 $((20 + i)) || exit 1; done
+rb_run() { # rb_run OUTDIR [extra options]: the batch, in its own process group
+  local out="$1"
+  shift
+  set -m
+  "$BIN" colorize -q --steps 4 -w "$W/colorize.safetensors" "$TMP/rb" -o "$out" "$@" >/dev/null 2>"$TMP/rb.err" &
+  rb_pid=$!
+  set +m
+}
+t0=$(date +%s%N)
+rb_run "$TMP/rb_ref"
+wait "$rb_pid" && ok || bad "random-signal batch: reference run failed: $(head -c 300 "$TMP/rb.err")"
+rb_ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$rb_ms" -gt 0 ] || rb_ms=1
+signals=0 finished=0 round=0
+while [ "$signals" -lt 8 ] && [ "$round" -lt 80 ]; do
+  round=$((round + 1))
+  rb_run "$TMP/rb_int" --skip-existing
+  sig=INT want=130
+  [ $((round % 2)) -eq 0 ] && sig=TERM want=143
+  d=$((RANDOM % (rb_ms + 1))) # up to the whole batch's time, in ms
+  sleep "$(printf '%d.%03d' $((d / 1000)) $((d % 1000)))"
+  kill -"$sig" "$rb_pid" 2>/dev/null
+  wait "$rb_pid"
+  rc=$?
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne "$want" ]; then
+    bad "random $sig at ${d} ms: exit $rc, want $want or 0 ($(head -c 300 "$TMP/rb.err"))"
+    break
+  fi
+  [ "$rc" -eq "$want" ] && signals=$((signals + 1))
+  left=$(find "$TMP/rb_int" -name '*.tmp*' 2>/dev/null | head -3)
+  [ -z "$left" ] || { bad "random $sig at ${d} ms: temp files left: $left"; break; }
+  for f in "$TMP"/rb_int/*; do
+    [ -e "$f" ] || continue
+    cmp -s "$f" "$TMP/rb_ref/$(basename "$f")" || bad "random $sig at ${d} ms: $f is not the finished output"
+  done
+  if [ "$rc" -eq 0 ]; then # done: complete and equal, then start over
+    finished=$((finished + 1))
+    for i in 1 2 3 4; do same "$TMP/rb_int/im$i.png" "$TMP/rb_ref/im$i.png" "random-signal batch, resumed"; done
+    rm -rf "$TMP/rb_int"
+  fi
+done
+[ "$signals" -ge 8 ] && ok || bad "random-signal batch: only $signals runs were interrupted in $round"
+rb_run "$TMP/rb_int" --skip-existing # whatever the last signal left: resume to the end
+wait "$rb_pid" && ok || bad "random-signal batch: the final --skip-existing run failed"
+for i in 1 2 3 4; do same "$TMP/rb_int/im$i.png" "$TMP/rb_ref/im$i.png" "random-signal batch, final resume"; done
+echo "random signals: $signals interrupted runs, $finished finished batches, $round runs (batch ${rb_ms} ms)"
+
 finish test_cli_restore
