@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-/* 1 when this build has the kernel (AVX-512). */
+/* 1 when this build has the kernel (AVX-512, or AVX2 + FMA). */
 int wino_supported(void);
 
 /* Floats of scratch wino_conv3x3 needs for these channel counts at the
