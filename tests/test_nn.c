@@ -436,7 +436,8 @@ static void dweight_case(test_rng *rng, int B, int Cin, int Cout, int H, int W) 
             }
     const double scale = max_abs_d(ref, nw) > 1 ? max_abs_d(ref, nw) : 1;
     for (int path = 0; path < DW_PATHS; path++) {
-        if (path > 0 && !conv_direct_supported(&d)) continue; // no AVX-512: only conv2d's own path
+        /* a path this build does not have (neither AVX-512 nor AVX2 + FMA) */
+        if ((path == 1 && !wino_supported()) || (path == 2 && !conv_direct_supported(&d))) continue;
         float *dw[NTHREAD_CASES];
         for (int t = 0; t < NTHREAD_CASES; t++) {
             nn_init_threads(g_threads[t]);
@@ -809,7 +810,7 @@ static void test_groupnorm_stats(void) {
 static void test_vecmath_exp(void) {
     const int N = 4000000;
     double worst = 0, worst_x = 0;
-    long differ = 0;
+    long differ = 0, differ_sig = 0;
     for (int i = 0; i <= N; i++) {
         const float x = -104.0f + (float)((double)i * 193.0 / N);   // [-104, 89]
         const float y = dr_expf(x);
@@ -824,6 +825,23 @@ static void test_vecmath_exp(void) {
         differ += memcmp(v, &y, sizeof y) != 0;
         _mm512_storeu_ps(v, dr_expneg_ps512(_mm512_set1_ps(-x)));
         differ += memcmp(v, &y, sizeof y) != 0;
+#elif defined(__AVX2__) && defined(__FMA__)
+        // the AVX2 exp (integer 2^n in two steps, no vscalefps), and its
+        // sigmoids, which divide: dr_sigmoidf / dr_sigmoid2f's bits
+        float v[8];
+        _mm256_storeu_ps(v, dr_exp_ps256(_mm256_set1_ps(x)));
+        differ += memcmp(v, &y, sizeof y) != 0;
+        _mm256_storeu_ps(v, dr_expneg_ps256(_mm256_set1_ps(-x)));
+        differ += memcmp(v, &y, sizeof y) != 0;
+        const float sx = 0.5f * x, sg = dr_sigmoidf(sx);      // sx in [-52, 45]
+        float om1, om8[8];
+        const float sg2 = dr_sigmoid2f(sx, &om1);
+        _mm256_storeu_ps(v, dr_sigmoid_ps256(_mm256_set1_ps(sx)));
+        differ_sig += memcmp(v, &sg, sizeof sg) != 0;
+        __m256 vom;
+        _mm256_storeu_ps(v, dr_sigmoid2_ps256(_mm256_set1_ps(sx), &vom));
+        _mm256_storeu_ps(om8, vom);
+        differ_sig += memcmp(v, &sg2, sizeof sg2) != 0 || memcmp(om8, &om1, sizeof om1) != 0;
 #endif
     }
     for (float x = -1e-3f; x <= 1e-3f; x = nextafterf(x, 1.0f) + 1e-9f) {   // near 0
@@ -832,7 +850,26 @@ static void test_vecmath_exp(void) {
     }
     printf("  dr_expf max rel err %.3g (at %g) over [-104, 89]\n", worst, worst_x);
     CHECK(worst <= 2e-7, "dr_expf: max rel err %.3g at %g", worst, worst_x);
-    CHECK(differ == 0, "dr_exp_ps512 / dr_expneg_ps512 differ from dr_expf in %ld values", differ);
+    CHECK(differ == 0, "vector dr_exp / dr_expneg differ from dr_expf in %ld values", differ);
+    CHECK(differ_sig == 0, "AVX2 sigmoids differ from dr_sigmoidf / dr_sigmoid2f in %ld values",
+          differ_sig);
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+    {   // limits and NaN of the AVX2 exp (the integer 2^n has no scalef to lean on)
+        const __m256 xs = _mm256_setr_ps(-1000.0f, -INFINITY, 1000.0f, 89.0f, INFINITY, NAN, -88.0f, 0.0f);
+        float e[8], en[8], sg[8];
+        _mm256_storeu_ps(e, dr_exp_ps256(xs));
+        _mm256_storeu_ps(en, dr_expneg_ps256(_mm256_sub_ps(_mm256_setzero_ps(), xs)));
+        _mm256_storeu_ps(sg, dr_sigmoid_ps256(xs));
+        int ok = 1;
+        for (int l = 0; l < 8; l++)          // exp(x) and expneg(-x): the same bits
+            ok &= memcmp(&e[l], &en[l], sizeof e[l]) == 0 || (isnan(e[l]) && isnan(en[l]));
+        ok &= e[0] == 0.0f && e[1] == 0.0f && isinf(e[2]) && isinf(e[3]) && isinf(e[4]) &&
+              isnan(e[5]) && e[6] == dr_expf(-88.0f) && e[7] == 1.0f;
+        ok &= sg[0] == 0.0f && sg[1] == 0.0f && sg[2] == 1.0f && sg[4] == 1.0f && isnan(sg[5]);
+        CHECK(ok, "AVX2 exp / sigmoid limits: exp(-1000) = %g, exp(1000) = %g, exp(NaN) = %g",
+              e[0], e[2], e[5]);
+    }
+#endif
     CHECK(dr_expf(0.0f) == 1.0f && dr_expf(-1000.0f) == 0.0f && dr_expf(-INFINITY) == 0.0f,
           "dr_expf: exp(0) = %g, exp(-1000) = %g", dr_expf(0.0f), dr_expf(-1000.0f));
     CHECK(isinf(dr_expf(1000.0f)) && isinf(dr_expf(89.0f)) && isinf(dr_expf(INFINITY)),

@@ -1,4 +1,4 @@
-/* conv2d_direct.h - the AVX-512 direct convolution behind conv2d.c (see the
+/* conv2d_direct.h - the AVX-512 / AVX2 direct convolution behind conv2d.c (see the
  * .c for the method). Internal to src/nn. */
 #ifndef DR_NN_CONV2D_DIRECT_H
 #define DR_NN_CONV2D_DIRECT_H
