@@ -244,6 +244,9 @@ static void test_export(void) {
         CHECK(dr_model_mode(m) == DR_MODE_COLORIZE, "mode");
         CHECK(dr_model_meta(m, "train_steps") && strcmp(dr_model_meta(m, "train_steps"), "150") == 0, "train_steps");
         CHECK(dr_model_meta(m, "created") && dr_model_meta(m, "train_data"), "provenance");
+        /* the checkpoint remembers its data directory, so an export-only run names it */
+        const char *td = dr_model_meta(m, "train_data");
+        CHECK(td && strstr(td, g_data), "train_data '%s' does not name %s", td ? td : "(none)", g_data);
         dr_model_free(m);
     }
 }

@@ -131,6 +131,7 @@ int checkpoint_save(const train_state *st, const char *path) {
     SET("steps", "%d", o->steps);
     SET("loss_smooth", "%.17g", st->loss_smooth);
     SET("data_hash", "%016" PRIx64, st->data_hash);
+    if (rc == DR_OK) rc = dr_tensor_file_set_meta(&tf, "data_dir", st->opt.data_dir ? st->opt.data_dir : st->data_dir);
     SET("checksum", "%016" PRIx64, state_checksum(arrays, n, st->step));
     SET("batch", "%d", o->batch);
     SET("patch", "%d", o->patch);
@@ -242,6 +243,10 @@ int checkpoint_load(train_state *st, const char *path) {
         }
         st->opt.seed = strtoull(sv, NULL, 10);
     }
+    {
+        const char *dd = dr_tensor_file_meta(&tf, "data_dir"); /* absent in older checkpoints */
+        snprintf(st->data_dir, sizeof st->data_dir, "%s", dd ? dd : "");
+    }
     uint64_t sum;
     if ((rc = meta_hex(&tf, path, "data_hash", &st->data_hash)) != DR_OK) goto fail;
     if ((rc = meta_hex(&tf, path, "checksum", &sum)) != DR_OK) goto fail;
@@ -264,7 +269,7 @@ fail:
 
 int checkpoint_export(const train_state *st, const char *path, int f16) {
     dr_tensor_file tf = {0};
-    char buf[512];
+    char buf[1024];
     int rc = dr_model_meta_from_config(&tf, &st->info);
     for (int i = 0; rc == DR_OK && i < st->L.n_params; i++) {
         const unet_param *p = &st->L.params[i];
@@ -279,8 +284,8 @@ int checkpoint_export(const train_state *st, const char *path, int f16) {
     if (rc == DR_OK) {
         char cont[64] = "";
         if (st->init_steps) snprintf(cont, sizeof cont, ", continuing from weights of %d steps", st->init_steps);
-        snprintf(buf, sizeof buf, "%s (data hash %016" PRIx64 "), batch %d, patch %d, lr %g, EMA %g, seed %" PRIu64 "%s",
-                 st->opt.data_dir ? st->opt.data_dir : "training data", st->data_hash, st->opt.batch, st->opt.patch,
+        snprintf(buf, sizeof buf, "%.512s (data hash %016" PRIx64 "), batch %d, patch %d, lr %g, EMA %g, seed %" PRIu64 "%s",
+                 st->opt.data_dir ? st->opt.data_dir : st->data_dir[0] ? st->data_dir : "training data", st->data_hash, st->opt.batch, st->opt.patch,
                  st->opt.lr, st->opt.ema_decay, st->opt.seed, cont);
         rc = dr_tensor_file_set_meta(&tf, "train_data", buf);
     }

@@ -19,6 +19,7 @@ typedef struct {
     int init_steps; /* train_steps of the --init weights (0 for a fresh start) */
     double loss_smooth;
     uint64_t data_hash;
+    char data_dir[512]; /* where the data came from, for the exported weights' provenance */
 } train_state;
 
 /* A fresh state: ADM-style init (the last conv of every residual branch and
