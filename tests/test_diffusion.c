@@ -334,7 +334,13 @@ static void test_oracle(void) {
                 fixed_oracle o = {&s, x0, n, 0, eps_init, -1, stochastic, 0, 0, NULL, 0};
                 dr_denoiser d = {fixed_predict, NULL, fixed_x_hook, NULL, &o};
                 dr_sample_options opt = {cfg[c].k, cfg[c].steps, (dr_spacing)sp, cfg[c].eta, 1234 + c};
-                const int rc = dr_sample(&s, &opt, &d, x, n, 0, scratch);
+                /* exactly the scratch the sampler asks for (ASan builds catch an overrun) */
+                const size_t ns = dr_sample_scratch_floats(&opt, n);
+                CHECK(ns == (cfg[c].k == DR_SAMPLER_DDIM && cfg[c].eta == 0 ? 2 : 3) * n, "%s eta %g: scratch %zu",
+                      sampler_str(cfg[c].k), cfg[c].eta, ns);
+                float *exact = falloc(ns);
+                const int rc = dr_sample(&s, &opt, &d, x, n, 0, exact);
+                free(exact);
                 CHECK(rc == DR_OK, "%s steps %d %s: %s", sampler_str(cfg[c].k), cfg[c].steps, spacing_str(sp),
                       dr_last_error());
                 CHECK(o.calls == cfg[c].steps && o.first_t == ts[0], "predict called %d times, first t %d", o.calls,

@@ -190,6 +190,13 @@ static const char *sampler_name(dr_sampler k) {
     return "?";
 }
 
+static int sample_needs_third(const dr_sample_options *o) {
+    return o->sampler == DR_SAMPLER_DDPM || o->sampler == DR_SAMPLER_DPMPP_2M ||
+           (o->sampler == DR_SAMPLER_DDIM && o->eta > 0.0);
+}
+
+size_t dr_sample_scratch_floats(const dr_sample_options *o, size_t n) { return (sample_needs_third(o) ? 3 : 2) * n; }
+
 int dr_sample(const dr_schedule *s, const dr_sample_options *o, const dr_denoiser *d, float *x, size_t n,
               int init_noise, float *scratch) {
     if (!s || !o || !d || !x || !scratch)
@@ -228,7 +235,8 @@ int dr_sample(const dr_schedule *s, const dr_sample_options *o, const dr_denoise
         }
     }
 
-    float *eps = scratch, *x0 = scratch + n, *x0_last = scratch + 2 * n, *noise = scratch + 3 * n;
+    /* x0_last (DPM-Solver++) and noise (DDPM, DDIM eta > 0) share the third buffer */
+    float *eps = scratch, *x0 = scratch + n, *x0_last = scratch + 2 * n, *noise = scratch + 2 * n;
     dr_rng rng;
 
     if (init_noise) {

@@ -59,11 +59,17 @@ typedef struct {
     uint64_t seed;      /* noise for x_T and for stochastic steps */
 } dr_sample_options;
 
+/* Scratch dr_sample needs for n values: eps and x0 always; a third buffer
+ * for the noise of stochastic steps (DDPM, DDIM with eta > 0) or for
+ * DPM-Solver++'s previous x0 (never both). On a 4096x4096 superres canvas one
+ * buffer is 200 MB, so the deterministic default does not pay for it. */
+size_t dr_sample_scratch_floats(const dr_sample_options *o, size_t n);
+
 /* Sample n values: x holds the result (x0) on return. If init_noise, x is
  * first filled with N(0, 1) noise from the seed (stream 0); otherwise x is
  * taken as given x_T. The noise of step i comes from dr_rng_derive(seed, 1, i),
  * drawn sequentially, so results do not depend on the thread count.
- * scratch: at least 4 * n floats. */
+ * scratch: at least dr_sample_scratch_floats(o, n) floats. */
 int dr_sample(const dr_schedule *s, const dr_sample_options *o, const dr_denoiser *d, float *x, size_t n,
               int init_noise, float *scratch);
 
