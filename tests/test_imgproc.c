@@ -321,8 +321,8 @@ static void test_projector(void) {
         if (rc != DR_OK) continue;
         float *x0 = malloc(nhr * sizeof(float)), *x = malloc(nhr * sizeof(float)),
               *x2 = malloc(nhr * sizeof(float)), *y = malloc(nlr * sizeof(float)),
-              *y2 = malloc(nlr * sizeof(float)), *tmp = malloc(2 * nhr * sizeof(float)),
-              *t = malloc(nhr * sizeof(float));
+              *y2 = malloc(nlr * sizeof(float)), *tmp = malloc(ip_project_tmp_floats(&p, C) * sizeof(float)),
+              *t = malloc(nhr * sizeof(float)); /* tmp: exactly what it asks for (ASan catches more) */
         test_rng rng = {1000 + s};
         test_fill_normal(&rng, x0, nhr, 1.0f);
         test_fill_normal(&rng, y, nlr, 1.0f);
@@ -362,14 +362,15 @@ static void test_threads_invariant(void) {
     const int C = 3, Ho = 75, Wo = 130, H = 30, W = 52;
     const size_t nhr = (size_t)C * Ho * Wo, nlr = (size_t)C * H * W;
     float *x = malloc(nhr * sizeof(float)), *xa = malloc(nhr * sizeof(float)), *xb = malloc(nhr * sizeof(float)),
-          *y = malloc(nlr * sizeof(float)), *tmp = malloc(2 * nhr * sizeof(float)),
-          *ua = malloc(nhr * sizeof(float)), *ub = malloc(nhr * sizeof(float));
+          *y = malloc(nlr * sizeof(float)), *ua = malloc(nhr * sizeof(float)), *ub = malloc(nhr * sizeof(float));
     test_rng rng = {77};
     test_fill_normal(&rng, x, nhr, 1.0f);
     test_fill_normal(&rng, y, nlr, 1.0f);
     ip_projector p;
     CHECK(ip_projector_build(&p, Ho, Wo, H, W) == DR_OK, "build");
     const int saved = nn_threads();
+    nn_init_threads(3); /* tmp holds a row buffer per thread: size it for the most threads used */
+    float *tmp = malloc(ip_project_tmp_floats(&p, C) * sizeof(float));
     nn_init_threads(1);
     memcpy(xa, x, nhr * sizeof(float));
     ip_project(&p, xa, y, C, tmp);

@@ -78,9 +78,12 @@ typedef struct {
  * DR_ERR_NUMERIC if a Gram matrix is not positive definite. */
 int ip_projector_build(ip_projector *p, int H_hr, int W_hr, int H_lr, int W_lr);
 void ip_projector_free(ip_projector *p);
-/* x [C, H_hr, W_hr], y [C, H_lr, W_lr]; tmp: at least 2 * C * H_hr * W_hr
- * floats. If D x already equals y (as ip_resample computes it), x is left
- * bit for bit unchanged. */
+/* x [C, H_hr, W_hr], y [C, H_lr, W_lr]; tmp: at least
+ * ip_project_tmp_floats(p, C) floats (about a quarter of x at x4, plus one
+ * row per thread). If D x already equals y (as ip_resample computes it), x
+ * is left bit for bit unchanged. */
+/* (with the thread count in force at the ip_project call) */
+size_t ip_project_tmp_floats(const ip_projector *p, int C);
 void ip_project(const ip_projector *p, float *x, const float *y, int C, float *tmp);
 
 /* ---- padding: out [C, Hp, Wp] from in [C, H, W] by reflection (no edge

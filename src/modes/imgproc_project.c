@@ -14,6 +14,7 @@
 #include "nn/nn.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,15 +191,18 @@ static int first_covering(const ip_resampler *r, int k) {
     return lo;
 }
 
-/* out [C, r->in_size, W] = D^T applied along the middle axis of
+/* x [C, r->in_size, W] += D^T applied along the middle axis of
  * in [C, r->out_size, W]. Written as a gather over the LR rows whose window
- * covers each HR row, so every output row has one owner and a fixed order. */
-static void adjoint_cols(const float *in, float *out, int C, int W, const ip_resampler *r) {
+ * covers each HR row, so every output row has one owner and a fixed order.
+ * Each row is summed from zero in a per-thread row buffer (rowbuf:
+ * nn_threads() rows of W) and then added to x, so no full-size copy of the
+ * correction is needed. */
+static void adjoint_cols_add(const float *in, float *x, int C, int W, const ip_resampler *r, float *rowbuf) {
     const int ni = r->in_size, no = r->out_size, taps = r->taps;
 #pragma omp parallel for schedule(static) num_threads(nn_threads())
     for (long long ck = 0; ck < (long long)C * ni; ck++) {
         const int c = (int)(ck / ni), k = (int)(ck % ni);
-        float *dst = out + (size_t)ck * W;
+        float *dst = rowbuf + (size_t)omp_get_thread_num() * W;
         for (int j = 0; j < W; j++) dst[j] = 0.0f;
         for (int o = first_covering(r, k); o < no && r->start[o] <= k; o++) {
             const float w = r->w[(size_t)o * taps + (k - r->start[o])];
@@ -207,13 +211,23 @@ static void adjoint_cols(const float *in, float *out, int C, int W, const ip_res
             #pragma omp simd /* dst and src never overlap; element-wise, no reassociation */
             for (int j = 0; j < W; j++) dst[j] += w * s[j];
         }
+        float *xr = x + (size_t)ck * W;
+        for (int j = 0; j < W; j++) xr[j] += dst[j];
     }
+}
+
+size_t ip_project_tmp_floats(const ip_projector *p, int C) {
+    const size_t Ho = (size_t)p->dy.in_size, Wo = (size_t)p->dx.in_size, H = (size_t)p->dy.out_size,
+                 W = (size_t)p->dx.out_size;
+    const size_t a1 = C * Ho * W, a2 = C * H * Wo; /* ip_resample's intermediate; D^T along rows */
+    return (a1 > a2 ? a1 : a2) + C * H * W + (size_t)nn_threads() * Wo;
 }
 
 void ip_project(const ip_projector *p, float *x, const float *y, int C, float *tmp) {
     const int Ho = p->dy.in_size, Wo = p->dx.in_size, H = p->dy.out_size, W = p->dx.out_size;
-    const size_t nhr = (size_t)C * Ho * Wo, nlr = (size_t)C * H * W;
-    float *a = tmp, *r = tmp + nhr; /* two halves of tmp, each C * Ho * Wo */
+    const size_t nlr = (size_t)C * H * W, na1 = (size_t)C * Ho * W, na2 = (size_t)C * H * Wo;
+    /* tmp: a (ip_resample's intermediate, then D^T along rows), r (LR), row buffers */
+    float *a = tmp, *r = tmp + (na1 > na2 ? na1 : na2), *rows = r + nlr;
 
     /* r = y - D x, with the very same arithmetic as ip_resample so that an x
      * already consistent with y gives r = 0 exactly and is left untouched. */
@@ -229,9 +243,7 @@ void ip_project(const ip_projector *p, float *x, const float *y, int C, float *t
     solve_cols(r, C, H, W, p->ly, p->by);
     solve_rows(r, (size_t)C * H, W, p->lx, p->bx);
 
-    /* delta = Dy^T r' Dx, then x += delta */
+    /* x += Dy^T r' Dx */
     adjoint_rows(r, a, (size_t)C * H, &p->dx); /* a: [C, H, Wo] */
-    adjoint_cols(a, r, C, Wo, &p->dy);         /* r: [C, Ho, Wo], r' is dead */
-#pragma omp parallel for schedule(static) num_threads(nn_threads())
-    for (long long i = 0; i < (long long)nhr; i++) x[i] += r[i];
+    adjoint_cols_add(a, x, C, Wo, &p->dy, rows);
 }

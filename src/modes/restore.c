@@ -498,7 +498,7 @@ static int ctx_build(restore_ctx *c, dr_model *m, const dr_schedule *sch, const 
         if ((rc = pad_planes(tmp, 3, c->h, c->w, c->H, c->W, &c->cond, "the condition")) != DR_OK) break;
         if ((rc = ip_projector_build(&c->proj, c->h, c->w, in->height, in->width)) != DR_OK) break;
         c->has_proj = 1;
-        rc = alloc_f(&c->hr_tmp, 3 * (size_t)c->h * c->w * 3, "the projection");
+        rc = alloc_f(&c->hr_tmp, 3 * (size_t)c->h * c->w + ip_project_tmp_floats(&c->proj, 3), "the projection");
         break;
     }
     default: rc = dr_error(DR_ERR_INVALID, "model has no mode");
