@@ -75,6 +75,8 @@ expect 2 "bad --mode" "$BIN" eval --mode paint --data "$D"
 expect 2 "no --data" "$BIN" eval --mode colorize
 expect 2 "--scale with colorize" "$BIN" eval --mode colorize --data "$D" --scale 2
 expect 2 "--holes with superres" "$BIN" eval --mode superres --data "$D" --holes 0.1-0.2
+expect 2 "--tile too small" "$BIN" eval --mode superres --data "$D" --tile 3
+contains "$TMP/err" "--tile needs" "--tile usage error explained"
 expect 2 "bad --holes" "$BIN" eval --mode inpaint --data "$D" --holes 0.3-0.1
 expect 2 "--samples without --reduce" "$BIN" eval --mode colorize --data "$D" --samples 2
 expect 2 "--reduce without --samples" "$BIN" eval --mode colorize --data "$D" --reduce mean

@@ -674,6 +674,8 @@ static void print_help(void) {
            "      --eta E             DDIM noise 0..1 (default %g)\n"
            "      --spacing S         trailing, leading or linspace (default %s)\n"
            "      --seed N            seed of the sampler and of the inpaint masks (default %llu)\n"
+           "      --tile N            largest tile side in pixels; bigger images are tiled\n"
+           "                          (default: the library's, as for the restore commands)\n"
            "      --samples N         restore N samples per image and score their\n"
            "                          per-pixel mean (default 1); needs --reduce mean\n"
            "      --reduce mean       the reduction of the samples (mean is the only one)\n"
@@ -729,7 +731,7 @@ static void print_help(void) {
 
 enum {
     O_MODE = OPT_CMD_BASE, O_DATA, O_SCALE, O_HOLES, O_CROP, O_STEPS, O_SAMPLER, O_ETA, O_SPACING, O_SEED,
-    O_SAMPLES, O_REDUCE, O_JSON, O_TELEA_RADIUS
+    O_SAMPLES, O_REDUCE, O_JSON, O_TELEA_RADIUS, O_TILE
 };
 
 
@@ -763,6 +765,7 @@ static int parse_options(eopts *o, int argc, char **argv) {
         {"reduce", required_argument, 0, O_REDUCE},
         {"json", no_argument, 0, O_JSON},
         {"telea-radius", required_argument, 0, O_TELEA_RADIUS},
+        {"tile", required_argument, 0, O_TILE},
         {"out", required_argument, 0, 'o'},
         {"output", required_argument, 0, 'o'},
         {"weights", required_argument, 0, 'w'},
@@ -815,6 +818,12 @@ static int parse_options(eopts *o, int argc, char **argv) {
         case O_SPACING:
             if (dr_spacing_from_name(optarg, &o->p.spacing) != DR_OK) return cli_usage_error(CMD, "%s", dr_last_error());
             break;
+        case O_TILE: {
+            long long v;
+            if (!cli_parse_int(optarg, 16, 1 << 20, &v)) return cli_usage_error(CMD, "--tile needs a size in pixels (>= 16), got '%s'", optarg);
+            o->p.tile = (int)v;
+            break;
+        }
         case O_SEED: {
             char *end;
             errno = 0;
