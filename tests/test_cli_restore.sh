@@ -213,6 +213,35 @@ no_temp_files "$TMP" "failed write"
 expect 1 "batch output dir under a regular file" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/img/gray.png" "$TMP/img/rgb.png" -o "$TMP/file.txt/out"
 contains "$TMP/err" "file.txt" "unwritable output dir named"
 
+# an output directory that exists but is not writable. Root ignores the mode
+# bits, so as root the command runs as "nobody" (setpriv), on a directory
+# owned by root with mode 0755; otherwise the directory is made read-only.
+RO="$TMP/ro"
+mkdir -p "$RO/in" "$RO/out"
+cp "$TMP/img/gray.png" "$RO/in/g.png"
+cp "$W/colorize.safetensors" "$RO/w.safetensors"
+cp "$BIN" "$RO/diffrestore" # the build tree may sit where "nobody" cannot reach it
+chmod 755 "$TMP" "$RO" "$RO/in" "$RO/out" "$RO/diffrestore"
+chmod 644 "$RO/in/g.png" "$RO/w.safetensors"
+as_user=()
+if [ "$(id -u)" -eq 0 ]; then
+  as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+else
+  chmod 555 "$RO/out"
+fi
+expect 1 "output directory not writable" "${as_user[@]}" "$RO/diffrestore" colorize "${S[@]}" -w "$RO/w.safetensors" "$RO/in/g.png" -o "$RO/out/g.png"
+contains "$TMP/err" "$RO/out/g.png" "unwritable output named"
+contains "$TMP/err" "Permission denied" "unwritable reason given"
+[ -z "$(ls -A "$RO/out")" ] && ok || bad "unwritable directory: something was created in it"
+expect 1 "batch into a non-writable directory" "${as_user[@]}" "$RO/diffrestore" colorize "${S[@]}" -w "$RO/w.safetensors" "$RO/in" -o "$RO/out"
+contains "$TMP/err" "$RO/out/g.png: cannot create output: Permission denied" "batch into a non-writable directory: the file and the reason"
+chmod 700 "$TMP"
+
+# an all-white mask: the whole image is the hole, every pixel generated
+"$MK" --mask "$TMP/img/white.png" 24 24 0 0 24 24 || exit 1
+expect 0 "inpaint with an all-white mask" "$BIN" inpaint "${S[@]}" -w "$W/inpaint.safetensors" --mask "$TMP/img/white.png" "$TMP/img/rgb.png" -o "$TMP/iwhite.png"
+size_is "$TMP/iwhite.png" "24x24 3 8" "all-white mask output"
+
 # ------------------------------------------------------------------ batches
 B="$TMP/batch"
 mkdir -p "$B/sub"
