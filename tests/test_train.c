@@ -8,6 +8,7 @@
  *    checkpoint; cancel writes a checkpoint; export writes loadable F16 weights.
  */
 #include "testutil.h"
+#include "common/fileio.h"
 #include "train/checkpoint.h"
 
 #include <math.h>
@@ -308,6 +309,19 @@ static void test_init_from_weights(void) {
     } else {
         CHECK(0, "load %s: %s", w2, dr_last_error());
     }
+    /* no --mode: the weights' mode is used */
+    {
+        dr_train_options nm = base_options(DR_MODE_NONE, c);
+        nm.init_path = w;
+        nm.steps = 1;
+        remove(c);
+        CHECK(dr_train(&nm) == DR_OK, "--init without --mode: %s", dr_last_error());
+        train_state s2;
+        if (load_state(c, &s2) == DR_OK) {
+            CHECK(s2.info.mode == DR_MODE_COLORIZE, "--init without --mode: mode %d", (int)s2.info.mode);
+            train_state_free(&s2);
+        }
+    }
     /* refusals */
     dr_train_options bad = base_options(DR_MODE_SUPERRES, c);
     bad.init_path = w;
@@ -325,6 +339,35 @@ static void test_init_from_weights(void) {
     dr_model_free(m);
 }
 
+/* dr_atomic_remove_stale removes exactly the temp files of one writer */
+static void touch(const char *dir, const char *name) {
+    char p[1400];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    if (f) fclose(f);
+}
+static int exists_in(const char *dir, const char *name) {
+    char p[1400];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+static void test_remove_stale(void) {
+    char d[1200], path[1300];
+    snprintf(d, sizeof d, "%s/stale", g_dir);
+    mkdir(d, 0755);
+    const char *keep[] = {"..tmpABCDEF", ".x.ckpt.tmpAB", ".x.ckpt.tmpAB-DEF", ".y.ckpt.tmpABCDEF", "x.ckpt"};
+    for (int i = 0; i < 5; i++) touch(d, keep[i]);
+    touch(d, ".x.ckpt.tmpA1b2C3");
+    touch(d, ".x.ckpt.tmpZZZZZZ");
+    snprintf(path, sizeof path, "%s/", d);
+    CHECK(dr_atomic_remove_stale(path) == 0, "a directory path removed something");
+    snprintf(path, sizeof path, "%s/x.ckpt", d);
+    CHECK(dr_atomic_remove_stale(path) == 2, "x.ckpt: want its 2 temp files removed");
+    CHECK(!exists_in(d, ".x.ckpt.tmpA1b2C3") && !exists_in(d, ".x.ckpt.tmpZZZZZZ"), "x.ckpt's temp files remain");
+    for (int i = 0; i < 5; i++) CHECK(exists_in(d, keep[i]), "%s was removed", keep[i]);
+}
+
 int main(void) {
     dr_set_threads(2);
     make_dataset();
@@ -334,5 +377,6 @@ int main(void) {
     test_divergence_and_cancel();
     test_export();
     test_init_from_weights();
+    test_remove_stale();
     return test_summary("test_train");
 }

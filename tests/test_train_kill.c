@@ -88,18 +88,26 @@ static pid_t spawn_train(const char *out) {
     return pid;
 }
 
-static int count_temps(const char *name) {
+/* How many temp files of the checkpoint there are; the first one's name in
+ * first (if given), so that a temp file left by an earlier kill (it stays
+ * until the next run gets past its start) is not counted as a new hit. */
+static int count_temps_named(const char *name, char *first, size_t n_first) {
     char prefix[256];
     snprintf(prefix, sizeof prefix, ".%s.tmp", name);
     DIR *d = opendir(g_dir);
     if (!d) return -1;
     int n = 0;
     struct dirent *e;
+    if (first && n_first) first[0] = 0;
     while ((e = readdir(d)) != NULL)
-        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) n++;
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
+            if (n == 0 && first) snprintf(first, n_first, "%s", e->d_name);
+            n++;
+        }
     closedir(d);
     return n;
 }
+static int count_temps(const char *name) { return count_temps_named(name, NULL, 0); }
 
 static double now_ms(void) {
     struct timespec ts;
@@ -130,6 +138,7 @@ int main(void) {
     test_rng r = {2024};
     const double span = 4.0 * run_ms / STEPS;
     int kills = 0, mid_write = 0, last_step = -1, finished = 0, loads = 0, round = 0;
+    char seen[256] = "", now_name[256];
     train_state a;
     const int ref_ok = checkpoint_load(&a, ref) == DR_OK;
     CHECK(ref_ok, "reference checkpoint: %s", dr_last_error());
@@ -155,7 +164,11 @@ int main(void) {
             CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "round %d: unexpected status %d", round, status);
             kills++;
         }
-        if (count_temps("killed.ckpt") > 0) mid_write++;
+        /* a kill inside a write leaves a temp file with a new (mkstemp) name */
+        if (count_temps_named("killed.ckpt", now_name, sizeof now_name) > 0 && strcmp(now_name, seen) != 0) {
+            mid_write++;
+            snprintf(seen, sizeof seen, "%s", now_name);
+        }
         struct stat st;
         if (stat(kil, &st) == 0) {
             train_state s;

@@ -192,6 +192,7 @@ int cmd_train(int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error(C, "unexpected argument '%s'", argv[optind]);
     dr_set_threads(c.threads);
+    if (o.resume_path && o.init_path) return cli_usage_error(C, "--resume and --init exclude each other");
     /* export only: --resume CKPT --export FILE, no --steps */
     if (o.resume_path && o.export_path && !steps_given && !o.data_dir) {
         if (dr_train_export(o.resume_path, o.export_path, 1) != DR_OK) {
@@ -201,7 +202,6 @@ int cmd_train(int argc, char **argv) {
         if (!c.quiet) fprintf(stderr, "wrote %s\n", o.export_path);
         return EXIT_DONE;
     }
-    if (o.resume_path && o.init_path) return cli_usage_error(C, "--resume and --init exclude each other");
     if (!o.resume_path && !o.init_path && o.mode == DR_MODE_NONE) return cli_usage_error(C, "--mode is required");
     if (!o.data_dir) return cli_usage_error(C, "--data is required");
     if (!o.out_path) return cli_usage_error(C, "--out is required");

@@ -151,9 +151,13 @@ int dr_atomic_commit(dr_atomic_file *w, int overwrite) {
 int dr_atomic_remove_stale(const char *path) {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
+    if (!*base) return 0; /* a directory, not a file: no writer of it */
     char dir[4096], prefix[1024];
-    if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path + (slash == path)), path);
-    else snprintf(dir, sizeof dir, ".");
+    int dn;
+    if (slash == path) dn = snprintf(dir, sizeof dir, "/");
+    else if (slash) dn = snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    else dn = snprintf(dir, sizeof dir, ".");
+    if (dn < 0 || dn >= (int)sizeof dir) return 0; /* a truncated name would be another directory */
     if (snprintf(prefix, sizeof prefix, ".%s.tmp", base) >= (int)sizeof prefix) return 0;
     const size_t plen = strlen(prefix);
     DIR *d = opendir(dir);
@@ -161,10 +165,16 @@ int dr_atomic_remove_stale(const char *path) {
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        /* exactly the prefix plus mkstemp's six characters */
+        /* exactly the prefix plus mkstemp's six characters from [A-Za-z0-9] */
         if (strncmp(e->d_name, prefix, plen) != 0 || strlen(e->d_name) != plen + 6) continue;
+        int ok = 1;
+        for (int i = 0; i < 6; i++) {
+            const char ch = e->d_name[plen + i];
+            ok &= (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+        }
+        if (!ok) continue;
         char full[8192];
-        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        snprintf(full, sizeof full, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", e->d_name);
         struct stat st;
         if (lstat(full, &st) == 0 && S_ISREG(st.st_mode) && unlink(full) == 0) n++;
     }

@@ -197,9 +197,11 @@ static int first_covering(const ip_resampler *r, int k) {
  * Each row is summed from zero in a per-thread row buffer (rowbuf:
  * nn_threads() rows of W) and then added to x, so no full-size copy of the
  * correction is needed. */
-static void adjoint_cols_add(const float *in, float *x, int C, int W, const ip_resampler *r, float *rowbuf) {
+static void adjoint_cols_add(const float *in, float *x, int C, int W, const ip_resampler *r, float *rowbuf,
+                             int nbufs) {
     const int ni = r->in_size, no = r->out_size, taps = r->taps;
-#pragma omp parallel for schedule(static) num_threads(nn_threads())
+    const int nt = nn_threads() < nbufs ? nn_threads() : nbufs; /* never more threads than buffers */
+#pragma omp parallel for schedule(static) num_threads(nt > 0 ? nt : 1)
     for (long long ck = 0; ck < (long long)C * ni; ck++) {
         const int c = (int)(ck / ni), k = (int)(ck % ni);
         float *dst = rowbuf + (size_t)omp_get_thread_num() * W;
@@ -216,11 +218,12 @@ static void adjoint_cols_add(const float *in, float *x, int C, int W, const ip_r
     }
 }
 
-size_t ip_project_tmp_floats(const ip_projector *p, int C) {
+size_t ip_project_tmp_floats(ip_projector *p, int C) {
+    p->row_bufs = nn_threads();
     const size_t Ho = (size_t)p->dy.in_size, Wo = (size_t)p->dx.in_size, H = (size_t)p->dy.out_size,
                  W = (size_t)p->dx.out_size;
     const size_t a1 = C * Ho * W, a2 = C * H * Wo; /* ip_resample's intermediate; D^T along rows */
-    return (a1 > a2 ? a1 : a2) + C * H * W + (size_t)nn_threads() * Wo;
+    return (a1 > a2 ? a1 : a2) + C * H * W + (size_t)p->row_bufs * Wo;
 }
 
 void ip_project(const ip_projector *p, float *x, const float *y, int C, float *tmp) {
@@ -245,5 +248,5 @@ void ip_project(const ip_projector *p, float *x, const float *y, int C, float *t
 
     /* x += Dy^T r' Dx */
     adjoint_rows(r, a, (size_t)C * H, &p->dx); /* a: [C, H, Wo] */
-    adjoint_cols_add(a, x, C, Wo, &p->dy, rows);
+    adjoint_cols_add(a, x, C, Wo, &p->dy, rows, p->row_bufs > 0 ? p->row_bufs : 1);
 }

@@ -74,7 +74,7 @@ int train_state_init_from(train_state *st, const char *path) {
     const char *ts = dr_tensor_file_meta(&m->meta, "train_steps");
     char *end = NULL;
     const long steps = ts ? strtol(ts, &end, 10) : 0;
-    if (ts && (*end || steps < 0 || steps > 1000000000L)) {
+    if (ts && (end == ts || *end || ts[0] == '+' || ts[0] == ' ' || steps < 0 || steps > 1000000000L)) {
         dr_model_free(m);
         return dr_error(DR_ERR_FORMAT, "%s: metadata train_steps = '%s' is not a step count", path, ts);
     }

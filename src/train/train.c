@@ -297,15 +297,20 @@ int dr_train(const dr_train_options *o) {
     } else {
         if (o->init_path && o->target_scale > 0)
             return dr_error(DR_ERR_INVALID, "train: --target-scale cannot change the --init weights' target_scale");
-        rc = train_state_new(&st, o);
-        if (rc != DR_OK) return rc;
         if (o->init_path) {
+            /* the state comes from the weights: their mode when none is given */
+            memset(&st, 0, sizeof st);
+            st.opt = *o;
             rc = train_state_init_from(&st, o->init_path);
             if (rc != DR_OK) {
                 train_state_free(&st);
                 return rc;
             }
-            logf_(o, "starting from %s (%d steps trained)", o->init_path, st.init_steps);
+            logf_(o, "starting from %s (%d steps trained; its config, %s, prediction and target scale are used)",
+                  o->init_path, st.init_steps, dr_mode_name(st.info.mode));
+        } else {
+            rc = train_state_new(&st, o);
+            if (rc != DR_OK) return rc;
         }
     }
     const dr_train_options *opt = &st.opt;
