@@ -6,6 +6,7 @@
 # is resumed automatically; Ctrl-C / SIGTERM write it before stopping.
 # Options after STEPS go to `diffrestore train` (e.g. --threads 1);
 # DIFFRESTORE names another binary (a copy, so rebuilds do not disturb it).
+# Without a checkpoint, INIT=WEIGHTS starts from those weights (train --init).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:?usage: scripts/train.sh colorize|inpaint|superres [STEPS] [extra train options]}"
@@ -18,7 +19,11 @@ mkdir -p "$runs/$mode"
 ck="$runs/$mode/$mode.ckpt"
 extra=()
 [ "$mode" = superres ] && extra+=(--scales 2-4)
-[ -f "$ck" ] && extra+=(--resume "$ck")
+if [ -f "$ck" ]; then
+  extra+=(--resume "$ck")
+elif [ -n "${INIT:-}" ]; then
+  extra+=(--init "$INIT") # continue from weights, e.g. INIT=weights/superres.safetensors (pass a new --seed)
+fi
 exec "$bin" train --mode "$mode" --data "$data/train" --val "$data/val" --out "$ck" \
   --prediction v --steps "$steps" --batch 16 --patch 64 --lr 2e-4 --ema 0.999 --seed 1 \
   --checkpoint-every 250 --val-every 500 -q "${extra[@]}" "$@"
