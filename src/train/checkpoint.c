@@ -62,14 +62,17 @@ int train_state_new(train_state *st, const dr_train_options *o) {
     return DR_OK;
 }
 
-int train_state_init_from(train_state *st, const char *path) {
+int train_state_from_weights(train_state *st, const dr_train_options *o) {
+    memset(st, 0, sizeof *st);
+    st->opt = *o;
+    const char *path = o->init_path;
     dr_model *m = NULL;
     DR_TRY(dr_model_load(path, &m));
-    if (st->opt.mode != DR_MODE_NONE && m->info.mode != st->opt.mode) {
-        const dr_mode want = st->opt.mode, have = m->info.mode;
+    if (o->mode != DR_MODE_NONE && m->info.mode != o->mode) {
+        const dr_mode have = m->info.mode;
         dr_model_free(m);
         return dr_error(DR_ERR_INVALID, "%s: weights for %s, but training %s", path, dr_mode_name(have),
-                        dr_mode_name(want));
+                        dr_mode_name(o->mode));
     }
     const char *ts = dr_tensor_file_meta(&m->meta, "train_steps");
     char *end = NULL;
@@ -80,9 +83,6 @@ int train_state_init_from(train_state *st, const char *path) {
     }
     /* the weights' model description wins over the options: the network
      * must keep the shape and the conventions it was trained with */
-    const dr_train_options keep = st->opt;
-    train_state_free(st);
-    st->opt = keep;
     st->info = m->info;
     st->opt.mode = m->info.mode;
     st->opt.config = m->info.cfg;
@@ -284,9 +284,9 @@ int checkpoint_export(const train_state *st, const char *path, int f16) {
     if (rc == DR_OK) {
         char cont[64] = "";
         if (st->init_steps) snprintf(cont, sizeof cont, ", continuing from weights of %d steps", st->init_steps);
+        const char *dir = st->opt.data_dir ? st->opt.data_dir : st->data_dir[0] ? st->data_dir : "training data";
         snprintf(buf, sizeof buf, "%.512s (data hash %016" PRIx64 "), batch %d, patch %d, lr %g, EMA %g, seed %" PRIu64 "%s",
-                 st->opt.data_dir ? st->opt.data_dir : st->data_dir[0] ? st->data_dir : "training data", st->data_hash, st->opt.batch, st->opt.patch,
-                 st->opt.lr, st->opt.ema_decay, st->opt.seed, cont);
+                 dir, st->data_hash, st->opt.batch, st->opt.patch, st->opt.lr, st->opt.ema_decay, st->opt.seed, cont);
         rc = dr_tensor_file_set_meta(&tf, "train_data", buf);
     }
     if (rc == DR_OK) {

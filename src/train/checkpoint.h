@@ -27,9 +27,10 @@ typedef struct {
  * and the loss starts at the target's variance). */
 int train_state_new(train_state *st, const dr_train_options *o);
 void train_state_free(train_state *st);
-/* Replace the fresh weights and EMA with a weights file's (train --init):
- * the state takes its config and model metadata, and its train_steps. */
-int train_state_init_from(train_state *st, const char *weights_path);
+/* A state whose weights and EMA are o->init_path's (train --init): it takes
+ * that file's config, model metadata and train_steps; o->mode, if set, must
+ * match. Adam starts at zero. */
+int train_state_from_weights(train_state *st, const dr_train_options *o);
 
 int checkpoint_save(const train_state *st, const char *path);
 int checkpoint_load(train_state *st, const char *path);

@@ -299,9 +299,7 @@ int dr_train(const dr_train_options *o) {
             return dr_error(DR_ERR_INVALID, "train: --target-scale cannot change the --init weights' target_scale");
         if (o->init_path) {
             /* the state comes from the weights: their mode when none is given */
-            memset(&st, 0, sizeof st);
-            st.opt = *o;
-            rc = train_state_init_from(&st, o->init_path);
+            rc = train_state_from_weights(&st, o);
             if (rc != DR_OK) {
                 train_state_free(&st);
                 return rc;
