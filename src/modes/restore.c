@@ -558,8 +558,9 @@ static int write_output(const restore_ctx *c, const dr_image *in, const float *x
     }
     for (size_t i0 = 0; i0 < np; i0 += OUT_CHUNK) {
         const size_t k = np - i0 < OUT_CHUNK ? np - i0 : OUT_CHUNK; /* pixels in this chunk */
+        size_t y = i0 / c->w, xx = i0 % c->w; /* walked along, not divided out per pixel */
         for (size_t j = 0; j < k; j++) {
-            const size_t oi = i0 + j, y = oi / c->w, xx = oi % c->w, ci = y * c->W + xx;
+            const size_t ci = y * c->W + xx;
             for (int ch = 0; ch < 3; ch++) {
                 if (c->mode == DR_MODE_COLORIZE) /* Y from the input, chroma generated */
                     ycc[ch * k + j] = ch == 0 ? c->cond[ci] : x[(ch - 1) * canvas + ci] / c->ts;
@@ -568,6 +569,7 @@ static int write_output(const restore_ctx *c, const dr_image *in, const float *x
                 else
                     rgb[ch * k + j] = x[ch * canvas + ci] / c->ts;
             }
+            if (++xx == (size_t)c->w) xx = 0, y++;
         }
         if (c->mode == DR_MODE_COLORIZE) {
             ip_ycbcr_to_rgb(ycc, rgb, k);
