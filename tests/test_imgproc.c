@@ -366,10 +366,10 @@ static void test_threads_invariant(void) {
     test_rng rng = {77};
     test_fill_normal(&rng, x, nhr, 1.0f);
     test_fill_normal(&rng, y, nlr, 1.0f);
+    const int saved = nn_threads();
+    nn_init_threads(1); /* built and sized at 1 thread, then used at 3: no more row buffers than sized (ASan) */
     ip_projector p;
     CHECK(ip_projector_build(&p, Ho, Wo, H, W) == DR_OK, "build");
-    const int saved = nn_threads();
-    nn_init_threads(1); /* tmp sized at 1 thread, then used at 3: no more row buffers than sized (ASan) */
     float *tmp = malloc(ip_project_tmp_floats(&p, C) * sizeof(float));
     nn_init_threads(1);
     memcpy(xa, x, nhr * sizeof(float));

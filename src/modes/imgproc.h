@@ -72,20 +72,20 @@ typedef struct {
     ip_resampler dy, dx; /* the downscalers */
     int by, bx;          /* half bandwidths of the Gram matrices */
     double *ly, *lx;     /* banded Cholesky factors */
-    int row_bufs;        /* per-thread row buffers the caller's tmp holds (ip_project_tmp_floats) */
+    int row_bufs;        /* per-thread row buffers in tmp: nn_threads() at build time */
 } ip_projector;
 
 /* Needs H_lr <= H_hr and W_lr <= W_hr (DR_ERR_INVALID otherwise);
- * DR_ERR_NUMERIC if a Gram matrix is not positive definite. */
+ * DR_ERR_NUMERIC if a Gram matrix is not positive definite. The projector is
+ * built for the thread count in force: ip_project never uses more threads
+ * than that for its row buffers. */
 int ip_projector_build(ip_projector *p, int H_hr, int W_hr, int H_lr, int W_lr);
 void ip_projector_free(ip_projector *p);
 /* x [C, H_hr, W_hr], y [C, H_lr, W_lr]; tmp: at least
  * ip_project_tmp_floats(p, C) floats (about a quarter of x at x4, plus one
  * row per thread). If D x already equals y (as ip_resample computes it), x
  * is left bit for bit unchanged. */
-/* Sizes tmp for the thread count in force now, and records it: a later
- * ip_project with more threads uses no more row buffers than that. */
-size_t ip_project_tmp_floats(ip_projector *p, int C);
+size_t ip_project_tmp_floats(const ip_projector *p, int C);
 void ip_project(const ip_projector *p, float *x, const float *y, int C, float *tmp);
 
 /* ---- padding: out [C, Hp, Wp] from in [C, H, W] by reflection (no edge

@@ -84,6 +84,7 @@ void ip_projector_free(ip_projector *p) {
 int ip_projector_build(ip_projector *p, int H_hr, int W_hr, int H_lr, int W_lr) {
     if (!p) return dr_error(DR_ERR_INVALID, "projector: NULL argument");
     memset(p, 0, sizeof *p);
+    p->row_bufs = nn_threads();
     /* A D with more rows than columns cannot have D D^T invertible. */
     if (H_lr > H_hr || W_lr > W_hr)
         return dr_error(DR_ERR_INVALID, "projector: LR %dx%d is larger than HR %dx%d", W_lr, H_lr, W_hr,
@@ -195,7 +196,7 @@ static int first_covering(const ip_resampler *r, int k) {
  * in [C, r->out_size, W]. Written as a gather over the LR rows whose window
  * covers each HR row, so every output row has one owner and a fixed order.
  * Each row is summed from zero in a per-thread row buffer (rowbuf:
- * nn_threads() rows of W) and then added to x, so no full-size copy of the
+ * nbufs rows of W) and then added to x, so no full-size copy of the
  * correction is needed. */
 static void adjoint_cols_add(const float *in, float *x, int C, int W, const ip_resampler *r, float *rowbuf,
                              int nbufs) {
@@ -218,8 +219,7 @@ static void adjoint_cols_add(const float *in, float *x, int C, int W, const ip_r
     }
 }
 
-size_t ip_project_tmp_floats(ip_projector *p, int C) {
-    p->row_bufs = nn_threads();
+size_t ip_project_tmp_floats(const ip_projector *p, int C) {
     const size_t Ho = (size_t)p->dy.in_size, Wo = (size_t)p->dx.in_size, H = (size_t)p->dy.out_size,
                  W = (size_t)p->dx.out_size;
     const size_t a1 = C * Ho * W, a2 = C * H * Wo; /* ip_resample's intermediate; D^T along rows */
@@ -248,5 +248,5 @@ void ip_project(const ip_projector *p, float *x, const float *y, int C, float *t
 
     /* x += Dy^T r' Dx */
     adjoint_rows(r, a, (size_t)C * H, &p->dx); /* a: [C, H, Wo] */
-    adjoint_cols_add(a, x, C, Wo, &p->dy, rows, p->row_bufs > 0 ? p->row_bufs : 1);
+    adjoint_cols_add(a, x, C, Wo, &p->dy, rows, p->row_bufs);
 }
