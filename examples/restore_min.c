@@ -12,9 +12,9 @@ int main(int argc, char **argv) {
     dr_model *model = NULL;
     dr_image in = {0}, mask = {0}, out = {0};
     dr_params p;
-    dr_params_init(&p);
-    p.scale = 2;
     int rc = dr_model_load(argv[1], &model);
+    if (rc == DR_OK) dr_params_init_mode(&p, dr_model_mode(model)); /* the measured defaults */
+    p.scale = 2;
     if (rc == DR_OK) rc = dr_image_load(argv[2], 0, &in, NULL);
     if (rc == DR_OK && argc > 4) rc = dr_image_load(argv[4], 0, &mask, NULL);
     if (rc == DR_OK) rc = dr_restore(model, &in, argc > 4 ? &mask : NULL, &p, &out);

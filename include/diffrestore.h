@@ -225,10 +225,13 @@ typedef struct {
     volatile int *cancel; /* raised by the caller: the call returns DR_ERR_CANCELLED */
 } dr_params;
 
-/* Defaults: DDIM, 20 trailing steps, eta 0, seed 0, 256-pixel tiles with 32 of
- * overlap. They are to be re-chosen by a sweep on the validation set once
- * trained weights exist (issue: sampler defaults). */
+/* Defaults, measured on the validation photos (docs/TUNING.md): DDIM, 20
+ * trailing steps, eta 1, seed 0, 256-pixel tiles with 32 of overlap. */
 void dr_params_init(dr_params *p);
+/* The defaults for one mode: as dr_params_init, but colorize samples with
+ * eta 0 (eta 1 washes its colours out). Prefer this when the mode is known,
+ * e.g. dr_params_init_mode(&p, dr_model_mode(model)). */
+void dr_params_init_mode(dr_params *p, dr_mode mode);
 
 /* Restore one image with the model's mode.
  *  colorize: in is gray or colour (its luma is used); out is RGB (plus alpha if in had it).

@@ -235,6 +235,36 @@ static void test_seeds(void) {
     dr_model_free(m);
 }
 
+/* The per-mode defaults (docs/TUNING.md): only colorize's eta differs from
+ * dr_params_init's, and each mode restores with its defaults. */
+static void test_mode_defaults(void) {
+    dr_params base;
+    dr_params_init(&base);
+    CHECK(base.sampler == DR_SAMPLER_DDIM && base.steps == 20 && base.eta == 1.0 && base.spacing == DR_SPACING_TRAILING,
+          "dr_params_init: %s %d eta %g", dr_sampler_name(base.sampler), base.steps, base.eta);
+    const dr_mode modes[] = {DR_MODE_COLORIZE, DR_MODE_INPAINT, DR_MODE_SUPERRES};
+    for (int k = 0; k < 3; k++) {
+        dr_params p;
+        dr_params_init_mode(&p, modes[k]);
+        const double want_eta = modes[k] == DR_MODE_COLORIZE ? 0.0 : 1.0;
+        CHECK(p.eta == want_eta, "%s: default eta %g, want %g", dr_mode_name(modes[k]), p.eta, want_eta);
+        p.eta = base.eta;
+        CHECK(memcmp(&p, &base, sizeof p) == 0, "%s: defaults other than eta differ from dr_params_init",
+              dr_mode_name(modes[k]));
+        dr_params_init_mode(&p, modes[k]);
+        p.steps = 3;
+        p.scale = 2;
+        dr_model *m = tiny_model(modes[k], "base=8,mult=1,2,res=1,attn=1,groups=2");
+        dr_image in, out = {0};
+        make_image(&in, 24, 20, 4, 8, 3); /* RGBA: inpaint takes the holes from the alpha */
+        CHECK(dr_restore(m, &in, NULL, &p, &out) == DR_OK, "%s with its defaults: %s", dr_mode_name(modes[k]),
+              dr_last_error());
+        dr_image_free(&out);
+        dr_image_free(&in);
+        dr_model_free(m);
+    }
+}
+
 /* Mean |d/dx| + |d/dy| of channel 0 over pixel pairs straddling a column set
  * vs all other pairs. */
 static void seam_energy(const dr_image *img, const int *cols, int ncols, double *at, double *elsewhere) {
@@ -390,6 +420,7 @@ int main(void) {
     test_inpaint();
     test_superres();
     test_seeds();
+    test_mode_defaults();
     test_tiling();
     test_samples();
     test_progress_cancel();

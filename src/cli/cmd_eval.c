@@ -102,6 +102,7 @@ typedef struct {
     long long max_pixels;
     int telea_radius;
     int scale_given, holes_given;
+    int sampler_given, steps_given, eta_given, spacing_given; /* else the mode's defaults */
 } eopts;
 
 typedef struct {
@@ -209,8 +210,10 @@ static void table_header(ectx *x) {
     char what[64] = "";
     if (o->mode == DR_MODE_SUPERRES) snprintf(what, sizeof what, " x%g", o->e.scale);
     else if (o->mode == DR_MODE_INPAINT) snprintf(what, sizeof what, " holes %g-%g", o->e.hole_min, o->e.hole_max);
-    printf("%s%s | %s | %s, %d steps, seed %llu", dr_mode_name(o->mode), what, x->weights_path,
-           dr_sampler_name(o->p.sampler), o->p.steps, (unsigned long long)o->p.seed);
+    printf("%s%s | %s | %s, %d steps", dr_mode_name(o->mode), what, x->weights_path, dr_sampler_name(o->p.sampler),
+           o->p.steps);
+    if (o->p.sampler == DR_SAMPLER_DDIM) printf(", eta %g", o->p.eta);
+    printf(", %s, seed %llu", dr_spacing_name(o->p.spacing), (unsigned long long)o->p.seed);
     if (o->samples > 1) printf(", mean of %d samples", o->samples);
     if (o->e.crop > 0) printf(" | crop %d", o->e.crop);
     printf(" | baseline: %s\n", baseline_name(o->mode));
@@ -641,8 +644,9 @@ end:
 /* ------------------------------------------------------------------ help and options */
 
 static void print_help(void) {
-    dr_params d;
+    dr_params d, dc;
     dr_params_init(&d);
+    dr_params_init_mode(&dc, DR_MODE_COLORIZE);
     dr_eval_options e;
     dr_eval_options_init(&e);
     printf("Usage: diffrestore eval --mode colorize|inpaint|superres --data DIR [options]\n"
@@ -671,7 +675,7 @@ static void print_help(void) {
            "  -w, --weights FILE      weights (.safetensors) for the mode; default: see below\n"
            "      --steps N           sampler steps (default %d)\n"
            "      --sampler S         ddpm, ddim or dpmpp (default %s)\n"
-           "      --eta E             DDIM noise 0..1 (default %g)\n"
+           "      --eta E             DDIM noise 0..1 (default %g; colorize %g)\n"
            "      --spacing S         trailing, leading or linspace (default %s)\n"
            "      --seed N            seed of the sampler and of the inpaint masks (default %llu)\n"
            "      --tile N            largest tile side in pixels; bigger images are tiled\n"
@@ -717,7 +721,7 @@ static void print_help(void) {
            "\n"
            "Weights:\n",
            e.scale, e.hole_min, e.hole_max, (long long)DR_DEFAULT_MAX_PIXELS, d.steps, dr_sampler_name(d.sampler),
-           d.eta, dr_spacing_name(d.spacing), (unsigned long long)d.seed, DEFAULT_TELEA_RADIUS, DR_EVAL_PSNR_CAP,
+           d.eta, dc.eta, dr_spacing_name(d.spacing), (unsigned long long)d.seed, DEFAULT_TELEA_RADIUS, DR_EVAL_PSNR_CAP,
            TELEA_SCRIPT, DEFAULT_PYTHON);
     printf("  -w FILE if given, else the first that exists of $DIFFRESTORE_WEIGHTS (a file,\n"
            "  or a directory holding MODE.safetensors), weights/MODE.safetensors beside the\n"
@@ -806,17 +810,21 @@ static int parse_options(eopts *o, int argc, char **argv) {
         case O_STEPS:
             if (!cli_parse_int(optarg, 1, 100000, &v)) return cli_usage_error(CMD, "--steps needs 1..100000, got '%s'", optarg);
             o->p.steps = (int)v;
+            o->steps_given = 1;
             break;
         case O_SAMPLER:
             if (dr_sampler_from_name(optarg, &o->p.sampler) != DR_OK)
                 return cli_usage_error(CMD, "--sampler must be ddpm, ddim or dpmpp, not '%s'", optarg);
+            o->sampler_given = 1;
             break;
         case O_ETA:
             if (!cli_parse_double(optarg, 0, 1, &d)) return cli_usage_error(CMD, "--eta needs 0..1, got '%s'", optarg);
             o->p.eta = d;
+            o->eta_given = 1;
             break;
         case O_SPACING:
             if (dr_spacing_from_name(optarg, &o->p.spacing) != DR_OK) return cli_usage_error(CMD, "%s", dr_last_error());
+            o->spacing_given = 1;
             break;
         case O_TILE: {
             long long v;
@@ -864,6 +872,14 @@ static int parse_options(eopts *o, int argc, char **argv) {
     }
     if (optind < argc) return cli_usage_error(CMD, "unexpected argument '%s' (the images come from --data DIR)", argv[optind]);
     if (o->mode == DR_MODE_NONE) return cli_usage_error(CMD, "--mode is required (colorize, inpaint or superres)");
+    { /* --mode may come after the sampling options: fill in the mode's defaults now */
+        dr_params d;
+        dr_params_init_mode(&d, o->mode);
+        if (!o->sampler_given) o->p.sampler = d.sampler;
+        if (!o->steps_given) o->p.steps = d.steps;
+        if (!o->eta_given) o->p.eta = d.eta;
+        if (!o->spacing_given) o->p.spacing = d.spacing;
+    }
     if (!o->data || !*o->data) return cli_usage_error(CMD, "--data DIR is required");
     if (o->scale_given && o->mode != DR_MODE_SUPERRES) return cli_usage_error(CMD, "--scale is only for superres");
     if (o->holes_given && o->mode != DR_MODE_INPAINT) return cli_usage_error(CMD, "--holes is only for inpaint");

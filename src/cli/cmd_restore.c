@@ -591,7 +591,7 @@ out:
 
 static void print_help(dr_mode mode) {
     dr_params d;
-    dr_params_init(&d);
+    dr_params_init_mode(&d, mode);
     FILE *f = stdout;
     const char *name = dr_mode_name(mode);
     switch (mode) {
@@ -893,7 +893,7 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
     o.cmd = dr_mode_name(mode);
     const char *C = o.cmd;
     cli_common_init(&o.c);
-    dr_params_init(&o.p);
+    dr_params_init_mode(&o.p, mode);
     o.samples = 1;
     o.progress = PROG_BAR;
     run x;

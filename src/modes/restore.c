@@ -67,15 +67,27 @@ int dr_spacing_from_name(const char *name, dr_spacing *out) {
     return DR_OK;
 }
 
+/* The sampler defaults come from the sweep on the validation photos recorded
+ * in docs/TUNING.md. DDIM with eta 1 (fresh noise at every step, like DDPM)
+ * scores best on PSNR for superres and inpaint: the noise re-injected at
+ * each step averages the model's errors away instead of compounding them. */
 void dr_params_init(dr_params *p) {
     memset(p, 0, sizeof *p);
     p->sampler = DR_SAMPLER_DDIM;
     p->steps = 20;
-    p->eta = 0.0;
+    p->eta = 1.0;
     p->spacing = DR_SPACING_TRAILING;
     p->seed = 0;
     p->tile = DEFAULT_TILE;
     p->tile_overlap = DEFAULT_OVERLAP;
+}
+
+/* Colorize is the exception: with eta 1 its colours wash out toward gray
+ * (colourfulness 0.44 of the ground truth's, against 0.72 deterministic), so
+ * it samples deterministically. */
+void dr_params_init_mode(dr_params *p, dr_mode mode) {
+    dr_params_init(p);
+    if (mode == DR_MODE_COLORIZE) p->eta = 0.0;
 }
 
 /* ------------------------------------------------------------------ tiles */
