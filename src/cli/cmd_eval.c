@@ -457,25 +457,25 @@ static int load_case(ectx *x, const batch_item *it, dr_eval_case *c) {
     return rc;
 }
 
-/* inpaint: write every degraded input and mask, run the Telea script once.
- * Any problem only costs the baseline (a note says why). */
+/* inpaint: write every degraded input and mask (into --out, or a temp
+ * directory for Telea alone), run the Telea script once. Any problem only
+ * costs the baseline (a note says why); with --out the inputs and masks are
+ * written either way, so the baseline can be run elsewhere. */
 static void telea_prepare(ectx *x) {
     const eopts *o = x->o;
     const char *py = python_path();
     char *check[] = {(char *)py, "-c", "import cv2", NULL};
+    char tried[4 * (PATH_MAX + 64) + 16];
+    char *script = NULL;
     if (run_process(check, 1) != 0) {
         bar_clear(x);
         fprintf(stderr, "Telea baseline skipped: install python3-opencv (%s -c \"import cv2\" failed)\n", py);
-        return;
-    }
-    char tried[4 * (PATH_MAX + 64) + 16];
-    char *script = find_telea_script(tried, sizeof tried);
-    if (!script) {
+    } else if (!(script = find_telea_script(tried, sizeof tried))) {
         bar_clear(x);
         fprintf(stderr, "Telea baseline skipped: %s not found (tried %s; set DIFFRESTORE_TELEA_SCRIPT)\n", TELEA_SCRIPT,
                 tried);
-        return;
     }
+    if (!script && !o->out) return;
     if (o->out) {
         x->telea_dir = strdup(o->out);
     } else {
@@ -516,7 +516,7 @@ static void telea_prepare(ectx *x) {
         free(ft);
         dr_eval_case_free(&c);
     }
-    if (written > 0 && !cli_cancel) {
+    if (script && written > 0 && !cli_cancel) {
         char radius[16];
         snprintf(radius, sizeof radius, "%d", o->telea_radius);
         char *argv[] = {(char *)py, script, x->telea_dir, "--radius", radius, NULL};
