@@ -352,8 +352,12 @@ typedef struct {
     double steps_per_sec;
     double val_loss;      /* valid when is_val */
     double val_x0_mse;    /* error of the implied x0 estimate, target units (eps and v comparable) */
+    double cpu_seconds;   /* training CPU time of the run so far, summed over resumes */
     int is_val;
 } dr_train_progress;
+
+typedef enum { DR_LOSS_UNIFORM = 0, DR_LOSS_MIN_SNR = 1 } dr_loss_weight;
+typedef enum { DR_T_UNIFORM = 0, DR_T_LOGNORMAL = 1 } dr_t_sampling;
 
 typedef struct {
     dr_mode mode;
@@ -370,7 +374,7 @@ typedef struct {
     int steps;               /* total steps to reach (a resumed run continues to it) */
     int batch, patch;
     float lr, warmup_steps, weight_decay, grad_clip, ema_decay;
-    int predict_v;           /* 0: eps, 1: v */
+    int predict_v;           /* 0: eps, 1: v (the default: docs/TRAINING.md's A/B) */
     int schedule_linear;     /* 0: cosine */
     float target_scale;      /* 0: measure from the data (std of the target -> ~0.5) */
     float scale_min, scale_max; /* superres factors */
@@ -378,6 +382,18 @@ typedef struct {
     uint64_t seed;
     int checkpoint_every;    /* steps; also on cancel */
     int val_every, val_batches;
+    /* Loss weight over t (docs/TRAINING.md): uniform, or Min-SNR-gamma (Hang et
+     * al. 2023): min(SNR, gamma) / (SNR + 1) for v, min(SNR, gamma) / SNR for eps. */
+    dr_loss_weight loss_weight;
+    float snr_gamma;         /* Min-SNR's gamma (default 5) */
+    /* How t is drawn: uniform over 0..T-1, or log-normal: log-SNR ~ N(t_mean,
+     * t_std) (EDM's ln sigma ~ N(-1.2, 1.2) is log-SNR ~ N(2.4, 2.4)), mapped to
+     * the nearest t of the schedule. */
+    dr_t_sampling t_sampling;
+    float t_mean, t_std;
+    double budget_cpu_seconds; /* > 0: stop (checkpoint written, DR_OK) once the run's training
+                                * CPU time, summed over resumes, reaches it */
+    long long val_seed;      /* -1: validate with the training seed's fixed crops (the default) */
     volatile int *cancel;    /* raised by the caller (e.g. on SIGINT): checkpoint, then stop */
     void (*progress)(const dr_train_progress *p, void *user);
     void (*log)(const char *message, void *user); /* notes such as skipped files */
@@ -389,6 +405,11 @@ void dr_train_options_init(dr_train_options *o);
  * DR_ERR_NUMERIC (NaN/inf loss: stopped, the last checkpoint is kept), or an
  * error. */
 int dr_train(const dr_train_options *o);
+/* The validation loss and x0 MSE (as logged in training) of a checkpoint's
+ * EMA (o->resume_path) or of a weights file (o->init_path, at o->batch and
+ * o->patch) on o->val_dir's fixed crops, t and noise of o->val_seed: models
+ * of different runs and sessions measured on one scale. */
+int dr_train_validate(const dr_train_options *o, double *val_loss, double *val_x0_mse);
 /* Write a checkpoint's EMA weights as a weights file (F16 or F32). */
 int dr_train_export(const char *checkpoint, const char *out_path, int f16);
 

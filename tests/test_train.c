@@ -10,6 +10,7 @@
 #include "testutil.h"
 #include "common/fileio.h"
 #include "train/checkpoint.h"
+#include "train/weighting.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -124,10 +125,16 @@ static void test_resume_exact(void) {
         dr_train_options o = base_options((dr_mode)mode, a);
         o.steps = 12;
         o.target_scale = 2.0f;
+        if (mode == DR_MODE_INPAINT) { /* the recipe options shape the stream too */
+            o.loss_weight = DR_LOSS_MIN_SNR;
+            o.t_sampling = DR_T_LOGNORMAL;
+        }
         CHECK(dr_train(&o) == DR_OK, "straight run: %s", dr_last_error());
         dr_train_options p = base_options((dr_mode)mode, b);
         p.steps = 5;
         p.target_scale = 2.0f;
+        p.loss_weight = o.loss_weight;
+        p.t_sampling = o.t_sampling;
         CHECK(dr_train(&p) == DR_OK, "first half: %s", dr_last_error());
         dr_train_options q = base_options((dr_mode)mode, b);
         q.resume_path = b;
@@ -368,6 +375,154 @@ static void test_remove_stale(void) {
     for (int i = 0; i < 5; i++) CHECK(exists_in(d, keep[i]), "%s was removed", keep[i]);
 }
 
+/* Min-SNR-gamma: the weight on the network's own loss makes it min(SNR, gamma)
+ * times the loss of the implied x0 estimate. Checked by building that x0
+ * estimate from random predictions at many t (double precision), and at
+ * closed-form points. */
+static void test_min_snr_weight(void) {
+    dr_schedule sch = {0};
+    CHECK(dr_schedule_build(&sch, 1000, 0) == DR_OK, "schedule");
+    test_rng r = {5};
+    double worst = 0;
+    static const int ts[] = {0, 1, 10, 100, 250, 400, 500, 600, 750, 900, 990, 999};
+    for (size_t k = 0; k < sizeof ts / sizeof ts[0]; k++) {
+        const double ab = sch.alpha_bar[ts[k]], sa = sqrt(ab), sb = sqrt(1 - ab), snr = ab / (1 - ab);
+        for (int v = 0; v <= 1; v++) {
+            double net = 0, x0l = 0; /* sum of squared errors: network target, implied x0 */
+            for (int i = 0; i < 64; i++) {
+                const double x0 = test_rng_normal(&r) * 0.5, e = test_rng_normal(&r);
+                const double xt = sa * x0 + sb * e, err = test_rng_normal(&r) * 0.1;
+                double x0hat;
+                if (v) { /* v = sa e - sb x0; x0 = sa xt - sb v */
+                    const double vt = sa * e - sb * x0, vh = vt + err;
+                    x0hat = sa * xt - sb * vh;
+                } else { /* x0 = (xt - sb eps) / sa */
+                    x0hat = (xt - sb * (e + err)) / sa;
+                }
+                net += err * err;
+                x0l += (x0hat - x0) * (x0hat - x0);
+            }
+            const double want = fmin(snr, 5.0) * x0l, got = train_min_snr_weight(ab, 5.0, v) * net;
+            const double rel = fabs(got - want) / fmax(want, 1e-300);
+            if (rel > worst) worst = rel;
+            CHECK(rel < 1e-9, "t %d %s: weighted loss %.17g, min(SNR,5) x0 loss %.17g", ts[k], v ? "v" : "eps", got,
+                  want);
+        }
+    }
+    CHECK(fabs(train_min_snr_weight(0.5, 5, 1) - 0.5) < 1e-15, "SNR 1, v: 1/2");
+    CHECK(fabs(train_min_snr_weight(0.5, 5, 0) - 1.0) < 1e-15, "SNR 1, eps: 1");
+    CHECK(fabs(train_min_snr_weight(0.9, 5, 1) - 0.5) < 1e-12, "SNR 9, v: 5/10");
+    CHECK(fabs(train_min_snr_weight(0.9, 5, 0) - 5.0 / 9) < 1e-12, "SNR 9, eps: 5/9");
+    CHECK(fabs(train_min_snr_weight(0.9, 20, 1) - 0.9) < 1e-12, "SNR 9 < gamma 20, v: 9/10");
+    printf("min-snr: worst relative error %.2e over %zu t\n", worst, sizeof ts / sizeof ts[0]);
+    /* the log-SNR of each t maps back to it; between two, to the nearer;
+     * beyond the ends, to the ends */
+    int bad = 0;
+    for (int t = 0; t < sch.T; t++) {
+        const double ls = log(sch.alpha_bar[t]) - log1p(-sch.alpha_bar[t]);
+        if (train_t_from_log_snr(&sch, ls) != t) bad++;
+        if (t + 1 < sch.T) {
+            const double ls1 = log(sch.alpha_bar[t + 1]) - log1p(-sch.alpha_bar[t + 1]);
+            if (train_t_from_log_snr(&sch, ls - 0.2 * (ls - ls1)) != t) bad++;
+            if (train_t_from_log_snr(&sch, ls - 0.8 * (ls - ls1)) != t + 1) bad++;
+        }
+    }
+    CHECK(bad == 0, "log-SNR to t: %d mismatches", bad);
+    CHECK(train_t_from_log_snr(&sch, 1e9) == 0 && train_t_from_log_snr(&sch, -1e9) == sch.T - 1, "clamped ends");
+    dr_schedule_free(&sch);
+}
+
+static int csv_last(const char *csv, int *step, double *val_x0, double *cpu) {
+    FILE *f = fopen(csv, "r");
+    if (!f) return 0;
+    char line[512], last[512] = "";
+    while (fgets(line, sizeof line, f)) snprintf(last, sizeof last, "%s", line);
+    fclose(f);
+    /* step,loss,loss_smooth,lr,grad_norm,t_mean,seconds,val_loss,val_x0_mse,cpu_seconds */
+    char *fld[10] = {0};
+    int n = 0;
+    for (char *p = last; n < 10; n++) {
+        fld[n] = p;
+        char *c = strchr(p, ',');
+        if (!c) { n++; break; }
+        *c = '\0';
+        p = c + 1;
+    }
+    if (n < 10) return 0;
+    *step = atoi(fld[0]);
+    *val_x0 = *fld[8] ? atof(fld[8]) : NAN;
+    *cpu = atof(fld[9]);
+    return 1;
+}
+
+/* --budget-cpu-minutes: the run stops where its training CPU time reaches
+ * the budget, with a checkpoint, the CPU time in it and a validation row;
+ * a larger budget resumes it. The new recipe options survive the checkpoint,
+ * and a bad value in one is refused. */
+static void test_budget_and_recipe_options(void) {
+    char out[1200], csv[1300], bad[1200];
+    path_in(out, sizeof out, "budget.ckpt");
+    snprintf(csv, sizeof csv, "%s.csv", out);
+    dr_train_options o = base_options(DR_MODE_INPAINT, out);
+    o.steps = 100000;
+    o.val_dir = g_data;
+    o.val_every = 1000;
+    o.loss_weight = DR_LOSS_MIN_SNR;
+    o.snr_gamma = 3.0f;
+    o.t_sampling = DR_T_LOGNORMAL;
+    o.t_mean = 1.5f;
+    o.t_std = 2.0f;
+    o.budget_cpu_seconds = 0.3;
+    CHECK(dr_train(&o) == DR_OK, "budget run: %s", dr_last_error());
+    train_state st;
+    if (load_state(out, &st) != DR_OK) return;
+    const int step1 = st.step;
+    CHECK(st.step > 0 && st.step < 100000, "stopped at step %d", st.step);
+    CHECK(st.cpu_seconds >= 0.3 && st.cpu_seconds < 0.3 + 30, "cpu_seconds %g", st.cpu_seconds);
+    CHECK(st.opt.loss_weight == DR_LOSS_MIN_SNR && st.opt.snr_gamma == 3.0f, "loss weight kept: %d %g",
+          (int)st.opt.loss_weight, st.opt.snr_gamma);
+    CHECK(st.opt.t_sampling == DR_T_LOGNORMAL && st.opt.t_mean == 1.5f && st.opt.t_std == 2.0f,
+          "t sampling kept: %d %g %g", (int)st.opt.t_sampling, st.opt.t_mean, st.opt.t_std);
+    int cstep = -1;
+    double vx0 = NAN, cpu = 0;
+    CHECK(csv_last(csv, &cstep, &vx0, &cpu) && cstep == step1 && isfinite(vx0) && cpu >= 0.3,
+          "last CSV row: step %d val x0 %g cpu %g", cstep, vx0, cpu);
+    const double cpu1 = st.cpu_seconds;
+    train_state_free(&st);
+    /* --validate measures a checkpoint exactly as training logged it */
+    {
+        dr_train_options v = base_options(DR_MODE_INPAINT, NULL);
+        v.resume_path = out;
+        v.val_dir = g_data;
+        double vl = NAN, vx = NAN;
+        CHECK(dr_train_validate(&v, &vl, &vx) == DR_OK, "validate: %s", dr_last_error());
+        CHECK(fabs(vx - vx0) <= 1e-6 * fmax(1, vx0), "validated x0 mse %.9g, logged %.9g", vx, vx0);
+        v.resume_path = NULL;
+        v.val_dir = NULL;
+        CHECK(dr_train_validate(&v, &vl, &vx) != DR_OK, "validate without --val or a model must fail");
+    }
+    /* a larger budget continues the same run (the resumed options come from the checkpoint) */
+    dr_train_options q = base_options(DR_MODE_INPAINT, out);
+    q.resume_path = out;
+    q.steps = 100000;
+    q.budget_cpu_seconds = cpu1 + 0.3;
+    CHECK(dr_train(&q) == DR_OK, "resumed budget run: %s", dr_last_error());
+    if (load_state(out, &st) != DR_OK) return;
+    CHECK(st.step > step1 && st.cpu_seconds >= cpu1 + 0.3, "resumed: step %d > %d, cpu %g", st.step, step1,
+          st.cpu_seconds);
+    CHECK(st.opt.loss_weight == DR_LOSS_MIN_SNR && st.opt.t_sampling == DR_T_LOGNORMAL, "options kept on resume");
+    train_state_free(&st);
+    /* a checkpoint whose loss_weight is not one we know is refused */
+    dr_tensor_file tf;
+    CHECK(dr_tensor_file_read(out, &tf) == DR_OK, "read %s", out);
+    path_in(bad, sizeof bad, "bad_weight.ckpt");
+    CHECK(dr_tensor_file_set_meta(&tf, "loss_weight", "cubic") == DR_OK, "set meta");
+    CHECK(dr_tensor_file_write(bad, &tf, 0) == DR_OK, "write %s", bad);
+    dr_tensor_file_free(&tf);
+    CHECK(checkpoint_load(&st, bad) != DR_OK && strstr(dr_last_error(), "loss_weight"), "bogus loss_weight: %s",
+          dr_last_error());
+}
+
 int main(void) {
     dr_set_threads(2);
     make_dataset();
@@ -378,5 +533,7 @@ int main(void) {
     test_export();
     test_init_from_weights();
     test_remove_stale();
+    test_min_snr_weight();
+    test_budget_and_recipe_options();
     return test_summary("test_train");
 }

@@ -30,7 +30,18 @@ static const char *HELP =
     "      --weight-decay W     AdamW weight decay on weights (default 0)\n"
     "      --clip C             gradient norm clip (default 1, 0 = off)\n"
     "      --ema D              EMA decay (default 0.999)\n"
-    "      --prediction P       eps or v (default eps)\n"
+    "      --prediction P       v or eps (default v: docs/TRAINING.md's A/B)\n"
+    "      --loss-weight W      uniform, or min-snr[:GAMMA] (Min-SNR-gamma, default\n"
+    "                           gamma 5) (default uniform)\n"
+    "      --t-sampling S       uniform, or lognormal[:MEAN,STD] of the log-SNR\n"
+    "                           (default MEAN 2.4, STD 2.4, as EDM) (default uniform)\n"
+    "      --budget-cpu-minutes M  stop (checkpoint written, exit 0) once the run's\n"
+    "                           training CPU time, summed over resumes, reaches M:\n"
+    "                           recipes compared at equal CPU time\n"
+    "      --val-seed S         fixed validation crops, t and noise of seed S\n"
+    "                           (default: the training --seed)\n"
+    "      --validate           only print the val loss and x0 MSE of --init WEIGHTS\n"
+    "                           or --resume CKPT on --val DIR, and exit\n"
     "      --schedule S         cosine or linear (default cosine)\n"
     "      --target-scale X     x0 = X * target (default: measured from the data)\n"
     "      --scales A-B         superres scale factors (default 2-4)\n"
@@ -92,8 +103,16 @@ static int parse_float(const char *s, float lo, float hi, float *out) {
 enum {
     O_DATA = OPT_CMD_BASE, O_VAL, O_OUT, O_RESUME, O_EXPORT, O_CONFIG, O_STEPS, O_BATCH, O_PATCH, O_LR, O_WARMUP,
     O_WD, O_CLIP, O_EMA, O_PRED, O_SCHED, O_TSCALE, O_SCALES, O_HOLES, O_SEED, O_CKPT_EVERY, O_VAL_EVERY, O_LOG,
-    O_INIT
+    O_INIT, O_LOSS_WEIGHT, O_T_SAMPLING, O_BUDGET, O_VAL_SEED, O_VALIDATE
 };
+
+/* "NAME" or "NAME:ARGS": ARGS after the colon, or NULL */
+static const char *name_args(const char *s, const char *name) {
+    const size_t n = strlen(name);
+    if (strncmp(s, name, n) != 0) return NULL;
+    if (s[n] == '\0') return "";
+    return s[n] == ':' ? s + n + 1 : NULL;
+}
 
 int cmd_train(int argc, char **argv) {
     static const struct option longopts[] = {
@@ -109,14 +128,16 @@ int cmd_train(int argc, char **argv) {
         {"scales", required_argument, 0, O_SCALES}, {"holes", required_argument, 0, O_HOLES},
         {"seed", required_argument, 0, O_SEED}, {"checkpoint-every", required_argument, 0, O_CKPT_EVERY},
         {"val-every", required_argument, 0, O_VAL_EVERY}, {"log", required_argument, 0, O_LOG},
-        {"init", required_argument, 0, O_INIT},
+        {"init", required_argument, 0, O_INIT}, {"loss-weight", required_argument, 0, O_LOSS_WEIGHT},
+        {"t-sampling", required_argument, 0, O_T_SAMPLING}, {"budget-cpu-minutes", required_argument, 0, O_BUDGET},
+        {"val-seed", required_argument, 0, O_VAL_SEED}, {"validate", no_argument, 0, O_VALIDATE},
         CLI_COMMON_LONGOPTS, {0, 0, 0, 0}};
     const char *C = "train";
     dr_train_options o;
     dr_train_options_init(&o);
     cli_common c;
     cli_common_init(&c);
-    int steps_given = 0, opt;
+    int steps_given = 0, validate = 0, opt;
     long long v;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "m:" CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
@@ -166,6 +187,39 @@ int cmd_train(int argc, char **argv) {
         case O_WD: if (!parse_float(optarg, 0, 1, &o.weight_decay)) return cli_usage_error(C, "--weight-decay needs 0..1"); break;
         case O_CLIP: if (!parse_float(optarg, 0, 1e6f, &o.grad_clip)) return cli_usage_error(C, "--clip needs >= 0"); break;
         case O_EMA: if (!parse_float(optarg, 0, 0.999999f, &o.ema_decay)) return cli_usage_error(C, "--ema needs 0..1"); break;
+        case O_LOSS_WEIGHT: {
+            const char *a = name_args(optarg, "min-snr");
+            if (!strcmp(optarg, "uniform")) o.loss_weight = DR_LOSS_UNIFORM;
+            else if (a && (!*a || parse_float(a, 0.001f, 1000, &o.snr_gamma))) o.loss_weight = DR_LOSS_MIN_SNR;
+            else return cli_usage_error(C, "--loss-weight must be uniform or min-snr[:GAMMA] with GAMMA in 0.001..1000, not '%s'", optarg);
+            break;
+        }
+        case O_T_SAMPLING: {
+            const char *a = name_args(optarg, "lognormal");
+            if (!strcmp(optarg, "uniform")) o.t_sampling = DR_T_UNIFORM;
+            else if (a && !*a) o.t_sampling = DR_T_LOGNORMAL;
+            else if (a) {
+                char *end;
+                float m = strtof(a, &end), sd;
+                if (end == a || *end != ',' || !parse_float(end + 1, 0.001f, 50, &sd) || !(m >= -50 && m <= 50))
+                    return cli_usage_error(C, "--t-sampling lognormal:MEAN,STD needs MEAN in -50..50 and STD in 0.001..50, not '%s'", a);
+                o.t_sampling = DR_T_LOGNORMAL;
+                o.t_mean = m;
+                o.t_std = sd;
+            } else return cli_usage_error(C, "--t-sampling must be uniform or lognormal[:MEAN,STD], not '%s'", optarg);
+            break;
+        }
+        case O_BUDGET: {
+            float m;
+            if (!parse_float(optarg, 0.01f, 1e7f, &m)) return cli_usage_error(C, "--budget-cpu-minutes needs a positive number of minutes, not '%s'", optarg);
+            o.budget_cpu_seconds = 60.0 * m;
+            break;
+        }
+        case O_VALIDATE: validate = 1; break;
+        case O_VAL_SEED:
+            if (!cli_parse_int(optarg, 0, (long long)(~0ULL >> 1), &v)) return cli_usage_error(C, "--val-seed needs a number");
+            o.val_seed = v;
+            break;
         case O_TSCALE: if (!parse_float(optarg, 0.001f, 1000, &o.target_scale)) return cli_usage_error(C, "--target-scale needs 0.001..1000"); break;
         case O_PRED:
             if (strcmp(optarg, "eps") && strcmp(optarg, "v")) return cli_usage_error(C, "--prediction must be eps or v");
@@ -193,6 +247,17 @@ int cmd_train(int argc, char **argv) {
     if (optind < argc) return cli_usage_error(C, "unexpected argument '%s'", argv[optind]);
     dr_set_threads(c.threads);
     if (o.resume_path && o.init_path) return cli_usage_error(C, "--resume and --init exclude each other");
+    if (validate) {
+        if (!o.val_dir) return cli_usage_error(C, "--validate needs --val DIR");
+        if (!!o.resume_path == !!o.init_path) return cli_usage_error(C, "--validate needs --init WEIGHTS or --resume CKPT");
+        double vl = 0, vx = 0;
+        if (dr_train_validate(&o, &vl, &vx) != DR_OK) {
+            cli_report_error("train");
+            return EXIT_FAILED;
+        }
+        printf("val_loss %.6f val_x0_mse %.6f\n", vl, vx);
+        return EXIT_DONE;
+    }
     /* export only: --resume CKPT --export FILE, no --steps */
     if (o.resume_path && o.export_path && !steps_given && !o.data_dir) {
         if (dr_train_export(o.resume_path, o.export_path, 1) != DR_OK) {

@@ -144,6 +144,12 @@ int checkpoint_save(const train_state *st, const char *path) {
     SET("hole_min", "%.9g", o->hole_min);
     SET("hole_max", "%.9g", o->hole_max);
     SET("val_batches", "%d", o->val_batches);
+    SET("loss_weight", "%s", o->loss_weight == DR_LOSS_MIN_SNR ? "min_snr" : "uniform");
+    SET("snr_gamma", "%.9g", o->snr_gamma);
+    SET("t_sampling", "%s", o->t_sampling == DR_T_LOGNORMAL ? "lognormal" : "uniform");
+    SET("t_mean", "%.9g", o->t_mean);
+    SET("t_std", "%.9g", o->t_std);
+    SET("cpu_seconds", "%.17g", st->cpu_seconds);
 #undef SET
     if (rc == DR_OK) rc = dr_tensor_file_write(path, &tf, 0);
     dr_tensor_file_free(&tf);
@@ -215,7 +221,36 @@ int checkpoint_load(train_state *st, const char *path) {
     NUM("hole_min", hole_min, float);
     NUM("hole_max", hole_max, float);
     NUM("val_batches", val_batches, int);
+    /* keys added later: older checkpoints lack them and keep the defaults
+     * they were trained with (uniform weight and t, no CPU time recorded) */
+#define OPT_NUM(key, field, type, lo, hi) \
+    if (dr_tensor_file_meta(&tf, key)) { \
+        if ((rc = meta_num(&tf, path, key, &v)) != DR_OK) goto fail; \
+        if (!(v >= (lo) && v <= (hi))) { \
+            rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint metadata '%s' out of range", path, key); \
+            goto fail; \
+        } \
+        field = (type)v; \
+    }
+    OPT_NUM("snr_gamma", st->opt.snr_gamma, float, 1e-3, 1e3);
+    OPT_NUM("t_mean", st->opt.t_mean, float, -50, 50);
+    OPT_NUM("t_std", st->opt.t_std, float, 1e-3, 50);
+    OPT_NUM("cpu_seconds", st->cpu_seconds, double, 0, 1e12);
+#undef OPT_NUM
 #undef NUM
+    {
+        const char *lw = dr_tensor_file_meta(&tf, "loss_weight"), *ts = dr_tensor_file_meta(&tf, "t_sampling");
+        if (lw && strcmp(lw, "uniform") && strcmp(lw, "min_snr")) {
+            rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint loss_weight '%s' is not uniform or min_snr", path, lw);
+            goto fail;
+        }
+        if (ts && strcmp(ts, "uniform") && strcmp(ts, "lognormal")) {
+            rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint t_sampling '%s' is not uniform or lognormal", path, ts);
+            goto fail;
+        }
+        st->opt.loss_weight = lw && !strcmp(lw, "min_snr") ? DR_LOSS_MIN_SNR : DR_LOSS_UNIFORM;
+        st->opt.t_sampling = ts && !strcmp(ts, "lognormal") ? DR_T_LOGNORMAL : DR_T_UNIFORM;
+    }
     st->opt.scale_min = st->info.scale_min;
     st->opt.scale_max = st->info.scale_max;
     st->opt.predict_v = st->info.predict_v;

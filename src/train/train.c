@@ -21,6 +21,7 @@
 #include "train/checkpoint.h"
 #include "train/dataset.h"
 #include "train/optim.h"
+#include "train/weighting.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -50,6 +51,13 @@ void dr_train_options_init(dr_train_options *o) {
     o->checkpoint_every = 250;
     o->val_every = 500;
     o->val_batches = 4;
+    o->predict_v = 1;
+    o->loss_weight = DR_LOSS_UNIFORM;
+    o->snr_gamma = 5.0f;
+    o->t_sampling = DR_T_UNIFORM;
+    o->t_mean = 2.4f;
+    o->t_std = 2.4f;
+    o->val_seed = -1;
 }
 
 /* Everything one training step touches, built once. */
@@ -64,6 +72,7 @@ typedef struct {
     float *gen;                /* [B, P * P]: 1 where the loss counts */
     float *y, *dy;             /* [B, out, P, P] */
     float *t;                  /* [B] timestep of each sample */
+    float *w;                  /* [B] loss weight of each sample (Min-SNR; 1 when uniform) */
     float *work;               /* per-sample scratch: crop, example, tmp */
     size_t work_per_sample;
     unet_run run;
@@ -76,6 +85,7 @@ static void batch_free(batch_buffers *bb) {
     free(bb->y);
     free(bb->dy);
     free(bb->t);
+    free(bb->w);
     free(bb->work);
     unet_run_free(&bb->run);
     memset(bb, 0, sizeof *bb);
@@ -103,7 +113,8 @@ static int batch_build(batch_buffers *bb, const train_state *st, int B, int P) {
     bb->dy = malloc(sizeof(float) * B * out * bb->np);
     bb->work = malloc(sizeof(float) * B * bb->work_per_sample);
     bb->t = malloc(sizeof(float) * B);
-    if (!bb->x_in || !bb->target || !bb->gen || !bb->y || !bb->dy || !bb->work || !bb->t) {
+    bb->w = malloc(sizeof(float) * B);
+    if (!bb->x_in || !bb->target || !bb->gen || !bb->y || !bb->dy || !bb->work || !bb->t || !bb->w) {
         batch_free(bb);
         return dr_error(DR_ERR_NOMEM, "out of memory for a batch of %d at %dx%d", B, P, P);
     }
@@ -115,7 +126,7 @@ static int batch_build(batch_buffers *bb, const train_state *st, int B, int P) {
 /* Sample b of a batch: crop, degrade, pick t and noise, build x_t and the
  * regression target. All draws come from rng (its own stream). */
 static int make_sample(batch_buffers *bb, const dataset *ds, const dr_schedule *sch, dr_rng *rng, int b,
-                       float target_scale) {
+                       float target_scale, int val) {
     const train_state *st = bb->st;
     const int in = st->info.cfg.in_channels, out = st->info.cfg.out_channels;
     const size_t np = bb->np;
@@ -126,8 +137,14 @@ static int make_sample(batch_buffers *bb, const dataset *ds, const dr_schedule *
     DR_TRY(dataset_random_crop(ds, rng, bb->P, rgb, tmp));
     /* target -> x0; cond goes straight into its channels of the input */
     DR_TRY(mode_make_example(st->info.mode, rgb, bb->P, &bb->mo, rng, x0, xin + (size_t)out * np, gen, tmp));
-    const int t = (int)dr_rng_below(rng, (uint32_t)sch->T);
+    /* validation always draws t uniformly: runs with other t samplings compare on it */
+    const int t = st->opt.t_sampling == DR_T_LOGNORMAL && !val
+                      ? train_t_from_log_snr(sch, st->opt.t_mean + st->opt.t_std * dr_rng_normal(rng))
+                      : (int)dr_rng_below(rng, (uint32_t)sch->T);
     const double ab = sch->alpha_bar[t], sa = sqrt(ab), sb = sqrt(1.0 - ab);
+    bb->w[b] = st->opt.loss_weight == DR_LOSS_MIN_SNR
+                   ? (float)train_min_snr_weight(ab, st->opt.snr_gamma, st->info.predict_v)
+                   : 1.0f;
     float *xt = xin;                                               // [out, P, P]
     for (size_t i = 0; i < (size_t)out * np; i++) {
         const float e = dr_rng_normal(rng);
@@ -142,13 +159,13 @@ static int make_sample(batch_buffers *bb, const dataset *ds, const dr_schedule *
 
 /* Fill the batch for (seed, step): inputs, targets, and t in bb->t. */
 static int fill_batch(batch_buffers *bb, const dataset *ds, const dr_schedule *sch, uint64_t seed, uint64_t step,
-                      float target_scale) {
+                      float target_scale, int val) {
     int rc = DR_OK;
 #pragma omp parallel for schedule(static) num_threads(nn_threads())
     for (int b = 0; b < bb->B; b++) {
         dr_rng rng;
         dr_rng_derive(&rng, seed, step, (uint64_t)b);
-        int r = make_sample(bb, ds, sch, &rng, b, target_scale);
+        int r = make_sample(bb, ds, sch, &rng, b, target_scale, val);
         if (r != DR_OK) {
 #pragma omp critical
             rc = r;
@@ -157,8 +174,10 @@ static int fill_batch(batch_buffers *bb, const dataset *ds, const dr_schedule *s
     return rc;
 }
 
-/* Loss = mean of (y - target)^2 over generated pixels; dy = d loss / d y. */
-static double loss_and_grad(batch_buffers *bb, int want_grad) {
+/* Loss = mean of w_b (y - target)^2 over generated pixels, w_b the sample's
+ * loss weight (weighted: 1 for validation, which is always unweighted so that
+ * runs with different weightings compare); dy = d loss / d y. */
+static double loss_and_grad(batch_buffers *bb, int want_grad, int weighted) {
     const int out = bb->st->info.cfg.out_channels;
     const size_t np = bb->np;
     double sum = 0, count = 0;
@@ -169,8 +188,9 @@ static double loss_and_grad(batch_buffers *bb, int want_grad) {
     for (int b = 0; b < bb->B; b++)
         for (int c = 0; c < out; c++) {
             const size_t o = ((size_t)b * out + c) * np;
+            const double wb = weighted ? bb->w[b] : 1.0;
             for (size_t i = 0; i < np; i++) {
-                const double g = bb->gen[(size_t)b * np + i];
+                const double g = wb * bb->gen[(size_t)b * np + i];
                 const double d = (double)bb->y[o + i] - bb->target[o + i];
                 sum += g * d * d;
                 if (want_grad) bb->dy[o + i] = (float)(2.0 * g * d / count);
@@ -195,7 +215,7 @@ static float measure_target_scale(const train_state *st, const dataset *ds) {
     dr_schedule dummy = {0};
     dr_schedule_build(&dummy, 1000, 0);
     for (int rep = 0; rep < 8; rep++) {
-        if (fill_batch(&bb, ds, &dummy, st->opt.seed ^ 0x5ca1e, (uint64_t)rep, 1.0f) != DR_OK) break;
+        if (fill_batch(&bb, ds, &dummy, st->opt.seed ^ 0x5ca1e, (uint64_t)rep, 1.0f, 1) != DR_OK) break;
         /* with target_scale 1, x0 of generated pixels = the target: recover it
          * from the work buffers' example (x0 slot) */
         for (int b = 0; b < bb.B; b++) {
@@ -223,15 +243,16 @@ static float measure_target_scale(const train_state *st, const dataset *ds) {
  * time, so the numbers are comparable across steps), plus the error of the
  * implied x0 estimate in target units (clipped to the valid range as the
  * samplers do), which compares eps- and v-prediction runs on one scale. */
-static double val_loss(train_state *st, batch_buffers *bb, const dataset *val, const dr_schedule *sch, double *x0_mse) {
+static double val_loss(train_state *st, batch_buffers *bb, const dataset *val, const dr_schedule *sch, uint64_t vseed,
+                       double *x0_mse) {
     double sum = 0, xsum = 0, xcount = 0;
     const int out = st->info.cfg.out_channels;
     const size_t np = bb->np;
     const float ts = st->info.target_scale;
     for (int i = 0; i < st->opt.val_batches; i++) {
-        if (fill_batch(bb, val, sch, st->opt.seed ^ VAL_SEED_SALT, (uint64_t)i, ts) != DR_OK) return NAN;
+        if (fill_batch(bb, val, sch, vseed ^ VAL_SEED_SALT, (uint64_t)i, ts, 1) != DR_OK) return NAN;
         unet_forward(&bb->run, &st->L, st->ema, bb->x_in, bb->t, bb->y);
-        sum += loss_and_grad(bb, 0);
+        sum += loss_and_grad(bb, 0, 0);
         for (int b = 0; b < bb->B; b++) {
             const double ab = sch->alpha_bar[(int)bb->t[b]], sa = sqrt(ab), sb = sqrt(1 - ab);
             const float *x0 = bb->work + (size_t)b * bb->work_per_sample + 3 * np; /* unscaled target */
@@ -260,6 +281,14 @@ static void logf_(const dr_train_options *o, const char *fmt, ...) {
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     o->log(buf, o->user);
+}
+
+/* CPU time of the whole process (all threads): what an equal-CPU-time
+ * comparison counts, whatever else the machine runs. */
+static double cpu_sec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static double now_sec(void) {
@@ -293,6 +322,8 @@ int dr_train(const dr_train_options *o) {
         st.opt.out_path = o->out_path;
         st.opt.export_path = o->export_path;
         st.opt.log_path = o->log_path;
+        st.opt.budget_cpu_seconds = o->budget_cpu_seconds;
+        st.opt.val_seed = o->val_seed;
         logf_(o, "resumed %s at step %d of %d", o->resume_path, st.step, st.opt.steps);
     } else {
         if (o->init_path && o->target_scale > 0)
@@ -356,20 +387,41 @@ int dr_train(const dr_train_options *o) {
             rc = dr_error(DR_ERR_IO, "%s: cannot open the training log", csv_path);
             goto done;
         }
-        if (ftell(csv) == 0) fprintf(csv, "step,loss,loss_smooth,lr,grad_norm,t_mean,seconds,val_loss,val_x0_mse\n");
+        if (ftell(csv) == 0)
+            fprintf(csv, "step,loss,loss_smooth,lr,grad_norm,t_mean,seconds,val_loss,val_x0_mse,cpu_seconds\n");
     }
+    const uint64_t vseed = opt->val_seed >= 0 ? (uint64_t)opt->val_seed : opt->seed;
     double t_last = now_sec(), t_start = t_last;
     int steps_since = 0, last_ckpt_step = st.step;
     while (st.step < opt->steps) {
+        if (opt->budget_cpu_seconds > 0 && st.cpu_seconds >= opt->budget_cpu_seconds) {
+            /* an equal-CPU-time comparison: stop where the budget ends */
+            if (st.step != last_ckpt_step) rc = checkpoint_save(&st, o->out_path);
+            if (rc != DR_OK) goto done;
+            logf_(o, "CPU budget of %.0f s reached at step %d (%.0f s of training CPU time); checkpoint %s",
+                  opt->budget_cpu_seconds, st.step, st.cpu_seconds, o->out_path);
+            if (vb.B && st.step % opt->val_every != 0) {
+                /* the comparison needs the val numbers where the run ends: a
+                 * row with only the validation columns */
+                double vx0 = NAN, vl = val_loss(&st, &vb, &val, &sch, vseed, &vx0);
+                fprintf(csv, "%d,,,,,,%.2f,%.6f,%.6f,%.2f\n", st.step, now_sec() - t_start, vl, vx0, st.cpu_seconds);
+                dr_train_progress pr = {.step = st.step, .steps = opt->steps, .loss_smooth = st.loss_smooth,
+                                        .val_loss = vl, .val_x0_mse = vx0, .cpu_seconds = st.cpu_seconds,
+                                        .is_val = 1};
+                if (o->progress) o->progress(&pr, o->user);
+            }
+            break;
+        }
         if (o->cancel && *o->cancel) {
             rc = checkpoint_save(&st, o->out_path);
             if (rc == DR_OK) rc = dr_error(DR_ERR_CANCELLED, "interrupted at step %d; checkpoint %s written", st.step, o->out_path);
             goto done;
         }
-        rc = fill_batch(&bb, &ds, &sch, opt->seed, (uint64_t)st.step, st.info.target_scale);
+        const double cpu0 = cpu_sec();
+        rc = fill_batch(&bb, &ds, &sch, opt->seed, (uint64_t)st.step, st.info.target_scale, 0);
         if (rc != DR_OK) goto done;
         unet_forward(&bb.run, &st.L, st.params, bb.x_in, bb.t, bb.y);
-        double loss = loss_and_grad(&bb, 1);
+        double loss = loss_and_grad(&bb, 1, 1);
         if (!isfinite(loss)) {
             rc = dr_error(DR_ERR_NUMERIC, "loss is %g at step %d: stopped; the last checkpoint (step %d) is kept", loss,
                           st.step, last_ckpt_step);
@@ -387,17 +439,19 @@ int dr_train(const dr_train_options *o) {
         double clip = opt->grad_clip > 0 && gn > opt->grad_clip ? opt->grad_clip / gn : 1.0;
         adamw_update(&st, lr, clip);
         ema_update(&st);
+        st.cpu_seconds += cpu_sec() - cpu0; /* the step's own CPU time: validation and checkpoints excluded */
         st.loss_smooth = st.step == 0 || st.loss_smooth <= 0 ? loss : 0.98 * st.loss_smooth + 0.02 * loss;
         st.step++;
         steps_since++;
         double tm = 0;
         for (int b = 0; b < bb.B; b++) tm += bb.t[b];
         double now = now_sec();
-        dr_train_progress pr = {.step = st.step, .steps = opt->steps, .loss = loss, .loss_smooth = st.loss_smooth, .lr = lr, .grad_norm = gn};
+        dr_train_progress pr = {.step = st.step, .steps = opt->steps, .loss = loss, .loss_smooth = st.loss_smooth,
+                                .lr = lr, .grad_norm = gn, .cpu_seconds = st.cpu_seconds};
         pr.steps_per_sec = steps_since / fmax(now - t_last, 1e-9);
         double vl = NAN, vx0 = NAN;
         if (vb.B && opt->val_every > 0 && st.step % opt->val_every == 0) {
-            vl = val_loss(&st, &vb, &val, &sch, &vx0);
+            vl = val_loss(&st, &vb, &val, &sch, vseed, &vx0);
             pr.val_loss = vl;
             pr.val_x0_mse = vx0;
             pr.is_val = 1;
@@ -405,7 +459,7 @@ int dr_train(const dr_train_options *o) {
         fprintf(csv, "%d,%.6f,%.6f,%.6g,%.4f,%.1f,%.2f,", st.step, loss, st.loss_smooth, lr, gn, tm / bb.B, now - t_start);
         if (isfinite(vl)) fprintf(csv, "%.6f,%.6f", vl, vx0);
         else fputc(',', csv);
-        fputc('\n', csv);
+        fprintf(csv, ",%.2f\n", st.cpu_seconds);
         if (o->progress) o->progress(&pr, o->user);
         if (now - t_last > 30) { /* steps/s over a sliding window */
             t_last = now;
@@ -424,6 +478,38 @@ done:
     batch_free(&bb);
     batch_free(&vb);
     dataset_free(&ds);
+    dataset_free(&val);
+    dr_schedule_free(&sch);
+    train_state_free(&st);
+    return rc;
+}
+
+int dr_train_validate(const dr_train_options *o, double *val_loss_out, double *val_x0_mse) {
+    if (!o->val_dir) return dr_error(DR_ERR_INVALID, "train: validation needs --val");
+    if (!!o->resume_path == !!o->init_path)
+        return dr_error(DR_ERR_INVALID, "train: validation needs either a checkpoint (--resume) or weights (--init)");
+    train_state st;
+    int rc = o->resume_path ? checkpoint_load(&st, o->resume_path) : train_state_from_weights(&st, o);
+    if (rc != DR_OK) {
+        if (o->init_path) train_state_free(&st);
+        return rc;
+    }
+    if (o->init_path) {
+        st.opt.batch = o->batch;
+        st.opt.patch = o->patch;
+    }
+    st.opt.val_batches = o->val_batches;
+    const uint64_t vseed = o->val_seed >= 0 ? (uint64_t)o->val_seed : st.opt.seed;
+    dataset val = {0};
+    batch_buffers vb = {0};
+    dr_schedule sch = {0};
+    if ((rc = dr_schedule_build(&sch, st.info.timesteps, st.info.schedule_linear)) == DR_OK &&
+        (rc = dataset_load(&val, o->val_dir, st.opt.patch, o->log, o->user)) == DR_OK &&
+        (rc = batch_build(&vb, &st, st.opt.batch, st.opt.patch)) == DR_OK) {
+        *val_loss_out = val_loss(&st, &vb, &val, &sch, vseed, val_x0_mse);
+        if (!isfinite(*val_loss_out)) rc = dr_error(DR_ERR_NUMERIC, "validation loss is not finite");
+    }
+    batch_free(&vb);
     dataset_free(&val);
     dr_schedule_free(&sch);
     train_state_free(&st);
