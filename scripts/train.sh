@@ -7,6 +7,8 @@
 # Options after STEPS go to `diffrestore train` (e.g. --threads 1);
 # DIFFRESTORE names another binary (a copy, so rebuilds do not disturb it).
 # Without a checkpoint, INIT=WEIGHTS starts from those weights (train --init).
+# Validation always uses --val-seed 1, so val numbers compare across sessions
+# and seeds (docs/training/history.csv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:?usage: scripts/train.sh colorize|inpaint|superres [STEPS] [extra train options]}"
@@ -26,4 +28,4 @@ elif [ -n "${INIT:-}" ]; then
 fi
 exec "$bin" train --mode "$mode" --data "$data/train" --val "$data/val" --out "$ck" \
   --prediction v --steps "$steps" --batch 16 --patch 64 --lr 2e-4 --ema 0.999 --seed 1 \
-  --checkpoint-every 250 --val-every 500 -q "${extra[@]}" "$@"
+  --checkpoint-every 250 --val-every 500 --val-seed 1 -q "${extra[@]}" "$@"
