@@ -1,11 +1,10 @@
 /*
  * test_train_kill.c - SIGKILL at random moments of a training run, many
- * times, with the checkpoint written after every step so that most kills
+ * times, with the checkpoint written after every step so that many kills
  * land inside a checkpoint write (temp file written, fsync'd, renamed).
  *
  * Each round forks a child that runs dr_train (resuming from the checkpoint
- * when there is one) and kills it with SIGKILL after a random delay. After
- * every kill:
+ * when there is one) and kills it with SIGKILL. After every kill:
  *  - the checkpoint, if one was ever written, loads (checksum and all) and
  *    its step never goes back;
  *  - a temp file seen after the kill shows the kill hit a write; the next
@@ -14,6 +13,21 @@
  * bit, that of an uninterrupted run: nothing was lost or replayed twice. Then
  * the chain starts over, until enough kills have landed inside a write.
  *
+ * When to kill is taken from the child's own progress, not from a clock
+ * started at fork: the child reports every finished step on a pipe from the
+ * progress callback, which runs just before that step's checkpoint write.
+ * The parent waits for 1-3 reports (or none: a kill during start-up and
+ * resume), then kills after a delay drawn over one step-and-write cycle as
+ * measured on this machine (the median of the last cycles seen). So the share
+ * of kills that land in a write is about write time / cycle time, whatever
+ * the time a resume takes (loading and verifying tens of MB) compared with a
+ * step: an earlier version drew delays from fork over a span of a few steps,
+ * and on machines where a resume takes longer than that span no chain ever
+ * finished (issue 13).
+ *
+ * Bound: at most MAX_ROUNDS rounds, each one start-up (dataset, checkpoint
+ * load) plus at most four cycles; about 20 rounds are needed in practice.
+ *
  * All training runs happen in children: the parent never starts OpenMP's
  * thread pool, which does not survive fork().
  */
@@ -21,6 +35,7 @@
 #include "train/checkpoint.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,8 +46,9 @@
 #include <unistd.h>
 
 #define STEPS 24
-#define MAX_ROUNDS 600
+#define MAX_ROUNDS 400
 #define MIN_MID_WRITE 5
+#define MIN_KILLS 10
 
 static char g_dir[1024], g_data[1100];
 
@@ -75,17 +91,50 @@ static dr_train_options options(const char *out, const char *resume) {
     return o;
 }
 
-/* Child: train to STEPS, resuming if the checkpoint exists; exit 0 on success. */
-static pid_t spawn_train(const char *out) {
+/* Child: train to STEPS, resuming if the checkpoint exists; exit 0 on
+ * success. Every finished step is written (an int, atomic on a pipe) to
+ * g_report_fd just before that step's checkpoint write begins. */
+static int g_report_fd = -1;
+static void report_step(const dr_train_progress *p, void *user) {
+    (void)user;
+    const int step = p->step;
+    if (write(g_report_fd, &step, sizeof step) != (ssize_t)sizeof step) _exit(4);
+}
+typedef struct {
+    pid_t pid;
+    int fd; /* read end of the child's report pipe */
+} child;
+static child spawn_train(const char *out) {
+    child c = {-1, -1};
+    int fds[2];
+    if (pipe(fds) != 0) return c;
     fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
+    c.pid = fork();
+    if (c.pid == 0) {
+        close(fds[0]);
+        g_report_fd = fds[1];
         dr_set_threads(1);
         struct stat st;
         dr_train_options o = options(out, stat(out, &st) == 0 ? out : NULL);
+        o.progress = report_step;
         _exit(dr_train(&o) == DR_OK ? 0 : 3);
     }
-    return pid;
+    close(fds[1]);
+    if (c.pid < 0) close(fds[0]);
+    else c.fd = fds[0];
+    return c;
+}
+/* The next report of the child: 1 (step in *step), 0 at end of file (the
+ * child exited or died), -1 on a read error. */
+static int next_report(const child *c, int *step) {
+    size_t got = 0;
+    while (got < sizeof *step) {
+        const ssize_t n = read(c->fd, (char *)step + got, sizeof *step - got);
+        if (n == 0) return 0;
+        if (n < 0) return -1;
+        got += (size_t)n;
+    }
+    return 1;
 }
 
 /* How many temp files of the checkpoint there are; the first one's name in
@@ -115,43 +164,97 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
+/* The last cycles (report to report: a checkpoint write and a step) seen in
+ * any run, and their median: the span a kill delay is drawn from. */
+#define N_CYCLES 15
+static double g_cycles[N_CYCLES];
+static int g_n_cycles;
+static void cycle_add(double ms) { g_cycles[g_n_cycles++ % N_CYCLES] = ms; }
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static double cycle_median(void) {
+    const int n = g_n_cycles < N_CYCLES ? g_n_cycles : N_CYCLES;
+    double v[N_CYCLES];
+    memcpy(v, g_cycles, (size_t)n * sizeof *v);
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n ? v[n / 2] : 1.0;
+}
+
+static void sleep_ms(double ms) {
+    struct timespec ts = {(time_t)(ms / 1e3), (long)(fmod(ms, 1e3) * 1e6)};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
 int main(void) {
     make_dataset();
     char ref[1200], kil[1200];
     snprintf(ref, sizeof ref, "%s/ref.ckpt", g_dir);
     snprintf(kil, sizeof kil, "%s/killed.ckpt", g_dir);
 
-    /* the uninterrupted run, and how long it takes */
-    const double t0 = now_ms();
-    int status = 0;
-    pid_t p = spawn_train(ref);
-    CHECK(p > 0 && waitpid(p, &status, 0) == p && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+    /* the uninterrupted run: its start-up and its cycles */
+    double t0 = now_ms(), t_prev = t0;
+    int status = 0, step = 0, reports = 0;
+    child c = spawn_train(ref);
+    CHECK(c.pid > 0, "fork failed");
+    if (c.pid <= 0) return test_summary("test_train_kill");
+    double startup_ms = 0;
+    while (next_report(&c, &step) == 1) {
+        const double t = now_ms();
+        if (reports++ == 0) startup_ms = t - t0;
+        else cycle_add(t - t_prev);
+        t_prev = t;
+    }
+    close(c.fd);
+    CHECK(waitpid(c.pid, &status, 0) == c.pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
           "uninterrupted run failed (status %d)", status);
-    const double run_ms = now_ms() - t0;
-    printf("uninterrupted: %d steps in %.0f ms\n", STEPS, run_ms);
+    CHECK(reports == STEPS, "the uninterrupted run reported %d steps, want %d", reports, STEPS);
+    printf("uninterrupted: %d steps in %.0f ms: start-up %.0f ms, then a step and its checkpoint write in %.1f ms "
+           "(median)\n",
+           STEPS, now_ms() - t0, startup_ms, cycle_median());
 
-    /* killed runs: each delay is uniform in [2 ms, 2 ms + 4 steps' time].
-     * A run that reaches the last step is compared with the uninterrupted one
-     * and the chain starts over, until at least MIN_MID_WRITE kills hit a
-     * checkpoint write (how many do depends on the machine and the build:
-     * sanitizers slow the steps more than the writes). */
+    /* killed runs. Each round waits for 0-3 step reports of its child (0: a
+     * kill during start-up or resume, after a delay up to the last start-up
+     * seen), then kills after a delay uniform over one cycle. A run that
+     * reaches the last step is compared with the uninterrupted one and the
+     * chain starts over, until at least MIN_MID_WRITE kills hit a checkpoint
+     * write. */
     test_rng r = {2024};
-    const double span = 4.0 * run_ms / STEPS;
-    int kills = 0, mid_write = 0, last_step = -1, finished = 0, loads = 0, round = 0;
+    int kills = 0, mid_write = 0, last_step = -1, finished = 0, loads = 0, round = 0, by_wait[4] = {0};
     char seen[256] = "", now_name[256];
     train_state a;
     const int ref_ok = checkpoint_load(&a, ref) == DR_OK;
     CHECK(ref_ok, "reference checkpoint: %s", dr_last_error());
-    for (; ref_ok && round < MAX_ROUNDS && (mid_write < MIN_MID_WRITE || !finished); round++) {
-        const unsigned delay_us = (unsigned)((2.0 + span * test_rng_uniform(&r)) * 1e3);
-        p = spawn_train(kil);
-        if (p <= 0) {
+    for (; ref_ok && round < MAX_ROUNDS && (mid_write < MIN_MID_WRITE || kills < MIN_KILLS || !finished); round++) {
+        const int wait_for = (int)(test_rng_u64(&r) % 4);
+        by_wait[wait_for]++;
+        t0 = now_ms();
+        c = spawn_train(kil);
+        if (c.pid <= 0) {
             CHECK(0, "fork failed");
             break;
         }
-        usleep(delay_us);
-        kill(p, SIGKILL);
-        if (waitpid(p, &status, 0) != p) {
+        int eof = 0, seen_reports = 0;
+        t_prev = t0;
+        while (seen_reports < wait_for) {
+            const int got = next_report(&c, &step);
+            if (got != 1) {
+                eof = 1; /* the run finished (or failed: checked below) */
+                break;
+            }
+            const double t = now_ms();
+            if (seen_reports++ == 0) startup_ms = t - t0;
+            else cycle_add(t - t_prev);
+            t_prev = t;
+        }
+        if (!eof) {
+            sleep_ms((wait_for == 0 ? startup_ms : cycle_median()) * test_rng_uniform(&r));
+            kill(c.pid, SIGKILL);
+        }
+        close(c.fd);
+        if (waitpid(c.pid, &status, 0) != c.pid) {
             CHECK(0, "waitpid failed");
             break;
         }
@@ -198,10 +301,11 @@ int main(void) {
             CHECK(!done, "round %d: a finished run left no checkpoint", round);
         }
     }
-    printf("%d kills (%d during a checkpoint write), %d checkpoint loads, %d finished chains, %d rounds\n", kills,
-           mid_write, loads, finished, round);
-    CHECK(finished >= 1, "no killed chain finished in %d rounds", MAX_ROUNDS);
-    CHECK(kills >= 10, "only %d kills: the delays do not exercise the run", kills);
+    printf("%d kills (%d during a checkpoint write), %d checkpoint loads, %d finished chains, %d rounds "
+           "(waiting for 0/1/2/3 reports: %d/%d/%d/%d)\n",
+           kills, mid_write, loads, finished, round, by_wait[0], by_wait[1], by_wait[2], by_wait[3]);
+    CHECK(finished >= 1, "no killed chain finished in %d rounds", round);
+    CHECK(kills >= MIN_KILLS, "only %d kills in %d rounds: the delays do not exercise the run", kills, round);
     CHECK(mid_write >= MIN_MID_WRITE, "only %d kills hit a checkpoint write in %d rounds", mid_write, round);
     if (ref_ok) train_state_free(&a);
 
