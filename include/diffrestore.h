@@ -218,6 +218,14 @@ typedef struct {
     int out_width, out_height;
     int tile;            /* max tile side in pixels (0: default); larger images are tiled */
     int tile_overlap;    /* pixels of overlap between tiles (0: default) */
+    /* colorize at a working resolution (docs/TUNING.md): the network sees the
+     * luma downscaled so that its long side is render_size pixels (an image
+     * already that small is not upscaled), and the predicted chroma is brought
+     * back to full size by a guided filter on the full-resolution luma; the
+     * output's luma is the input's, as at full resolution. 0: full resolution;
+     * DR_RENDER_SIZE_AUTO (the default): the weights' metadata render_size,
+     * full resolution when they have none. Other modes: 0 or AUTO only. */
+    int render_size;
     /* progress: called after every sampler step with (step, steps) counted
      * over all tiles-steps of all samples of the call */
     void (*progress)(int step, int steps, void *user);
@@ -225,8 +233,13 @@ typedef struct {
     volatile int *cancel; /* raised by the caller: the call returns DR_ERR_CANCELLED */
 } dr_params;
 
+#define DR_RENDER_SIZE_AUTO (-1)
+#define DR_RENDER_SIZE_MIN 16
+#define DR_RENDER_SIZE_MAX 65536
+
 /* Defaults, measured on the validation photos (docs/TUNING.md): DDIM, 20
- * trailing steps, eta 1, seed 0, 256-pixel tiles with 32 of overlap. */
+ * trailing steps, eta 1, seed 0, 256-pixel tiles with 32 of overlap,
+ * render_size DR_RENDER_SIZE_AUTO. */
 void dr_params_init(dr_params *p);
 /* The defaults for one mode: as dr_params_init, but colorize samples with
  * eta 0 (eta 1 washes its colours out). Prefer this when the mode is known,
@@ -379,6 +392,10 @@ typedef struct {
     float target_scale;      /* 0: measure from the data (std of the target -> ~0.5) */
     float scale_min, scale_max; /* superres factors */
     float hole_min, hole_max;   /* inpaint hole fraction */
+    int render_size;         /* colorize: > 0 crops come from the photo as if downscaled so that
+                              * its long side is render_size (times a random zoom in 0.8..1.25,
+                              * never upscaled); stored in the checkpoint and as the exported
+                              * weights' render_size (restore's default). 0: full resolution */
     uint64_t seed;
     int checkpoint_every;    /* steps; also on cancel */
     int val_every, val_batches;

@@ -135,6 +135,15 @@ json_check "$TMP/json-superres" "all(x['lr_width'] == 6 and x['lr_height'] == 6 
 json_check "$TMP/json-superres" "all(x['model']['consistency_psnr'] > 40 for x in L[:2])" "superres output downscales to the LR"
 json_check "$TMP/json-superres" "all(x['baseline']['name'] == 'bicubic' for x in L)" "superres baseline is bicubic"
 
+# colorize at a working resolution: named in the header, the luma still kept
+expect 0 "colorize --render-size 16" "$BIN" eval --mode colorize --data "$D" -w "$W/colorize.safetensors" "${S[@]}" --render-size 16
+contains "$TMP/out" "render size 16" "the header names the render size"
+lacks "$TMP/table-colorize" "render size" "no render size in the header by default"
+expect 0 "colorize --render-size 16 --json" "$BIN" eval --mode colorize --data "$D" -w "$W/colorize.safetensors" "${S[@]}" --render-size 16 --json -q
+json_check "$TMP/out" "all(x['model']['max_luma_diff'] <= 0.5 + 1e-6 for x in L)" "render size 16 keeps the luma"
+expect 2 "--render-size on inpaint" "$BIN" eval --mode inpaint --data "$D" --render-size 64
+contains "$TMP/err" "only for colorize" "--render-size is colorize's"
+
 # ------------------------------------------------------------------ Telea
 for f in a_input.png a_mask.png sub/b_input.png sub/b_mask.png; do exists "$TMP/out-inpaint/$f" "inpaint --out keeps $f"; done
 if telea_available; then

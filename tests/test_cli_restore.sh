@@ -130,6 +130,18 @@ expect 0 "colorize gray" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" 
 size_is "$TMP/c.png" "24x24 3 8" "colorize gives RGB"
 expect 0 "colorize 16-bit gray" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/img/gray16.png" -o "$TMP/c16.png"
 size_is "$TMP/c16.png" "24x24 3 16" "colorize keeps 16 bits"
+# working resolution: the output keeps the input's size; 0 and a size >= the
+# long side are the full-resolution output; other modes refuse it
+expect 0 "colorize --render-size 16" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/img/gray.png" -o "$TMP/cr16.png" --render-size 16
+size_is "$TMP/cr16.png" "24x24 3 8" "colorize --render-size keeps the input's size"
+expect 0 "colorize --render-size 0" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/img/gray.png" -o "$TMP/cr0.png" --render-size 0
+same "$TMP/c.png" "$TMP/cr0.png" "--render-size 0 is the default for weights without render_size"
+expect 0 "colorize --render-size 24" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/img/gray.png" -o "$TMP/cr24.png" --render-size 24
+same "$TMP/c.png" "$TMP/cr24.png" "--render-size >= the long side is full resolution"
+if cmp -s "$TMP/c.png" "$TMP/cr16.png"; then bad "--render-size 16 changed nothing"; else ok; fi
+expect 2 "--render-size 8" "$BIN" colorize --render-size 8 "$TMP/img/gray.png" -o "$TMP/x.png"
+expect 2 "--render-size on superres" "$BIN" superres --scale 2 --render-size 64 "$TMP/img/rgb.png" -o "$TMP/x.png"
+contains "$TMP/err" "only for colorize" "--render-size is colorize's"
 expect 0 "colorize to JPEG" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/img/gray.png" -o "$TMP/c.jpg" --quality 80
 size_is "$TMP/c.jpg" "24x24 3 8" "colorize writes JPEG by -o's extension"
 # default output name: beside the input

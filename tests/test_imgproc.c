@@ -1,8 +1,10 @@
 /* test_imgproc.c - planar conversion, YCbCr, resampling, the super-resolution
- * projector, reflection padding and random masks (src/modes/imgproc.h). */
+ * projector, reflection padding and random masks (src/modes/imgproc.h), and
+ * the working size and guided upsampling (src/modes/imgproc_guided.h). */
 #include "common/rng.h"
 #include "diffrestore.h"
 #include "modes/imgproc.h"
+#include "modes/imgproc_guided.h"
 #include "nn/nn.h"
 #include "testutil.h"
 
@@ -534,6 +536,94 @@ static void test_mask_sizes(void) {
     CHECK(ip_random_mask(&rng, m, 4, 4, NAN, 0.2) < 0, "NaN rejected");
 }
 
+/* ------------------------------------------------------------ guided upsampling */
+
+static void test_render_dims(void) {
+    static const int cases[][5] = {/* h, w, R -> hr, wr */
+                                   {3000, 4000, 256, 192, 256}, {4000, 3000, 384, 384, 288}, {683, 1024, 256, 171, 256},
+                                   {100, 50, 256, 100, 50},      {256, 256, 256, 256, 256},  {257, 256, 256, 256, 255},
+                                   {1000, 1, 64, 64, 1},         {500, 300, 0, 500, 300},    {500, 300, -1, 500, 300}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        int hr, wr;
+        ip_render_dims(cases[k][0], cases[k][1], cases[k][2], &hr, &wr);
+        CHECK(hr == cases[k][3] && wr == cases[k][4], "render dims %dx%d at %d: got %dx%d, want %dx%d", cases[k][1],
+              cases[k][0], cases[k][2], wr, hr, cases[k][4], cases[k][3]);
+    }
+}
+
+static const dr_tensor *ref_tensor(const dr_tensor_file *tf, const char *name, int64_t numel) {
+    const dr_tensor *t = dr_tensor_file_get(tf, name);
+    CHECK(t && t->numel == numel, "reference tensor %s missing or of the wrong size", name);
+    return t && t->numel == numel ? t : NULL;
+}
+
+/* Against tests/reference/guided_upsample.py (explicit window loops in float64
+ * and PyTorch's bilinear interpolation), on its fixed images. */
+static void test_guided_vs_reference(void) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/guided_ref.safetensors", DR_TEST_DATA);
+    dr_tensor_file tf;
+    if (dr_tensor_file_read(path, &tf) != DR_OK) {
+        CHECK(0, "read %s: %s", path, dr_last_error());
+        return;
+    }
+    static const char *names[] = {"a", "b", "c"};
+    for (int k = 0; k < 3; k++) {
+        char key[64];
+        snprintf(key, sizeof key, "%s.g_lo", names[k]);
+        const dr_tensor *glo = dr_tensor_file_get(&tf, key);
+        snprintf(key, sizeof key, "%s.g", names[k]);
+        const dr_tensor *g = dr_tensor_file_get(&tf, key);
+        CHECK(glo && g && glo->ndim == 2 && g->ndim == 2, "case %s: guides", names[k]);
+        if (!glo || !g || glo->ndim != 2 || g->ndim != 2) continue;
+        const int h = (int)glo->shape[0], w = (int)glo->shape[1], H = (int)g->shape[0], W = (int)g->shape[1];
+        snprintf(key, sizeof key, "%s.p_lo", names[k]);
+        const dr_tensor *p = ref_tensor(&tf, key, 2LL * h * w);
+        snprintf(key, sizeof key, "%s.q", names[k]);
+        const dr_tensor *q = ref_tensor(&tf, key, 2LL * H * W);
+        snprintf(key, sizeof key, "%s.radius", names[k]);
+        const char *rs = dr_tensor_file_meta(&tf, key);
+        snprintf(key, sizeof key, "%s.eps", names[k]);
+        const char *es = dr_tensor_file_meta(&tf, key);
+        CHECK(rs && es, "case %s: radius and eps in the metadata", names[k]);
+        if (!p || !q || !rs || !es) continue;
+        float *out = malloc(sizeof(float) * 2 * H * W), *out1 = malloc(sizeof(float) * 2 * H * W);
+        int rc = ip_guided_upsample(glo->data, p->data, 2, h, w, g->data, H, W, atoi(rs), atof(es), out);
+        CHECK(rc == DR_OK, "guided upsampling: %s", dr_last_error());
+        const double d = test_max_abs_diff(out, q->data, 2 * (size_t)H * W);
+        printf("guided case %s (%dx%d -> %dx%d, r %s, eps %s): max |C - reference| %.3g (|q| max %.3f)\n", names[k], w,
+               h, W, H, rs, es, d, test_max_abs(q->data, 2 * (size_t)H * W));
+        CHECK(d < 1e-6, "case %s: guided upsampling differs from the reference by %.3g", names[k], d);
+        /* the thread count does not change a bit */
+        const int th = nn_threads();
+        nn_init_threads(1);
+        ip_guided_upsample(glo->data, p->data, 2, h, w, g->data, H, W, atoi(rs), atof(es), out1);
+        nn_init_threads(th);
+        CHECK(memcmp(out, out1, sizeof(float) * 2 * H * W) == 0, "case %s: 1 thread differs", names[k]);
+        free(out);
+        free(out1);
+    }
+    dr_tensor_file_free(&tf);
+}
+
+/* Properties that hold whatever the reference says: a chroma that is an
+ * affine function of the guide with no texture to fit (constant planes) comes
+ * back constant, and the error paths. */
+static void test_guided_properties(void) {
+    enum { h = 6, w = 9, H = 17, W = 25 };
+    float glo[h * w], plo[2 * h * w], g[H * W], q[2 * H * W];
+    for (int i = 0; i < h * w; i++) glo[i] = (float)sin(0.7 * i), plo[i] = 0.25f, plo[h * w + i] = -0.5f;
+    for (int i = 0; i < H * W; i++) g[i] = (float)cos(0.3 * i);
+    CHECK(ip_guided_upsample(glo, plo, 2, h, w, g, H, W, 2, 1e-3, q) == DR_OK, "constant planes");
+    double e0 = 0, e1 = 0;
+    for (int i = 0; i < H * W; i++) e0 = fmax(e0, fabs(q[i] - 0.25)), e1 = fmax(e1, fabs(q[H * W + i] + 0.5));
+    CHECK(e0 < 1e-6 && e1 < 1e-6, "constant chroma stays constant (errors %.3g, %.3g)", e0, e1);
+    CHECK(ip_guided_upsample(glo, plo, 2, h, w, g, H, W, -1, 1e-3, q) == DR_ERR_INVALID, "negative radius");
+    CHECK(ip_guided_upsample(glo, plo, 2, h, w, g, H, W, 2, 0.0, q) == DR_ERR_INVALID, "eps 0");
+    CHECK(ip_guided_upsample(glo, plo, 0, h, w, g, H, W, 2, 1e-3, q) == DR_ERR_INVALID, "no planes");
+    CHECK(ip_guided_upsample(NULL, plo, 2, h, w, g, H, W, 2, 1e-3, q) == DR_ERR_INVALID, "NULL guide");
+}
+
 int main(void) {
     test_planar_roundtrip();
     test_from_planar_clamps();
@@ -553,5 +643,8 @@ int main(void) {
     test_mask_fractions();
     test_mask_deterministic();
     test_mask_sizes();
+    test_render_dims();
+    test_guided_vs_reference();
+    test_guided_properties();
     return test_summary("test_imgproc");
 }

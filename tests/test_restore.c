@@ -6,7 +6,8 @@
  *   superres: downscale(output) == input to within rounding (PSNR >= 40 dB);
  * plus seeds (bit-identical across runs and thread counts), any image size,
  * tiling (bounded difference from untiled, no seam energy at tile borders),
- * samples/mean/uncertainty, and the error paths.
+ * samples/mean/uncertainty, the error paths, and colorize at a working
+ * resolution (render_size: output at full size, luma kept, 0 unchanged).
  */
 #include "diffrestore.h"
 #include "modes/imgproc.h"
@@ -242,6 +243,7 @@ static void test_mode_defaults(void) {
     dr_params_init(&base);
     CHECK(base.sampler == DR_SAMPLER_DDIM && base.steps == 20 && base.eta == 1.0 && base.spacing == DR_SPACING_TRAILING,
           "dr_params_init: %s %d eta %g", dr_sampler_name(base.sampler), base.steps, base.eta);
+    CHECK(base.render_size == DR_RENDER_SIZE_AUTO, "dr_params_init: render_size %d, want AUTO", base.render_size);
     const dr_mode modes[] = {DR_MODE_COLORIZE, DR_MODE_INPAINT, DR_MODE_SUPERRES};
     for (int k = 0; k < 3; k++) {
         dr_params p;
@@ -415,6 +417,142 @@ static void test_large(void) {
     dr_model_free(m);
 }
 
+static int same_image(const dr_image *a, const dr_image *b) {
+    return a->width == b->width && a->height == b->height && a->channels == b->channels && a->depth == b->depth &&
+           memcmp(a->data, b->data, sizeof(uint16_t) * a->width * a->height * a->channels) == 0;
+}
+
+/* Colorize at a working resolution: the network runs on the luma downscaled to
+ * a long side of R, the chroma comes back guided by the full-size luma. The
+ * output has the input's size and luma; R = 0, AUTO without metadata and R >=
+ * the long side are all today's full-resolution output, bit for bit. (That
+ * output was also checked equal, bit for bit, to the library before
+ * render_size existed, on this test's inputs: see docs/TUNING.md.) */
+static void test_render_size(void) {
+    dr_model *m = tiny_model(DR_MODE_COLORIZE, "base=8,mult=1,2,res=1,attn=1,groups=2");
+    static const int cases[][4] = {{150, 90, 3, 8}, {61, 100, 2, 16}}; /* w, h, channels, depth */
+    for (int k = 0; k < 2; k++) {
+        dr_image in, full = {0}, autod = {0}, big = {0}, lo = {0};
+        make_image(&in, cases[k][0], cases[k][1], cases[k][2], cases[k][3], 40 + k);
+        const int lng = in.width > in.height ? in.width : in.height;
+        dr_params p = fast_params();
+        p.tile = 64; /* the full-resolution runs are tiled */
+        p.render_size = 0;
+        CHECK(dr_restore(m, &in, NULL, &p, &full) == DR_OK, "render 0: %s", dr_last_error());
+        p.render_size = DR_RENDER_SIZE_AUTO;
+        CHECK(dr_restore(m, &in, NULL, &p, &autod) == DR_OK, "render auto: %s", dr_last_error());
+        p.render_size = lng;
+        CHECK(dr_restore(m, &in, NULL, &p, &big) == DR_OK, "render %d: %s", lng, dr_last_error());
+        CHECK(same_image(&full, &autod), "case %d: AUTO (no metadata) differs from render size 0", k);
+        CHECK(same_image(&full, &big), "case %d: render size = the long side differs from full resolution", k);
+        p.render_size = 48;
+        int rc = dr_restore(m, &in, NULL, &p, &lo);
+        CHECK(rc == DR_OK, "render 48: %s", dr_last_error());
+        if (rc == DR_OK) {
+            const int has_alpha = in.channels % 2 == 0;
+            CHECK(lo.width == in.width && lo.height == in.height && lo.channels == 3 + has_alpha && lo.depth == in.depth,
+                  "case %d: output %dx%dx%d/%d", k, lo.width, lo.height, lo.channels, lo.depth);
+            double worst = 0;
+            int alpha_ok = 1;
+            for (size_t i = 0; i < (size_t)in.width * in.height; i++) {
+                worst = fmax(worst, fabs(luma(&lo, i) - luma(&in, i)));
+                if (has_alpha) alpha_ok &= lo.data[i * lo.channels + 3] == in.data[i * in.channels + in.channels - 1];
+            }
+            printf("colorize render 48, %dx%d %d-bit: max luma diff %.3f levels\n", in.width, in.height, in.depth,
+                   worst);
+            CHECK(worst <= 0.5 + 1e-6, "case %d: render 48 moved the luma by %.3f levels", k, worst);
+            CHECK(alpha_ok, "case %d: alpha not kept", k);
+            CHECK(!same_image(&lo, &full), "case %d: render 48 gave the full-resolution output", k);
+        }
+        dr_image_free(&lo);
+        /* several samples, their mean and spread: all at the input's size */
+        dr_image outs[2] = {{0}}, mean = {0}, unc = {0};
+        rc = dr_restore_samples(m, &in, NULL, &p, 2, outs, &mean, &unc);
+        CHECK(rc == DR_OK, "samples at render 48: %s", dr_last_error());
+        if (rc == DR_OK)
+            CHECK(outs[1].width == in.width && outs[1].height == in.height && mean.width == in.width &&
+                      mean.height == in.height && unc.width == in.width && unc.height == in.height,
+                  "case %d: samples, mean, uncertainty at the input's size", k);
+        dr_image_free(&outs[0]);
+        dr_image_free(&outs[1]);
+        dr_image_free(&mean);
+        dr_image_free(&unc);
+        dr_image_free(&full);
+        dr_image_free(&autod);
+        dr_image_free(&big);
+        dr_image_free(&in);
+    }
+
+    /* the weights' render_size is what AUTO uses */
+    char path[1200];
+    snprintf(path, sizeof path, "%s/render.safetensors", test_tmpdir());
+    CHECK(dr_model_save(m, path, 0) == DR_OK, "save: %s", dr_last_error());
+    dr_tensor_file tf;
+    CHECK(dr_tensor_file_read(path, &tf) == DR_OK, "read: %s", dr_last_error());
+    CHECK(dr_tensor_file_meta(&tf, "render_size") == NULL, "a model without render_size writes none");
+    dr_tensor_file_set_meta(&tf, "render_size", "48");
+    CHECK(dr_tensor_file_write(path, &tf, 0) == DR_OK, "write: %s", dr_last_error());
+    dr_model *m48 = NULL;
+    CHECK(dr_model_load(path, &m48) == DR_OK, "load with render_size: %s", dr_last_error());
+    if (m48) {
+        const char *v = dr_model_meta(m48, "render_size");
+        CHECK(v && !strcmp(v, "48"), "render_size metadata kept");
+        dr_image in, a = {0}, b = {0};
+        make_image(&in, 90, 70, 1, 8, 5);
+        dr_params p = fast_params();
+        CHECK(dr_restore(m48, &in, NULL, &p, &a) == DR_OK, "auto: %s", dr_last_error());
+        p.render_size = 48;
+        CHECK(dr_restore(m48, &in, NULL, &p, &b) == DR_OK, "48: %s", dr_last_error());
+        CHECK(a.data && b.data && same_image(&a, &b), "AUTO does not follow the weights' render_size");
+        dr_image_free(&b);
+        p.render_size = 0;
+        CHECK(dr_restore(m48, &in, NULL, &p, &b) == DR_OK, "0: %s", dr_last_error());
+        CHECK(a.data && b.data && !same_image(&a, &b), "render 0 does not override the weights' render_size");
+        dr_image_free(&a);
+        dr_image_free(&b);
+        dr_image_free(&in);
+        /* saved again, the key survives */
+        CHECK(dr_model_save(m48, path, 0) == DR_OK, "save again: %s", dr_last_error());
+        dr_model_free(m48);
+        m48 = NULL;
+        CHECK(dr_model_load(path, &m48) == DR_OK && m48 && dr_model_meta(m48, "render_size") &&
+                  !strcmp(dr_model_meta(m48, "render_size"), "48"),
+              "render_size survives a save");
+        dr_model_free(m48);
+    }
+    static const char *bad[] = {"abc", "-5", "8", "99999999"};
+    for (int i = 0; i < 4; i++) {
+        dr_tensor_file_set_meta(&tf, "render_size", bad[i]);
+        dr_tensor_file_write(path, &tf, 0);
+        dr_model *mb = NULL;
+        const int rc = dr_model_load(path, &mb);
+        CHECK(rc == DR_ERR_FORMAT && strstr(dr_last_error(), "render_size"), "render_size '%s' accepted (%s)", bad[i],
+              dr_last_error());
+        dr_model_free(mb);
+    }
+    dr_tensor_file_free(&tf);
+
+    /* errors */
+    dr_image in, out = {0};
+    make_image(&in, 40, 30, 3, 8, 6);
+    dr_params p = fast_params();
+    p.render_size = 8;
+    CHECK(dr_restore(m, &in, NULL, &p, &out) == DR_ERR_INVALID, "render size 8 accepted");
+    p.render_size = -2;
+    CHECK(dr_restore(m, &in, NULL, &p, &out) == DR_ERR_INVALID, "render size -2 accepted");
+    dr_model *sr = tiny_model(DR_MODE_SUPERRES, "base=8,mult=1,2,res=1,attn=1,groups=2");
+    p.render_size = 64;
+    p.scale = 2;
+    CHECK(dr_restore(sr, &in, NULL, &p, &out) == DR_ERR_INVALID && strstr(dr_last_error(), "colorize"),
+          "render size on superres accepted");
+    p.render_size = DR_RENDER_SIZE_AUTO;
+    CHECK(dr_restore(sr, &in, NULL, &p, &out) == DR_OK, "superres with AUTO: %s", dr_last_error());
+    dr_image_free(&out);
+    dr_model_free(sr);
+    dr_image_free(&in);
+    dr_model_free(m);
+}
+
 int main(void) {
     test_colorize();
     test_inpaint();
@@ -425,5 +563,6 @@ int main(void) {
     test_samples();
     test_progress_cancel();
     test_large();
+    test_render_size();
     return test_summary("test_restore");
 }

@@ -5,12 +5,18 @@
  *    uninterrupted run: parameters, EMA, both Adam moments, step;
  *  - a damaged or truncated checkpoint is refused with a clear error;
  *  - a diverging run stops on the non-finite loss and keeps its last good
- *    checkpoint; cancel writes a checkpoint; export writes loadable F16 weights.
+ *    checkpoint; cancel writes a checkpoint; export writes loadable F16 weights;
+ *  - colorize crops at a working resolution (render_size): the crop covers the
+ *    expected share of the photo, never upscales, stays within its tmp; the
+ *    default draws today's crops; the option is kept by checkpoint and export
+ *    and resume stays exact.
  */
 #include "testutil.h"
 #include "common/fileio.h"
+#include "modes/imgproc.h"
 #include "train/checkpoint.h"
 #include "train/weighting.h"
+#include "train/dataset.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -523,6 +529,215 @@ static void test_budget_and_recipe_options(void) {
           dr_last_error());
 }
 
+/* ---- render_size crops */
+
+/* A w x h image whose R is x * sx, G is y * sy, B 128 (8-bit levels). */
+static ds_image ramp_image(int w, int h, int sx, int sy) {
+    ds_image im = {w, h, malloc((size_t)w * h * 3)};
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            unsigned char *p = im.rgb + ((size_t)y * w + x) * 3;
+            p[0] = (unsigned char)(x * sx), p[1] = (unsigned char)(y * sy), p[2] = 128;
+        }
+    return im;
+}
+
+/* Slope of a crop's channel c along x (dir 0) or y (dir 1), in 8-bit levels
+ * per crop pixel, over the interior (3 .. P-4: clear of the window's edges). */
+static double crop_slope(const float *out, int P, int c, int dir) {
+    double s = 0;
+    for (int r = 3; r <= P - 4; r++) {
+        const float *p = out + (size_t)c * P * P;
+        const float a = dir ? p[3 * P + r] : p[r * P + 3], b = dir ? p[(P - 4) * P + r] : p[r * P + P - 4];
+        s += (b - a) * 127.5 / (P - 7);
+    }
+    return s / (P - 6);
+}
+
+static void test_render_crops(void) {
+    const int P = 16, R = 64;
+    /* A 256 x 192 photo at R = 64 is the photo shrunk 4x (times z in 0.8..1.25):
+     * a 16-pixel crop covers S = 64 / z source pixels, which the ramps measure
+     * as the crop's slope (S / P levels per pixel, the same along x and y). */
+    ds_image im = ramp_image(256, 192, 1, 1);
+    dataset ds = {0};
+    ds.n = 1;
+    ds.images = &im;
+    float *out = malloc(sizeof(float) * 3 * P * P);
+    const size_t nt = dataset_crop_tmp(&ds, P, R);
+    float *tmp = malloc(sizeof(float) * nt);
+    double smin = 1e9, smax = 0, logsum = 0, worst_xy = 0;
+    int flips = 0, n = 400, err = 0;
+    for (int i = 0; i < n; i++) {
+        dr_rng rng;
+        dr_rng_derive(&rng, 5, (uint64_t)i, 0);
+        if (dataset_random_crop(&ds, &rng, P, R, out, tmp) != DR_OK) {
+            err++;
+            continue;
+        }
+        const double sx = crop_slope(out, P, 0, 0), sy = crop_slope(out, P, 1, 1);
+        const double S = sy * P;
+        flips += sx < 0;
+        worst_xy = fmax(worst_xy, fabs(fabs(sx) - sy) * P);
+        smin = fmin(smin, S), smax = fmax(smax, S);
+        logsum += log(S / 64.0);
+    }
+    printf("render crops 256x192 at R %d, P %d: S %.1f..%.1f (want 51.2..80), mean log(S/64) %.3f, %d/%d flipped, "
+           "|S_x - S_y| <= %.3f\n", R, P, smin, smax, logsum / n, flips, n, worst_xy);
+    CHECK(err == 0, "%d crops failed: %s", err, dr_last_error());
+    CHECK(smin > 64 / 1.25 - 0.6 && smax < 64 / 0.8 + 0.6, "crop sides %.1f..%.1f outside 64 / (0.8..1.25)", smin, smax);
+    CHECK(smin < 54 && smax > 76, "zoom jitter does not span 0.8..1.25: S %.1f..%.1f", smin, smax);
+    CHECK(fabs(logsum / n) < 0.03, "zoom not centred on the working scale: mean log(S/64) %.3f", logsum / n);
+    CHECK(worst_xy < 0.5, "crop not square: |S_x - S_y| up to %.3f", worst_xy);
+    CHECK(flips > n / 4 && flips < 3 * n / 4, "%d of %d crops flipped", flips, n);
+
+    /* a photo smaller than the working size is never upscaled: S = P, the
+     * pixels themselves (slope exactly 1 level per pixel) */
+    ds_image small = ramp_image(48, 40, 1, 1);
+    ds.images = &small;
+    double worst = 0;
+    for (int i = 0; i < 50; i++) {
+        dr_rng rng;
+        dr_rng_derive(&rng, 6, (uint64_t)i, 0);
+        CHECK(dataset_random_crop(&ds, &rng, P, R, out, tmp) == DR_OK, "small crop: %s", dr_last_error());
+        worst = fmax(worst, fabs(fabs(crop_slope(out, P, 0, 0)) - 1.0) + fabs(crop_slope(out, P, 1, 1) - 1.0));
+    }
+    CHECK(worst < 1e-4, "a small photo was resampled (slope off by %.3g)", worst);
+
+    /* S clamped to the short side, and the tmp size holds: canaries after it */
+    ds_image wide = ramp_image(900, 300, 0, 0);
+    ds.images = &wide;
+    const int P2 = 8, R2 = 16;
+    const size_t nt2 = dataset_crop_tmp(&ds, P2, R2);
+    CHECK(nt2 > dataset_crop_tmp(&ds, P2, 0), "render crops need more tmp here (%zu)", nt2);
+    float *tmp2 = malloc(sizeof(float) * (nt2 + 64));
+    for (int i = 0; i < 64; i++) tmp2[nt2 + i] = -12345.0f;
+    for (int i = 0; i < 20; i++) {
+        dr_rng rng;
+        dr_rng_derive(&rng, 7, (uint64_t)i, 0);
+        CHECK(dataset_random_crop(&ds, &rng, P2, R2, out, tmp2) == DR_OK, "wide crop: %s", dr_last_error());
+    }
+    int canary = 1;
+    for (int i = 0; i < 64; i++) canary &= tmp2[nt2 + i] == -12345.0f;
+    CHECK(canary, "render crop wrote past dataset_crop_tmp");
+    free(tmp2);
+
+    /* render_size 0: today's crops - an image, S log-uniform in P..min(w, h, 4P),
+     * a position, a flip, then ip_resize - drawn in that order */
+    ds_image imgs[2] = {ramp_image(200, 150, 1, 1), ramp_image(90, 120, 2, 2)};
+    ds.n = 2;
+    ds.images = imgs;
+    float *want = malloc(sizeof(float) * 3 * P * P), *src = malloc(sizeof(float) * 3 * 4 * P * 4 * P);
+    int same = 1;
+    for (int i = 0; i < 40; i++) {
+        dr_rng a, b;
+        dr_rng_derive(&a, 8, (uint64_t)i, 0);
+        b = a;
+        CHECK(dataset_random_crop(&ds, &a, P, 0, out, tmp) == DR_OK, "crop: %s", dr_last_error());
+        const ds_image *m = &imgs[dr_rng_below(&b, 2)];
+        int sm = m->w < m->h ? m->w : m->h;
+        if (sm > 4 * P) sm = 4 * P;
+        int S = (int)(P * pow((double)sm / P, dr_rng_uniform(&b)) + 0.5);
+        S = S < P ? P : S > sm ? sm : S;
+        const int x0 = (int)dr_rng_below(&b, (uint32_t)(m->w - S + 1)), y0 = (int)dr_rng_below(&b, (uint32_t)(m->h - S + 1));
+        const int flip = dr_rng_below(&b, 2);
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++)
+                for (int c = 0; c < 3; c++)
+                    src[(size_t)c * S * S + (size_t)y * S + x] =
+                        m->rgb[((size_t)(y0 + y) * m->w + x0 + (flip ? S - 1 - x : x)) * 3 + c] / 127.5f - 1.0f;
+        if (S == P) memcpy(want, src, sizeof(float) * 3 * P * P);
+        else ip_resize(src, 3, S, S, want, P, P);
+        same &= memcmp(want, out, sizeof(float) * 3 * P * P) == 0;
+        same &= dr_rng_u64(&a) == dr_rng_u64(&b); /* and the stream is left where it was */
+    }
+    CHECK(same, "render_size 0 no longer draws today's crops");
+    free(want);
+    free(src);
+    for (int k = 0; k < 2; k++) free(imgs[k].rgb);
+    free(im.rgb);
+    free(small.rgb);
+    free(wide.rgb);
+    free(out);
+    free(tmp);
+}
+
+/* --render-size through dr_train: resume stays exact, the checkpoint and the
+ * exported weights carry render_size, a checkpoint without it (as every one
+ * before it) loads as 0, and other modes refuse it. */
+static void test_render_train(void) {
+    char a[1200], b[1200], w[1300];
+    path_in(a, sizeof a, "render-straight.ckpt");
+    path_in(b, sizeof b, "render-resumed.ckpt");
+    snprintf(w, sizeof w, "%s/render.safetensors", g_dir);
+    dr_train_options o = base_options(DR_MODE_COLORIZE, a);
+    o.steps = 10;
+    o.target_scale = 2.0f;
+    o.render_size = 24;
+    CHECK(dr_train(&o) == DR_OK, "straight run: %s", dr_last_error());
+    dr_train_options p = base_options(DR_MODE_COLORIZE, b);
+    p.steps = 4;
+    p.target_scale = 2.0f;
+    p.render_size = 24;
+    CHECK(dr_train(&p) == DR_OK, "first half: %s", dr_last_error());
+    dr_train_options q = base_options(DR_MODE_COLORIZE, b);
+    q.resume_path = b;
+    q.steps = 10; /* render_size comes from the checkpoint */
+    CHECK(dr_train(&q) == DR_OK, "resumed half: %s", dr_last_error());
+    train_state s1, s2;
+    if (load_state(a, &s1) == DR_OK) {
+        if (load_state(b, &s2) == DR_OK) {
+            const size_t n = s1.L.n_floats * sizeof(float);
+            CHECK(s1.opt.render_size == 24 && s2.opt.render_size == 24, "render_size in the checkpoints: %d %d",
+                  s1.opt.render_size, s2.opt.render_size);
+            CHECK(s2.step == 10 && memcmp(s1.params, s2.params, n) == 0 && memcmp(s1.ema, s2.ema, n) == 0 &&
+                      memcmp(s1.adam_m, s2.adam_m, n) == 0 && memcmp(s1.adam_v, s2.adam_v, n) == 0,
+                  "render_size 24: the resumed run differs from the straight one");
+            train_state_free(&s2);
+        }
+        train_state_free(&s1);
+    }
+    /* the crops differ from full-resolution ones: a run without it ends elsewhere */
+    char c0[1200];
+    path_in(c0, sizeof c0, "render0.ckpt");
+    dr_train_options z = base_options(DR_MODE_COLORIZE, c0);
+    z.steps = 10;
+    z.target_scale = 2.0f;
+    CHECK(dr_train(&z) == DR_OK, "render 0 run: %s", dr_last_error());
+    dr_tensor_file tf;
+    if (dr_tensor_file_read(c0, &tf) == DR_OK) {
+        CHECK(dr_tensor_file_meta(&tf, "render_size") == NULL, "a render 0 checkpoint names a render_size");
+        dr_tensor_file_free(&tf);
+    }
+    if (load_state(c0, &s1) == DR_OK) {
+        CHECK(s1.opt.render_size == 0, "a checkpoint without render_size loads %d", s1.opt.render_size);
+        if (load_state(a, &s2) == DR_OK) {
+            CHECK(memcmp(s1.params, s2.params, s1.L.n_floats * sizeof(float)) != 0, "render_size changed nothing");
+            train_state_free(&s2);
+        }
+        train_state_free(&s1);
+    }
+    CHECK(dr_train_export(a, w, 1) == DR_OK, "export: %s", dr_last_error());
+    dr_model *m = NULL;
+    if (dr_model_load(w, &m) == DR_OK) {
+        const char *v = dr_model_meta(m, "render_size");
+        CHECK(v && !strcmp(v, "24"), "exported render_size '%s'", v ? v : "(none)");
+        dr_model_free(m);
+    } else {
+        CHECK(0, "load %s: %s", w, dr_last_error());
+    }
+    dr_train_options bad = base_options(DR_MODE_SUPERRES, c0);
+    bad.steps = 1;
+    bad.render_size = 24;
+    remove(c0);
+    CHECK(dr_train(&bad) == DR_ERR_INVALID && strstr(dr_last_error(), "colorize"), "superres with render size: %s",
+          dr_last_error());
+    bad = base_options(DR_MODE_COLORIZE, c0);
+    bad.steps = 1;
+    bad.render_size = 8;
+    CHECK(dr_train(&bad) == DR_ERR_INVALID, "render size 8 accepted");
+}
+
 int main(void) {
     dr_set_threads(2);
     make_dataset();
@@ -535,5 +750,7 @@ int main(void) {
     test_remove_stale();
     test_min_snr_weight();
     test_budget_and_recipe_options();
+    test_render_crops();
+    test_render_train();
     return test_summary("test_train");
 }

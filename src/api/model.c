@@ -154,6 +154,14 @@ int dr_model_config_from_meta(const dr_tensor_file *tf, const char *path, dr_mod
     }
     mi->scale_min = (float)smin;
     mi->scale_max = (float)smax;
+    /* optional (docs/TRAINING.md): the working resolution colorize was trained at */
+    mi->render_size = 0;
+    if (dr_tensor_file_meta(tf, "render_size")) {
+        DR_TRY(meta_int(tf, path, "render_size", 0, DR_RENDER_SIZE_MAX, &mi->render_size));
+        if (mi->render_size > 0 && (mi->mode != DR_MODE_COLORIZE || mi->render_size < DR_RENDER_SIZE_MIN))
+            return dr_error(DR_ERR_FORMAT, "%s: metadata render_size = %d (only colorize, %d..%d)", path,
+                            mi->render_size, DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
+    }
     return DR_OK;
 }
 
@@ -191,6 +199,7 @@ int dr_model_meta_from_config(dr_tensor_file *tf, const dr_model_info *mi) {
         SETF("scale_min", mi->scale_min);
         SETF("scale_max", mi->scale_max);
     }
+    if (mi->render_size > 0) SETI("render_size", mi->render_size);
 #undef SETI
 #undef SETF
     return DR_OK;

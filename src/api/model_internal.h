@@ -15,6 +15,7 @@ typedef struct {
     int predict_v;       /* 0: eps */
     float target_scale;
     float scale_min, scale_max; /* superres */
+    int render_size;            /* colorize: trained at this working long side (0: full resolution) */
 } dr_model_info;
 
 struct dr_model {

@@ -101,7 +101,7 @@ typedef struct {
     int json, quiet, threads;
     long long max_pixels;
     int telea_radius;
-    int scale_given, holes_given;
+    int scale_given, holes_given, render_given;
     int sampler_given, steps_given, eta_given, spacing_given; /* else the mode's defaults */
 } eopts;
 
@@ -215,6 +215,11 @@ static void table_header(ectx *x) {
     if (o->p.sampler == DR_SAMPLER_DDIM) printf(", eta %g", o->p.eta);
     printf(", %s, seed %llu", dr_spacing_name(o->p.spacing), (unsigned long long)o->p.seed);
     if (o->samples > 1) printf(", mean of %d samples", o->samples);
+    if (o->mode == DR_MODE_COLORIZE) { /* the working resolution in force */
+        const char *mr = x->m ? dr_model_meta(x->m, "render_size") : NULL;
+        const int r = o->p.render_size >= 0 ? o->p.render_size : mr ? atoi(mr) : 0;
+        if (r > 0) printf(", render size %d", r);
+    }
     if (o->e.crop > 0) printf(" | crop %d", o->e.crop);
     printf(" | baseline: %s\n", baseline_name(o->mode));
     char line[1024];
@@ -680,6 +685,10 @@ static void print_help(void) {
            "      --seed N            seed of the sampler and of the inpaint masks (default %llu)\n"
            "      --tile N            largest tile side in pixels; bigger images are tiled\n"
            "                          (default: the library's, as for the restore commands)\n"
+           "      --render-size R     colorize: run the network on the luma downscaled to a\n"
+           "                          long side of R, the chroma upsampled guided by the\n"
+           "                          full-size luma; 0 = full size (default: the weights'\n"
+           "                          render_size, else 0)\n"
            "      --samples N         restore N samples per image and score their\n"
            "                          per-pixel mean (default 1); needs --reduce mean\n"
            "      --reduce mean       the reduction of the samples (mean is the only one)\n"
@@ -735,7 +744,7 @@ static void print_help(void) {
 
 enum {
     O_MODE = OPT_CMD_BASE, O_DATA, O_SCALE, O_HOLES, O_CROP, O_STEPS, O_SAMPLER, O_ETA, O_SPACING, O_SEED,
-    O_SAMPLES, O_REDUCE, O_JSON, O_TELEA_RADIUS, O_TILE
+    O_SAMPLES, O_REDUCE, O_JSON, O_TELEA_RADIUS, O_TILE, O_RENDER
 };
 
 
@@ -770,6 +779,7 @@ static int parse_options(eopts *o, int argc, char **argv) {
         {"json", no_argument, 0, O_JSON},
         {"telea-radius", required_argument, 0, O_TELEA_RADIUS},
         {"tile", required_argument, 0, O_TILE},
+        {"render-size", required_argument, 0, O_RENDER},
         {"out", required_argument, 0, 'o'},
         {"output", required_argument, 0, 'o'},
         {"weights", required_argument, 0, 'w'},
@@ -826,6 +836,15 @@ static int parse_options(eopts *o, int argc, char **argv) {
             if (dr_spacing_from_name(optarg, &o->p.spacing) != DR_OK) return cli_usage_error(CMD, "%s", dr_last_error());
             o->spacing_given = 1;
             break;
+        case O_RENDER: {
+            long long v;
+            if (!cli_parse_int(optarg, 0, DR_RENDER_SIZE_MAX, &v) || (v > 0 && v < DR_RENDER_SIZE_MIN))
+                return cli_usage_error(CMD, "--render-size needs 0 or %d..%d, got '%s'", DR_RENDER_SIZE_MIN,
+                                       DR_RENDER_SIZE_MAX, optarg);
+            o->p.render_size = (int)v;
+            o->render_given = 1;
+            break;
+        }
         case O_TILE: {
             long long v;
             if (!cli_parse_int(optarg, 16, 1 << 20, &v)) return cli_usage_error(CMD, "--tile needs a size in pixels (>= 16), got '%s'", optarg);
@@ -883,6 +902,7 @@ static int parse_options(eopts *o, int argc, char **argv) {
     if (!o->data || !*o->data) return cli_usage_error(CMD, "--data DIR is required");
     if (o->scale_given && o->mode != DR_MODE_SUPERRES) return cli_usage_error(CMD, "--scale is only for superres");
     if (o->holes_given && o->mode != DR_MODE_INPAINT) return cli_usage_error(CMD, "--holes is only for inpaint");
+    if (o->render_given && o->mode != DR_MODE_COLORIZE) return cli_usage_error(CMD, "--render-size is only for colorize");
     if (o->samples > 1 && !o->reduce_mean)
         return cli_usage_error(CMD, "--samples %d needs --reduce mean (the mean of the samples is scored)", o->samples);
     if (o->reduce_mean && o->samples < 2) return cli_usage_error(CMD, "--reduce mean needs --samples 2 or more");

@@ -598,7 +598,13 @@ static void print_help(dr_mode mode) {
     case DR_MODE_COLORIZE:
         fprintf(f, "Usage: diffrestore colorize [options] INPUT... -o OUTPUT\n"
                    "Colorize black-and-white photos. The output's luma is the input's; colour\n"
-                   "input is treated as gray (its luma is used).\n\n");
+                   "input is treated as gray (its luma is used).\n\n"
+                   "Working resolution:\n"
+                   "      --render-size R   colour the photo downscaled to a long side of R\n"
+                   "                        (never upscaled) and bring the colour back to full\n"
+                   "                        size guided by the full-size luma; 0 = full size.\n"
+                   "                        Default: the weights' render_size (see 'diffrestore\n"
+                   "                        info WEIGHTS'), else 0\n\n");
         break;
     case DR_MODE_INPAINT:
         fprintf(f, "Usage: diffrestore inpaint [options] INPUT... [--mask MASK | --box x,y,w,h...] -o OUTPUT\n"
@@ -684,7 +690,8 @@ static void print_help(dr_mode mode) {
 
 enum {
     O_STEPS = OPT_CMD_BASE, O_SAMPLER, O_ETA, O_SEED, O_SAMPLES, O_REDUCE, O_UNCERT, O_TILE, O_TILE_OVERLAP,
-    O_SPACING, O_PROGRESS, O_FORMAT, O_SKIP_EXISTING, O_SHARD, O_MASK, O_BOX, O_SCALE, O_WIDTH, O_HEIGHT
+    O_SPACING, O_PROGRESS, O_FORMAT, O_SKIP_EXISTING, O_SHARD, O_MASK, O_BOX, O_SCALE, O_WIDTH, O_HEIGHT,
+    O_RENDER
 };
 
 
@@ -735,6 +742,7 @@ static int parse_options(ropts *o, int argc, char **argv) {
         {"scale", required_argument, 0, O_SCALE},
         {"width", required_argument, 0, O_WIDTH},
         {"height", required_argument, 0, O_HEIGHT},
+        {"render-size", required_argument, 0, O_RENDER},
         CLI_COMMON_LONGOPTS,
         {0, 0, 0, 0}};
     const char *C = o->cmd;
@@ -833,6 +841,16 @@ static int parse_options(ropts *o, int argc, char **argv) {
             else o->p.scale = d;
             o->scale_given = 1;
             break;
+        case O_RENDER:
+            if (o->mode != DR_MODE_COLORIZE) {
+                mode_only = opt;
+                break;
+            }
+            if (!cli_parse_int(optarg, 0, DR_RENDER_SIZE_MAX, &v) || (v > 0 && v < DR_RENDER_SIZE_MIN))
+                return cli_usage_error(C, "--render-size needs 0 or %d..%d, got '%s'", DR_RENDER_SIZE_MIN,
+                                       DR_RENDER_SIZE_MAX, optarg);
+            o->p.render_size = (int)v;
+            break;
         case O_WIDTH:
         case O_HEIGHT:
             if (o->mode != DR_MODE_SUPERRES) {
@@ -853,9 +871,11 @@ static int parse_options(ropts *o, int argc, char **argv) {
     }
     if (mode_only) {
         const char *n = mode_only == O_MASK ? "--mask" : mode_only == O_BOX ? "--box" : mode_only == O_SCALE ? "--scale"
-                        : mode_only == O_WIDTH ? "--width" : "--height";
+                        : mode_only == O_WIDTH ? "--width" : mode_only == O_RENDER ? "--render-size" : "--height";
         return cli_usage_error(C, "%s is only for %s", n,
-                               (mode_only == O_MASK || mode_only == O_BOX) ? "inpaint" : "superres");
+                               (mode_only == O_MASK || mode_only == O_BOX) ? "inpaint"
+                               : mode_only == O_RENDER                     ? "colorize"
+                                                                           : "superres");
     }
     if (optind >= argc) return cli_usage_error(C, "no input given");
     if (o->mode == DR_MODE_SUPERRES) {

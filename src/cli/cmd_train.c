@@ -46,6 +46,9 @@ static const char *HELP =
     "      --target-scale X     x0 = X * target (default: measured from the data)\n"
     "      --scales A-B         superres scale factors (default 2-4)\n"
     "      --holes A-B          inpaint hole fraction (default 0.05-0.5)\n"
+    "      --render-size R      colorize: crops from the photo as if downscaled to a\n"
+    "                           long side of R (x0.8-1.25 jitter), the working\n"
+    "                           resolution restore then uses (default 0: full size)\n"
     "      --seed S             random seed (default 1)\n"
     "      --checkpoint-every N (default 250)\n"
     "      --val-every N        (default 500)\n"
@@ -103,7 +106,7 @@ static int parse_float(const char *s, float lo, float hi, float *out) {
 enum {
     O_DATA = OPT_CMD_BASE, O_VAL, O_OUT, O_RESUME, O_EXPORT, O_CONFIG, O_STEPS, O_BATCH, O_PATCH, O_LR, O_WARMUP,
     O_WD, O_CLIP, O_EMA, O_PRED, O_SCHED, O_TSCALE, O_SCALES, O_HOLES, O_SEED, O_CKPT_EVERY, O_VAL_EVERY, O_LOG,
-    O_INIT, O_LOSS_WEIGHT, O_T_SAMPLING, O_BUDGET, O_VAL_SEED, O_VALIDATE
+    O_INIT, O_LOSS_WEIGHT, O_T_SAMPLING, O_BUDGET, O_VAL_SEED, O_VALIDATE, O_RENDER
 };
 
 /* "NAME" or "NAME:ARGS": ARGS after the colon, or NULL */
@@ -131,6 +134,7 @@ int cmd_train(int argc, char **argv) {
         {"init", required_argument, 0, O_INIT}, {"loss-weight", required_argument, 0, O_LOSS_WEIGHT},
         {"t-sampling", required_argument, 0, O_T_SAMPLING}, {"budget-cpu-minutes", required_argument, 0, O_BUDGET},
         {"val-seed", required_argument, 0, O_VAL_SEED}, {"validate", no_argument, 0, O_VALIDATE},
+        {"render-size", required_argument, 0, O_RENDER},
         CLI_COMMON_LONGOPTS, {0, 0, 0, 0}};
     const char *C = "train";
     dr_train_options o;
@@ -232,6 +236,12 @@ int cmd_train(int argc, char **argv) {
         case O_SCALES:
             if (!parse_range(optarg, &o.scale_min, &o.scale_max) || o.scale_min < 1 || o.scale_max > 8)
                 return cli_usage_error(C, "--scales needs A-B within 1..8, got '%s'", optarg);
+            break;
+        case O_RENDER:
+            if (!cli_parse_int(optarg, 0, DR_RENDER_SIZE_MAX, &v) || (v > 0 && v < DR_RENDER_SIZE_MIN))
+                return cli_usage_error(C, "--render-size needs 0 or %d..%d, got '%s'", DR_RENDER_SIZE_MIN,
+                                       DR_RENDER_SIZE_MAX, optarg);
+            o.render_size = (int)v;
             break;
         case O_HOLES:
             if (!parse_range(optarg, &o.hole_min, &o.hole_max) || o.hole_max > 0.95f)

@@ -9,6 +9,10 @@
  * turns them into eps and x0 estimates. The mode's guarantees live in the
  * hooks:
  *   colorize - x0 (chroma) clipped to its range; the output keeps the input's Y.
+ *              At a working resolution (render_size) the canvas holds the
+ *              luma downscaled to a long side of R; the chroma is brought back
+ *              to the input's size by guided upsampling on the full-size Y
+ *              (imgproc_guided.h), and the output's Y is still the input's.
  *   inpaint  - known pixels of x0 and of x hold the clean values at every
  *              step (Palette); the output copies known pixels bit for bit.
  *   superres - the residual x0 is clipped so up + residual stays in range, then
@@ -19,6 +23,7 @@
 #include "common/rng.h"
 #include "diffusion/diffusion.h"
 #include "modes/imgproc.h"
+#include "modes/imgproc_guided.h"
 #include "modes/modes.h"
 #include "nn/nn.h"
 
@@ -80,6 +85,7 @@ void dr_params_init(dr_params *p) {
     p->seed = 0;
     p->tile = DEFAULT_TILE;
     p->tile_overlap = DEFAULT_OVERLAP;
+    p->render_size = DR_RENDER_SIZE_AUTO;
 }
 
 /* Colorize is the exception: with eta 1 its colours wash out toward gray
@@ -197,6 +203,8 @@ typedef struct {
     int out_ch, cond_ch, in_ch;
     int H, W;       /* canvas (padded) */
     int h, w;       /* the output's valid region, top-left of the canvas */
+    int oh, ow;     /* the output's size: h x w, except colorize at a working resolution */
+    float *y_full;  /* colorize at a working resolution: the input's Y [oh, ow] */
     float ts;       /* target_scale */
     float *cond;    /* [cond_ch, H, W] */
     float *known;   /* inpaint: [out_ch, H, W] clean x0; NULL otherwise */
@@ -219,6 +227,7 @@ typedef struct {
 
 static void ctx_free(restore_ctx *c) {
     free(c->cond);
+    free(c->y_full);
     free(c->known);
     free(c->gen);
     if (c->has_proj) ip_projector_free(&c->proj);
@@ -410,6 +419,13 @@ static int ctx_network(restore_ctx *c) {
 
 static int round_up(int v, int f) { return (v + f - 1) / f * f; }
 
+/* colorize: the long side of the working resolution (0 = full resolution);
+ * DR_RENDER_SIZE_AUTO takes the weights' render_size. Other modes: 0. */
+static int render_size(const dr_model *m, const dr_params *p) {
+    if (m->info.mode != DR_MODE_COLORIZE) return 0;
+    return p->render_size < 0 ? m->info.render_size : p->render_size;
+}
+
 /* Output size for superres, checked against the weights' scale range. */
 static int superres_size(const restore_ctx *c, const dr_image *in, const dr_params *p, int *ho, int *wo) {
     double sy, sx;
@@ -474,6 +490,9 @@ static int ctx_build(restore_ctx *c, dr_model *m, const dr_schedule *sch, const 
     c->h = in->height;
     c->w = in->width;
     if (c->mode == DR_MODE_SUPERRES) DR_TRY(superres_size(c, in, p, &c->h, &c->w));
+    if (c->mode == DR_MODE_COLORIZE) ip_render_dims(in->height, in->width, render_size(m, p), &c->h, &c->w);
+    c->oh = c->mode == DR_MODE_COLORIZE ? in->height : c->h;
+    c->ow = c->mode == DR_MODE_COLORIZE ? in->width : c->w;
     c->H = round_up(c->h, f);
     c->W = round_up(c->w, f);
     if ((int64_t)c->H * c->W > MAX_CANVAS_PIXELS) return dr_error(DR_ERR_LIMIT, "image %dx%d is too large", c->w, c->h);
@@ -485,7 +504,19 @@ static int ctx_build(restore_ctx *c, dr_model *m, const dr_schedule *sch, const 
     case DR_MODE_COLORIZE: { /* cond = Y */
         if ((rc = alloc_f(&tmp, 3 * np_in, "colour planes")) != DR_OK) break;
         ip_rgb_to_ycbcr(rgb, tmp, np_in);
-        rc = pad_planes(tmp, 1, c->h, c->w, c->H, c->W, &c->cond, "the condition");
+        if (c->h == in->height && c->w == in->width) {
+            rc = pad_planes(tmp, 1, c->h, c->w, c->H, c->W, &c->cond, "the condition");
+            break;
+        }
+        /* at a working resolution: cond = Y downscaled (antialiased bicubic, in
+         * the Cb plane: h * w < np_in); the full-resolution Y is kept as the
+         * guide of the chroma's upsampling and as the output's luma */
+        float *ylo = tmp + np_in;
+        if ((rc = ip_resize(tmp, 1, in->height, in->width, ylo, c->h, c->w)) != DR_OK) break;
+        if ((rc = pad_planes(ylo, 1, c->h, c->w, c->H, c->W, &c->cond, "the condition")) != DR_OK) break;
+        float *y = realloc(tmp, sizeof(float) * np_in);
+        c->y_full = y ? y : tmp;
+        tmp = NULL;
         break;
     }
     case DR_MODE_INPAINT: { /* cond = [RGB * (1 - m), m]; known = RGB * ts */
@@ -549,14 +580,58 @@ static void gamut_map(const float *ycc, float *rgb, size_t np) {
     }
 }
 
+/* colorize at a working resolution: the chroma of the valid region of x
+ * (x0 = target_scale * chroma) upsampled to the output's size, guided by the
+ * full-resolution Y, into *q [2, oh, ow] (allocated). */
+static int upsample_chroma(const restore_ctx *c, const float *x, float **q) {
+    const size_t canvas = (size_t)c->H * c->W, n = (size_t)c->h * c->w;
+    float *lo = malloc(sizeof(float) * 3 * n);
+    *q = malloc(sizeof(float) * 2 * (size_t)c->oh * c->ow);
+    int rc = lo && *q ? DR_OK : dr_error(DR_ERR_NOMEM, "out of memory for the chroma at %dx%d", c->ow, c->oh);
+    if (rc == DR_OK) {
+        for (int y = 0; y < c->h; y++) /* [Y, Cb, Cr] of the valid region, unit values */
+            for (int xx = 0; xx < c->w; xx++) {
+                const size_t ci = (size_t)y * c->W + xx, i = (size_t)y * c->w + xx;
+                lo[i] = c->cond[ci];
+                lo[n + i] = x[ci] / c->ts;
+                lo[2 * n + i] = x[canvas + ci] / c->ts;
+            }
+        rc = ip_guided_upsample(lo, lo + n, 2, c->h, c->w, c->y_full, c->oh, c->ow, IP_GUIDED_RADIUS, IP_GUIDED_EPS, *q);
+    }
+    free(lo);
+    if (rc != DR_OK) {
+        free(*q);
+        *q = NULL;
+    }
+    return rc;
+}
+
 /* Unit RGB [3, canvas] result of the valid region -> out, with in's alpha. */
 static int write_output(const restore_ctx *c, const dr_image *in, const float *x, dr_image *out) {
-    const size_t canvas = (size_t)c->H * c->W, np = (size_t)c->h * c->w;
+    const size_t canvas = (size_t)c->H * c->W, np = (size_t)c->oh * c->ow;
     const int gray_in = in->channels <= 2, has_alpha = in->channels == 2 || in->channels == 4;
     const int color_out = c->mode == DR_MODE_COLORIZE || !gray_in;
     const int channels = (color_out ? 3 : 1) + has_alpha;
     const unsigned maxv = in->depth == 16 ? 65535u : 255u;
-    DR_TRY(dr_image_alloc(out, c->w, c->h, channels, in->depth));
+    /* colorize's Y and chroma: the canvas (stride W, chroma x / ts), or at a
+     * working resolution the full-resolution Y and the upsampled chroma
+     * (stride ow, already in unit values: / 1 is exact) */
+    const float *ysrc = c->cond, *csrc = x;
+    float cdiv = c->ts, *q = NULL;
+    size_t stride = (size_t)c->W, cplane = canvas;
+    if (c->y_full) {
+        DR_TRY(upsample_chroma(c, x, &q));
+        ysrc = c->y_full;
+        csrc = q;
+        cdiv = 1.0f;
+        stride = (size_t)c->ow;
+        cplane = np;
+    }
+    int arc = dr_image_alloc(out, c->ow, c->oh, channels, in->depth);
+    if (arc != DR_OK) {
+        free(q);
+        return arc;
+    }
     /* The conversions are per pixel, so they run over chunks of OUT_CHUNK
      * pixels in small planar buffers: two full-size [3, h, w] float copies
      * would be 400 MB more at the peak of a 4096x4096 superres. */
@@ -565,23 +640,26 @@ static int write_output(const restore_ctx *c, const dr_image *in, const float *x
     if (!rgb || !ycc) {
         free(rgb);
         free(ycc);
+        free(q);
         dr_image_free(out);
         return dr_error(DR_ERR_NOMEM, "out of memory for the output");
     }
     for (size_t i0 = 0; i0 < np; i0 += OUT_CHUNK) {
         const size_t k = np - i0 < OUT_CHUNK ? np - i0 : OUT_CHUNK; /* pixels in this chunk */
-        size_t y = i0 / c->w, xx = i0 % c->w; /* walked along, not divided out per pixel */
+        size_t y = i0 / c->ow, xx = i0 % c->ow; /* walked along, not divided out per pixel */
         for (size_t j = 0; j < k; j++) {
             const size_t ci = y * c->W + xx;
             for (int ch = 0; ch < 3; ch++) {
-                if (c->mode == DR_MODE_COLORIZE) /* Y from the input, chroma generated */
-                    ycc[ch * k + j] = ch == 0 ? c->cond[ci] : x[(ch - 1) * canvas + ci] / c->ts;
+                if (c->mode == DR_MODE_COLORIZE) { /* Y from the input, chroma generated */
+                    const size_t cj = y * stride + xx;
+                    ycc[ch * k + j] = ch == 0 ? ysrc[cj] : csrc[(ch - 1) * cplane + cj] / cdiv;
+                }
                 else if (c->mode == DR_MODE_SUPERRES)
                     rgb[ch * k + j] = c->cond[ch * canvas + ci] + x[ch * canvas + ci] / c->ts;
                 else
                     rgb[ch * k + j] = x[ch * canvas + ci] / c->ts;
             }
-            if (++xx == (size_t)c->w) xx = 0, y++;
+            if (++xx == (size_t)c->ow) xx = 0, y++;
         }
         if (c->mode == DR_MODE_COLORIZE) {
             ip_ycbcr_to_rgb(ycc, rgb, k);
@@ -598,6 +676,7 @@ static int write_output(const restore_ctx *c, const dr_image *in, const float *x
     }
     free(rgb);
     free(ycc);
+    free(q);
     /* inpaint: known pixels (colour and alpha) are the input's, bit for bit */
     if (c->mode == DR_MODE_INPAINT) {
         for (int y = 0; y < c->h; y++)
@@ -645,6 +724,13 @@ static int check_inputs(dr_model *m, const dr_image *in, const dr_params *p) {
     if (!in->data || in->width < 1 || in->height < 1 || in->channels < 1 || in->channels > 4 ||
         (in->depth != 8 && in->depth != 16))
         return dr_error(DR_ERR_INVALID, "dr_restore: invalid input image");
+    if (p->render_size != DR_RENDER_SIZE_AUTO && p->render_size != 0 &&
+        (p->render_size < DR_RENDER_SIZE_MIN || p->render_size > DR_RENDER_SIZE_MAX))
+        return dr_error(DR_ERR_INVALID, "render size %d: 0 (full resolution) or %d..%d", p->render_size,
+                        DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
+    if (p->render_size > 0 && m->info.mode != DR_MODE_COLORIZE)
+        return dr_error(DR_ERR_INVALID, "render size %d: a working resolution is only for colorize, not %s",
+                        p->render_size, dr_mode_name(m->info.mode));
     if (p->steps < 1 || p->steps > m->info.timesteps)
         return dr_error(DR_ERR_INVALID, "steps %d out of range 1..%d", p->steps, m->info.timesteps);
     return DR_OK;
@@ -664,7 +750,7 @@ int dr_restore_samples(dr_model *m, const dr_image *in, const dr_image *mask, co
     if (rc == DR_OK) rc = alloc_f(&x, nx, "the sample");
     dr_sample_options so = {p->sampler, p->steps, p->spacing, p->eta, 0};
     if (rc == DR_OK) rc = alloc_f(&scratch, dr_sample_scratch_floats(&so, nx), "the sampler");
-    const size_t nout = 3 * (size_t)c.h * c.w;
+    const size_t nout = 3 * (size_t)c.oh * c.ow;
     if (rc == DR_OK && (mean || uncertainty)) {
         sum = calloc(nout, sizeof(double));
         sum2 = calloc(nout, sizeof(double));
@@ -688,11 +774,11 @@ int dr_restore_samples(dr_model *m, const dr_image *in, const dr_image *mask, co
         if (rc == DR_OK && sum) { /* statistics on the written values, in unit terms */
             const unsigned maxv = dst->depth == 16 ? 65535u : 255u;
             const int cc = dst->channels - (dst->channels == 2 || dst->channels == 4);
-            for (size_t i = 0; i < (size_t)c.h * c.w; i++)
+            for (size_t i = 0; i < (size_t)c.oh * c.ow; i++)
                 for (int ch = 0; ch < cc; ch++) {
                     const double v = dst->data[i * dst->channels + ch] / (double)maxv;
-                    sum[ch * (size_t)c.h * c.w + i] += v;
-                    sum2[ch * (size_t)c.h * c.w + i] += v * v;
+                    sum[ch * (size_t)c.oh * c.ow + i] += v;
+                    sum2[ch * (size_t)c.oh * c.ow + i] += v * v;
                 }
         }
         if (dst == &tmp) dr_image_free(&tmp);
@@ -703,23 +789,23 @@ int dr_restore_samples(dr_model *m, const dr_image *in, const dr_image *mask, co
         if (rc == DR_OK) {
             const unsigned maxv = first.depth == 16 ? 65535u : 255u;
             const int cc = first.channels - (first.channels == 2 || first.channels == 4);
-            for (size_t i = 0; i < (size_t)c.h * c.w; i++) {
+            for (size_t i = 0; i < (size_t)c.oh * c.ow; i++) {
                 if (c.mode == DR_MODE_INPAINT && c.gen[(i / c.w) * c.W + i % c.w] < 0.5f) continue;
                 for (int ch = 0; ch < cc; ch++)
                     first.data[i * first.channels + ch] =
-                        (uint16_t)lround(fmin(fmax(sum[ch * (size_t)c.h * c.w + i] / n, 0.0), 1.0) * maxv);
+                        (uint16_t)lround(fmin(fmax(sum[ch * (size_t)c.oh * c.ow + i] / n, 0.0), 1.0) * maxv);
             }
             *mean = first;
         }
     }
     if (rc == DR_OK && uncertainty) { /* std over samples, mean over channels, as a heat map */
-        rc = dr_image_alloc(uncertainty, c.w, c.h, 3, 8);
+        rc = dr_image_alloc(uncertainty, c.ow, c.oh, 3, 8);
         const int cc = (c.mode == DR_MODE_COLORIZE || in->channels > 2) ? 3 : 1;
-        for (size_t i = 0; rc == DR_OK && i < (size_t)c.h * c.w; i++) {
+        for (size_t i = 0; rc == DR_OK && i < (size_t)c.oh * c.ow; i++) {
             double s = 0;
             for (int ch = 0; ch < cc; ch++) {
-                const double mu = sum[ch * (size_t)c.h * c.w + i] / n;
-                s += sqrt(fmax(sum2[ch * (size_t)c.h * c.w + i] / n - mu * mu, 0.0));
+                const double mu = sum[ch * (size_t)c.oh * c.ow + i] / n;
+                s += sqrt(fmax(sum2[ch * (size_t)c.oh * c.ow + i] / n - mu * mu, 0.0));
             }
             const double u = fmin(1.0, s / cc / 0.125); /* full scale at a std of 1/8 of the range */
             uint16_t *o = uncertainty->data + i * 3;      /* black -> red -> yellow -> white */

@@ -47,6 +47,7 @@ int train_state_new(train_state *st, const dr_train_options *o) {
     st->info.predict_v = o->predict_v;
     st->info.schedule_linear = o->schedule_linear;
     st->info.target_scale = o->target_scale; /* 0: measured by dr_train */
+    st->info.render_size = o->render_size;  /* saved with the model metadata (render_size) */
     if (o->mode == DR_MODE_SUPERRES) {
         st->info.scale_min = o->scale_min;
         st->info.scale_max = o->scale_max;
@@ -91,6 +92,8 @@ int train_state_from_weights(train_state *st, const dr_train_options *o) {
     st->opt.target_scale = m->info.target_scale;
     st->opt.scale_min = m->info.scale_min;
     st->opt.scale_max = m->info.scale_max;
+    /* the crops' working scale is this run's choice, not the weights' */
+    st->info.render_size = o->render_size;
     int rc = state_alloc(st);
     if (rc == DR_OK) {
         memcpy(st->params, m->params, st->L.n_floats * sizeof(float));
@@ -256,6 +259,7 @@ int checkpoint_load(train_state *st, const char *path) {
     st->opt.predict_v = st->info.predict_v;
     st->opt.schedule_linear = st->info.schedule_linear;
     st->opt.target_scale = st->info.target_scale;
+    st->opt.render_size = st->info.render_size; /* metadata render_size; absent in older checkpoints: 0 */
     if ((rc = meta_num(&tf, path, "step", &v)) != DR_OK) goto fail;
     st->step = (int)v;
     /* init_steps came with train --init; older checkpoints have none */

@@ -150,10 +150,74 @@ int dataset_load(dataset *ds, const char *dir, int min_side, void (*log)(const c
     return DR_OK;
 }
 
-size_t dataset_crop_tmp(int P) { return (size_t)3 * (4 * P) * (4 * P) + (size_t)3 * P * 4 * P; }
+size_t dataset_crop_tmp(const dataset *ds, int P, int render_size) {
+    const size_t base = (size_t)3 * (4 * P) * (4 * P) + (size_t)3 * P * 4 * P;
+    if (render_size <= 0) return base;
+    int smax = 0; /* S <= min(w, h) of its image */
+    for (int i = 0; i < ds->n; i++) {
+        const int s = ds->images[i].w < ds->images[i].h ? ds->images[i].w : ds->images[i].h;
+        if (s > smax) smax = s;
+    }
+    const size_t need = (size_t)3 * smax * P + (size_t)3 * smax; /* rows resampled [3, S, P] + one source row */
+    return need > base ? need : base;
+}
 
-int dataset_random_crop(const dataset *ds, dr_rng *rng, int P, float *out, float *tmp) {
+/* The render_size crop: the S x S square at (x0, y0) of im (flipped), straight
+ * from its 8-bit pixels to out [3, P, P]: each source row resampled along x
+ * into tmp [3, S, P], then the columns along y. */
+static int crop_resample(const ds_image *im, int x0, int y0, int S, int flip, int P, float *out, float *tmp) {
+    ip_resampler r;
+    DR_TRY(ip_resampler_build(&r, S, P));
+    float *rows = tmp, *src = tmp + (size_t)3 * S * P; /* [3, S, P], one source row [3, S] */
+    const size_t sp = (size_t)S * P, pp = (size_t)P * P;
+    for (int y = 0; y < S; y++) {
+        const unsigned char *line = im->rgb + ((size_t)(y0 + y) * im->w + x0) * 3;
+        for (int x = 0; x < S; x++) {
+            const unsigned char *p = line + (size_t)(flip ? S - 1 - x : x) * 3;
+            for (int c = 0; c < 3; c++) src[(size_t)c * S + x] = p[c] / 127.5f - 1.0f;
+        }
+        for (int c = 0; c < 3; c++)
+            for (int o = 0; o < P; o++) {
+                const float *w = r.w + (size_t)o * r.taps, *s = src + (size_t)c * S + r.start[o];
+                float acc = 0.0f;
+                for (int k = 0; k < r.taps; k++) acc += w[k] * s[k];
+                rows[c * sp + (size_t)y * P + o] = acc;
+            }
+    }
+    for (int c = 0; c < 3; c++)
+        for (int o = 0; o < P; o++) {
+            const float *w = r.w + (size_t)o * r.taps;
+            float *d = out + c * pp + (size_t)o * P;
+            for (int x = 0; x < P; x++) d[x] = 0.0f;
+            for (int k = 0; k < r.taps; k++) {
+                const float *s = rows + c * sp + (size_t)(r.start[o] + k) * P;
+                for (int x = 0; x < P; x++) d[x] += w[k] * s[x];
+            }
+        }
+    ip_resampler_free(&r);
+    return DR_OK;
+}
+
+int dataset_random_crop(const dataset *ds, dr_rng *rng, int P, int render_size, float *out, float *tmp) {
     const ds_image *im = &ds->images[dr_rng_below(rng, (uint32_t)ds->n)];
+    if (render_size > 0) {
+        const int lng = im->w > im->h ? im->w : im->h, shrt = im->w < im->h ? im->w : im->h;
+        const double z = exp(log(0.8) + (log(1.25) - log(0.8)) * dr_rng_uniform(rng));
+        long S = lround(P * (double)lng / (render_size * z));
+        if (S < P) S = P;
+        if (S > shrt) S = shrt;
+        const int x0 = (int)dr_rng_below(rng, (uint32_t)(im->w - S + 1));
+        const int y0 = (int)dr_rng_below(rng, (uint32_t)(im->h - S + 1));
+        const int flip = dr_rng_below(rng, 2);
+        if (S > P) return crop_resample(im, x0, y0, (int)S, flip, P, out, tmp);
+        const size_t pp = (size_t)P * P; /* S == P: the pixels as they are */
+        for (int y = 0; y < P; y++)
+            for (int x = 0; x < P; x++) {
+                const unsigned char *p = im->rgb + ((size_t)(y0 + y) * im->w + (x0 + (flip ? P - 1 - x : x))) * 3;
+                for (int c = 0; c < 3; c++) out[c * pp + (size_t)y * P + x] = p[c] / 127.5f - 1.0f;
+            }
+        return DR_OK;
+    }
     int smax = im->w < im->h ? im->w : im->h;
     if (smax > 4 * P) smax = 4 * P;
     /* zoom: S uniform in log space between P and smax */

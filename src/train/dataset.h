@@ -26,11 +26,16 @@ int dataset_load(dataset *ds, const char *dir, int min_side, void (*log)(const c
 void dataset_free(dataset *ds);
 
 /* A random P x P crop as planar unit RGB [3, P, P]: a random image, a random
- * zoom (the crop covers S x S source pixels, P <= S <= min(w, h, 4P),
- * resampled to P with antialiasing, for scale variety), a random position
- * and a random horizontal flip. tmp: at least 3 * (4P)^2 + 3 * P * 4P floats. */
-int dataset_random_crop(const dataset *ds, dr_rng *rng, int P, float *out, float *tmp);
-size_t dataset_crop_tmp(int P);
+ * zoom, a random position and a random horizontal flip; the crop covers
+ * S x S source pixels, resampled to P with antialiasing (ip_resampler).
+ *   render_size 0: P <= S <= min(w, h, 4P), log-uniform (scale variety).
+ *   render_size R > 0 (colorize at a working resolution): the photo as if
+ *     downscaled so that its long side is R * z, z log-uniform in 0.8..1.25:
+ *     S = round(P * max(w, h) / (R * z)), clamped to P..min(w, h) (never
+ *     upscaled; a crop always fits).
+ * tmp: at least dataset_crop_tmp(ds, P, render_size) floats. */
+int dataset_random_crop(const dataset *ds, dr_rng *rng, int P, int render_size, float *out, float *tmp);
+size_t dataset_crop_tmp(const dataset *ds, int P, int render_size);
 
 /* Every path (relative to dir) below dir that is a file, sorted. */
 int list_files_recursive(const char *dir, char ***paths, int *n);

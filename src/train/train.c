@@ -91,7 +91,7 @@ static void batch_free(batch_buffers *bb) {
     memset(bb, 0, sizeof *bb);
 }
 
-static int batch_build(batch_buffers *bb, const train_state *st, int B, int P) {
+static int batch_build(batch_buffers *bb, const train_state *st, const dataset *ds, int B, int P) {
     memset(bb, 0, sizeof *bb);
     bb->st = st;
     DR_TRY(mode_describe(st->info.mode, &bb->md));
@@ -104,7 +104,7 @@ static int batch_build(batch_buffers *bb, const train_state *st, int B, int P) {
     bb->P = P;
     bb->np = (size_t)P * P;
     const int in = st->info.cfg.in_channels, out = st->info.cfg.out_channels;
-    size_t crop_tmp = dataset_crop_tmp(P), ex_tmp = mode_example_tmp(P);
+    size_t crop_tmp = dataset_crop_tmp(ds, P, st->opt.render_size), ex_tmp = mode_example_tmp(P);
     bb->work_per_sample = 3 * bb->np + 3 * bb->np + (crop_tmp > ex_tmp ? crop_tmp : ex_tmp);
     bb->x_in = malloc(sizeof(float) * B * in * bb->np);
     bb->target = malloc(sizeof(float) * B * out * bb->np);
@@ -134,7 +134,7 @@ static int make_sample(batch_buffers *bb, const dataset *ds, const dr_schedule *
     float *rgb = w, *x0 = w + 3 * np, *tmp = w + 6 * np;
     float *xin = bb->x_in + (size_t)b * in * np, *tgt = bb->target + (size_t)b * out * np;
     float *gen = bb->gen + (size_t)b * np;
-    DR_TRY(dataset_random_crop(ds, rng, bb->P, rgb, tmp));
+    DR_TRY(dataset_random_crop(ds, rng, bb->P, st->opt.render_size, rgb, tmp));
     /* target -> x0; cond goes straight into its channels of the input */
     DR_TRY(mode_make_example(st->info.mode, rgb, bb->P, &bb->mo, rng, x0, xin + (size_t)out * np, gen, tmp));
     /* validation always draws t uniformly: runs with other t samplings compare on it */
@@ -209,7 +209,7 @@ static double grad_norm(const float *g, size_t n) {
  * that x0 has std ~0.5 (MODEL.md: 0.5..1), rounded to a power of 2^(1/2). */
 static float measure_target_scale(const train_state *st, const dataset *ds) {
     batch_buffers bb;
-    if (batch_build(&bb, st, 8, st->opt.patch) != DR_OK) return 1.0f;
+    if (batch_build(&bb, st, ds, 8, st->opt.patch) != DR_OK) return 1.0f;
     const int out = st->info.cfg.out_channels;
     double s = 0, s2 = 0, n = 0;
     dr_schedule dummy = {0};
@@ -303,6 +303,9 @@ int dr_train(const dr_train_options *o) {
         return dr_error(DR_ERR_INVALID, "train: --data is required");
     if (o->batch < 1 || o->batch > 1024 || o->patch < 8 || o->patch > 1024)
         return dr_error(DR_ERR_INVALID, "train: batch %d or patch %d out of range", o->batch, o->patch);
+    if (o->render_size != 0 && (o->render_size < DR_RENDER_SIZE_MIN || o->render_size > DR_RENDER_SIZE_MAX))
+        return dr_error(DR_ERR_INVALID, "train: render size %d: 0 (full resolution) or %d..%d", o->render_size,
+                        DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
     train_state st;
     int rc;
     if (o->resume_path && o->init_path)
@@ -343,6 +346,11 @@ int dr_train(const dr_train_options *o) {
         }
     }
     const dr_train_options *opt = &st.opt;
+    if (opt->render_size > 0 && st.info.mode != DR_MODE_COLORIZE) {
+        const dr_mode md = st.info.mode;
+        train_state_free(&st);
+        return dr_error(DR_ERR_INVALID, "train: --render-size is only for colorize, not %s", dr_mode_name(md));
+    }
     {
         /* a run killed while writing its checkpoint (SIGKILL, power loss)
          * leaves the temp file; the checkpoint itself is the previous one */
@@ -371,14 +379,14 @@ int dr_train(const dr_train_options *o) {
             rc = dataset_load(&val, o->val_dir, opt->patch, o->log, o->user);
             if (rc != DR_OK) goto done;
             logf_(o, "%d validation images from %s", val.n, o->val_dir);
-            rc = batch_build(&vb, &st, opt->batch, opt->patch);
+            rc = batch_build(&vb, &st, &val, opt->batch, opt->patch);
             if (rc != DR_OK) goto done;
         }
         if (st.info.target_scale <= 0) {
             st.info.target_scale = measure_target_scale(&st, &ds);
             logf_(o, "target_scale %.4g (measured: x0 std ~0.5)", st.info.target_scale);
         }
-        rc = batch_build(&bb, &st, opt->batch, opt->patch);
+        rc = batch_build(&bb, &st, &ds, opt->batch, opt->patch);
         if (rc != DR_OK) goto done;
         snprintf(csv_path, sizeof csv_path, "%s", o->log_path ? o->log_path : "");
         if (!o->log_path) snprintf(csv_path, sizeof csv_path, "%s.csv", o->out_path);
@@ -505,7 +513,7 @@ int dr_train_validate(const dr_train_options *o, double *val_loss_out, double *v
     dr_schedule sch = {0};
     if ((rc = dr_schedule_build(&sch, st.info.timesteps, st.info.schedule_linear)) == DR_OK &&
         (rc = dataset_load(&val, o->val_dir, st.opt.patch, o->log, o->user)) == DR_OK &&
-        (rc = batch_build(&vb, &st, st.opt.batch, st.opt.patch)) == DR_OK) {
+        (rc = batch_build(&vb, &st, &val, st.opt.batch, st.opt.patch)) == DR_OK) {
         *val_loss_out = val_loss(&st, &vb, &val, &sch, vseed, val_x0_mse);
         if (!isfinite(*val_loss_out)) rc = dr_error(DR_ERR_NUMERIC, "validation loss is not finite");
     }
