@@ -411,6 +411,7 @@ typedef struct {
     double budget_cpu_seconds; /* > 0: stop (checkpoint written, DR_OK) once the run's training
                                 * CPU time, summed over resumes, reaches it */
     long long val_seed;      /* -1: validate with the training seed's fixed crops (the default) */
+    int validate_params;     /* dr_train_validate of a checkpoint: its raw parameters, not its EMA */
     volatile int *cancel;    /* raised by the caller (e.g. on SIGINT): checkpoint, then stop */
     void (*progress)(const dr_train_progress *p, void *user);
     void (*log)(const char *message, void *user); /* notes such as skipped files */
@@ -423,7 +424,7 @@ void dr_train_options_init(dr_train_options *o);
  * error. */
 int dr_train(const dr_train_options *o);
 /* The validation loss and x0 MSE (as logged in training) of a checkpoint's
- * EMA (o->resume_path) or of a weights file (o->init_path, at o->batch and
+ * EMA (o->resume_path; its raw parameters with o->validate_params) or of a weights file (o->init_path, at o->batch and
  * o->patch) on o->val_dir's fixed crops, t and noise of o->val_seed: models
  * of different runs and sessions measured on one scale. */
 int dr_train_validate(const dr_train_options *o, double *val_loss, double *val_x0_mse);

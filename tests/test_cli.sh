@@ -63,4 +63,11 @@ expect 1 "train --init wrong mode" "$BIN" train -q --mode colorize --init "$W" -
 contains "$TMP/err" "weights for inpaint" "wrong-mode --init weights named"
 [ ! -e "$TMP/c.ckpt" ] && ok || bad "refused --init left a checkpoint"
 
+# --- train --validate: usage errors
+expect 2 "train --validate=bogus" "$BIN" train --validate=bogus --init "$W" --val "$TMP/data"
+contains "$TMP/err" "'bogus'" "--validate's bad value named"
+expect 2 "train --validate=params of weights" "$BIN" train --validate=params --init "$W" --val "$TMP/data"
+contains "$TMP/err" "needs --resume" "--validate=params needs a checkpoint"
+expect 2 "train --validate without --val" "$BIN" train --validate --init "$W"
+
 finish test_cli

@@ -438,26 +438,28 @@ static void test_min_snr_weight(void) {
     dr_schedule_free(&sch);
 }
 
-static int csv_last(const char *csv, int *step, double *val_x0, double *cpu) {
+static int csv_last(const char *csv, int *step, double *val_x0, double *cpu, double *val_x0_params) {
     FILE *f = fopen(csv, "r");
     if (!f) return 0;
     char line[512], last[512] = "";
     while (fgets(line, sizeof line, f)) snprintf(last, sizeof last, "%s", line);
     fclose(f);
-    /* step,loss,loss_smooth,lr,grad_norm,t_mean,seconds,val_loss,val_x0_mse,cpu_seconds */
-    char *fld[10] = {0};
+    last[strcspn(last, "\n")] = '\0';
+    /* step,loss,loss_smooth,lr,grad_norm,t_mean,seconds,val_loss,val_x0_mse,cpu_seconds,val_x0_mse_params */
+    char *fld[11] = {0};
     int n = 0;
-    for (char *p = last; n < 10; n++) {
+    for (char *p = last; n < 11; n++) {
         fld[n] = p;
         char *c = strchr(p, ',');
         if (!c) { n++; break; }
         *c = '\0';
         p = c + 1;
     }
-    if (n < 10) return 0;
+    if (n < 11) return 0;
     *step = atoi(fld[0]);
     *val_x0 = *fld[8] ? atof(fld[8]) : NAN;
     *cpu = atof(fld[9]);
+    *val_x0_params = *fld[10] ? atof(fld[10]) : NAN;
     return 1;
 }
 
@@ -490,9 +492,10 @@ static void test_budget_and_recipe_options(void) {
     CHECK(st.opt.t_sampling == DR_T_LOGNORMAL && st.opt.t_mean == 1.5f && st.opt.t_std == 2.0f,
           "t sampling kept: %d %g %g", (int)st.opt.t_sampling, st.opt.t_mean, st.opt.t_std);
     int cstep = -1;
-    double vx0 = NAN, cpu = 0;
-    CHECK(csv_last(csv, &cstep, &vx0, &cpu) && cstep == step1 && isfinite(vx0) && cpu >= 0.3,
-          "last CSV row: step %d val x0 %g cpu %g", cstep, vx0, cpu);
+    double vx0 = NAN, cpu = 0, vx0p = NAN;
+    CHECK(csv_last(csv, &cstep, &vx0, &cpu, &vx0p) && cstep == step1 && isfinite(vx0) && cpu >= 0.3 &&
+              isfinite(vx0p) && vx0p != vx0,
+          "last CSV row: step %d val x0 %g cpu %g, raw parameters' val x0 %g", cstep, vx0, cpu, vx0p);
     const double cpu1 = st.cpu_seconds;
     train_state_free(&st);
     /* --validate measures a checkpoint exactly as training logged it */
@@ -503,6 +506,10 @@ static void test_budget_and_recipe_options(void) {
         double vl = NAN, vx = NAN;
         CHECK(dr_train_validate(&v, &vl, &vx) == DR_OK, "validate: %s", dr_last_error());
         CHECK(fabs(vx - vx0) <= 1e-6 * fmax(1, vx0), "validated x0 mse %.9g, logged %.9g", vx, vx0);
+        v.validate_params = 1; /* the raw parameters, as logged beside the EMA */
+        CHECK(dr_train_validate(&v, &vl, &vx) == DR_OK, "validate params: %s", dr_last_error());
+        CHECK(fabs(vx - vx0p) <= 1e-6 * fmax(1, vx0p), "validated params' x0 mse %.9g, logged %.9g", vx, vx0p);
+        v.validate_params = 0;
         v.resume_path = NULL;
         v.val_dir = NULL;
         CHECK(dr_train_validate(&v, &vl, &vx) != DR_OK, "validate without --val or a model must fail");

@@ -40,8 +40,9 @@ static const char *HELP =
     "                           recipes compared at equal CPU time\n"
     "      --val-seed S         fixed validation crops, t and noise of seed S\n"
     "                           (default: the training --seed)\n"
-    "      --validate           only print the val loss and x0 MSE of --init WEIGHTS\n"
-    "                           or --resume CKPT on --val DIR, and exit\n"
+    "      --validate[=params]  only print the val loss and x0 MSE of --init WEIGHTS\n"
+    "                           or --resume CKPT (its EMA; =params: its raw\n"
+    "                           parameters) on --val DIR, and exit\n"
     "      --schedule S         cosine or linear (default cosine)\n"
     "      --target-scale X     x0 = X * target (default: measured from the data)\n"
     "      --scales A-B         superres scale factors (default 2-4)\n"
@@ -133,7 +134,7 @@ int cmd_train(int argc, char **argv) {
         {"val-every", required_argument, 0, O_VAL_EVERY}, {"log", required_argument, 0, O_LOG},
         {"init", required_argument, 0, O_INIT}, {"loss-weight", required_argument, 0, O_LOSS_WEIGHT},
         {"t-sampling", required_argument, 0, O_T_SAMPLING}, {"budget-cpu-minutes", required_argument, 0, O_BUDGET},
-        {"val-seed", required_argument, 0, O_VAL_SEED}, {"validate", no_argument, 0, O_VALIDATE},
+        {"val-seed", required_argument, 0, O_VAL_SEED}, {"validate", optional_argument, 0, O_VALIDATE},
         {"render-size", required_argument, 0, O_RENDER},
         CLI_COMMON_LONGOPTS, {0, 0, 0, 0}};
     const char *C = "train";
@@ -219,7 +220,12 @@ int cmd_train(int argc, char **argv) {
             o.budget_cpu_seconds = 60.0 * m;
             break;
         }
-        case O_VALIDATE: validate = 1; break;
+        case O_VALIDATE:
+            validate = 1;
+            if (optarg && strcmp(optarg, "params") == 0) o.validate_params = 1;
+            else if (optarg && strcmp(optarg, "ema") != 0)
+                return cli_usage_error(C, "--validate takes =ema or =params, not '%s'", optarg);
+            break;
         case O_VAL_SEED:
             if (!cli_parse_int(optarg, 0, (long long)(~0ULL >> 1), &v)) return cli_usage_error(C, "--val-seed needs a number");
             o.val_seed = v;
@@ -260,6 +266,8 @@ int cmd_train(int argc, char **argv) {
     if (validate) {
         if (!o.val_dir) return cli_usage_error(C, "--validate needs --val DIR");
         if (!!o.resume_path == !!o.init_path) return cli_usage_error(C, "--validate needs --init WEIGHTS or --resume CKPT");
+        if (o.validate_params && !o.resume_path)
+            return cli_usage_error(C, "--validate=params needs --resume CKPT (a weights file has only the EMA)");
         double vl = 0, vx = 0;
         if (dr_train_validate(&o, &vl, &vx) != DR_OK) {
             cli_report_error("train");

@@ -239,19 +239,20 @@ static float measure_target_scale(const train_state *st, const dataset *ds) {
     return (float)pow(2.0, round(2.0 * log2(scale)) / 2.0);
 }
 
-/* Val loss with the EMA weights on fixed crops, t and noise (the same every
- * time, so the numbers are comparable across steps), plus the error of the
- * implied x0 estimate in target units (clipped to the valid range as the
- * samplers do), which compares eps- and v-prediction runs on one scale. */
-static double val_loss(train_state *st, batch_buffers *bb, const dataset *val, const dr_schedule *sch, uint64_t vseed,
-                       double *x0_mse) {
+/* Val loss of weights w (the EMA, or the raw parameters) on fixed crops, t
+ * and noise (the same every time, so the numbers are comparable across
+ * steps), plus the error of the implied x0 estimate in target units (clipped
+ * to the valid range as the samplers do), which compares eps- and
+ * v-prediction runs on one scale. */
+static double val_loss(train_state *st, const float *w, batch_buffers *bb, const dataset *val, const dr_schedule *sch,
+                       uint64_t vseed, double *x0_mse) {
     double sum = 0, xsum = 0, xcount = 0;
     const int out = st->info.cfg.out_channels;
     const size_t np = bb->np;
     const float ts = st->info.target_scale;
     for (int i = 0; i < st->opt.val_batches; i++) {
         if (fill_batch(bb, val, sch, vseed ^ VAL_SEED_SALT, (uint64_t)i, ts, 1) != DR_OK) return NAN;
-        unet_forward(&bb->run, &st->L, st->ema, bb->x_in, bb->t, bb->y);
+        unet_forward(&bb->run, &st->L, w, bb->x_in, bb->t, bb->y);
         sum += loss_and_grad(bb, 0, 0);
         for (int b = 0; b < bb->B; b++) {
             const double ab = sch->alpha_bar[(int)bb->t[b]], sa = sqrt(ab), sb = sqrt(1 - ab);
@@ -396,7 +397,7 @@ int dr_train(const dr_train_options *o) {
             goto done;
         }
         if (ftell(csv) == 0)
-            fprintf(csv, "step,loss,loss_smooth,lr,grad_norm,t_mean,seconds,val_loss,val_x0_mse,cpu_seconds\n");
+            fprintf(csv, "step,loss,loss_smooth,lr,grad_norm,t_mean,seconds,val_loss,val_x0_mse,cpu_seconds,val_x0_mse_params\n");
     }
     const uint64_t vseed = opt->val_seed >= 0 ? (uint64_t)opt->val_seed : opt->seed;
     double t_last = now_sec(), t_start = t_last;
@@ -411,8 +412,9 @@ int dr_train(const dr_train_options *o) {
             if (vb.B && st.step % opt->val_every != 0) {
                 /* the comparison needs the val numbers where the run ends: a
                  * row with only the validation columns */
-                double vx0 = NAN, vl = val_loss(&st, &vb, &val, &sch, vseed, &vx0);
-                fprintf(csv, "%d,,,,,,%.2f,%.6f,%.6f,%.2f\n", st.step, now_sec() - t_start, vl, vx0, st.cpu_seconds);
+                double vx0 = NAN, vx0p = NAN, vl = val_loss(&st, st.ema, &vb, &val, &sch, vseed, &vx0);
+                val_loss(&st, st.params, &vb, &val, &sch, vseed, &vx0p);
+                fprintf(csv, "%d,,,,,,%.2f,%.6f,%.6f,%.2f,%.6f\n", st.step, now_sec() - t_start, vl, vx0, st.cpu_seconds, vx0p);
                 dr_train_progress pr = {.step = st.step, .steps = opt->steps, .loss_smooth = st.loss_smooth,
                                         .val_loss = vl, .val_x0_mse = vx0, .cpu_seconds = st.cpu_seconds,
                                         .is_val = 1};
@@ -457,9 +459,12 @@ int dr_train(const dr_train_options *o) {
         dr_train_progress pr = {.step = st.step, .steps = opt->steps, .loss = loss, .loss_smooth = st.loss_smooth,
                                 .lr = lr, .grad_norm = gn, .cpu_seconds = st.cpu_seconds};
         pr.steps_per_sec = steps_since / fmax(now - t_last, 1e-9);
-        double vl = NAN, vx0 = NAN;
+        double vl = NAN, vx0 = NAN, vx0p = NAN;
         if (vb.B && opt->val_every > 0 && st.step % opt->val_every == 0) {
-            vl = val_loss(&st, &vb, &val, &sch, vseed, &vx0);
+            vl = val_loss(&st, st.ema, &vb, &val, &sch, vseed, &vx0);
+            /* the raw parameters too: whether the EMA's averaging helps at this
+             * horizon (the EMA decay lever, docs/TRAINING.md) */
+            val_loss(&st, st.params, &vb, &val, &sch, vseed, &vx0p);
             pr.val_loss = vl;
             pr.val_x0_mse = vx0;
             pr.is_val = 1;
@@ -467,7 +472,9 @@ int dr_train(const dr_train_options *o) {
         fprintf(csv, "%d,%.6f,%.6f,%.6g,%.4f,%.1f,%.2f,", st.step, loss, st.loss_smooth, lr, gn, tm / bb.B, now - t_start);
         if (isfinite(vl)) fprintf(csv, "%.6f,%.6f", vl, vx0);
         else fputc(',', csv);
-        fprintf(csv, ",%.2f\n", st.cpu_seconds);
+        fprintf(csv, ",%.2f,", st.cpu_seconds);
+        if (isfinite(vx0p)) fprintf(csv, "%.6f", vx0p);
+        fputc('\n', csv);
         if (o->progress) o->progress(&pr, o->user);
         if (now - t_last > 30) { /* steps/s over a sliding window */
             t_last = now;
@@ -514,7 +521,8 @@ int dr_train_validate(const dr_train_options *o, double *val_loss_out, double *v
     if ((rc = dr_schedule_build(&sch, st.info.timesteps, st.info.schedule_linear)) == DR_OK &&
         (rc = dataset_load(&val, o->val_dir, st.opt.patch, o->log, o->user)) == DR_OK &&
         (rc = batch_build(&vb, &st, &val, st.opt.batch, st.opt.patch)) == DR_OK) {
-        *val_loss_out = val_loss(&st, &vb, &val, &sch, vseed, val_x0_mse);
+        *val_loss_out = val_loss(&st, o->resume_path && o->validate_params ? st.params : st.ema, &vb, &val, &sch, vseed,
+                                 val_x0_mse);
         if (!isfinite(*val_loss_out)) rc = dr_error(DR_ERR_NUMERIC, "validation loss is not finite");
     }
     batch_free(&vb);
