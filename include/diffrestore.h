@@ -107,6 +107,14 @@ void dr_save_options_init(dr_save_options *o);
  * gray or RGB: 16-bit is reduced to 8 and alpha is dropped. opts may be NULL. */
 int dr_image_save(const char *path, const dr_image *img, const dr_save_options *opts);
 
+/* ------------------------------------------------------------------ paths */
+/* 1 if path (an existing file or directory, or one still to be created) lies
+ * inside the directory dir or is dir itself, 0 if not. Symbolic links are
+ * resolved and directories compared by device and inode, not by name, so a
+ * link into dir or a second name for it is seen. The commands use it so that
+ * no output lands inside a folder they read as input. */
+int dr_path_within(const char *path, const char *dir);
+
 /* ------------------------------------------------------------------ tensors
  * A named set of float32 tensors with string metadata: what a safetensors file
  * holds. Used for weights, for `diffrestore forward` and for test dumps. */

@@ -3,7 +3,7 @@
 # two tiny generated images (the table, --json, --out's outputs and sheets),
 # determinism, the Telea baseline (run, or skipped with a note), a bad file in
 # the data (exit 1, the others still evaluated), --crop, --samples/--reduce,
-# an output directory inside the data.
+# an output directory inside the data (refused).
 # Tiny random-init weights keep it fast (--steps 2).
 # Usage: test_cli_eval.sh path/to/diffrestore path/to/make_tiny_weights SOURCE_DIR
 set -u
@@ -206,12 +206,12 @@ expect 0 "--holes 0.2-0.25" "$BIN" eval --mode inpaint --holes 0.2-0.25 --data "
 json_check "$TMP/out" "all(0.2 <= x['hole_fraction'] <= 0.25 for x in L[:2])" "--holes range honoured"
 expect 0 "--samples 2 --reduce mean" "$BIN" eval --mode superres --data "$D" -w "$W/superres.safetensors" "${S[@]}" --samples 2 --reduce mean -q
 contains "$TMP/out" "mean of 2 samples" "--samples in the title"
-# an output directory inside the data is not taken as ground truth on the next run
+# an output directory inside the data is refused before any work (issue 20:
+# the files in it would be ground truth to the recursive walk, and replaced)
 cp -r "$D" "$TMP/d2"
-expect 0 "--out inside --data" "$BIN" eval --mode colorize --data "$TMP/d2" -w "$W/colorize.safetensors" "${S[@]}" --out "$TMP/d2/results" -q
-expect 0 "--out inside --data again" "$BIN" eval --mode colorize --data "$TMP/d2" -w "$W/colorize.safetensors" "${S[@]}" --out "$TMP/d2/results" -q
-contains "$TMP/out" "mean (2)" "the output directory is skipped"
-lacks "$TMP/out" "results/" "no result taken as ground truth"
+expect 2 "--out inside --data" "$BIN" eval --mode colorize --data "$TMP/d2" -w "$W/colorize.safetensors" "${S[@]}" --out "$TMP/d2/results" -q
+contains "$TMP/err" "inside --data" "--out inside --data explained"
+absent "$TMP/d2/results" "nothing written inside --data"
 # a single file as --data
 expect 0 "a file as --data" "$BIN" eval --mode colorize --data "$D/a.png" -w "$W/colorize.safetensors" "${S[@]}" -q
 contains "$TMP/out" "mean (1)" "one file evaluated"

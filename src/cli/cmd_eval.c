@@ -979,23 +979,19 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "diffrestore: %s: %s\n", o.data, strerror(errno));
         goto end;
     }
-    file_id skip[1];
-    int n_skip = 0;
-    if (o.out && stat(o.out, &ost) == 0) {
-        if (!S_ISDIR(ost.st_mode)) {
-            code = cli_usage_error(CMD, "--out %s is a file: it must be a directory", o.out);
-            goto end;
-        }
-        if (ost.st_dev == dst.st_dev && ost.st_ino == dst.st_ino) {
-            code = cli_usage_error(CMD, "--out must be another directory than --data");
-            goto end;
-        }
-        skip[n_skip].dev = ost.st_dev; /* an output directory inside --data is not ground truth */
-        skip[n_skip].ino = ost.st_ino;
-        n_skip++;
+    if (o.out && stat(o.out, &ost) == 0 && !S_ISDIR(ost.st_mode)) {
+        code = cli_usage_error(CMD, "--out %s is a file: it must be a directory", o.out);
+        goto end;
+    }
+    /* --data is walked recursively: an output folder inside it would hold
+     * files that are ground truth to the walk (and would be replaced) */
+    if (o.out && dr_path_within(o.out, o.data)) {
+        code = cli_usage_error(CMD, "--out %s lies inside --data %s: choose an output folder outside the ground truth",
+                               o.out, o.data);
+        goto end;
     }
     char *inputs[1] = {(char *)o.data};
-    if (batch_collect(&x.b, inputs, 1, 1, skip, n_skip) != 0 || (batch_sort(&x.b), plan_names(&x) != 0)) {
+    if (batch_collect(&x.b, inputs, 1, 1, NULL, 0) != 0 || (batch_sort(&x.b), plan_names(&x) != 0)) {
         fprintf(stderr, "diffrestore: out of memory\n");
         goto end;
     }

@@ -993,6 +993,19 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
         x.mask_is_dir = S_ISDIR(mst.st_mode);
     }
 
+    /* ---- with -r, an output folder inside an input folder would hold files
+     * that the walk reads as inputs (and --overwrite would replace them) */
+    if (o.recursive) {
+        const char *outs[2] = {x.batch ? o.c.output : NULL, x.batch ? o.uncertainty : NULL};
+        for (int i = 0; i < n_inputs; i++)
+            for (int k = 0; k < 2; k++)
+                if (outs[k] && is_dir(inputs[i]) && dr_path_within(outs[k], inputs[i])) {
+                    code = cli_usage_error(C, "%s %s lies inside the input folder %s walked with -r: choose a folder outside it",
+                                           k ? "--uncertainty" : "-o", outs[k], inputs[i]);
+                    goto end;
+                }
+    }
+
     /* ---- inputs, in a deterministic order */
     file_id skip[3];
     int n_skip = 0;

@@ -56,7 +56,11 @@ static const char *HELP =
     "      --log FILE           CSV log (default CKPT.csv)\n"
     "  -t, --threads N          threads (default: all cores)\n"
     "  -q, --quiet              no progress line\n"
-    "  -h, --help               this help\n";
+    "  -h, --help               this help\n"
+    "Outputs (checkpoint, log, export) never go into --data or --val and never\n"
+    "replace a file the run reads; their directories must exist.\n"
+    "Exit codes: 0 done, 1 failed, 2 usage error, 130 stopped by Ctrl-C (SIGINT),\n"
+    "143 by SIGTERM (the checkpoint is written first).\n";
 
 typedef struct {
     int quiet;
@@ -298,8 +302,9 @@ int cmd_train(int argc, char **argv) {
     int rc = dr_train(&o);
     progress_done();
     if (rc == DR_ERR_CANCELLED) {
+        /* the exit code of every command: 128 + the signal (130 SIGINT, 143 SIGTERM) */
         fprintf(stderr, "diffrestore train: %s\n", dr_last_error());
-        return EXIT_FAILED;
+        return 128 + (cli_signal ? (int)cli_signal : SIGINT);
     }
     if (rc != DR_OK) {
         cli_report_error("train");

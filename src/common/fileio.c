@@ -1,6 +1,7 @@
 #include "common/fileio.h"
 
 #include "common/error.h"
+#include "diffrestore.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -180,4 +181,42 @@ int dr_atomic_remove_stale(const char *path) {
     }
     closedir(d);
     return n;
+}
+
+int dr_path_within(const char *path, const char *dir) {
+    struct stat ds;
+    if (!path || !dir || stat(dir, &ds) != 0 || !S_ISDIR(ds.st_mode)) return 0;
+    /* the nearest existing ancestor of path (path itself when it exists),
+     * with its symbolic links resolved */
+    char *p = strdup(*path ? path : ".");
+    if (!p) return 0;
+    char *real = NULL;
+    while (!(real = realpath(p, NULL))) {
+        char *slash = strrchr(p, '/');
+        if (!slash) { /* a relative name in the current directory */
+            free(p);
+            p = strdup(".");
+            if (!p) return 0;
+        } else if (slash == p) {
+            p[1] = '\0'; /* "/" */
+        } else {
+            *slash = '\0';
+        }
+    }
+    free(p);
+    /* then up to the root, comparing each directory with dir */
+    int inside = 0;
+    for (;;) {
+        struct stat st;
+        if (stat(real, &st) == 0 && st.st_dev == ds.st_dev && st.st_ino == ds.st_ino) {
+            inside = 1;
+            break;
+        }
+        char *slash = strrchr(real, '/');
+        if (!slash || strcmp(real, "/") == 0) break;
+        if (slash == real) real[1] = '\0';
+        else *slash = '\0';
+    }
+    free(real);
+    return inside;
 }

@@ -5,6 +5,7 @@
 #include "modes/imgproc.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,12 +29,21 @@ static int strvec_push(strvec *s, const char *x) {
     return s->v[s->n++] != NULL;
 }
 
-static int walk(const char *root, const char *rel, strvec *out, int depth) {
-    if (depth > 32) return dr_error(DR_ERR_LIMIT, "%s/%s: directories nested too deep", root, rel);
+/* The directories from the root down to the one being walked, by device and
+ * inode: a symbolic link back to one of them is a loop, skipped. Links are
+ * otherwise followed (a data set assembled from links works). */
+typedef struct {
+    dev_t dev[33];
+    ino_t ino[33];
+    int n;
+} dir_chain;
+
+static int walk(const char *root, const char *rel, strvec *out, dir_chain *chain) {
+    if (chain->n > 32) return dr_error(DR_ERR_LIMIT, "%s/%s: directories nested too deep (more than 32)", root, rel);
     char path[4096];
     snprintf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel);
     DIR *d = opendir(path);
-    if (!d) return dr_error(DR_ERR_IO, "%s: cannot open directory", path);
+    if (!d) return dr_error(DR_ERR_IO, "%s: cannot open directory: %s", path, strerror(errno));
     struct dirent *e;
     int rc = DR_OK;
     while (rc == DR_OK && (e = readdir(d))) {
@@ -43,8 +53,18 @@ static int walk(const char *root, const char *rel, strvec *out, int depth) {
         snprintf(full, sizeof full, "%s/%s", root, sub);
         struct stat st;
         if (stat(full, &st) != 0) continue;
-        if (S_ISDIR(st.st_mode)) rc = walk(root, sub, out, depth + 1);
-        else if (S_ISREG(st.st_mode) && !strvec_push(out, sub)) rc = dr_error(DR_ERR_NOMEM, "out of memory");
+        if (S_ISDIR(st.st_mode)) {
+            int loop = 0;
+            for (int i = 0; i < chain->n && !loop; i++) loop = chain->dev[i] == st.st_dev && chain->ino[i] == st.st_ino;
+            if (loop) continue; /* a link to a directory above: walked already */
+            chain->dev[chain->n] = st.st_dev;
+            chain->ino[chain->n] = st.st_ino;
+            chain->n++;
+            rc = walk(root, sub, out, chain);
+            chain->n--;
+        } else if (S_ISREG(st.st_mode) && !strvec_push(out, sub)) {
+            rc = dr_error(DR_ERR_NOMEM, "out of memory");
+        }
     }
     closedir(d);
     return rc;
@@ -54,7 +74,14 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 
 int list_files_recursive(const char *dir, char ***paths, int *n) {
     strvec s = {0};
-    int rc = walk(dir, "", &s, 0);
+    dir_chain chain = {.n = 0};
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        chain.dev[0] = st.st_dev;
+        chain.ino[0] = st.st_ino;
+        chain.n = 1;
+    }
+    int rc = walk(dir, "", &s, &chain);
     if (rc != DR_OK) {
         free_file_list(s.v, s.n);
         return rc;
@@ -63,6 +90,20 @@ int list_files_recursive(const char *dir, char ***paths, int *n) {
     *paths = s.v;
     *n = s.n;
     return DR_OK;
+}
+
+int dataset_dir_has_file(const char *dir, dev_t dev, ino_t ino) {
+    char **files = NULL;
+    int n = 0, found = 0;
+    if (list_files_recursive(dir, &files, &n) != DR_OK) return 0;
+    for (int i = 0; i < n && !found; i++) {
+        char full[8192];
+        struct stat st;
+        snprintf(full, sizeof full, "%s/%s", dir, files[i]);
+        found = stat(full, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+    }
+    free_file_list(files, n);
+    return found;
 }
 
 void free_file_list(char **paths, int n) {

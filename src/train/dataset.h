@@ -3,6 +3,8 @@
 #ifndef DR_TRAIN_DATASET_H
 #define DR_TRAIN_DATASET_H
 
+#include <sys/types.h>
+
 #include "common/rng.h"
 
 #include <stdint.h>
@@ -39,6 +41,8 @@ size_t dataset_crop_tmp(const dataset *ds, int P, int render_size);
 
 /* Every path (relative to dir) below dir that is a file, sorted. */
 int list_files_recursive(const char *dir, char ***paths, int *n);
+/* 1 if one of the files below dir (as the data set walks it) is (dev, ino). */
+int dataset_dir_has_file(const char *dir, dev_t dev, ino_t ino);
 void free_file_list(char **paths, int n);
 
 #endif

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define VAL_SEED_SALT 0x76616c6964617465ULL /* "validate" */
@@ -298,6 +299,55 @@ static double now_sec(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Every file the run will write (checkpoint, log, exported weights) is
+ * checked before any work: its directory exists, it is not a directory, it
+ * lies outside the data and val folders, and it is none of the files read
+ * (a data or val photo under another name, the --init weights). The one
+ * exception is the documented continuation, --resume CKPT --out CKPT: the
+ * checkpoint is replaced atomically by the newer one. */
+static int same_file(const char *a, const struct stat *sa) {
+    struct stat sb;
+    return a && stat(a, &sb) == 0 && sb.st_dev == sa->st_dev && sb.st_ino == sa->st_ino;
+}
+static int check_output(const dr_train_options *o, const char *path, const char *what) {
+    struct stat st;
+    const int exists = stat(path, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) return dr_error(DR_ERR_INVALID, "the %s %s is a directory: give a file name", what, path);
+    const char *slash = strrchr(path, '/');
+    if (slash && slash != path) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        struct stat ds;
+        if (stat(dir, &ds) != 0 || !S_ISDIR(ds.st_mode))
+            return dr_error(DR_ERR_INVALID, "cannot write the %s %s: the directory %s does not exist", what, path, dir);
+    }
+    const char *in[2] = {o->data_dir, o->val_dir}, *in_name[2] = {"training data", "validation data"};
+    for (int i = 0; i < 2; i++)
+        if (in[i] && dr_path_within(path, in[i]))
+            return dr_error(DR_ERR_INVALID, "refusing to write the %s %s: it lies inside the %s folder %s (an output never goes into an input folder)",
+                            what, path, in_name[i], in[i]);
+    if (!exists) return DR_OK;
+    if (same_file(o->init_path, &st))
+        return dr_error(DR_ERR_INVALID, "refusing to write the %s %s: it is the --init weights", what, path);
+    if (same_file(o->resume_path, &st) && path != o->out_path)
+        return dr_error(DR_ERR_INVALID, "refusing to write the %s %s: it is the checkpoint being resumed", what, path);
+    for (int i = 0; i < 2; i++)
+        if (in[i] && dataset_dir_has_file(in[i], st.st_dev, st.st_ino))
+            return dr_error(DR_ERR_INVALID, "refusing to write the %s %s: it is a file of the %s (another name for it)",
+                            what, path, in_name[i]);
+    return DR_OK;
+}
+static int check_outputs(const dr_train_options *o, int training) {
+    DR_TRY(check_output(o, o->out_path, "checkpoint"));
+    if (training) {
+        char csv[4200];
+        if (!o->log_path) snprintf(csv, sizeof csv, "%s.csv", o->out_path);
+        DR_TRY(check_output(o, o->log_path ? o->log_path : csv, "training log"));
+    }
+    if (o->export_path) DR_TRY(check_output(o, o->export_path, "exported weights"));
+    return DR_OK;
+}
+
 int dr_train(const dr_train_options *o) {
     if (!o->out_path) return dr_error(DR_ERR_INVALID, "train: an output checkpoint path is required");
     if (!o->data_dir && !(o->resume_path && o->steps <= 0))
@@ -307,6 +357,7 @@ int dr_train(const dr_train_options *o) {
     if (o->render_size != 0 && (o->render_size < DR_RENDER_SIZE_MIN || o->render_size > DR_RENDER_SIZE_MAX))
         return dr_error(DR_ERR_INVALID, "train: render size %d: 0 (full resolution) or %d..%d", o->render_size,
                         DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
+    DR_TRY(check_outputs(o, o->data_dir != NULL));
     train_state st;
     int rc;
     if (o->resume_path && o->init_path)
@@ -533,6 +584,9 @@ int dr_train_validate(const dr_train_options *o, double *val_loss_out, double *v
 }
 
 int dr_train_export(const char *checkpoint, const char *out_path, int f16) {
+    struct stat st_ck;
+    if (checkpoint && stat(checkpoint, &st_ck) == 0 && same_file(out_path, &st_ck))
+        return dr_error(DR_ERR_INVALID, "refusing to export into %s: it is the checkpoint being read", out_path);
     train_state st;
     DR_TRY(checkpoint_load(&st, checkpoint));
     int rc = checkpoint_export(&st, out_path, f16);

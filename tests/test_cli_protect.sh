@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Input protection (issue 20): no file that a command reads as input (photos,
+# masks, data sets, weights, checkpoints) is ever opened for writing by it.
+# A matrix over colorize / inpaint / superres / train / eval: output folders
+# nested inside input folders (by name and through a symbolic link), outputs
+# that are hard links or symbolic links to inputs, the input itself as the
+# output, all with --overwrite; train's checkpoint, log and export inside or
+# onto the data, the weights or the checkpoint. After every case the input
+# files are byte-identical to the copies taken at the start.
+# Usage: test_cli_protect.sh path/to/diffrestore path/to/make_tiny_weights SOURCE_DIR
+set -u
+BIN="$1"
+MK="$2"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+unset DIFFRESTORE_WEIGHTS
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+. "$(dirname "$0")/lib.sh"
+
+W="$TMP/w"
+mkdir -p "$W" "$TMP/in/sub" "$TMP/val"
+for m in colorize inpaint superres; do "$MK" "$m" "$W/$m.safetensors" || exit 1; done
+"$MK" --image "$TMP/in/a.png" 24 24 3 8 1 || exit 1
+"$MK" --image "$TMP/in/sub/b.png" 24 24 3 8 2 || exit 1
+"$MK" --image "$TMP/val/v.png" 24 24 3 8 3 || exit 1
+# the reference copies, outside every tree the commands see
+mkdir -p "$TMP/ref"
+snapshot() { (cd "$TMP" && find in val w -type f -exec sha256sum {} + | sort -k2) >"$1"; }
+snapshot "$TMP/ref/sums"
+untouched() { # untouched "case": every input byte-identical to the start
+  snapshot "$TMP/now"
+  if cmp -s "$TMP/ref/sums" "$TMP/now"; then ok; else bad "$1: an input changed: $(diff "$TMP/ref/sums" "$TMP/now" | head -4)"; fi
+}
+
+opts() { # the command's options for a tiny run
+  case "$1" in
+    colorize) echo "--steps 1 -w $W/colorize.safetensors" ;;
+    inpaint) echo "--steps 1 -w $W/inpaint.safetensors --box 2,2,6,6" ;;
+    superres) echo "--steps 1 -w $W/superres.safetensors --scale 2" ;;
+  esac
+}
+
+for c in colorize inpaint superres; do
+  # shellcheck disable=SC2046
+  set -- $(opts "$c")
+  # an output folder inside the input folder walked with -r, by name and through a link
+  expect 2 "$c -r, -o inside the input" "$BIN" "$c" "$@" -r --overwrite "$TMP/in" -o "$TMP/in/sub"
+  contains "$TMP/err" "inside the input folder" "$c: nested -o explained"
+  ln -sfn "$TMP/in/sub" "$TMP/link_$c"
+  expect 2 "$c -r, -o a link into the input" "$BIN" "$c" "$@" -r --overwrite "$TMP/in" -o "$TMP/link_$c/out"
+  untouched "$c: nested output folders"
+  # outputs that are other names for the inputs: a hard link, a symbolic link
+  mkdir -p "$TMP/o_$c"
+  ln -f "$TMP/in/a.png" "$TMP/o_$c/a.png"
+  expect 1 "$c: output is a hard link to the input" "$BIN" "$c" "$@" --overwrite "$TMP/in/a.png" -o "$TMP/o_$c/a.png"
+  contains "$TMP/err" "input" "$c: hard link refused"
+  rm -f "$TMP/o_$c/a.png"
+  ln -s "$TMP/in/a.png" "$TMP/o_$c/a.png"
+  expect 1 "$c: output is a symlink to the input" "$BIN" "$c" "$@" --overwrite "$TMP/in/a.png" -o "$TMP/o_$c/a.png"
+  rm -f "$TMP/o_$c/a.png"
+  # the same in a batch: the output folder holds a hard link to an input
+  ln -f "$TMP/in/a.png" "$TMP/o_$c/a.png"
+  expect 1 "$c: batch output folder holds a hard link to an input" "$BIN" "$c" "$@" --overwrite "$TMP/in" -o "$TMP/o_$c"
+  rm -f "$TMP/o_$c/a.png"
+  # the input itself
+  expect 1 "$c: -o the input itself" "$BIN" "$c" "$@" --overwrite "$TMP/in/a.png" -o "$TMP/in/a.png"
+  untouched "$c: other names for the inputs"
+  # the legal case still works: -r with the output folder outside
+  expect 0 "$c -r, -o outside" "$BIN" "$c" "$@" -r "$TMP/in" -o "$TMP/out_$c"
+  exists "$TMP/out_$c/sub/b.png" "$c: batch output"
+done
+
+# ---- train: checkpoint, log and export never land on what it reads
+T=(-q --mode colorize --data "$TMP/in" --steps 1 --batch 1 --patch 16)
+expect 1 "train --out inside --data" "$BIN" train "${T[@]}" --out "$TMP/in/a.png"
+contains "$TMP/err" "inside the training data" "train --out in the data explained"
+expect 1 "train --log inside --data" "$BIN" train "${T[@]}" --out "$TMP/c.ckpt" --log "$TMP/in/sub/b.png"
+expect 1 "train --out inside --val" "$BIN" train "${T[@]}" --val "$TMP/val" --out "$TMP/val/c.ckpt"
+ln -f "$TMP/in/a.png" "$TMP/hard.png"
+expect 1 "train --out a hard link to a photo" "$BIN" train "${T[@]}" --out "$TMP/hard.png"
+contains "$TMP/err" "another name" "train hard link explained"
+ln -sfn "$TMP/in" "$TMP/link_train"
+expect 1 "train --out through a link into --data" "$BIN" train "${T[@]}" --out "$TMP/link_train/c.ckpt"
+expect 1 "train --export onto a photo" "$BIN" train "${T[@]}" --out "$TMP/c2.ckpt" --export "$TMP/in/a.png"
+expect 1 "train --out onto the --init weights" "$BIN" train -q --init "$W/colorize.safetensors" --data "$TMP/in" \
+  --steps 1 --batch 1 --patch 16 --out "$W/colorize.safetensors"
+contains "$TMP/err" "--init weights" "train --init overwrite explained"
+expect 1 "train --out a missing directory" "$BIN" train "${T[@]}" --out "$TMP/missing/c.ckpt"
+contains "$TMP/err" "does not exist" "missing directory named before any work"
+expect 1 "train --out a directory" "$BIN" train "${T[@]}" --out "$TMP/ref"
+absent "$TMP/ref.csv" "no log beside a refused directory"
+untouched "train"
+# the legal case: train, then resume into the same checkpoint (atomic replacement)
+expect 0 "train" "$BIN" train "${T[@]}" --out "$TMP/ok.ckpt"
+expect 0 "train --resume CKPT --out CKPT" "$BIN" train -q --resume "$TMP/ok.ckpt" --data "$TMP/in" --steps 2 --out "$TMP/ok.ckpt"
+expect 1 "train --log onto the resumed checkpoint" "$BIN" train -q --resume "$TMP/ok.ckpt" --data "$TMP/in" --steps 3 \
+  --out "$TMP/ok2.ckpt" --log "$TMP/ok.ckpt"
+expect 1 "export onto the checkpoint itself" "$BIN" train -q --resume "$TMP/ok.ckpt" --export "$TMP/ok.ckpt"
+[ -s "$TMP/ok.ckpt" ] && "$BIN" info "$TMP/ok.ckpt" >/dev/null 2>&1 && ok || bad "the resumed checkpoint was damaged"
+# a directory link loop in the data: walked once, not fatal
+ln -s .. "$TMP/in/sub/loop"
+expect 0 "train with a directory link loop in --data" "$BIN" train "${T[@]}" --out "$TMP/loop.ckpt"
+contains "$TMP/err" "2 training images" "each photo once through the loop"
+rm -f "$TMP/in/sub/loop"
+untouched "train, legal runs"
+
+# ---- train ends on SIGTERM like every command: checkpoint written, exit 143
+set -m
+"$BIN" train "${T[@]}" --steps 1000000 --checkpoint-every 1 --out "$TMP/sig.ckpt" >/dev/null 2>"$TMP/sig.err" &
+sig_pid=$!
+set +m
+while [ ! -s "$TMP/sig.ckpt" ] && kill -0 "$sig_pid" 2>/dev/null; do sleep 0.05; done
+kill -TERM "$sig_pid"
+wait "$sig_pid"
+rc=$?
+[ "$rc" -eq 143 ] && ok || bad "train on SIGTERM: exit $rc, want 143 ($(head -c 300 "$TMP/sig.err"))"
+contains "$TMP/sig.err" "checkpoint" "train on SIGTERM names its checkpoint"
+"$BIN" info "$TMP/sig.ckpt" >/dev/null 2>&1 && ok || bad "the checkpoint written on SIGTERM does not load"
+
+# ---- eval: the output folder never inside the ground truth
+E=(-q --mode colorize --steps 1 -w "$W/colorize.safetensors" --data "$TMP/in")
+expect 2 "eval -o inside --data" "$BIN" eval "${E[@]}" -o "$TMP/in/sub"
+contains "$TMP/err" "inside --data" "eval nested -o explained"
+expect 2 "eval -o through a link into --data" "$BIN" eval "${E[@]}" -o "$TMP/link_train/x"
+expect 0 "eval -o outside" "$BIN" eval "${E[@]}" -o "$TMP/eval_out"
+untouched "eval"
+
+finish test_cli_protect
