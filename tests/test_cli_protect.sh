@@ -125,4 +125,19 @@ expect 2 "eval -o through a link into --data" "$BIN" eval "${E[@]}" -o "$TMP/lin
 expect 0 "eval -o outside" "$BIN" eval "${E[@]}" -o "$TMP/eval_out"
 untouched "eval"
 
+# ---- files that are not regular files never block a command (a FIFO waits
+# for a writer forever if opened plainly); timeout turns a hang into a failure
+mkfifo "$TMP/fifo.png" "$TMP/fifo.safetensors"
+: >"$TMP/zero.png"
+expect 1 "info on a FIFO" timeout 60 "$BIN" info "$TMP/fifo.png"
+contains "$TMP/err" "not a regular file" "info FIFO explained"
+expect 1 "info on an empty file" timeout 60 "$BIN" info "$TMP/zero.png"
+contains "$TMP/err" "empty file (0 bytes)" "info empty file explained"
+expect 1 "-w a FIFO" timeout 60 "$BIN" colorize --steps 1 -w "$TMP/fifo.safetensors" "$TMP/in/a.png" -o "$TMP/fifo_out.png"
+contains "$TMP/err" "not a regular file" "-w FIFO explained"
+expect 1 "--mask a FIFO" timeout 60 "$BIN" inpaint --steps 1 -w "$W/inpaint.safetensors" --mask "$TMP/fifo.png" "$TMP/in/a.png" -o "$TMP/fifo_out.png"
+contains "$TMP/err" "not a regular file" "--mask FIFO explained"
+expect 1 "train --init a FIFO" timeout 60 "$BIN" train -q --init "$TMP/fifo.safetensors" --data "$TMP/in" --steps 1 --out "$TMP/fifo.ckpt"
+absent "$TMP/fifo_out.png" "no output after a FIFO"
+
 finish test_cli_protect

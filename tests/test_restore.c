@@ -553,6 +553,66 @@ static void test_render_size(void) {
     dr_model_free(m);
 }
 
+/* Weights holding NaN or Inf are refused at load, naming the file and the
+ * tensor (issue 20: they restored to black, silently), in F32 and F16. */
+static void test_nonfinite_weights(void) {
+    dr_model *m = tiny_model(DR_MODE_COLORIZE, "base=8,mult=1,2,res=1,attn=1,groups=2");
+    if (!m) return;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/nan.safetensors", test_tmpdir());
+    const float bad[3] = {NAN, INFINITY, -INFINITY};
+    for (int f16 = 0; f16 <= 1; f16++)
+        for (int k = 0; k < 3; k++) {
+            CHECK(dr_model_save(m, path, f16) == DR_OK, "save: %s", dr_last_error());
+            dr_tensor_file tf;
+            if (dr_tensor_file_read(path, &tf) != DR_OK) {
+                CHECK(0, "read: %s", dr_last_error());
+                continue;
+            }
+            dr_tensor *t = &tf.tensors[tf.n_tensors / 2];
+            t->data[t->numel / 3] = bad[k];
+            char name[256];
+            snprintf(name, sizeof name, "%s", t->name);
+            CHECK(dr_tensor_file_write(path, &tf, f16) == DR_OK, "write: %s", dr_last_error());
+            dr_tensor_file_free(&tf);
+            dr_model *m2 = NULL;
+            const int rc = dr_model_load(path, &m2);
+            CHECK(rc != DR_OK && m2 == NULL, "weights with %g (f16 %d) loaded", (double)bad[k], f16);
+            CHECK(strstr(dr_last_error(), "nan.safetensors") && strstr(dr_last_error(), name) &&
+                      strstr(dr_last_error(), "non-finite"),
+                  "message names the file and tensor: %s", dr_last_error());
+            dr_model_free(m2);
+        }
+    dr_model *m3 = NULL;
+    CHECK(dr_model_save(m, path, 1) == DR_OK && dr_model_load(path, &m3) == DR_OK, "finite weights load: %s",
+          dr_last_error());
+    dr_model_free(m3);
+    m3 = NULL;
+    /* finite weights whose forward overflows: the restore fails, no output */
+    dr_tensor_file tf;
+    if (dr_model_save(m, path, 0) == DR_OK && dr_tensor_file_read(path, &tf) == DR_OK) {
+        for (int i = 0; i < tf.n_tensors; i++)
+            if (strcmp(tf.tensors[i].name, "out_conv.weight") == 0)
+                for (int64_t k = 0; k < tf.tensors[i].numel; k++) tf.tensors[i].data[k] = 3e38f;
+        CHECK(dr_tensor_file_write(path, &tf, 0) == DR_OK, "write: %s", dr_last_error());
+        dr_tensor_file_free(&tf);
+        CHECK(dr_model_load(path, &m3) == DR_OK, "huge finite weights load: %s", dr_last_error());
+        if (m3) {
+            dr_image in, out = {0};
+            make_image(&in, 24, 20, 1, 8, 3);
+            dr_params p;
+            dr_params_init_mode(&p, DR_MODE_COLORIZE);
+            p.steps = 2;
+            const int rc = dr_restore(m3, &in, NULL, &p, &out);
+            CHECK(rc == DR_ERR_NUMERIC && out.data == NULL, "overflowing model: rc %d (%s)", rc, dr_last_error());
+            dr_image_free(&in);
+            dr_image_free(&out);
+            dr_model_free(m3);
+        }
+    }
+    dr_model_free(m);
+}
+
 int main(void) {
     test_colorize();
     test_inpaint();
@@ -564,5 +624,6 @@ int main(void) {
     test_progress_cancel();
     test_large();
     test_render_size();
+    test_nonfinite_weights();
     return test_summary("test_restore");
 }

@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -287,6 +288,15 @@ int dr_model_from_tensors(const dr_tensor_file *tf, const char *path, dr_model *
     for (int i = 0; i < tf->n_tensors; i++) {
         const unet_param *p = unet_layout_find(&m->L, tf->tensors[i].name);
         memcpy(m->params + p->offset, tf->tensors[i].data, p->numel * sizeof(float));
+        /* one pass: a NaN or Inf weight would restore to black, silently */
+        const float *v = m->params + p->offset;
+        for (size_t k = 0; k < p->numel; k++)
+            if (!isfinite(v[k])) {
+                rc = dr_error(DR_ERR_FORMAT, "%s: tensor '%s' holds a non-finite value (%g at element %zu): damaged weights",
+                              path, tf->tensors[i].name, (double)v[k], k);
+                dr_model_free(m);
+                return rc;
+            }
     }
     for (int i = 0; rc == DR_OK && i < tf->n_meta; i++)
         rc = dr_tensor_file_set_meta(&m->meta, tf->meta_keys[i], tf->meta_values[i]);

@@ -1,6 +1,11 @@
 /* diffrestore info FILE...: what an image or a weights file is. */
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -16,13 +21,26 @@ static int is_safetensors_name(const char *path) {
 
 static int info_one(const char *path) {
     unsigned char head[16] = {0};
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "diffrestore: %s: cannot open\n", path);
+    /* O_NONBLOCK: a FIFO must not block the command; only regular files */
+    const int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "diffrestore: %s: cannot open: %s\n", path, strerror(errno));
         return 1;
     }
-    size_t n = fread(head, 1, sizeof head, f);
-    fclose(f);
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        fprintf(stderr, "diffrestore: %s: not a regular file\n", path);
+        return 1;
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        fprintf(stderr, "diffrestore: %s: empty file (0 bytes)\n", path);
+        return 1;
+    }
+    const ssize_t got = read(fd, head, sizeof head);
+    close(fd);
+    const size_t n = got > 0 ? (size_t)got : 0;
     dr_format fmt = dr_format_detect(head, n);
     if (fmt != DR_FORMAT_UNKNOWN) {
         dr_image_info info;

@@ -14,12 +14,20 @@
 int dr_file_read_all(const char *path, size_t max_size, unsigned char **buf, size_t *size) {
     *buf = NULL;
     *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return dr_error(DR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; anything but a
+     * regular file is refused before a byte is read */
+    const int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return dr_error(DR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
         return dr_error(DR_ERR_IO, "%s: not a regular file", path);
+    }
+    FILE *f = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        const int e = errno;
+        close(fd);
+        return dr_error(DR_ERR_IO, "%s: cannot open: %s", path, strerror(e));
     }
     if ((unsigned long long)st.st_size > max_size) {
         fclose(f);

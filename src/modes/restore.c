@@ -292,6 +292,12 @@ static int predict(void *user, const float *xt, int t, float *eps, float *x0) {
     DR_TRY(run_network(c, xt, t));
     const double ab = c->sch->alpha_bar[t], sa = sqrt(ab), sb = sqrt(1.0 - ab);
     const size_t n = (size_t)c->out_ch * c->H * c->W;
+    /* a NaN or Inf from the network (overflow) would be clamped by the
+     * sampler into a flat, wrong picture: stop instead, nothing is written */
+    int bad = 0;
+#pragma omp parallel for schedule(static) reduction(| : bad) num_threads(nn_threads())
+    for (size_t i = 0; i < n; i++) bad |= !isfinite(c->net[i]);
+    if (bad) return dr_error(DR_ERR_NUMERIC, "the network produced a non-finite value at step t = %d: no output written", t);
     const int v = c->m->info.predict_v;
     const float *o = c->net;
 #pragma omp parallel for schedule(static) num_threads(nn_threads())
