@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Input protection (issue 20): no file that a command reads as input (photos,
+# Hostile use (issue 20). Input protection: no file that a command reads as input (photos,
 # masks, data sets, weights, checkpoints) is ever opened for writing by it.
 # A matrix over colorize / inpaint / superres / train / eval: output folders
 # nested inside input folders (by name and through a symbolic link), outputs
 # that are hard links or symbolic links to inputs, the input itself as the
 # output, all with --overwrite; train's checkpoint, log and export inside or
 # onto the data, the weights or the checkpoint. After every case the input
-# files are byte-identical to the copies taken at the start.
+# files are byte-identical to the copies taken at the start. Then: train on
+# SIGTERM (exit 143), colorize on gray data, FIFOs and empty files.
 # Usage: test_cli_protect.sh path/to/diffrestore path/to/make_tiny_weights SOURCE_DIR
 set -u
 BIN="$1"
@@ -116,6 +117,17 @@ rc=$?
 [ "$rc" -eq 143 ] && ok || bad "train on SIGTERM: exit $rc, want 143 ($(head -c 300 "$TMP/sig.err"))"
 contains "$TMP/sig.err" "checkpoint" "train on SIGTERM names its checkpoint"
 "$BIN" info "$TMP/sig.ckpt" >/dev/null 2>&1 && ok || bad "the checkpoint written on SIGTERM does not load"
+
+# ---- colorize trained on gray photos: refused before the first step (it used
+# to train, then export weights no command would load)
+mkdir -p "$TMP/grayset"
+for i in 1 2; do "$MK" --image "$TMP/grayset/g$i.png" 24 24 1 8 "$i" || exit 1; done
+expect 1 "colorize trained on gray photos" "$BIN" train -q --mode colorize --data "$TMP/grayset" --steps 2 --batch 1 \
+  --patch 16 --out "$TMP/gray.ckpt"
+contains "$TMP/err" "no colour" "gray training data explained"
+absent "$TMP/gray.ckpt" "no checkpoint from gray training data"
+expect 2 "train --target-scale out of range" "$BIN" train -q --mode colorize --data "$TMP/in" --steps 1 --batch 1 \
+  --patch 16 --target-scale 5e5 --out "$TMP/ts.ckpt"
 
 # ---- eval: the output folder never inside the ground truth
 E=(-q --mode colorize --steps 1 -w "$W/colorize.safetensors" --data "$TMP/in")

@@ -145,7 +145,7 @@ int dr_model_config_from_meta(const dr_tensor_file *tf, const char *path, dr_mod
         return dr_error(DR_ERR_FORMAT, "%s: prediction '%s' is not eps or v", path, pred ? pred : "(missing)");
     mi->predict_v = strcmp(pred, "v") == 0;
     double ts;
-    DR_TRY(meta_float(tf, path, "target_scale", 1.0, 1e-3, 1e3, &ts));
+    DR_TRY(meta_float(tf, path, "target_scale", 1.0, DR_TARGET_SCALE_MIN, DR_TARGET_SCALE_MAX, &ts));
     mi->target_scale = (float)ts;
     double smin = 1, smax = 1;
     if (mi->mode == DR_MODE_SUPERRES) {

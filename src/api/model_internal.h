@@ -6,6 +6,11 @@
 #include "diffrestore.h"
 #include "unet/unet.h"
 
+/* The range of target_scale a weights file may hold (MODEL.md): checked at
+ * load, when training measures it, and at export. */
+#define DR_TARGET_SCALE_MIN 1e-3
+#define DR_TARGET_SCALE_MAX 1e3
+
 /* What the metadata says beyond the network's shape. */
 typedef struct {
     dr_unet_config cfg;

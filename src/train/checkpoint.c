@@ -307,6 +307,10 @@ fail:
 }
 
 int checkpoint_export(const train_state *st, const char *path, int f16) {
+    const double ts = st->info.target_scale;
+    if (!(ts >= DR_TARGET_SCALE_MIN && ts <= DR_TARGET_SCALE_MAX))
+        return dr_error(DR_ERR_INVALID, "%s: target_scale %.4g is outside %g..%g: these weights would not load", path, ts,
+                        DR_TARGET_SCALE_MIN, DR_TARGET_SCALE_MAX);
     dr_tensor_file tf = {0};
     char buf[1024];
     int rc = dr_model_meta_from_config(&tf, &st->info);

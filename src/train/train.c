@@ -381,6 +381,9 @@ int dr_train(const dr_train_options *o) {
         st.opt.val_seed = o->val_seed;
         logf_(o, "resumed %s at step %d of %d", o->resume_path, st.step, st.opt.steps);
     } else {
+        if (o->target_scale > 0 && !(o->target_scale >= DR_TARGET_SCALE_MIN && o->target_scale <= DR_TARGET_SCALE_MAX))
+            return dr_error(DR_ERR_INVALID, "train: --target-scale %g is outside %g..%g", o->target_scale,
+                            DR_TARGET_SCALE_MIN, DR_TARGET_SCALE_MAX);
         if (o->init_path && o->target_scale > 0)
             return dr_error(DR_ERR_INVALID, "train: --target-scale cannot change the --init weights' target_scale");
         if (o->init_path) {
@@ -436,6 +439,17 @@ int dr_train(const dr_train_options *o) {
         }
         if (st.info.target_scale <= 0) {
             st.info.target_scale = measure_target_scale(&st, &ds);
+            const double ts = st.info.target_scale;
+            if (!(ts >= DR_TARGET_SCALE_MIN && ts <= DR_TARGET_SCALE_MAX)) {
+                /* e.g. colorize on gray photos: nothing to learn, and weights
+                 * that no command would load; stop before the first step */
+                rc = dr_error(DR_ERR_INVALID, "%s: the data gives target_scale %.4g, outside the %g..%g weights may hold: %s",
+                              o->data_dir, ts, DR_TARGET_SCALE_MIN, DR_TARGET_SCALE_MAX,
+                              st.info.mode == DR_MODE_COLORIZE
+                                  ? "the photos have (almost) no colour, and colorize learns colour from colour photos"
+                                  : "the targets are (almost) constant");
+                goto done;
+            }
             logf_(o, "target_scale %.4g (measured: x0 std ~0.5)", st.info.target_scale);
         }
         rc = batch_build(&bb, &st, &ds, opt->batch, opt->patch);
