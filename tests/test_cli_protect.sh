@@ -152,4 +152,14 @@ contains "$TMP/err" "not a regular file" "--mask FIFO explained"
 expect 1 "train --init a FIFO" timeout 60 "$BIN" train -q --init "$TMP/fifo.safetensors" --data "$TMP/in" --steps 1 --out "$TMP/fifo.ckpt"
 absent "$TMP/fifo_out.png" "no output after a FIFO"
 
+# ---- output names of 245-255 bytes are legal: the temp file beside them
+# (".NAME.tmpXXXXXX") must not break the 255-byte limit
+for len in 245 251 255; do
+  long=$(head -c $((len - 4)) /dev/zero | tr '\0' 'n').png
+  expect 0 "an output name of $len bytes" "$BIN" colorize --steps 1 -w "$W/colorize.safetensors" "$TMP/in/a.png" -o "$TMP/$long"
+  exists "$TMP/$long" "output named with $len bytes"
+done
+no_tmp=$(find "$TMP" -maxdepth 1 -name '.*tmp*' | head -1)
+[ -z "$no_tmp" ] && ok || bad "temp file left: $no_tmp"
+
 finish test_cli_protect

@@ -52,6 +52,15 @@ int dr_file_read_all(const char *path, size_t max_size, unsigned char **buf, siz
     return DR_OK;
 }
 
+/* The temp name is ".<name>.tmpXXXXXX": 11 bytes more than the name. For a
+ * name of more than 255 - 11 bytes (still legal) only its first 244 bytes go
+ * into the temp name, which then stays within the 255-byte limit. */
+enum { TMP_NAME_EXTRA = 11, NAME_LIMIT = 255 };
+static int tmp_base_len(const char *base) {
+    const size_t n = strlen(base);
+    return (int)(n > NAME_LIMIT - TMP_NAME_EXTRA ? NAME_LIMIT - TMP_NAME_EXTRA : n);
+}
+
 static char *str_dup(const char *s) {
     size_t n = strlen(s) + 1;
     char *d = malloc(n);
@@ -77,7 +86,7 @@ int dr_atomic_open(dr_atomic_file *w, const char *path, int overwrite) {
         memset(w, 0, sizeof *w);
         return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
     }
-    snprintf(w->tmp_path, n, "%.*s.%s.tmpXXXXXX", (int)dirlen, path, base);
+    snprintf(w->tmp_path, n, "%.*s.%.*s.tmpXXXXXX", (int)dirlen, path, tmp_base_len(base), base);
     int fd = mkstemp(w->tmp_path);
     if (fd < 0) {
         int e = errno;
@@ -167,7 +176,7 @@ int dr_atomic_remove_stale(const char *path) {
     else if (slash) dn = snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
     else dn = snprintf(dir, sizeof dir, ".");
     if (dn < 0 || dn >= (int)sizeof dir) return 0; /* a truncated name would be another directory */
-    if (snprintf(prefix, sizeof prefix, ".%s.tmp", base) >= (int)sizeof prefix) return 0;
+    if (snprintf(prefix, sizeof prefix, ".%.*s.tmp", tmp_base_len(base), base) >= (int)sizeof prefix) return 0;
     const size_t plen = strlen(prefix);
     DIR *d = opendir(dir);
     if (!d) return 0;
