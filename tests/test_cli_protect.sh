@@ -162,4 +162,14 @@ done
 no_tmp=$(find "$TMP" -maxdepth 1 -name '.*tmp*' | head -1)
 [ -z "$no_tmp" ] && ok || bad "temp file left: $no_tmp"
 
+# ---- --skip-existing: an empty output is not a finished one
+mkdir -p "$TMP/skip_out"
+: >"$TMP/skip_out/a.png"
+expect 0 "--skip-existing over an empty output" "$BIN" colorize --steps 1 -w "$W/colorize.safetensors" --skip-existing "$TMP/in" -o "$TMP/skip_out"
+contains "$TMP/err" "was empty" "the empty output is named"
+"$BIN" info "$TMP/skip_out/a.png" >/dev/null 2>&1 && ok || bad "the empty output was not restored"
+cp "$TMP/skip_out/a.png" "$TMP/skip_a.png"
+expect 0 "--skip-existing again" "$BIN" colorize --steps 1 -w "$W/colorize.safetensors" --skip-existing "$TMP/in" -o "$TMP/skip_out"
+same "$TMP/skip_out/a.png" "$TMP/skip_a.png" "a finished output is skipped, untouched"
+
 finish test_cli_protect

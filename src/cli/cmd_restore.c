@@ -403,7 +403,8 @@ static int process_item(run *x, batch_item *it, const char *primary) {
     struct stat st;
     if (o->skip_existing) {
         int all = 1;
-        for (int k = 0; k < n_files && all; k++) all = path_exists(files[k], &st);
+        /* an empty file is no finished output: outputs are written whole */
+        for (int k = 0; k < n_files && all; k++) all = path_exists(files[k], &st) && st.st_size > 0;
         if (all) {
             x->skipped++;
             if (o->progress == PROG_JSON) {
@@ -427,6 +428,15 @@ static int process_item(run *x, batch_item *it, const char *primary) {
         if (S_ISDIR(st.st_mode)) {
             item_fail(x, it->path, "cannot write %s: it is a directory", files[k]);
             goto out;
+        }
+        if (o->skip_existing && S_ISREG(st.st_mode) && st.st_size == 0) {
+            /* e.g. a placeholder, or a copy that failed: nothing to keep */
+            if (unlink(files[k]) != 0) {
+                item_fail(x, it->path, "cannot replace the empty file %s: %s", files[k], strerror(errno));
+                goto out;
+            }
+            note(x, "diffrestore: %s was empty (0 bytes): not a finished output, restored again", files[k]);
+            continue;
         }
         if (!o->c.overwrite) {
             item_fail(x, it->path, "%s exists (use --overwrite to replace it, or --skip-existing to skip it)",
