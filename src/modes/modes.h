@@ -26,6 +26,10 @@ typedef struct {
 
 int mode_describe(dr_mode mode, mode_desc *d);
 
+/* Tests only: when set, inpaint runs the network on every tile, the
+ * reference that skipping the tiles without holes must equal bit for bit. */
+extern int restore_all_tiles;
+
 /* Options of the training degradations. */
 typedef struct {
     float scale_min, scale_max;       /* superres: factor drawn uniformly per example */

@@ -98,6 +98,8 @@ void dr_params_init_mode(dr_params *p, dr_mode mode) {
 
 /* ------------------------------------------------------------------ tiles */
 
+int restore_all_tiles = 0;
+
 typedef struct {
     int y0, x0;
 } tile_pos;
@@ -217,6 +219,8 @@ typedef struct {
     float *hr_tmp;  /* [3, h, w] + projection tmp */
     /* network plumbing */
     tiling tl;
+    int *active;    /* the tiles the network runs on: inpaint, those holding a hole pixel; else all */
+    int n_active;
     unet_run run;
     float *tile_in, *tile_out, *tile_t;
     float *net;     /* [out_ch, H, W] blended network output */
@@ -234,6 +238,7 @@ static void ctx_free(restore_ctx *c) {
     free(c->lr);
     free(c->hr_tmp);
     tiling_free(&c->tl);
+    free(c->active);
     unet_run_free(&c->run);
     free(c->tile_in);
     free(c->tile_out);
@@ -242,16 +247,20 @@ static void ctx_free(restore_ctx *c) {
     memset(c, 0, sizeof *c);
 }
 
-/* The network over all tiles, blended into c->net. */
+/* The network over the active tiles, blended into c->net. Inpaint skips the
+ * tiles without a hole pixel: a hole pixel gets blend weight only from tiles
+ * that contain it (all active), and the network's output at known pixels is
+ * never used (x0_hook and x_hook put the known values back), so the result
+ * is bit-identical to running every tile (tests/test_restore.c). */
 static int run_network(restore_ctx *c, const float *xt, int t) {
     const int th = c->tl.th, tw = c->tl.tw, H = c->H, W = c->W;
     const size_t tp = (size_t)th * tw, canvas = (size_t)H * W;
-    const int single = c->tl.n == 1;
+    const int single = c->tl.n == 1 && c->n_active == 1;
     if (!single) memset(c->net, 0, sizeof(float) * c->out_ch * canvas);
-    for (int k0 = 0; k0 < c->tl.n; k0 += c->run.B) {
-        const int nb = c->tl.n - k0 < c->run.B ? c->tl.n - k0 : c->run.B;
+    for (int k0 = 0; k0 < c->n_active; k0 += c->run.B) {
+        const int nb = c->n_active - k0 < c->run.B ? c->n_active - k0 : c->run.B;
         for (int b = 0; b < c->run.B; b++) { /* gather: [x_t, cond] of each tile (the last repeats if short) */
-            const tile_pos *tpz = &c->tl.pos[k0 + (b < nb ? b : nb - 1)];
+            const tile_pos *tpz = &c->tl.pos[c->active[k0 + (b < nb ? b : nb - 1)]];
             float *dst = c->tile_in + (size_t)b * c->in_ch * tp;
             for (int ch = 0; ch < c->in_ch; ch++) {
                 const float *src = ch < c->out_ch ? xt + (size_t)ch * canvas : c->cond + (size_t)(ch - c->out_ch) * canvas;
@@ -265,7 +274,7 @@ static int run_network(restore_ctx *c, const float *xt, int t) {
         if (rc != DR_OK) return rc;
         if (single) break;
         for (int b = 0; b < nb; b++) { /* scatter with blend weights */
-            const int k = k0 + b;
+            const int k = c->active[k0 + b];
             const tile_pos *tpz = &c->tl.pos[k];
             const float *wy = c->tl.wy + (size_t)k * th, *wx = c->tl.wx + (size_t)k * tw;
             const float *src = c->tile_out + (size_t)b * c->out_ch * tp;
@@ -413,6 +422,16 @@ static int ctx_network(restore_ctx *c) {
     const int tile = c->p->tile > 0 ? c->p->tile : DEFAULT_TILE;
     const int overlap = c->p->tile_overlap > 0 ? c->p->tile_overlap : DEFAULT_OVERLAP;
     DR_TRY(tiling_build(&c->tl, c->H, c->W, tile, overlap, f));
+    c->active = malloc(sizeof(int) * c->tl.n);
+    if (!c->active) return dr_error(DR_ERR_NOMEM, "out of memory for %d tiles", c->tl.n);
+    c->n_active = 0;
+    for (int k = 0; k < c->tl.n; k++) {
+        int hole = c->mode != DR_MODE_INPAINT || restore_all_tiles;
+        const tile_pos *tpz = &c->tl.pos[k];
+        for (int y = 0; y < c->tl.th && !hole; y++)
+            for (int x = 0; x < c->tl.tw && !hole; x++) hole = c->gen[(size_t)(tpz->y0 + y) * c->W + tpz->x0 + x] > 0.5f;
+        if (hole) c->active[c->n_active++] = k;
+    }
     const int B = c->tl.n < TILE_BATCH ? c->tl.n : TILE_BATCH;
     DR_TRY(unet_run_build(&c->run, &c->m->L, B, c->tl.th, c->tl.tw, 0));
     const size_t tp = (size_t)c->tl.th * c->tl.tw;
