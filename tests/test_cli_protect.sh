@@ -172,4 +172,18 @@ cp "$TMP/skip_out/a.png" "$TMP/skip_a.png"
 expect 0 "--skip-existing again" "$BIN" colorize --steps 1 -w "$W/colorize.safetensors" --skip-existing "$TMP/in" -o "$TMP/skip_out"
 same "$TMP/skip_out/a.png" "$TMP/skip_a.png" "a finished output is skipped, untouched"
 
+# ---- messages name the file and the real reason
+expect 1 "-w a PNG" "$BIN" colorize --steps 1 -w "$TMP/in/a.png" "$TMP/in/a.png" -o "$TMP/msg_out.png"
+contains "$TMP/err" "not a safetensors file: it is a PNG image" "-w PNG explained"
+expect 2 "--box beyond the value limit" "$BIN" inpaint --steps 1 -w "$W/inpaint.safetensors" --box 2147483640,0,100,100 "$TMP/in/a.png" -o "$TMP/msg_out.png"
+contains "$TMP/err" "within -1000000000..1000000000" "--box limit named"
+esc_name="$TMP/$(printf 'esc\033[31mname').png"
+printf 'not an image' >"$esc_name"
+expect 1 "a file name with ESC" "$BIN" colorize --steps 1 -w "$W/colorize.safetensors" "$esc_name" -o "$TMP/msg_out.png"
+if grep -q $'\033' "$TMP/err"; then bad "ESC printed raw: $(od -c "$TMP/err" | head -2)"; else ok; fi
+contains "$TMP/err" 'esc\x1b[31mname' "ESC escaped as \\x1b"
+expect 1 "info on a name with ESC" "$BIN" info "$esc_name"
+if grep -q $'\033' "$TMP/err"; then bad "info: ESC printed raw"; else ok; fi
+rm -f "$esc_name"
+
 finish test_cli_protect

@@ -80,6 +80,11 @@ extern volatile sig_atomic_t cli_signal;
 void cli_catch_signals(int second_stops);
 /* s as a JSON string literal (quotes and escapes included). */
 void cli_json_str(FILE *f, const char *s);
+/* s with control characters (file names can hold ESC) written as \xNN. */
+void cli_fputs_safe(const char *s, FILE *f);
+/* fprintf(stderr, ...) for messages that name files: control characters
+ * other than the newline are written as \xNN. */
+void cli_eprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 int cmd_info(int argc, char **argv);
 int cmd_forward(int argc, char **argv);

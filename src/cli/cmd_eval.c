@@ -186,8 +186,8 @@ static void item_fail(ectx *x, const char *file, const char *fmt, ...) {
     va_end(ap);
     bar_clear(x);
     size_t fn = strlen(file);
-    if (strncmp(msg, file, fn) == 0 && msg[fn] == ':') fprintf(stderr, "diffrestore: %s\n", msg);
-    else fprintf(stderr, "diffrestore: %s: %s\n", file, msg);
+    if (strncmp(msg, file, fn) == 0 && msg[fn] == ':') cli_eprintf("diffrestore: %s\n", msg);
+    else cli_eprintf("diffrestore: %s: %s\n", file, msg);
     if (x->o->json) {
         fputs("{\"file\":", stdout);
         cli_json_str(stdout, file);
@@ -529,7 +529,7 @@ static void telea_prepare(ectx *x) {
         int rc = run_process(argv, 0);
         bar_clear(x);
         if (rc != 0 && !cli_cancel)
-            fprintf(stderr, "diffrestore: Telea baseline: %s %s exited with %d; images without a NAME_telea.png "
+            cli_eprintf("diffrestore: Telea baseline: %s %s exited with %d; images without a NAME_telea.png "
                             "have no baseline\n", py, script, rc);
         x->telea_ok = 1; /* score whatever it wrote */
     }
@@ -976,7 +976,7 @@ int cmd_eval(int argc, char **argv) {
     /* ---- the images */
     struct stat dst, ost;
     if (stat(o.data, &dst) != 0) {
-        fprintf(stderr, "diffrestore: %s: %s\n", o.data, strerror(errno));
+        cli_eprintf("diffrestore: %s: %s\n", o.data, strerror(errno));
         goto end;
     }
     if (o.out && stat(o.out, &ost) == 0 && !S_ISDIR(ost.st_mode)) {
@@ -992,18 +992,18 @@ int cmd_eval(int argc, char **argv) {
     }
     char *inputs[1] = {(char *)o.data};
     if (batch_collect(&x.b, inputs, 1, 1, NULL, 0) != 0 || (batch_sort(&x.b), plan_names(&x) != 0)) {
-        fprintf(stderr, "diffrestore: out of memory\n");
+        cli_eprintf("diffrestore: out of memory\n");
         goto end;
     }
     if (x.b.n == 0) {
-        fprintf(stderr, "diffrestore: no PNG or JPEG files in %s\n", o.data);
+        cli_eprintf("diffrestore: no PNG or JPEG files in %s\n", o.data);
         goto end;
     }
     x.total = x.b.n;
     x.model = calloc((size_t)x.b.n, sizeof *x.model);
     x.base = calloc((size_t)x.b.n, sizeof *x.base);
     if (!x.model || !x.base) {
-        fprintf(stderr, "diffrestore: out of memory\n");
+        cli_eprintf("diffrestore: out of memory\n");
         goto end;
     }
     x.name_w = 8;
@@ -1019,7 +1019,7 @@ int cmd_eval(int argc, char **argv) {
         double lo, hi;
         dr_model_scale_range(x.m, &lo, &hi);
         if (lo > 0 && hi >= lo && (o.e.scale < lo - SCALE_TOL || o.e.scale > hi + SCALE_TOL)) {
-            fprintf(stderr, "diffrestore: %s: --scale %g is outside the range these weights were trained for: %g..%g\n",
+            cli_eprintf("diffrestore: %s: --scale %g is outside the range these weights were trained for: %g..%g\n",
                     x.weights_path, o.e.scale, lo, hi);
             goto end;
         }
@@ -1027,7 +1027,7 @@ int cmd_eval(int argc, char **argv) {
     if (o.out) {
         const char *bad;
         if (mkdir_p(o.out, &bad) != 0) {
-            fprintf(stderr, "diffrestore: cannot create the output directory %s: %s: %s\n", o.out, bad, strerror(errno));
+            cli_eprintf("diffrestore: cannot create the output directory %s: %s: %s\n", o.out, bad, strerror(errno));
             goto end;
         }
     }
@@ -1053,7 +1053,7 @@ int cmd_eval(int argc, char **argv) {
     }
     print_mean(&x);
     if (interrupted)
-        fprintf(stderr, "diffrestore: interrupted (%s): the mean covers the images evaluated so far\n",
+        cli_eprintf("diffrestore: interrupted (%s): the mean covers the images evaluated so far\n",
                 cli_signal == SIGTERM ? "SIGTERM" : "SIGINT");
     if (!o.quiet || interrupted || x.failed)
         fprintf(stderr, "%d evaluated, %d failed%s\n", x.done, x.failed,

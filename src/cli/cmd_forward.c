@@ -54,7 +54,7 @@ int cmd_forward(int argc, char **argv) {
     size_t ny = (size_t)N * cfg->out_channels * H * W;
     y = malloc(ny * sizeof(float));
     if (!y) {
-        fprintf(stderr, "diffrestore: out of memory\n");
+        cli_eprintf("diffrestore: out of memory\n");
         goto done;
     }
     if (dr_model_forward(m, x->data, t->data, N, H, W, y) != DR_OK) {
@@ -66,7 +66,7 @@ int cmd_forward(int argc, char **argv) {
         cli_report_error(NULL);
         goto done;
     }
-    if (!c.quiet) fprintf(stderr, "wrote %s: y [%d, %d, %d, %d]\n", out_path, N, cfg->out_channels, H, W);
+    if (!c.quiet) cli_eprintf("wrote %s: y [%d, %d, %d, %d]\n", out_path, N, cfg->out_channels, H, W);
     rc = EXIT_DONE;
 done:
     free(y);

@@ -24,18 +24,18 @@ static int info_one(const char *path) {
     /* O_NONBLOCK: a FIFO must not block the command; only regular files */
     const int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
-        fprintf(stderr, "diffrestore: %s: cannot open: %s\n", path, strerror(errno));
+        cli_eprintf("diffrestore: %s: cannot open: %s\n", path, strerror(errno));
         return 1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        fprintf(stderr, "diffrestore: %s: not a regular file\n", path);
+        cli_eprintf("diffrestore: %s: not a regular file\n", path);
         return 1;
     }
     if (st.st_size == 0) {
         close(fd);
-        fprintf(stderr, "diffrestore: %s: empty file (0 bytes)\n", path);
+        cli_eprintf("diffrestore: %s: empty file (0 bytes)\n", path);
         return 1;
     }
     const ssize_t got = read(fd, head, sizeof head);
@@ -56,7 +56,7 @@ static int info_one(const char *path) {
         return 0;
     }
     if (!is_safetensors_name(path) && n >= 8 && head[8] != '{') {
-        fprintf(stderr, "diffrestore: %s: not a PNG, JPEG or safetensors file\n", path);
+        cli_eprintf("diffrestore: %s: not a PNG, JPEG or safetensors file\n", path);
         return 1;
     }
     dr_tensor_file tf;

@@ -92,10 +92,12 @@ static void note(run *x, const char *fmt, ...) __attribute__((format(printf, 2, 
 static void note(run *x, const char *fmt, ...) {
     if (x->o->c.quiet) return;
     bar_clear(x);
+    char msg[4096];
     va_list ap;
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    cli_fputs_safe(msg, stderr);
     fputc('\n', stderr);
 }
 
@@ -120,8 +122,8 @@ static void bar_draw(run *x, int step, int steps) {
     bar[w] = 0;
     fputs("\r\033[K", stderr);
     if (x->total > 1) fprintf(stderr, "[%d/%d] ", x->pos, x->total);
-    if (steps > 0) fprintf(stderr, "%s [%s] %d/%d  ETA %s", short_name(x->cur_file, 40), bar, step, steps, eta);
-    else fprintf(stderr, "%s", short_name(x->cur_file, 60));
+    if (steps > 0) cli_eprintf("%s [%s] %d/%d  ETA %s", short_name(x->cur_file, 40), bar, step, steps, eta);
+    else cli_eprintf("%s", short_name(x->cur_file, 60));
     fflush(stderr);
     x->bar_drawn = 1;
 }
@@ -148,8 +150,13 @@ static int item_fail(run *x, const char *file, const char *fmt, ...) {
     bar_clear(x);
     size_t fn = strlen(file);
     /* library messages usually start with the file already */
-    if (strncmp(msg, file, fn) == 0 && msg[fn] == ':') fprintf(stderr, "diffrestore: %s\n", msg);
-    else fprintf(stderr, "diffrestore: %s: %s\n", file, msg);
+    fputs("diffrestore: ", stderr);
+    if (!(strncmp(msg, file, fn) == 0 && msg[fn] == ':')) {
+        cli_fputs_safe(file, stderr);
+        fputs(": ", stderr);
+    }
+    cli_fputs_safe(msg, stderr);
+    fputc('\n', stderr);
     if (x->o->progress == PROG_JSON) {
         fputs("{\"file\":", stdout);
         cli_json_str(stdout, file);
@@ -559,7 +566,7 @@ done:
     x->done++;
     if (!o->c.quiet) {
         bar_clear(x);
-        fprintf(stderr, "%s -> %s%s%s\n", it->path, files[0], n_files > 1 ? " ..." : "",
+        cli_eprintf("%s -> %s%s%s\n", it->path, files[0], n_files > 1 ? " ..." : "",
                 unc_path ? " (+ uncertainty)" : "");
     }
     if (o->progress == PROG_JSON) {
@@ -838,9 +845,9 @@ static int parse_options(ropts *o, int argc, char **argv) {
             }
             int bx, by, bw, bh;
             if (!cli_parse_box(optarg, &bx, &by, &bw, &bh))
-                return cli_usage_error(C, "--box needs x,y,w,h (integers, w and h > 0), got '%s'", optarg);
+                return cli_usage_error(C, "--box needs x,y,w,h: integers within -1000000000..1000000000, w and h > 0, got '%s'", optarg);
             box *nb = realloc(o->boxes, (size_t)(o->n_boxes + 1) * sizeof *nb);
-            if (!nb) return fprintf(stderr, "diffrestore: out of memory\n"), EXIT_FAILED;
+            if (!nb) return cli_eprintf("diffrestore: out of memory\n"), EXIT_FAILED;
             o->boxes = nb;
             o->boxes[o->n_boxes++] = (box){bx, by, bw, bh};
             break;
@@ -988,7 +995,7 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
             goto end;
         }
         if (r > 0 && !o.c.quiet)
-            fprintf(stderr, "diffrestore: shard %d/%d from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT\n", o.shard_k,
+            cli_eprintf("diffrestore: shard %d/%d from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT\n", o.shard_k,
                     o.shard_n);
         if (r == 0) o.shard_k = 0, o.shard_n = 1;
     }
@@ -997,7 +1004,7 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
     struct stat mst;
     if (o.mask) {
         if (stat(o.mask, &mst) != 0) {
-            fprintf(stderr, "diffrestore: %s: %s\n", o.mask, strerror(errno));
+            cli_eprintf("diffrestore: %s: %s\n", o.mask, strerror(errno));
             goto end;
         }
         x.mask_is_dir = S_ISDIR(mst.st_mode);
@@ -1025,12 +1032,12 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
     }
     if (x.mask_is_dir) add_skip_dir(skip, &n_skip, o.mask);
     if (batch_collect(&x.b, inputs, n_inputs, o.recursive, skip, n_skip) != 0) {
-        fprintf(stderr, "diffrestore: out of memory\n");
+        cli_eprintf("diffrestore: out of memory\n");
         goto end;
     }
     batch_sort(&x.b);
     if (x.b.n == 0) {
-        fprintf(stderr, "diffrestore: no PNG or JPEG files in %s%s\n", n_inputs == 1 ? inputs[0] : "the inputs",
+        cli_eprintf("diffrestore: no PNG or JPEG files in %s%s\n", n_inputs == 1 ? inputs[0] : "the inputs",
                 x.b.subdirs ? " (it has subdirectories: use -r to include them)" : "");
         goto end;
     }
@@ -1039,7 +1046,7 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
     if (!x.outs) goto end;
     for (int i = 0; i < x.b.n; i++)
         if (!(x.outs[i] = primary_output(&x, &x.b.items[i]))) {
-            fprintf(stderr, "diffrestore: out of memory\n");
+            cli_eprintf("diffrestore: out of memory\n");
             goto end;
         }
     if (mark_collisions(&x) != 0) goto end;
@@ -1051,7 +1058,7 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
         dr_model_scale_range(x.m, &x.scale_min, &x.scale_max);
         x.have_range = x.scale_min > 0 && x.scale_max >= x.scale_min;
         if (x.have_range && o.scale_given && (o.p.scale < x.scale_min - SCALE_TOL || o.p.scale > x.scale_max + SCALE_TOL)) {
-            fprintf(stderr, "diffrestore: %s: --scale %g is outside the range these weights were trained for: %g..%g\n",
+            cli_eprintf("diffrestore: %s: --scale %g is outside the range these weights were trained for: %g..%g\n",
                     x.weights_path, o.p.scale, x.scale_min, x.scale_max);
             goto end;
         }
@@ -1059,7 +1066,7 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
     if (o.mask && !x.mask_is_dir) {
         /* kept as loaded; converted per image after the size check */
         if (dr_image_load(o.mask, o.c.max_pixels, &x.shared_mask, NULL) != DR_OK) {
-            fprintf(stderr, "diffrestore: mask %s\n", dr_last_error());
+            cli_eprintf("diffrestore: mask %s\n", dr_last_error());
             goto end;
         }
         x.have_shared_mask = 1;
@@ -1069,12 +1076,12 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
     if (x.batch) {
         const char *bad;
         if (mkdir_p(o.c.output, &bad) != 0) {
-            fprintf(stderr, "diffrestore: cannot create the output directory %s: %s: %s\n", o.c.output, bad,
+            cli_eprintf("diffrestore: cannot create the output directory %s: %s: %s\n", o.c.output, bad,
                     strerror(errno));
             goto end;
         }
         if (o.uncertainty && mkdir_p(o.uncertainty, &bad) != 0) {
-            fprintf(stderr, "diffrestore: cannot create the uncertainty directory %s: %s: %s\n", o.uncertainty, bad,
+            cli_eprintf("diffrestore: cannot create the uncertainty directory %s: %s: %s\n", o.uncertainty, bad,
                     strerror(errno));
             goto end;
         }
@@ -1123,7 +1130,7 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
     }
     bar_clear(&x);
     if (interrupted)
-        fprintf(stderr, "diffrestore: interrupted (%s): the current image was abandoned, finished outputs are kept\n",
+        cli_eprintf("diffrestore: interrupted (%s): the current image was abandoned, finished outputs are kept\n",
                 cli_signal == SIGTERM ? "SIGTERM" : "SIGINT");
     if (!o.c.quiet || interrupted) {
         fprintf(stderr, "%d done, %d failed, %d skipped", x.done, x.failed, x.skipped);

@@ -83,7 +83,7 @@ static void on_progress(const dr_train_progress *p, void *user) {
 static void on_log(const char *msg, void *user) {
     (void)user;
     progress_done();
-    fprintf(stderr, "diffrestore train: %s\n", msg);
+    cli_eprintf("diffrestore train: %s\n", msg);
 }
 
 static int parse_range(const char *s, float *a, float *b) {
@@ -286,7 +286,7 @@ int cmd_train(int argc, char **argv) {
             cli_report_error(NULL);
             return EXIT_FAILED;
         }
-        if (!c.quiet) fprintf(stderr, "wrote %s\n", o.export_path);
+        if (!c.quiet) cli_eprintf("wrote %s\n", o.export_path);
         return EXIT_DONE;
     }
     if (!o.resume_path && !o.init_path && o.mode == DR_MODE_NONE) return cli_usage_error(C, "--mode is required");
@@ -303,13 +303,13 @@ int cmd_train(int argc, char **argv) {
     progress_done();
     if (rc == DR_ERR_CANCELLED) {
         /* the exit code of every command: 128 + the signal (130 SIGINT, 143 SIGTERM) */
-        fprintf(stderr, "diffrestore train: %s\n", dr_last_error());
+        cli_eprintf("diffrestore train: %s\n", dr_last_error());
         return 128 + (cli_signal ? (int)cli_signal : SIGINT);
     }
     if (rc != DR_OK) {
         cli_report_error("train");
         return EXIT_FAILED;
     }
-    if (!c.quiet) fprintf(stderr, "done: %s%s%s\n", o.out_path, o.export_path ? ", " : "", o.export_path ? o.export_path : "");
+    if (!c.quiet) cli_eprintf("done: %s%s%s\n", o.out_path, o.export_path ? ", " : "", o.export_path ? o.export_path : "");
     return EXIT_DONE;
 }

@@ -114,19 +114,40 @@ int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd) 
     }
 }
 
-int cli_usage_error(const char *cmd, const char *fmt, ...) {
+void cli_fputs_safe(const char *s, FILE *f) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\x%02x", *p); /* ESC and friends would drive the terminal */
+        else fputc(*p, f);
+}
+
+void cli_eprintf(const char *fmt, ...) {
+    char msg[8192];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "diffrestore%s%s: ", cmd ? " " : "", cmd ? cmd : "");
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    for (const unsigned char *q = (const unsigned char *)msg; *q; q++)
+        if ((*q < 0x20 && *q != '\n') || *q == 0x7f) fprintf(stderr, "\\x%02x", *q);
+        else fputc(*q, stderr);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    char msg[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "diffrestore%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    cli_fputs_safe(msg, stderr);
     fprintf(stderr, "\nTry 'diffrestore %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
     return EXIT_USAGE;
 }
 
 void cli_report_error(const char *context) {
-    if (context) fprintf(stderr, "diffrestore: %s: %s\n", context, dr_last_error());
-    else fprintf(stderr, "diffrestore: %s\n", dr_last_error());
+    fputs("diffrestore: ", stderr);
+    if (context) fprintf(stderr, "%s: ", context);
+    cli_fputs_safe(dr_last_error(), stderr);
+    fputc('\n', stderr);
 }
 
 static void print_help(FILE *f) {

@@ -1,6 +1,8 @@
 /* Where the restore commands find their weights (see weights_path.h). */
 #include "weights_path.h"
 
+#include "cli.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -82,7 +84,7 @@ static int candidates(dr_mode mode, place *pl) {
 char *weights_find(const char *explicit_path, dr_mode mode, const char *cmd) {
     if (explicit_path) {
         char *p = strdup(explicit_path);
-        if (!p) fprintf(stderr, "diffrestore %s: out of memory\n", cmd);
+        if (!p) cli_eprintf("diffrestore %s: out of memory\n", cmd);
         return p;
     }
     place pl[MAX_PLACES];
@@ -90,11 +92,11 @@ char *weights_find(const char *explicit_path, dr_mode mode, const char *cmd) {
     for (int i = 0; i < n; i++) {
         if (is_file(pl[i].path)) {
             char *p = strdup(pl[i].path);
-            if (!p) fprintf(stderr, "diffrestore %s: out of memory\n", cmd);
+            if (!p) cli_eprintf("diffrestore %s: out of memory\n", cmd);
             return p;
         }
     }
-    fprintf(stderr, "diffrestore %s: no %s weights found; tried:\n", cmd, dr_mode_name(mode));
+    cli_eprintf("diffrestore %s: no %s weights found; tried:\n", cmd, dr_mode_name(mode));
     const char *env = getenv("DIFFRESTORE_WEIGHTS");
     if (!env || !*env) fprintf(stderr, "  $DIFFRESTORE_WEIGHTS (not set)\n");
     for (int i = 0; i < n; i++) fprintf(stderr, "  %s (%s)\n", pl[i].path, pl[i].why);
@@ -113,13 +115,13 @@ int weights_load(const char *explicit_path, dr_mode mode, const char *cmd, dr_mo
     if (dr_model_load(path, &m) != DR_OK) {
         const char *msg = dr_last_error();
         size_t pn = strlen(path);
-        if (strncmp(msg, path, pn) == 0 && msg[pn] == ':') fprintf(stderr, "diffrestore: %s\n", msg);
-        else fprintf(stderr, "diffrestore: %s: %s\n", path, msg);
+        if (strncmp(msg, path, pn) == 0 && msg[pn] == ':') cli_eprintf("diffrestore: %s\n", msg);
+        else cli_eprintf("diffrestore: %s: %s\n", path, msg);
         free(path);
         return -1;
     }
     if (dr_model_mode(m) != mode) {
-        fprintf(stderr, "diffrestore: %s: these weights are for %s, not %s\n", path, dr_mode_name(dr_model_mode(m)),
+        cli_eprintf("diffrestore: %s: these weights are for %s, not %s\n", path, dr_mode_name(dr_model_mode(m)),
                 dr_mode_name(mode));
         dr_model_free(m);
         free(path);

@@ -150,6 +150,11 @@ static int span_cmp(const void *a, const void *b) {
 int dr_tensor_file_read_memory(const void *buf, size_t size, const char *name, dr_tensor_file *tf) {
     memset(tf, 0, sizeof *tf);
     const unsigned char *p = buf;
+    if (size == 0) return dr_error(DR_ERR_FORMAT, "%s: empty file (0 bytes), not a safetensors file", name);
+    /* an image given where weights were expected: say so, not "header length ..." */
+    const dr_format img = dr_format_detect(buf, size);
+    if (img != DR_FORMAT_UNKNOWN)
+        return dr_error(DR_ERR_FORMAT, "%s: not a safetensors file: it is a %s image", name, dr_format_name(img));
     if (size < 8) return dr_error(DR_ERR_FORMAT, "%s: too short for a safetensors file (%zu bytes)", name, size);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | p[i];
