@@ -186,4 +186,17 @@ expect 1 "info on a name with ESC" "$BIN" info "$esc_name"
 if grep -q $'\033' "$TMP/err"; then bad "info: ESC printed raw"; else ok; fi
 rm -f "$esc_name"
 
+# ---- what a folder walk passes over is counted as skipped, and named under -v
+mkdir -p "$TMP/walk"
+cp "$TMP/in/a.png" "$TMP/walk/a.png"
+cp "$TMP/in/a.png" "$TMP/walk/.hidden.png"
+mkfifo "$TMP/walk/pipe.png"
+expect 0 "a folder with a hidden image and a FIFO" timeout 120 "$BIN" colorize --steps 1 -w "$W/colorize.safetensors" "$TMP/walk" -o "$TMP/walk_out"
+contains "$TMP/err" "1 done, 0 failed, 2 skipped" "hidden file and FIFO counted as skipped"
+lacks "$TMP/err" "pipe.png" "no names without -v"
+expect 0 "the same with -v" timeout 120 "$BIN" colorize -v --steps 1 -w "$W/colorize.safetensors" "$TMP/walk" -o "$TMP/walk_out2"
+contains "$TMP/err" ".hidden.png: skipped: a hidden file" "-v names the hidden file"
+contains "$TMP/err" "pipe.png: skipped: not a regular file" "-v names the FIFO"
+absent "$TMP/walk_out2/.hidden.png" "the hidden file is not restored"
+
 finish test_cli_protect

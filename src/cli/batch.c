@@ -143,6 +143,22 @@ static int add_item(batch_list *b, const char *path, const char *rel, const char
     return 0;
 }
 
+static int add_ignored(batch_list *b, const char *path, const char *reason) {
+    if (b->n_ignored == b->cap_ignored) {
+        int cap = b->cap_ignored ? b->cap_ignored * 2 : 16;
+        char **v = realloc(b->ignored, (size_t)cap * sizeof *v);
+        if (!v) return -1;
+        b->ignored = v;
+        b->cap_ignored = cap;
+    }
+    const size_t n = strlen(path) + strlen(reason) + 3;
+    char *e = malloc(n);
+    if (!e) return -1;
+    snprintf(e, n, "%s: %s", path, reason);
+    b->ignored[b->n_ignored++] = e;
+    return 0;
+}
+
 int batch_add_id(batch_list *b, dev_t dev, ino_t ino) {
     if (b->n_ids == b->cap_ids) {
         int cap = b->cap_ids ? b->cap_ids * 2 : 64;
@@ -197,7 +213,14 @@ static int walk(batch_list *b, const char *dir, const char *rel, int recursive, 
     int rc = 0;
     struct dirent *e;
     while (rc == 0 && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue; /* hidden, . and .. */
+        if (e->d_name[0] == '.') { /* hidden, . and .. */
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && path_has_image_ext(e->d_name)) {
+                char *hp = path_join(dir, e->d_name);
+                rc = hp ? add_ignored(b, hp, "skipped: a hidden file") : -1;
+                free(hp);
+            }
+            continue;
+        }
         char *path = path_join(dir, e->d_name);
         char *r = rel[0] ? path_join(rel, e->d_name) : strdup(e->d_name);
         if (!path || !r) {
@@ -227,6 +250,8 @@ static int walk(batch_list *b, const char *dir, const char *rel, int recursive, 
                     rc = add_item(b, path, r, NULL);
                     if (rc == 0) rc = batch_add_id(b, st.st_dev, st.st_ino);
                 }
+            } else {
+                rc = add_ignored(b, path, "skipped: not a regular file (a FIFO, socket or device)");
             }
         }
         free(path);
@@ -285,6 +310,8 @@ void batch_free(batch_list *b) {
         free(b->items[i].error);
     }
     free(b->items);
+    for (int i = 0; i < b->n_ignored; i++) free(b->ignored[i]);
+    free(b->ignored);
     free(b->ids);
     memset(b, 0, sizeof *b);
 }

@@ -31,6 +31,7 @@ typedef struct {
     const char *weights; /* -w */
     int threads;         /* -t, 0 = all cores */
     int quiet;           /* -q */
+    int verbose;         /* -v: also what was passed over, and why */
     int overwrite;
     long long max_pixels;
     int quality;
@@ -45,18 +46,20 @@ int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd);
         {"weights", required_argument, 0, 'w'},                    \
         {"threads", required_argument, 0, 't'},                    \
         {"quiet", no_argument, 0, 'q'},                            \
+        {"verbose", no_argument, 0, 'v'},                          \
         {"overwrite", no_argument, 0, OPT_OVERWRITE},              \
         {"max-pixels", required_argument, 0, OPT_MAX_PIXELS},      \
         {"quality", required_argument, 0, OPT_QUALITY},            \
         {"version", no_argument, 0, OPT_VERSION},                  \
         {"help", no_argument, 0, 'h'}
-#define CLI_COMMON_SHORTOPTS "o:w:t:qh"
+#define CLI_COMMON_SHORTOPTS "o:w:t:qvh"
 #define CLI_COMMON_HELP                                                                 \
     "Common options:\n"                                                                 \
     "  -o, --output PATH     output file (or directory for several inputs)\n"          \
     "  -w, --weights FILE    weights (.safetensors); default: the shipped ones\n"      \
     "  -t, --threads N       threads (default: all cores)\n"                           \
     "  -q, --quiet           no progress output\n"                                     \
+    "  -v, --verbose         also name what a folder walk passed over, and why\n"     \
     "      --overwrite       replace an existing output (never an input)\n"            \
     "      --max-pixels N    refuse larger images (default 64000000)\n"                \
     "      --quality Q       JPEG quality 1..100 (default 92)\n"                       \

@@ -1036,6 +1036,10 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
         goto end;
     }
     batch_sort(&x.b);
+    /* hidden image files and FIFOs in the folders: counted as skipped, named under -v */
+    x.skipped += x.b.n_ignored;
+    if (o.c.verbose)
+        for (int i = 0; i < x.b.n_ignored; i++) cli_eprintf("diffrestore: %s\n", x.b.ignored[i]);
     if (x.b.n == 0) {
         cli_eprintf("diffrestore: no PNG or JPEG files in %s%s\n", n_inputs == 1 ? inputs[0] : "the inputs",
                 x.b.subdirs ? " (it has subdirectories: use -r to include them)" : "");

@@ -93,6 +93,7 @@ int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd) 
     case 'o': c->output = arg; return 1;
     case 'w': c->weights = arg; return 1;
     case 'q': c->quiet = 1; return 1;
+    case 'v': c->verbose = 1; return 1;
     case OPT_OVERWRITE: c->overwrite = 1; return 1;
     case 't':
         if (!cli_parse_int(arg, 0, 1024, &v)) return cli_usage_error(cmd, "--threads needs a number 0..1024, got '%s'", arg), -1;
