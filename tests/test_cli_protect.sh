@@ -199,4 +199,16 @@ contains "$TMP/err" ".hidden.png: skipped: a hidden file" "-v names the hidden f
 contains "$TMP/err" "pipe.png: skipped: not a regular file" "-v names the FIFO"
 absent "$TMP/walk_out2/.hidden.png" "the hidden file is not restored"
 
+# ---- one walking rule for every command: directory links are followed,
+# loops are not (train's data walk is tested above)
+mkdir -p "$TMP/lw/real" "$TMP/elsewhere"
+cp "$TMP/in/a.png" "$TMP/lw/real/r.png"
+cp "$TMP/in/a.png" "$TMP/elsewhere/e.png"
+ln -s "$TMP/elsewhere" "$TMP/lw/linked"
+ln -s .. "$TMP/lw/real/up"
+expect 0 "restore -r through a directory link and past a loop" timeout 120 "$BIN" colorize --steps 1 -w "$W/colorize.safetensors" -r "$TMP/lw" -o "$TMP/lw_out"
+exists "$TMP/lw_out/linked/e.png" "a linked directory is walked"
+exists "$TMP/lw_out/real/r.png" "the real directory is walked"
+contains "$TMP/err" "2 done, 0 failed" "each photo once, the loop not followed"
+
 finish test_cli_protect

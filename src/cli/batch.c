@@ -203,7 +203,16 @@ static int skipped_dir(const struct stat *st, const file_id *skip, int n_skip) {
     return 0;
 }
 
-static int walk(batch_list *b, const char *dir, const char *rel, int recursive, const file_id *skip, int n_skip) {
+/* The directories from the walked input down to the current one: a link to
+ * one of them is a loop, not followed (the same rule as the training data's
+ * walk: links are followed, loops are not). */
+typedef struct {
+    file_id d[64];
+    int n;
+} dir_chain;
+
+static int walk(batch_list *b, const char *dir, const char *rel, int recursive, const file_id *skip, int n_skip,
+                dir_chain *chain) {
     DIR *d = opendir(dir);
     if (!d) {
         char msg[512];
@@ -238,10 +247,19 @@ static int walk(batch_list *b, const char *dir, const char *rel, int recursive, 
         } else {
             if (!S_ISLNK(lst.st_mode)) st = lst;
             if (S_ISDIR(st.st_mode)) {
-                if (S_ISLNK(lst.st_mode) || skipped_dir(&st, skip, n_skip)) {
-                    /* never through links (no loops); never into the output dirs */
+                int loop = 0;
+                for (int i = 0; i < chain->n && !loop; i++)
+                    loop = chain->d[i].dev == st.st_dev && chain->d[i].ino == st.st_ino;
+                if (loop || skipped_dir(&st, skip, n_skip)) {
+                    /* a link back up (walked already); never into the output dirs */
                 } else if (recursive) {
-                    rc = walk(b, path, r, recursive, skip, n_skip);
+                    if (chain->n == 64) {
+                        rc = add_item(b, path, r, "directories nested too deep (more than 64)");
+                    } else {
+                        chain->d[chain->n++] = (file_id){st.st_dev, st.st_ino};
+                        rc = walk(b, path, r, recursive, skip, n_skip, chain);
+                        chain->n--;
+                    }
                 } else {
                     b->subdirs = 1;
                 }
@@ -281,7 +299,9 @@ int batch_collect(batch_list *b, char *const *inputs, int n_inputs, int recursiv
         }
         if (S_ISDIR(st.st_mode)) {
             b->any_dir = 1;
-            if (walk(b, in, "", recursive, skip, n_skip) != 0) return -1;
+            dir_chain chain = {.n = 1};
+            chain.d[0] = (file_id){st.st_dev, st.st_ino};
+            if (walk(b, in, "", recursive, skip, n_skip, &chain) != 0) return -1;
         } else {
             if (add_item(b, in, base_name(in), S_ISREG(st.st_mode) ? NULL : "not a regular file") != 0) return -1;
             if (batch_add_id(b, st.st_dev, st.st_ino) != 0) return -1;

@@ -34,7 +34,8 @@ typedef struct {
 /* Add every input: a file as is (whatever its name: the decoder checks the
  * bytes), a directory's PNG/JPEG files (by extension, or by magic bytes for
  * other names; hidden entries skipped; subdirectories only when recursive,
- * never through symbolic links, and never the directories in skip[]).
+ * through symbolic links but never around a loop, and never the directories
+ * in skip[]).
  * A file named .png/.jpg/.jpeg that is not an image is kept: it fails later
  * with a clear message. Returns 0, or -1 when out of memory. */
 int batch_collect(batch_list *b, char *const *inputs, int n_inputs, int recursive, const file_id *skip, int n_skip);
