@@ -211,4 +211,12 @@ exists "$TMP/lw_out/linked/e.png" "a linked directory is walked"
 exists "$TMP/lw_out/real/r.png" "the real directory is walked"
 contains "$TMP/err" "2 done, 0 failed" "each photo once, the loop not followed"
 
+# ---- export with a working size for restore (colorize only)
+expect 0 "export --render-size" "$BIN" train -q --resume "$TMP/ok.ckpt" --export "$TMP/ok_r.safetensors" --render-size 256
+"$BIN" info "$TMP/ok_r.safetensors" >"$TMP/info_r" 2>&1
+contains "$TMP/info_r" "render_size = 256" "the working size is in the weights"
+"$BIN" train -q --mode inpaint --config base=8,mult=1,2,res=1,attn=,groups=2 --data "$TMP/in" --steps 1 --batch 1 --patch 16 --out "$TMP/inp.ckpt" >/dev/null 2>&1
+expect 2 "export --render-size of an inpaint model" "$BIN" train -q --resume "$TMP/inp.ckpt" --export "$TMP/inp.safetensors" --render-size 256
+absent "$TMP/inp.safetensors" "nothing exported when refused"
+
 finish test_cli_protect

@@ -49,7 +49,9 @@ static const char *HELP =
     "      --holes A-B          inpaint hole fraction (default 0.05-0.5)\n"
     "      --render-size R      colorize: crops from the photo as if downscaled to a\n"
     "                           long side of R (x0.8-1.25 jitter), the working\n"
-    "                           resolution restore then uses (default 0: full size)\n"
+    "                           resolution restore then uses (default 0: full size);\n"
+    "                           with --resume CKPT --export W only: the working\n"
+    "                           size written into W for restore\n"
     "      --seed S             random seed (default 1)\n"
     "      --checkpoint-every N (default 250)\n"
     "      --val-every N        (default 500)\n"
@@ -146,7 +148,7 @@ int cmd_train(int argc, char **argv) {
     dr_train_options_init(&o);
     cli_common c;
     cli_common_init(&c);
-    int steps_given = 0, validate = 0, opt;
+    int steps_given = 0, validate = 0, render_given = 0, opt;
     long long v;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "m:" CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
@@ -252,6 +254,7 @@ int cmd_train(int argc, char **argv) {
                 return cli_usage_error(C, "--render-size needs 0 or %d..%d, got '%s'", DR_RENDER_SIZE_MIN,
                                        DR_RENDER_SIZE_MAX, optarg);
             o.render_size = (int)v;
+            render_given = 1;
             break;
         case O_HOLES:
             if (!parse_range(optarg, &o.hole_min, &o.hole_max) || o.hole_max > 0.95f)
@@ -282,9 +285,41 @@ int cmd_train(int argc, char **argv) {
     }
     /* export only: --resume CKPT --export FILE, no --steps */
     if (o.resume_path && o.export_path && !steps_given && !o.data_dir) {
+        if (render_given) { /* checked before anything is written */
+            dr_tensor_file ck;
+            if (dr_tensor_file_read(o.resume_path, &ck) != DR_OK) {
+                cli_report_error(NULL);
+                return EXIT_FAILED;
+            }
+            const char *m = dr_tensor_file_meta(&ck, "mode");
+            char mode[32];
+            snprintf(mode, sizeof mode, "%s", m ? m : "this one");
+            dr_tensor_file_free(&ck);
+            if (strcmp(mode, "colorize") != 0)
+                return cli_usage_error(C, "--render-size is only for colorize models, not %s", mode);
+        }
         if (dr_train_export(o.resume_path, o.export_path, 1) != DR_OK) {
             cli_report_error(NULL);
             return EXIT_FAILED;
+        }
+        if (render_given) {
+            /* the working size restore uses by default, written into the
+             * weights (a model trained on full-size crops can still colour
+             * at a working size: docs/TUNING.md) */
+            dr_tensor_file tf;
+            char rs[32];
+            snprintf(rs, sizeof rs, "%d", o.render_size);
+            int rc = dr_tensor_file_read(o.export_path, &tf);
+            if (rc == DR_OK) {
+                if ((rc = dr_tensor_file_set_meta(&tf, "render_size", rs)) == DR_OK)
+                    rc = dr_tensor_file_write(o.export_path, &tf, 1);
+                dr_tensor_file_free(&tf);
+            }
+            if (rc != DR_OK) {
+                cli_report_error(NULL);
+                remove(o.export_path); /* no output without the working size asked for */
+                return EXIT_FAILED;
+            }
         }
         if (!c.quiet) cli_eprintf("wrote %s\n", o.export_path);
         return EXIT_DONE;
