@@ -536,6 +536,76 @@ static void test_mask_sizes(void) {
     CHECK(ip_random_mask(&rng, m, 4, 4, NAN, 0.2) < 0, "NaN rejected");
 }
 
+/* train --masks damage: the area distribution over many seeds (histogram of
+ * the hole fraction in 9 bins of 0.05 over [0.05, 0.5]), every kind of
+ * damage present, binary masks, determinism per seed, the range respected. */
+static void test_damage_mask(void) {
+    const int sizes[2] = {64, 128}, seeds[2] = {600, 150};
+    for (int s = 0; s < 2; s++) {
+        const int n = sizes[s], N = seeds[s];
+        float *m = malloc((size_t)n * n * sizeof(float)), *m2 = malloc((size_t)n * n * sizeof(float));
+        int hist[9] = {0}, in_range = 0, binary = 1, agree = 1, same = 1, kind_count[4] = {0};
+        unsigned all = 0;
+        double sum = 0;
+        for (int seed = 0; seed < N; seed++) {
+            dr_rng rng, rng2;
+            dr_rng_seed(&rng, (uint64_t)seed + 77);
+            rng2 = rng;
+            unsigned kinds = 0, kinds2 = 0;
+            const double f = ip_damage_mask(&rng, m, n, n, 0.05, 0.5, &kinds);
+            const double f2 = ip_damage_mask(&rng2, m2, n, n, 0.05, 0.5, &kinds2);
+            same &= f == f2 && kinds == kinds2 && memcmp(m, m2, (size_t)n * n * sizeof(float)) == 0;
+            size_t cnt = 0;
+            for (size_t i = 0; i < (size_t)n * n; i++) {
+                binary &= m[i] == 0.0f || m[i] == 1.0f;
+                cnt += m[i] == 1.0f;
+            }
+            agree &= fabs((double)cnt / ((double)n * n) - f) < 1e-12;
+            in_range += f >= 0.05 && f <= 0.5;
+            int bin = (int)((f - 0.05) / 0.05);
+            hist[bin < 0 ? 0 : bin > 8 ? 8 : bin]++;
+            sum += f;
+            all |= kinds;
+            for (int k = 0; k < 4; k++) kind_count[k] += (kinds >> k) & 1;
+        }
+        printf("  damage masks %dx%d, %d seeds: mean %.3f, hist", n, n, N, sum / N);
+        for (int b = 0; b < 9; b++) printf(" %d", hist[b]);
+        printf("; kinds scratch %d blotch %d brush %d box %d\n", kind_count[0], kind_count[1], kind_count[2],
+               kind_count[3]);
+        CHECK(in_range == N, "%dx%d: %d of %d in [0.05, 0.5]", n, n, in_range, N);
+        CHECK(binary, "damage mask values are 0 or 1");
+        CHECK(agree, "returned fraction matches the mask");
+        CHECK(same, "same seed, same damage mask and kinds");
+        CHECK(all == 15u, "all four kinds appear (bits %x)", all);
+        /* the target is uniform over the range and pieces overshoot it a
+         * little: every bin holds between 0.4x and 2x the uniform share */
+        for (int b = 0; b < 9; b++)
+            CHECK(hist[b] >= 0.4 * N / 9 && hist[b] <= 2.0 * N / 9, "%dx%d: bin %d has %d of %d", n, n, b,
+                  hist[b], N);
+        CHECK(sum / N > 0.24 && sum / N < 0.34, "mean fraction %.3f near the range's middle", sum / N);
+        for (int k = 0; k < 4; k++)
+            CHECK(kind_count[k] >= N / 10, "kind %d in %d of %d masks (>= 10%%)", k, kind_count[k], N);
+        free(m), free(m2);
+    }
+    /* the --holes range bounds the damage too, narrow ranges included */
+    float m[64 * 64];
+    dr_rng rng;
+    dr_rng_seed(&rng, 3);
+    int ok = 1;
+    for (int i = 0; i < 30; i++) {
+        const double f = ip_damage_mask(&rng, m, 64, 64, 0.2, 0.21, NULL);
+        ok &= f >= 0.2 && f <= 0.21;
+    }
+    CHECK(ok, "damage: narrow range [0.2, 0.21] is reached");
+    dr_rng_seed(&rng, 4);
+    int ok2 = 1;
+    for (int i = 0; i < 30; i++) ok2 &= ip_damage_mask(&rng, m, 64, 64, 0.1, 0.3, NULL) >= 0.1;
+    CHECK(ok2, "damage: range 0.1-0.3 respected");
+    unsigned k = 99;
+    CHECK(ip_damage_mask(&rng, m, 4, 4, 0.5, 0.2, &k) < 0 && k == 0, "damage: min > max rejected");
+    CHECK(ip_damage_mask(&rng, m, 0, 4, 0.1, 0.2, NULL) < 0, "damage: zero height rejected");
+}
+
 /* ------------------------------------------------------------ guided upsampling */
 
 static void test_render_dims(void) {
@@ -643,6 +713,7 @@ int main(void) {
     test_mask_fractions();
     test_mask_deterministic();
     test_mask_sizes();
+    test_damage_mask();
     test_render_dims();
     test_guided_vs_reference();
     test_guided_properties();

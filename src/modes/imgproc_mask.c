@@ -179,3 +179,175 @@ double ip_random_mask(dr_rng *rng, float *m, int H, int W, double min_frac, doub
     }
     return (double)cv.count / (double)npix;
 }
+
+/* ---- the "damage" generator (train --masks damage, issue 14 lever 4b) ----
+ *
+ * Masks shaped like the damage of old photos, four kinds of pieces:
+ *   scratches and cracks  polylines 1..4 px wide (absolute, not relative:
+ *                         real scratches are thin at any size), long and
+ *                         nearly straight (scratch) or jagged (crack), each
+ *                         vertex possibly starting a shorter branch;
+ *   blotches and stains   irregular blobs: a star-shaped region whose radius
+ *                         is R (1 + sum of 3 random harmonics of amplitude
+ *                         <= 0.45 in total), R 4..20% of min(H, W);
+ *   brush strokes         the legacy generator's thick random walks;
+ *   boxes                 the legacy generator's filled boxes.
+ * Each mask draws a dominant kind (scratch 30%, blotch 30%, brush 25%,
+ * box 15%); each piece is the dominant kind with probability 0.6, else any
+ * kind uniformly, so masks are mostly one kind of damage with some mixing.
+ * The area follows the same rule as ip_random_mask: a target drawn
+ * uniformly in [min_frac, max_frac], pieces added until it is reached, a
+ * piece that would exceed max_frac refused, retries with smaller pieces. */
+
+#define DMG_SCRATCH 0
+#define DMG_BLOTCH 1
+#define DMG_BRUSH 2
+#define DMG_BOX 3
+
+/* Count (and paint) the pixels of a blob not yet holes. */
+static int64_t blob_op(canvas *cv, double cx, double cy, double R, const double *amp, const double *ph, int paint) {
+    const double rmax = R * 1.45 + 1.0;
+    const int x0 = clampi((int)floor(cx - rmax), 0, cv->W), x1 = clampi((int)ceil(cx + rmax), 0, cv->W);
+    const int y0 = clampi((int)floor(cy - rmax), 0, cv->H), y1 = clampi((int)ceil(cy + rmax), 0, cv->H);
+    int64_t n = 0;
+    for (int y = y0; y < y1; y++) {
+        float *row = cv->m + (size_t)y * cv->W;
+        for (int x = x0; x < x1; x++) {
+            if (row[x] != 0.0f) continue;
+            const double dx = x + 0.5 - cx, dy = y + 0.5 - cy;
+            const double th = atan2(dy, dx);
+            double r = 1.0;
+            for (int k = 0; k < 3; k++) r += amp[k] * sin((k + 2) * th + ph[k]);
+            r *= R;
+            if (r < 0.75) r = 0.75;
+            if (dx * dx + dy * dy <= r * r) {
+                n++;
+                if (paint) row[x] = 1.0f;
+            }
+        }
+    }
+    return n;
+}
+
+static int draw_blotch(canvas *cv, dr_rng *rng, double size_scale) {
+    const double S = cv->H < cv->W ? cv->H : cv->W;
+    const double R = S * (0.04 + 0.16 * dr_rng_uniform(rng)) * size_scale;
+    const double cx = dr_rng_uniform(rng) * cv->W, cy = dr_rng_uniform(rng) * cv->H;
+    double amp[3], ph[3], total = 0.0;
+    for (int k = 0; k < 3; k++) {
+        amp[k] = dr_rng_uniform(rng);
+        ph[k] = 2.0 * k_pi * dr_rng_uniform(rng);
+        total += amp[k];
+    }
+    const double a = 0.45 * dr_rng_uniform(rng) / (total > 0.0 ? total : 1.0);
+    for (int k = 0; k < 3; k++) amp[k] *= a;
+    const int64_t n = blob_op(cv, cx, cy, R < 0.75 ? 0.75 : R, amp, ph, 0);
+    if (cv->count + n > cv->max_count) return 1;
+    blob_op(cv, cx, cy, R < 0.75 ? 0.75 : R, amp, ph, 1);
+    cv->count += n;
+    return 0;
+}
+
+/* One polyline from (x, y) at angle ang; `depth` > 0 allows branches. */
+static int draw_polyline(canvas *cv, dr_rng *rng, double x, double y, double ang, double rad, double len_total,
+                         double turn, int depth, int64_t target) {
+    const int nseg = 3 + (int)dr_rng_below(rng, 6);
+    const double seg = len_total / nseg;
+    for (int s = 0; s < nseg && cv->count < target; s++) {
+        ang += (dr_rng_uniform(rng) - 0.5) * turn;
+        const double len = seg * (0.6 + 0.8 * dr_rng_uniform(rng));
+        const double nx = x + len * cos(ang), ny = y + len * sin(ang);
+        const int64_t n = capsule_op(cv, x, y, nx, ny, rad, 0);
+        if (cv->count + n > cv->max_count) return s == 0;
+        capsule_op(cv, x, y, nx, ny, rad, 1);
+        cv->count += n;
+        x = nx, y = ny;
+        if (x < -rad || y < -rad || x > cv->W + rad || y > cv->H + rad) break; /* left the image */
+        if (depth > 0 && dr_rng_uniform(rng) < 0.25) {
+            const double side = dr_rng_uniform(rng) < 0.5 ? -1.0 : 1.0;
+            draw_polyline(cv, rng, x, y, ang + side * (0.3 + 0.6 * dr_rng_uniform(rng)) * k_pi / 2,
+                          rad > 0.75 ? rad * 0.75 : rad, len_total * (0.2 + 0.3 * dr_rng_uniform(rng)), turn,
+                          depth - 1, target);
+        }
+    }
+    return 0;
+}
+
+static int draw_scratch(canvas *cv, dr_rng *rng, int64_t target) {
+    const double S = cv->H < cv->W ? cv->H : cv->W;
+    const int width = 1 + (int)dr_rng_below(rng, 4);          /* 1..4 px */
+    const double rad = 0.5 * width < 0.5 ? 0.5 : 0.5 * width; /* centres within w/2: w px across */
+    const int crack = dr_rng_uniform(rng) < 0.5;
+    const double len = S * (crack ? 0.3 + 0.6 * dr_rng_uniform(rng) : 0.5 + 1.0 * dr_rng_uniform(rng));
+    const double x = dr_rng_uniform(rng) * cv->W, y = dr_rng_uniform(rng) * cv->H;
+    const double ang = 2.0 * k_pi * dr_rng_uniform(rng);
+    return draw_polyline(cv, rng, x, y, ang, rad, len, crack ? 0.9 * k_pi : 0.12 * k_pi, crack ? 2 : 1, target);
+}
+
+static int pick_kind(dr_rng *rng) {
+    const double u = dr_rng_uniform(rng);
+    return u < 0.30 ? DMG_SCRATCH : u < 0.60 ? DMG_BLOTCH : u < 0.85 ? DMG_BRUSH : DMG_BOX;
+}
+
+static void damage_attempt(canvas *cv, dr_rng *rng, int64_t min_count, double min_frac, double max_frac,
+                           double size_scale, unsigned *kinds) {
+    const int64_t npix = (int64_t)cv->H * cv->W;
+    memset(cv->m, 0, (size_t)npix * sizeof(float));
+    cv->count = 0;
+    *kinds = 0;
+    const double tf = min_frac + (max_frac - min_frac) * dr_rng_uniform(rng);
+    int64_t target = (int64_t)ceil(tf * (double)npix);
+    if (target < min_count) target = min_count;
+    if (target > cv->max_count) target = cv->max_count;
+    const int dominant = pick_kind(rng);
+    int rejects = 0;
+    for (int shape = 0; shape < MASK_MAX_SHAPES && cv->count < target && rejects < MASK_MAX_REJECTS; shape++) {
+        const int kind = dr_rng_uniform(rng) < 0.6 ? dominant : (int)dr_rng_below(rng, 4);
+        const int64_t before = cv->count;
+        int refused;
+        switch (kind) {
+        case DMG_SCRATCH: refused = draw_scratch(cv, rng, target); break;
+        case DMG_BLOTCH: refused = draw_blotch(cv, rng, size_scale); break;
+        case DMG_BRUSH: refused = draw_stroke(cv, rng, size_scale, target); break;
+        default: refused = draw_box(cv, rng, size_scale); break;
+        }
+        if (cv->count > before) *kinds |= 1u << kind;
+        rejects = refused ? rejects + 1 : 0;
+    }
+}
+
+double ip_damage_mask(dr_rng *rng, float *m, int H, int W, double min_frac, double max_frac, unsigned *kinds) {
+    unsigned k_dummy;
+    if (!kinds) kinds = &k_dummy;
+    *kinds = 0;
+    if (!rng || !m || H < 1 || W < 1 || !(min_frac <= max_frac)) return -1.0;
+    if (min_frac < 0.0) min_frac = 0.0;
+    if (max_frac > 1.0) max_frac = 1.0;
+    if (!(min_frac <= max_frac)) return -1.0;
+    const int64_t npix = (int64_t)H * W;
+    canvas cv = {m, H, W, 0, (int64_t)floor(max_frac * (double)npix)};
+    int64_t min_count = (int64_t)ceil(min_frac * (double)npix);
+    if (min_count < 1) min_count = 1;
+    if (cv.max_count < 1) {
+        memset(m, 0, (size_t)npix * sizeof(float));
+        return 0.0;
+    }
+    int best = -1;
+    int64_t best_count = -1;
+    dr_rng starts[MASK_ATTEMPTS];
+    double scales[MASK_ATTEMPTS];
+    for (int a = 0; a < MASK_ATTEMPTS; a++) {
+        starts[a] = *rng;
+        scales[a] = a == 0 ? 1.0 : scales[a - 1] * 0.7;
+        damage_attempt(&cv, rng, min_count, min_frac, max_frac, scales[a], kinds);
+        if (cv.count >= min_count) return (double)cv.count / (double)npix;
+        if (cv.count > best_count) best = a, best_count = cv.count;
+    }
+    if (best != MASK_ATTEMPTS - 1) { /* as ip_random_mask: redraw the fullest attempt */
+        const dr_rng after = *rng;
+        *rng = starts[best];
+        damage_attempt(&cv, rng, min_count, min_frac, max_frac, scales[best], kinds);
+        *rng = after;
+    }
+    return (double)cv.count / (double)npix;
+}
