@@ -379,6 +379,8 @@ typedef struct {
 
 typedef enum { DR_LOSS_UNIFORM = 0, DR_LOSS_MIN_SNR = 1 } dr_loss_weight;
 typedef enum { DR_T_UNIFORM = 0, DR_T_LOGNORMAL = 1 } dr_t_sampling;
+typedef enum { DR_MASKS_LEGACY = 0, DR_MASKS_DAMAGE = 1 } dr_train_masks;
+typedef enum { DR_SCALE_DIST_UNIFORM = 0, DR_SCALE_DIST_HIGH = 1 } dr_scale_dist;
 
 typedef struct {
     dr_mode mode;
@@ -400,6 +402,14 @@ typedef struct {
     float target_scale;      /* 0: measure from the data (std of the target -> ~0.5) */
     float scale_min, scale_max; /* superres factors */
     float hole_min, hole_max;   /* inpaint hole fraction */
+    /* inpaint training masks: legacy (brush strokes and boxes) or damage
+     * (scratches, cracks, blotches, strokes, boxes; docs/TRAINING.md), both
+     * within hole_min..hole_max. Validation always uses legacy masks. */
+    dr_train_masks masks;
+    /* superres training scales: uniform over scale_min..scale_max, or high:
+     * density rising linearly to 3x at scale_max (docs/TRAINING.md).
+     * Validation always draws uniformly. */
+    dr_scale_dist scale_dist;
     int render_size;         /* colorize: > 0 crops come from the photo as if downscaled so that
                               * its long side is render_size (times a random zoom in 0.8..1.25,
                               * never upscaled); stored in the checkpoint and as the exported

@@ -14,6 +14,7 @@
 #include "testutil.h"
 #include "common/fileio.h"
 #include "modes/imgproc.h"
+#include "modes/modes.h"
 #include "train/checkpoint.h"
 #include "train/weighting.h"
 #include "train/dataset.h"
@@ -134,13 +135,17 @@ static void test_resume_exact(void) {
         if (mode == DR_MODE_INPAINT) { /* the recipe options shape the stream too */
             o.loss_weight = DR_LOSS_MIN_SNR;
             o.t_sampling = DR_T_LOGNORMAL;
+            o.masks = DR_MASKS_DAMAGE;
         }
+        if (mode == DR_MODE_SUPERRES) o.scale_dist = DR_SCALE_DIST_HIGH;
         CHECK(dr_train(&o) == DR_OK, "straight run: %s", dr_last_error());
         dr_train_options p = base_options((dr_mode)mode, b);
         p.steps = 5;
         p.target_scale = 2.0f;
         p.loss_weight = o.loss_weight;
         p.t_sampling = o.t_sampling;
+        p.masks = o.masks; /* the resumed half (q) gets them from the checkpoint only */
+        p.scale_dist = o.scale_dist;
         CHECK(dr_train(&p) == DR_OK, "first half: %s", dr_last_error());
         dr_train_options q = base_options((dr_mode)mode, b);
         q.resume_path = b;
@@ -154,6 +159,8 @@ static void test_resume_exact(void) {
         }
         const size_t n = s1.L.n_floats * sizeof(float);
         CHECK(s1.step == 12 && s2.step == 12, "steps %d %d", s1.step, s2.step);
+        CHECK(s2.opt.masks == o.masks && s2.opt.scale_dist == o.scale_dist, "%s: masks %d scale_dist %d kept",
+              dr_mode_name((dr_mode)mode), (int)s2.opt.masks, (int)s2.opt.scale_dist);
         CHECK(memcmp(s1.params, s2.params, n) == 0, "%s: resumed params differ", dr_mode_name((dr_mode)mode));
         CHECK(memcmp(s1.ema, s2.ema, n) == 0, "%s: resumed EMA differs", dr_mode_name((dr_mode)mode));
         CHECK(memcmp(s1.adam_m, s2.adam_m, n) == 0 && memcmp(s1.adam_v, s2.adam_v, n) == 0,
@@ -536,6 +543,126 @@ static void test_budget_and_recipe_options(void) {
           dr_last_error());
 }
 
+/* ---- --masks and --scale-dist (issue 14 levers 4b and 5) */
+
+/* The drawn superres factors follow the documented laws: mean and a
+ * 10-bin histogram, tolerances 5 standard errors of the sample size. */
+static void test_scale_dist(void) {
+    const int N = 200000;
+    for (int d = 0; d < 2; d++) {
+        mode_train_options mo;
+        mode_train_options_init(&mo);
+        mo.scale_min = 2.0f;
+        mo.scale_max = 4.0f;
+        mo.scale_dist = d ? DR_SCALE_DIST_HIGH : DR_SCALE_DIST_UNIFORM;
+        dr_rng rng;
+        dr_rng_seed(&rng, 12345);
+        int hist[10] = {0}, in_range = 1;
+        double sum = 0;
+        for (int i = 0; i < N; i++) {
+            const double s = mode_draw_scale(&mo, &rng);
+            in_range &= s >= 2.0 && s <= 4.0;
+            const double x = (s - 2.0) / 2.0;
+            sum += x;
+            hist[x >= 1.0 ? 9 : (int)(x * 10)]++;
+        }
+        /* x = (s - A) / (B - A): uniform mean 1/2 var 1/12; high density
+         * (1 + 2x) / 2, CDF (x + x^2) / 2, mean 7/12 var 11/144 */
+        const double mean = d ? 7.0 / 12 : 0.5, var = d ? 11.0 / 144 : 1.0 / 12;
+        const double got = sum / N, tol = 5 * sqrt(var / N);
+        printf("  scale-dist %s: mean x %.5f (law %.5f +- %.5f), hist", d ? "high" : "uniform", got, mean, tol);
+        for (int b = 0; b < 10; b++) printf(" %d", hist[b]);
+        printf("\n");
+        CHECK(in_range, "factors within 2..4");
+        CHECK(fabs(got - mean) < tol, "%s: mean %.5f, law %.5f +- %.5f", d ? "high" : "uniform", got, mean, tol);
+        for (int b = 0; b < 10; b++) {
+            const double a = b / 10.0, c = (b + 1) / 10.0;
+            const double p = d ? 0.5 * (c + c * c) - 0.5 * (a + a * a) : 0.1;
+            const double want = p * N, sd = sqrt(N * p * (1 - p));
+            CHECK(fabs(hist[b] - want) < 5 * sd, "%s: bin %d has %d, law %.0f +- %.0f", d ? "high" : "uniform", b,
+                  hist[b], want, 5 * sd);
+        }
+    }
+    /* high puts 62.5% of the crops in the top half of the range (uniform 50%) */
+    mode_train_options mo;
+    mode_train_options_init(&mo);
+    mo.scale_min = mo.scale_max = 3.0f;
+    mo.scale_dist = DR_SCALE_DIST_HIGH;
+    dr_rng rng;
+    dr_rng_seed(&rng, 1);
+    CHECK(mode_draw_scale(&mo, &rng) == 3.0, "A == B gives A");
+    /* the uniform law draws exactly what it drew before the option existed */
+    mode_train_options_init(&mo);
+    dr_rng r1, r2;
+    dr_rng_seed(&r1, 99);
+    dr_rng_seed(&r2, 99);
+    const double s1 = mode_draw_scale(&mo, &r1), s2 = 2.0 + 2.0 * dr_rng_uniform(&r2);
+    CHECK(s1 == s2, "uniform: %.17g == %.17g", s1, s2);
+}
+
+/* The checkpoint keys: absent (older checkpoints) loads as legacy/uniform, an
+ * unknown value is refused; validation ignores --masks (fixed legacy masks);
+ * the options are refused for the wrong mode. */
+static void test_masks_option(void) {
+    char out[1200], bad[1200];
+    path_in(out, sizeof out, "damage.ckpt");
+    path_in(bad, sizeof bad, "damage_bad.ckpt");
+    dr_train_options o = base_options(DR_MODE_INPAINT, out);
+    o.steps = 2;
+    o.masks = DR_MASKS_DAMAGE;
+    CHECK(dr_train(&o) == DR_OK, "damage run: %s", dr_last_error());
+    dr_tensor_file tf;
+    if (dr_tensor_file_read(out, &tf) != DR_OK) {
+        CHECK(0, "read %s", out);
+        return;
+    }
+    CHECK(dr_tensor_file_meta(&tf, "masks") && !strcmp(dr_tensor_file_meta(&tf, "masks"), "damage") &&
+              dr_tensor_file_meta(&tf, "scale_dist") && !strcmp(dr_tensor_file_meta(&tf, "scale_dist"), "uniform"),
+          "checkpoint keys masks=damage scale_dist=uniform");
+    /* validation of the damage-trained checkpoint ... */
+    dr_train_options v = base_options(DR_MODE_INPAINT, NULL);
+    v.resume_path = out;
+    v.val_dir = g_data;
+    double vl1 = NAN, vx1 = NAN, vl2 = NAN, vx2 = NAN;
+    CHECK(dr_train_validate(&v, &vl1, &vx1) == DR_OK, "validate: %s", dr_last_error());
+    /* ... equals that of the same state without the keys (an older checkpoint: legacy) */
+    for (int i = 0; i < tf.n_meta; i++)
+        if (!strcmp(tf.meta_keys[i], "masks") || !strcmp(tf.meta_keys[i], "scale_dist")) tf.meta_keys[i][0] = 'X';
+    CHECK(dr_tensor_file_meta(&tf, "masks") == NULL, "key removed");
+    CHECK(dr_tensor_file_write(bad, &tf, 0) == DR_OK, "write %s", bad);
+    train_state st;
+    if (load_state(bad, &st) == DR_OK) {
+        CHECK(st.opt.masks == DR_MASKS_LEGACY && st.opt.scale_dist == DR_SCALE_DIST_UNIFORM,
+              "no keys: legacy masks, uniform scales");
+        train_state_free(&st);
+    }
+    v.resume_path = bad;
+    CHECK(dr_train_validate(&v, &vl2, &vx2) == DR_OK, "validate legacy: %s", dr_last_error());
+    CHECK(vl1 == vl2 && vx1 == vx2, "val ignores --masks: %.9g %.9g vs %.9g %.9g", vl1, vx1, vl2, vx2);
+    /* unknown values are refused with the key's name */
+    CHECK(dr_tensor_file_set_meta(&tf, "masks", "cracks") == DR_OK, "set meta");
+    CHECK(dr_tensor_file_write(bad, &tf, 0) == DR_OK, "write %s", bad);
+    CHECK(checkpoint_load(&st, bad) == DR_ERR_FORMAT && strstr(dr_last_error(), "masks 'cracks'"),
+          "bogus masks: %s", dr_last_error());
+    CHECK(dr_tensor_file_set_meta(&tf, "masks", "legacy") == DR_OK, "set meta");
+    CHECK(dr_tensor_file_set_meta(&tf, "scale_dist", "low") == DR_OK, "set meta");
+    CHECK(dr_tensor_file_write(bad, &tf, 0) == DR_OK, "write %s", bad);
+    CHECK(checkpoint_load(&st, bad) == DR_ERR_FORMAT && strstr(dr_last_error(), "scale_dist 'low'"),
+          "bogus scale_dist: %s", dr_last_error());
+    dr_tensor_file_free(&tf);
+    /* the wrong mode */
+    dr_train_options w = base_options(DR_MODE_COLORIZE, bad);
+    w.steps = 1;
+    w.masks = DR_MASKS_DAMAGE;
+    CHECK(dr_train(&w) == DR_ERR_INVALID && strstr(dr_last_error(), "only for inpaint"), "colorize with damage: %s",
+          dr_last_error());
+    w = base_options(DR_MODE_INPAINT, bad);
+    w.steps = 1;
+    w.scale_dist = DR_SCALE_DIST_HIGH;
+    CHECK(dr_train(&w) == DR_ERR_INVALID && strstr(dr_last_error(), "only for superres"), "inpaint with high: %s",
+          dr_last_error());
+}
+
 /* ---- render_size crops */
 
 /* A w x h image whose R is x * sx, G is y * sy, B 128 (8-bit levels). */
@@ -757,6 +884,8 @@ int main(void) {
     test_remove_stale();
     test_min_snr_weight();
     test_budget_and_recipe_options();
+    test_scale_dist();
+    test_masks_option();
     test_render_crops();
     test_render_train();
     return test_summary("test_train");

@@ -22,6 +22,14 @@ void mode_train_options_init(mode_train_options *o) {
     o->scale_max = 4.0f;
     o->hole_min = 0.05f;
     o->hole_max = 0.5f;
+    o->masks = DR_MASKS_LEGACY;
+    o->scale_dist = DR_SCALE_DIST_UNIFORM;
+}
+
+double mode_draw_scale(const mode_train_options *o, dr_rng *rng) {
+    const double u = dr_rng_uniform(rng);
+    const double x = o->scale_dist == DR_SCALE_DIST_HIGH ? 0.5 * (sqrt(1.0 + 8.0 * u) - 1.0) : u;
+    return o->scale_min + (o->scale_max - o->scale_min) * x;
 }
 
 size_t mode_example_tmp(int P) {
@@ -53,7 +61,8 @@ int mode_make_example(dr_mode mode, const float *rgb, int P, const mode_train_op
         return DR_OK;
     }
     case DR_MODE_INPAINT: {
-        ip_random_mask(rng, gen, P, P, o->hole_min, o->hole_max); // gen = hole
+        if (o->masks == DR_MASKS_DAMAGE) ip_damage_mask(rng, gen, P, P, o->hole_min, o->hole_max, NULL);
+        else ip_random_mask(rng, gen, P, P, o->hole_min, o->hole_max); // gen = hole
         for (int c = 0; c < 3; c++)
             for (size_t i = 0; i < np; i++) {
                 target[c * np + i] = rgb[c * np + i];
@@ -63,7 +72,7 @@ int mode_make_example(dr_mode mode, const float *rgb, int P, const mode_train_op
         return DR_OK;
     }
     case DR_MODE_SUPERRES: {
-        double s = o->scale_min + (o->scale_max - o->scale_min) * dr_rng_uniform(rng);
+        double s = mode_draw_scale(o, rng);
         int lr = (int)lround(P / s);
         if (lr < 1) lr = 1;
         float *low = tmp;                                  // [3, lr, lr]

@@ -32,11 +32,21 @@ extern int restore_all_tiles;
 
 /* Options of the training degradations. */
 typedef struct {
-    float scale_min, scale_max;       /* superres: factor drawn uniformly per example */
+    float scale_min, scale_max;       /* superres: factor range (2 .. 4) */
     float hole_min, hole_max;         /* inpaint: hole fraction range (0.05 .. 0.5) */
+    dr_train_masks masks;             /* inpaint: ip_random_mask (legacy) or ip_damage_mask */
+    dr_scale_dist scale_dist;         /* superres: how the factor is drawn per example */
 } mode_train_options;
 
 void mode_train_options_init(mode_train_options *o);
+
+/* The superres factor of one example, from one uniform draw u of rng:
+ *   uniform: s = A + (B - A) u;
+ *   high:    density of x = (s - A) / (B - A) on [0, 1] is (1 + 2x) / 2
+ *            (3x as likely at B as at A), by inversion of its CDF
+ *            (x + x^2) / 2: x = (sqrt(1 + 8u) - 1) / 2. Mean x 7/12, var 11/144.
+ * A == B gives A. */
+double mode_draw_scale(const mode_train_options *o, dr_rng *rng);
 
 /* One training example from a clean RGB crop (unit values, planar [3, P, P]):
  * target [target_ch, P, P] (not yet multiplied by target_scale), cond

@@ -152,6 +152,8 @@ int checkpoint_save(const train_state *st, const char *path) {
     SET("t_sampling", "%s", o->t_sampling == DR_T_LOGNORMAL ? "lognormal" : "uniform");
     SET("t_mean", "%.9g", o->t_mean);
     SET("t_std", "%.9g", o->t_std);
+    SET("masks", "%s", o->masks == DR_MASKS_DAMAGE ? "damage" : "legacy");
+    SET("scale_dist", "%s", o->scale_dist == DR_SCALE_DIST_HIGH ? "high" : "uniform");
     SET("cpu_seconds", "%.17g", st->cpu_seconds);
 #undef SET
     if (rc == DR_OK) rc = dr_tensor_file_write(path, &tf, 0);
@@ -253,6 +255,19 @@ int checkpoint_load(train_state *st, const char *path) {
         }
         st->opt.loss_weight = lw && !strcmp(lw, "min_snr") ? DR_LOSS_MIN_SNR : DR_LOSS_UNIFORM;
         st->opt.t_sampling = ts && !strcmp(ts, "lognormal") ? DR_T_LOGNORMAL : DR_T_UNIFORM;
+        /* issue 14 lever 4b/5: absent in older checkpoints, which trained
+         * with the legacy masks and uniform scales */
+        const char *mk = dr_tensor_file_meta(&tf, "masks"), *sd = dr_tensor_file_meta(&tf, "scale_dist");
+        if (mk && strcmp(mk, "legacy") && strcmp(mk, "damage")) {
+            rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint masks '%s' is not legacy or damage", path, mk);
+            goto fail;
+        }
+        if (sd && strcmp(sd, "uniform") && strcmp(sd, "high")) {
+            rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint scale_dist '%s' is not uniform or high", path, sd);
+            goto fail;
+        }
+        st->opt.masks = mk && !strcmp(mk, "damage") ? DR_MASKS_DAMAGE : DR_MASKS_LEGACY;
+        st->opt.scale_dist = sd && !strcmp(sd, "high") ? DR_SCALE_DIST_HIGH : DR_SCALE_DIST_UNIFORM;
     }
     st->opt.scale_min = st->info.scale_min;
     st->opt.scale_max = st->info.scale_max;

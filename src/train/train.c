@@ -56,6 +56,8 @@ void dr_train_options_init(dr_train_options *o) {
     o->loss_weight = DR_LOSS_UNIFORM;
     o->snr_gamma = 5.0f;
     o->t_sampling = DR_T_UNIFORM;
+    o->masks = DR_MASKS_LEGACY;
+    o->scale_dist = DR_SCALE_DIST_UNIFORM;
     o->t_mean = 2.4f;
     o->t_std = 2.4f;
     o->val_seed = -1;
@@ -66,6 +68,7 @@ typedef struct {
     const train_state *st;
     mode_desc md;
     mode_train_options mo;
+    mode_train_options mo_val; /* validation: legacy masks, uniform scales, whatever the recipe */
     int B, P;
     size_t np;                 /* P * P */
     float *x_in;               /* [B, in, P, P]: x_t then cond */
@@ -101,6 +104,9 @@ static int batch_build(batch_buffers *bb, const train_state *st, const dataset *
     bb->mo.scale_max = st->opt.scale_max;
     bb->mo.hole_min = st->opt.hole_min;
     bb->mo.hole_max = st->opt.hole_max;
+    bb->mo_val = bb->mo;
+    bb->mo.masks = st->opt.masks;
+    bb->mo.scale_dist = st->opt.scale_dist;
     bb->B = B;
     bb->P = P;
     bb->np = (size_t)P * P;
@@ -137,7 +143,10 @@ static int make_sample(batch_buffers *bb, const dataset *ds, const dr_schedule *
     float *gen = bb->gen + (size_t)b * np;
     DR_TRY(dataset_random_crop(ds, rng, bb->P, st->opt.render_size, rgb, tmp));
     /* target -> x0; cond goes straight into its channels of the input */
-    DR_TRY(mode_make_example(st->info.mode, rgb, bb->P, &bb->mo, rng, x0, xin + (size_t)out * np, gen, tmp));
+    /* validation keeps its fixed legacy masks and uniform scales, so val
+     * numbers compare across --masks and --scale-dist recipes */
+    DR_TRY(mode_make_example(st->info.mode, rgb, bb->P, val ? &bb->mo_val : &bb->mo, rng, x0,
+                             xin + (size_t)out * np, gen, tmp));
     /* validation always draws t uniformly: runs with other t samplings compare on it */
     const int t = st->opt.t_sampling == DR_T_LOGNORMAL && !val
                       ? train_t_from_log_snr(sch, st->opt.t_mean + st->opt.t_std * dr_rng_normal(rng))
@@ -405,6 +414,16 @@ int dr_train(const dr_train_options *o) {
         const dr_mode md = st.info.mode;
         train_state_free(&st);
         return dr_error(DR_ERR_INVALID, "train: --render-size is only for colorize, not %s", dr_mode_name(md));
+    }
+    if (opt->masks != DR_MASKS_LEGACY && st.info.mode != DR_MODE_INPAINT) {
+        const dr_mode md = st.info.mode;
+        train_state_free(&st);
+        return dr_error(DR_ERR_INVALID, "train: --masks damage is only for inpaint, not %s", dr_mode_name(md));
+    }
+    if (opt->scale_dist != DR_SCALE_DIST_UNIFORM && st.info.mode != DR_MODE_SUPERRES) {
+        const dr_mode md = st.info.mode;
+        train_state_free(&st);
+        return dr_error(DR_ERR_INVALID, "train: --scale-dist high is only for superres, not %s", dr_mode_name(md));
     }
     {
         /* a run killed while writing its checkpoint (SIGKILL, power loss)
