@@ -70,4 +70,20 @@ expect 2 "train --validate=params of weights" "$BIN" train --validate=params --i
 contains "$TMP/err" "needs --resume" "--validate=params needs a checkpoint"
 expect 2 "train --validate without --val" "$BIN" train --validate --init "$W"
 
+# --- train --masks / --scale-dist (issue 14): parsing, bad values, wrong modes
+expect 0 "train --help" "$BIN" train --help
+contains "$TMP/out" "--masks M" "train --help lists --masks"
+contains "$TMP/out" "--scale-dist D" "train --help lists --scale-dist"
+expect 2 "train --masks cracks" "$BIN" train --masks cracks --mode inpaint --data "$TMP/data" --out "$TMP/m.ckpt"
+contains "$TMP/err" "--masks must be legacy or damage, not 'cracks'" "bad --masks named"
+expect 2 "train --masks empty" "$BIN" train --masks "" --mode inpaint --data "$TMP/data" --out "$TMP/m.ckpt"
+expect 2 "train --scale-dist low" "$BIN" train --scale-dist low --mode superres --data "$TMP/data" --out "$TMP/m.ckpt"
+contains "$TMP/err" "--scale-dist must be uniform or high, not 'low'" "bad --scale-dist named"
+expect 2 "train --scale-dist HIGH" "$BIN" train --scale-dist HIGH --mode superres --data "$TMP/data" --out "$TMP/m.ckpt"
+expect 1 "train --masks damage on colorize" "$BIN" train -q --mode colorize --masks damage --data "$TMP/data" --out "$TMP/m.ckpt" --steps 1
+contains "$TMP/err" "--masks damage is only for inpaint" "--masks is inpaint's"
+expect 1 "train --scale-dist high on inpaint weights" "$BIN" train -q --init "$W" --scale-dist high --data "$TMP/data" --out "$TMP/m.ckpt" --steps 1
+contains "$TMP/err" "--scale-dist high is only for superres" "--scale-dist is superres'"
+[ ! -e "$TMP/m.ckpt" ] && ok || bad "refused recipe options left a checkpoint"
+
 finish test_cli

@@ -105,6 +105,19 @@ contains "$TMP/err" "2 training images" "each photo once through the loop"
 rm -f "$TMP/in/sub/loop"
 untouched "train, legal runs"
 
+# ---- train --masks / --scale-dist (issue 14) reach the checkpoint; a resume keeps them
+expect 0 "train --masks damage" "$BIN" train -q --mode inpaint --masks damage --data "$TMP/in" --steps 1 --batch 1 --patch 16 --out "$TMP/dmg.ckpt"
+expect 0 "info of the damage checkpoint" "$BIN" info "$TMP/dmg.ckpt"
+contains "$TMP/out" "masks = damage" "--masks damage stored"
+expect 0 "resume the damage checkpoint" "$BIN" train -q --resume "$TMP/dmg.ckpt" --data "$TMP/in" --steps 2 --out "$TMP/dmg.ckpt"
+expect 0 "info of the resumed checkpoint" "$BIN" info "$TMP/dmg.ckpt"
+contains "$TMP/out" "masks = damage" "--masks kept on resume"
+expect 0 "train --scale-dist high" "$BIN" train -q --mode superres --scale-dist high --data "$TMP/in" --steps 1 --batch 1 --patch 16 --out "$TMP/hi.ckpt"
+expect 0 "info of the high checkpoint" "$BIN" info "$TMP/hi.ckpt"
+contains "$TMP/out" "scale_dist = high" "--scale-dist high stored"
+contains "$TMP/out" "masks = legacy" "superres keeps the legacy masks key"
+untouched "train recipe options"
+
 # ---- train ends on SIGTERM like every command: checkpoint written, exit 143
 set -m
 "$BIN" train "${T[@]}" --steps 1000000 --checkpoint-every 1 --out "$TMP/sig.ckpt" >/dev/null 2>"$TMP/sig.err" &

@@ -46,7 +46,16 @@ static const char *HELP =
     "      --schedule S         cosine or linear (default cosine)\n"
     "      --target-scale X     x0 = X * target (default: measured from the data)\n"
     "      --scales A-B         superres scale factors (default 2-4)\n"
-    "      --holes A-B          inpaint hole fraction (default 0.05-0.5)\n"
+    "      --scale-dist D       superres: how each crop's factor is drawn in --scales:\n"
+    "                           uniform, or high (density rising linearly to 3x at\n"
+    "                           the top: mean 2 + 2 * 7/12 = 3.17 for 2-4)\n"
+    "                           (default uniform)\n"
+    "      --holes A-B          inpaint hole fraction (default 0.05-0.5), for both\n"
+    "                           --masks generators\n"
+    "      --masks M            inpaint training masks: legacy (brush strokes and\n"
+    "                           boxes) or damage (thin scratches and branching\n"
+    "                           cracks, blotches, brush strokes, boxes)\n"
+    "                           (default legacy); validation always uses legacy\n"
     "      --render-size R      colorize: crops from the photo as if downscaled to a\n"
     "                           long side of R (x0.8-1.25 jitter), the working\n"
     "                           resolution restore then uses (default 0: full size);\n"
@@ -113,7 +122,8 @@ static int parse_float(const char *s, float lo, float hi, float *out) {
 enum {
     O_DATA = OPT_CMD_BASE, O_VAL, O_OUT, O_RESUME, O_EXPORT, O_CONFIG, O_STEPS, O_BATCH, O_PATCH, O_LR, O_WARMUP,
     O_WD, O_CLIP, O_EMA, O_PRED, O_SCHED, O_TSCALE, O_SCALES, O_HOLES, O_SEED, O_CKPT_EVERY, O_VAL_EVERY, O_LOG,
-    O_INIT, O_LOSS_WEIGHT, O_T_SAMPLING, O_BUDGET, O_VAL_SEED, O_VALIDATE, O_RENDER
+    O_INIT, O_LOSS_WEIGHT, O_T_SAMPLING, O_BUDGET, O_VAL_SEED, O_VALIDATE, O_RENDER,
+    O_MASKS, O_SCALE_DIST
 };
 
 /* "NAME" or "NAME:ARGS": ARGS after the colon, or NULL */
@@ -136,6 +146,7 @@ int cmd_train(int argc, char **argv) {
         {"ema", required_argument, 0, O_EMA}, {"prediction", required_argument, 0, O_PRED},
         {"schedule", required_argument, 0, O_SCHED}, {"target-scale", required_argument, 0, O_TSCALE},
         {"scales", required_argument, 0, O_SCALES}, {"holes", required_argument, 0, O_HOLES},
+        {"masks", required_argument, 0, O_MASKS}, {"scale-dist", required_argument, 0, O_SCALE_DIST},
         {"seed", required_argument, 0, O_SEED}, {"checkpoint-every", required_argument, 0, O_CKPT_EVERY},
         {"val-every", required_argument, 0, O_VAL_EVERY}, {"log", required_argument, 0, O_LOG},
         {"init", required_argument, 0, O_INIT}, {"loss-weight", required_argument, 0, O_LOSS_WEIGHT},
@@ -255,6 +266,16 @@ int cmd_train(int argc, char **argv) {
                                        DR_RENDER_SIZE_MAX, optarg);
             o.render_size = (int)v;
             render_given = 1;
+            break;
+        case O_MASKS:
+            if (!strcmp(optarg, "legacy")) o.masks = DR_MASKS_LEGACY;
+            else if (!strcmp(optarg, "damage")) o.masks = DR_MASKS_DAMAGE;
+            else return cli_usage_error(C, "--masks must be legacy or damage, not '%s'", optarg);
+            break;
+        case O_SCALE_DIST:
+            if (!strcmp(optarg, "uniform")) o.scale_dist = DR_SCALE_DIST_UNIFORM;
+            else if (!strcmp(optarg, "high")) o.scale_dist = DR_SCALE_DIST_HIGH;
+            else return cli_usage_error(C, "--scale-dist must be uniform or high, not '%s'", optarg);
             break;
         case O_HOLES:
             if (!parse_range(optarg, &o.hole_min, &o.hole_max) || o.hole_max > 0.95f)
