@@ -1,4 +1,4 @@
-/* TIFF and WebP input/output and EXIF orientation, on the committed
+/* TIFF and WebP input/output and EXIF orientation (TIFF, WebP, PNG eXIf, JPEG), on the committed
  * fixtures of data/formats/ (made by Pillow, tiffcp and a hand-written
  * TIFF; see make_fixtures.py there) and on round trips through the encoders. */
 #include "testutil.h"
@@ -182,8 +182,8 @@ static void test_orientation(void) {
     CHECK(dr_image_load(FIX "upright_big.png", 0, &upbig, NULL) == DR_OK, "upright_big.png");
     for (int o = 1; o <= 8; o++) {
         char path[512];
-        const char *ext[2] = {"tif", "webp"};
-        for (int e = 0; e < 2; e++) {
+        const char *ext[3] = {"tif", "webp", "png"};
+        for (int e = 0; e < 3; e++) {
             snprintf(path, sizeof path, FIX "orient%d.%s", o, ext[e]);
             dr_image img;
             dr_image_info info;

@@ -80,6 +80,7 @@ for o, t in inverse.items():
     stored = up if t is None else up.transpose(t)
     stored.save(f'orient{o}.webp', lossless=True, exif=ex.tobytes())
     stored.save(f'orient{o}.tif', tiffinfo={0x0112: o})
+    stored.save(f'orient{o}.png', exif=ex.tobytes())
     sb = big if t is None else big.transpose(t)
     sb.save(f'orient{o}.jpg', quality=100, subsampling=0, exif=ex.tobytes())
     # what an independent reader shows: Pillow's decode, turned upright
