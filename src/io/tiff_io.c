@@ -126,7 +126,7 @@ static int read_direct(TIFF *t, tiff_io *m, const char *name, dr_image *img, int
         uint32_t tw = 0, th = 0;
         TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
         TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
-        if (tw == 0 || th == 0 || (uint64_t)tw * th * (uint64_t)c * bpsmp > (uint64_t)TIFF_MAX_ALLOC)
+        if (tw == 0 || th == 0 || tw > (1u << 20) || th > (1u << 20) || (uint64_t)tw * th * (uint64_t)c * bpsmp > (uint64_t)TIFF_MAX_ALLOC)
             return dr_error(DR_ERR_FORMAT, "%s: invalid TIFF: tile size %ux%u", name, tw, th);
         tmsize_t ts = TIFFTileSize(t);
         if (ts <= 0 || (uint64_t)ts < (uint64_t)tw * th * (uint64_t)c * bpsmp)
