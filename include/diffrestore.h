@@ -56,7 +56,13 @@ int dr_get_threads(void);
 
 /* ------------------------------------------------------------------ images */
 
-typedef enum { DR_FORMAT_UNKNOWN = 0, DR_FORMAT_PNG = 1, DR_FORMAT_JPEG = 2 } dr_format;
+typedef enum {
+    DR_FORMAT_UNKNOWN = 0,
+    DR_FORMAT_PNG = 1,
+    DR_FORMAT_JPEG = 2,
+    DR_FORMAT_TIFF = 3, /* first page only */
+    DR_FORMAT_WEBP = 4
+} dr_format;
 
 /* An 8- or 16-bit image. Samples are interleaved, row-major, top row first:
  * data[(y * width + x) * channels + c]. channels: 1 gray, 2 gray+alpha,
@@ -74,6 +80,8 @@ typedef struct {
     int depth;       /* 8 or 16 */
     int interlaced;  /* PNG Adam7 or progressive JPEG */
     int color_space; /* informational: source colour model, see dr_image_info_describe */
+    int orientation; /* EXIF/TIFF orientation 1..8 found in the file (1: none). The loader
+                        applies it: width, height and the pixels are upright */
 } dr_image_info;
 
 #define DR_DEFAULT_MAX_PIXELS (64LL * 1000 * 1000)
@@ -88,7 +96,8 @@ const char *dr_format_name(dr_format f);
 
 /* Read only the header. */
 int dr_image_probe(const char *path, dr_image_info *info);
-/* Decode a PNG or JPEG file. max_pixels <= 0 means DR_DEFAULT_MAX_PIXELS.
+/* Decode a PNG, JPEG, TIFF or WebP file, turned upright by its EXIF (or
+ * TIFF) orientation. max_pixels <= 0 means DR_DEFAULT_MAX_PIXELS.
  * info may be NULL. On failure *img is left zeroed. */
 int dr_image_load(const char *path, int64_t max_pixels, dr_image *img, dr_image_info *info);
 /* The same from memory; name is used in error messages. */
@@ -97,11 +106,14 @@ int dr_image_load_memory(const void *buf, size_t size, const char *name, int64_t
 
 typedef struct {
     int jpeg_quality; /* 1..100, default 92 */
+    int webp_quality; /* 0: lossless WebP (default); 1..100: lossy at that quality */
     int overwrite;    /* 0: an existing file at path is an error (DR_ERR_EXISTS) */
 } dr_save_options;
 void dr_save_options_init(dr_save_options *o);
 
-/* Write PNG or JPEG, chosen by the extension of path (.png, .jpg, .jpeg).
+/* Write PNG, JPEG, TIFF or WebP, chosen by the extension of path (.png,
+ * .jpg, .jpeg, .tif, .tiff, .webp). TIFF keeps 8/16-bit gray/RGB(A), Deflate
+ * compressed; WebP stores 8-bit RGB(A) (16-bit is reduced, gray becomes RGB).
  * The file is written to a temporary file in the same directory and renamed
  * into place, so a failure never leaves a partial file. JPEG stores 8-bit
  * gray or RGB: 16-bit is reduced to 8 and alpha is dropped. opts may be NULL. */

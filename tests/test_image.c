@@ -718,7 +718,7 @@ static void test_bad_files(void) {
     p = tpath("text.png");
     write_file(p, "hello, this is not an image\n", 28);
     CHECK(dr_image_load(p, 0, &img, &info) == DR_ERR_UNSUPPORTED && msg_names(p) &&
-              strstr(dr_last_error(), "not a PNG or JPEG file"),
+              strstr(dr_last_error(), "not a PNG, JPEG, TIFF or WebP file"),
           "text file named .png: %s", dr_last_error());
     p = tpath("missing.png");
     CHECK(dr_image_load(p, 0, &img, NULL) == DR_ERR_IO && msg_names(p), "missing file");
@@ -826,7 +826,7 @@ static void test_save_semantics(void) {
         p = tpath(bad_ext[i]);
         rc = dr_image_save(p, &a, &o);
         CHECK(rc == DR_ERR_INVALID && msg_names(p) &&
-                  strstr(dr_last_error(), "unknown output extension, use .png or .jpg"),
+                  strstr(dr_last_error(), "unknown output extension, use .png, .jpg, .tif or .webp"),
               "extension of %s refused: %s", bad_ext[i], dr_last_error());
         CHECK(!file_exists(p), "nothing created for %s", bad_ext[i]);
     }

@@ -35,6 +35,7 @@ typedef struct {
     int overwrite;
     long long max_pixels;
     int quality;
+    int quality_given; /* --quality was given (WebP is lossless without it) */
 } cli_common;
 
 void cli_common_init(cli_common *c);
@@ -62,7 +63,7 @@ int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd);
     "  -v, --verbose         also name what a folder walk passed over, and why\n"     \
     "      --overwrite       replace an existing output (never an input)\n"            \
     "      --max-pixels N    refuse larger images (default 64000000)\n"                \
-    "      --quality Q       JPEG quality 1..100 (default 92)\n"                       \
+    "      --quality Q       JPEG quality 1..100 (default 92); WebP: lossy at Q\n"                       \
     "      --version         print the version\n"                                    \
     "  -h, --help            this help\n"
 

@@ -49,14 +49,19 @@ static int info_one(const char *path) {
             return 1;
         }
         static const char *layouts[] = {"?", "gray", "gray+alpha", "RGB", "RGBA"};
-        printf("%s: %s %dx%d, %d channel%s (%s), %d-bit%s\n", path, dr_format_name(info.format), info.width,
+        char orient[128] = "";
+        if (info.orientation > 1)
+            snprintf(orient, sizeof orient, ", EXIF orientation %d (applied on load; size shown upright)",
+                     info.orientation);
+        printf("%s: %s %dx%d, %d channel%s (%s), %d-bit%s%s\n", path, dr_format_name(info.format), info.width,
                info.height, info.channels, info.channels == 1 ? "" : "s",
                layouts[info.channels >= 1 && info.channels <= 4 ? info.channels : 0], info.depth,
-               info.interlaced ? (info.format == DR_FORMAT_PNG ? ", interlaced" : ", progressive") : "");
+               info.interlaced ? (info.format == DR_FORMAT_PNG ? ", interlaced" : ", progressive") : "",
+               orient);
         return 0;
     }
     if (!is_safetensors_name(path) && n >= 8 && head[8] != '{') {
-        cli_eprintf("diffrestore: %s: not a PNG, JPEG or safetensors file\n", path);
+        cli_eprintf("diffrestore: %s: not a PNG, JPEG, TIFF, WebP or safetensors file\n", path);
         return 1;
     }
     dr_tensor_file tf;

@@ -44,7 +44,7 @@ typedef struct {
     box *boxes;
     int n_boxes;
     int progress, progress_given;
-    const char *format; /* "png", "jpg" or NULL */
+    const char *format; /* "png", "jpg", "tif", "webp" or NULL */
     int recursive, skip_existing;
     int shard_k, shard_n, shard_given;
     int seed_random;
@@ -280,7 +280,8 @@ static int path_exists(const char *p, struct stat *st) { return stat(p, st) == 0
 
 static char *find_mask_in_dir(run *x, const batch_item *it) {
     const char *rel = x->batch ? it->rel : base_of(it->path);
-    static const char *exts[] = {"png", "jpg", "jpeg", "PNG", "JPG", "JPEG"};
+    static const char *exts[] = {"png", "jpg", "jpeg", "tif", "tiff", "webp",
+                                 "PNG", "JPG", "JPEG", "TIF", "TIFF", "WEBP"};
     struct stat st;
     char *p = path_join(x->o->mask, rel);
     if (p && path_exists(p, &st) && S_ISREG(st.st_mode)) return p;
@@ -342,7 +343,7 @@ static int build_mask(run *x, const batch_item *it, const dr_image *img, dr_imag
     if (x->mask_is_dir) {
         *mask_path = find_mask_in_dir(x, it);
         if (!*mask_path) {
-            item_fail(x, it->path, "no mask for it in %s (looked for the same relative name as .png, .jpg or .jpeg)",
+            item_fail(x, it->path, "no mask for it in %s (looked for the same relative name as .png, .jpg, .jpeg, .tif, .tiff or .webp)",
                       o->mask);
             return -1;
         }
@@ -630,7 +631,9 @@ static void print_help(dr_mode mode) {
                    "      --mask MASK       an image of the same size, white (> half range) where\n"
                    "                        the hole is; any layout (gray: first channel, colour:\n"
                    "                        luma). A directory: masks paired by relative path, with\n"
-                   "                        the same name as .png, .jpg or .jpeg\n"
+                   "                        the same name as .png, .jpg, .jpeg, .tif(f) or .webp.\n"
+                   "                        Masks are in the upright frame: the input's EXIF\n"
+                   "                        orientation is applied before the mask is used\n"
                    "      --box x,y,w,h     a rectangular hole (repeatable); boxes reaching past\n"
                    "                        the edge are clipped, one entirely outside is an error\n"
                    "  (neither)             the input's alpha channel: transparent = hole\n"
@@ -647,15 +650,18 @@ static void print_help(dr_mode mode) {
     }
     fprintf(f,
             "Inputs and outputs:\n"
-            "  INPUT                   PNG or JPEG files and directories\n"
-            "  -o, --output PATH       one input: the output file (its extension picks PNG\n"
-            "                          or JPEG), or an existing directory; default\n"
+            "  INPUT                   PNG, JPEG, TIFF (first page) or WebP files and\n"
+            "                          directories; EXIF orientation is applied on load\n"
+            "  -o, --output PATH       one input: the output file (its extension picks PNG,\n"
+            "                          JPEG, TIFF or WebP), or an existing directory; default\n"
             "                          NAME_%s.png beside the input. Several inputs or a\n"
             "                          directory: an output directory (created), mirroring\n"
             "                          the inputs' relative paths\n"
             "  -r, --recursive         walk input directories' subdirectories too\n"
-            "      --format png|jpg    output type in a directory (default png)\n"
-            "      --quality Q         JPEG quality 1..100 (default 92)\n"
+            "      --format EXT        output type in a directory: png, jpg, tif, webp\n"
+            "                          (default png)\n"
+            "      --quality Q         JPEG quality 1..100 (default 92); WebP is lossless\n"
+            "                          unless Q is given (then lossy at Q)\n"
             "      --overwrite         replace existing outputs (never an input)\n"
             "      --skip-existing     skip inputs whose outputs exist (resume a batch)\n"
             "      --shard K/N         process only inputs number K, K+N, ... (0 <= K < N) of\n"
@@ -733,7 +739,10 @@ static int ends_with_slash(const char *s) {
 static int same_ext_kind(const char *path, const char *format) {
     const char *e = path_ext(path);
     int jpg = strcasecmp(e, "jpg") == 0 || strcasecmp(e, "jpeg") == 0;
-    return strcmp(format, "jpg") == 0 ? jpg : strcasecmp(e, "png") == 0;
+    int tif = strcasecmp(e, "tif") == 0 || strcasecmp(e, "tiff") == 0;
+    if (strcmp(format, "jpg") == 0) return jpg;
+    if (strcmp(format, "tif") == 0) return tif;
+    return strcasecmp(e, format) == 0;
 }
 
 /* Parse argv into o. Returns -1 to go on, or an exit code. */
@@ -826,7 +835,9 @@ static int parse_options(ropts *o, int argc, char **argv) {
         case O_FORMAT:
             if (strcasecmp(optarg, "png") == 0) o->format = "png";
             else if (strcasecmp(optarg, "jpg") == 0 || strcasecmp(optarg, "jpeg") == 0) o->format = "jpg";
-            else return cli_usage_error(C, "--format must be png or jpg, not '%s'", optarg);
+            else if (strcasecmp(optarg, "tif") == 0 || strcasecmp(optarg, "tiff") == 0) o->format = "tif";
+            else if (strcasecmp(optarg, "webp") == 0) o->format = "webp";
+            else return cli_usage_error(C, "--format must be png, jpg, tif or webp, not '%s'", optarg);
             break;
         case O_SKIP_EXISTING: o->skip_existing = 1; break;
         case O_SHARD:
@@ -967,7 +978,7 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
             x.out_is_dir = is_dir(o.c.output) || ends_with_slash(o.c.output);
             if (!x.out_is_dir) {
                 if (!path_has_image_ext(o.c.output)) {
-                    code = cli_usage_error(C, "-o %s: the name must end in .png, .jpg or .jpeg (or be a directory)",
+                    code = cli_usage_error(C, "-o %s: the name must end in .png, .jpg, .jpeg, .tif, .tiff or .webp (or be a directory)",
                                            o.c.output);
                     goto end;
                 }
@@ -980,7 +991,7 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
         if (o.uncertainty) {
             x.unc_is_dir = is_dir(o.uncertainty) || ends_with_slash(o.uncertainty);
             if (!x.unc_is_dir && !path_has_image_ext(o.uncertainty)) {
-                code = cli_usage_error(C, "--uncertainty %s: the name must end in .png, .jpg or .jpeg", o.uncertainty);
+                code = cli_usage_error(C, "--uncertainty %s: the name must end in .png, .jpg, .jpeg, .tif, .tiff or .webp", o.uncertainty);
                 goto end;
             }
         }
@@ -1114,6 +1125,8 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
     }
     dr_save_options_init(&x.save);
     x.save.jpeg_quality = o.c.quality;
+    /* WebP is lossless unless --quality is given. */
+    x.save.webp_quality = o.c.quality_given ? o.c.quality : 0;
     x.save.overwrite = o.c.overwrite;
     cli_catch_signals(1); /* a second Ctrl-C stops at once */
 

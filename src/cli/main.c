@@ -110,6 +110,7 @@ int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd) 
     case OPT_QUALITY:
         if (!cli_parse_int(arg, 1, 100, &v)) return cli_usage_error(cmd, "--quality needs 1..100, got '%s'", arg), -1;
         c->quality = (int)v;
+        c->quality_given = 1;
         return 1;
     default: return 0;
     }

@@ -104,6 +104,11 @@ dr_format dr_format_detect(const void *head, size_t n) {
     if (n >= 8 && memcmp(p, png_sig, 8) == 0) return DR_FORMAT_PNG;
     /* SOI followed by the first marker's 0xFF. */
     if (n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) return DR_FORMAT_JPEG;
+    /* Classic TIFF (42) and BigTIFF (43), either byte order. */
+    if (n >= 4 && ((p[0] == 'I' && p[1] == 'I' && (p[2] == 42 || p[2] == 43) && p[3] == 0) ||
+                   (p[0] == 'M' && p[1] == 'M' && p[2] == 0 && (p[3] == 42 || p[3] == 43))))
+        return DR_FORMAT_TIFF;
+    if (n >= 12 && memcmp(p, "RIFF", 4) == 0 && memcmp(p + 8, "WEBP", 4) == 0) return DR_FORMAT_WEBP;
     return DR_FORMAT_UNKNOWN;
 }
 
@@ -111,6 +116,8 @@ const char *dr_format_name(dr_format f) {
     switch (f) {
     case DR_FORMAT_PNG: return "PNG";
     case DR_FORMAT_JPEG: return "JPEG";
+    case DR_FORMAT_TIFF: return "TIFF";
+    case DR_FORMAT_WEBP: return "WebP";
     default: return "unknown";
     }
 }
@@ -136,22 +143,51 @@ void dr_image_info_describe(const dr_image_info *info, char *buf, size_t size) {
         return;
     }
     const char *scan = info->format == DR_FORMAT_JPEG ? "progressive" : "interlaced";
-    snprintf(buf, size, "%s %dx%d, %d channel%s, %d-bit, %s%s%s", dr_format_name(info->format),
-             info->width, info->height, info->channels, info->channels == 1 ? "" : "s",
-             info->depth, dr_color_space_name(info->color_space), info->interlaced ? ", " : "",
-             info->interlaced ? scan : "");
+    int n = snprintf(buf, size, "%s %dx%d, %d channel%s, %d-bit, %s%s%s",
+                     dr_format_name(info->format), info->width, info->height, info->channels,
+                     info->channels == 1 ? "" : "s", info->depth,
+                     dr_color_space_name(info->color_space), info->interlaced ? ", " : "",
+                     info->interlaced ? scan : "");
+    if (info->orientation > 1 && n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, ", EXIF orientation %d (applied)", info->orientation);
 }
 
 /* ------------------------------------------------------------------ loading */
 
-static int decode(const void *buf, size_t size, const char *name, int64_t max_pixels,
-                  dr_image *img, dr_image_info *info) {
+static int decode_stored(const void *buf, size_t size, const char *name, int64_t max_pixels,
+                         dr_image *img, dr_image_info *info) {
     if (size == 0) return dr_error(DR_ERR_FORMAT, "%s: empty file", name);
     switch (dr_format_detect(buf, size)) {
     case DR_FORMAT_PNG: return dr_png_decode(buf, size, name, max_pixels, img, info);
     case DR_FORMAT_JPEG: return dr_jpeg_decode(buf, size, name, max_pixels, img, info);
-    default: return dr_error(DR_ERR_UNSUPPORTED, "%s: not a PNG or JPEG file", name);
+    case DR_FORMAT_TIFF: return dr_tiff_decode(buf, size, name, max_pixels, img, info);
+    case DR_FORMAT_WEBP: return dr_webp_decode(buf, size, name, max_pixels, img, info);
+    default: return dr_error(DR_ERR_UNSUPPORTED, "%s: not a PNG, JPEG, TIFF or WebP file", name);
     }
+}
+
+/* Decode, then turn the pixels and the reported size upright by the file's
+ * orientation (the decoders report it as stored). */
+static int decode(const void *buf, size_t size, const char *name, int64_t max_pixels,
+                  dr_image *img, dr_image_info *info) {
+    dr_image_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    DR_TRY(decode_stored(buf, size, name, max_pixels, img, info));
+    if (info->orientation < 1 || info->orientation > 8) info->orientation = 1;
+    if (info->orientation >= 5) {
+        int t = info->width;
+        info->width = info->height;
+        info->height = t;
+    }
+    if (img) {
+        int rc = dr_image_orient(img, info->orientation);
+        if (rc != DR_OK) {
+            dr_image_free(img);
+            return dr_error_prefix(rc, "%s", name);
+        }
+    }
+    return DR_OK;
 }
 
 int dr_image_load_memory(const void *buf, size_t size, const char *name, int64_t max_pixels,
@@ -202,6 +238,7 @@ int dr_image_probe(const char *path, dr_image_info *info) {
 void dr_save_options_init(dr_save_options *o) {
     if (!o) return;
     o->jpeg_quality = 92;
+    o->webp_quality = 0;
     o->overwrite = 0;
 }
 
@@ -213,6 +250,8 @@ static dr_format format_from_path(const char *path) {
     if (!dot || dot == base) return DR_FORMAT_UNKNOWN; /* "x" or ".png" (a hidden name) */
     if (strcasecmp(dot, ".png") == 0) return DR_FORMAT_PNG;
     if (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0) return DR_FORMAT_JPEG;
+    if (strcasecmp(dot, ".tif") == 0 || strcasecmp(dot, ".tiff") == 0) return DR_FORMAT_TIFF;
+    if (strcasecmp(dot, ".webp") == 0) return DR_FORMAT_WEBP;
     return DR_FORMAT_UNKNOWN;
 }
 
@@ -224,15 +263,23 @@ int dr_image_save(const char *path, const dr_image *img, const dr_save_options *
     DR_TRY(dr_image_validate(img, path));
     dr_format fmt = format_from_path(path);
     if (fmt == DR_FORMAT_UNKNOWN)
-        return dr_error(DR_ERR_INVALID, "%s: unknown output extension, use .png or .jpg", path);
+        return dr_error(DR_ERR_INVALID, "%s: unknown output extension, use .png, .jpg, .tif or .webp", path);
     if (fmt == DR_FORMAT_JPEG && (o.jpeg_quality < 1 || o.jpeg_quality > 100))
         return dr_error(DR_ERR_INVALID, "%s: JPEG quality %d is not within 1..100", path,
                         o.jpeg_quality);
+    if (fmt == DR_FORMAT_WEBP && (o.webp_quality < 0 || o.webp_quality > 100))
+        return dr_error(DR_ERR_INVALID, "%s: WebP quality %d is not within 0..100", path,
+                        o.webp_quality);
 
     dr_atomic_file w;
     DR_TRY(dr_atomic_open(&w, path, o.overwrite));
-    int rc = fmt == DR_FORMAT_PNG ? dr_png_encode(w.fp, path, img)
-                                  : dr_jpeg_encode(w.fp, path, img, o.jpeg_quality);
+    int rc;
+    switch (fmt) {
+    case DR_FORMAT_PNG: rc = dr_png_encode(w.fp, path, img); break;
+    case DR_FORMAT_JPEG: rc = dr_jpeg_encode(w.fp, path, img, o.jpeg_quality); break;
+    case DR_FORMAT_TIFF: rc = dr_tiff_encode(w.fp, path, img); break;
+    default: rc = dr_webp_encode(w.fp, path, img, o.webp_quality); break;
+    }
     if (rc != DR_OK) {
         dr_atomic_abort(&w); /* removes the temp file; the message is already set */
         return rc;

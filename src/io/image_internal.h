@@ -53,10 +53,25 @@ int dr_png_decode(const unsigned char *buf, size_t size, const char *name, int64
                   dr_image *img, dr_image_info *info);
 int dr_jpeg_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
                    dr_image *img, dr_image_info *info);
+int dr_tiff_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
+                   dr_image *img, dr_image_info *info);
+int dr_webp_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
+                   dr_image *img, dr_image_info *info);
+/* The decoders leave info->orientation as stored (1..8) and img as stored;
+ * image.c turns both upright. */
+
+/* orient.c: the orientation tag (1..8) of an EXIF block (APP1 payload with
+ * or without its "Exif\0\0" header), 1 when absent or invalid; and img
+ * turned upright for an orientation (a new buffer; DR_OK for 1). */
+int dr_exif_orientation(const unsigned char *buf, size_t size);
+int dr_image_orient(dr_image *img, int orientation);
 
 /* Encoders write to fp (the atomic writer's temp file); a write error gives
  * DR_ERR_IO naming path. img must have passed dr_image_validate. */
 int dr_png_encode(FILE *fp, const char *path, const dr_image *img);
 int dr_jpeg_encode(FILE *fp, const char *path, const dr_image *img, int quality);
+int dr_tiff_encode(FILE *fp, const char *path, const dr_image *img);
+/* quality <= 0: lossless. */
+int dr_webp_encode(FILE *fp, const char *path, const dr_image *img, int quality);
 
 #endif

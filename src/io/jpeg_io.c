@@ -129,7 +129,15 @@ static int read_body(jpeg_reader *r, const unsigned char *buf, size_t size, int6
     r->progress.progress_monitor = on_progress;
     ci->progress = &r->progress;
     jpeg_mem_src(ci, buf, (unsigned long)size);
+    jpeg_save_markers(ci, JPEG_APP0 + 1, 0xFFFF); /* EXIF (orientation) */
     (void)jpeg_read_header(ci, TRUE);
+    int orientation = 1;
+    for (jpeg_saved_marker_ptr mk = ci->marker_list; mk; mk = mk->next)
+        if (mk->marker == JPEG_APP0 + 1 && mk->data_length >= 14 &&
+            memcmp(mk->data, "Exif\0\0", 6) == 0) {
+            orientation = dr_exif_orientation(mk->data, mk->data_length);
+            break;
+        }
 
     int cs, channels = 3;
     J_COLOR_SPACE out = JCS_RGB;
@@ -151,6 +159,7 @@ static int read_body(jpeg_reader *r, const unsigned char *buf, size_t size, int6
         info->depth = 8;
         info->interlaced = ci->progressive_mode ? 1 : 0;
         info->color_space = cs;
+        info->orientation = orientation;
     }
     if (!want_pixels) return DR_OK;
 

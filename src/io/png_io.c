@@ -47,6 +47,22 @@ static int is_oom(const char *msg) {
 
 /* ------------------------------------------------------------------ reading */
 
+/* The orientation in an eXIf chunk before the first IDAT, found by walking
+ * the chunk headers in place (libpng is told to skip eXIf unread, see
+ * dr_png_decode; CRCs were checked by libpng's pass over the same chunks). */
+static int exif_orientation(const unsigned char *buf, size_t size) {
+    size_t pos = 8;
+    while (pos + 12 <= size) {
+        uint32_t len = (uint32_t)buf[pos] << 24 | (uint32_t)buf[pos + 1] << 16 |
+                       (uint32_t)buf[pos + 2] << 8 | buf[pos + 3];
+        const unsigned char *type = buf + pos + 4;
+        if (len > size - pos - 12 || memcmp(type, "IDAT", 4) == 0) break;
+        if (memcmp(type, "eXIf", 4) == 0) return dr_exif_orientation(buf + pos + 8, len);
+        pos += 12 + (size_t)len;
+    }
+    return 1;
+}
+
 typedef struct {
     png_errstate err;
     const char *name;
@@ -144,6 +160,7 @@ static int read_body(png_reader *r, int64_t max_pixels, int want_pixels, dr_imag
         info->depth = depth;
         info->interlaced = interlace != PNG_INTERLACE_NONE;
         info->color_space = color_space_of(color_type);
+        info->orientation = exif_orientation(r->buf, r->size);
     }
     if (!want_pixels) return DR_OK;
 

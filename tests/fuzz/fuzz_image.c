@@ -1,7 +1,9 @@
-/* fuzz_image.c - PNG and JPEG decoding (src/io/) on arbitrary bytes.
+/* fuzz_image.c - PNG, JPEG, TIFF and WebP decoding (src/io/), with the EXIF
+ * orientation parser (libexif) and the orientation transform, on arbitrary
+ * bytes.
  *
- * Built twice: fuzz_png (FUZZ_FORMAT=1, DR_FORMAT_PNG) and fuzz_jpeg
- * (FUZZ_FORMAT=2, DR_FORMAT_JPEG); each skips inputs whose magic bytes are
+ * Built four times: fuzz_png (FUZZ_FORMAT=1, DR_FORMAT_PNG), fuzz_jpeg
+ * (FUZZ_FORMAT=2), fuzz_tiff (3) and fuzz_webp (4); each skips inputs whose magic bytes are
  * not its format, so the run time goes to its decoder. Without FUZZ_FORMAT
  * every input is decoded.
  *
@@ -88,13 +90,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const long grown = peak_rss_mb() - before;
     if (grown > FUZZ_MAX_RSS_GROWTH_MB) fprintf(stderr, "fuzz_image: one input raised the peak RSS by %ld MB\n", grown);
     FUZZ_CHECK(grown <= FUZZ_MAX_RSS_GROWTH_MB);
+    /* The EXIF parser on the raw bytes too (looping IFDs, bad counts). */
+    int o = dr_exif_orientation(data, size);
+    FUZZ_CHECK(o >= 1 && o <= 8);
     return 0;
 }
 
 static void decode_one(const uint8_t *data, size_t size) {
     for (size_t n = 0; n <= size && n <= 16; n++) {
         dr_format f = dr_format_detect(data, n);
-        FUZZ_CHECK(f == DR_FORMAT_UNKNOWN || f == DR_FORMAT_PNG || f == DR_FORMAT_JPEG);
+        FUZZ_CHECK(f == DR_FORMAT_UNKNOWN || f == DR_FORMAT_PNG || f == DR_FORMAT_JPEG ||
+                   f == DR_FORMAT_TIFF || f == DR_FORMAT_WEBP);
         FUZZ_CHECK(dr_format_name(f) != NULL);
     }
     const dr_format fmt = dr_format_detect(data, size);
@@ -108,11 +114,20 @@ static void decode_one(const uint8_t *data, size_t size) {
     int prc = DR_ERR_UNSUPPORTED;
     if (fmt == DR_FORMAT_PNG) prc = dr_png_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe);
     if (fmt == DR_FORMAT_JPEG) prc = dr_jpeg_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe);
+    if (fmt == DR_FORMAT_TIFF) prc = dr_tiff_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe);
+    if (fmt == DR_FORMAT_WEBP) prc = dr_webp_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe);
+    /* The decoders report the stored size; the loader the upright one. */
+    if (prc == DR_OK && probe.orientation >= 5) {
+        int t = probe.width;
+        probe.width = probe.height;
+        probe.height = t;
+    }
     if (prc == DR_OK) {
         FUZZ_CHECK(probe.format == fmt);
         FUZZ_CHECK(probe.width > 0 && probe.height > 0); /* the probe does not apply the pixel limit */
         FUZZ_CHECK(probe.channels >= 1 && probe.channels <= 4);
         FUZZ_CHECK(probe.depth == 8 || probe.depth == 16);
+        FUZZ_CHECK(probe.orientation >= 1 && probe.orientation <= 8);
         char line[256];
         dr_image_info_describe(&probe, line, sizeof line);
         FUZZ_CHECK(strlen(line) < sizeof line);
@@ -146,6 +161,7 @@ static void decode_one(const uint8_t *data, size_t size) {
     FUZZ_CHECK(probe.width == info.width && probe.height == info.height);
     FUZZ_CHECK(probe.channels == info.channels && probe.depth == info.depth);
     FUZZ_CHECK(probe.interlaced == info.interlaced && probe.color_space == info.color_space);
+    FUZZ_CHECK(probe.orientation == info.orientation);
     /* Touch every sample (ASan sees a short buffer) and check the range. */
     const size_t n = (size_t)img.width * img.height * img.channels;
     unsigned maxv = 0;

@@ -1,0 +1,114 @@
+/* WebP decoding (lossy and lossless, with alpha; the first frame only is
+ * refused for animations) and encoding (lossless, or lossy at a quality)
+ * with libwebp. The EXIF chunk, found with libwebpdemux, gives the
+ * orientation. WebP is 8-bit RGB(A): 16-bit images are reduced to 8 and
+ * gray is written as RGB. */
+#include "io/image_internal.h"
+
+#include "common/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <webp/decode.h>
+#include <webp/demux.h>
+#include <webp/encode.h>
+
+static const char *vp8_status(VP8StatusCode s) {
+    switch (s) {
+    case VP8_STATUS_OUT_OF_MEMORY: return "out of memory";
+    case VP8_STATUS_INVALID_PARAM: return "invalid parameter";
+    case VP8_STATUS_BITSTREAM_ERROR: return "corrupt bitstream";
+    case VP8_STATUS_UNSUPPORTED_FEATURE: return "unsupported feature";
+    case VP8_STATUS_NOT_ENOUGH_DATA: return "truncated data";
+    default: return "decoding failed";
+    }
+}
+
+static int webp_orientation(const unsigned char *buf, size_t size) {
+    WebPData d = {buf, size};
+    WebPDemuxer *dm = WebPDemux(&d);
+    if (!dm) return 1;
+    int o = 1;
+    WebPChunkIterator it;
+    if ((WebPDemuxGetI(dm, WEBP_FF_FORMAT_FLAGS) & EXIF_FLAG) && WebPDemuxGetChunk(dm, "EXIF", 1, &it)) {
+        o = dr_exif_orientation(it.chunk.bytes, it.chunk.size);
+        WebPDemuxReleaseChunkIterator(&it);
+    }
+    WebPDemuxDelete(dm);
+    return o;
+}
+
+int dr_webp_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
+                   dr_image *img, dr_image_info *info) {
+    WebPBitstreamFeatures f;
+    VP8StatusCode s = WebPGetFeatures(buf, size, &f);
+    if (s != VP8_STATUS_OK) return dr_error(DR_ERR_FORMAT, "%s: invalid WebP: %s", name, vp8_status(s));
+    if (f.has_animation) return dr_error(DR_ERR_UNSUPPORTED, "%s: animated WebP is not supported", name);
+    if (f.width <= 0 || f.height <= 0)
+        return dr_error(DR_ERR_FORMAT, "%s: invalid WebP: image size %dx%d", name, f.width, f.height);
+    const int channels = f.has_alpha ? 4 : 3;
+    if (info) {
+        info->format = DR_FORMAT_WEBP;
+        info->width = f.width;
+        info->height = f.height;
+        info->channels = channels;
+        info->depth = 8;
+        info->color_space = f.has_alpha ? DR_CS_RGBA : DR_CS_RGB;
+        info->orientation = webp_orientation(buf, size);
+    }
+    if (!img) return DR_OK;
+    DR_TRY(dr_image_check_limit(name, f.width, f.height, max_pixels));
+    dr_image out;
+    int rc = dr_image_alloc(&out, f.width, f.height, channels, 8);
+    if (rc != DR_OK) return dr_error_prefix(rc, "%s", name);
+    const size_t n = (size_t)f.width * f.height * channels;
+    uint8_t *px = malloc(n);
+    if (!px) {
+        dr_image_free(&out);
+        return dr_error(DR_ERR_NOMEM, "%s: out of memory", name);
+    }
+    const int stride = f.width * channels;
+    uint8_t *ok = f.has_alpha ? WebPDecodeRGBAInto(buf, size, px, n, stride)
+                              : WebPDecodeRGBInto(buf, size, px, n, stride);
+    if (!ok) {
+        free(px);
+        dr_image_free(&out);
+        return dr_error(DR_ERR_FORMAT, "%s: invalid WebP: cannot decode the image data", name);
+    }
+    for (size_t i = 0; i < n; i++) out.data[i] = px[i];
+    free(px);
+    *img = out;
+    return DR_OK;
+}
+
+int dr_webp_encode(FILE *fp, const char *path, const dr_image *img, int quality) {
+    const int w = img->width, h = img->height, c = img->channels;
+    const int alpha = c == 2 || c == 4, oc = alpha ? 4 : 3;
+    const size_t n = (size_t)w * h;
+    uint8_t *px = malloc(n * oc);
+    if (!px) return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
+    for (size_t i = 0; i < n; i++) {
+        const uint16_t *s = img->data + i * c;
+        uint8_t v[4];
+        for (int k = 0; k < c; k++) v[k] = img->depth == 16 ? (uint8_t)((s[k] * 255u + 32767u) / 65535u) : (uint8_t)s[k];
+        uint8_t *d = px + i * oc;
+        if (c <= 2) d[0] = d[1] = d[2] = v[0];
+        else d[0] = v[0], d[1] = v[1], d[2] = v[2];
+        if (alpha) d[3] = v[c - 1];
+    }
+    uint8_t *out = NULL;
+    size_t size;
+    if (quality <= 0)
+        size = alpha ? WebPEncodeLosslessRGBA(px, w, h, w * 4, &out) : WebPEncodeLosslessRGB(px, w, h, w * 3, &out);
+    else
+        size = alpha ? WebPEncodeRGBA(px, w, h, w * 4, (float)quality, &out)
+                     : WebPEncodeRGB(px, w, h, w * 3, (float)quality, &out);
+    free(px);
+    if (size == 0 || !out) {
+        WebPFree(out);
+        return dr_error(DR_ERR_UNSUPPORTED, "%s: WebP encoding failed (%dx%d; WebP allows at most 16383x16383)", path, w, h);
+    }
+    int rc = fwrite(out, 1, size, fp) == size ? DR_OK : dr_error(DR_ERR_IO, "%s: write failed", path);
+    WebPFree(out);
+    return rc;
+}
