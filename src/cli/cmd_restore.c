@@ -941,7 +941,7 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
     code = EXIT_FAILED;
     if (o.c.quiet && !o.progress_given) o.progress = PROG_NONE;
     if (o.c.quiet && o.progress == PROG_BAR) o.progress = PROG_NONE;
-    dr_set_threads(o.c.threads);
+    cli_apply_compute(&o.c, C);
 
     /* ---- what kind of run */
     char **inputs = argv + optind;

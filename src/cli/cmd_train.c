@@ -268,7 +268,7 @@ int cmd_train(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error(C, "unexpected argument '%s'", argv[optind]);
-    dr_set_threads(c.threads);
+    cli_apply_compute(&c, C);
     if (o.resume_path && o.init_path) return cli_usage_error(C, "--resume and --init exclude each other");
     if (validate) {
         if (!o.val_dir) return cli_usage_error(C, "--validate needs --val DIR");
