@@ -658,6 +658,72 @@ static __attribute__((noinline)) void wd_gemm2(double *m, size_t ldm, const floa
     wd_gemm(m, ldm, z, ldz, v, vs, n, nci, 2);
 }
 
+/* ---- bf16 weight gradient (nn_use_bf16): the reduction runs over tiles, so
+ * tiles pair up: word q of a V row holds bf16 of tiles 2q and 2q + 1, word
+ * (q, co) of Z likewise (zero past tile n). In place, as wg_v_bf16. */
+static WG_BF16_TARGET __attribute__((noinline)) void wd_v_bf16(float *V, size_t vs, int Cin, int n) {
+    const int nq = (n + 1) / 2;
+    for (int ci = 0; ci < Cin; ci++) {
+        float *row = V + (size_t)ci * vs;
+        for (int q0 = 0; q0 < nq; q0 += 16) {
+            const int t0 = 2 * q0, left = n - t0;
+            const __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            const __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+            /* tiles t0..t0+31 as bf16 in order; pairs (2q, 2q+1) are then adjacent words */
+            const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, row + t0 + 16), _mm512_maskz_loadu_ps(m0, row + t0));
+            const __mmask16 ms = nq - q0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nq - q0)) - 1);
+            _mm512_mask_storeu_epi32(row + q0, ms, (__m512i)b);
+        }
+    }
+}
+static WG_BF16_TARGET __attribute__((noinline)) void wd_z_bf16(float *Z, int ldz, int n) {
+    const int nq = (n + 1) / 2;
+    for (int q = 0; q < nq; q++)
+        for (int c = 0; c < ldz; c += 16) {
+            const __m512 a = _mm512_loadu_ps(Z + (size_t)2 * q * ldz + c);
+            const __m512 b = 2 * q + 1 < n ? _mm512_loadu_ps(Z + (size_t)(2 * q + 1) * ldz + c) : _mm512_setzero_ps();
+            const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(a));
+            const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(b));
+            _mm512_storeu_si512(Z + (size_t)q * ldz + c, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+}
+#define WDB_FMA(i)                                                                   \
+    do {                                                                             \
+        const __m512bh vb = (__m512bh)_mm512_set1_epi32(((const int *)v##i)[q]);     \
+        e##i##0 = _mm512_dpbf16_ps(e##i##0, z0, vb);                                 \
+        if (NV > 1) e##i##1 = _mm512_dpbf16_ps(e##i##1, z1, vb);                     \
+    } while (0)
+static inline WG_BF16_TARGET __attribute__((always_inline)) void wd_gemm_bf(double *m, size_t ldm, const float *zp, int ldz,
+                                                                           const float *v, size_t vs, int nq, int nci,
+                                                                           const int NV) {
+    const __m512 z = _mm512_setzero_ps();
+    const __m512bh zb = (__m512bh)_mm512_setzero_si512();
+    const float *v0 = v, *v1 = v + (nci > 1 ? 1 : 0) * vs, *v2 = v + (nci > 2 ? 2 : 0) * vs;
+    const float *v3 = v + (nci > 3 ? 3 : 0) * vs, *v4 = v + (nci > 4 ? 4 : 0) * vs, *v5 = v + (nci > 5 ? 5 : 0) * vs;
+    const float *v6 = v + (nci > 6 ? 6 : 0) * vs, *v7 = v + (nci > 7 ? 7 : 0) * vs, *v8 = v + (nci > 8 ? 8 : 0) * vs;
+    WDK_DECL(0); WDK_DECL(1); WDK_DECL(2);
+    WDK_DECL(3); WDK_DECL(4); WDK_DECL(5);
+    WDK_DECL(6); WDK_DECL(7); WDK_DECL(8);
+    for (int q = 0; q < nq; q++) {
+        const __m512bh z0 = (__m512bh)_mm512_loadu_si512(zp + (size_t)q * ldz);
+        const __m512bh z1 = NV > 1 ? (__m512bh)_mm512_loadu_si512(zp + (size_t)q * ldz + 16) : zb;
+        WDB_FMA(0); WDB_FMA(1); WDB_FMA(2);
+        WDB_FMA(3); WDB_FMA(4); WDB_FMA(5);
+        WDB_FMA(6); WDB_FMA(7); WDB_FMA(8);
+    }
+    WDK_ADD(0); WDK_ADD(1); WDK_ADD(2);
+    WDK_ADD(3); WDK_ADD(4); WDK_ADD(5);
+    WDK_ADD(6); WDK_ADD(7); WDK_ADD(8);
+}
+static WG_BF16_TARGET __attribute__((noinline)) void wd_gemm_bf1(double *m, size_t ldm, const float *z, int ldz, const float *v,
+                                                                 size_t vs, int nq, int nci) {
+    wd_gemm_bf(m, ldm, z, ldz, v, vs, nq, nci, 1);
+}
+static WG_BF16_TARGET __attribute__((noinline)) void wd_gemm_bf2(double *m, size_t ldm, const float *z, int ldz, const float *v,
+                                                                 size_t vs, int nq, int nci) {
+    wd_gemm_bf(m, ldm, z, ldz, v, vs, nq, nci, 2);
+}
+
 void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, int Cin, int Cout, int H, int W,
                      float *scratch) {
     wg_geom g;
@@ -670,6 +736,7 @@ void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, 
     const size_t vk = wd_vk(Cin, TC), zk = wd_zk(Cout, TC), ldm = (size_t)ldz;
     const size_t HW = (size_t)H * W;
     const int np16 = (int)((HW + 15) / 16);
+    const int bf = nn_use_bf16();
     double *M = (double *)(void *)scratch; /* [16][Cin][ldz] */
     float *Vc = scratch + 2 * (size_t)16 * Cin * ldz, *Zc = Vc + 16 * vk, *GT = Zc + 16 * zk;
     const long nchunk = (g.total + TC - 1) / TC;
@@ -699,6 +766,11 @@ void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, 
                 for (int gi = 0; gi < ng; gi++) wg_describe(&grs[gi], &g, t0 + 16 * gi, Cin, Cout);
                 wg_input(Vt, &vl, in, grs, ng, 0, Cin, &g);
                 wd_ztransform(Zt, zk, ldz, GT, t0, n, i0, i1, &g);
+                if (bf)
+                    for (int kk = 0; kk < nk; kk++) {
+                        wd_v_bf16(Vt + kk * vk, (size_t)TC, Cin, n);
+                        wd_z_bf16(Zt + kk * zk, ldz, n);
+                    }
                 for (int kk = 0; kk < nk; kk++)
                     for (int jt = 0; jt < ntile; jt++) {
                         const int co0 = jt * WD_CT, nv = ldz - co0 >= 32 ? 2 : 1;
@@ -706,7 +778,9 @@ void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, 
                             const int nci = Cin - ci0 < 9 ? Cin - ci0 : 9;
                             double *m = M + ((size_t)(4 * i0 + kk) * Cin + ci0) * ldm + co0;
                             const float *z = Zt + kk * zk + co0, *v = Vt + kk * vk + (size_t)ci0 * TC;
-                            if (nv == 2) wd_gemm2(m, ldm, z, ldz, v, (size_t)TC, n, nci);
+                            if (bf && nv == 2) wd_gemm_bf2(m, ldm, z, ldz, v, (size_t)TC, (n + 1) / 2, nci);
+                            else if (bf) wd_gemm_bf1(m, ldm, z, ldz, v, (size_t)TC, (n + 1) / 2, nci);
+                            else if (nv == 2) wd_gemm2(m, ldm, z, ldz, v, (size_t)TC, n, nci);
                             else wd_gemm1(m, ldm, z, ldz, v, (size_t)TC, n, nci);
                         }
                     }
