@@ -19,6 +19,7 @@ static const char *HELP =
     "      --iters N        timed iterations after one warm-up (default 5)\n"
     "      --json           one JSON object per measurement\n"
     "  -t, --threads N      threads (default: all cores)\n"
+    "      --precision P    fp32 (default), bf16 or auto (bf16 where the CPU has it)\n"
     "  -h, --help           this help\n";
 
 enum { O_CONFIG = OPT_CMD_BASE, O_SIZE, O_BATCH, O_TRAIN, O_ITERS, O_JSON };

@@ -680,6 +680,8 @@ static void print_help(dr_mode mode) {
             "Running:\n"
             "  -w, --weights FILE      weights (.safetensors) for %s\n"
             "  -t, --threads N         threads (default: all cores)\n"
+            "      --precision P       fp32 (default, the reference), bf16 or auto: 3x3\n"
+            "                          convs in bf16 with fp32 sums (needs AVX512-BF16)\n"
             "      --progress[=KIND]   bar (default on a terminal), json (one JSON object per\n"
             "                          line on stdout: {\"file\",\"step\",\"steps\"} per step,\n"
             "                          {\"file\",\"done\":true,\"output\"} per image; failures\n"
