@@ -54,6 +54,19 @@ const char *dr_version(void);
 void dr_set_threads(int n);
 int dr_get_threads(void);
 
+/* Arithmetic precision of the network (global, like the thread count; set it
+ * before running anything). DR_PRECISION_FP32 (default): the reference path.
+ * DR_PRECISION_BF16: the 3x3 convolutions multiply bf16 values with fp32
+ * accumulation (AVX512-BF16, found at run time; weights, GroupNorm, attention,
+ * optimizer state and loss stay fp32). DR_PRECISION_AUTO: bf16 where the CPU
+ * has it, else fp32. Returns DR_OK, or DR_ERR_UNSUPPORTED when BF16 is asked
+ * for on a CPU without it (fp32 is then kept) or p is not a precision.
+ * dr_bf16_active: 1 when the bf16 kernels run with the current setting. */
+typedef enum { DR_PRECISION_FP32 = 0, DR_PRECISION_BF16 = 1, DR_PRECISION_AUTO = 2 } dr_precision;
+int dr_set_precision(dr_precision p);
+dr_precision dr_get_precision(void);
+int dr_bf16_active(void);
+
 /* ------------------------------------------------------------------ images */
 
 typedef enum {

@@ -48,6 +48,16 @@ int dr_mode_channels(dr_mode m, int *in, int *out) {
 void dr_set_threads(int n) { nn_init_threads(n); }
 int dr_get_threads(void) { return nn_threads(); }
 
+int dr_set_precision(dr_precision p) {
+    if (p != DR_PRECISION_FP32 && p != DR_PRECISION_BF16 && p != DR_PRECISION_AUTO)
+        return dr_error(DR_ERR_UNSUPPORTED, "unknown precision %d", (int)p);
+    if (nn_set_precision((int)p) != 0)
+        return dr_error(DR_ERR_UNSUPPORTED, "bf16 needs AVX512-BF16, which this CPU does not have (fp32 is used)");
+    return DR_OK;
+}
+dr_precision dr_get_precision(void) { return (dr_precision)nn_precision(); }
+int dr_bf16_active(void) { return nn_use_bf16(); }
+
 /* ------------------------------------------------------------------ metadata */
 
 static int meta_int(const dr_tensor_file *tf, const char *path, const char *key, int lo, int hi, int *out) {

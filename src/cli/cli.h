@@ -23,6 +23,7 @@ enum {
     OPT_VERSION,
     OPT_MAX_PIXELS,
     OPT_QUALITY,
+    OPT_PRECISION,
     OPT_CMD_BASE = 1100 /* commands number their own long-only options from here */
 };
 
@@ -36,11 +37,15 @@ typedef struct {
     long long max_pixels;
     int quality;
     int quality_given; /* --quality was given (WebP is lossless without it) */
+    int precision; /* --precision: dr_precision */
 } cli_common;
 
 void cli_common_init(cli_common *c);
 /* Handle a common option; returns 1 if handled, 0 if not common, -1 on a bad value. */
 int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd);
+/* Apply --threads and --precision (a warning on stderr when bf16 was asked
+ * for on a CPU without it: the run goes on in fp32). */
+void cli_apply_compute(const cli_common *c, const char *cmd);
 /* The common long options, for appending to a command's table. */
 #define CLI_COMMON_LONGOPTS                                        \
     {"output", required_argument, 0, 'o'},                         \
@@ -51,6 +56,7 @@ int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd);
         {"overwrite", no_argument, 0, OPT_OVERWRITE},              \
         {"max-pixels", required_argument, 0, OPT_MAX_PIXELS},      \
         {"quality", required_argument, 0, OPT_QUALITY},            \
+        {"precision", required_argument, 0, OPT_PRECISION},        \
         {"version", no_argument, 0, OPT_VERSION},                  \
         {"help", no_argument, 0, 'h'}
 #define CLI_COMMON_SHORTOPTS "o:w:t:qvh"
@@ -64,6 +70,9 @@ int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd);
     "      --overwrite       replace an existing output (never an input)\n"            \
     "      --max-pixels N    refuse larger images (default 64000000)\n"                \
     "      --quality Q       JPEG quality 1..100 (default 92); WebP: lossy at Q\n"                       \
+    "      --precision P     fp32 (default, the reference), bf16 (3x3 convolutions in\n" \
+    "                        bf16 with fp32 sums; needs AVX512-BF16) or auto (bf16\n"  \
+    "                        where the CPU has it)\n"                                   \
     "      --version         print the version\n"                                    \
     "  -h, --help            this help\n"
 

@@ -19,6 +19,7 @@ static const char *HELP =
     "      --iters N        timed iterations after one warm-up (default 5)\n"
     "      --json           one JSON object per measurement\n"
     "  -t, --threads N      threads (default: all cores)\n"
+    "      --precision P    fp32 (default), bf16 or auto (bf16 where the CPU has it)\n"
     "  -h, --help           this help\n";
 
 enum { O_CONFIG = OPT_CMD_BASE, O_SIZE, O_BATCH, O_TRAIN, O_ITERS, O_JSON };
@@ -94,7 +95,7 @@ int cmd_bench(int argc, char **argv) {
         mode = dr_model_mode(m);
         dr_model_free(m);
     }
-    dr_set_threads(c.threads);
+    cli_apply_compute(&c, C);
     dr_bench_result r;
     if (dr_bench(&cfg, mode, &o, &r) != DR_OK) {
         cli_report_error("bench");
@@ -105,13 +106,13 @@ int cmd_bench(int argc, char **argv) {
         printf("{\"what\":\"%s\",\"height\":%d,\"width\":%d,\"batch\":%d,\"threads\":%d,\"iters\":%d,"
                "\"ms_median\":%.3f,\"ms_min\":%.3f,\"ms_max\":%.3f,\"gflop\":%.4f,\"gflops\":%.2f,"
                "\"ms_conv\":%.3f,\"ms_norm\":%.3f,\"ms_attn\":%.3f,\"ms_linear\":%.3f,\"ms_other\":%.3f,"
-               "\"peak_rss_mb\":%.1f,\"activation_mb\":%.1f}\n",
+               "\"peak_rss_mb\":%.1f,\"activation_mb\":%.1f,\"precision\":\"%s\"}\n",
                what, o.height, o.width, o.batch, dr_get_threads(), r.iters, r.ms_median, r.ms_min, r.ms_max, r.gflop,
                r.gflops, r.ms_conv, r.ms_norm, r.ms_attn, r.ms_linear, r.ms_other, r.peak_rss_mb,
-               r.activation_bytes / 1048576.0);
+               r.activation_bytes / 1048576.0, dr_bf16_active() ? "bf16" : "fp32");
     } else {
-        printf("%s %dx%d batch %d, %d threads, %d iters: median %.2f ms (min %.2f, max %.2f)\n", what, o.height,
-               o.width, o.batch, dr_get_threads(), r.iters, r.ms_median, r.ms_min, r.ms_max);
+        printf("%s %dx%d batch %d, %d threads, %s, %d iters: median %.2f ms (min %.2f, max %.2f)\n", what, o.height,
+               o.width, o.batch, dr_get_threads(), dr_bf16_active() ? "bf16" : "fp32", r.iters, r.ms_median, r.ms_min, r.ms_max);
         printf("  %.3f GFLOP, %.1f GFLOP/s\n", r.gflop, r.gflops);
         printf("  per iteration: conv %.2f ms, norm %.2f ms, attention %.2f ms, linear %.2f ms, other %.2f ms\n",
                r.ms_conv, r.ms_norm, r.ms_attn, r.ms_linear, r.ms_other);

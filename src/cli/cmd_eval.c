@@ -98,7 +98,7 @@ typedef struct {
     dr_params p;
     dr_eval_options e;
     int samples, reduce_mean;
-    int json, quiet, threads;
+    int json, quiet, threads, precision;
     long long max_pixels;
     int telea_radius;
     int scale_given, holes_given, render_given;
@@ -707,6 +707,7 @@ static void print_help(void) {
            "                          {\"mean\":true,...}; NaN is null\n"
            "      --telea-radius R    inpaint: radius of the Telea baseline (default %d)\n"
            "  -t, --threads N         threads (default: all cores)\n"
+           "      --precision P       fp32 (default), bf16 or auto: see restore --help\n"
            "  -q, --quiet             no progress or notes; errors only\n"
            "  -h, --help              this help\n"
            "\n"
@@ -784,6 +785,7 @@ static int parse_options(eopts *o, int argc, char **argv) {
         {"output", required_argument, 0, 'o'},
         {"weights", required_argument, 0, 'w'},
         {"threads", required_argument, 0, 't'},
+        {"precision", required_argument, 0, OPT_PRECISION},
         {"quiet", no_argument, 0, 'q'},
         {"max-pixels", required_argument, 0, OPT_MAX_PIXELS},
         {"version", no_argument, 0, OPT_VERSION},
@@ -881,6 +883,13 @@ static int parse_options(eopts *o, int argc, char **argv) {
             if (!cli_parse_int(optarg, 0, 1024, &v)) return cli_usage_error(CMD, "--threads needs a number 0..1024, got '%s'", optarg);
             o->threads = (int)v;
             break;
+        case OPT_PRECISION: {
+            cli_common cc;
+            cli_common_init(&cc);
+            if (cli_common_option(&cc, opt, optarg, CMD) < 0) return EXIT_USAGE;
+            o->precision = cc.precision;
+            break;
+        }
         case OPT_MAX_PIXELS:
             if (!cli_parse_int(optarg, 1, (long long)1 << 40, &v))
                 return cli_usage_error(CMD, "--max-pixels needs a positive number, got '%s'", optarg);
@@ -970,7 +979,12 @@ int cmd_eval(int argc, char **argv) {
     int code = parse_options(&o, argc, argv);
     if (code >= 0) return code;
     code = EXIT_FAILED;
-    dr_set_threads(o.threads);
+    {
+        cli_common cc;
+        cli_common_init(&cc);
+        cc.threads = o.threads, cc.precision = o.precision;
+        cli_apply_compute(&cc, CMD);
+    }
     x.bar = !o.quiet && progress_is_tty();
 
     /* ---- the images */

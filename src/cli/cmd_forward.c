@@ -31,7 +31,7 @@ int cmd_forward(int argc, char **argv) {
     if (argc - optind != 2) return cli_usage_error("forward", "needs IN.safetensors and OUT.safetensors");
     const char *in_path = argv[optind], *out_path = c.output ? c.output : argv[optind + 1];
     if (strcmp(in_path, out_path) == 0) return cli_usage_error("forward", "the output would overwrite the input");
-    dr_set_threads(c.threads);
+    cli_apply_compute(&c, "forward");
 
     int rc = EXIT_FAILED;
     dr_model *m = NULL;

@@ -686,6 +686,8 @@ static void print_help(dr_mode mode) {
             "Running:\n"
             "  -w, --weights FILE      weights (.safetensors) for %s\n"
             "  -t, --threads N         threads (default: all cores)\n"
+            "      --precision P       fp32 (default, the reference), bf16 or auto: 3x3\n"
+            "                          convs in bf16 with fp32 sums (needs AVX512-BF16)\n"
             "      --progress[=KIND]   bar (default on a terminal), json (one JSON object per\n"
             "                          line on stdout: {\"file\",\"step\",\"steps\"} per step,\n"
             "                          {\"file\",\"done\":true,\"output\"} per image; failures\n"
@@ -952,7 +954,7 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
     code = EXIT_FAILED;
     if (o.c.quiet && !o.progress_given) o.progress = PROG_NONE;
     if (o.c.quiet && o.progress == PROG_BAR) o.progress = PROG_NONE;
-    dr_set_threads(o.c.threads);
+    cli_apply_compute(&o.c, C);
 
     /* ---- what kind of run */
     char **inputs = argv + optind;

@@ -66,6 +66,9 @@ static const char *HELP =
     "      --val-every N        (default 500)\n"
     "      --log FILE           CSV log (default CKPT.csv)\n"
     "  -t, --threads N          threads (default: all cores)\n"
+    "      --precision P        fp32 (default, the reference), bf16 or auto: 3x3 convs\n"
+    "                           in bf16 with fp32 sums (AVX512-BF16); weights, Adam\n"
+    "                           state, GroupNorm and loss stay fp32\n"
     "  -q, --quiet              no progress line\n"
     "  -h, --help               this help\n"
     "Outputs (checkpoint, log, export) never go into --data or --val and never\n"
@@ -289,7 +292,7 @@ int cmd_train(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error(C, "unexpected argument '%s'", argv[optind]);
-    dr_set_threads(c.threads);
+    cli_apply_compute(&c, C);
     if (o.resume_path && o.init_path) return cli_usage_error(C, "--resume and --init exclude each other");
     if (validate) {
         if (!o.val_dir) return cli_usage_error(C, "--validate needs --val DIR");

@@ -107,6 +107,12 @@ int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd) 
     case OPT_VERSION:
         printf("diffrestore %s\n", dr_version());
         exit(EXIT_DONE); /* the CLI may exit; the library never does */
+    case OPT_PRECISION:
+        if (!strcmp(arg, "fp32")) c->precision = DR_PRECISION_FP32;
+        else if (!strcmp(arg, "bf16")) c->precision = DR_PRECISION_BF16;
+        else if (!strcmp(arg, "auto")) c->precision = DR_PRECISION_AUTO;
+        else return cli_usage_error(cmd, "--precision needs fp32, bf16 or auto, got '%s'", arg), -1;
+        return 1;
     case OPT_QUALITY:
         if (!cli_parse_int(arg, 1, 100, &v)) return cli_usage_error(cmd, "--quality needs 1..100, got '%s'", arg), -1;
         c->quality = (int)v;
@@ -114,6 +120,12 @@ int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd) 
         return 1;
     default: return 0;
     }
+}
+
+void cli_apply_compute(const cli_common *c, const char *cmd) {
+    dr_set_threads(c->threads);
+    if (dr_set_precision((dr_precision)c->precision) != DR_OK)
+        fprintf(stderr, "diffrestore %s: warning: %s\n", cmd, dr_last_error());
 }
 
 void cli_fputs_safe(const char *s, FILE *f) {

@@ -15,6 +15,7 @@
 #define DR_NN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* ---- conv2d: kernel K in {1, 3}, padding K/2, stride 1 or 2, with bias.
  * weight [Cout, Cin, K, K], bias [Cout], inp [B, Cin, H, W],
@@ -97,6 +98,24 @@ void timestep_embedding(float *out, const float *t, int B, int dim);
  * own OpenMP partition of the work. nn_threads() reads it back. */
 void nn_init_threads(int n);
 int nn_threads(void);
+
+/* ---- Precision (bf16.c). NN_PREC_FP32 (default) is the reference path.
+ * NN_PREC_BF16 / NN_PREC_AUTO: the 3x3 Winograd convolutions (forward and
+ * backward-data) multiply in bf16 (vdpbf16ps, fp32 accumulation) where the
+ * CPU has AVX512-BF16, found at run time; elsewhere fp32. nn_set_precision
+ * returns -1 (and keeps fp32) for BF16 on a CPU without it, or a bad value.
+ * Global like nn_init_threads: set it before running layers. */
+enum { NN_PREC_FP32 = 0, NN_PREC_BF16 = 1, NN_PREC_AUTO = 2 };
+int nn_bf16_available(void);
+int nn_set_precision(int prec);
+int nn_precision(void);
+int nn_use_bf16(void); /* 1 when the bf16 kernels run now */
+/* Tests: behave as if the CPU had no AVX512-BF16 (1) or as it is (0). */
+void nn_bf16_hide(int hide);
+/* float -> bf16 bits, round to nearest even, denormal inputs as zero:
+ * software reference, and the hardware conversion (-1 without AVX512-BF16). */
+uint16_t nn_bf16_round_sw(float f);
+int nn_bf16_round_hw(uint16_t *dst, const float *src, size_t n);
 
 /* ---- Profiling by layer kind (for `diffrestore bench`): when enabled, the
  * U-Net wraps each layer call in NN_TIMED and the seconds add up here. */

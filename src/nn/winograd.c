@@ -33,6 +33,7 @@
 #include "nn/nn.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #if defined(__AVX512F__)
@@ -65,8 +66,9 @@ static size_t wg_thread_floats(int Cin) {
     return (size_t)(wg_block_tiles(Cin) / WG_NS) * 16 * wg_ks_floats(Cin) + (size_t)16 * WG_MR * WG_NS;
 }
 
+/* + the bf16 pairs of U (half of U's floats, bf16.c) */
 size_t wino_scratch_floats(int Cin, int Cout) {
-    return wg_u_floats(Cin, Cout) + (size_t)nn_threads() * wg_thread_floats(Cin);
+    return wg_u_floats(Cin, Cout) + (size_t)nn_threads() * wg_thread_floats(Cin) + wg_u_floats(Cin + 1, Cout) / 2 + 16;
 }
 
 /* Upk[k][jb][ci][m] = (G g G^T)[k / 4][k % 4] for g the 3x3 kernel of output
@@ -292,6 +294,76 @@ static __attribute__((noinline)) void wg_gemm1(float *M, const float *V, size_t 
 static __attribute__((noinline)) void wg_gemm2(float *M, const float *V, size_t vs, const float *U, int Cin) { wg_gemm(M, V, vs, U, Cin, 2); }
 static __attribute__((noinline)) void wg_gemm3(float *M, const float *V, size_t vs, const float *U, int Cin) { wg_gemm(M, V, vs, U, Cin, 3); }
 
+/* ---- bf16 GEMMs (nn_use_bf16): U and V go to pairs of input channels,
+ * word p of a row holding bf16(x[2p]) in its low and bf16(x[2p + 1]) in its
+ * high half (zero past Cin), and vdpbf16ps adds both products to an fp32
+ * accumulator lane. Compiled for AVX512-BF16 by target attribute only; run
+ * only when the CPU has it. Per lane the sum still runs over channel pairs in
+ * order, so the result does not depend on the thread count. */
+#define WG_BF16_TARGET __attribute__((target("avx512bf16,avx512f,avx512bw,avx512vl")))
+
+/* Ubf[k][jb][p][m] from Upk[k][jb][ci][m]: rows 2p and 2p + 1 are 16
+ * consecutive floats; interleave their bf16s by m. omp for. */
+static WG_BF16_TARGET __attribute__((noinline)) void wg_weights_bf16(uint32_t *Ubf, const float *Upk, int Cin, int Cout) {
+    const int nb = (Cout + WG_MR - 1) / WG_MR, np = (Cin + 1) / 2;
+    const __m256i il = _mm256_setr_epi16(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+#pragma omp for schedule(static)
+    for (int kb = 0; kb < 16 * nb; kb++) {
+        const float *src = Upk + (size_t)kb * Cin * WG_MR;
+        uint32_t *dst = Ubf + (size_t)kb * np * WG_MR;
+        for (int p = 0; p < np; p++) {
+            const __mmask16 mk = 2 * p + 1 < Cin ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
+            const __m256bh b = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mk, src + (size_t)2 * p * WG_MR));
+            _mm256_storeu_si256((__m256i *)(dst + (size_t)p * WG_MR), _mm256_permutexvar_epi16(il, (__m256i)b));
+        }
+    }
+}
+
+/* In place: rows ci (stride WG_NS floats) of one V_k of a slice become rows p
+ * of channel pairs (stride WG_NS words), for the first nv groups of 16 tiles.
+ * Row p is written after rows 2p and 2p + 1 are read, and every row below 2p
+ * has been read already. */
+static WG_BF16_TARGET __attribute__((noinline)) void wg_v_bf16(float *V, int Cin, int nv) {
+    const int np = (Cin + 1) / 2;
+    for (int p = 0; p < np; p++)
+        for (int j = 0; j < nv; j++) {
+            const __m512 a = _mm512_loadu_ps(V + (size_t)2 * p * WG_NS + 16 * j);
+            const __m512 b = 2 * p + 1 < Cin ? _mm512_loadu_ps(V + (size_t)(2 * p + 1) * WG_NS + 16 * j) : _mm512_setzero_ps();
+            const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(a));
+            const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(b));
+            _mm512_storeu_si512(V + (size_t)p * WG_NS + 16 * j, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+}
+
+#define WB_FMA(m)                                                             \
+    do {                                                                      \
+        const __m512bh wb = (__m512bh)_mm512_set1_epi32((int)u[m]);           \
+        c##m##0 = _mm512_dpbf16_ps(c##m##0, x0, wb);                          \
+        if (NV > 1) c##m##1 = _mm512_dpbf16_ps(c##m##1, x1, wb);              \
+        if (NV > 2) c##m##2 = _mm512_dpbf16_ps(c##m##2, x2, wb);              \
+    } while (0)
+static inline WG_BF16_TARGET __attribute__((always_inline)) void wg_gemm_bf(float *M, const float *V, const uint32_t *U,
+                                                                            int np, const int NV) {
+    const __m512 z = _mm512_setzero_ps();
+    const __m512bh zb = (__m512bh)_mm512_setzero_si512();
+    WK_DECL(0); WK_DECL(1); WK_DECL(2); WK_DECL(3);
+    WK_DECL(4); WK_DECL(5); WK_DECL(6); WK_DECL(7);
+    for (int p = 0; p < np; p++) {
+        const float *v = V + (size_t)p * WG_NS;
+        const uint32_t *u = U + (size_t)p * WG_MR;
+        const __m512bh x0 = (__m512bh)_mm512_loadu_si512(v);
+        const __m512bh x1 = NV > 1 ? (__m512bh)_mm512_loadu_si512(v + 16) : zb;
+        const __m512bh x2 = NV > 2 ? (__m512bh)_mm512_loadu_si512(v + 32) : zb;
+        WB_FMA(0); WB_FMA(1); WB_FMA(2); WB_FMA(3);
+        WB_FMA(4); WB_FMA(5); WB_FMA(6); WB_FMA(7);
+    }
+    WK_STORE(0); WK_STORE(1); WK_STORE(2); WK_STORE(3);
+    WK_STORE(4); WK_STORE(5); WK_STORE(6); WK_STORE(7);
+}
+static WG_BF16_TARGET __attribute__((noinline)) void wg_gemm_bf1(float *M, const float *V, const uint32_t *U, int np) { wg_gemm_bf(M, V, U, np, 1); }
+static WG_BF16_TARGET __attribute__((noinline)) void wg_gemm_bf2(float *M, const float *V, const uint32_t *U, int np) { wg_gemm_bf(M, V, U, np, 2); }
+static WG_BF16_TARGET __attribute__((noinline)) void wg_gemm_bf3(float *M, const float *V, const uint32_t *U, int np) { wg_gemm_bf(M, V, U, np, 3); }
+
 /* out (=, or +=) A^T M A (+ bias) for output channels co0 + m, m < mmax, and
  * the nv groups grs[0..nv) whose products are Mb[k][m][16 * j + lane]. */
 static __attribute__((noinline)) void wg_output(float *out, int accumulate, const float *bias, const float *Mb, const wg_group *grs, int nv,
@@ -374,9 +446,12 @@ void wino_conv3x3(float *out, int accumulate, const float *in, const float *w, i
     float *Upk = scratch, *thr = scratch + wg_u_floats(Cin, Cout);
     const size_t tf = wg_thread_floats(Cin);
     const wg_vlayout vl = {16 * g.KS, WG_NS, g.KS, 0, 16};
+    const int bf = nn_use_bf16(), np = (Cin + 1) / 2;
+    uint32_t *Ubf = (uint32_t *)(void *)(thr + (size_t)nn_threads() * tf);
 #pragma omp parallel num_threads(nn_threads())
     {
         wg_weights(Upk, w, flip, Cin, Cout); /* omp for: ends with a barrier */
+        if (bf) wg_weights_bf16(Ubf, Upk, Cin, Cout); /* likewise */
         float *V = thr + (size_t)omp_get_thread_num() * tf;
         float *Mb = V + (size_t)(g.NT / WG_NS) * 16 * g.KS; /* [16][WG_MR][WG_NS] */
         wg_group grs[WG_MAXNT / 16];
@@ -387,6 +462,10 @@ void wino_conv3x3(float *out, int accumulate, const float *in, const float *w, i
             const int ng = (nvalid + 15) / 16;
             for (int gi = 0; gi < ng; gi++) wg_describe(&grs[gi], &g, t0 + 16 * gi, Cin, Cout);
             wg_input(V, &vl, in, grs, ng, 0, Cin, &g);
+            if (bf)
+                for (int s = 0; s < ng; s += 3)
+                    for (int k = 0; k < 16; k++)
+                        wg_v_bf16(V + (size_t)(s / 3) * 16 * g.KS + k * g.KS, Cin, ng - s < 3 ? ng - s : 3);
             for (int s = 0; s < ng; s += 3) {
                 const int nv = ng - s < 3 ? ng - s : 3;
                 for (int jb = 0; jb < nb; jb++) {
@@ -394,7 +473,12 @@ void wino_conv3x3(float *out, int accumulate, const float *in, const float *w, i
                         float *M = Mb + (size_t)k * WG_MR * WG_NS;
                         const float *Vk = V + (size_t)(s / 3) * 16 * g.KS + k * g.KS;
                         const float *Uk = Upk + ((size_t)k * nb + jb) * Cin * WG_MR;
-                        if (nv == 3) wg_gemm3(M, Vk, WG_NS, Uk, Cin);
+                        if (bf) {
+                            const uint32_t *Ub = Ubf + ((size_t)k * nb + jb) * np * WG_MR;
+                            if (nv == 3) wg_gemm_bf3(M, Vk, Ub, np);
+                            else if (nv == 2) wg_gemm_bf2(M, Vk, Ub, np);
+                            else wg_gemm_bf1(M, Vk, Ub, np);
+                        } else if (nv == 3) wg_gemm3(M, Vk, WG_NS, Uk, Cin);
                         else if (nv == 2) wg_gemm2(M, Vk, WG_NS, Uk, Cin);
                         else wg_gemm1(M, Vk, WG_NS, Uk, Cin);
                     }
@@ -574,6 +658,72 @@ static __attribute__((noinline)) void wd_gemm2(double *m, size_t ldm, const floa
     wd_gemm(m, ldm, z, ldz, v, vs, n, nci, 2);
 }
 
+/* ---- bf16 weight gradient (nn_use_bf16): the reduction runs over tiles, so
+ * tiles pair up: word q of a V row holds bf16 of tiles 2q and 2q + 1, word
+ * (q, co) of Z likewise (zero past tile n). In place, as wg_v_bf16. */
+static WG_BF16_TARGET __attribute__((noinline)) void wd_v_bf16(float *V, size_t vs, int Cin, int n) {
+    const int nq = (n + 1) / 2;
+    for (int ci = 0; ci < Cin; ci++) {
+        float *row = V + (size_t)ci * vs;
+        for (int q0 = 0; q0 < nq; q0 += 16) {
+            const int t0 = 2 * q0, left = n - t0;
+            const __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            const __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+            /* tiles t0..t0+31 as bf16 in order; pairs (2q, 2q+1) are then adjacent words */
+            const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, row + t0 + 16), _mm512_maskz_loadu_ps(m0, row + t0));
+            const __mmask16 ms = nq - q0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nq - q0)) - 1);
+            _mm512_mask_storeu_epi32(row + q0, ms, (__m512i)b);
+        }
+    }
+}
+static WG_BF16_TARGET __attribute__((noinline)) void wd_z_bf16(float *Z, int ldz, int n) {
+    const int nq = (n + 1) / 2;
+    for (int q = 0; q < nq; q++)
+        for (int c = 0; c < ldz; c += 16) {
+            const __m512 a = _mm512_loadu_ps(Z + (size_t)2 * q * ldz + c);
+            const __m512 b = 2 * q + 1 < n ? _mm512_loadu_ps(Z + (size_t)(2 * q + 1) * ldz + c) : _mm512_setzero_ps();
+            const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(a));
+            const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(b));
+            _mm512_storeu_si512(Z + (size_t)q * ldz + c, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+}
+#define WDB_FMA(i)                                                                   \
+    do {                                                                             \
+        const __m512bh vb = (__m512bh)_mm512_set1_epi32(((const int *)v##i)[q]);     \
+        e##i##0 = _mm512_dpbf16_ps(e##i##0, z0, vb);                                 \
+        if (NV > 1) e##i##1 = _mm512_dpbf16_ps(e##i##1, z1, vb);                     \
+    } while (0)
+static inline WG_BF16_TARGET __attribute__((always_inline)) void wd_gemm_bf(double *m, size_t ldm, const float *zp, int ldz,
+                                                                           const float *v, size_t vs, int nq, int nci,
+                                                                           const int NV) {
+    const __m512 z = _mm512_setzero_ps();
+    const __m512bh zb = (__m512bh)_mm512_setzero_si512();
+    const float *v0 = v, *v1 = v + (nci > 1 ? 1 : 0) * vs, *v2 = v + (nci > 2 ? 2 : 0) * vs;
+    const float *v3 = v + (nci > 3 ? 3 : 0) * vs, *v4 = v + (nci > 4 ? 4 : 0) * vs, *v5 = v + (nci > 5 ? 5 : 0) * vs;
+    const float *v6 = v + (nci > 6 ? 6 : 0) * vs, *v7 = v + (nci > 7 ? 7 : 0) * vs, *v8 = v + (nci > 8 ? 8 : 0) * vs;
+    WDK_DECL(0); WDK_DECL(1); WDK_DECL(2);
+    WDK_DECL(3); WDK_DECL(4); WDK_DECL(5);
+    WDK_DECL(6); WDK_DECL(7); WDK_DECL(8);
+    for (int q = 0; q < nq; q++) {
+        const __m512bh z0 = (__m512bh)_mm512_loadu_si512(zp + (size_t)q * ldz);
+        const __m512bh z1 = NV > 1 ? (__m512bh)_mm512_loadu_si512(zp + (size_t)q * ldz + 16) : zb;
+        WDB_FMA(0); WDB_FMA(1); WDB_FMA(2);
+        WDB_FMA(3); WDB_FMA(4); WDB_FMA(5);
+        WDB_FMA(6); WDB_FMA(7); WDB_FMA(8);
+    }
+    WDK_ADD(0); WDK_ADD(1); WDK_ADD(2);
+    WDK_ADD(3); WDK_ADD(4); WDK_ADD(5);
+    WDK_ADD(6); WDK_ADD(7); WDK_ADD(8);
+}
+static WG_BF16_TARGET __attribute__((noinline)) void wd_gemm_bf1(double *m, size_t ldm, const float *z, int ldz, const float *v,
+                                                                 size_t vs, int nq, int nci) {
+    wd_gemm_bf(m, ldm, z, ldz, v, vs, nq, nci, 1);
+}
+static WG_BF16_TARGET __attribute__((noinline)) void wd_gemm_bf2(double *m, size_t ldm, const float *z, int ldz, const float *v,
+                                                                 size_t vs, int nq, int nci) {
+    wd_gemm_bf(m, ldm, z, ldz, v, vs, nq, nci, 2);
+}
+
 void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, int Cin, int Cout, int H, int W,
                      float *scratch) {
     wg_geom g;
@@ -586,6 +736,7 @@ void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, 
     const size_t vk = wd_vk(Cin, TC), zk = wd_zk(Cout, TC), ldm = (size_t)ldz;
     const size_t HW = (size_t)H * W;
     const int np16 = (int)((HW + 15) / 16);
+    const int bf = nn_use_bf16();
     double *M = (double *)(void *)scratch; /* [16][Cin][ldz] */
     float *Vc = scratch + 2 * (size_t)16 * Cin * ldz, *Zc = Vc + 16 * vk, *GT = Zc + 16 * zk;
     const long nchunk = (g.total + TC - 1) / TC;
@@ -615,6 +766,11 @@ void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, 
                 for (int gi = 0; gi < ng; gi++) wg_describe(&grs[gi], &g, t0 + 16 * gi, Cin, Cout);
                 wg_input(Vt, &vl, in, grs, ng, 0, Cin, &g);
                 wd_ztransform(Zt, zk, ldz, GT, t0, n, i0, i1, &g);
+                if (bf)
+                    for (int kk = 0; kk < nk; kk++) {
+                        wd_v_bf16(Vt + kk * vk, (size_t)TC, Cin, n);
+                        wd_z_bf16(Zt + kk * zk, ldz, n);
+                    }
                 for (int kk = 0; kk < nk; kk++)
                     for (int jt = 0; jt < ntile; jt++) {
                         const int co0 = jt * WD_CT, nv = ldz - co0 >= 32 ? 2 : 1;
@@ -622,7 +778,9 @@ void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, 
                             const int nci = Cin - ci0 < 9 ? Cin - ci0 : 9;
                             double *m = M + ((size_t)(4 * i0 + kk) * Cin + ci0) * ldm + co0;
                             const float *z = Zt + kk * zk + co0, *v = Vt + kk * vk + (size_t)ci0 * TC;
-                            if (nv == 2) wd_gemm2(m, ldm, z, ldz, v, (size_t)TC, n, nci);
+                            if (bf && nv == 2) wd_gemm_bf2(m, ldm, z, ldz, v, (size_t)TC, (n + 1) / 2, nci);
+                            else if (bf) wd_gemm_bf1(m, ldm, z, ldz, v, (size_t)TC, (n + 1) / 2, nci);
+                            else if (nv == 2) wd_gemm2(m, ldm, z, ldz, v, (size_t)TC, n, nci);
                             else wd_gemm1(m, ldm, z, ldz, v, (size_t)TC, n, nci);
                         }
                     }
