@@ -230,7 +230,13 @@ int dr_model_forward(dr_model *m, const float *x, const float *t, int n, int h, 
 
 /* ------------------------------------------------------------------ restoring */
 
-typedef enum { DR_SAMPLER_DDPM = 0, DR_SAMPLER_DDIM = 1, DR_SAMPLER_DPMPP_2M = 2 } dr_sampler;
+typedef enum {
+    DR_SAMPLER_DDPM = 0,
+    DR_SAMPLER_DDIM = 1,
+    DR_SAMPLER_DPMPP_2M = 2,     /* DPM-Solver++(2M), deterministic */
+    DR_SAMPLER_DPMPP_2M_SDE = 3, /* SDE-DPM-Solver++(2M): eta scales its noise (0: = DPMPP_2M) */
+} dr_sampler;
+#define DR_SAMPLER_NAMES "ddpm, ddim, dpmpp, dpmpp-sde"
 typedef enum { DR_SPACING_TRAILING = 0, DR_SPACING_LEADING = 1, DR_SPACING_LINSPACE = 2 } dr_spacing;
 
 const char *dr_sampler_name(dr_sampler s);
@@ -241,7 +247,7 @@ int dr_spacing_from_name(const char *name, dr_spacing *out); /* DR_OK or DR_ERR_
 typedef struct {
     dr_sampler sampler;
     int steps;           /* sampler steps */
-    double eta;          /* DDIM only */
+    double eta;          /* noise: DDIM (0 deterministic, 1 DDPM-like) and dpmpp-sde */
     dr_spacing spacing;
     uint64_t seed;       /* sample k of a call uses seed + k */
     /* superres: the output size. Either scale > 0, or out_width / out_height

@@ -38,7 +38,7 @@ static float *falloc(size_t n) {
 }
 
 static const char *sampler_str(dr_sampler k) {
-    return k == DR_SAMPLER_DDPM ? "ddpm" : k == DR_SAMPLER_DDIM ? "ddim" : "dpm++2m";
+    return dr_sampler_name(k);
 }
 static const char *spacing_str(dr_spacing sp) {
     return sp == DR_SPACING_TRAILING ? "trailing" : sp == DR_SPACING_LEADING ? "leading" : "linspace";
@@ -316,7 +316,8 @@ static void test_oracle(void) {
         double eta;
     } cfg[] = {{DR_SAMPLER_DDPM, 1000, 0}, {DR_SAMPLER_DDPM, 50, 0},      {DR_SAMPLER_DDIM, 20, 0},
                {DR_SAMPLER_DDIM, 50, 0},   {DR_SAMPLER_DDIM, 20, 1},      {DR_SAMPLER_DDIM, 50, 1},
-               {DR_SAMPLER_DPMPP_2M, 10, 0}, {DR_SAMPLER_DPMPP_2M, 20, 0}};
+               {DR_SAMPLER_DPMPP_2M, 10, 0}, {DR_SAMPLER_DPMPP_2M, 20, 0}, {DR_SAMPLER_DPMPP_2M_SDE, 10, 0},
+               {DR_SAMPLER_DPMPP_2M_SDE, 8, 1}, {DR_SAMPLER_DPMPP_2M_SDE, 12, 0.5}};
     const size_t ncfg = sizeof cfg / sizeof *cfg;
     double worst_final[sizeof cfg / sizeof *cfg] = {0}, worst_traj[sizeof cfg / sizeof *cfg] = {0};
 
@@ -447,7 +448,7 @@ static void test_mixture(void) {
         int steps;
         double eta;
     } cfg[] = {{DR_SAMPLER_DDPM, 1000, 0}, {DR_SAMPLER_DDPM, 50, 0}, {DR_SAMPLER_DDIM, 50, 0},
-               {DR_SAMPLER_DDIM, 50, 1}, {DR_SAMPLER_DPMPP_2M, 20, 0}};
+               {DR_SAMPLER_DDIM, 50, 1}, {DR_SAMPLER_DPMPP_2M, 20, 0}, {DR_SAMPLER_DPMPP_2M_SDE, 20, 1}};
     for (int lin = 0; lin < 2; lin++) {
         dr_schedule s;
         dr_schedule_build(&s, 1000, lin);
@@ -686,6 +687,130 @@ static void test_dpmpp_steps(void) {
     free(scratch);
 }
 
+/* SDE-DPM-Solver++(2M) against the two samplers it generalises:
+ * - eta 0 is DPM-Solver++(2M), bit for bit (same coefficients, same order);
+ * - eta 1 with an x0 estimate that does not change between steps (so the
+ *   second-order correction is zero) is the DDPM posterior step, noise from
+ *   the same stream (1, i): x after 3 steps agrees to float rounding.
+ * Then a second-order check: with x0 estimates that differ between steps and
+ * eta 0.5, x after two steps matches the formula evaluated here in double. */
+typedef struct {
+    const dr_schedule *s;
+    const float *base;
+    size_t n;
+    int calls;
+    float growth; /* x0 = base (1 + growth calls) */
+} const_user;
+
+static int const_predict(void *user, const float *xt, int t, float *eps, float *x0) {
+    const_user *u = user;
+    const double ab = u->s->alpha_bar[t], a = sqrt(ab), b = sqrt(1 - ab);
+    const float f = 1.0f + u->growth * (float)u->calls;
+    for (size_t i = 0; i < u->n; i++) {
+        x0[i] = u->base[i] * f;
+        eps[i] = (float)((xt[i] - a * x0[i]) / b);
+    }
+    u->calls++;
+    return DR_OK;
+}
+
+static int cancel_after_3(void *user, int step, int steps) { return step >= 3; }
+
+static void test_dpmpp_sde(void) {
+    const size_t n = 4096;
+    float *xin = falloc(n), *base = falloc(n), *a = falloc(n), *b = falloc(n), *scratch = falloc(4 * n);
+    test_rng r = {71};
+    test_fill_normal(&r, xin, n, 1.0f);
+    test_fill_normal(&r, base, n, 0.5f);
+    for (int lin = 0; lin < 2; lin++) {
+        dr_schedule s;
+        dr_schedule_build(&s, 1000, lin);
+        /* eta 0 == DPM-Solver++(2M), whole run, x0 changing every step */
+        for (int sp = 0; sp < 3; sp++) {
+            const_user u = {&s, base, n, 0, 0.1f};
+            dr_denoiser d = {const_predict, NULL, NULL, NULL, &u};
+            dr_sample_options o1 = {DR_SAMPLER_DPMPP_2M, 12, (dr_spacing)sp, 0, 3};
+            dr_sample_options o2 = {DR_SAMPLER_DPMPP_2M_SDE, 12, (dr_spacing)sp, 0, 3};
+            memcpy(a, xin, n * sizeof *a);
+            memcpy(b, xin, n * sizeof *b);
+            CHECK(dr_sample(&s, &o1, &d, a, n, 0, scratch) == DR_OK, "dpmpp run");
+            u.calls = 0;
+            CHECK(dr_sample(&s, &o2, &d, b, n, 0, scratch) == DR_OK, "dpmpp-sde run");
+            CHECK(memcmp(a, b, n * sizeof *a) == 0, "%s %s: dpmpp-sde eta 0 differs from dpmpp",
+                  lin ? "linear" : "cosine", spacing_str(sp));
+        }
+        /* eta 1, constant x0: the DDPM posterior step */
+        for (int sp = 0; sp < 3; sp++) {
+            const_user u = {&s, base, n, 0, 0};
+            dr_denoiser d = {const_predict, NULL, NULL, cancel_after_3, &u};
+            dr_sample_options o1 = {DR_SAMPLER_DDPM, 10, (dr_spacing)sp, 0, 11};
+            dr_sample_options o2 = {DR_SAMPLER_DPMPP_2M_SDE, 10, (dr_spacing)sp, 1, 11};
+            memcpy(a, xin, n * sizeof *a);
+            memcpy(b, xin, n * sizeof *b);
+            CHECK(dr_sample(&s, &o1, &d, a, n, 0, scratch) == DR_ERR_CANCELLED, "ddpm 3 steps");
+            u.calls = 0;
+            CHECK(dr_sample(&s, &o2, &d, b, n, 0, scratch) == DR_ERR_CANCELLED, "dpmpp-sde 3 steps");
+            double err = 0, sc = 0;
+            for (size_t i = 0; i < n; i++) {
+                err = fmax(err, fabs(a[i] - b[i]));
+                sc = fmax(sc, fabs(a[i]));
+            }
+            CHECK(err < 1e-5 * fmax(1, sc), "%s %s: dpmpp-sde eta 1 vs ddpm after 3 steps: err %.3g (scale %.3g)",
+                  lin ? "linear" : "cosine", spacing_str(sp), err, sc);
+        }
+        /* eta 0.5, x0 changing: the formula in double, two steps */
+        {
+            const double eta = 0.5;
+            int ts[10];
+            dr_timesteps(1000, 10, DR_SPACING_LINSPACE, ts);
+            const_user u = {&s, base, n, 0, 0.25f};
+            dr_denoiser d = {const_predict, NULL, NULL, cancel_after_2, &u};
+            dr_sample_options o = {DR_SAMPLER_DPMPP_2M_SDE, 10, DR_SPACING_LINSPACE, eta, 21};
+            memcpy(b, xin, n * sizeof *b);
+            CHECK(dr_sample(&s, &o, &d, b, n, 0, scratch) == DR_ERR_CANCELLED, "dpmpp-sde 2 steps");
+            double al[3], sg[3], lam[3];
+            for (int k = 0; k < 3; k++) {
+                al[k] = sqrt(s.alpha_bar[ts[k]]);
+                sg[k] = sqrt(1 - s.alpha_bar[ts[k]]);
+                lam[k] = log(al[k] / sg[k]);
+            }
+            const double h0 = lam[1] - lam[0], h1 = lam[2] - lam[1], rr = h0 / h1;
+            dr_rng g0, g1;
+            dr_rng_derive(&g0, 21, 1, 0);
+            dr_rng_derive(&g1, 21, 1, 1);
+            double err = 0, sc = 0;
+            for (size_t i = 0; i < n; i++) {
+                const double d0 = base[i], d1 = (float)(base[i] * 1.25f);
+                const double z0 = dr_rng_normal(&g0), z1 = dr_rng_normal(&g1);
+                const double x1 = sg[1] / sg[0] * exp(-eta * h0) * xin[i] + al[1] * (1 - exp(-(1 + eta) * h0)) * d0 +
+                                  sg[1] * sqrt(1 - exp(-2 * eta * h0)) * z0;
+                const double D = (1 + 1 / (2 * rr)) * d1 - 1 / (2 * rr) * d0;
+                const double x2 = sg[2] / sg[1] * exp(-eta * h1) * x1 + al[2] * (1 - exp(-(1 + eta) * h1)) * D +
+                                  sg[2] * sqrt(1 - exp(-2 * eta * h1)) * z1;
+                err = fmax(err, fabs(b[i] - x2));
+                sc = fmax(sc, fabs(x2));
+            }
+            CHECK(err < 1e-5 * fmax(1, sc), "%s dpmpp-sde eta 0.5 two steps: err %.3g (scale %.3g)",
+                  lin ? "linear" : "cosine", err, sc);
+        }
+        dr_schedule_free(&s);
+    }
+    /* names: the public name parses back, aliases too, junk is refused */
+    dr_sampler k;
+    CHECK(dr_sampler_from_name("dpmpp-sde", &k) == DR_OK && k == DR_SAMPLER_DPMPP_2M_SDE, "dpmpp-sde name");
+    CHECK(dr_sampler_from_name("dpm++2m-sde", &k) == DR_OK && k == DR_SAMPLER_DPMPP_2M_SDE, "dpm++2m-sde alias");
+    for (int i = 0; i <= (int)DR_SAMPLER_DPMPP_2M_SDE; i++)
+        CHECK(dr_sampler_from_name(dr_sampler_name((dr_sampler)i), &k) == DR_OK && k == (dr_sampler)i,
+              "name round trip %d", i);
+    CHECK(dr_sampler_from_name("dpmpp-ode", &k) == DR_ERR_INVALID && strstr(dr_last_error(), "dpmpp-sde"),
+          "unknown name lists the samplers: '%s'", dr_last_error());
+    free(xin);
+    free(base);
+    free(a);
+    free(b);
+    free(scratch);
+}
+
 /* ------------------------------------------------------------- determinism */
 
 static void run_mix(const dr_schedule *s, dr_sampler k, int steps, double eta, uint64_t seed, int init_noise,
@@ -723,7 +848,8 @@ static void test_determinism(void) {
     const struct {
         dr_sampler k;
         double eta;
-    } cfg[] = {{DR_SAMPLER_DDPM, 0}, {DR_SAMPLER_DDIM, 0}, {DR_SAMPLER_DDIM, 0.7}, {DR_SAMPLER_DPMPP_2M, 0}};
+    } cfg[] = {{DR_SAMPLER_DDPM, 0},        {DR_SAMPLER_DDIM, 0},           {DR_SAMPLER_DDIM, 0.7},
+               {DR_SAMPLER_DPMPP_2M, 0},    {DR_SAMPLER_DPMPP_2M_SDE, 1}};
     for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++) {
         nn_init_threads(1);
         run_mix(&s, cfg[c].k, 15, cfg[c].eta, 8, 1, NULL, a, n, scratch);
@@ -851,10 +977,10 @@ static void test_invalid(void) {
         const char *what;
         dr_sample_options o;
     } cases[] = {
-        {"sampler 3", good},    {"sampler -1", good},  {"steps 0", good},    {"steps T+1", good},
+        {"sampler 4", good},    {"sampler -1", good},  {"steps 0", good},    {"steps T+1", good},
         {"eta -0.1", good},     {"eta NaN", good},     {"eta inf", good},    {"spacing 3", good},
     };
-    cases[0].o.sampler = (dr_sampler)3;
+    cases[0].o.sampler = (dr_sampler)4;
     cases[1].o.sampler = (dr_sampler)-1;
     cases[2].o.steps = 0;
     cases[3].o.steps = 1001;
@@ -910,6 +1036,7 @@ int main(void) {
     test_ddpm_eps_form();
     test_ddim_edited_x0();
     test_dpmpp_steps();
+    test_dpmpp_sde();
     test_determinism();
     test_hooks();
     test_invalid();

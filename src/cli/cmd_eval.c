@@ -212,7 +212,7 @@ static void table_header(ectx *x) {
     else if (o->mode == DR_MODE_INPAINT) snprintf(what, sizeof what, " holes %g-%g", o->e.hole_min, o->e.hole_max);
     printf("%s%s | %s | %s, %d steps", dr_mode_name(o->mode), what, x->weights_path, dr_sampler_name(o->p.sampler),
            o->p.steps);
-    if (o->p.sampler == DR_SAMPLER_DDIM) printf(", eta %g", o->p.eta);
+    if (o->p.sampler == DR_SAMPLER_DDIM || o->p.sampler == DR_SAMPLER_DPMPP_2M_SDE) printf(", eta %g", o->p.eta);
     printf(", %s, seed %llu", dr_spacing_name(o->p.spacing), (unsigned long long)o->p.seed);
     if (o->samples > 1) printf(", mean of %d samples", o->samples);
     if (o->mode == DR_MODE_COLORIZE) { /* the working resolution in force */
@@ -679,8 +679,8 @@ static void print_help(void) {
            "Sampling:\n"
            "  -w, --weights FILE      weights (.safetensors) for the mode; default: see below\n"
            "      --steps N           sampler steps (default %d)\n"
-           "      --sampler S         ddpm, ddim or dpmpp (default %s)\n"
-           "      --eta E             DDIM noise 0..1 (default %g; colorize %g)\n"
+           "      --sampler S         ddim, dpmpp-sde, dpmpp or ddpm (default %s)\n"
+           "      --eta E             noise of ddim and dpmpp-sde, 0..1 (default %g; colorize %g)\n"
            "      --spacing S         trailing, leading or linspace (default %s)\n"
            "      --seed N            seed of the sampler and of the inpaint masks (default %llu)\n"
            "      --tile N            largest tile side in pixels; bigger images are tiled\n"
@@ -826,7 +826,7 @@ static int parse_options(eopts *o, int argc, char **argv) {
             break;
         case O_SAMPLER:
             if (dr_sampler_from_name(optarg, &o->p.sampler) != DR_OK)
-                return cli_usage_error(CMD, "--sampler must be ddpm, ddim or dpmpp, not '%s'", optarg);
+                return cli_usage_error(CMD, "--sampler must be one of " DR_SAMPLER_NAMES ", not '%s'", optarg);
             o->sampler_given = 1;
             break;
         case O_ETA:

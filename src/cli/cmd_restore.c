@@ -671,8 +671,8 @@ static void print_help(dr_mode mode) {
             "\n"
             "Sampling:\n"
             "      --steps N           sampler steps (default %d)\n"
-            "      --sampler S         ddpm, ddim or dpmpp (default %s)\n"
-            "      --eta E             DDIM noise 0..1 (default %g)\n"
+            "      --sampler S         ddim, dpmpp-sde, dpmpp or ddpm (default %s)\n"
+            "      --eta E             noise of ddim and dpmpp-sde, 0..1 (default %g)\n"
             "      --spacing S         trailing, leading or linspace (default %s)\n"
             "      --seed N|random     random seed (default %llu); random prints the seed\n"
             "      --samples N         N samples, written as NAME_1 .. NAME_N (default 1)\n"
@@ -788,7 +788,7 @@ static int parse_options(ropts *o, int argc, char **argv) {
             break;
         case O_SAMPLER:
             if (dr_sampler_from_name(optarg, &o->p.sampler) != DR_OK)
-                return cli_usage_error(C, "--sampler must be ddpm, ddim or dpmpp, not '%s'", optarg);
+                return cli_usage_error(C, "--sampler must be one of " DR_SAMPLER_NAMES ", not '%s'", optarg);
             break;
         case O_ETA:
             if (!cli_parse_double(optarg, 0, 1, &d)) return cli_usage_error(C, "--eta needs 0..1, got '%s'", optarg);

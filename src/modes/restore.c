@@ -37,24 +37,6 @@
 #define MAX_CANVAS_PIXELS ((int64_t)1 << 28)
 #define POCS_ITERS 8 /* superres: projection / range alternations per step */
 
-const char *dr_sampler_name(dr_sampler s) {
-    switch (s) {
-    case DR_SAMPLER_DDPM: return "ddpm";
-    case DR_SAMPLER_DDIM: return "ddim";
-    case DR_SAMPLER_DPMPP_2M: return "dpmpp";
-    default: return "?";
-    }
-}
-
-int dr_sampler_from_name(const char *name, dr_sampler *out) {
-    if (!name) return dr_error(DR_ERR_INVALID, "sampler name missing");
-    if (!strcmp(name, "ddpm")) *out = DR_SAMPLER_DDPM;
-    else if (!strcmp(name, "ddim")) *out = DR_SAMPLER_DDIM;
-    else if (!strcmp(name, "dpmpp") || !strcmp(name, "dpm++") || !strcmp(name, "dpmpp2m")) *out = DR_SAMPLER_DPMPP_2M;
-    else return dr_error(DR_ERR_INVALID, "unknown sampler '%s' (ddpm, ddim, dpmpp)", name);
-    return DR_OK;
-}
-
 const char *dr_spacing_name(dr_spacing s) {
     switch (s) {
     case DR_SPACING_TRAILING: return "trailing";
