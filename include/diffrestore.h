@@ -276,14 +276,28 @@ typedef struct {
 #define DR_RENDER_SIZE_MIN 16
 #define DR_RENDER_SIZE_MAX 65536
 
-/* Defaults, measured on the validation photos (docs/TUNING.md): DDIM, 20
- * trailing steps, eta 1, seed 0, 256-pixel tiles with 32 of overlap,
- * render_size DR_RENDER_SIZE_AUTO. */
+/* Mode-independent defaults: DDIM, 20 trailing steps, eta 1, seed 0,
+ * 256-pixel tiles with 32 of overlap, render_size DR_RENDER_SIZE_AUTO. Each
+ * mode's measured defaults differ in the sampler: prefer dr_params_init_mode
+ * when the mode is known. */
 void dr_params_init(dr_params *p);
-/* The defaults for one mode: as dr_params_init, but colorize samples with
- * eta 0 (eta 1 washes its colours out). Prefer this when the mode is known,
+/* The defaults for one mode, dr_params_init_quality(p, mode, DR_QUALITY_DEFAULT),
  * e.g. dr_params_init_mode(&p, dr_model_mode(model)). */
 void dr_params_init_mode(dr_params *p, dr_mode mode);
+
+/* Sampling presets: the sampler, steps and eta of each mode at three points of
+ * the measured speed/quality trade-off (docs/TUNING.md, "Presets"):
+ *   fast     the fewest network evaluations, a little less accurate or softer;
+ *   default  the cheapest configuration within 0.1 dB and 0.02 HF ratio of the
+ *            20-step reference on the validation photos;
+ *   best     the 20-step reference (DDIM; eta 1, colorize eta 0). */
+typedef enum { DR_QUALITY_DEFAULT = 0, DR_QUALITY_FAST = 1, DR_QUALITY_BEST = 2 } dr_quality;
+#define DR_QUALITY_NAMES "fast, default, best"
+const char *dr_quality_name(dr_quality q);
+int dr_quality_from_name(const char *name, dr_quality *out); /* DR_OK or DR_ERR_INVALID */
+/* dr_params_init, then the preset's sampler, steps and eta for the mode.
+ * DR_ERR_INVALID (p left at dr_params_init) for an unknown mode or preset. */
+int dr_params_init_quality(dr_params *p, dr_mode mode, dr_quality q);
 
 /* Restore one image with the model's mode.
  *  colorize: in is gray or colour (its luma is used); out is RGB (plus alpha if in had it).

@@ -18,7 +18,7 @@ configs=${CONFIGS:-"ddim:10:0:trailing ddim:20:0:trailing ddim:50:0:trailing ddi
 for c in $configs; do
   IFS=: read -r s n e sp <<<"$c"
   t0=$(date +%s)
-  row=$(build/diffrestore eval -q --mode "$mode" --data "$data" -w "$w" --sampler "$s" --steps "$n" --eta "$e" \
+  row=$(${DIFFRESTORE:-build/diffrestore} eval -q --mode "$mode" --data "$data" -w "$w" --sampler "$s" --steps "$n" --eta "$e" \
     --spacing "$sp" --seed 0 "$@" | grep '^mean')
   printf '%-22s %4ss | %s\n' "$c" "$(($(date +%s) - t0))" "$row"
 done

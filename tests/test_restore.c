@@ -9,6 +9,7 @@
  * samples/mean/uncertainty, the error paths, and colorize at a working
  * resolution (render_size: output at full size, luma kept, 0 unchanged).
  */
+#include "common/error.h"
 #include "diffrestore.h"
 #include "modes/imgproc.h"
 #include "modes/modes.h"
@@ -237,8 +238,11 @@ static void test_seeds(void) {
     dr_model_free(m);
 }
 
-/* The per-mode defaults (docs/TUNING.md): only colorize's eta differs from
- * dr_params_init's, and each mode restores with its defaults. */
+/* The per-mode presets (docs/TUNING.md, "Presets"): each differs from
+ * dr_params_init only in sampler, steps and eta; the default preset is
+ * dr_params_init_mode; fast <= default <= best in network evaluations; best is
+ * the 20-step DDIM reference; colorize never injects noise; bad modes and
+ * presets are refused; and each mode restores with each preset. */
 static void test_mode_defaults(void) {
     dr_params base;
     dr_params_init(&base);
@@ -246,26 +250,61 @@ static void test_mode_defaults(void) {
           "dr_params_init: %s %d eta %g", dr_sampler_name(base.sampler), base.steps, base.eta);
     CHECK(base.render_size == DR_RENDER_SIZE_AUTO, "dr_params_init: render_size %d, want AUTO", base.render_size);
     const dr_mode modes[] = {DR_MODE_COLORIZE, DR_MODE_INPAINT, DR_MODE_SUPERRES};
+    const dr_quality qs[] = {DR_QUALITY_FAST, DR_QUALITY_DEFAULT, DR_QUALITY_BEST};
     for (int k = 0; k < 3; k++) {
-        dr_params p;
-        dr_params_init_mode(&p, modes[k]);
-        const double want_eta = modes[k] == DR_MODE_COLORIZE ? 0.0 : 1.0;
-        CHECK(p.eta == want_eta, "%s: default eta %g, want %g", dr_mode_name(modes[k]), p.eta, want_eta);
-        p.eta = base.eta;
-        CHECK(memcmp(&p, &base, sizeof p) == 0, "%s: defaults other than eta differ from dr_params_init",
-              dr_mode_name(modes[k]));
-        dr_params_init_mode(&p, modes[k]);
-        p.steps = 3;
-        p.scale = 2;
-        dr_model *m = tiny_model(modes[k], "base=8,mult=1,2,res=1,attn=1,groups=2");
-        dr_image in, out = {0};
-        make_image(&in, 24, 20, 4, 8, 3); /* RGBA: inpaint takes the holes from the alpha */
-        CHECK(dr_restore(m, &in, NULL, &p, &out) == DR_OK, "%s with its defaults: %s", dr_mode_name(modes[k]),
-              dr_last_error());
-        dr_image_free(&out);
-        dr_image_free(&in);
-        dr_model_free(m);
+        dr_params p, d;
+        dr_params_init_mode(&d, modes[k]);
+        CHECK(dr_params_init_quality(&p, modes[k], DR_QUALITY_DEFAULT) == DR_OK && memcmp(&p, &d, sizeof p) == 0,
+              "%s: dr_params_init_mode is not the default preset", dr_mode_name(modes[k]));
+        int last_steps = 0;
+        for (int q = 0; q < 3; q++) {
+            CHECK(dr_params_init_quality(&p, modes[k], qs[q]) == DR_OK, "%s %s: %s", dr_mode_name(modes[k]),
+                  dr_quality_name(qs[q]), dr_last_error());
+            const char *what = dr_quality_name(qs[q]);
+            CHECK(p.steps >= 1 && p.steps <= 20 && p.steps >= last_steps, "%s %s: %d steps (previous preset %d)",
+                  dr_mode_name(modes[k]), what, p.steps, last_steps);
+            last_steps = p.steps;
+            CHECK(p.eta >= 0 && p.eta <= 1, "%s %s: eta %g", dr_mode_name(modes[k]), what, p.eta);
+            if (modes[k] == DR_MODE_COLORIZE)
+                CHECK(p.eta == 0, "colorize %s: eta %g, want 0 (eta 1 washes colour out)", what, p.eta);
+            if (qs[q] == DR_QUALITY_BEST)
+                CHECK(p.sampler == DR_SAMPLER_DDIM && p.steps == 20, "%s best: %s %d, want ddim 20",
+                      dr_mode_name(modes[k]), dr_sampler_name(p.sampler), p.steps);
+            dr_params r = p;
+            r.sampler = base.sampler;
+            r.steps = base.steps;
+            r.eta = base.eta;
+            CHECK(memcmp(&r, &base, sizeof r) == 0, "%s %s: more than sampler, steps and eta differ from dr_params_init",
+                  dr_mode_name(modes[k]), what);
+            p.scale = 2;
+            dr_model *m = tiny_model(modes[k], "base=8,mult=1,2,res=1,attn=1,groups=2");
+            dr_image in, out = {0};
+            make_image(&in, 24, 20, 4, 8, 3); /* RGBA: inpaint takes the holes from the alpha */
+            CHECK(dr_restore(m, &in, NULL, &p, &out) == DR_OK, "%s with preset %s: %s", dr_mode_name(modes[k]), what,
+                  dr_last_error());
+            dr_image_free(&out);
+            dr_image_free(&in);
+            dr_model_free(m);
+        }
     }
+    /* names round-trip; bad names, presets and modes are refused, p stays at dr_params_init */
+    for (int q = 0; q < 3; q++) {
+        dr_quality back;
+        CHECK(dr_quality_from_name(dr_quality_name(qs[q]), &back) == DR_OK && back == qs[q], "preset name %d", q);
+    }
+    dr_quality back;
+    CHECK(dr_quality_from_name("turbo", &back) == DR_ERR_INVALID && strstr(dr_last_error(), "fast"),
+          "unknown preset name: '%s'", dr_last_error());
+    CHECK(dr_quality_from_name(NULL, &back) == DR_ERR_INVALID, "NULL preset name");
+    dr_params p;
+    CHECK(dr_params_init_quality(&p, DR_MODE_NONE, DR_QUALITY_FAST) == DR_ERR_INVALID && memcmp(&p, &base, sizeof p) == 0,
+          "mode NONE: refused, p at dr_params_init");
+    CHECK(dr_params_init_quality(&p, DR_MODE_SUPERRES, (dr_quality)3) == DR_ERR_INVALID &&
+              memcmp(&p, &base, sizeof p) == 0,
+          "preset 3: refused, p at dr_params_init");
+    dr_error_clear();
+    dr_params_init_mode(&p, DR_MODE_NONE);
+    CHECK(memcmp(&p, &base, sizeof p) == 0 && dr_last_error()[0] == 0, "dr_params_init_mode(NONE): dr_params_init, no error");
 }
 
 /* Mean |d/dx| + |d/dy| of channel 0 over pixel pairs straddling a column set

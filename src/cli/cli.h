@@ -24,6 +24,7 @@ enum {
     OPT_MAX_PIXELS,
     OPT_QUALITY,
     OPT_PRECISION,
+    OPT_PRESET,
     OPT_CMD_BASE = 1100 /* commands number their own long-only options from here */
 };
 
@@ -38,6 +39,8 @@ typedef struct {
     int quality;
     int quality_given; /* --quality was given (WebP is lossless without it) */
     int precision; /* --precision: dr_precision */
+    int preset;        /* --preset, or --quality fast|default|best: dr_quality */
+    int preset_given;
 } cli_common;
 
 void cli_common_init(cli_common *c);

@@ -102,7 +102,8 @@ typedef struct {
     long long max_pixels;
     int telea_radius;
     int scale_given, holes_given, render_given;
-    int sampler_given, steps_given, eta_given, spacing_given; /* else the mode's defaults */
+    int sampler_given, steps_given, eta_given, spacing_given; /* else the preset's */
+    int preset;                                               /* dr_quality */
 } eopts;
 
 typedef struct {
@@ -649,9 +650,8 @@ end:
 /* ------------------------------------------------------------------ help and options */
 
 static void print_help(void) {
-    dr_params d, dc;
+    dr_params d;
     dr_params_init(&d);
-    dr_params_init_mode(&dc, DR_MODE_COLORIZE);
     dr_eval_options e;
     dr_eval_options_init(&e);
     printf("Usage: diffrestore eval --mode colorize|inpaint|superres --data DIR [options]\n"
@@ -678,9 +678,12 @@ static void print_help(void) {
            "\n"
            "Sampling:\n"
            "  -w, --weights FILE      weights (.safetensors) for the mode; default: see below\n"
-           "      --steps N           sampler steps (default %d)\n"
-           "      --sampler S         ddim, dpmpp-sde, dpmpp or ddpm (default %s)\n"
-           "      --eta E             noise of ddim and dpmpp-sde, 0..1 (default %g; colorize %g)\n"
+           "      --preset P          fast, default or best: the sampler, steps and eta the\n"
+           "                          restore commands' --preset runs for the mode (default:\n"
+           "                          default; 'diffrestore MODE --help' lists them)\n"
+           "      --steps N           sampler steps (default: the preset's)\n"
+           "      --sampler S         ddim, dpmpp-sde, dpmpp or ddpm (default: the preset's)\n"
+           "      --eta E             noise of ddim and dpmpp-sde, 0..1 (default: the preset's)\n"
            "      --spacing S         trailing, leading or linspace (default %s)\n"
            "      --seed N            seed of the sampler and of the inpaint masks (default %llu)\n"
            "      --tile N            largest tile side in pixels; bigger images are tiled\n"
@@ -730,8 +733,7 @@ static void print_help(void) {
            "install python3-opencv).\n"
            "\n"
            "Weights:\n",
-           e.scale, e.hole_min, e.hole_max, (long long)DR_DEFAULT_MAX_PIXELS, d.steps, dr_sampler_name(d.sampler),
-           d.eta, dc.eta, dr_spacing_name(d.spacing), (unsigned long long)d.seed, DEFAULT_TELEA_RADIUS, DR_EVAL_PSNR_CAP,
+           e.scale, e.hole_min, e.hole_max, (long long)DR_DEFAULT_MAX_PIXELS, dr_spacing_name(d.spacing), (unsigned long long)d.seed, DEFAULT_TELEA_RADIUS, DR_EVAL_PSNR_CAP,
            TELEA_SCRIPT, DEFAULT_PYTHON);
     printf("  -w FILE if given, else the first that exists of $DIFFRESTORE_WEIGHTS (a file,\n"
            "  or a directory holding MODE.safetensors), weights/MODE.safetensors beside the\n"
@@ -786,6 +788,7 @@ static int parse_options(eopts *o, int argc, char **argv) {
         {"weights", required_argument, 0, 'w'},
         {"threads", required_argument, 0, 't'},
         {"precision", required_argument, 0, OPT_PRECISION},
+        {"preset", required_argument, 0, OPT_PRESET},
         {"quiet", no_argument, 0, 'q'},
         {"max-pixels", required_argument, 0, OPT_MAX_PIXELS},
         {"version", no_argument, 0, OPT_VERSION},
@@ -883,6 +886,13 @@ static int parse_options(eopts *o, int argc, char **argv) {
             if (!cli_parse_int(optarg, 0, 1024, &v)) return cli_usage_error(CMD, "--threads needs a number 0..1024, got '%s'", optarg);
             o->threads = (int)v;
             break;
+        case OPT_PRESET: {
+            dr_quality q;
+            if (dr_quality_from_name(optarg, &q) != DR_OK)
+                return cli_usage_error(CMD, "--preset needs " DR_QUALITY_NAMES ", got '%s'", optarg);
+            o->preset = (int)q;
+            break;
+        }
         case OPT_PRECISION: {
             cli_common cc;
             cli_common_init(&cc);
@@ -902,7 +912,7 @@ static int parse_options(eopts *o, int argc, char **argv) {
     if (o->mode == DR_MODE_NONE) return cli_usage_error(CMD, "--mode is required (colorize, inpaint or superres)");
     { /* --mode may come after the sampling options: fill in the mode's defaults now */
         dr_params d;
-        dr_params_init_mode(&d, o->mode);
+        dr_params_init_quality(&d, o->mode, (dr_quality)o->preset);
         if (!o->sampler_given) o->p.sampler = d.sampler;
         if (!o->steps_given) o->p.steps = d.steps;
         if (!o->eta_given) o->p.eta = d.eta;

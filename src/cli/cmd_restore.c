@@ -49,6 +49,7 @@ typedef struct {
     int shard_k, shard_n, shard_given;
     int seed_random;
     int scale_given, width_given, height_given;
+    int steps_given, sampler_given, eta_given; /* else the preset's */
 } ropts;
 
 typedef struct {
@@ -611,6 +612,12 @@ static void print_help(dr_mode mode) {
     dr_params d;
     dr_params_init_mode(&d, mode);
     FILE *f = stdout;
+    char pre[3][48]; /* what each preset runs for this mode */
+    for (int q = 0; q < 3; q++) {
+        dr_params x;
+        dr_params_init_quality(&x, mode, (dr_quality)q);
+        snprintf(pre[q], sizeof pre[q], "%s %d steps eta %g", dr_sampler_name(x.sampler), x.steps, x.eta);
+    }
     const char *name = dr_mode_name(mode);
     switch (mode) {
     case DR_MODE_COLORIZE:
@@ -661,7 +668,8 @@ static void print_help(dr_mode mode) {
             "      --format EXT        output type in a directory: png, jpg, tif, webp\n"
             "                          (default png)\n"
             "      --quality Q         JPEG quality 1..100 (default 92); WebP is lossless\n"
-            "                          unless Q is given (then lossy at Q)\n"
+            "                          unless Q is given (then lossy at Q). A preset name\n"
+            "                          (fast, default, best) is --preset instead\n"
             "      --overwrite         replace existing outputs (never an input)\n"
             "      --skip-existing     skip inputs whose outputs exist (resume a batch)\n"
             "      --shard K/N         process only inputs number K, K+N, ... (0 <= K < N) of\n"
@@ -670,6 +678,12 @@ static void print_help(dr_mode mode) {
             "      --max-pixels N      refuse larger inputs (default %lld)\n"
             "\n"
             "Sampling:\n"
+            "      --preset P          fast, default or best (--quality P says the same);\n"
+            "                          measured on the validation photos (docs/TUNING.md):\n"
+            "                            fast:    %s\n"
+            "                            default: %s\n"
+            "                            best:    %s\n"
+            "                          --sampler, --steps and --eta override the preset\n"
             "      --steps N           sampler steps (default %d)\n"
             "      --sampler S         ddim, dpmpp-sde, dpmpp or ddpm (default %s)\n"
             "      --eta E             noise of ddim and dpmpp-sde, 0..1 (default %g)\n"
@@ -696,7 +710,8 @@ static void print_help(dr_mode mode) {
             "  -h, --help              this help\n"
             "\n"
             "Weights:\n",
-            name, (long long)DR_DEFAULT_MAX_PIXELS, d.steps, dr_sampler_name(d.sampler), d.eta,
+            name, (long long)DR_DEFAULT_MAX_PIXELS, pre[DR_QUALITY_FAST], pre[DR_QUALITY_DEFAULT],
+            pre[DR_QUALITY_BEST], d.steps, dr_sampler_name(d.sampler), d.eta,
             dr_spacing_name(d.spacing), (unsigned long long)d.seed, d.tile, d.tile ? "" : ": automatic", d.tile_overlap,
             d.tile_overlap ? "" : ": automatic", name);
     weights_print_search(f, mode);
@@ -771,6 +786,7 @@ static int parse_options(ropts *o, int argc, char **argv) {
         {"width", required_argument, 0, O_WIDTH},
         {"height", required_argument, 0, O_HEIGHT},
         {"render-size", required_argument, 0, O_RENDER},
+        {"preset", required_argument, 0, OPT_PRESET},
         CLI_COMMON_LONGOPTS,
         {0, 0, 0, 0}};
     const char *C = o->cmd;
@@ -785,14 +801,17 @@ static int parse_options(ropts *o, int argc, char **argv) {
         case O_STEPS:
             if (!cli_parse_int(optarg, 1, 100000, &v)) return cli_usage_error(C, "--steps needs 1..100000, got '%s'", optarg);
             o->p.steps = (int)v;
+            o->steps_given = 1;
             break;
         case O_SAMPLER:
             if (dr_sampler_from_name(optarg, &o->p.sampler) != DR_OK)
                 return cli_usage_error(C, "--sampler must be one of " DR_SAMPLER_NAMES ", not '%s'", optarg);
+            o->sampler_given = 1;
             break;
         case O_ETA:
             if (!cli_parse_double(optarg, 0, 1, &d)) return cli_usage_error(C, "--eta needs 0..1, got '%s'", optarg);
             o->p.eta = d;
+            o->eta_given = 1;
             break;
         case O_SEED:
             if (strcmp(optarg, "random") == 0) {
@@ -906,6 +925,13 @@ static int parse_options(ropts *o, int argc, char **argv) {
                                (mode_only == O_MASK || mode_only == O_BOX) ? "inpaint"
                                : mode_only == O_RENDER                     ? "colorize"
                                                                            : "superres");
+    }
+    if (o->c.preset_given) { /* the preset's sampler, steps and eta, unless given */
+        dr_params q;
+        dr_params_init_quality(&q, o->mode, (dr_quality)o->c.preset);
+        if (!o->sampler_given) o->p.sampler = q.sampler;
+        if (!o->steps_given) o->p.steps = q.steps;
+        if (!o->eta_given) o->p.eta = q.eta;
     }
     if (optind >= argc) return cli_usage_error(C, "no input given");
     if (o->mode == DR_MODE_SUPERRES) {

@@ -113,8 +113,20 @@ int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd) 
         else if (!strcmp(arg, "auto")) c->precision = DR_PRECISION_AUTO;
         else return cli_usage_error(cmd, "--precision needs fp32, bf16 or auto, got '%s'", arg), -1;
         return 1;
-    case OPT_QUALITY:
-        if (!cli_parse_int(arg, 1, 100, &v)) return cli_usage_error(cmd, "--quality needs 1..100, got '%s'", arg), -1;
+    case OPT_PRESET:
+    case OPT_QUALITY: {
+        /* --quality names a sampling preset or an encoder quality */
+        dr_quality q;
+        if (dr_quality_from_name(arg, &q) == DR_OK) {
+            c->preset = (int)q;
+            c->preset_given = 1;
+            return 1;
+        }
+        if (opt == OPT_PRESET)
+            return cli_usage_error(cmd, "--preset needs " DR_QUALITY_NAMES ", got '%s'", arg), -1;
+    }
+        if (!cli_parse_int(arg, 1, 100, &v))
+            return cli_usage_error(cmd, "--quality needs 1..100 or a preset (" DR_QUALITY_NAMES "), got '%s'", arg), -1;
         c->quality = (int)v;
         c->quality_given = 1;
         return 1;
