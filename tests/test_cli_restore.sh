@@ -52,7 +52,11 @@ for c in colorize inpaint superres; do
   expect 0 "$c --help" "$BIN" "$c" --help
   contains "$TMP/out" "Usage: diffrestore $c" "$c --help usage line"
   contains "$TMP/out" "--steps N" "$c --help lists --steps"
-  contains "$TMP/out" "(default 20)" "$c --help shows the library's default steps"
+  # the default preset's steps (docs/TUNING.md, "Presets") are the --steps default
+  want=$(sed -n 's/^ *default: *[a-z+-]* \([0-9]*\) steps.*/\1/p' "$TMP/out")
+  if [ -n "$want" ]; then ok; else bad "$c --help: no default preset line"; fi
+  contains "$TMP/out" "sampler steps (default $want)" "$c --help: --steps default is the default preset's"
+  contains "$TMP/out" "--preset P" "$c --help lists --preset"
   contains "$TMP/out" "DIFFRESTORE_WEIGHTS" "$c --help explains weights discovery"
   contains "$TMP/out" "130 interrupted by Ctrl-C" "$c --help documents the Ctrl-C exit code"
 done
@@ -367,6 +371,32 @@ else
   n=$(grep -c '^{"file":".*}$' "$TMP/out")
   if [ "$n" -ge 4 ]; then ok; else bad "--progress=json: $n JSON-looking lines"; fi
 fi
+# ------------------------------------------------------------------ presets
+# steps_run WHAT ARGS...: the "steps" the JSON progress reports, into $steps
+steps_run() {
+  local what="$1"
+  shift
+  expect 0 "$what" "$BIN" superres --scale 2 -w "$W/superres.safetensors" --progress=json "$@" "$D/p1.png" \
+    -o "$TMP/preset.png" --overwrite
+  steps=$(sed -n 's/.*"steps":\([0-9]*\).*/\1/p' "$TMP/out" | tail -1)
+}
+fast=$("$BIN" superres --help | sed -n 's/^ *fast: *[a-z+-]* \([0-9]*\) steps.*/\1/p')
+best=$("$BIN" superres --help | sed -n 's/^ *best: *[a-z+-]* \([0-9]*\) steps.*/\1/p')
+if [ -n "$fast" ] && [ -n "$best" ] && [ "$fast" -lt "$best" ]; then ok; else bad "superres presets: fast '$fast', best '$best'"; fi
+steps_run "--preset fast" --preset fast
+if [ "$steps" = "$fast" ]; then ok; else bad "--preset fast ran $steps steps, want $fast"; fi
+steps_run "--quality best" --quality best
+if [ "$steps" = "$best" ]; then ok; else bad "--quality best ran $steps steps, want $best"; fi
+steps_run "--preset best --steps 3" --preset best --steps 3
+if [ "$steps" = 3 ]; then ok; else bad "--preset best --steps 3 ran $steps steps"; fi
+steps_run "--steps 3 --preset fast" --steps 3 --preset fast
+if [ "$steps" = 3 ]; then ok; else bad "--steps 3 before --preset fast ran $steps steps"; fi
+expect 2 "--preset turbo" "$BIN" superres --scale 2 -w "$W/superres.safetensors" --preset turbo "$D/p1.png" -o "$TMP/t.png"
+contains "$TMP/err" "--preset needs fast, default, best, got 'turbo'" "--preset turbo names the presets"
+absent "$TMP/t.png" "no output for a bad --preset"
+expect 2 "--quality turbo" "$BIN" superres --scale 2 -w "$W/superres.safetensors" --quality turbo "$D/p1.png" -o "$TMP/t.png"
+contains "$TMP/err" "or a preset" "--quality turbo names both meanings"
+
 expect 0 "no progress when stderr is not a TTY" "$BIN" colorize --steps 2 -w "$W/colorize.safetensors" "$D/p1.png" -o "$TMP/np.png"
 lacks "$TMP/err" "ETA" "no progress bar in a pipe"
 lacks "$TMP/err" $'\r' "no carriage returns in a pipe"
