@@ -62,7 +62,7 @@ S=(--steps 2)
 # ------------------------------------------------------------------ help and usage
 expect 0 "eval --help" "$BIN" eval --help
 for s in "Usage: diffrestore eval" "--mode M" "--data DIR" "--scale S" "(default 4)" "--holes A-B" "(default 0.10-0.30)" \
-  "--crop N" "(default 0: the whole image)" "--steps N" "(default 20)" "--sampler S" "(default ddim)" "--seed N" \
+  "--crop N" "(default 0: the whole image)" "--steps N" "--preset P" "sampler steps (default: the preset's)" "--sampler S" "--seed N" \
   "(default 0)" "--samples N" "--reduce mean" "--out DIR" "--json" "--telea-radius R" "(default 3)" "-w, --weights" \
   "python3-opencv" "Exit codes"; do
   contains "$TMP/out" "$s" "eval --help lists $s"
@@ -204,6 +204,14 @@ expect 0 "--scale 3" "$BIN" eval --mode superres --scale 3 --data "$D" -w "$W/su
 json_check "$TMP/out" "all(x['lr_width'] == 8 for x in L[:2])" "--scale 3: LR 8x8"
 expect 0 "--holes 0.2-0.25" "$BIN" eval --mode inpaint --holes 0.2-0.25 --data "$D" -w "$W/inpaint.safetensors" "${S[@]}" --json -q
 json_check "$TMP/out" "all(0.2 <= x['hole_fraction'] <= 0.25 for x in L[:2])" "--holes range honoured"
+# --preset: the sampler and steps of the restore command's preset, named in the title
+fastline=$("$BIN" superres --help | sed -n 's/^ *fast: *\([a-z+-]*\) \([0-9]*\) steps.*/\1, \2 steps/p')
+expect 0 "--preset fast" "$BIN" eval --mode superres --data "$D" -w "$W/superres.safetensors" --preset fast -q
+contains "$TMP/out" "$fastline" "--preset fast runs the superres fast preset ($fastline)"
+expect 0 "--preset fast --steps 2" "$BIN" eval --preset fast --steps 2 --mode superres --data "$D" -w "$W/superres.safetensors" -q
+contains "$TMP/out" ", 2 steps" "--steps wins over --preset"
+expect 2 "--preset turbo" "$BIN" eval --mode superres --data "$D" --preset turbo -q
+contains "$TMP/err" "--preset needs fast, default, best" "--preset turbo refused"
 expect 0 "--samples 2 --reduce mean" "$BIN" eval --mode superres --data "$D" -w "$W/superres.safetensors" "${S[@]}" --samples 2 --reduce mean -q
 contains "$TMP/out" "mean of 2 samples" "--samples in the title"
 # an output directory inside the data is refused before any work (issue 20:
