@@ -90,7 +90,7 @@ static const struct {
     preset q[3]; /* indexed by dr_quality: default, fast, best */
 } presets[] = {
     {DR_MODE_COLORIZE, {{DR_SAMPLER_DDIM, 20, 0}, {DR_SAMPLER_DDIM, 4, 0}, {DR_SAMPLER_DDIM, 20, 0}}},
-    {DR_MODE_INPAINT, {{DR_SAMPLER_DDIM, 14, 1}, {DR_SAMPLER_DDIM, 8, 1}, {DR_SAMPLER_DDIM, 20, 1}}},
+    {DR_MODE_INPAINT, {{DR_SAMPLER_DDIM, 14, 1}, {DR_SAMPLER_DDIM, 4, 1}, {DR_SAMPLER_DDIM, 20, 1}}},
     {DR_MODE_SUPERRES, {{DR_SAMPLER_DPMPP_2M_SDE, 6, 1}, {DR_SAMPLER_DPMPP_2M_SDE, 4, 1}, {DR_SAMPLER_DDIM, 20, 1}}},
 };
 
