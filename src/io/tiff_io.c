@@ -194,8 +194,30 @@ static int read_rgba(TIFF *t, tiff_io *m, const char *name, dr_image *img, int g
     return DR_OK;
 }
 
+/* ICC (34675), XMP (700), IPTC (33723) of the first directory. */
+static int read_metadata(TIFF *t, const char *name, dr_metadata *meta) {
+    uint32_t n = 0;
+    void *d = NULL;
+    if (TIFFGetField(t, TIFFTAG_ICCPROFILE, &n, &d) && d && n)
+        DR_TRY(dr_meta_set(&meta->icc, &meta->icc_size, d, n, name, "ICC profile"));
+    n = 0, d = NULL;
+    if (TIFFGetField(t, TIFFTAG_XMLPACKET, &n, &d) && d && n)
+        DR_TRY(dr_meta_set(&meta->xmp, &meta->xmp_size, d, n, name, "XMP"));
+    n = 0, d = NULL;
+    if (TIFFGetField(t, TIFFTAG_RICHTIFFIPTC, &n, &d) && d && n) {
+        /* libtiff counts this tag in its stored units: bytes, or LONGs when
+         * the file typed it LONG (as Photoshop and exiftool do) */
+        const TIFFField *f = TIFFFieldWithTag(t, TIFFTAG_RICHTIFFIPTC);
+        size_t unit = f && (TIFFFieldDataType(f) == TIFF_LONG || TIFFFieldDataType(f) == TIFF_SLONG) ? 4 : 1;
+        if (n > DR_MAX_META_SIZE / unit)
+            return dr_error(DR_ERR_LIMIT, "%s: the IPTC is over the limit of %zu bytes", name, (size_t)DR_MAX_META_SIZE);
+        DR_TRY(dr_meta_set(&meta->iptc, &meta->iptc_size, d, (size_t)n * unit, name, "IPTC"));
+    }
+    return DR_OK;
+}
+
 int dr_tiff_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
-                   dr_image *img, dr_image_info *info) {
+                   dr_image *img, dr_image_info *info, dr_metadata *meta) {
     tiff_io m = {.buf = buf, .size = size};
     TIFF *t = open_tiff(&m, name, "rm", 0);
     if (!t) return tiff_fail(&m, name, "cannot open");
@@ -242,6 +264,7 @@ int dr_tiff_decode(const unsigned char *buf, size_t size, const char *name, int6
         info->color_space = cs;
         info->orientation = orient >= 1 && orient <= 8 ? orient : 1;
     }
+    if ((rc = read_metadata(t, name, meta)) != DR_OK) goto done;
     if (!img) goto done;
     if ((rc = dr_image_check_limit(name, w, h, max_pixels)) != DR_OK) goto done;
     if ((rc = dr_image_alloc(&out, (int)w, (int)h, channels, depth)) != DR_OK) {
@@ -256,7 +279,7 @@ done:
     return rc;
 }
 
-int dr_tiff_encode(FILE *fp, const char *path, const dr_image *img) {
+int dr_tiff_encode(FILE *fp, const char *path, const dr_image *img, const dr_out_meta *om) {
     tiff_io m = {.fp = fp};
     TIFF *t = open_tiff(&m, path, "w", 1);
     if (!t) return dr_error(DR_ERR_IO, "%s: cannot start the TIFF: %s", path, m.msg);
@@ -274,6 +297,19 @@ int dr_tiff_encode(FILE *fp, const char *path, const dr_image *img) {
     if (c == 2 || c == 4) {
         uint16_t ex = EXTRASAMPLE_UNASSALPHA;
         TIFFSetField(t, TIFFTAG_EXTRASAMPLES, 1, &ex);
+    }
+    if (om && om->icc_size) TIFFSetField(t, TIFFTAG_ICCPROFILE, (uint32_t)om->icc_size, om->icc);
+    if (om && om->xmp_size) TIFFSetField(t, TIFFTAG_XMLPACKET, (uint32_t)om->xmp_size, om->xmp);
+    if (om && om->iptc_size) TIFFSetField(t, TIFFTAG_RICHTIFFIPTC, (uint32_t)om->iptc_size, om->iptc);
+    if (om && om->exif_size) {
+        /* EXIF's IFD0 text fields are TIFF tags of the same numbers; the
+         * EXIF sub-IFD is not written */
+        char *vals[DR_EXIF_TEXT_TAGS];
+        dr_exif_text(om->exif, om->exif_size, vals);
+        for (int i = 0; i < DR_EXIF_TEXT_TAGS; i++) {
+            if (vals[i]) TIFFSetField(t, (uint32_t)dr_exif_text_tags[i], vals[i]);
+            free(vals[i]);
+        }
     }
     size_t rowb = (size_t)w * c * (bps / 8);
     unsigned char *row = malloc(rowb);

@@ -112,10 +112,17 @@ static void decode_one(const uint8_t *data, size_t size) {
     dr_image_info probe;
     memset(&probe, 0, sizeof probe);
     int prc = DR_ERR_UNSUPPORTED;
-    if (fmt == DR_FORMAT_PNG) prc = dr_png_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe);
-    if (fmt == DR_FORMAT_JPEG) prc = dr_jpeg_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe);
-    if (fmt == DR_FORMAT_TIFF) prc = dr_tiff_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe);
-    if (fmt == DR_FORMAT_WEBP) prc = dr_webp_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe);
+    dr_metadata pm;
+    memset(&pm, 0, sizeof pm);
+    if (fmt == DR_FORMAT_PNG) prc = dr_png_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe, &pm);
+    if (fmt == DR_FORMAT_JPEG) prc = dr_jpeg_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe, &pm);
+    if (fmt == DR_FORMAT_TIFF) prc = dr_tiff_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe, &pm);
+    if (fmt == DR_FORMAT_WEBP) prc = dr_webp_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe, &pm);
+    /* the raw blocks within their limits */
+    FUZZ_CHECK(pm.icc_size <= DR_MAX_ICC_SIZE && pm.exif_size <= DR_MAX_META_SIZE);
+    FUZZ_CHECK(pm.xmp_size <= DR_MAX_META_SIZE && pm.iptc_size <= DR_MAX_META_SIZE);
+    FUZZ_CHECK(!pm.icc == !pm.icc_size && !pm.exif == !pm.exif_size);
+    dr_metadata_free(&pm);
     /* The decoders report the stored size; the loader the upright one. */
     if (prc == DR_OK && probe.orientation >= 5) {
         int t = probe.width;
