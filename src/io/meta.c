@@ -119,6 +119,19 @@ static int open_profile(cmsContext ctx, lcms_log *l, const unsigned char *icc, s
     if (declared > n)
         return dr_error(DR_ERR_FORMAT, "%s: invalid ICC profile: it declares %u bytes but has %zu", name,
                         declared, n);
+    /* Little CMS reads tags only when asked; check the tag table up front
+     * so a damaged profile is refused whole, not half used. */
+    uint32_t count = (uint32_t)icc[128] << 24 | (uint32_t)icc[129] << 16 | (uint32_t)icc[130] << 8 | icc[131];
+    if (declared < 132 || count > (declared - 132) / 12)
+        return dr_error(DR_ERR_FORMAT, "%s: invalid ICC profile: %u tags do not fit in its %u bytes", name, count, declared);
+    for (uint32_t i = 0; i < count; i++) {
+        const unsigned char *e = icc + 132 + 12 * (size_t)i;
+        uint32_t off = (uint32_t)e[4] << 24 | (uint32_t)e[5] << 16 | (uint32_t)e[6] << 8 | e[7];
+        uint32_t len = (uint32_t)e[8] << 24 | (uint32_t)e[9] << 16 | (uint32_t)e[10] << 8 | e[11];
+        if (off > declared || len > declared - off)
+            return dr_error(DR_ERR_FORMAT, "%s: invalid ICC profile: tag %u (%.4s) lies outside the profile", name, i,
+                            (const char *)e);
+    }
     cmsHPROFILE h = cmsOpenProfileFromMemTHR(ctx, icc, (cmsUInt32Number)n);
     if (!h)
         return dr_error(DR_ERR_FORMAT, "%s: invalid ICC profile: %s", name, l->msg[0] ? l->msg : "cannot be parsed");
@@ -230,11 +243,24 @@ typedef struct {
     int nomem;
 } exif_log_state;
 
+/* libexif reports structural damage (a loop of IFD offsets, offsets or
+ * counts past the end) only as debug messages before skipping the part; those
+ * messages, and anything it logs as corrupt data, make the EXIF invalid. */
 static void on_exif_log(ExifLog *log, ExifLogCode code, const char *domain, const char *fmt, va_list ap, void *data) {
     (void)log, (void)domain;
+    static const char *damage[] = {"Recursive entry", "Deep/expensive recursion", "Tag data past end",
+                                   "Tag starts past end", "Tag data goes past end", "Bogus offset of IFD1"};
     exif_log_state *s = data;
     if (code == EXIF_LOG_CODE_NO_MEMORY) s->nomem = 1;
-    if (code == EXIF_LOG_CODE_CORRUPT_DATA && !s->msg[0]) vsnprintf(s->msg, sizeof s->msg, fmt, ap);
+    if (s->msg[0]) return;
+    char m[256];
+    vsnprintf(m, sizeof m, fmt, ap);
+    int bad = code == EXIF_LOG_CODE_CORRUPT_DATA;
+    for (size_t i = 0; i < sizeof damage / sizeof *damage && !bad; i++) bad = strncmp(m, damage[i], strlen(damage[i])) == 0;
+    if (!bad) return;
+    size_t k = strlen(m);
+    if (k > 12 && strcmp(m + k - 12, " Skipping...") == 0) m[k - 12] = 0; /* we do not skip: we refuse */
+    snprintf(s->msg, sizeof s->msg, "%s", m);
 }
 
 /* Load an EXIF block (TIFF header on) with libexif, as it is (no "fixing"). */
