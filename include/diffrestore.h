@@ -118,7 +118,9 @@ const char *dr_format_name(dr_format f);
 /* Read only the header. */
 int dr_image_probe(const char *path, dr_image_info *info);
 /* Decode a PNG, JPEG, TIFF or WebP file, turned upright by its EXIF (or
- * TIFF) orientation. max_pixels <= 0 means DR_DEFAULT_MAX_PIXELS.
+ * TIFF) orientation, and converted to sRGB when it embeds an RGB or gray ICC
+ * profile (Little CMS; a profile that cannot be read is an error: see
+ * dr_image_load_meta). max_pixels <= 0 means DR_DEFAULT_MAX_PIXELS.
  * info may be NULL. On failure *img is left zeroed. */
 int dr_image_load(const char *path, int64_t max_pixels, dr_image *img, dr_image_info *info);
 /* The same from memory; name is used in error messages. */
@@ -157,9 +159,11 @@ int dr_image_save(const char *path, const dr_image *img, const dr_save_options *
  * Where each format keeps them (read and written):
  *   JPEG: ICC (APP2 ICC_PROFILE), EXIF (APP1 Exif), XMP (APP1), IPTC (APP13 Photoshop 8BIM 0x0404)
  *   PNG:  ICC (iCCP), EXIF (eXIf), XMP (iTXt XML:com.adobe.xmp); no IPTC
- *   TIFF: ICC (tag 34675), XMP (tag 700), IPTC (tag 33723); EXIF: read, but only its IFD0
- *         text fields are written (Make, Model, DateTime, Artist, Copyright,
- *         ImageDescription, Software), not its EXIF sub-IFD
+ *   TIFF: ICC (tag 34675), XMP (tag 700), IPTC (tag 33723); EXIF: text fields only. Read:
+ *         Make, Model, DateTime, Artist, Copyright, ImageDescription, Software and
+ *         the sub-IFD's DateTimeOriginal, DateTimeDigitized, LensModel,
+ *         BodySerialNumber, CameraOwnerName (into a new EXIF block); written: the
+ *         IFD0 ones, as TIFF tags (the EXIF sub-IFD is not written)
  *   WebP: ICC (ICCP), EXIF, XMP chunks; no IPTC
  * Loading converts pixels with an RGB (or gray) ICC profile to sRGB with Little
  * CMS, so every mode sees sRGB; without a profile sRGB is assumed. */

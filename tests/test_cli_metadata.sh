@@ -91,6 +91,8 @@ tag "$TMP/s.jpg" XMP-diffrestore:Mode superres "provenance mode superres"
 expect 0 "colorize meta.tif -> .jpg" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$F/meta.tif" -o "$TMP/t.jpg"
 tag "$TMP/t.jpg" IPTC:Caption-Abstract "Boats in the harbour" "TIFF input's IPTC into JPEG"
 tag "$TMP/t.jpg" XMP-dc:Title "Harbour at dawn" "TIFF input's XMP into JPEG"
+tag "$TMP/t.jpg" IFD0:Make DiffCam "TIFF input's camera make into JPEG"
+tag "$TMP/t.jpg" ExifIFD:DateTimeOriginal "2001:02:03 04:05:06" "TIFF input's capture date into JPEG"
 for in in meta.png meta.webp; do
   expect 0 "colorize $in -> .jpg" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$F/$in" -o "$TMP/$in.jpg"
   tag "$TMP/$in.jpg" ExifIFD:DateTimeOriginal "2001:02:03 04:05:06" "$in's EXIF into JPEG"

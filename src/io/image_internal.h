@@ -105,6 +105,11 @@ int dr_exif_for_output(const unsigned char *exif, size_t n, int width, int heigh
 #define DR_EXIF_TEXT_TAGS 7
 extern const int dr_exif_text_tags[DR_EXIF_TEXT_TAGS];
 void dr_exif_text(const unsigned char *exif, size_t n, char *vals[DR_EXIF_TEXT_TAGS]);
+/* A new EXIF block (TIFF header on, Intel order) holding the text tags
+ * tags[i] = vals[i] (NULL or "" skipped), in the EXIF sub-IFD where
+ * in_exif_ifd[i], else IFD0. *out stays NULL when there is nothing. */
+int dr_exif_from_text(const int *in_exif_ifd, const int *tags, char *const *vals, int n, unsigned char **out,
+                      size_t *out_size);
 /* XMP with the provenance properties added (a new packet when xmp is empty). */
 int dr_xmp_for_output(const unsigned char *xmp, size_t n, const char *const *prov, const char *name,
                       unsigned char **out, size_t *out_size);

@@ -401,6 +401,56 @@ void dr_exif_text(const unsigned char *exif, size_t n, char *vals[DR_EXIF_TEXT_T
     exif_data_unref(ed);
 }
 
+int dr_exif_from_text(const int *in_exif_ifd, const int *tags, char *const *vals, int n, unsigned char **out,
+                      size_t *out_size) {
+    *out = NULL, *out_size = 0;
+    ExifData *ed = exif_data_new();
+    ExifMem *mem = exif_mem_new_default();
+    int rc = DR_OK, any = 0;
+    if (!ed || !mem) rc = DR_ERR_NOMEM;
+    if (ed) {
+        exif_data_unset_option(ed, EXIF_DATA_OPTION_FOLLOW_SPECIFICATION);
+        exif_data_set_byte_order(ed, EXIF_BYTE_ORDER_INTEL);
+    }
+    for (int i = 0; i < n && rc == DR_OK; i++) {
+        if (!vals[i] || !vals[i][0]) continue;
+        size_t len = strlen(vals[i]) + 1;
+        if (len > 65535) continue;
+        ExifEntry *e = exif_entry_new_mem(mem);
+        unsigned char *d = e ? exif_mem_alloc(mem, (ExifLong)len) : NULL;
+        if (!e || !d) {
+            if (d) exif_mem_free(mem, d);
+            if (e) exif_entry_unref(e);
+            rc = DR_ERR_NOMEM;
+            break;
+        }
+        memcpy(d, vals[i], len);
+        e->tag = (ExifTag)tags[i];
+        e->format = EXIF_FORMAT_ASCII;
+        e->components = len;
+        e->size = (unsigned int)len;
+        e->data = d;
+        exif_content_add_entry(ed->ifd[in_exif_ifd[i] ? EXIF_IFD_EXIF : EXIF_IFD_0], e);
+        exif_entry_unref(e);
+        any = 1;
+    }
+    if (rc == DR_OK && any) {
+        unsigned char *buf = NULL;
+        unsigned int size = 0;
+        exif_data_save_data(ed, &buf, &size);
+        if (!buf || size < 6 + 8) rc = DR_ERR_NOMEM;
+        else {
+            memmove(buf, buf + 6, size - 6);
+            *out = buf, *out_size = size - 6;
+            buf = NULL;
+        }
+        free(buf);
+    }
+    if (ed) exif_data_unref(ed);
+    if (mem) exif_mem_unref(mem);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ XMP provenance */
 
 typedef struct {

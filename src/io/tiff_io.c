@@ -216,6 +216,40 @@ static int read_metadata(TIFF *t, const char *name, dr_metadata *meta) {
     return DR_OK;
 }
 
+/* A TIFF's EXIF is its own IFD0 and EXIF sub-IFD, mixed with the image's
+ * tags. Its text fields (the camera, the dates, the author) are gathered
+ * into a new EXIF block; the other EXIF values (exposure, lens ...) are not
+ * read from TIFF files. */
+static int read_exif(TIFF *t, const char *name, dr_metadata *meta) {
+    static const int tags[] = {271, 272, 306, 315, 33432, 270, 305, /* Make .. Software (IFD0) */
+                               EXIFTAG_DATETIMEORIGINAL, EXIFTAG_DATETIMEDIGITIZED, EXIFTAG_LENSMODEL,
+                               EXIFTAG_BODYSERIALNUMBER, EXIFTAG_CAMERAOWNERNAME};
+    static const int in_exif[] = {0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1};
+    enum { N = sizeof tags / sizeof *tags };
+    char *vals[N] = {0};
+    int found = 0;
+    for (int i = 0; i < N; i++) {
+        char *v = NULL;
+        if (!in_exif[i] && TIFFGetField(t, (uint32_t)tags[i], &v) && v && (vals[i] = strdup(v))) found = 1;
+    }
+    uint64_t off = 0;
+    if (TIFFGetField(t, TIFFTAG_EXIFIFD, &off) && off && TIFFReadEXIFDirectory(t, off))
+        for (int i = 0; i < N; i++) {
+            char *v = NULL;
+            if (in_exif[i] && TIFFGetField(t, (uint32_t)tags[i], &v) && v && (vals[i] = strdup(v))) found = 1;
+        }
+    int rc = DR_OK;
+    if (found && !meta->exif) {
+        unsigned char *e;
+        size_t n;
+        rc = dr_exif_from_text(in_exif, tags, vals, N, &e, &n);
+        if (rc != DR_OK) rc = dr_error(rc, "%s: out of memory for the EXIF", name);
+        else meta->exif = e, meta->exif_size = n;
+    }
+    for (int i = 0; i < N; i++) free(vals[i]);
+    return rc;
+}
+
 int dr_tiff_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
                    dr_image *img, dr_image_info *info, dr_metadata *meta) {
     tiff_io m = {.buf = buf, .size = size};
@@ -265,13 +299,17 @@ int dr_tiff_decode(const unsigned char *buf, size_t size, const char *name, int6
         info->orientation = orient >= 1 && orient <= 8 ? orient : 1;
     }
     if ((rc = read_metadata(t, name, meta)) != DR_OK) goto done;
-    if (!img) goto done;
+    if (!img) {
+        rc = read_exif(t, name, meta);
+        goto done;
+    }
     if ((rc = dr_image_check_limit(name, w, h, max_pixels)) != DR_OK) goto done;
     if ((rc = dr_image_alloc(&out, (int)w, (int)h, channels, depth)) != DR_OK) {
         rc = dr_error_prefix(rc, "%s", name);
         goto done;
     }
     rc = direct ? read_direct(t, &m, name, &out, bps) : read_rgba(t, &m, name, &out, gray, alpha);
+    if (rc == DR_OK) rc = read_exif(t, name, meta); /* last: it leaves the image's directory */
 done:
     TIFFClose(t);
     if (rc == DR_OK && img) *img = out;
