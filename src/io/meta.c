@@ -6,6 +6,7 @@
 #include "common/error.h"
 
 #include <lcms2.h>
+#include <pthread.h>
 #include <libexif/exif-data.h>
 #include <libexif/exif-log.h>
 #include <stdarg.h>
@@ -98,13 +99,17 @@ int dr_srgb_profile(unsigned char **buf, size_t *size) {
     return rc;
 }
 
+/* Our sRGB profile's bytes, built once (every load with a profile compares). */
+static unsigned char *g_srgb;
+static size_t g_srgb_size;
+static pthread_once_t g_srgb_once = PTHREAD_ONCE_INIT;
+static void build_srgb(void) {
+    if (dr_srgb_profile(&g_srgb, &g_srgb_size) != DR_OK) g_srgb = NULL, g_srgb_size = 0;
+}
+
 static int is_our_srgb(const unsigned char *icc, size_t n) {
-    unsigned char *s;
-    size_t sn;
-    if (dr_srgb_profile(&s, &sn) != DR_OK) return 0;
-    int same = sn == n && memcmp(s, icc, n) == 0;
-    free(s);
-    return same;
+    pthread_once(&g_srgb_once, build_srgb);
+    return g_srgb && g_srgb_size == n && memcmp(g_srgb, icc, n) == 0;
 }
 
 /* Open and check a profile; fill desc. *kind: 3 RGB, 1 gray, 0 another colour space. */
@@ -175,9 +180,11 @@ static void apply(cmsHTRANSFORM t, dr_image *img, int colour) {
     free(in), free(out);
 }
 
-/* direction 0: profile -> sRGB; 1: sRGB -> profile. */
+/* direction 0: profile -> sRGB; 1: sRGB -> profile. probe: img only gives
+ * the channel count; the profile is opened and checked but no transform is
+ * built (the load builds it, and may still refuse the profile then). */
 static int convert(dr_image *img, const unsigned char *icc, size_t n, const char *name, int direction,
-                   int *converted, char *desc, size_t desc_size) {
+                   int *converted, char *desc, size_t desc_size, int probe) {
     if (converted) *converted = 0;
     lcms_log l;
     cmsContext ctx = new_context(&l);
@@ -199,8 +206,9 @@ static int convert(dr_image *img, const unsigned char *icc, size_t n, const char
         rc = dr_error(DR_ERR_NOMEM, "%s: cannot build the sRGB profile", name);
         goto done;
     }
-    if (!img) { /* probe: check that a transform can be built */
+    if (probe) {
         if (converted) *converted = 1;
+        goto done;
     }
     cmsUInt32Number fmt = kind == 3 ? TYPE_RGB_16 : TYPE_GRAY_16;
     if (img && img->depth == 8) fmt = kind == 3 ? TYPE_RGB_8 : TYPE_GRAY_8;
@@ -211,7 +219,7 @@ static int convert(dr_image *img, const unsigned char *icc, size_t n, const char
         goto done;
     }
     if (converted) *converted = 1;
-    if (img) apply(t, img, colour);
+    apply(t, img, colour);
 done:
     if (t) cmsDeleteTransform(t);
     if (std) cmsCloseProfile(std);
@@ -222,18 +230,18 @@ done:
 
 int dr_icc_to_srgb(dr_image *img, int channels, const unsigned char *icc, size_t n, const char *name,
                    int *converted, char *desc, size_t desc_size) {
-    if (img) return convert(img, icc, n, name, 0, converted, desc, desc_size);
+    if (img) return convert(img, icc, n, name, 0, converted, desc, desc_size, 0);
     /* probe: a stand-in 1x1 image gives the channel count */
     uint16_t px[4] = {0};
     dr_image one = {1, 1, channels, 8, px};
-    return convert(&one, icc, n, name, 0, converted, desc, desc_size);
+    return convert(&one, icc, n, name, 0, converted, desc, desc_size, 1);
 }
 
 int dr_image_from_srgb(dr_image *img, const void *icc, size_t icc_size, const char *name) {
     if (!name) name = "<image>";
     DR_TRY(dr_image_validate(img, name));
     if (!icc || !icc_size) return dr_error(DR_ERR_INVALID, "%s: no ICC profile given", name);
-    return convert(img, icc, icc_size, name, 1, NULL, NULL, 0);
+    return convert(img, icc, icc_size, name, 1, NULL, NULL, 0, 0);
 }
 
 /* ------------------------------------------------------------------ EXIF (libexif) */
