@@ -183,7 +183,13 @@ enum { DR_META_ICC = 1, DR_META_EXIF = 2, DR_META_XMP = 4, DR_META_IPTC = 8 };
 
 void dr_metadata_free(dr_metadata *m);
 /* The parts of m (non-empty ones) that format f cannot hold (DR_META_* bits;
- * EXIF counts as held by TIFF, which keeps only its IFD0 text fields). */
+ * EXIF counts as held by TIFF, which keeps only its text fields): IPTC in
+ * PNG and WebP; in JPEG, an EXIF or IPTC over DR_JPEG_MAX_EXIF bytes or an XMP
+ * over DR_JPEG_MAX_XMP (one marker segment each; extended XMP is not
+ * written). dr_image_save fails on a JPEG part that does not fit: leave these
+ * parts out of its metadata. */
+#define DR_JPEG_MAX_EXIF 65400
+#define DR_JPEG_MAX_XMP 61000
 unsigned dr_metadata_unsupported(dr_format f, const dr_metadata *m);
 /* The format an output path would be written as (by its extension). */
 dr_format dr_format_from_path(const char *path);

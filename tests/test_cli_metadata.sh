@@ -73,13 +73,25 @@ for ext in jpg png tif webp; do
 done
 # the dropped parts are named once; nothing is said where everything fits
 expect 0 "batch of two JPEGs into PNG" "$BIN" colorize --steps 2 --seed 5 -w "$W/colorize.safetensors" --format png "$F/meta.jpg" "$F/adobe.jpg" -o "$TMP/pngs"
-n=$(grep -c "IPTC of the inputs dropped from the PNG outputs" "$TMP/err")
+n=$(grep -c "IPTC of the inputs dropped from the PNG outputs (the format has no place for it)" "$TMP/err")
 if [ "$n" = 1 ]; then ok; else bad "the dropped IPTC is reported once per run, not $n times: $(cat "$TMP/err")"; fi
 expect 0 "colorize to JPEG" "$BIN" colorize --steps 2 -w "$W/colorize.safetensors" "$F/meta.jpg" -o "$TMP/quiet.jpg"
 lacks "$TMP/err" "dropped" "nothing reported when the format holds everything"
 lacks "$TMP/err" "note:" "no note at all for a JPEG output"
 expect 0 "colorize to TIFF (not quiet)" "$BIN" colorize --steps 2 -w "$W/colorize.safetensors" "$F/meta.jpg" -o "$TMP/loud.tif"
 contains "$TMP/err" "TIFF outputs keep only the EXIF's Make, Model" "the partial EXIF of TIFF is said"
+
+# an XMP too large for a JPEG segment: dropped from the JPEG with a note, the
+# provenance still written (in a packet of its own); a PNG keeps it
+cp "$F/meta.png" "$TMP/bigxmp.png"
+exiftool -q -overwrite_original -XMP-dc:Description="$(head -c 70000 /dev/zero | tr '\0' x)" "$TMP/bigxmp.png"
+expect 0 "a 70 KB XMP into JPEG" "$BIN" colorize --steps 2 -w "$W/colorize.safetensors" "$TMP/bigxmp.png" -o "$TMP/bigxmp.jpg"
+contains "$TMP/err" "XMP of the inputs dropped from the JPEG outputs (too large for a JPEG marker segment)" "oversized XMP reported"
+tag "$TMP/bigxmp.jpg" XMP-diffrestore:Mode colorize "provenance kept without the oversized XMP"
+notag "$TMP/bigxmp.jpg" XMP-dc:Title "the oversized XMP left out of the JPEG"
+tag "$TMP/bigxmp.jpg" IFD0:Make DiffCam "the EXIF still carried"
+expect 0 "a 70 KB XMP into PNG" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/bigxmp.png" -o "$TMP/bigxmp_out.png"
+tag "$TMP/bigxmp_out.png" XMP-dc:Title "Harbour at dawn" "a PNG holds the large XMP"
 
 # superres: the size in the EXIF is the output's
 expect 0 "superres x2" "$BIN" superres "${S[@]}" -w "$W/superres.safetensors" --scale 2 "$F/meta.jpg" -o "$TMP/s.jpg"

@@ -449,8 +449,12 @@ static int save_output(run *x, const char *file, dr_image *im, const dr_metadata
     so.metadata = &sm;
     so.provenance = o->strip_metadata ? NULL : prov;
     dr_format f = dr_format_from_path(file);
+    unsigned lost = dr_metadata_unsupported(f, &sm);
+    if (lost & DR_META_EXIF) sm.exif = NULL, sm.exif_size = 0;
+    if (lost & DR_META_XMP) sm.xmp = NULL, sm.xmp_size = 0; /* the provenance gets a packet of its own */
+    if (lost & DR_META_IPTC) sm.iptc = NULL, sm.iptc_size = 0;
     if ((unsigned)f < 5) {
-        x->dropped[f] |= dr_metadata_unsupported(f, &sm);
+        x->dropped[f] |= lost;
         if (f == DR_FORMAT_TIFF && sm.exif_size) x->exif_partial = 1;
     }
     return dr_image_save(file, im, &so);
@@ -467,8 +471,9 @@ static void report_dropped(run *x) {
                 if (list[0]) strncat(list, ", ", sizeof list - strlen(list) - 1);
                 strncat(list, parts[b], sizeof list - strlen(list) - 1);
             }
-        note(x, "diffrestore: note: %s of the inputs dropped from the %s outputs (%s cannot hold it)", list,
-             dr_format_name((dr_format)f), dr_format_name((dr_format)f));
+        note(x, "diffrestore: note: %s of the inputs dropped from the %s outputs (%s)", list,
+             dr_format_name((dr_format)f),
+             f == DR_FORMAT_JPEG ? "too large for a JPEG marker segment" : "the format has no place for it");
     }
     if (x->exif_partial)
         note(x, "diffrestore: note: TIFF outputs keep only the EXIF's Make, Model, DateTime, Artist, Copyright, "

@@ -44,7 +44,15 @@ unsigned dr_metadata_unsupported(dr_format f, const dr_metadata *m) {
     unsigned have = (m->icc_size ? DR_META_ICC : 0) | (m->exif_size ? DR_META_EXIF : 0) |
                     (m->xmp_size ? DR_META_XMP : 0) | (m->iptc_size ? DR_META_IPTC : 0);
     switch (f) {
-    case DR_FORMAT_JPEG:
+    case DR_FORMAT_JPEG: {
+        /* one APP1 segment each (65533 bytes less the signature), with room
+         * for the EXIF's new size entries and for the provenance */
+        unsigned big = 0;
+        if (m->exif_size > DR_JPEG_MAX_EXIF) big |= DR_META_EXIF;
+        if (m->xmp_size > DR_JPEG_MAX_XMP) big |= DR_META_XMP;
+        if (m->iptc_size > DR_JPEG_MAX_EXIF) big |= DR_META_IPTC;
+        return big;
+    }
     case DR_FORMAT_TIFF: return 0;
     case DR_FORMAT_PNG:
     case DR_FORMAT_WEBP: return have & DR_META_IPTC;
