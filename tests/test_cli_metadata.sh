@@ -116,6 +116,17 @@ expect 0 "--keep-profile" "$BIN" colorize "${S[@]}" --keep-profile -w "$W/colori
 tag "$TMP/k.png" ICC_Profile:ProfileDescription "Compatible with Adobe RGB (1998)" "--keep-profile embeds the input's profile"
 expect 0 "info on the kept-profile output" "$BIN" info "$TMP/k.png"
 contains "$TMP/out" "Compatible with Adobe RGB (1998)" "info names the profile"
+# a gray profile: kept on a gray output, impossible on a gray WebP (stored as RGB) or a colour output
+mkdir -p "$TMP/iw"
+"$MK" inpaint "$TMP/iw/inpaint.safetensors" || exit 1
+expect 0 "gray PNG, --keep-profile" "$BIN" inpaint "${S[@]}" --keep-profile -w "$TMP/iw/inpaint.safetensors" --box 2,2,4,4 "$F/gray.png" -o "$TMP/g.png"
+tag "$TMP/g.png" ICC_Profile:ProfileDescription "Gray" "a gray output keeps the gray profile"
+expect 0 "gray WebP, --keep-profile" "$BIN" inpaint --steps 2 --keep-profile -w "$TMP/iw/inpaint.safetensors" --box 2,2,4,4 "$F/gray.png" -o "$TMP/g.webp"
+contains "$TMP/err" "--keep-profile: a gray profile cannot describe" "the impossible --keep-profile is said"
+notag "$TMP/g.webp" ICC_Profile:All "a gray WebP gets no gray profile"
+expect 0 "gray input colorized, --keep-profile" "$BIN" colorize --steps 2 --keep-profile -w "$W/colorize.safetensors" "$F/gray.png" -o "$TMP/gc.png"
+contains "$TMP/err" "--keep-profile: a gray profile cannot describe" "colour output of a gray profile is said"
+tag "$TMP/gc.png" ICC_Profile:ProfileDescription "sRGB built-in" "then written in sRGB, with the sRGB profile"
 # no profile in, none out
 expect 0 "no profile in" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/c.png" -o "$TMP/noprof.png" --strip-metadata
 expect 0 "an sRGB-less input" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/noprof.png" -o "$TMP/noprof2.png"

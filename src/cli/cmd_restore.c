@@ -413,7 +413,10 @@ static int save_output(run *x, const char *file, dr_image *im, const dr_metadata
     }
     if (meta && meta->icc && info->icc_converted) {
         int kept = 0;
-        if (o->keep_profile) {
+        /* WebP stores gray as RGB, which a gray profile cannot describe */
+        if (o->keep_profile && dr_format_from_path(file) == DR_FORMAT_WEBP && im->channels <= 2) {
+            x->profile_mismatch = 1;
+        } else if (o->keep_profile) {
             int rc = dr_image_from_srgb(im, meta->icc, meta->icc_size, file);
             if (rc == DR_OK) sm.icc = meta->icc, sm.icc_size = meta->icc_size, kept = 1;
             else if (rc == DR_ERR_UNSUPPORTED) x->profile_mismatch = 1;
@@ -480,7 +483,7 @@ static void report_dropped(run *x) {
                 "ImageDescription and Software (as TIFF tags); the rest of the EXIF was dropped from them");
     if (x->profile_mismatch)
         note(x, "diffrestore: note: --keep-profile: a gray profile cannot describe a colour output (or the other way "
-                "round); those outputs were written in sRGB");
+                "round, or a gray WebP, which is stored as RGB); those outputs were written in sRGB");
 }
 
 /* Process one input. Returns 1 when the run was interrupted during it. */

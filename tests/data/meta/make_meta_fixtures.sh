@@ -18,6 +18,7 @@
 #                        (Caption-Abstract, By-line, Keywords), written by exiftool
 #   meta.tif, meta.png, meta.webp  the same metadata in the other formats (PNG and
 #                        WebP: no IPTC), each with the Adobe RGB profile
+#   gray.png             8-bit gray with the gray profile of icc-profiles-free (Gray.icc)
 #   bad_icc.jpg          an ICC_PROFILE marker holding a profile whose tag table
 #                        points past its end (Little CMS refuses it)
 #   huge_icc.png         an iCCP chunk that inflates to 5 MB (over the 4 MB limit)
@@ -66,6 +67,12 @@ pic.save('meta.png', icc_profile=icc)
 pic.save('meta.tif', compression='tiff_deflate', icc_profile=icc)
 pic.save('meta.webp', lossless=True, icc_profile=icc)
 pic.resize((8, 6)).save('thumb.jpg', quality=80)
+# gray with a gray profile
+gimg = Image.new('L', (16, 16))
+for y in range(16):
+    for x in range(16):
+        gimg.putpixel((x, y), (x * 16 + y) % 256)
+gimg.save('gray.png', icc_profile=open('/usr/share/color/icc/Gray.icc', 'rb').read())
 # a profile whose tag table points past its end
 bad = bytearray(icc)
 count = struct.unpack('>I', bad[128:132])[0]
