@@ -93,6 +93,15 @@ tag "$TMP/bigxmp.jpg" IFD0:Make DiffCam "the EXIF still carried"
 expect 0 "a 70 KB XMP into PNG" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/bigxmp.png" -o "$TMP/bigxmp_out.png"
 tag "$TMP/bigxmp_out.png" XMP-dc:Title "Harbour at dawn" "a PNG holds the large XMP"
 
+# restoring a restored photo: one provenance, the latest (exiftool would warn of duplicates)
+expect 0 "superres of a colorized output" "$BIN" superres "${S[@]}" -w "$W/superres.safetensors" --scale 2 "$TMP/c.png" -o "$TMP/twice.png"
+tag "$TMP/twice.png" XMP-diffrestore:Mode superres "the second restoration's provenance"
+n=$(exiftool -a -s3 -XMP-diffrestore:Mode "$TMP/twice.png" | wc -l)
+if [ "$n" = 1 ]; then ok; else bad "one provenance after two restorations, not $n"; fi
+tag "$TMP/twice.png" XMP-dc:Title "Harbour at dawn" "the original XMP still there"
+exiftool -validate -warning -a "$TMP/twice.png" >"$TMP/val" 2>&1
+lacks "$TMP/val" "Duplicate" "exiftool finds no duplicate XMP property"
+
 # superres: the size in the EXIF is the output's
 expect 0 "superres x2" "$BIN" superres "${S[@]}" -w "$W/superres.safetensors" --scale 2 "$F/meta.jpg" -o "$TMP/s.jpg"
 tag "$TMP/s.jpg" "ExifIFD:ExifImageWidth" 32 "superres: EXIF width is the output's"

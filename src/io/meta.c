@@ -538,6 +538,28 @@ int dr_xmp_for_output(const unsigned char *xmp, size_t n, const char *const *pro
     }
     puts_(&d, "/>\n");
     sbuf b = {0};
+    /* A restored photo restored again: the earlier provenance block (written
+     * by us, so found by its exact opening) is replaced, not repeated. */
+    static const char ours[] = "<rdf:Description rdf:about=\"\" xmlns:diffrestore=\"" DR_XMP_NS "\"";
+    sbuf kept = {0};
+    if (xmp && n) {
+        const char *p = (const char *)xmp, *stop = p + n;
+        for (;;) {
+            const char *o = find(p, (size_t)(stop - p), ours);
+            const char *close = o ? find(o, (size_t)(stop - o), "/>") : NULL;
+            if (!close) break;
+            put(&kept, p, (size_t)(o - p));
+            p = close + 2;
+            if (p < stop && *p == '\n') p++;
+        }
+        put(&kept, p, (size_t)(stop - p));
+        if (kept.oom) {
+            free(d.p);
+            free(kept.p);
+            return dr_error(DR_ERR_NOMEM, "%s: out of memory for the XMP", name);
+        }
+        xmp = (const unsigned char *)kept.p, n = kept.n;
+    }
     const char *x = (const char *)xmp;
     const char *end = xmp && n ? find(x, n, "</rdf:RDF>") : NULL;
     if (end) {
@@ -553,6 +575,7 @@ int dr_xmp_for_output(const unsigned char *xmp, size_t n, const char *const *pro
         puts_(&b, "</rdf:RDF>\n</x:xmpmeta>\n<?xpacket end=\"w\"?>");
     }
     free(d.p);
+    free(kept.p);
     if (b.oom || d.oom) {
         free(b.p);
         return dr_error(DR_ERR_NOMEM, "%s: out of memory for the XMP", name);

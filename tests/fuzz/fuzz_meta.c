@@ -8,7 +8,8 @@
  *     orientation parser;
  *   - as a Photoshop APP13 payload: dr_iptc_from_app13;
  *   - as an XMP packet: dr_xmp_for_output with provenance (a packet without
- *     an RDF end is malformed and replaced by a new one).
+ *     an RDF end is malformed and replaced by a new one; an earlier
+ *     provenance block of ours is replaced: exactly one in the output).
  * Invariants: every failure is a negative status with a message naming the
  * input; a profile over DR_MAX_ICC_SIZE is DR_ERR_LIMIT; a rewritten EXIF of
  * a valid one is valid again, upright, with the new size; the IPTC span
@@ -92,7 +93,13 @@ static void xmp(const uint8_t *d, size_t n) {
     size_t m;
     if (dr_xmp_for_output(d, n, prov, "fuzz", &out, &m) != DR_OK) return;
     /* a packet with an RDF end keeps all of itself; anything else is replaced */
-    if (memmem(d, n, "</rdf:RDF>", 10)) FUZZ_CHECK(m > n);
+    if (memmem(d, n, "</rdf:RDF>", 10) && !memmem(d, n, "xmlns:diffrestore=", 18)) FUZZ_CHECK(m > n);
+    /* exactly one provenance block: an earlier one of ours is replaced */
+    static const char ours[] = "<rdf:Description rdf:about=\"\" xmlns:diffrestore=\"" DR_XMP_NS "\"";
+    const unsigned char *first = memmem(out, m, ours, sizeof ours - 1);
+    FUZZ_CHECK(first != NULL);
+    const unsigned char *rest = first + 1;
+    FUZZ_CHECK(memmem(rest, m - (size_t)(rest - out), ours, sizeof ours - 1) == NULL);
     FUZZ_CHECK(memmem(out, m, "diffrestore:Tool=\"fuzz &lt;&amp;&quot;'&gt;\"", 43) != NULL);
     free(out);
 }
