@@ -163,12 +163,12 @@ static int open_profile(cmsContext ctx, lcms_log *l, const unsigned char *icc, s
 }
 
 /* Transform img's colour channels (not alpha) through t, row by row. */
-static void apply(cmsHTRANSFORM t, dr_image *img, int colour) {
+static int apply(cmsHTRANSFORM t, dr_image *img, int colour, const char *name) {
     const int w = img->width, c = img->channels;
     uint16_t *in = malloc((size_t)w * colour * sizeof *in), *out = malloc((size_t)w * colour * sizeof *out);
     if (!in || !out) {
         free(in), free(out);
-        return;
+        return dr_error(DR_ERR_NOMEM, "%s: out of memory for the colour conversion", name);
     }
     for (int y = 0; y < img->height; y++) {
         uint16_t *row = img->data + (size_t)y * w * c;
@@ -186,6 +186,7 @@ static void apply(cmsHTRANSFORM t, dr_image *img, int colour) {
             for (int k = 0; k < colour; k++) row[(size_t)x * c + k] = out[(size_t)x * colour + k];
     }
     free(in), free(out);
+    return DR_OK;
 }
 
 /* direction 0: profile -> sRGB; 1: sRGB -> profile. probe: img only gives
@@ -226,8 +227,8 @@ static int convert(dr_image *img, const unsigned char *icc, size_t n, const char
         rc = dr_error(DR_ERR_FORMAT, "%s: invalid ICC profile: %s", name, l.msg[0] ? l.msg : "no colour transform can be built from it");
         goto done;
     }
-    if (converted) *converted = 1;
-    apply(t, img, colour);
+    rc = apply(t, img, colour, name);
+    if (converted) *converted = rc == DR_OK;
 done:
     if (t) cmsDeleteTransform(t);
     if (std) cmsCloseProfile(std);
