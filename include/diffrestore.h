@@ -159,11 +159,11 @@ int dr_image_save(const char *path, const dr_image *img, const dr_save_options *
  * Where each format keeps them (read and written):
  *   JPEG: ICC (APP2 ICC_PROFILE), EXIF (APP1 Exif), XMP (APP1), IPTC (APP13 Photoshop 8BIM 0x0404)
  *   PNG:  ICC (iCCP), EXIF (eXIf), XMP (iTXt XML:com.adobe.xmp); no IPTC
- *   TIFF: ICC (tag 34675), XMP (tag 700), IPTC (tag 33723); EXIF: text fields only. Read:
- *         Make, Model, DateTime, Artist, Copyright, ImageDescription, Software and
- *         the sub-IFD's DateTimeOriginal, DateTimeDigitized, LensModel,
- *         BodySerialNumber, CameraOwnerName (into a new EXIF block); written: the
- *         IFD0 ones, as TIFF tags (the EXIF sub-IFD is not written)
+ *   TIFF: ICC (tag 34675), XMP (tag 700), IPTC (tag 33723); EXIF: its text fields only,
+ *         read and written: Make, Model, DateTime, Artist, Copyright,
+ *         ImageDescription, Software (the TIFF's own tags) and DateTimeOriginal,
+ *         DateTimeDigitized, LensModel, BodySerialNumber, CameraOwnerName (its
+ *         EXIF directory, tag 34665)
  *   WebP: ICC (ICCP), EXIF, XMP chunks; no IPTC
  * Loading converts pixels with an RGB (or gray) ICC profile to sRGB with Little
  * CMS, so every mode sees sRGB; without a profile sRGB is assumed. */

@@ -61,10 +61,12 @@ for ext in jpg png tif webp; do
     tag "$o" IPTC:By-line "A. Archivist" "IPTC by-line in .$ext" ;;
   *) notag "$o" IPTC:All "no IPTC in .$ext" ;;
   esac
+  tag "$o" ExifIFD:DateTimeOriginal "2001:02:03 04:05:06" "EXIF capture date in .$ext"
   case $ext in
-  tif) tag "$o" "IFD0:Orientation#" 1 "TIFF written upright" ;;
+  tif)
+    tag "$o" "IFD0:Orientation#" 1 "TIFF written upright"
+    tag "$o" ExifIFD:ExifVersion 0232 "TIFF EXIF directory has its version" ;;
   *)
-    tag "$o" ExifIFD:DateTimeOriginal "2001:02:03 04:05:06" "EXIF capture date in .$ext"
     tag "$o" "IFD0:Orientation#" 1 "EXIF orientation reset to 1 in .$ext"
     tag "$o" "ExifIFD:ExifImageWidth" 16 "EXIF width updated (upright) in .$ext"
     tag "$o" "ExifIFD:ExifImageHeight" 24 "EXIF height updated (upright) in .$ext"
@@ -79,7 +81,7 @@ expect 0 "colorize to JPEG" "$BIN" colorize --steps 2 -w "$W/colorize.safetensor
 lacks "$TMP/err" "dropped" "nothing reported when the format holds everything"
 lacks "$TMP/err" "note:" "no note at all for a JPEG output"
 expect 0 "colorize to TIFF (not quiet)" "$BIN" colorize --steps 2 -w "$W/colorize.safetensors" "$F/meta.jpg" -o "$TMP/loud.tif"
-contains "$TMP/err" "TIFF outputs keep only the EXIF's Make, Model" "the partial EXIF of TIFF is said"
+contains "$TMP/err" "TIFF outputs keep only the EXIF's text fields" "the partial EXIF of TIFF is said"
 
 # an XMP too large for a JPEG segment: dropped from the JPEG with a note, the
 # provenance still written (in a packet of its own); a PNG keeps it
@@ -114,6 +116,8 @@ tag "$TMP/t.jpg" IPTC:Caption-Abstract "Boats in the harbour" "TIFF input's IPTC
 tag "$TMP/t.jpg" XMP-dc:Title "Harbour at dawn" "TIFF input's XMP into JPEG"
 tag "$TMP/t.jpg" IFD0:Make DiffCam "TIFF input's camera make into JPEG"
 tag "$TMP/t.jpg" ExifIFD:DateTimeOriginal "2001:02:03 04:05:06" "TIFF input's capture date into JPEG"
+expect 0 "TIFF -> TIFF -> JPEG" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$TMP/c.tif" -o "$TMP/tt.jpg"
+tag "$TMP/tt.jpg" ExifIFD:DateTimeOriginal "2001:02:03 04:05:06" "the capture date survives a TIFF written by us"
 for in in meta.png meta.webp; do
   expect 0 "colorize $in -> .jpg" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" "$F/$in" -o "$TMP/$in.jpg"
   tag "$TMP/$in.jpg" ExifIFD:DateTimeOriginal "2001:02:03 04:05:06" "$in's EXIF into JPEG"

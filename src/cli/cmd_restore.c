@@ -479,8 +479,9 @@ static void report_dropped(run *x) {
              f == DR_FORMAT_JPEG ? "too large for a JPEG marker segment" : "the format has no place for it");
     }
     if (x->exif_partial)
-        note(x, "diffrestore: note: TIFF outputs keep only the EXIF's Make, Model, DateTime, Artist, Copyright, "
-                "ImageDescription and Software (as TIFF tags); the rest of the EXIF was dropped from them");
+        note(x, "diffrestore: note: TIFF outputs keep only the EXIF's text fields (Make, Model, DateTime, Artist, "
+                "Copyright, ImageDescription, Software, DateTimeOriginal, DateTimeDigitized, LensModel, "
+                "BodySerialNumber, CameraOwnerName); the rest of the EXIF was dropped from them");
     if (x->profile_mismatch)
         note(x, "diffrestore: note: --keep-profile: a gray profile cannot describe a colour output (or the other way "
                 "round, or a gray WebP, which is stored as RGB); those outputs were written in sRGB");
@@ -794,8 +795,8 @@ static void print_help(dr_mode mode) {
             "                          embed that profile instead\n"
             "  EXIF (orientation reset to 1, size updated, thumbnail dropped), XMP and IPTC\n"
             "  are copied where the output's format holds them (PNG and WebP have no IPTC;\n"
-            "  TIFF keeps EXIF's Make, Model, DateTime, Artist, Copyright, ImageDescription\n"
-            "  and Software only); what was dropped is said once per run. The XMP records\n"
+            "  TIFF keeps the EXIF's text fields only: camera, dates, lens, author ...);\n"
+            "  what was dropped is said once per run. The XMP records\n"
             "  what was done: tool and version, mode, weights file and its SHA-256,\n"
             "  sampler, steps and seed (properties diffrestore:*).\n"
             "      --strip-metadata    write no EXIF, XMP, IPTC, provenance or sRGB profile\n"

@@ -102,8 +102,12 @@ int dr_exif_check(const unsigned char *exif, size_t n, const char *name);
  * no thumbnail. *out is malloc'd, TIFF header on. */
 int dr_exif_for_output(const unsigned char *exif, size_t n, int width, int height, const char *name,
                        unsigned char **out, size_t *out_size);
-#define DR_EXIF_TEXT_TAGS 7
+/* The EXIF text fields a TIFF keeps (its own IFD0 and EXIF sub-IFD):
+ * dr_exif_text_tags[i], in the sub-IFD where dr_exif_text_in_exif[i].
+ * dr_exif_text gives each as a malloc'd string or NULL. */
+#define DR_EXIF_TEXT_TAGS 12
 extern const int dr_exif_text_tags[DR_EXIF_TEXT_TAGS];
+extern const int dr_exif_text_in_exif[DR_EXIF_TEXT_TAGS];
 void dr_exif_text(const unsigned char *exif, size_t n, char *vals[DR_EXIF_TEXT_TAGS]);
 /* A new EXIF block (TIFF header on, Intel order) holding the text tags
  * tags[i] = vals[i] (NULL or "" skipped), in the EXIF sub-IFD where

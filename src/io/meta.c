@@ -396,9 +396,11 @@ int dr_exif_for_output(const unsigned char *exif, size_t n, int width, int heigh
 
 /* The IFD0 text fields a TIFF writes in its own IFD0. vals[i] receives a
  * malloc'd string or NULL, for the tags of dr_exif_text_tags. */
-const int dr_exif_text_tags[DR_EXIF_TEXT_TAGS] = {EXIF_TAG_MAKE, EXIF_TAG_MODEL, EXIF_TAG_DATE_TIME,
-                                                  EXIF_TAG_ARTIST, EXIF_TAG_COPYRIGHT,
-                                                  EXIF_TAG_IMAGE_DESCRIPTION, EXIF_TAG_SOFTWARE};
+const int dr_exif_text_tags[DR_EXIF_TEXT_TAGS] = {
+    EXIF_TAG_MAKE, EXIF_TAG_MODEL, EXIF_TAG_DATE_TIME, EXIF_TAG_ARTIST, EXIF_TAG_COPYRIGHT,
+    EXIF_TAG_IMAGE_DESCRIPTION, EXIF_TAG_SOFTWARE, EXIF_TAG_DATE_TIME_ORIGINAL, EXIF_TAG_DATE_TIME_DIGITIZED,
+    EXIF_TAG_LENS_MODEL, EXIF_TAG_BODY_SERIAL_NUMBER, EXIF_TAG_CAMERA_OWNER_NAME};
+const int dr_exif_text_in_exif[DR_EXIF_TEXT_TAGS] = {0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1};
 
 void dr_exif_text(const unsigned char *exif, size_t n, char *vals[DR_EXIF_TEXT_TAGS]) {
     for (int i = 0; i < DR_EXIF_TEXT_TAGS; i++) vals[i] = NULL;
@@ -406,7 +408,8 @@ void dr_exif_text(const unsigned char *exif, size_t n, char *vals[DR_EXIF_TEXT_T
     ExifData *ed = exif_open(exif, n, &st);
     if (!ed) return;
     for (int i = 0; i < DR_EXIF_TEXT_TAGS; i++) {
-        ExifEntry *e = exif_content_get_entry(ed->ifd[EXIF_IFD_0], (ExifTag)dr_exif_text_tags[i]);
+        ExifEntry *e = exif_content_get_entry(ed->ifd[dr_exif_text_in_exif[i] ? EXIF_IFD_EXIF : EXIF_IFD_0],
+                                              (ExifTag)dr_exif_text_tags[i]);
         if (!e || e->format != EXIF_FORMAT_ASCII || !e->data || e->size == 0) continue;
         char *s = malloc(e->size + 1);
         if (!s) continue;

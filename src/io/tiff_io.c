@@ -221,11 +221,8 @@ static int read_metadata(TIFF *t, const char *name, dr_metadata *meta) {
  * into a new EXIF block; the other EXIF values (exposure, lens ...) are not
  * read from TIFF files. */
 static int read_exif(TIFF *t, const char *name, dr_metadata *meta) {
-    static const int tags[] = {271, 272, 306, 315, 33432, 270, 305, /* Make .. Software (IFD0) */
-                               EXIFTAG_DATETIMEORIGINAL, EXIFTAG_DATETIMEDIGITIZED, EXIFTAG_LENSMODEL,
-                               EXIFTAG_BODYSERIALNUMBER, EXIFTAG_CAMERAOWNERNAME};
-    static const int in_exif[] = {0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1};
-    enum { N = sizeof tags / sizeof *tags };
+    const int *tags = dr_exif_text_tags, *in_exif = dr_exif_text_in_exif;
+    enum { N = DR_EXIF_TEXT_TAGS };
     char *vals[N] = {0};
     int found = 0;
     for (int i = 0; i < N; i++) {
@@ -339,15 +336,18 @@ int dr_tiff_encode(FILE *fp, const char *path, const dr_image *img, const dr_out
     if (om && om->icc_size) TIFFSetField(t, TIFFTAG_ICCPROFILE, (uint32_t)om->icc_size, om->icc);
     if (om && om->xmp_size) TIFFSetField(t, TIFFTAG_XMLPACKET, (uint32_t)om->xmp_size, om->xmp);
     if (om && om->iptc_size) TIFFSetField(t, TIFFTAG_RICHTIFFIPTC, (uint32_t)om->iptc_size, om->iptc);
+    /* The EXIF's text fields: the IFD0 ones are TIFF tags of the same
+     * numbers; the sub-IFD ones go into an EXIF directory written after the
+     * image's, whose offset is then patched into the image's directory. */
+    char *vals[DR_EXIF_TEXT_TAGS] = {0};
+    int sub = 0;
     if (om && om->exif_size) {
-        /* EXIF's IFD0 text fields are TIFF tags of the same numbers; the
-         * EXIF sub-IFD is not written */
-        char *vals[DR_EXIF_TEXT_TAGS];
         dr_exif_text(om->exif, om->exif_size, vals);
         for (int i = 0; i < DR_EXIF_TEXT_TAGS; i++) {
-            if (vals[i]) TIFFSetField(t, (uint32_t)dr_exif_text_tags[i], vals[i]);
-            free(vals[i]);
+            if (vals[i] && !dr_exif_text_in_exif[i]) TIFFSetField(t, (uint32_t)dr_exif_text_tags[i], vals[i]);
+            if (vals[i] && dr_exif_text_in_exif[i]) sub = 1;
         }
+        if (sub) TIFFSetField(t, TIFFTAG_EXIFIFD, (uint64_t)0); /* reserves the entry */
     }
     size_t rowb = (size_t)w * c * (bps / 8);
     unsigned char *row = malloc(rowb);
@@ -365,6 +365,16 @@ int dr_tiff_encode(FILE *fp, const char *path, const dr_image *img, const dr_out
     free(row);
     if (rc == DR_OK && !TIFFWriteDirectory(t))
         rc = dr_error(DR_ERR_IO, "%s: cannot write the TIFF: %s", path, m.msg[0] ? m.msg : "write failed");
+    if (rc == DR_OK && sub) {
+        uint64_t off = 0;
+        int ok = TIFFCreateEXIFDirectory(t) == 0 && TIFFSetField(t, EXIFTAG_EXIFVERSION, "0232");
+        for (int i = 0; ok && i < DR_EXIF_TEXT_TAGS; i++)
+            if (vals[i] && dr_exif_text_in_exif[i]) ok = TIFFSetField(t, (uint32_t)dr_exif_text_tags[i], vals[i]);
+        ok = ok && TIFFWriteCustomDirectory(t, &off) && off;
+        ok = ok && TIFFSetDirectory(t, 0) && TIFFSetField(t, TIFFTAG_EXIFIFD, off) && TIFFRewriteDirectory(t);
+        if (!ok) rc = dr_error(DR_ERR_IO, "%s: cannot write the TIFF's EXIF directory: %s", path, m.msg[0] ? m.msg : "libtiff failed");
+    }
+    for (int i = 0; i < DR_EXIF_TEXT_TAGS; i++) free(vals[i]);
     TIFFClose(t);
     return rc;
 }
