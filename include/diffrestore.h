@@ -404,8 +404,6 @@ typedef struct {
     double reduce_seconds; /* ranks > 1: wall time of this step's gradient exchange */
 } dr_train_progress;
 
-#define DR_TRAIN_MICRO_BATCH 4 /* the default micro-batch (the largest divisor of the batch up to it) */
-
 typedef enum { DR_LOSS_UNIFORM = 0, DR_LOSS_MIN_SNR = 1 } dr_loss_weight;
 typedef enum { DR_T_UNIFORM = 0, DR_T_LOGNORMAL = 1 } dr_t_sampling;
 typedef enum { DR_MASKS_LEGACY = 0, DR_MASKS_DAMAGE = 1 } dr_train_masks;
@@ -441,11 +439,14 @@ typedef struct {
     dr_unet_config config;   /* in/out channels are set from the mode */
     int steps;               /* total steps to reach (a resumed run continues to it) */
     int batch, patch;
-    /* Samples per forward and backward (0: the largest divisor of batch up to
-     * DR_TRAIN_MICRO_BATCH). The batch's gradient is a fixed tree of sums over
-     * its micro-batches' gradients, so a run's result depends on batch and
-     * micro_batch, never on how many ranks (up to batch / micro_batch) share
-     * it. Stored in the checkpoint (older checkpoints: the whole batch). */
+    /* Samples per forward and backward; it divides batch. The batch's
+     * gradient is a fixed tree of sums over its micro-batches' gradients, so
+     * a run's result depends on batch and micro_batch, never on how many
+     * ranks (up to batch / micro_batch) share it. 0: a new run alone takes the
+     * whole batch (one forward and backward, as before micro-batches
+     * existed), on N ranks the largest divisor of batch up to batch / N.
+     * Stored in the checkpoint, and kept on resume unless given (older
+     * checkpoints: the whole batch). */
     int micro_batch;
     float lr, warmup_steps, weight_decay, grad_clip, ema_decay;
     int predict_v;           /* 0: eps, 1: v (the default: docs/TRAINING.md's A/B) */

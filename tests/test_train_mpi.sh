@@ -42,8 +42,8 @@ equal_runs() { # equal_runs A.ckpt B.ckpt description
   if [ -s "$1.csv" ] && [ "$(cols "$1.csv")" = "$(cols "$2.csv")" ]; then ok; else bad "$3: logs differ"; fi
 }
 
-# --- 2 ranks x 1 thread = 1 process x 2 threads (default micro-batch 4, batch 8)
-expect 0 "1 process" env OMP_NUM_THREADS=2 "$BIN" "${T[@]}" --mode superres --out "$TMP/s1.ckpt" --steps 3 --batch 8
+# --- 2 ranks x 1 thread = 1 process x 2 threads (batch 8; the 2 ranks' default micro-batch is 8 / 2)
+expect 0 "1 process" env OMP_NUM_THREADS=2 "$BIN" "${T[@]}" --mode superres --out "$TMP/s1.ckpt" --steps 3 --batch 8 --micro-batch 4
 expect 0 "2 ranks" run_mpi 2 1 "${T[@]}" --mode superres --out "$TMP/s2.ckpt" --steps 3 --batch 8
 equal_runs "$TMP/s1.ckpt" "$TMP/s2.ckpt" "superres, 2 ranks vs 1 process"
 expect 0 "info on the 2-rank checkpoint" "$BIN" info "$TMP/s2.ckpt"
@@ -52,8 +52,10 @@ contains "$TMP/out" "micro_batch = 4" "info shows the micro-batch"
 expect 0 "info on the 1-process checkpoint" "$BIN" info "$TMP/s1.ckpt"
 contains "$TMP/out" "checkpoint written by 1 rank" "info shows 1 rank"
 # the runs differ from a run with another batch: the comparison can fail
-expect 0 "1 process, batch 4" env OMP_NUM_THREADS=2 "$BIN" "${T[@]}" --mode superres --out "$TMP/s4.ckpt" --steps 3 --batch 4
-[ "$(sum "$TMP/s1.ckpt")" != "$(sum "$TMP/s4.ckpt")" ] && ok || bad "batch 4 gave batch 8's checkpoint"
+expect 0 "1 process, batch 6" env OMP_NUM_THREADS=2 "$BIN" "${T[@]}" --mode superres --out "$TMP/s6.ckpt" --steps 3 --batch 6
+[ "$(sum "$TMP/s1.ckpt")" != "$(sum "$TMP/s6.ckpt")" ] && ok || bad "batch 6 gave batch 8's checkpoint"
+expect 0 "info on a lone run" "$BIN" info "$TMP/s6.ckpt"
+contains "$TMP/out" "micro_batch = 6" "alone, the default micro-batch is the whole batch"
 
 # --- 3 ranks: ranges that are not one subtree each (batch 6, micro-batch 1: 2 + 2 + 2 of 6 leaves)
 expect 0 "1 process, inpaint" env OMP_NUM_THREADS=1 "$BIN" "${T[@]}" --mode inpaint --out "$TMP/i1.ckpt" --steps 2 --batch 6 --micro-batch 1

@@ -681,18 +681,20 @@ int dr_train(const dr_train_options *o) {
         }
     }
     st.opt.comm = o->comm;
-    if (st.opt.micro_batch <= 0) /* a new run's default */
-        for (int m = DR_TRAIN_MICRO_BATCH < st.opt.batch ? DR_TRAIN_MICRO_BATCH : st.opt.batch; m >= 1; m--)
+    st.ranks = o->comm && o->comm->size > 1 ? o->comm->size : 1; /* written into the checkpoint */
+    if (st.opt.micro_batch <= 0) { /* a new run's default: the whole batch alone, its share on each of N ranks */
+        const int share = st.opt.batch / st.ranks;
+        for (int m = share > 1 ? share : 1; m >= 1; m--)
             if (st.opt.batch % m == 0) {
                 st.opt.micro_batch = m;
                 break;
             }
+    }
     if (st.opt.micro_batch > st.opt.batch || st.opt.batch % st.opt.micro_batch != 0) {
         const int mb = st.opt.micro_batch, b = st.opt.batch;
         train_state_free(&st);
         return dr_error(DR_ERR_INVALID, "train: --micro-batch %d must divide --batch %d", mb, b);
     }
-    st.ranks = o->comm && o->comm->size > 1 ? o->comm->size : 1; /* written into the checkpoint */
     const dr_train_options *opt = &st.opt;
     if (opt->render_size > 0 && st.info.mode != DR_MODE_COLORIZE) {
         const dr_mode md = st.info.mode;
