@@ -22,10 +22,17 @@ export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
 export OMPI_MCA_rmaps_base_oversubscribe=1
 ROOT=()
 [ "$(id -u)" -eq 0 ] && ROOT=(--allow-run-as-root)
+# Under AddressSanitizer (scripts/test.sh --sanitize), Open MPI's own
+# allocations in MPI_Init and its dlopen'ed components are reported as leaks
+# at exit, from frames LeakSanitizer cannot name (the components are unloaded
+# by then), so a suppression cannot match them. The ranks run with leak
+# checking off; everything else (ASan's memory errors, UBSan) stays on, and
+# the same training code is leak-checked by test_train and the plain runs here.
+MPI_ASAN="${ASAN_OPTIONS:+${ASAN_OPTIONS}:}detect_leaks=0"
 run_mpi() { # run_mpi N THREADS args...
   local n="$1" th="$2"
   shift 2
-  "$MPIEXEC" "${ROOT[@]}" --oversubscribe -np "$n" -x OMP_NUM_THREADS="$th" "$BIN" "$@"
+  ASAN_OPTIONS="$MPI_ASAN" "$MPIEXEC" "${ROOT[@]}" --oversubscribe -np "$n" -x OMP_NUM_THREADS="$th" "$BIN" "$@"
 }
 
 mkdir -p "$TMP/data"
@@ -79,7 +86,7 @@ contains "$TMP/out" "checkpoint written by 2 ranks" "ranks of the last writer"
 
 # --- SIGKILL one rank: the job ends, the last checkpoint loads and resumes
 # (mpirun itself in the background, not a function: $! is its pid, the ranks its children)
-"$MPIEXEC" "${ROOT[@]}" --oversubscribe -np 2 -x OMP_NUM_THREADS=1 "$BIN" "${T[@]}" --mode superres \
+ASAN_OPTIONS="$MPI_ASAN" "$MPIEXEC" "${ROOT[@]}" --oversubscribe -np 2 -x OMP_NUM_THREADS=1 "$BIN" "${T[@]}" --mode superres \
   --out "$TMP/k.ckpt" --steps 100000 --batch 2 --micro-batch 1 --checkpoint-every 1 >"$TMP/kout" 2>"$TMP/kerr" &
 MPIPID=$!
 for _ in $(seq 600); do [ -s "$TMP/k.ckpt" ] && break; sleep 0.2; done
