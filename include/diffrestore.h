@@ -505,12 +505,30 @@ typedef struct {
     double val_x0_mse;    /* error of the implied x0 estimate, target units (eps and v comparable) */
     double cpu_seconds;   /* training CPU time of the run so far, summed over resumes */
     int is_val;
+    int ranks;            /* processes training together (1: alone) */
+    double reduce_seconds; /* ranks > 1: wall time of this step's gradient exchange */
 } dr_train_progress;
 
 typedef enum { DR_LOSS_UNIFORM = 0, DR_LOSS_MIN_SNR = 1 } dr_loss_weight;
 typedef enum { DR_T_UNIFORM = 0, DR_T_LOGNORMAL = 1 } dr_t_sampling;
 typedef enum { DR_MASKS_LEGACY = 0, DR_MASKS_DAMAGE = 1 } dr_train_masks;
 typedef enum { DR_SCALE_DIST_UNIFORM = 0, DR_SCALE_DIST_HIGH = 1 } dr_scale_dist;
+
+/* Data-parallel training: the collectives of a group of processes ("ranks")
+ * that train one model together. The library never calls MPI itself: the
+ * caller (the CLI, built with MPI) supplies these. Every rank calls them in
+ * the same order with the same sizes. Both return 0 on success. */
+typedef struct {
+    int rank, size; /* this process and how many train together */
+    /* Rank r contributes send_bytes[r] bytes; recv gets every rank's bytes at
+     * recv + displs[r]. */
+    int (*allgatherv)(const void *send, void *recv, const size_t *send_bytes, const size_t *displs, void *user);
+    /* Rank r sends send_bytes[j] bytes from send + send_displs[j] to rank j
+     * and receives recv_bytes[j] bytes from rank j at recv + recv_displs[j]. */
+    int (*alltoallv)(const void *send, const size_t *send_bytes, const size_t *send_displs, void *recv,
+                     const size_t *recv_bytes, const size_t *recv_displs, void *user);
+    void *user;
+} dr_train_comm;
 
 typedef struct {
     dr_mode mode;
@@ -526,6 +544,15 @@ typedef struct {
     dr_unet_config config;   /* in/out channels are set from the mode */
     int steps;               /* total steps to reach (a resumed run continues to it) */
     int batch, patch;
+    /* Samples per forward and backward; it divides batch. The batch's
+     * gradient is a fixed tree of sums over its micro-batches' gradients, so
+     * a run's result depends on batch and micro_batch, never on how many
+     * ranks (up to batch / micro_batch) share it. 0: a new run alone takes the
+     * whole batch (one forward and backward, as before micro-batches
+     * existed), on N ranks the largest divisor of batch up to batch / N.
+     * Stored in the checkpoint, and kept on resume unless given (older
+     * checkpoints: the whole batch). */
+    int micro_batch;
     float lr, warmup_steps, weight_decay, grad_clip, ema_decay;
     int predict_v;           /* 0: eps, 1: v (the default: docs/TRAINING.md's A/B) */
     int schedule_linear;     /* 0: cosine */
@@ -560,6 +587,13 @@ typedef struct {
                                 * CPU time, summed over resumes, reaches it */
     long long val_seed;      /* -1: validate with the training seed's fixed crops (the default) */
     int validate_params;     /* dr_train_validate of a checkpoint: its raw parameters, not its EMA */
+    /* NULL (or size 1): train alone. Otherwise data-parallel: rank r draws and
+     * differentiates samples [r B / size, (r + 1) B / size) of every global
+     * batch of B; the sum of the gradients is the same fixed tree over the
+     * per-sample gradients for every size, so any number of ranks gives the
+     * run of one process bit for bit. Rank 0 alone writes the checkpoint, the
+     * log and the export, validates, and calls progress and log. */
+    const dr_train_comm *comm;
     volatile int *cancel;    /* raised by the caller (e.g. on SIGINT): checkpoint, then stop */
     void (*progress)(const dr_train_progress *p, void *user);
     void (*log)(const char *message, void *user); /* notes such as skipped files */

@@ -89,6 +89,13 @@ static int info_one(const char *path) {
     for (int i = 0; i < tf.n_tensors; i++) numel += tf.tensors[i].numel;
     printf("%s: safetensors, %d tensors, %lld values\n", path, tf.n_tensors, numel);
     for (int i = 0; i < tf.n_meta; i++) printf("  %s = %s\n", tf.meta_keys[i], tf.meta_values[i]);
+    const char *format = dr_tensor_file_meta(&tf, "format");
+    if (format && strcmp(format, "diffrestore-checkpoint") == 0) {
+        /* data-parallel training: how many processes trained the last steps */
+        const char *r = dr_tensor_file_meta(&tf, "ranks");
+        if (r) printf("  checkpoint written by %s rank%s\n", r, strcmp(r, "1") ? "s" : "");
+        else printf("  checkpoint written by 1 rank (an older checkpoint: no 'ranks' key)\n");
+    }
     dr_tensor_file_free(&tf);
     return 0;
 }
