@@ -95,6 +95,14 @@ typedef struct {
     int color_space; /* informational: source colour model, see dr_image_info_describe */
     int orientation; /* EXIF/TIFF orientation 1..8 found in the file (1: none). The loader
                         applies it: width, height and the pixels are upright */
+    /* Colour: the embedded ICC profile, if any (without one, sRGB is assumed). */
+    size_t icc_size;           /* bytes of the embedded profile (0: none) */
+    int icc_converted;         /* 1: the loader converted the pixels from it to sRGB; 0: no
+                                * profile, the profile is our own sRGB one, or its colour
+                                * space does not match the pixels (e.g. CMYK): used as sRGB */
+    char icc_description[64];  /* the profile's description ("" if none) */
+    /* Metadata found (bytes; 0: none). See dr_metadata. */
+    size_t exif_size, xmp_size, iptc_size;
 } dr_image_info;
 
 #define DR_DEFAULT_MAX_PIXELS (64LL * 1000 * 1000)
@@ -110,18 +118,33 @@ const char *dr_format_name(dr_format f);
 /* Read only the header. */
 int dr_image_probe(const char *path, dr_image_info *info);
 /* Decode a PNG, JPEG, TIFF or WebP file, turned upright by its EXIF (or
- * TIFF) orientation. max_pixels <= 0 means DR_DEFAULT_MAX_PIXELS.
+ * TIFF) orientation, and converted to sRGB when it embeds an RGB or gray ICC
+ * profile (Little CMS; a profile that cannot be read is an error: see
+ * dr_image_load_meta). max_pixels <= 0 means DR_DEFAULT_MAX_PIXELS.
  * info may be NULL. On failure *img is left zeroed. */
 int dr_image_load(const char *path, int64_t max_pixels, dr_image *img, dr_image_info *info);
 /* The same from memory; name is used in error messages. */
 int dr_image_load_memory(const void *buf, size_t size, const char *name, int64_t max_pixels,
                          dr_image *img, dr_image_info *info);
 
+struct dr_metadata; /* below */
 typedef struct {
     int jpeg_quality; /* 1..100, default 92 */
     int webp_quality; /* 0: lossless WebP (default); 1..100: lossy at that quality */
     int overwrite;    /* 0: an existing file at path is an error (DR_ERR_EXISTS) */
+    /* Metadata to write (NULL: none), where the format holds it (see
+     * dr_metadata; the parts it cannot hold are left out: dr_metadata_unsupported).
+     * The ICC profile is embedded as given: the pixels must be in it. EXIF is
+     * rewritten with libexif: orientation 1, PixelX/YDimension the image's
+     * size, no thumbnail. */
+    const struct dr_metadata *metadata;
+    /* Provenance: NULL, or pairs key, value, ..., NULL. Written as XMP
+     * properties diffrestore:KEY (namespace DR_XMP_NS) added to the XMP packet
+     * (a new packet when there is none), in every format (TIFF tag 700). Keys
+     * are letters and digits. */
+    const char *const *provenance;
 } dr_save_options;
+#define DR_XMP_NS "https://github.com/diffrestore/ns/1.0/"
 void dr_save_options_init(dr_save_options *o);
 
 /* Write PNG, JPEG, TIFF or WebP, chosen by the extension of path (.png,
@@ -131,6 +154,68 @@ void dr_save_options_init(dr_save_options *o);
  * into place, so a failure never leaves a partial file. JPEG stores 8-bit
  * gray or RGB: 16-bit is reduced to 8 and alpha is dropped. opts may be NULL. */
 int dr_image_save(const char *path, const dr_image *img, const dr_save_options *opts);
+
+/* ------------------------------------------------------------------ colour and metadata
+ * Where each format keeps them (read and written):
+ *   JPEG: ICC (APP2 ICC_PROFILE), EXIF (APP1 Exif), XMP (APP1), IPTC (APP13 Photoshop 8BIM 0x0404)
+ *   PNG:  ICC (iCCP), EXIF (eXIf), XMP (iTXt XML:com.adobe.xmp); no IPTC
+ *   TIFF: ICC (tag 34675), XMP (tag 700), IPTC (tag 33723); EXIF: its text fields only,
+ *         read and written: Make, Model, DateTime, Artist, Copyright,
+ *         ImageDescription, Software (the TIFF's own tags) and DateTimeOriginal,
+ *         DateTimeDigitized, LensModel, BodySerialNumber, CameraOwnerName (its
+ *         EXIF directory, tag 34665)
+ *   WebP: ICC (ICCP), EXIF, XMP chunks; no IPTC
+ * Loading converts pixels with an RGB (or gray) ICC profile to sRGB with Little
+ * CMS, so every mode sees sRGB; without a profile sRGB is assumed. */
+
+#define DR_MAX_ICC_SIZE ((size_t)4 << 20)   /* larger embedded profiles are refused */
+#define DR_MAX_META_SIZE ((size_t)16 << 20) /* larger EXIF, XMP or IPTC blocks are refused */
+
+typedef struct dr_metadata {
+    unsigned char *icc;  size_t icc_size;  /* ICC profile, as embedded */
+    unsigned char *exif; size_t exif_size; /* EXIF from its TIFF header on (no "Exif\0\0") */
+    unsigned char *xmp;  size_t xmp_size;  /* XMP packet (UTF-8 XML) */
+    unsigned char *iptc; size_t iptc_size; /* IPTC-IIM records */
+} dr_metadata;
+
+/* Bits naming the parts of a dr_metadata. */
+enum { DR_META_ICC = 1, DR_META_EXIF = 2, DR_META_XMP = 4, DR_META_IPTC = 8 };
+
+void dr_metadata_free(dr_metadata *m);
+/* The parts of m (non-empty ones) that format f cannot hold (DR_META_* bits;
+ * EXIF counts as held by TIFF, which keeps only its text fields): IPTC in
+ * PNG and WebP; in JPEG, an EXIF or IPTC over DR_JPEG_MAX_EXIF bytes or an XMP
+ * over DR_JPEG_MAX_XMP (one marker segment each; extended XMP is not
+ * written). dr_image_save fails on a JPEG part that does not fit: leave these
+ * parts out of its metadata. */
+#define DR_JPEG_MAX_EXIF 65400
+#define DR_JPEG_MAX_XMP 61000
+unsigned dr_metadata_unsupported(dr_format f, const dr_metadata *m);
+/* The format an output path would be written as (by its extension). */
+dr_format dr_format_from_path(const char *path);
+
+/* As dr_image_load, and meta (zeroed first; may be NULL) receives the file's
+ * ICC profile, EXIF, XMP and IPTC as stored. With meta, metadata that cannot
+ * be parsed (an EXIF block libexif finds corrupt, e.g. looping IFD offsets),
+ * or larger than DR_MAX_META_SIZE, is an error (DR_ERR_FORMAT / DR_ERR_LIMIT
+ * naming the file); without it only the orientation is read. An ICC profile
+ * over DR_MAX_ICC_SIZE (DR_ERR_LIMIT) or one Little CMS cannot use
+ * (DR_ERR_FORMAT) is always an error. On failure everything is left zeroed. */
+int dr_image_load_meta(const char *path, int64_t max_pixels, dr_image *img, dr_image_info *info,
+                       dr_metadata *meta);
+int dr_image_load_memory_meta(const void *buf, size_t size, const char *name, int64_t max_pixels,
+                              dr_image *img, dr_image_info *info, dr_metadata *meta);
+
+/* Convert img (sRGB, as loaded) in place to the colour space of an RGB or gray
+ * ICC profile (RGB/RGBA images need an RGB profile, gray ones a gray profile;
+ * DR_ERR_UNSUPPORTED otherwise). Alpha is kept. name is used in messages. */
+int dr_image_from_srgb(dr_image *img, const void *icc, size_t icc_size, const char *name);
+/* Little CMS's sRGB profile as bytes (malloc'd; free() them). Loading a file
+ * with exactly this profile leaves the pixels as they are. */
+int dr_srgb_profile(unsigned char **buf, size_t *size);
+
+/* SHA-256 of a file's bytes as 64 lowercase hex digits. */
+int dr_file_sha256(const char *path, char hex[65]);
 
 /* ------------------------------------------------------------------ paths */
 /* 1 if path (an existing file or directory, or one still to be created) lies
@@ -420,12 +505,30 @@ typedef struct {
     double val_x0_mse;    /* error of the implied x0 estimate, target units (eps and v comparable) */
     double cpu_seconds;   /* training CPU time of the run so far, summed over resumes */
     int is_val;
+    int ranks;            /* processes training together (1: alone) */
+    double reduce_seconds; /* ranks > 1: wall time of this step's gradient exchange */
 } dr_train_progress;
 
 typedef enum { DR_LOSS_UNIFORM = 0, DR_LOSS_MIN_SNR = 1 } dr_loss_weight;
 typedef enum { DR_T_UNIFORM = 0, DR_T_LOGNORMAL = 1 } dr_t_sampling;
 typedef enum { DR_MASKS_LEGACY = 0, DR_MASKS_DAMAGE = 1 } dr_train_masks;
 typedef enum { DR_SCALE_DIST_UNIFORM = 0, DR_SCALE_DIST_HIGH = 1 } dr_scale_dist;
+
+/* Data-parallel training: the collectives of a group of processes ("ranks")
+ * that train one model together. The library never calls MPI itself: the
+ * caller (the CLI, built with MPI) supplies these. Every rank calls them in
+ * the same order with the same sizes. Both return 0 on success. */
+typedef struct {
+    int rank, size; /* this process and how many train together */
+    /* Rank r contributes send_bytes[r] bytes; recv gets every rank's bytes at
+     * recv + displs[r]. */
+    int (*allgatherv)(const void *send, void *recv, const size_t *send_bytes, const size_t *displs, void *user);
+    /* Rank r sends send_bytes[j] bytes from send + send_displs[j] to rank j
+     * and receives recv_bytes[j] bytes from rank j at recv + recv_displs[j]. */
+    int (*alltoallv)(const void *send, const size_t *send_bytes, const size_t *send_displs, void *recv,
+                     const size_t *recv_bytes, const size_t *recv_displs, void *user);
+    void *user;
+} dr_train_comm;
 
 typedef struct {
     dr_mode mode;
@@ -441,6 +544,15 @@ typedef struct {
     dr_unet_config config;   /* in/out channels are set from the mode */
     int steps;               /* total steps to reach (a resumed run continues to it) */
     int batch, patch;
+    /* Samples per forward and backward; it divides batch. The batch's
+     * gradient is a fixed tree of sums over its micro-batches' gradients, so
+     * a run's result depends on batch and micro_batch, never on how many
+     * ranks (up to batch / micro_batch) share it. 0: a new run alone takes the
+     * whole batch (one forward and backward, as before micro-batches
+     * existed), on N ranks the largest divisor of batch up to batch / N.
+     * Stored in the checkpoint, and kept on resume unless given (older
+     * checkpoints: the whole batch). */
+    int micro_batch;
     float lr, warmup_steps, weight_decay, grad_clip, ema_decay;
     int predict_v;           /* 0: eps, 1: v (the default: docs/TRAINING.md's A/B) */
     int schedule_linear;     /* 0: cosine */
@@ -475,6 +587,13 @@ typedef struct {
                                 * CPU time, summed over resumes, reaches it */
     long long val_seed;      /* -1: validate with the training seed's fixed crops (the default) */
     int validate_params;     /* dr_train_validate of a checkpoint: its raw parameters, not its EMA */
+    /* NULL (or size 1): train alone. Otherwise data-parallel: rank r draws and
+     * differentiates samples [r B / size, (r + 1) B / size) of every global
+     * batch of B; the sum of the gradients is the same fixed tree over the
+     * per-sample gradients for every size, so any number of ranks gives the
+     * run of one process bit for bit. Rank 0 alone writes the checkpoint, the
+     * log and the export, validates, and calls progress and log. */
+    const dr_train_comm *comm;
     volatile int *cancel;    /* raised by the caller (e.g. on SIGINT): checkpoint, then stop */
     void (*progress)(const dr_train_progress *p, void *user);
     void (*log)(const char *message, void *user); /* notes such as skipped files */

@@ -3,6 +3,8 @@
 # with -fsanitize=address,undefined in build-asan/ and run there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# exiftool (tests only): test_cli_metadata.sh reads the outputs' metadata with it
+scripts/deps.sh libimage-exiftool-perl
 if [ "${1:-}" = "--sanitize" ]; then
   scripts/deps.sh
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDR_SANITIZE=ON >/dev/null

@@ -273,7 +273,8 @@ contains "$TMP/err" "bad.png" "corrupt file named"
 lacks "$TMP/err" "notes.txt" "non-image files ignored silently"
 lacks "$TMP/err" ".hidden" "hidden files not restored, named only under -v"
 exists "$TMP/out1/good1.png" "batch output 1"
-exists "$TMP/out1/good2.png" "batch output 2 (jpg in, png out)"
+exists "$TMP/out1/good2.jpg" "batch output 2 keeps its format (jpg in, jpg out)"
+absent "$TMP/out1/good2.png" "no png for a jpg input without --format"
 absent "$TMP/out1/bad.png" "no output for the corrupt file"
 absent "$TMP/out1/sub" "no recursion without -r"
 absent "$TMP/out1/.hidden.png" "no output for hidden files"
@@ -289,7 +290,7 @@ exists "$TMP/out2/good1.jpg" "--format jpg"
 # several files, two with the same output name
 cp "$TMP/img/gray.png" "$TMP/img/twin.png"
 "$MK" --image "$TMP/img/twin.jpg" 24 24 3 8 9
-expect 1 "two inputs, one output name" "$BIN" colorize --steps 2 -w "$W/colorize.safetensors" "$TMP/img/twin.png" "$TMP/img/twin.jpg" -o "$TMP/out3"
+expect 1 "two inputs, one output name" "$BIN" colorize --steps 2 -w "$W/colorize.safetensors" --format png "$TMP/img/twin.png" "$TMP/img/twin.jpg" -o "$TMP/out3"
 contains "$TMP/err" "1 done, 1 failed" "collision: one done, one failed"
 contains "$TMP/err" "would also be the output" "collision explained"
 # outputs into the input directory: same names are refused, the input kept
@@ -314,7 +315,7 @@ expect 1 "inpaint batch, --mask DIR" "$BIN" inpaint --steps 2 -w "$W/inpaint.saf
 contains "$TMP/err" "2 done, 1 failed" "mask dir: one input without a mask"
 contains "$TMP/err" "three.png" "input without a mask named"
 known_equal "$TMP/ib/in/one.png" "$TMP/ib/out/one.png" "$TMP/img/mask.png"
-exists "$TMP/ib/out/s/two.png" "mask paired by relative path with another extension"
+exists "$TMP/ib/out/s/two.jpg" "mask paired by relative path with another extension"
 
 # ------------------------------------------------------------------ shards
 D="$TMP/shard_in"

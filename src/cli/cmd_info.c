@@ -11,8 +11,9 @@
 
 static const char *HELP =
     "Usage: diffrestore info [options] FILE...\n"
-    "Print an image's format, size, channels and bit depth, or a weights file's\n"
-    "metadata and tensor count. The type is found from the file's bytes.\n\n" CLI_COMMON_HELP;
+    "Print an image's format, size, channels and bit depth, its ICC profile (without\n"
+    "one, sRGB is assumed) and the EXIF, XMP and IPTC metadata it holds, or a weights\n"
+    "file's metadata and tensor count. The type is found from the file's bytes.\n\n" CLI_COMMON_HELP;
 
 static int is_safetensors_name(const char *path) {
     size_t n = strlen(path);
@@ -58,6 +59,21 @@ static int info_one(const char *path) {
                layouts[info.channels >= 1 && info.channels <= 4 ? info.channels : 0], info.depth,
                info.interlaced ? (info.format == DR_FORMAT_PNG ? ", interlaced" : ", progressive") : "",
                orient);
+        if (info.icc_size)
+            printf("  ICC profile: \"%s\", %zu bytes (%s)\n", info.icc_description, info.icc_size,
+                   info.icc_converted ? "converted to sRGB on load"
+                                      : "not used: its colour space does not match, or it is sRGB already");
+        else
+            printf("  ICC profile: none (sRGB assumed)\n");
+        if (info.exif_size || info.xmp_size || info.iptc_size) {
+            printf("  metadata:");
+            if (info.exif_size) printf(" EXIF %zu bytes", info.exif_size);
+            if (info.xmp_size) printf("%s XMP %zu bytes", info.exif_size ? "," : "", info.xmp_size);
+            if (info.iptc_size) printf("%s IPTC %zu bytes", info.exif_size || info.xmp_size ? "," : "", info.iptc_size);
+            printf("\n");
+        } else {
+            printf("  metadata: none\n");
+        }
         return 0;
     }
     if (!is_safetensors_name(path) && n >= 8 && head[8] != '{') {
@@ -73,6 +89,13 @@ static int info_one(const char *path) {
     for (int i = 0; i < tf.n_tensors; i++) numel += tf.tensors[i].numel;
     printf("%s: safetensors, %d tensors, %lld values\n", path, tf.n_tensors, numel);
     for (int i = 0; i < tf.n_meta; i++) printf("  %s = %s\n", tf.meta_keys[i], tf.meta_values[i]);
+    const char *format = dr_tensor_file_meta(&tf, "format");
+    if (format && strcmp(format, "diffrestore-checkpoint") == 0) {
+        /* data-parallel training: how many processes trained the last steps */
+        const char *r = dr_tensor_file_meta(&tf, "ranks");
+        if (r) printf("  checkpoint written by %s rank%s\n", r, strcmp(r, "1") ? "s" : "");
+        else printf("  checkpoint written by 1 rank (an older checkpoint: no 'ranks' key)\n");
+    }
     dr_tensor_file_free(&tf);
     return 0;
 }

@@ -50,6 +50,7 @@ typedef struct {
     int seed_random;
     int scale_given, width_given, height_given;
     int steps_given, sampler_given, eta_given; /* else the preset's */
+    int keep_profile, strip_metadata;
 } ropts;
 
 typedef struct {
@@ -74,6 +75,13 @@ typedef struct {
     int n_timed;
     int bar_drawn;
     int done, failed, skipped;
+    /* metadata */
+    char weights_sha256[65];
+    unsigned char *srgb_icc; /* the sRGB profile embedded in outputs of inputs that had a profile */
+    size_t srgb_icc_size;
+    unsigned dropped[5];     /* per output dr_format: DR_META_* parts left out, reported once */
+    int exif_partial;        /* EXIF into a TIFF: only its IFD0 text fields */
+    int profile_mismatch;    /* --keep-profile impossible for some output (gray/RGB) */
 } run;
 
 
@@ -203,6 +211,17 @@ static long long alpha_holes(const dr_image *im) {
 
 static const char *out_ext(const ropts *o) { return o->format ? o->format : "png"; }
 
+/* In a batch (or -o DIR) without --format, each output keeps its input's format. */
+static const char *item_ext(const ropts *o, const char *input) {
+    if (o->format) return o->format;
+    switch (dr_format_from_path(input)) {
+    case DR_FORMAT_JPEG: return "jpg";
+    case DR_FORMAT_TIFF: return "tif";
+    case DR_FORMAT_WEBP: return "webp";
+    default: return "png";
+    }
+}
+
 static const char *base_of(const char *p) {
     const char *s = strrchr(p, '/');
     return s ? s + 1 : p;
@@ -212,7 +231,7 @@ static const char *base_of(const char *p) {
 static char *primary_output(run *x, const batch_item *it) {
     const ropts *o = x->o;
     if (x->batch || x->out_is_dir) {
-        char *name = path_set_ext(x->batch ? it->rel : base_of(it->path), out_ext(o));
+        char *name = path_set_ext(x->batch ? it->rel : base_of(it->path), item_ext(o, it->path));
         char *r = name ? path_join(o->c.output, name) : NULL;
         free(name);
         return r;
@@ -379,6 +398,96 @@ static void free_names(char **names, int n) {
     free(names);
 }
 
+/* Save one output of an input with its metadata: EXIF, XMP, IPTC and the
+ * provenance unless --strip-metadata; in sRGB (with the sRGB profile when the
+ * input had a profile it was converted from), or converted back to the
+ * input's profile with --keep-profile. im may be converted in place. */
+static int save_output(run *x, const char *file, dr_image *im, const dr_metadata *meta,
+                       const dr_image_info *info, int sample, int copy) {
+    const ropts *o = x->o;
+    dr_metadata sm;
+    memset(&sm, 0, sizeof sm);
+    if (!o->strip_metadata && meta) {
+        sm.exif = meta->exif, sm.exif_size = meta->exif_size;
+        sm.xmp = meta->xmp, sm.xmp_size = meta->xmp_size;
+        sm.iptc = meta->iptc, sm.iptc_size = meta->iptc_size;
+    }
+    if (meta && meta->icc && info->icc_converted) {
+        int kept = 0;
+        /* WebP stores gray as RGB, which a gray profile cannot describe */
+        if (o->keep_profile && dr_format_from_path(file) == DR_FORMAT_WEBP && im->channels <= 2) {
+            x->profile_mismatch = 1;
+        } else if (o->keep_profile) {
+            int rc = dr_image_from_srgb(im, meta->icc, meta->icc_size, file);
+            if (rc == DR_OK) sm.icc = meta->icc, sm.icc_size = meta->icc_size, kept = 1;
+            else if (rc == DR_ERR_UNSUPPORTED) x->profile_mismatch = 1;
+            else return rc;
+        }
+        if (!kept && !o->strip_metadata && im->channels >= 3) sm.icc = x->srgb_icc, sm.icc_size = x->srgb_icc_size;
+    }
+    char seed[64], steps[16];
+    const char *prov[32];
+    int n = 0;
+    if (!o->strip_metadata) {
+        if (o->samples > 1 && o->reduce_mean)
+            snprintf(seed, sizeof seed, "%llu-%llu (mean of %d samples)", (unsigned long long)o->p.seed,
+                     (unsigned long long)(o->p.seed + (uint64_t)o->samples - 1), o->samples);
+        else
+            snprintf(seed, sizeof seed, "%llu", (unsigned long long)(o->p.seed + (uint64_t)sample));
+        snprintf(steps, sizeof steps, "%d", o->p.steps);
+        const char *wname = strrchr(x->weights_path, '/');
+        prov[n++] = "Tool", prov[n++] = "diffrestore " DR_VERSION_STRING;
+        prov[n++] = "Mode", prov[n++] = dr_mode_name(o->mode);
+        prov[n++] = "Weights", prov[n++] = wname ? wname + 1 : x->weights_path;
+        prov[n++] = "WeightsSHA256", prov[n++] = x->weights_sha256;
+        if (copy) {
+            prov[n++] = "Note", prov[n++] = "the mask had no hole: a copy of the input";
+        } else {
+            prov[n++] = "Sampler", prov[n++] = dr_sampler_name(o->p.sampler);
+            prov[n++] = "Steps", prov[n++] = steps;
+            prov[n++] = "Seed", prov[n++] = seed;
+        }
+        prov[n] = NULL;
+    }
+    dr_save_options so = x->save;
+    so.metadata = &sm;
+    so.provenance = o->strip_metadata ? NULL : prov;
+    dr_format f = dr_format_from_path(file);
+    unsigned lost = dr_metadata_unsupported(f, &sm);
+    if (lost & DR_META_EXIF) sm.exif = NULL, sm.exif_size = 0;
+    if (lost & DR_META_XMP) sm.xmp = NULL, sm.xmp_size = 0; /* the provenance gets a packet of its own */
+    if (lost & DR_META_IPTC) sm.iptc = NULL, sm.iptc_size = 0;
+    if ((unsigned)f < 5) {
+        x->dropped[f] |= lost;
+        if (f == DR_FORMAT_TIFF && sm.exif_size) x->exif_partial = 1;
+    }
+    return dr_image_save(file, im, &so);
+}
+
+/* The parts of the inputs' metadata the outputs' formats could not hold, once per run. */
+static void report_dropped(run *x) {
+    static const char *parts[4] = {"ICC profile", "EXIF", "XMP", "IPTC"};
+    for (int f = 1; f < 5; f++) {
+        if (!x->dropped[f]) continue;
+        char list[128] = "";
+        for (int b = 0; b < 4; b++)
+            if (x->dropped[f] & (1u << b)) {
+                if (list[0]) strncat(list, ", ", sizeof list - strlen(list) - 1);
+                strncat(list, parts[b], sizeof list - strlen(list) - 1);
+            }
+        note(x, "diffrestore: note: %s of the inputs dropped from the %s outputs (%s)", list,
+             dr_format_name((dr_format)f),
+             f == DR_FORMAT_JPEG ? "too large for a JPEG marker segment" : "the format has no place for it");
+    }
+    if (x->exif_partial)
+        note(x, "diffrestore: note: TIFF outputs keep only the EXIF's text fields (Make, Model, DateTime, Artist, "
+                "Copyright, ImageDescription, Software, DateTimeOriginal, DateTimeDigitized, LensModel, "
+                "BodySerialNumber, CameraOwnerName); the rest of the EXIF was dropped from them");
+    if (x->profile_mismatch)
+        note(x, "diffrestore: note: --keep-profile: a gray profile cannot describe a colour output (or the other way "
+                "round, or a gray WebP, which is stored as RGB); those outputs were written in sRGB");
+}
+
 /* Process one input. Returns 1 when the run was interrupted during it. */
 static int process_item(run *x, batch_item *it, const char *primary) {
     const ropts *o = x->o;
@@ -391,6 +500,10 @@ static int process_item(run *x, batch_item *it, const char *primary) {
     if (!files) return item_fail(x, it->path, "out of memory");
     int interrupted = 0;
     dr_image img = {0}, mask = {0}, unc = {0}, mean = {0}, *outs = NULL;
+    dr_image_info info;
+    dr_metadata meta;
+    memset(&info, 0, sizeof info);
+    memset(&meta, 0, sizeof meta);
     char *mask_path = NULL;
     for (int k = 0; k < n_files; k++) {
         if (n_files == 1) files[k] = strdup(primary);
@@ -471,8 +584,12 @@ static int process_item(run *x, batch_item *it, const char *primary) {
 
     /* ---- decode and prepare */
     if (x->total > 0) bar_draw(x, 0, 0);
-    if (dr_image_load(it->path, o->c.max_pixels, &img, NULL) != DR_OK) {
-        item_fail(x, it->path, "%s", dr_last_error());
+    /* With --strip-metadata only the ICC profile is needed (for --keep-profile);
+     * the loader then checks no EXIF. */
+    if (dr_image_load_meta(it->path, o->c.max_pixels, &img, &info,
+                           (o->strip_metadata && !o->keep_profile) ? NULL : &meta) != DR_OK) {
+        const char *hint = o->strip_metadata ? "" : " (--strip-metadata restores it without its metadata)";
+        item_fail(x, it->path, "%s%s", dr_last_error(), strstr(dr_last_error(), "EXIF") ? hint : "");
         goto out;
     }
     const dr_image *maskp = NULL;
@@ -493,7 +610,7 @@ static int process_item(run *x, batch_item *it, const char *primary) {
             /* nothing to fill: the output is the input */
             note(x, "diffrestore: %s: the mask has no hole; the output is a copy of the input", it->path);
             for (int k = 0; k < n_files; k++)
-                if (dr_image_save(files[k], &img, &x->save) != DR_OK) {
+                if (save_output(x, files[k], &img, &meta, &info, k, 1) != DR_OK) {
                     item_fail(x, it->path, "%s", dr_last_error());
                     goto out;
                 }
@@ -553,8 +670,8 @@ static int process_item(run *x, batch_item *it, const char *primary) {
 
     /* ---- save: only complete results, each atomically */
     for (int k = 0; k < n_files; k++) {
-        const dr_image *im = o->reduce_mean ? &mean : &outs[k];
-        if (dr_image_save(files[k], im, &x->save) != DR_OK) {
+        dr_image *im = o->reduce_mean ? &mean : &outs[k];
+        if (save_output(x, files[k], im, &meta, &info, k, 0) != DR_OK) {
             item_fail(x, it->path, "%s", dr_last_error());
             goto out;
         }
@@ -601,6 +718,7 @@ out:
     dr_image_free(&mask);
     dr_image_free(&unc);
     dr_image_free(&mean);
+    dr_metadata_free(&meta);
     free(mask_path);
     free_names(files, n_files + 1);
     return interrupted;
@@ -666,7 +784,7 @@ static void print_help(dr_mode mode) {
             "                          the inputs' relative paths\n"
             "  -r, --recursive         walk input directories' subdirectories too\n"
             "      --format EXT        output type in a directory: png, jpg, tif, webp\n"
-            "                          (default png)\n"
+            "                          (default: each input's own format)\n"
             "      --quality Q         JPEG quality 1..100 (default 92); WebP is lossless\n"
             "                          unless Q is given (then lossy at Q). A preset name\n"
             "                          (fast, default, best) is --preset instead\n"
@@ -676,6 +794,21 @@ static void print_help(dr_mode mode) {
             "                          the sorted list; default from SLURM_ARRAY_TASK_ID and\n"
             "                          SLURM_ARRAY_TASK_COUNT when set\n"
             "      --max-pixels N      refuse larger inputs (default %lld)\n"
+            "\n"
+            "Colour and metadata:\n"
+            "  An embedded ICC profile is honoured: the pixels are converted to sRGB\n"
+            "  (Little CMS) for the model; without a profile, sRGB is assumed. Outputs\n"
+            "  are sRGB, and embed the sRGB profile when the input had a profile.\n"
+            "      --keep-profile      convert each output back to its input's profile and\n"
+            "                          embed that profile instead\n"
+            "  EXIF (orientation reset to 1, size updated, thumbnail dropped), XMP and IPTC\n"
+            "  are copied where the output's format holds them (PNG and WebP have no IPTC;\n"
+            "  TIFF keeps the EXIF's text fields only: camera, dates, lens, author ...);\n"
+            "  what was dropped is said once per run. The XMP records\n"
+            "  what was done: tool and version, mode, weights file and its SHA-256,\n"
+            "  sampler, steps and seed (properties diffrestore:*).\n"
+            "      --strip-metadata    write no EXIF, XMP, IPTC, provenance or sRGB profile\n"
+            "                          (a --keep-profile output still embeds its profile)\n"
             "\n"
             "Sampling:\n"
             "      --preset P          fast, default or best (--quality P says the same);\n"
@@ -731,7 +864,7 @@ static void print_help(dr_mode mode) {
 enum {
     O_STEPS = OPT_CMD_BASE, O_SAMPLER, O_ETA, O_SEED, O_SAMPLES, O_REDUCE, O_UNCERT, O_TILE, O_TILE_OVERLAP,
     O_SPACING, O_PROGRESS, O_FORMAT, O_SKIP_EXISTING, O_SHARD, O_MASK, O_BOX, O_SCALE, O_WIDTH, O_HEIGHT,
-    O_RENDER
+    O_RENDER, O_KEEP_PROFILE, O_STRIP_METADATA
 };
 
 
@@ -787,6 +920,8 @@ static int parse_options(ropts *o, int argc, char **argv) {
         {"height", required_argument, 0, O_HEIGHT},
         {"render-size", required_argument, 0, O_RENDER},
         {"preset", required_argument, 0, OPT_PRESET},
+        {"keep-profile", no_argument, 0, O_KEEP_PROFILE},
+        {"strip-metadata", no_argument, 0, O_STRIP_METADATA},
         CLI_COMMON_LONGOPTS,
         {0, 0, 0, 0}};
     const char *C = o->cmd;
@@ -861,6 +996,8 @@ static int parse_options(ropts *o, int argc, char **argv) {
             else return cli_usage_error(C, "--format must be png, jpg, tif or webp, not '%s'", optarg);
             break;
         case O_SKIP_EXISTING: o->skip_existing = 1; break;
+        case O_KEEP_PROFILE: o->keep_profile = 1; break;
+        case O_STRIP_METADATA: o->strip_metadata = 1; break;
         case O_SHARD:
             if (!parse_shard(optarg, &o->shard_k, &o->shard_n))
                 return cli_usage_error(C, "--shard needs K/N with 0 <= K < N, got '%s'", optarg);
@@ -1097,6 +1234,14 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
 
     /* ---- weights */
     if (weights_load(o.c.weights, mode, C, &x.m, &x.weights_path) != 0) goto end;
+    if (!o.strip_metadata && dr_file_sha256(x.weights_path, x.weights_sha256) != DR_OK) {
+        cli_report_error(NULL);
+        goto end;
+    }
+    if (dr_srgb_profile(&x.srgb_icc, &x.srgb_icc_size) != DR_OK) {
+        cli_report_error(NULL);
+        goto end;
+    }
     if (mode == DR_MODE_SUPERRES) {
         dr_model_scale_range(x.m, &x.scale_min, &x.scale_max);
         x.have_range = x.scale_min > 0 && x.scale_max >= x.scale_min;
@@ -1174,6 +1319,7 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
         }
     }
     bar_clear(&x);
+    report_dropped(&x);
     if (interrupted)
         cli_eprintf("diffrestore: interrupted (%s): the current image was abandoned, finished outputs are kept\n",
                 cli_signal == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -1193,6 +1339,7 @@ end:
     dr_image_free(&x.shared_mask);
     dr_model_free(x.m);
     free(x.weights_path);
+    free(x.srgb_icc);
     free(o.boxes);
     fflush(stdout);
     return code;

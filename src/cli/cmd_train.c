@@ -1,6 +1,7 @@
 /* diffrestore train: train a model for one mode, with checkpoints and resume. */
 #include "cli.h"
 #include "progress.h"
+#include "train_mpi.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -23,7 +24,12 @@ static const char *HELP =
     "                           (with --resume and no --steps: export only)\n"
     "      --config SPEC        U-Net, default base=32,mult=1,2,2,4,res=2,attn=3,groups=8\n"
     "      --steps N            total steps (default 10000)\n"
-    "      --batch B            batch size (default 16)\n"
+    "      --batch B            batch size (default 16): the global batch, whatever\n"
+    "                           the number of ranks\n"
+    "      --micro-batch M      samples per forward and backward, M divides B\n"
+    "                           (default: B alone, B / ranks under MPI; kept on\n"
+    "                           --resume); the result depends on B and M, never\n"
+    "                           on the number of ranks (up to B / M)\n"
     "      --patch P            crop size (default 64)\n"
     "      --lr LR              AdamW learning rate (default 2e-4)\n"
     "      --warmup N           linear warmup steps (default 200)\n"
@@ -71,6 +77,15 @@ static const char *HELP =
     "                           state, GroupNorm and loss stay fp32\n"
     "  -q, --quiet              no progress line\n"
     "  -h, --help               this help\n"
+    "Data-parallel on a cluster (a CLI built with MPI): launch the same command\n"
+    "with mpirun or srun, e.g.\n"
+    "  mpirun -np 4 -x OMP_NUM_THREADS=8 diffrestore train --mode superres \\\n"
+    "      --data DIR --out CKPT --batch 16\n"
+    "Each rank computes B / ranks samples of every batch; the gradients are summed\n"
+    "in a fixed order, so the run equals one process's with the same --batch and\n"
+    "--micro-batch bit for bit (ranks <= B / M; `info CKPT` shows both).\n"
+    "Rank 0 writes the checkpoint, log and export; any --resume works with any\n"
+    "number of ranks. A rank that fails takes the job down.\n"
     "Outputs (checkpoint, log, export) never go into --data or --val and never\n"
     "replace a file the run reads; their directories must exist.\n"
     "Exit codes: 0 done, 1 failed, 2 usage error, 130 stopped by Ctrl-C (SIGINT),\n"
@@ -78,10 +93,16 @@ static const char *HELP =
 
 typedef struct {
     int quiet;
+    double reduce_sum; /* ranks > 1: the gradient exchange's wall time, summed */
+    int reduce_steps;
 } train_ui;
 
 static void on_progress(const dr_train_progress *p, void *user) {
     train_ui *ui = user;
+    if (p->ranks > 1 && !p->is_val) {
+        ui->reduce_sum += p->reduce_seconds;
+        ui->reduce_steps++;
+    }
     char eta[32];
     progress_fmt_eta(eta, sizeof eta, (p->steps - p->step) / (p->steps_per_sec > 0 ? p->steps_per_sec : 1e-9));
     if (p->is_val) {
@@ -126,7 +147,7 @@ enum {
     O_DATA = OPT_CMD_BASE, O_VAL, O_OUT, O_RESUME, O_EXPORT, O_CONFIG, O_STEPS, O_BATCH, O_PATCH, O_LR, O_WARMUP,
     O_WD, O_CLIP, O_EMA, O_PRED, O_SCHED, O_TSCALE, O_SCALES, O_HOLES, O_SEED, O_CKPT_EVERY, O_VAL_EVERY, O_LOG,
     O_INIT, O_LOSS_WEIGHT, O_T_SAMPLING, O_BUDGET, O_VAL_SEED, O_VALIDATE, O_RENDER,
-    O_MASKS, O_SCALE_DIST
+    O_MASKS, O_SCALE_DIST, O_MICRO
 };
 
 /* "NAME" or "NAME:ARGS": ARGS after the colon, or NULL */
@@ -155,7 +176,7 @@ int cmd_train(int argc, char **argv) {
         {"init", required_argument, 0, O_INIT}, {"loss-weight", required_argument, 0, O_LOSS_WEIGHT},
         {"t-sampling", required_argument, 0, O_T_SAMPLING}, {"budget-cpu-minutes", required_argument, 0, O_BUDGET},
         {"val-seed", required_argument, 0, O_VAL_SEED}, {"validate", optional_argument, 0, O_VALIDATE},
-        {"render-size", required_argument, 0, O_RENDER},
+        {"render-size", required_argument, 0, O_RENDER}, {"micro-batch", required_argument, 0, O_MICRO},
         CLI_COMMON_LONGOPTS, {0, 0, 0, 0}};
     const char *C = "train";
     dr_train_options o;
@@ -190,6 +211,10 @@ int cmd_train(int argc, char **argv) {
         case O_BATCH:
             if (!cli_parse_int(optarg, 1, 1024, &v)) return cli_usage_error(C, "--batch needs 1..1024, got '%s'", optarg);
             o.batch = (int)v;
+            break;
+        case O_MICRO:
+            if (!cli_parse_int(optarg, 1, 1024, &v)) return cli_usage_error(C, "--micro-batch needs 1..1024, got '%s'", optarg);
+            o.micro_batch = (int)v;
             break;
         case O_PATCH:
             if (!cli_parse_int(optarg, 8, 1024, &v)) return cli_usage_error(C, "--patch needs 8..1024, got '%s'", optarg);
@@ -352,7 +377,18 @@ int cmd_train(int argc, char **argv) {
     if (!o.data_dir) return cli_usage_error(C, "--data is required");
     if (!o.out_path) return cli_usage_error(C, "--out is required");
     if (!steps_given && o.resume_path) o.steps = 0; /* keep the checkpoint's target */
-    train_ui ui = {c.quiet};
+    if (o.micro_batch > 0 && o.batch % o.micro_batch != 0 && !o.resume_path)
+        return cli_usage_error(C, "--micro-batch %d must divide --batch %d", o.micro_batch, o.batch);
+    /* under mpirun / srun: one rank of a data-parallel run */
+    dr_train_comm comm = {0};
+    const int ranks = train_mpi_start(NULL, NULL, &comm);
+    char who[48] = "train";
+    if (ranks > 1) {
+        o.comm = &comm;
+        snprintf(who, sizeof who, "train (rank %d of %d)", comm.rank, comm.size);
+        if (comm.rank != 0) c.quiet = 1; /* rank 0 reports */
+    }
+    train_ui ui = {c.quiet, 0, 0};
     o.progress = on_progress;
     o.log = on_log;
     o.user = &ui;
@@ -362,13 +398,20 @@ int cmd_train(int argc, char **argv) {
     progress_done();
     if (rc == DR_ERR_CANCELLED) {
         /* the exit code of every command: 128 + the signal (130 SIGINT, 143 SIGTERM) */
-        cli_eprintf("diffrestore train: %s\n", dr_last_error());
+        if (!ui.quiet || ranks == 1) cli_eprintf("diffrestore train: %s\n", dr_last_error());
+        train_mpi_finish(); /* every rank stopped at the same step */
         return 128 + (cli_signal ? (int)cli_signal : SIGINT);
     }
     if (rc != DR_OK) {
-        cli_report_error("train");
+        cli_report_error(who);
+        /* the other ranks would wait for this one for ever: end the job */
+        if (ranks > 1) train_mpi_abort(EXIT_FAILED);
         return EXIT_FAILED;
     }
+    if (ranks > 1 && comm.rank == 0 && ui.reduce_steps > 0 && !c.quiet)
+        cli_eprintf("%d ranks: gradient exchange %.1f ms per step (mean of %d steps)\n", ranks,
+                    1e3 * ui.reduce_sum / ui.reduce_steps, ui.reduce_steps);
+    train_mpi_finish();
     if (!c.quiet) cli_eprintf("done: %s%s%s\n", o.out_path, o.export_path ? ", " : "", o.export_path ? o.export_path : "");
     return EXIT_DONE;
 }

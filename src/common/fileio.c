@@ -96,7 +96,7 @@ int dr_atomic_open(dr_atomic_file *w, const char *path, int overwrite) {
         return dr_error(DR_ERR_IO, "%s: cannot create output: %s", path, strerror(e));
     }
     (void)fchmod(fd, 0644); /* mkstemp uses 0600; outputs are ordinary files */
-    w->fp = fdopen(fd, "wb");
+    w->fp = fdopen(fd, "w+b"); /* readable too: libtiff rereads a directory it patches */
     if (!w->fp) {
         int e = errno;
         close(fd);

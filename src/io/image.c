@@ -149,31 +149,38 @@ void dr_image_info_describe(const dr_image_info *info, char *buf, size_t size) {
                      dr_color_space_name(info->color_space), info->interlaced ? ", " : "",
                      info->interlaced ? scan : "");
     if (info->orientation > 1 && n > 0 && (size_t)n < size)
-        snprintf(buf + n, size - (size_t)n, ", EXIF orientation %d (applied)", info->orientation);
+        n += snprintf(buf + n, size - (size_t)n, ", EXIF orientation %d (applied)", info->orientation);
+    if (info->icc_size && n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, ", ICC profile \"%s\" (%s)", info->icc_description,
+                 info->icc_converted ? "converted to sRGB" : "not used");
 }
 
 /* ------------------------------------------------------------------ loading */
 
 static int decode_stored(const void *buf, size_t size, const char *name, int64_t max_pixels,
-                         dr_image *img, dr_image_info *info) {
+                         dr_image *img, dr_image_info *info, dr_metadata *meta) {
     if (size == 0) return dr_error(DR_ERR_FORMAT, "%s: empty file", name);
     switch (dr_format_detect(buf, size)) {
-    case DR_FORMAT_PNG: return dr_png_decode(buf, size, name, max_pixels, img, info);
-    case DR_FORMAT_JPEG: return dr_jpeg_decode(buf, size, name, max_pixels, img, info);
-    case DR_FORMAT_TIFF: return dr_tiff_decode(buf, size, name, max_pixels, img, info);
-    case DR_FORMAT_WEBP: return dr_webp_decode(buf, size, name, max_pixels, img, info);
+    case DR_FORMAT_PNG: return dr_png_decode(buf, size, name, max_pixels, img, info, meta);
+    case DR_FORMAT_JPEG: return dr_jpeg_decode(buf, size, name, max_pixels, img, info, meta);
+    case DR_FORMAT_TIFF: return dr_tiff_decode(buf, size, name, max_pixels, img, info, meta);
+    case DR_FORMAT_WEBP: return dr_webp_decode(buf, size, name, max_pixels, img, info, meta);
     default: return dr_error(DR_ERR_UNSUPPORTED, "%s: not a PNG, JPEG, TIFF or WebP file", name);
     }
 }
 
-/* Decode, then turn the pixels and the reported size upright by the file's
- * orientation (the decoders report it as stored). */
+/* Decode, turn the pixels and the reported size upright by the file's
+ * orientation (the decoders report it as stored), and convert them to sRGB
+ * by the embedded ICC profile. With want_meta the metadata is checked and
+ * handed over in *meta; otherwise only the profile is used. */
 static int decode(const void *buf, size_t size, const char *name, int64_t max_pixels,
-                  dr_image *img, dr_image_info *info) {
+                  dr_image *img, dr_image_info *info, dr_metadata *meta, int want_meta) {
     dr_image_info local;
     if (!info) info = &local;
     memset(info, 0, sizeof *info);
-    DR_TRY(decode_stored(buf, size, name, max_pixels, img, info));
+    memset(meta, 0, sizeof *meta);
+    int rc = decode_stored(buf, size, name, max_pixels, img, info, meta);
+    if (rc != DR_OK) goto fail;
     if (info->orientation < 1 || info->orientation > 8) info->orientation = 1;
     if (info->orientation >= 5) {
         int t = info->width;
@@ -181,41 +188,71 @@ static int decode(const void *buf, size_t size, const char *name, int64_t max_pi
         info->height = t;
     }
     if (img) {
-        int rc = dr_image_orient(img, info->orientation);
+        rc = dr_image_orient(img, info->orientation);
         if (rc != DR_OK) {
-            dr_image_free(img);
-            return dr_error_prefix(rc, "%s", name);
+            rc = dr_error_prefix(rc, "%s", name);
+            goto fail;
         }
     }
+    if (meta->icc) {
+        info->icc_size = meta->icc_size;
+        rc = dr_icc_to_srgb(img, info->channels, meta->icc, meta->icc_size, name, &info->icc_converted,
+                            info->icc_description, sizeof info->icc_description);
+        if (rc != DR_OK) goto fail;
+    }
+    if (want_meta && meta->exif && (rc = dr_exif_check(meta->exif, meta->exif_size, name)) != DR_OK) goto fail;
+    info->exif_size = meta->exif_size;
+    info->xmp_size = meta->xmp_size;
+    info->iptc_size = meta->iptc_size;
+    return DR_OK;
+fail:
+    if (img) dr_image_free(img);
+    dr_metadata_free(meta);
+    return rc;
+}
+
+int dr_image_load_memory_meta(const void *buf, size_t size, const char *name, int64_t max_pixels,
+                              dr_image *img, dr_image_info *info, dr_metadata *meta) {
+    if (!name) name = "<memory>";
+    if (info) memset(info, 0, sizeof *info);
+    if (meta) memset(meta, 0, sizeof *meta);
+    if (!img) return dr_error(DR_ERR_INVALID, "%s: img is NULL", name);
+    memset(img, 0, sizeof *img);
+    if (!buf && size) return dr_error(DR_ERR_INVALID, "%s: buffer is NULL", name);
+    dr_metadata m;
+    int rc = decode(buf, size, name, max_pixels, img, info, &m, meta != NULL);
+    if (rc != DR_OK) {
+        dr_image_free(img); /* decoders already do; keep the contract local */
+        if (info) memset(info, 0, sizeof *info);
+        return rc;
+    }
+    if (meta) *meta = m;
+    else dr_metadata_free(&m);
     return DR_OK;
 }
 
 int dr_image_load_memory(const void *buf, size_t size, const char *name, int64_t max_pixels,
                          dr_image *img, dr_image_info *info) {
-    if (!name) name = "<memory>";
-    if (info) memset(info, 0, sizeof *info);
-    if (!img) return dr_error(DR_ERR_INVALID, "%s: img is NULL", name);
-    memset(img, 0, sizeof *img);
-    if (!buf && size) return dr_error(DR_ERR_INVALID, "%s: buffer is NULL", name);
-    int rc = decode(buf, size, name, max_pixels, img, info);
-    if (rc != DR_OK) {
-        dr_image_free(img); /* decoders already do; keep the contract local */
-        if (info) memset(info, 0, sizeof *info);
-    }
-    return rc;
+    return dr_image_load_memory_meta(buf, size, name, max_pixels, img, info, NULL);
 }
 
-int dr_image_load(const char *path, int64_t max_pixels, dr_image *img, dr_image_info *info) {
+int dr_image_load_meta(const char *path, int64_t max_pixels, dr_image *img, dr_image_info *info,
+                       dr_metadata *meta) {
     if (info) memset(info, 0, sizeof *info);
     if (img) memset(img, 0, sizeof *img);
+    if (meta) memset(meta, 0, sizeof *meta);
     if (!path) return dr_error(DR_ERR_INVALID, "dr_image_load: path is NULL");
     if (!img) return dr_error(DR_ERR_INVALID, "%s: img is NULL", path);
     unsigned char *buf;
     size_t size;
     DR_TRY(dr_file_read_all(path, DR_IMAGE_MAX_FILE_SIZE, &buf, &size));
-    int rc = dr_image_load_memory(buf, size, path, max_pixels, img, info);
+    int rc = dr_image_load_memory_meta(buf, size, path, max_pixels, img, info, meta);
     free(buf);
     return rc;
+}
+
+int dr_image_load(const char *path, int64_t max_pixels, dr_image *img, dr_image_info *info) {
+    return dr_image_load_meta(path, max_pixels, img, info, NULL);
 }
 
 int dr_image_probe(const char *path, dr_image_info *info) {
@@ -227,7 +264,9 @@ int dr_image_probe(const char *path, dr_image_info *info) {
     unsigned char *buf;
     size_t size;
     DR_TRY(dr_file_read_all(path, DR_IMAGE_MAX_FILE_SIZE, &buf, &size));
-    int rc = decode(buf, size, path, 0, NULL, info);
+    dr_metadata m;
+    int rc = decode(buf, size, path, 0, NULL, info, &m, 0);
+    dr_metadata_free(&m);
     free(buf);
     if (rc != DR_OK) memset(info, 0, sizeof *info);
     return rc;
@@ -240,10 +279,13 @@ void dr_save_options_init(dr_save_options *o) {
     o->jpeg_quality = 92;
     o->webp_quality = 0;
     o->overwrite = 0;
+    o->metadata = NULL;
+    o->provenance = NULL;
 }
 
 /* The output format from the extension of the file name (not the directory). */
-static dr_format format_from_path(const char *path) {
+dr_format dr_format_from_path(const char *path) {
+    if (!path) return DR_FORMAT_UNKNOWN;
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     const char *dot = strrchr(base, '.');
@@ -261,7 +303,7 @@ int dr_image_save(const char *path, const dr_image *img, const dr_save_options *
     dr_save_options_init(&o);
     if (opts) o = *opts;
     DR_TRY(dr_image_validate(img, path));
-    dr_format fmt = format_from_path(path);
+    dr_format fmt = dr_format_from_path(path);
     if (fmt == DR_FORMAT_UNKNOWN)
         return dr_error(DR_ERR_INVALID, "%s: unknown output extension, use .png, .jpg, .tif or .webp", path);
     if (fmt == DR_FORMAT_JPEG && (o.jpeg_quality < 1 || o.jpeg_quality > 100))
@@ -271,15 +313,21 @@ int dr_image_save(const char *path, const dr_image *img, const dr_save_options *
         return dr_error(DR_ERR_INVALID, "%s: WebP quality %d is not within 0..100", path,
                         o.webp_quality);
 
+    dr_out_meta m;
+    DR_TRY(dr_out_meta_prepare(&o, img, path, &m));
     dr_atomic_file w;
-    DR_TRY(dr_atomic_open(&w, path, o.overwrite));
-    int rc;
-    switch (fmt) {
-    case DR_FORMAT_PNG: rc = dr_png_encode(w.fp, path, img); break;
-    case DR_FORMAT_JPEG: rc = dr_jpeg_encode(w.fp, path, img, o.jpeg_quality); break;
-    case DR_FORMAT_TIFF: rc = dr_tiff_encode(w.fp, path, img); break;
-    default: rc = dr_webp_encode(w.fp, path, img, o.webp_quality); break;
+    int rc = dr_atomic_open(&w, path, o.overwrite);
+    if (rc != DR_OK) {
+        dr_out_meta_free(&m);
+        return rc;
     }
+    switch (fmt) {
+    case DR_FORMAT_PNG: rc = dr_png_encode(w.fp, path, img, &m); break;
+    case DR_FORMAT_JPEG: rc = dr_jpeg_encode(w.fp, path, img, o.jpeg_quality, &m); break;
+    case DR_FORMAT_TIFF: rc = dr_tiff_encode(w.fp, path, img, &m); break;
+    default: rc = dr_webp_encode(w.fp, path, img, o.webp_quality, &m); break;
+    }
+    dr_out_meta_free(&m);
     if (rc != DR_OK) {
         dr_atomic_abort(&w); /* removes the temp file; the message is already set */
         return rc;

@@ -46,19 +46,28 @@ int dr_image_check_limit(const char *name, int64_t width, int64_t height, int64_
 /* Check that img describes a usable image (sizes, channels, depth, data). */
 int dr_image_validate(const dr_image *img, const char *name);
 
+/* What an encoder writes: the blocks ready for the file (NULL/0: none). */
+typedef struct {
+    const unsigned char *icc; size_t icc_size;
+    unsigned char *exif; size_t exif_size; /* rewritten for the output */
+    unsigned char *xmp; size_t xmp_size;   /* with the provenance */
+    const unsigned char *iptc; size_t iptc_size;
+} dr_out_meta;
+
 /* Decoders. buf holds the whole file. With img == NULL only the header is
  * parsed and info filled (probe); otherwise img receives the pixels and is
  * left zeroed on failure. info may be NULL. Error messages start with name. */
 int dr_png_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
-                  dr_image *img, dr_image_info *info);
+                   dr_image *img, dr_image_info *info, dr_metadata *meta);
 int dr_jpeg_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
-                   dr_image *img, dr_image_info *info);
+                   dr_image *img, dr_image_info *info, dr_metadata *meta);
 int dr_tiff_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
-                   dr_image *img, dr_image_info *info);
+                   dr_image *img, dr_image_info *info, dr_metadata *meta);
 int dr_webp_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
-                   dr_image *img, dr_image_info *info);
+                   dr_image *img, dr_image_info *info, dr_metadata *meta);
 /* The decoders leave info->orientation as stored (1..8) and img as stored;
- * image.c turns both upright. */
+ * image.c turns both upright. meta (never NULL) receives the ICC profile,
+ * EXIF, XMP and IPTC as stored (dr_meta_set); image.c uses and checks them. */
 
 /* orient.c: the orientation tag (1..8) of an EXIF block (APP1 payload with
  * or without its "Exif\0\0" header), 1 when absent or invalid; and img
@@ -68,10 +77,52 @@ int dr_image_orient(dr_image *img, int orientation);
 
 /* Encoders write to fp (the atomic writer's temp file); a write error gives
  * DR_ERR_IO naming path. img must have passed dr_image_validate. */
-int dr_png_encode(FILE *fp, const char *path, const dr_image *img);
-int dr_jpeg_encode(FILE *fp, const char *path, const dr_image *img, int quality);
-int dr_tiff_encode(FILE *fp, const char *path, const dr_image *img);
+int dr_png_encode(FILE *fp, const char *path, const dr_image *img, const dr_out_meta *m);
+int dr_jpeg_encode(FILE *fp, const char *path, const dr_image *img, int quality, const dr_out_meta *m);
+int dr_tiff_encode(FILE *fp, const char *path, const dr_image *img, const dr_out_meta *m);
 /* quality <= 0: lossless. */
-int dr_webp_encode(FILE *fp, const char *path, const dr_image *img, int quality);
+int dr_webp_encode(FILE *fp, const char *path, const dr_image *img, int quality, const dr_out_meta *m);
+
+
+/* ------------------------------------------------------------------ meta.c */
+/* Copy a metadata block into *dst (the first one found wins; an empty one is
+ * ignored). Over DR_MAX_ICC_SIZE ("ICC profile") or DR_MAX_META_SIZE
+ * (anything else): DR_ERR_LIMIT naming the file. The copy has a NUL after it. */
+int dr_meta_set(unsigned char **dst, size_t *dst_size, const void *src, size_t n, const char *name,
+                const char *what);
+/* Convert img (or, img NULL, check a stand-in of `channels`) from the profile
+ * to sRGB. *converted: 1 when it was (0: no usable match, our own sRGB).
+ * desc (may be NULL) receives the profile's description. */
+int dr_icc_to_srgb(dr_image *img, int channels, const unsigned char *icc, size_t n, const char *name,
+                   int *converted, char *desc, size_t desc_size);
+/* EXIF (TIFF header on): DR_ERR_FORMAT naming the file when libexif finds
+ * it corrupt (looping or out-of-range offsets, bad counts). */
+int dr_exif_check(const unsigned char *exif, size_t n, const char *name);
+/* EXIF for an output of width x height: orientation 1, PixelX/YDimension,
+ * no thumbnail. *out is malloc'd, TIFF header on. */
+int dr_exif_for_output(const unsigned char *exif, size_t n, int width, int height, const char *name,
+                       unsigned char **out, size_t *out_size);
+/* The EXIF text fields a TIFF keeps (its own IFD0 and EXIF sub-IFD):
+ * dr_exif_text_tags[i], in the sub-IFD where dr_exif_text_in_exif[i].
+ * dr_exif_text gives each as a malloc'd string or NULL. */
+#define DR_EXIF_TEXT_TAGS 12
+extern const int dr_exif_text_tags[DR_EXIF_TEXT_TAGS];
+extern const int dr_exif_text_in_exif[DR_EXIF_TEXT_TAGS];
+void dr_exif_text(const unsigned char *exif, size_t n, char *vals[DR_EXIF_TEXT_TAGS]);
+/* A new EXIF block (TIFF header on, Intel order) holding the text tags
+ * tags[i] = vals[i] (NULL or "" skipped), in the EXIF sub-IFD where
+ * in_exif_ifd[i], else IFD0. *out stays NULL when there is nothing. */
+int dr_exif_from_text(const int *in_exif_ifd, const int *tags, char *const *vals, int n, unsigned char **out,
+                      size_t *out_size);
+/* XMP with the provenance properties added (a new packet when xmp is empty). */
+int dr_xmp_for_output(const unsigned char *xmp, size_t n, const char *const *prov, const char *name,
+                      unsigned char **out, size_t *out_size);
+/* The IPTC-IIM resource (8BIM 0x0404) of a Photoshop APP13 payload: 1 and
+ * the span inside p, or 0 when there is none or the resources are malformed. */
+int dr_iptc_from_app13(const unsigned char *p, size_t n, const unsigned char **iptc, size_t *iptc_size);
+int dr_iptc_to_app13(const unsigned char *iptc, size_t n, unsigned char **out, size_t *out_size);
+
+int dr_out_meta_prepare(const dr_save_options *o, const dr_image *img, const char *path, dr_out_meta *m);
+void dr_out_meta_free(dr_out_meta *m);
 
 #endif

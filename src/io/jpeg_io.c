@@ -74,6 +74,8 @@ typedef struct {
     struct jpeg_progress_mgr progress;
     const char *name;
     JSAMPLE *row;
+    JOCTET *icc; /* jpeg_read_icc_profile's buffer */
+    unsigned int icc_len;
     dr_image img;
 } jpeg_reader;
 
@@ -122,22 +124,40 @@ static void convert_row(uint16_t *dst, const JSAMPLE *src, int width, int channe
 }
 
 static int read_body(jpeg_reader *r, const unsigned char *buf, size_t size, int64_t max_pixels,
-                     int want_pixels, dr_image_info *info) {
+                     int want_pixels, dr_image_info *info, dr_metadata *meta) {
     if (setjmp(r->err.jb)) return read_failed(r);
     j_decompress_ptr ci = &r->cinfo;
     jpeg_create_decompress(ci);
     r->progress.progress_monitor = on_progress;
     ci->progress = &r->progress;
     jpeg_mem_src(ci, buf, (unsigned long)size);
-    jpeg_save_markers(ci, JPEG_APP0 + 1, 0xFFFF); /* EXIF (orientation) */
+    jpeg_save_markers(ci, JPEG_APP0 + 1, 0xFFFF);  /* EXIF (orientation), XMP */
+    jpeg_save_markers(ci, JPEG_APP0 + 2, 0xFFFF);  /* ICC profile */
+    jpeg_save_markers(ci, JPEG_APP0 + 13, 0xFFFF); /* IPTC (Photoshop resources) */
     (void)jpeg_read_header(ci, TRUE);
-    int orientation = 1;
-    for (jpeg_saved_marker_ptr mk = ci->marker_list; mk; mk = mk->next)
-        if (mk->marker == JPEG_APP0 + 1 && mk->data_length >= 14 &&
+    int orientation = 1, have_exif = 0;
+    static const char xmp_sig[] = "http://ns.adobe.com/xap/1.0/";
+    for (jpeg_saved_marker_ptr mk = ci->marker_list; mk; mk = mk->next) {
+        if (mk->marker == JPEG_APP0 + 1 && mk->data_length >= 14 && !have_exif &&
             memcmp(mk->data, "Exif\0\0", 6) == 0) {
             orientation = dr_exif_orientation(mk->data, mk->data_length);
-            break;
+            have_exif = 1;
+            DR_TRY(dr_meta_set(&meta->exif, &meta->exif_size, mk->data + 6, mk->data_length - 6, r->name, "EXIF"));
+        } else if (mk->marker == JPEG_APP0 + 1 && mk->data_length > sizeof xmp_sig &&
+                   memcmp(mk->data, xmp_sig, sizeof xmp_sig) == 0) {
+            DR_TRY(dr_meta_set(&meta->xmp, &meta->xmp_size, mk->data + sizeof xmp_sig,
+                               mk->data_length - sizeof xmp_sig, r->name, "XMP"));
+        } else if (mk->marker == JPEG_APP0 + 13) {
+            const unsigned char *iptc;
+            size_t n;
+            if (dr_iptc_from_app13(mk->data, mk->data_length, &iptc, &n))
+                DR_TRY(dr_meta_set(&meta->iptc, &meta->iptc_size, iptc, n, r->name, "IPTC"));
         }
+    }
+    /* The profile may span several APP2 markers; libjpeg reassembles it (a
+     * malformed sequence is a warning, which fails the file). */
+    if (jpeg_read_icc_profile(ci, &r->icc, &r->icc_len))
+        DR_TRY(dr_meta_set(&meta->icc, &meta->icc_size, r->icc, r->icc_len, r->name, "ICC profile"));
 
     int cs, channels = 3;
     J_COLOR_SPACE out = JCS_RGB;
@@ -192,7 +212,7 @@ static int read_body(jpeg_reader *r, const unsigned char *buf, size_t size, int6
 }
 
 int dr_jpeg_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
-                   dr_image *img, dr_image_info *info) {
+                   dr_image *img, dr_image_info *info, dr_metadata *meta) {
 #if SIZE_MAX > ULONG_MAX
     /* jpeg_mem_src takes an unsigned long. */
     if (size > ULONG_MAX) return dr_error(DR_ERR_LIMIT, "%s: JPEG data too large", name);
@@ -202,9 +222,10 @@ int dr_jpeg_decode(const unsigned char *buf, size_t size, const char *name, int6
     r->name = name;
     init_errors(&r->err);
     r->cinfo.err = &r->err.pub;
-    int rc = read_body(r, buf, size, max_pixels, img != NULL, info);
+    int rc = read_body(r, buf, size, max_pixels, img != NULL, info, meta);
     jpeg_destroy_decompress(&r->cinfo); /* safe on a struct create never finished */
     free(r->row);
+    free(r->icc);
     if (rc == DR_OK && img)
         *img = r->img;
     else
@@ -219,6 +240,7 @@ typedef struct {
     struct jpeg_compress_struct cinfo;
     jpeg_errstate err;
     JSAMPLE *row;
+    unsigned char *app13; /* freed by dr_jpeg_encode, also after a longjmp */
 } jpeg_writer;
 
 static int write_failed(jpeg_writer *w, const char *path) {
@@ -229,8 +251,18 @@ static int write_failed(jpeg_writer *w, const char *path) {
     return dr_error(DR_ERR_INVALID, "%s: cannot encode JPEG: %s", path, w->err.msg);
 }
 
+static void write_marker(j_compress_ptr ci, int marker, const char *sig, size_t sig_len,
+                         const unsigned char *data, size_t n) {
+    jpeg_write_m_header(ci, marker, (unsigned int)(sig_len + n));
+    for (size_t i = 0; i < sig_len; i++) jpeg_write_m_byte(ci, (unsigned char)sig[i]);
+    for (size_t i = 0; i < n; i++) jpeg_write_m_byte(ci, data[i]);
+}
+
+/* A marker segment holds at most 65533 bytes of payload. */
+#define JPEG_MAX_PAYLOAD 65533u
+
 static int write_body(jpeg_writer *w, FILE *fp, const char *path, const dr_image *img,
-                      int quality) {
+                      int quality, const dr_out_meta *m) {
     if (setjmp(w->err.jb)) return write_failed(w, path);
     j_compress_ptr ci = &w->cinfo;
     jpeg_create_compress(ci);
@@ -258,6 +290,27 @@ static int write_body(jpeg_writer *w, FILE *fp, const char *path, const dr_image
     if (!w->row) return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
     errno = 0;
     jpeg_start_compress(ci, TRUE);
+    /* Metadata right after SOI/JFIF: EXIF, XMP (APP1), ICC (APP2), IPTC (APP13). */
+    if (m && m->exif_size) {
+        if (m->exif_size > JPEG_MAX_PAYLOAD - 6)
+            return dr_error(DR_ERR_UNSUPPORTED, "%s: the EXIF (%zu bytes) does not fit in a JPEG APP1 segment", path, m->exif_size);
+        write_marker(ci, JPEG_APP0 + 1, "Exif\0\0", 6, m->exif, m->exif_size);
+    }
+    if (m && m->xmp_size) {
+        static const char sig[] = "http://ns.adobe.com/xap/1.0/";
+        if (m->xmp_size > JPEG_MAX_PAYLOAD - sizeof sig)
+            return dr_error(DR_ERR_UNSUPPORTED, "%s: the XMP (%zu bytes) does not fit in a JPEG APP1 segment", path, m->xmp_size);
+        write_marker(ci, JPEG_APP0 + 1, sig, sizeof sig, m->xmp, m->xmp_size);
+    }
+    if (m && m->icc_size) jpeg_write_icc_profile(ci, m->icc, (unsigned int)m->icc_size);
+    if (m && m->iptc_size) {
+        size_t n;
+        if (dr_iptc_to_app13(m->iptc, m->iptc_size, &w->app13, &n) != DR_OK)
+            return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
+        if (n > JPEG_MAX_PAYLOAD)
+            return dr_error(DR_ERR_UNSUPPORTED, "%s: the IPTC (%zu bytes) does not fit in a JPEG APP13 segment", path, m->iptc_size);
+        write_marker(ci, JPEG_APP0 + 13, "", 0, w->app13, n);
+    }
     size_t stride = (size_t)img->width * (size_t)img->channels;
     while (ci->next_scanline < ci->image_height) {
         const uint16_t *src = img->data + (size_t)ci->next_scanline * stride;
@@ -275,7 +328,7 @@ static int write_body(jpeg_writer *w, FILE *fp, const char *path, const dr_image
     return DR_OK;
 }
 
-int dr_jpeg_encode(FILE *fp, const char *path, const dr_image *img, int quality) {
+int dr_jpeg_encode(FILE *fp, const char *path, const dr_image *img, int quality, const dr_out_meta *m) {
     if (img->width > JPEG_MAX_DIMENSION || img->height > JPEG_MAX_DIMENSION)
         return dr_error(DR_ERR_UNSUPPORTED, "%s: JPEG cannot store %dx%d (max %d per side)",
                         path, img->width, img->height, (int)JPEG_MAX_DIMENSION);
@@ -283,9 +336,10 @@ int dr_jpeg_encode(FILE *fp, const char *path, const dr_image *img, int quality)
     if (!w) return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
     init_errors(&w->err);
     w->cinfo.err = &w->err.pub;
-    int rc = write_body(w, fp, path, img, quality);
+    int rc = write_body(w, fp, path, img, quality, m);
     jpeg_destroy_compress(&w->cinfo);
     free(w->row);
+    free(w->app13);
     free(w);
     return rc;
 }

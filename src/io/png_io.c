@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <zlib.h>
 
 typedef struct {
     char msg[256];  /* libpng's message; copied because it may live on the stack */
@@ -61,6 +62,105 @@ static int exif_orientation(const unsigned char *buf, size_t size) {
         pos += 12 + (size_t)len;
     }
     return 1;
+}
+
+/* zlib data of a chunk into a new buffer of at most max bytes (+ a NUL).
+ * DR_ERR_LIMIT when it would be larger, DR_ERR_FORMAT when corrupt. */
+static int inflate_chunk(const unsigned char *p, size_t n, size_t max, const char *name, const char *what,
+                         unsigned char **out, size_t *out_size) {
+    *out = NULL, *out_size = 0;
+    size_t cap = n * 4 + 1024 < max ? n * 4 + 1024 : max;
+    unsigned char *b = malloc(cap + 1);
+    if (!b) return dr_error(DR_ERR_NOMEM, "%s: out of memory for the %s", name, what);
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit(&z) != Z_OK) {
+        free(b);
+        return dr_error(DR_ERR_NOMEM, "%s: cannot inflate the %s", name, what);
+    }
+    z.next_in = (Bytef *)p;
+    z.avail_in = (uInt)n;
+    int zr, rc = DR_OK;
+    for (;;) {
+        z.next_out = b + z.total_out;
+        z.avail_out = (uInt)(cap - z.total_out);
+        zr = inflate(&z, Z_NO_FLUSH);
+        if (zr == Z_STREAM_END) break;
+        if (zr != Z_OK && zr != Z_BUF_ERROR) {
+            rc = dr_error(DR_ERR_FORMAT, "%s: invalid PNG: the %s is corrupt (%s)", name, what, z.msg ? z.msg : "zlib error");
+            break;
+        }
+        if (z.avail_out == 0) {
+            if (cap >= max) {
+                rc = dr_error(DR_ERR_LIMIT, "%s: the %s is over the limit of %zu bytes", name, what, max);
+                break;
+            }
+            size_t ncap = cap * 2 < max ? cap * 2 : max;
+            unsigned char *nb = realloc(b, ncap + 1);
+            if (!nb) {
+                rc = dr_error(DR_ERR_NOMEM, "%s: out of memory for the %s", name, what);
+                break;
+            }
+            b = nb, cap = ncap;
+        } else if (z.avail_in == 0) {
+            rc = dr_error(DR_ERR_FORMAT, "%s: invalid PNG: the %s is truncated", name, what);
+            break;
+        }
+    }
+    size_t got = z.total_out;
+    inflateEnd(&z);
+    if (rc != DR_OK) {
+        free(b);
+        return rc;
+    }
+    b[got] = 0;
+    *out = b, *out_size = got;
+    return DR_OK;
+}
+
+/* The ICC profile (iCCP), EXIF (eXIf) and XMP (iTXt XML:com.adobe.xmp), by
+ * walking the chunks in place up to IEND. */
+static int read_metadata(const unsigned char *buf, size_t size, const char *name, dr_metadata *meta) {
+    size_t pos = 8;
+    while (pos + 12 <= size) {
+        uint32_t len = (uint32_t)buf[pos] << 24 | (uint32_t)buf[pos + 1] << 16 | (uint32_t)buf[pos + 2] << 8 | buf[pos + 3];
+        const unsigned char *type = buf + pos + 4, *d = buf + pos + 8;
+        if (len > size - pos - 12 || memcmp(type, "IEND", 4) == 0) break;
+        if (memcmp(type, "iCCP", 4) == 0 && !meta->icc) {
+            const unsigned char *z = memchr(d, 0, len < 80 ? len : 80);
+            if (!z || (size_t)(z - d) + 2 > len || z[1] != 0)
+                return dr_error(DR_ERR_FORMAT, "%s: invalid PNG: malformed iCCP chunk", name);
+            unsigned char *icc;
+            size_t n;
+            DR_TRY(inflate_chunk(z + 2, len - (size_t)(z - d) - 2, DR_MAX_ICC_SIZE, name, "ICC profile", &icc, &n));
+            meta->icc = icc, meta->icc_size = n;
+            if (n == 0) free(icc), meta->icc = NULL;
+        } else if (memcmp(type, "eXIf", 4) == 0) {
+            DR_TRY(dr_meta_set(&meta->exif, &meta->exif_size, d, len, name, "EXIF"));
+        } else if (memcmp(type, "iTXt", 4) == 0 && !meta->xmp && len >= 18 && memcmp(d, "XML:com.adobe.xmp", 18) == 0) {
+            /* keyword\0, compression flag, method, language\0, translated keyword\0, text */
+            size_t q = 18;
+            if (q + 2 > len) return dr_error(DR_ERR_FORMAT, "%s: invalid PNG: malformed XMP iTXt chunk", name);
+            int compressed = d[q];
+            q += 2;
+            for (int k = 0; k < 2; k++) {
+                const unsigned char *e = memchr(d + q, 0, len - q);
+                if (!e) return dr_error(DR_ERR_FORMAT, "%s: invalid PNG: malformed XMP iTXt chunk", name);
+                q = (size_t)(e - d) + 1;
+            }
+            if (compressed) {
+                unsigned char *x;
+                size_t n;
+                DR_TRY(inflate_chunk(d + q, len - q, DR_MAX_META_SIZE, name, "XMP", &x, &n));
+                meta->xmp = x, meta->xmp_size = n;
+                if (n == 0) free(x), meta->xmp = NULL;
+            } else {
+                DR_TRY(dr_meta_set(&meta->xmp, &meta->xmp_size, d + q, len - q, name, "XMP"));
+            }
+        }
+        pos += 12 + (size_t)len;
+    }
+    return DR_OK;
 }
 
 typedef struct {
@@ -122,7 +222,7 @@ static int read_failed(png_reader *r) {
     return dr_error(DR_ERR_FORMAT, "%s: invalid PNG: %s", r->name, r->err.msg);
 }
 
-static int read_body(png_reader *r, int64_t max_pixels, int want_pixels, dr_image_info *info) {
+static int read_body(png_reader *r, int64_t max_pixels, int want_pixels, dr_image_info *info, dr_metadata *meta) {
     if (setjmp(png_jmpbuf(r->png))) return read_failed(r);
 
     /* Our own pixel limit decides, with a DR_ERR_LIMIT; libpng's default
@@ -162,6 +262,7 @@ static int read_body(png_reader *r, int64_t max_pixels, int want_pixels, dr_imag
         info->color_space = color_space_of(color_type);
         info->orientation = exif_orientation(r->buf, r->size);
     }
+    DR_TRY(read_metadata(r->buf, r->size, r->name, meta));
     if (!want_pixels) return DR_OK;
 
     DR_TRY(dr_image_check_limit(r->name, w, h, max_pixels));
@@ -190,7 +291,7 @@ static int read_body(png_reader *r, int64_t max_pixels, int want_pixels, dr_imag
 }
 
 int dr_png_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
-                  dr_image *img, dr_image_info *info) {
+                  dr_image *img, dr_image_info *info, dr_metadata *meta) {
     png_reader r;
     memset(&r, 0, sizeof r);
     r.name = name;
@@ -210,7 +311,7 @@ int dr_png_decode(const unsigned char *buf, size_t size, const char *name, int64
     if (!r.info)
         rc = dr_error(DR_ERR_NOMEM, "%s: cannot create PNG reader", name);
     else
-        rc = read_body(&r, max_pixels, img != NULL, info);
+        rc = read_body(&r, max_pixels, img != NULL, info, meta);
     png_destroy_read_struct(&r.png, r.info ? &r.info : NULL, NULL);
     free(r.rows);
     if (rc == DR_OK && img)
@@ -248,7 +349,7 @@ static void flush_file(png_structp png) {
     }
 }
 
-static int write_body(png_writer *w, const char *path, const dr_image *img) {
+static int write_body(png_writer *w, const char *path, const dr_image *img, const dr_out_meta *m) {
     if (setjmp(png_jmpbuf(w->png))) {
         if (w->err.io_errno)
             return dr_error(DR_ERR_IO, "%s: write failed: %s", path, strerror(w->err.io_errno));
@@ -262,6 +363,28 @@ static int write_body(png_writer *w, const char *path, const dr_image *img) {
     png_set_IHDR(w->png, w->info, (png_uint_32)img->width, (png_uint_32)img->height, img->depth,
                  types[img->channels], PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                  PNG_FILTER_TYPE_DEFAULT);
+    if (m && m->icc_size) {
+        /* libpng checks the profile against the colour type; a mismatch is
+         * an error here, not a silent drop */
+        png_set_iCCP(w->png, w->info, "ICC profile", PNG_COMPRESSION_TYPE_BASE, m->icc, (png_uint_32)m->icc_size);
+        if (!png_get_valid(w->png, w->info, PNG_INFO_iCCP))
+            return dr_error(DR_ERR_INVALID, "%s: libpng refused the ICC profile for this image", path);
+    }
+    if (m && m->exif_size) {
+        if (m->exif_size > 0x7fffffff) return dr_error(DR_ERR_UNSUPPORTED, "%s: EXIF too large for PNG", path);
+        png_set_eXIf_1(w->png, w->info, (png_uint_32)m->exif_size, m->exif);
+    }
+    if (m && m->xmp_size) {
+        png_text t;
+        memset(&t, 0, sizeof t);
+        t.compression = PNG_ITXT_COMPRESSION_NONE;
+        t.key = "XML:com.adobe.xmp";
+        t.text = (char *)m->xmp;
+        t.itxt_length = m->xmp_size;
+        t.lang = "";
+        t.lang_key = "";
+        png_set_text(w->png, w->info, &t, 1);
+    }
     png_write_info(w->png, w->info);
 
     size_t n = (size_t)img->width * (size_t)img->channels;
@@ -283,7 +406,7 @@ static int write_body(png_writer *w, const char *path, const dr_image *img) {
     return DR_OK;
 }
 
-int dr_png_encode(FILE *fp, const char *path, const dr_image *img) {
+int dr_png_encode(FILE *fp, const char *path, const dr_image *img, const dr_out_meta *m) {
     png_writer w;
     memset(&w, 0, sizeof w);
     w.fp = fp;
@@ -294,7 +417,7 @@ int dr_png_encode(FILE *fp, const char *path, const dr_image *img) {
     if (!w.info)
         rc = dr_error(DR_ERR_NOMEM, "%s: cannot create PNG writer", path);
     else
-        rc = write_body(&w, path, img);
+        rc = write_body(&w, path, img, m);
     png_destroy_write_struct(&w.png, w.info ? &w.info : NULL);
     free(w.row);
     return rc;

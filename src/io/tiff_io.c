@@ -194,8 +194,61 @@ static int read_rgba(TIFF *t, tiff_io *m, const char *name, dr_image *img, int g
     return DR_OK;
 }
 
+/* ICC (34675), XMP (700), IPTC (33723) of the first directory. */
+static int read_metadata(TIFF *t, const char *name, dr_metadata *meta) {
+    uint32_t n = 0;
+    void *d = NULL;
+    if (TIFFGetField(t, TIFFTAG_ICCPROFILE, &n, &d) && d && n)
+        DR_TRY(dr_meta_set(&meta->icc, &meta->icc_size, d, n, name, "ICC profile"));
+    n = 0, d = NULL;
+    if (TIFFGetField(t, TIFFTAG_XMLPACKET, &n, &d) && d && n)
+        DR_TRY(dr_meta_set(&meta->xmp, &meta->xmp_size, d, n, name, "XMP"));
+    n = 0, d = NULL;
+    if (TIFFGetField(t, TIFFTAG_RICHTIFFIPTC, &n, &d) && d && n) {
+        /* libtiff counts this tag in its stored units: bytes, or LONGs when
+         * the file typed it LONG (as Photoshop and exiftool do) */
+        const TIFFField *f = TIFFFieldWithTag(t, TIFFTAG_RICHTIFFIPTC);
+        size_t unit = f && (TIFFFieldDataType(f) == TIFF_LONG || TIFFFieldDataType(f) == TIFF_SLONG) ? 4 : 1;
+        if (n > DR_MAX_META_SIZE / unit)
+            return dr_error(DR_ERR_LIMIT, "%s: the IPTC is over the limit of %zu bytes", name, (size_t)DR_MAX_META_SIZE);
+        DR_TRY(dr_meta_set(&meta->iptc, &meta->iptc_size, d, (size_t)n * unit, name, "IPTC"));
+    }
+    return DR_OK;
+}
+
+/* A TIFF's EXIF is its own IFD0 and EXIF sub-IFD, mixed with the image's
+ * tags. Its text fields (the camera, the dates, the author) are gathered
+ * into a new EXIF block; the other EXIF values (exposure, lens ...) are not
+ * read from TIFF files. */
+static int read_exif(TIFF *t, const char *name, dr_metadata *meta) {
+    const int *tags = dr_exif_text_tags, *in_exif = dr_exif_text_in_exif;
+    enum { N = DR_EXIF_TEXT_TAGS };
+    char *vals[N] = {0};
+    int found = 0;
+    for (int i = 0; i < N; i++) {
+        char *v = NULL;
+        if (!in_exif[i] && TIFFGetField(t, (uint32_t)tags[i], &v) && v && (vals[i] = strdup(v))) found = 1;
+    }
+    uint64_t off = 0;
+    if (TIFFGetField(t, TIFFTAG_EXIFIFD, &off) && off && TIFFReadEXIFDirectory(t, off))
+        for (int i = 0; i < N; i++) {
+            char *v = NULL;
+            if (in_exif[i] && TIFFGetField(t, (uint32_t)tags[i], &v) && v && (vals[i] = strdup(v))) found = 1;
+        }
+    int rc = DR_OK;
+    if (found && !meta->exif) {
+        unsigned char *e;
+        size_t n;
+        rc = dr_exif_from_text(in_exif, tags, vals, N, &e, &n);
+        if (rc != DR_OK) rc = dr_error(rc, "%s: out of memory for the EXIF", name);
+        else meta->exif = e, meta->exif_size = n;
+    }
+    for (int i = 0; i < N; i++) free(vals[i]);
+    return rc;
+}
+
 int dr_tiff_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
-                   dr_image *img, dr_image_info *info) {
+                   dr_image *img, dr_image_info *info, dr_metadata *meta) {
     tiff_io m = {.buf = buf, .size = size};
     TIFF *t = open_tiff(&m, name, "rm", 0);
     if (!t) return tiff_fail(&m, name, "cannot open");
@@ -242,13 +295,18 @@ int dr_tiff_decode(const unsigned char *buf, size_t size, const char *name, int6
         info->color_space = cs;
         info->orientation = orient >= 1 && orient <= 8 ? orient : 1;
     }
-    if (!img) goto done;
+    if ((rc = read_metadata(t, name, meta)) != DR_OK) goto done;
+    if (!img) {
+        rc = read_exif(t, name, meta);
+        goto done;
+    }
     if ((rc = dr_image_check_limit(name, w, h, max_pixels)) != DR_OK) goto done;
     if ((rc = dr_image_alloc(&out, (int)w, (int)h, channels, depth)) != DR_OK) {
         rc = dr_error_prefix(rc, "%s", name);
         goto done;
     }
     rc = direct ? read_direct(t, &m, name, &out, bps) : read_rgba(t, &m, name, &out, gray, alpha);
+    if (rc == DR_OK) rc = read_exif(t, name, meta); /* last: it leaves the image's directory */
 done:
     TIFFClose(t);
     if (rc == DR_OK && img) *img = out;
@@ -256,7 +314,7 @@ done:
     return rc;
 }
 
-int dr_tiff_encode(FILE *fp, const char *path, const dr_image *img) {
+int dr_tiff_encode(FILE *fp, const char *path, const dr_image *img, const dr_out_meta *om) {
     tiff_io m = {.fp = fp};
     TIFF *t = open_tiff(&m, path, "w", 1);
     if (!t) return dr_error(DR_ERR_IO, "%s: cannot start the TIFF: %s", path, m.msg);
@@ -275,6 +333,22 @@ int dr_tiff_encode(FILE *fp, const char *path, const dr_image *img) {
         uint16_t ex = EXTRASAMPLE_UNASSALPHA;
         TIFFSetField(t, TIFFTAG_EXTRASAMPLES, 1, &ex);
     }
+    if (om && om->icc_size) TIFFSetField(t, TIFFTAG_ICCPROFILE, (uint32_t)om->icc_size, om->icc);
+    if (om && om->xmp_size) TIFFSetField(t, TIFFTAG_XMLPACKET, (uint32_t)om->xmp_size, om->xmp);
+    if (om && om->iptc_size) TIFFSetField(t, TIFFTAG_RICHTIFFIPTC, (uint32_t)om->iptc_size, om->iptc);
+    /* The EXIF's text fields: the IFD0 ones are TIFF tags of the same
+     * numbers; the sub-IFD ones go into an EXIF directory written after the
+     * image's, whose offset is then patched into the image's directory. */
+    char *vals[DR_EXIF_TEXT_TAGS] = {0};
+    int sub = 0;
+    if (om && om->exif_size) {
+        dr_exif_text(om->exif, om->exif_size, vals);
+        for (int i = 0; i < DR_EXIF_TEXT_TAGS; i++) {
+            if (vals[i] && !dr_exif_text_in_exif[i]) TIFFSetField(t, (uint32_t)dr_exif_text_tags[i], vals[i]);
+            if (vals[i] && dr_exif_text_in_exif[i]) sub = 1;
+        }
+        if (sub) TIFFSetField(t, TIFFTAG_EXIFIFD, (uint64_t)0); /* reserves the entry */
+    }
     size_t rowb = (size_t)w * c * (bps / 8);
     unsigned char *row = malloc(rowb);
     int rc = DR_OK;
@@ -291,6 +365,16 @@ int dr_tiff_encode(FILE *fp, const char *path, const dr_image *img) {
     free(row);
     if (rc == DR_OK && !TIFFWriteDirectory(t))
         rc = dr_error(DR_ERR_IO, "%s: cannot write the TIFF: %s", path, m.msg[0] ? m.msg : "write failed");
+    if (rc == DR_OK && sub) {
+        uint64_t off = 0;
+        int ok = TIFFCreateEXIFDirectory(t) == 0 && TIFFSetField(t, EXIFTAG_EXIFVERSION, "0232");
+        for (int i = 0; ok && i < DR_EXIF_TEXT_TAGS; i++)
+            if (vals[i] && dr_exif_text_in_exif[i]) ok = TIFFSetField(t, (uint32_t)dr_exif_text_tags[i], vals[i]);
+        ok = ok && TIFFWriteCustomDirectory(t, &off) && off;
+        ok = ok && TIFFSetDirectory(t, 0) && TIFFSetField(t, TIFFTAG_EXIFIFD, off) && TIFFRewriteDirectory(t);
+        if (!ok) rc = dr_error(DR_ERR_IO, "%s: cannot write the TIFF's EXIF directory: %s", path, m.msg[0] ? m.msg : "libtiff failed");
+    }
+    for (int i = 0; i < DR_EXIF_TEXT_TAGS; i++) free(vals[i]);
     TIFFClose(t);
     return rc;
 }

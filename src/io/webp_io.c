@@ -12,6 +12,7 @@
 #include <webp/decode.h>
 #include <webp/demux.h>
 #include <webp/encode.h>
+#include <webp/mux.h>
 
 static const char *vp8_status(VP8StatusCode s) {
     switch (s) {
@@ -24,22 +25,35 @@ static const char *vp8_status(VP8StatusCode s) {
     }
 }
 
-static int webp_orientation(const unsigned char *buf, size_t size) {
+/* The orientation, and the ICCP, EXIF and XMP chunks (libwebpdemux). */
+static int webp_metadata(const unsigned char *buf, size_t size, const char *name, int *orientation,
+                         dr_metadata *meta) {
+    *orientation = 1;
     WebPData d = {buf, size};
     WebPDemuxer *dm = WebPDemux(&d);
-    if (!dm) return 1;
-    int o = 1;
-    WebPChunkIterator it;
-    if ((WebPDemuxGetI(dm, WEBP_FF_FORMAT_FLAGS) & EXIF_FLAG) && WebPDemuxGetChunk(dm, "EXIF", 1, &it)) {
-        o = dr_exif_orientation(it.chunk.bytes, it.chunk.size);
+    if (!dm) return DR_OK; /* a simple (VP8/VP8L) file the decoder judges */
+    static const struct { const char *fourcc; uint32_t flag; const char *what; } parts[3] = {
+        {"ICCP", ICCP_FLAG, "ICC profile"}, {"EXIF", EXIF_FLAG, "EXIF"}, {"XMP ", XMP_FLAG, "XMP"}};
+    unsigned char **dst[3] = {&meta->icc, &meta->exif, &meta->xmp};
+    size_t *dsz[3] = {&meta->icc_size, &meta->exif_size, &meta->xmp_size};
+    const uint32_t flags = WebPDemuxGetI(dm, WEBP_FF_FORMAT_FLAGS);
+    int rc = DR_OK;
+    for (int i = 0; i < 3 && rc == DR_OK; i++) {
+        WebPChunkIterator it;
+        if (!(flags & parts[i].flag) || !WebPDemuxGetChunk(dm, parts[i].fourcc, 1, &it)) continue;
+        if (i == 1) *orientation = dr_exif_orientation(it.chunk.bytes, it.chunk.size);
+        const unsigned char *p = it.chunk.bytes;
+        size_t n = it.chunk.size;
+        if (i == 1 && n >= 6 && memcmp(p, "Exif\0\0", 6) == 0) p += 6, n -= 6; /* some writers keep the APP1 header */
+        rc = dr_meta_set(dst[i], dsz[i], p, n, name, parts[i].what);
         WebPDemuxReleaseChunkIterator(&it);
     }
     WebPDemuxDelete(dm);
-    return o;
+    return rc;
 }
 
 int dr_webp_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
-                   dr_image *img, dr_image_info *info) {
+                   dr_image *img, dr_image_info *info, dr_metadata *meta) {
     WebPBitstreamFeatures f;
     VP8StatusCode s = WebPGetFeatures(buf, size, &f);
     if (s != VP8_STATUS_OK) return dr_error(DR_ERR_FORMAT, "%s: invalid WebP: %s", name, vp8_status(s));
@@ -54,8 +68,10 @@ int dr_webp_decode(const unsigned char *buf, size_t size, const char *name, int6
         info->channels = channels;
         info->depth = 8;
         info->color_space = f.has_alpha ? DR_CS_RGBA : DR_CS_RGB;
-        info->orientation = webp_orientation(buf, size);
     }
+    int orientation;
+    DR_TRY(webp_metadata(buf, size, name, &orientation, meta));
+    if (info) info->orientation = orientation;
     if (!img) return DR_OK;
     DR_TRY(dr_image_check_limit(name, f.width, f.height, max_pixels));
     dr_image out;
@@ -81,7 +97,7 @@ int dr_webp_decode(const unsigned char *buf, size_t size, const char *name, int6
     return DR_OK;
 }
 
-int dr_webp_encode(FILE *fp, const char *path, const dr_image *img, int quality) {
+int dr_webp_encode(FILE *fp, const char *path, const dr_image *img, int quality, const dr_out_meta *m) {
     const int w = img->width, h = img->height, c = img->channels;
     const int alpha = c == 2 || c == 4, oc = alpha ? 4 : 3;
     const size_t n = (size_t)w * h;
@@ -108,7 +124,25 @@ int dr_webp_encode(FILE *fp, const char *path, const dr_image *img, int quality)
         WebPFree(out);
         return dr_error(DR_ERR_UNSUPPORTED, "%s: WebP encoding failed (%dx%d; WebP allows at most 16383x16383)", path, w, h);
     }
-    int rc = fwrite(out, 1, size, fp) == size ? DR_OK : dr_error(DR_ERR_IO, "%s: write failed", path);
+    WebPData assembled = {out, size};
+    int rc = DR_OK;
+    if (m && (m->icc_size || m->exif_size || m->xmp_size)) {
+        /* the chunks go in through libwebpmux, which also sets the VP8X flags */
+        WebPData bits = {out, size};
+        WebPMux *mux = WebPMuxCreate(&bits, 0);
+        WebPData c;
+        WebPMuxError e = mux ? WEBP_MUX_OK : WEBP_MUX_MEMORY_ERROR;
+        if (e == WEBP_MUX_OK && m->icc_size) c = (WebPData){m->icc, m->icc_size}, e = WebPMuxSetChunk(mux, "ICCP", &c, 0);
+        if (e == WEBP_MUX_OK && m->exif_size) c = (WebPData){m->exif, m->exif_size}, e = WebPMuxSetChunk(mux, "EXIF", &c, 0);
+        if (e == WEBP_MUX_OK && m->xmp_size) c = (WebPData){m->xmp, m->xmp_size}, e = WebPMuxSetChunk(mux, "XMP ", &c, 0);
+        WebPDataInit(&assembled);
+        if (e == WEBP_MUX_OK) e = WebPMuxAssemble(mux, &assembled);
+        WebPMuxDelete(mux);
+        if (e != WEBP_MUX_OK) rc = dr_error(DR_ERR_NOMEM, "%s: cannot add the metadata to the WebP (libwebpmux error %d)", path, (int)e);
+    }
+    if (rc == DR_OK && fwrite(assembled.bytes, 1, assembled.size, fp) != assembled.size)
+        rc = dr_error(DR_ERR_IO, "%s: write failed", path);
+    if (assembled.bytes != out) WebPDataClear(&assembled);
     WebPFree(out);
     return rc;
 }

@@ -155,6 +155,8 @@ int checkpoint_save(const train_state *st, const char *path) {
     SET("masks", "%s", o->masks == DR_MASKS_DAMAGE ? "damage" : "legacy");
     SET("scale_dist", "%s", o->scale_dist == DR_SCALE_DIST_HIGH ? "high" : "uniform");
     SET("cpu_seconds", "%.17g", st->cpu_seconds);
+    SET("ranks", "%d", st->ranks > 0 ? st->ranks : 1);
+    SET("micro_batch", "%d", o->micro_batch);
 #undef SET
     if (rc == DR_OK) rc = dr_tensor_file_write(path, &tf, 0);
     dr_tensor_file_free(&tf);
@@ -241,6 +243,15 @@ int checkpoint_load(train_state *st, const char *path) {
     OPT_NUM("t_mean", st->opt.t_mean, float, -50, 50);
     OPT_NUM("t_std", st->opt.t_std, float, 1e-3, 50);
     OPT_NUM("cpu_seconds", st->cpu_seconds, double, 0, 1e12);
+    st->ranks = 1; /* older checkpoints: written by one process */
+    OPT_NUM("ranks", st->ranks, int, 1, 1e7);
+    st->opt.micro_batch = st->opt.batch; /* older checkpoints: one forward and backward per batch */
+    OPT_NUM("micro_batch", st->opt.micro_batch, int, 1, 1024);
+    if (st->opt.batch % st->opt.micro_batch != 0) {
+        rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint micro_batch %d does not divide its batch %d", path,
+                      st->opt.micro_batch, st->opt.batch);
+        goto fail;
+    }
 #undef OPT_NUM
 #undef NUM
     {

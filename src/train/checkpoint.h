@@ -19,6 +19,7 @@ typedef struct {
     int init_steps; /* train_steps of the --init weights (0 for a fresh start) */
     double loss_smooth;
     double cpu_seconds; /* training CPU time so far, summed over resumes (0 in older checkpoints) */
+    int ranks;          /* how many ranks trained the last steps (metadata 'ranks'; 1 in older checkpoints) */
     uint64_t data_hash;
     char data_dir[512]; /* where the data came from, for the exported weights' provenance */
 } train_state;

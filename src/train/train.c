@@ -95,7 +95,9 @@ static void batch_free(batch_buffers *bb) {
     memset(bb, 0, sizeof *bb);
 }
 
-static int batch_build(batch_buffers *bb, const train_state *st, const dataset *ds, int B, int P) {
+/* Buffers for a batch of B samples; the U-Net run is planned for run_B of
+ * them at a time (training: 1, each sample's own forward and backward). */
+static int batch_build(batch_buffers *bb, const train_state *st, const dataset *ds, int B, int P, int run_B) {
     memset(bb, 0, sizeof *bb);
     bb->st = st;
     DR_TRY(mode_describe(st->info.mode, &bb->md));
@@ -125,7 +127,7 @@ static int batch_build(batch_buffers *bb, const train_state *st, const dataset *
         batch_free(bb);
         return dr_error(DR_ERR_NOMEM, "out of memory for a batch of %d at %dx%d", B, P, P);
     }
-    int rc = unet_run_build(&bb->run, &st->L, B, P, P, 1);
+    int rc = unet_run_build(&bb->run, &st->L, run_B, P, P, 1);
     if (rc != DR_OK) batch_free(bb);
     return rc;
 }
@@ -167,12 +169,13 @@ static int make_sample(batch_buffers *bb, const dataset *ds, const dr_schedule *
     return DR_OK;
 }
 
-/* Fill the batch for (seed, step): inputs, targets, and t in bb->t. */
+/* Fill samples lo..hi-1 of the batch for (seed, step): inputs, targets, and t
+ * in bb->t. */
 static int fill_batch(batch_buffers *bb, const dataset *ds, const dr_schedule *sch, uint64_t seed, uint64_t step,
-                      float target_scale, int val) {
+                      float target_scale, int val, int lo, int hi) {
     int rc = DR_OK;
 #pragma omp parallel for schedule(static) num_threads(nn_threads())
-    for (int b = 0; b < bb->B; b++) {
+    for (int b = lo; b < hi; b++) {
         dr_rng rng;
         dr_rng_derive(&rng, seed, step, (uint64_t)b);
         int r = make_sample(bb, ds, sch, &rng, b, target_scale, val);
@@ -219,13 +222,13 @@ static double grad_norm(const float *g, size_t n) {
  * that x0 has std ~0.5 (MODEL.md: 0.5..1), rounded to a power of 2^(1/2). */
 static float measure_target_scale(const train_state *st, const dataset *ds) {
     batch_buffers bb;
-    if (batch_build(&bb, st, ds, 8, st->opt.patch) != DR_OK) return 1.0f;
+    if (batch_build(&bb, st, ds, 8, st->opt.patch, 1) != DR_OK) return 1.0f;
     const int out = st->info.cfg.out_channels;
     double s = 0, s2 = 0, n = 0;
     dr_schedule dummy = {0};
     dr_schedule_build(&dummy, 1000, 0);
     for (int rep = 0; rep < 8; rep++) {
-        if (fill_batch(&bb, ds, &dummy, st->opt.seed ^ 0x5ca1e, (uint64_t)rep, 1.0f, 1) != DR_OK) break;
+        if (fill_batch(&bb, ds, &dummy, st->opt.seed ^ 0x5ca1e, (uint64_t)rep, 1.0f, 1, 0, bb.B) != DR_OK) break;
         /* with target_scale 1, x0 of generated pixels = the target: recover it
          * from the work buffers' example (x0 slot) */
         for (int b = 0; b < bb.B; b++) {
@@ -261,7 +264,7 @@ static double val_loss(train_state *st, const float *w, batch_buffers *bb, const
     const size_t np = bb->np;
     const float ts = st->info.target_scale;
     for (int i = 0; i < st->opt.val_batches; i++) {
-        if (fill_batch(bb, val, sch, vseed ^ VAL_SEED_SALT, (uint64_t)i, ts, 1) != DR_OK) return NAN;
+        if (fill_batch(bb, val, sch, vseed ^ VAL_SEED_SALT, (uint64_t)i, ts, 1, 0, bb->B) != DR_OK) return NAN;
         unet_forward(&bb->run, &st->L, w, bb->x_in, bb->t, bb->y);
         sum += loss_and_grad(bb, 0, 0);
         for (int b = 0; b < bb->B; b++) {
@@ -285,7 +288,7 @@ static double val_loss(train_state *st, const float *w, batch_buffers *bb, const
 
 static void logf_(const dr_train_options *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void logf_(const dr_train_options *o, const char *fmt, ...) {
-    if (!o->log) return;
+    if (!o->log || (o->comm && o->comm->rank != 0)) return; /* rank 0 alone reports */
     char buf[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -306,6 +309,269 @@ static double now_sec(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- one training step's gradient: a fixed tree over micro-batches
+ *
+ * The batch of B is cut into K = B / M micro-batches of M samples. A leaf
+ * g(k, k + 1) is micro-batch k's gradient: its own forward and backward into
+ * a zeroed buffer. Above the leaves, g(lo, hi) = g(lo, mid) + g(mid, hi) with
+ * mid = lo + (hi - lo) / 2, and the batch's gradient is g(0, K), whoever
+ * computes it. Alone, the whole tree is computed here. With N ranks (N <= K),
+ * rank r owns micro-batches [r K / N, (r + 1) K / N); the "cover" nodes are
+ * the largest subtrees inside one rank's range. Each rank computes its cover
+ * nodes; the ranks exchange slice j of every cover node with rank j
+ * (alltoallv: a reduce-scatter), rank j adds up the tree above the cover on
+ * its slice, and an allgatherv spreads the slices. Every node is the same
+ * float additions in the same order (and a + b == b + a), so any N gives one
+ * process's gradient bit for bit. The exchange moves each parameter about
+ * twice, as a ring all-reduce does, when every rank's range is one node (N a
+ * power of 2 dividing K); otherwise a rank sends a few nodes. */
+
+typedef struct {
+    int lo, hi, owner, index; /* index: among the owner's cover nodes, left to right */
+} cover_node;
+
+typedef struct {
+    const dr_train_comm *comm; /* NULL: alone */
+    int N, rank, B, M, K;      /* ranks, this one, batch, micro-batch, leaves */
+    int lo, hi;                /* this rank's samples */
+    cover_node *cover;         /* every rank's, left to right */
+    int n_cover, *n_owned;     /* [N] cover nodes of each rank */
+    int height;                /* of the tree over B leaves */
+    size_t n;                  /* floats of a gradient */
+    float **gbuf;              /* [height + 1] full gradients (gbuf[0] = st->grads) */
+    float **sbuf;              /* [height + 1] slices (N > 1) */
+    float *send, *recv;        /* N > 1: the cover nodes, by destination slice; the received slices */
+    size_t *sb, *sd, *rb, *rd; /* [N] bytes and displacements of the alltoallv */
+    size_t *xb, *xd;           /* [N] of the allgathervs */
+    double *dex;               /* doubles exchanged per step */
+    double reduce_sec;         /* wall time of the last exchange of gradients */
+} grad_tree;
+
+static int rank_lo(int r, int N, int K) { return (int)((long long)r * K / N); }
+/* rank r's first sample (r = N: B) */
+static int rank_sample(const grad_tree *g, int r) { return rank_lo(r, g->N, g->K) * g->M; }
+static int tree_height(int n) { return n <= 1 ? 0 : 1 + tree_height(n - n / 2); }
+static size_t slice_lo(const grad_tree *g, int j) { return (size_t)((unsigned long long)j * g->n / g->N); }
+
+static int cover_walk(grad_tree *g, int lo, int hi) {
+    for (int r = 0; r < g->N; r++)
+        if (rank_lo(r, g->N, g->K) <= lo && hi <= rank_lo(r + 1, g->N, g->K)) {
+            g->cover[g->n_cover++] = (cover_node){lo, hi, r, g->n_owned[r]++};
+            return 0;
+        }
+    const int mid = lo + (hi - lo) / 2;
+    cover_walk(g, lo, mid);
+    cover_walk(g, mid, hi);
+    return 0;
+}
+
+static void grad_tree_free(grad_tree *g) {
+    if (g->gbuf)
+        for (int d = 1; d <= g->height; d++) free(g->gbuf[d]);
+    if (g->sbuf)
+        for (int d = 0; d <= g->height; d++) free(g->sbuf[d]);
+    free(g->gbuf);
+    free(g->sbuf);
+    free(g->cover);
+    free(g->n_owned);
+    free(g->send);
+    free(g->recv);
+    free(g->sb);
+    free(g->sd);
+    free(g->rb);
+    free(g->rd);
+    free(g->xb);
+    free(g->xd);
+    free(g->dex);
+    memset(g, 0, sizeof *g);
+}
+
+static int grad_tree_build(grad_tree *g, const dr_train_comm *comm, int B, int M, float *grads, size_t n) {
+    memset(g, 0, sizeof *g);
+    g->comm = comm && comm->size > 1 ? comm : NULL;
+    g->N = g->comm ? comm->size : 1;
+    g->rank = g->comm ? comm->rank : 0;
+    g->B = B;
+    g->M = M;
+    g->K = B / M;
+    g->n = n;
+    if (M < 1 || B % M != 0)
+        return dr_error(DR_ERR_INVALID, "train: the batch %d is not a multiple of the micro-batch %d", B, M);
+    if (g->N > g->K)
+        return dr_error(DR_ERR_INVALID,
+                        "train: %d ranks, but a batch of %d has only %d micro-batches of %d: every rank needs at least one "
+                        "(a smaller --micro-batch or a larger --batch; the run's result depends on both, not on the ranks)",
+                        g->N, B, g->K, M);
+    g->lo = rank_sample(g, g->rank);
+    g->hi = rank_sample(g, g->rank + 1);
+    g->height = tree_height(g->K);
+    g->cover = calloc((size_t)2 * g->K, sizeof *g->cover);
+    g->n_owned = calloc((size_t)g->N, sizeof *g->n_owned);
+    g->gbuf = calloc((size_t)g->height + 1, sizeof *g->gbuf);
+    g->dex = malloc(sizeof(double) * (3 * (size_t)B + 2 * (size_t)g->N));
+    g->xb = malloc(sizeof(size_t) * g->N);
+    g->xd = malloc(sizeof(size_t) * g->N);
+    if (!g->cover || !g->n_owned || !g->gbuf || !g->dex || !g->xb || !g->xd) goto nomem;
+    cover_walk(g, 0, g->K);
+    g->gbuf[0] = grads;
+    for (int d = 1; d <= g->height; d++)
+        if (!(g->gbuf[d] = malloc(sizeof(float) * n))) goto nomem;
+    if (g->N > 1) {
+        const int mine = g->n_owned[g->rank];
+        const size_t my_slice = slice_lo(g, g->rank + 1) - slice_lo(g, g->rank);
+        g->sbuf = calloc((size_t)g->height + 1, sizeof *g->sbuf);
+        g->sb = malloc(sizeof(size_t) * g->N);
+        g->sd = malloc(sizeof(size_t) * g->N);
+        g->rb = malloc(sizeof(size_t) * g->N);
+        g->rd = malloc(sizeof(size_t) * g->N);
+        g->send = malloc(sizeof(float) * n * mine);
+        g->recv = malloc(sizeof(float) * my_slice * g->n_cover);
+        if (!g->sbuf || !g->sb || !g->sd || !g->rb || !g->rd || !g->send || !g->recv) goto nomem;
+        for (int d = 0; d <= g->height; d++)
+            if (!(g->sbuf[d] = malloc(sizeof(float) * (my_slice ? my_slice : 1)))) goto nomem;
+        size_t so = 0, ro = 0;
+        for (int j = 0; j < g->N; j++) {
+            g->sb[j] = sizeof(float) * (slice_lo(g, j + 1) - slice_lo(g, j)) * mine;
+            g->sd[j] = so;
+            so += g->sb[j];
+            g->rb[j] = sizeof(float) * my_slice * g->n_owned[j];
+            g->rd[j] = ro;
+            ro += g->rb[j];
+        }
+    }
+    return DR_OK;
+nomem:
+    grad_tree_free(g);
+    return dr_error(DR_ERR_NOMEM, "out of memory for the gradient buffers of a batch of %d", B);
+}
+
+/* Every rank's doubles: rank r gives head + k * (its samples) of them, its
+ * head values first. heads[r * head + i], per[b * k + i] for every sample b. */
+static int exchange_doubles(grad_tree *g, const double *mine, int head, int k, double *heads, double *per) {
+    const int nb = g->hi - g->lo;
+    if (!g->comm) {
+        memcpy(heads, mine, sizeof(double) * head);
+        memcpy(per, mine + head, sizeof(double) * k * nb);
+        return DR_OK;
+    }
+    size_t *cnt = g->xb, *dsp = g->xd, off = 0;
+    for (int r = 0; r < g->N; r++) {
+        cnt[r] = sizeof(double) * (head + (size_t)k * (rank_sample(g, r + 1) - rank_sample(g, r)));
+        dsp[r] = off;
+        off += cnt[r];
+    }
+    const int rc = g->comm->allgatherv(mine, g->dex, cnt, dsp, g->comm->user);
+    if (rc != 0) return dr_error(DR_ERR_IO, "train: exchanging the step's numbers between ranks failed");
+    for (int r = 0; r < g->N; r++) {
+        const double *src = g->dex + dsp[r] / sizeof(double);
+        const int rlo = rank_sample(g, r), rn = rank_sample(g, r + 1) - rlo;
+        memcpy(heads + (size_t)r * head, src, sizeof(double) * head);
+        memcpy(per + (size_t)rlo * k, src + head, sizeof(double) * k * rn);
+    }
+    return DR_OK;
+}
+
+typedef struct {
+    batch_buffers *bb;
+    const train_state *st;
+    double count;   /* generated pixels times output channels, over the whole batch */
+    double *loss_b; /* [B] each sample's weighted squared error sum */
+} leaf_ctx;
+
+/* Sample b's generated pixels (the loss counts them, times the channels). */
+static double sample_count(const batch_buffers *bb, int b) {
+    double c = 0;
+    for (size_t i = 0; i < bb->np; i++) c += bb->gen[(size_t)b * bb->np + i];
+    return c;
+}
+
+/* Sample b's weighted squared error sum, and its dy = d loss / d y, the
+ * loss being the batch's sum over count (as loss_and_grad). */
+static double sample_loss(batch_buffers *bb, int b, double count) {
+    const int out = bb->st->info.cfg.out_channels;
+    const size_t np = bb->np;
+    const double wb = bb->w[b];
+    double sum = 0;
+    for (int c = 0; c < out; c++) {
+        const size_t o = ((size_t)b * out + c) * np;
+        for (size_t i = 0; i < np; i++) {
+            const double g = wb * bb->gen[(size_t)b * np + i];
+            const double d = (double)bb->y[o + i] - bb->target[o + i];
+            sum += g * d * d;
+            bb->dy[o + i] = (float)(2.0 * g * d / count);
+        }
+    }
+    return sum;
+}
+
+/* Leaf: micro-batch k's gradient into gr (zeroed first), by its own forward
+ * and backward (the run is planned for M samples). */
+static int leaf_grad(grad_tree *g, leaf_ctx *c, int k, float *gr) {
+    batch_buffers *bb = c->bb;
+    const train_state *st = c->st;
+    const size_t in = (size_t)st->info.cfg.in_channels * bb->np, out = (size_t)st->info.cfg.out_channels * bb->np;
+    const size_t b0 = (size_t)k * g->M;
+    memset(gr, 0, sizeof(float) * g->n);
+    DR_TRY(unet_forward(&bb->run, &st->L, st->params, bb->x_in + b0 * in, bb->t + b0, bb->y + b0 * out));
+    for (int b = (int)b0; b < (int)b0 + g->M; b++) c->loss_b[b] = sample_loss(bb, b, c->count);
+    return unet_backward(&bb->run, &st->L, st->params, gr, bb->dy + b0 * out, NULL);
+}
+
+/* g(lo, hi) into gbuf[d]; the right half uses gbuf[d + 1]. */
+static int node_grad(grad_tree *g, leaf_ctx *c, int lo, int hi, int d) {
+    if (hi - lo == 1) return leaf_grad(g, c, lo, g->gbuf[d]);
+    const int mid = lo + (hi - lo) / 2;
+    DR_TRY(node_grad(g, c, lo, mid, d));
+    DR_TRY(node_grad(g, c, mid, hi, d + 1));
+    accumulate(g->gbuf[d], g->gbuf[d + 1], g->n);
+    return DR_OK;
+}
+
+/* g(lo, hi) on this rank's slice into sbuf[d], from the received cover nodes. */
+static void top_sum(grad_tree *g, int lo, int hi, int d) {
+    const size_t len = slice_lo(g, g->rank + 1) - slice_lo(g, g->rank);
+    for (int i = 0; i < g->n_cover; i++) {
+        const cover_node *cn = &g->cover[i];
+        if (cn->lo == lo && cn->hi == hi) {
+            memcpy(g->sbuf[d], g->recv + g->rd[cn->owner] / sizeof(float) + (size_t)cn->index * len, sizeof(float) * len);
+            return;
+        }
+    }
+    const int mid = lo + (hi - lo) / 2;
+    top_sum(g, lo, mid, d);
+    top_sum(g, mid, hi, d + 1);
+    float *a = g->sbuf[d];
+    const float *b = g->sbuf[d + 1];
+    for (size_t k = 0; k < len; k++) a[k] += b[k];
+}
+
+/* The batch's gradient g(0, B) into gbuf[0] (st->grads) on every rank;
+ * c->loss_b filled for this rank's samples. */
+static int tree_grad(grad_tree *g, leaf_ctx *c) {
+    if (!g->comm) return node_grad(g, c, 0, g->K, 0);
+    for (int i = 0; i < g->n_cover; i++) {
+        const cover_node *cn = &g->cover[i];
+        if (cn->owner != g->rank) continue;
+        DR_TRY(node_grad(g, c, cn->lo, cn->hi, 0));
+        for (int j = 0; j < g->N; j++) {
+            const size_t s0 = slice_lo(g, j), len = slice_lo(g, j + 1) - s0;
+            memcpy(g->send + g->sd[j] / sizeof(float) + (size_t)cn->index * len, g->gbuf[0] + s0, sizeof(float) * len);
+        }
+    }
+    const double t0 = now_sec();
+    if (g->comm->alltoallv(g->send, g->sb, g->sd, g->recv, g->rb, g->rd, g->comm->user) != 0)
+        return dr_error(DR_ERR_IO, "train: exchanging gradients between ranks failed (alltoallv)");
+    top_sum(g, 0, g->K, 0);
+    for (int j = 0; j < g->N; j++) {
+        g->xb[j] = sizeof(float) * (slice_lo(g, j + 1) - slice_lo(g, j));
+        g->xd[j] = sizeof(float) * slice_lo(g, j);
+    }
+    if (g->comm->allgatherv(g->sbuf[0], g->gbuf[0], g->xb, g->xd, g->comm->user) != 0)
+        return dr_error(DR_ERR_IO, "train: exchanging gradients between ranks failed (allgatherv)");
+    g->reduce_sec = now_sec() - t0;
+    return DR_OK;
 }
 
 /* Every file the run will write (checkpoint, log, exported weights) is
@@ -366,7 +632,11 @@ int dr_train(const dr_train_options *o) {
     if (o->render_size != 0 && (o->render_size < DR_RENDER_SIZE_MIN || o->render_size > DR_RENDER_SIZE_MAX))
         return dr_error(DR_ERR_INVALID, "train: render size %d: 0 (full resolution) or %d..%d", o->render_size,
                         DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
-    DR_TRY(check_outputs(o, o->data_dir != NULL));
+    const int root = !o->comm || o->comm->size <= 1 || o->comm->rank == 0;
+    if (o->comm && o->comm->size > 1 &&
+        (o->comm->rank < 0 || o->comm->rank >= o->comm->size || !o->comm->allgatherv || !o->comm->alltoallv))
+        return dr_error(DR_ERR_INVALID, "train: rank %d of %d, or a collective missing", o->comm->rank, o->comm->size);
+    if (root) DR_TRY(check_outputs(o, o->data_dir != NULL)); /* rank 0 alone writes them */
     train_state st;
     int rc;
     if (o->resume_path && o->init_path)
@@ -388,6 +658,7 @@ int dr_train(const dr_train_options *o) {
         st.opt.log_path = o->log_path;
         st.opt.budget_cpu_seconds = o->budget_cpu_seconds;
         st.opt.val_seed = o->val_seed;
+        if (o->micro_batch > 0) st.opt.micro_batch = o->micro_batch; /* changes the sums' rounding only */
         logf_(o, "resumed %s at step %d of %d", o->resume_path, st.step, st.opt.steps);
     } else {
         if (o->target_scale > 0 && !(o->target_scale >= DR_TARGET_SCALE_MIN && o->target_scale <= DR_TARGET_SCALE_MAX))
@@ -409,6 +680,21 @@ int dr_train(const dr_train_options *o) {
             if (rc != DR_OK) return rc;
         }
     }
+    st.opt.comm = o->comm;
+    st.ranks = o->comm && o->comm->size > 1 ? o->comm->size : 1; /* written into the checkpoint */
+    if (st.opt.micro_batch <= 0) { /* a new run's default: the whole batch alone, its share on each of N ranks */
+        const int share = st.opt.batch / st.ranks;
+        for (int m = share > 1 ? share : 1; m >= 1; m--)
+            if (st.opt.batch % m == 0) {
+                st.opt.micro_batch = m;
+                break;
+            }
+    }
+    if (st.opt.micro_batch > st.opt.batch || st.opt.batch % st.opt.micro_batch != 0) {
+        const int mb = st.opt.micro_batch, b = st.opt.batch;
+        train_state_free(&st);
+        return dr_error(DR_ERR_INVALID, "train: --micro-batch %d must divide --batch %d", mb, b);
+    }
     const dr_train_options *opt = &st.opt;
     if (opt->render_size > 0 && st.info.mode != DR_MODE_COLORIZE) {
         const dr_mode md = st.info.mode;
@@ -428,19 +714,22 @@ int dr_train(const dr_train_options *o) {
     {
         /* a run killed while writing its checkpoint (SIGKILL, power loss)
          * leaves the temp file; the checkpoint itself is the previous one */
-        const int stale = dr_atomic_remove_stale(o->out_path);
+        const int stale = root ? dr_atomic_remove_stale(o->out_path) : 0;
         if (stale > 0) logf_(o, "removed %d stale temporary file%s of %s (a write was interrupted)", stale,
                              stale > 1 ? "s" : "", o->out_path);
     }
     dataset ds = {0}, val = {0};
     batch_buffers bb = {0}, vb = {0};
+    grad_tree gt = {0};
+    double *xd = NULL; /* the step's exchanged numbers: mine, heads, per sample */
+    void (*note)(const char *, void *) = root ? o->log : NULL;
     dr_schedule sch = {0};
     FILE *csv = NULL;
     char csv_path[4200];
     rc = dr_schedule_build(&sch, st.info.timesteps, st.info.schedule_linear);
     if (rc != DR_OK) goto done;
     if (st.step < opt->steps) {
-        rc = dataset_load(&ds, o->data_dir, opt->patch, o->log, o->user);
+        rc = dataset_load(&ds, o->data_dir, opt->patch, note, o->user);
         if (rc != DR_OK) goto done;
         if (st.step > 0 && st.data_hash != ds.hash) {
             rc = dr_error(DR_ERR_INVALID, "%s: the checkpoint was trained on different data than %s (file list differs)",
@@ -449,11 +738,11 @@ int dr_train(const dr_train_options *o) {
         }
         st.data_hash = ds.hash;
         logf_(o, "%d training images from %s", ds.n, o->data_dir);
-        if (o->val_dir && opt->val_every > 0) {
-            rc = dataset_load(&val, o->val_dir, opt->patch, o->log, o->user);
+        if (o->val_dir && opt->val_every > 0 && root) { /* rank 0 alone validates */
+            rc = dataset_load(&val, o->val_dir, opt->patch, note, o->user);
             if (rc != DR_OK) goto done;
             logf_(o, "%d validation images from %s", val.n, o->val_dir);
-            rc = batch_build(&vb, &st, &val, opt->batch, opt->patch);
+            rc = batch_build(&vb, &st, &val, opt->batch, opt->patch, opt->batch);
             if (rc != DR_OK) goto done;
         }
         if (st.info.target_scale <= 0) {
@@ -471,8 +760,18 @@ int dr_train(const dr_train_options *o) {
             }
             logf_(o, "target_scale %.4g (measured: x0 std ~0.5)", st.info.target_scale);
         }
-        rc = batch_build(&bb, &st, &ds, opt->batch, opt->patch);
+        rc = grad_tree_build(&gt, o->comm, opt->batch, opt->micro_batch, st.grads, st.L.n_floats);
         if (rc != DR_OK) goto done;
+        rc = batch_build(&bb, &st, &ds, opt->batch, opt->patch, opt->micro_batch);
+        if (rc != DR_OK) goto done;
+        if (!(xd = malloc(sizeof(double) * (6 * (size_t)opt->batch + 4 * (size_t)gt.N + 4)))) {
+            rc = dr_error(DR_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        if (gt.N > 1)
+            logf_(o, "data-parallel: %d ranks, samples %d..%d of each batch of %d on rank 0", gt.N, gt.lo, gt.hi - 1,
+                  opt->batch);
+        if (!root) goto no_log;
         snprintf(csv_path, sizeof csv_path, "%s", o->log_path ? o->log_path : "");
         if (!o->log_path) snprintf(csv_path, sizeof csv_path, "%s.csv", o->out_path);
         csv = fopen(csv_path, "a");
@@ -482,6 +781,7 @@ int dr_train(const dr_train_options *o) {
         }
         if (ftell(csv) == 0)
             fprintf(csv, "step,loss,loss_smooth,lr,grad_norm,t_mean,seconds,val_loss,val_x0_mse,cpu_seconds,val_x0_mse_params\n");
+    no_log:;
     }
     const uint64_t vseed = opt->val_seed >= 0 ? (uint64_t)opt->val_seed : opt->seed;
     double t_last = now_sec(), t_start = t_last;
@@ -489,7 +789,7 @@ int dr_train(const dr_train_options *o) {
     while (st.step < opt->steps) {
         if (opt->budget_cpu_seconds > 0 && st.cpu_seconds >= opt->budget_cpu_seconds) {
             /* an equal-CPU-time comparison: stop where the budget ends */
-            if (st.step != last_ckpt_step) rc = checkpoint_save(&st, o->out_path);
+            if (st.step != last_ckpt_step && root) rc = checkpoint_save(&st, o->out_path);
             if (rc != DR_OK) goto done;
             logf_(o, "CPU budget of %.0f s reached at step %d (%.0f s of training CPU time); checkpoint %s",
                   opt->budget_cpu_seconds, st.step, st.cpu_seconds, o->out_path);
@@ -506,23 +806,49 @@ int dr_train(const dr_train_options *o) {
             }
             break;
         }
-        if (o->cancel && *o->cancel) {
-            rc = checkpoint_save(&st, o->out_path);
+        const double cpu0 = cpu_sec();
+        const int B = opt->batch, nb = gt.hi - gt.lo;
+        double *mine = xd, *heads = xd + 2 * (size_t)B + 2, *per = heads + 2 * (size_t)gt.N;
+        rc = fill_batch(&bb, &ds, &sch, opt->seed, (uint64_t)st.step, st.info.target_scale, 0, gt.lo, gt.hi);
+        if (rc != DR_OK) goto done;
+        /* every rank's cancel request (all stop at the same step) and the
+         * generated pixels of its samples (the loss's denominator is the batch's) */
+        mine[0] = o->cancel && *o->cancel;
+        for (int b = gt.lo; b < gt.hi; b++) mine[1 + b - gt.lo] = sample_count(&bb, b);
+        if ((rc = exchange_doubles(&gt, mine, 1, 1, heads, per)) != DR_OK) goto done;
+        int cancel = 0;
+        for (int r = 0; r < gt.N; r++) cancel |= heads[r] != 0;
+        if (cancel) {
+            rc = root ? checkpoint_save(&st, o->out_path) : DR_OK;
             if (rc == DR_OK) rc = dr_error(DR_ERR_CANCELLED, "interrupted at step %d; checkpoint %s written", st.step, o->out_path);
             goto done;
         }
-        const double cpu0 = cpu_sec();
-        rc = fill_batch(&bb, &ds, &sch, opt->seed, (uint64_t)st.step, st.info.target_scale, 0);
-        if (rc != DR_OK) goto done;
-        unet_forward(&bb.run, &st.L, st.params, bb.x_in, bb.t, bb.y);
-        double loss = loss_and_grad(&bb, 1, 1);
+        double count = 0;
+        for (int b = 0; b < B; b++) count += per[b];
+        count *= st.info.cfg.out_channels;
+        if (count <= 0) count = 1;
+        leaf_ctx lc = {&bb, &st, count, per + B};
+        if ((rc = tree_grad(&gt, &lc)) != DR_OK) goto done;
+        /* every rank's CPU time and its samples' loss sums and t */
+        mine[0] = cpu_sec() - cpu0;
+        for (int b = gt.lo; b < gt.hi; b++) {
+            mine[1 + 2 * (b - gt.lo)] = lc.loss_b[b];
+            mine[2 + 2 * (b - gt.lo)] = bb.t[b];
+        }
+        (void)nb;
+        if ((rc = exchange_doubles(&gt, mine, 1, 2, heads, per + 2 * (size_t)B)) != DR_OK) goto done;
+        double loss = 0, tm = 0, step_cpu = 0;
+        for (int b = 0; b < B; b++) {
+            loss += per[2 * (size_t)B + 2 * b];
+            tm += per[2 * (size_t)B + 2 * b + 1];
+        }
+        loss /= count;
+        for (int r = 0; r < gt.N; r++) step_cpu += heads[r];
         if (!isfinite(loss)) {
             rc = dr_error(DR_ERR_NUMERIC, "loss is %g at step %d: stopped; the last checkpoint (step %d) is kept", loss,
                           st.step, last_ckpt_step);
             goto done;
         }
-        memset(st.grads, 0, st.L.n_floats * sizeof(float));
-        unet_backward(&bb.run, &st.L, st.params, st.grads, bb.dy, NULL);
         double gn = grad_norm(st.grads, st.L.n_floats);
         if (!isfinite(gn)) {
             rc = dr_error(DR_ERR_NUMERIC, "gradient norm is %g at step %d: stopped; the last checkpoint (step %d) is kept",
@@ -533,15 +859,17 @@ int dr_train(const dr_train_options *o) {
         double clip = opt->grad_clip > 0 && gn > opt->grad_clip ? opt->grad_clip / gn : 1.0;
         adamw_update(&st, lr, clip);
         ema_update(&st);
-        st.cpu_seconds += cpu_sec() - cpu0; /* the step's own CPU time: validation and checkpoints excluded */
+        /* the step's own CPU time, validation and checkpoints excluded; with
+         * several ranks, the sum of theirs up to the gradient (the same
+         * number on every rank, so they stop on a CPU budget together) */
+        st.cpu_seconds += gt.N > 1 ? step_cpu : cpu_sec() - cpu0;
         st.loss_smooth = st.step == 0 || st.loss_smooth <= 0 ? loss : 0.98 * st.loss_smooth + 0.02 * loss;
         st.step++;
         steps_since++;
-        double tm = 0;
-        for (int b = 0; b < bb.B; b++) tm += bb.t[b];
         double now = now_sec();
         dr_train_progress pr = {.step = st.step, .steps = opt->steps, .loss = loss, .loss_smooth = st.loss_smooth,
-                                .lr = lr, .grad_norm = gn, .cpu_seconds = st.cpu_seconds};
+                                .lr = lr, .grad_norm = gn, .cpu_seconds = st.cpu_seconds, .ranks = gt.N,
+                                .reduce_seconds = gt.reduce_sec};
         pr.steps_per_sec = steps_since / fmax(now - t_last, 1e-9);
         double vl = NAN, vx0 = NAN, vx0p = NAN;
         if (vb.B && opt->val_every > 0 && st.step % opt->val_every == 0) {
@@ -553,27 +881,33 @@ int dr_train(const dr_train_options *o) {
             pr.val_x0_mse = vx0;
             pr.is_val = 1;
         }
-        fprintf(csv, "%d,%.6f,%.6f,%.6g,%.4f,%.1f,%.2f,", st.step, loss, st.loss_smooth, lr, gn, tm / bb.B, now - t_start);
-        if (isfinite(vl)) fprintf(csv, "%.6f,%.6f", vl, vx0);
-        else fputc(',', csv);
-        fprintf(csv, ",%.2f,", st.cpu_seconds);
-        if (isfinite(vx0p)) fprintf(csv, "%.6f", vx0p);
-        fputc('\n', csv);
-        if (o->progress) o->progress(&pr, o->user);
+        if (csv) {
+            fprintf(csv, "%d,%.6f,%.6f,%.6g,%.4f,%.1f,%.2f,", st.step, loss, st.loss_smooth, lr, gn, tm / B, now - t_start);
+            if (isfinite(vl)) fprintf(csv, "%.6f,%.6f", vl, vx0);
+            else fputc(',', csv);
+            fprintf(csv, ",%.2f,", st.cpu_seconds);
+            if (isfinite(vx0p)) fprintf(csv, "%.6f", vx0p);
+            fputc('\n', csv);
+        }
+        if (o->progress && root) o->progress(&pr, o->user);
         if (now - t_last > 30) { /* steps/s over a sliding window */
             t_last = now;
             steps_since = 0;
         }
         if ((opt->checkpoint_every > 0 && st.step % opt->checkpoint_every == 0) || st.step == opt->steps) {
-            fflush(csv);
-            rc = checkpoint_save(&st, o->out_path);
+            if (root) {
+                fflush(csv);
+                rc = checkpoint_save(&st, o->out_path);
+            }
             if (rc != DR_OK) goto done;
             last_ckpt_step = st.step;
         }
     }
-    if (o->export_path) rc = checkpoint_export(&st, o->export_path, 1);
+    if (o->export_path && root) rc = checkpoint_export(&st, o->export_path, 1);
 done:
     if (csv) fclose(csv);
+    grad_tree_free(&gt);
+    free(xd);
     batch_free(&bb);
     batch_free(&vb);
     dataset_free(&ds);
@@ -604,7 +938,7 @@ int dr_train_validate(const dr_train_options *o, double *val_loss_out, double *v
     dr_schedule sch = {0};
     if ((rc = dr_schedule_build(&sch, st.info.timesteps, st.info.schedule_linear)) == DR_OK &&
         (rc = dataset_load(&val, o->val_dir, st.opt.patch, o->log, o->user)) == DR_OK &&
-        (rc = batch_build(&vb, &st, &val, st.opt.batch, st.opt.patch)) == DR_OK) {
+        (rc = batch_build(&vb, &st, &val, st.opt.batch, st.opt.patch, st.opt.batch)) == DR_OK) {
         *val_loss_out = val_loss(&st, o->resume_path && o->validate_params ? st.params : st.ema, &vb, &val, &sch, vseed,
                                  val_x0_mse);
         if (!isfinite(*val_loss_out)) rc = dr_error(DR_ERR_NUMERIC, "validation loss is not finite");

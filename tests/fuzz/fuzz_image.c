@@ -1,6 +1,6 @@
 /* fuzz_image.c - PNG, JPEG, TIFF and WebP decoding (src/io/), with the EXIF
  * orientation parser (libexif) and the orientation transform, on arbitrary
- * bytes.
+ * bytes, with and without the metadata (ICC profile, EXIF, XMP, IPTC).
  *
  * Built four times: fuzz_png (FUZZ_FORMAT=1, DR_FORMAT_PNG), fuzz_jpeg
  * (FUZZ_FORMAT=2), fuzz_tiff (3) and fuzz_webp (4); each skips inputs whose magic bytes are
@@ -112,10 +112,17 @@ static void decode_one(const uint8_t *data, size_t size) {
     dr_image_info probe;
     memset(&probe, 0, sizeof probe);
     int prc = DR_ERR_UNSUPPORTED;
-    if (fmt == DR_FORMAT_PNG) prc = dr_png_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe);
-    if (fmt == DR_FORMAT_JPEG) prc = dr_jpeg_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe);
-    if (fmt == DR_FORMAT_TIFF) prc = dr_tiff_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe);
-    if (fmt == DR_FORMAT_WEBP) prc = dr_webp_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe);
+    dr_metadata pm;
+    memset(&pm, 0, sizeof pm);
+    if (fmt == DR_FORMAT_PNG) prc = dr_png_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe, &pm);
+    if (fmt == DR_FORMAT_JPEG) prc = dr_jpeg_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe, &pm);
+    if (fmt == DR_FORMAT_TIFF) prc = dr_tiff_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe, &pm);
+    if (fmt == DR_FORMAT_WEBP) prc = dr_webp_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe, &pm);
+    /* the raw blocks within their limits */
+    FUZZ_CHECK(pm.icc_size <= DR_MAX_ICC_SIZE && pm.exif_size <= DR_MAX_META_SIZE);
+    FUZZ_CHECK(pm.xmp_size <= DR_MAX_META_SIZE && pm.iptc_size <= DR_MAX_META_SIZE);
+    FUZZ_CHECK(!pm.icc == !pm.icc_size && !pm.exif == !pm.exif_size);
+    dr_metadata_free(&pm);
     /* The decoders report the stored size; the loader the upright one. */
     if (prc == DR_OK && probe.orientation >= 5) {
         int t = probe.width;
@@ -162,6 +169,24 @@ static void decode_one(const uint8_t *data, size_t size) {
     FUZZ_CHECK(probe.channels == info.channels && probe.depth == info.depth);
     FUZZ_CHECK(probe.interlaced == info.interlaced && probe.color_space == info.color_space);
     FUZZ_CHECK(probe.orientation == info.orientation);
+    /* With the metadata: the same pixels, or a refusal of the metadata
+     * (e.g. a corrupt EXIF); the blocks within their limits and as info says. */
+    dr_image mimg;
+    dr_image_info minfo;
+    dr_metadata meta;
+    int mrc = dr_image_load_memory_meta(data, size, "fuzz", FUZZ_MAX_PIXELS, &mimg, &minfo, &meta);
+    if (mrc == DR_OK) {
+        FUZZ_CHECK(mimg.width == img.width && mimg.height == img.height && mimg.channels == img.channels);
+        FUZZ_CHECK(memcmp(mimg.data, img.data, (size_t)img.width * img.height * img.channels * 2) == 0);
+        FUZZ_CHECK(minfo.exif_size == meta.exif_size && minfo.xmp_size == meta.xmp_size &&
+                   minfo.iptc_size == meta.iptc_size && minfo.icc_size == meta.icc_size);
+        FUZZ_CHECK(meta.icc_size <= DR_MAX_ICC_SIZE && meta.exif_size <= DR_MAX_META_SIZE);
+        dr_image_free(&mimg);
+        dr_metadata_free(&meta);
+    } else {
+        FUZZ_CHECK(mrc == DR_ERR_FORMAT || mrc == DR_ERR_LIMIT || mrc == DR_ERR_NOMEM);
+        FUZZ_CHECK(mimg.data == NULL && meta.exif == NULL && meta.icc == NULL && meta.xmp == NULL);
+    }
     /* Touch every sample (ASan sees a short buffer) and check the range. */
     const size_t n = (size_t)img.width * img.height * img.channels;
     unsigned maxv = 0;
