@@ -9,6 +9,11 @@
 #
 # Environment: THREADS (default 2), RUNS (default 3), DIFFRESTORE (binary),
 # JOBS="sr4 inpaint_scratch inpaint_10pct inpaint12_scratch colorize colorize12_r384"
+# Opt-in jobs (name them in JOBS): sr4_fast (superres --preset fast), sr4_bf16
+# (superres --precision bf16), yardstick_sr4 (the one-pass ESRGAN-medium x4 of
+# scripts/yardstick_sr on TensorFlow.js' WASM backend, same input as sr4; needs
+# node and npm, runs `npm ci` there if node_modules is absent, else the table
+# says "not run: reason").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-../runs/bench_restore}"
@@ -51,6 +56,19 @@ time_job() { # time_job NAME OUTPUT_MEGAPIXELS command...
       inpaint12_scratch) time_job "inpaint 4000x3000, one 8-px scratch" 12.0 "$bin" inpaint -q --threads "$threads" -w weights/inpaint.safetensors --box 0,1500,4000,8 "$out/p12mp.png" -o "$out/o_in12.png" --overwrite ;;
       colorize) time_job "colorize 1024x768 (full size)" 0.786 "$bin" colorize -q --threads "$threads" --render-size 0 -w weights/colorize.safetensors "$out/p1024.png" -o "$out/o_c.png" --overwrite ;;
       colorize12_r384) time_job "colorize 4000x3000 at --render-size 384" 12.0 "$bin" colorize -q --threads "$threads" --render-size 384 -w weights/colorize.safetensors "$out/p12mp.png" -o "$out/o_c12.png" --overwrite ;;
+      sr4_fast) time_job "superres x4 --preset fast, 256x192 -> 1024x768" 0.786 "$bin" superres -q --threads "$threads" --scale 4 --preset fast -w weights/superres.safetensors "$out/p256.png" -o "$out/o_sr4f.png" --overwrite ;;
+      sr4_bf16) time_job "superres x4 --precision bf16, 256x192 -> 1024x768" 0.786 "$bin" superres -q --threads "$threads" --scale 4 --precision bf16 -w weights/superres.safetensors "$out/p256.png" -o "$out/o_sr4b.png" --overwrite ;;
+      yardstick_sr4)
+        name="yardstick: ESRGAN-medium x4 (TF.js WASM), 256x192 -> 1024x768"
+        if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+          echo "bench_restore.sh: yardstick_sr4 skipped: node/npm not found" >&2
+          echo "| $name | 0.79 | not run: node/npm not found | | |"
+        elif [ ! -d scripts/yardstick_sr/node_modules ] && ! (cd scripts/yardstick_sr && npm ci --no-audit --no-fund >&2); then
+          echo "bench_restore.sh: yardstick_sr4 skipped: npm ci failed in scripts/yardstick_sr" >&2
+          echo "| $name | 0.79 | not run: npm ci failed | | |"
+        else
+          time_job "$name" 0.786 node scripts/yardstick_sr/upscale.mjs "$out/p256.png" "$out/o_ysr4.png" "$threads"
+        fi ;;
       *) echo "bench_restore.sh: unknown job $j" >&2; exit 2 ;;
     esac
   done
