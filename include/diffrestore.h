@@ -414,9 +414,15 @@ int dr_restore_samples(dr_model *m, const dr_image *in, const dr_image *mask, co
 
 #define DR_EVAL_PSNR_CAP 99.0 /* dB: the PSNR of identical images, and the most ever reported */
 
+/* Inpaint hole generators: legacy (brush strokes and boxes, the DeepFill v2 /
+ * LaMa style) or damage (scratches, cracks, blotches, strokes and boxes shaped
+ * like the damage on old photos); docs/TRAINING.md describes both laws. */
+typedef enum { DR_MASKS_LEGACY = 0, DR_MASKS_DAMAGE = 1 } dr_train_masks;
+
 typedef struct {
     double scale;              /* superres: LR = round(H / scale) x round(W / scale) (default 4) */
     double hole_min, hole_max; /* inpaint: hole fraction drawn in this range (default 0.10 .. 0.30) */
+    dr_train_masks masks;      /* inpaint: the hole generator (default DR_MASKS_LEGACY) */
     uint64_t seed;             /* inpaint: the mask of image `index` depends on (seed, index) only */
     int crop;                  /* > 0: score the centred crop of min(crop, W) x min(crop, H) (default 0: all) */
 } dr_eval_options;
@@ -438,7 +444,7 @@ typedef struct {
 
 /* Build the case for ground truth gt (any layout and depth; alpha dropped)
  * and mode, as training degrades (src/modes/examples.c): the same resampler,
- * the same 8-bit rounding, ip_random_mask for the holes, with the mask's
+ * the same 8-bit rounding, the o->masks generator for the holes, with the mask's
  * random stream derived from (o->seed, index). Deterministic. For superres,
  * restore to exactly truth's size: dr_params.out_width / out_height. */
 int dr_eval_degrade(const dr_image *gt, dr_mode mode, const dr_eval_options *o, int index, dr_eval_case *c);
@@ -511,7 +517,6 @@ typedef struct {
 
 typedef enum { DR_LOSS_UNIFORM = 0, DR_LOSS_MIN_SNR = 1 } dr_loss_weight;
 typedef enum { DR_T_UNIFORM = 0, DR_T_LOGNORMAL = 1 } dr_t_sampling;
-typedef enum { DR_MASKS_LEGACY = 0, DR_MASKS_DAMAGE = 1 } dr_train_masks;
 typedef enum { DR_SCALE_DIST_UNIFORM = 0, DR_SCALE_DIST_HIGH = 1 } dr_scale_dist;
 
 /* Data-parallel training: the collectives of a group of processes ("ranks")

@@ -176,6 +176,14 @@ expect 0 "inpaint seed 7 --out again" "$BIN" eval --mode inpaint --data "$D" -w 
 if cmp -s "$TMP/s7a/a_mask.png" "$TMP/s7b/a_mask.png" && cmp -s "$TMP/s7a/a.png" "$TMP/s7b/a.png"; then ok; else bad "same seed: other masks or outputs"; fi
 expect 0 "inpaint seed 8 --out" "$BIN" eval --mode inpaint --data "$D" -w "$W/inpaint.safetensors" "${S[@]}" -q --seed 8 --out "$TMP/s8"
 if cmp -s "$TMP/s7a/a_mask.png" "$TMP/s8/a_mask.png"; then bad "another seed gave the same mask"; else ok; fi
+expect 0 "inpaint --masks damage --out" "$BIN" eval --mode inpaint --data "$D" -w "$W/inpaint.safetensors" "${S[@]}" -q --seed 7 --masks damage --out "$TMP/s7d"
+if cmp -s "$TMP/s7a/a_mask.png" "$TMP/s7d/a_mask.png"; then bad "--masks damage gave the legacy mask"; else ok; fi
+expect 0 "inpaint --masks legacy --out" "$BIN" eval --mode inpaint --data "$D" -w "$W/inpaint.safetensors" "${S[@]}" -q --seed 7 --masks legacy --out "$TMP/s7l"
+if cmp -s "$TMP/s7a/a_mask.png" "$TMP/s7l/a_mask.png"; then ok; else bad "--masks legacy is not the default's mask"; fi
+expect 2 "--masks on colorize" "$BIN" eval --mode colorize --data "$D" --masks damage
+contains "$TMP/err" "--masks is only for inpaint" "--masks on colorize explained"
+expect 2 "--masks bad value" "$BIN" eval --mode inpaint --data "$D" --masks scratches
+contains "$TMP/err" "--masks must be legacy or damage" "--masks value explained"
 
 # ------------------------------------------------------------------ a bad file in the data
 BD="$TMP/baddata"

@@ -362,6 +362,43 @@ static void test_degrade(void) {
     CHECK(dr_eval_degrade(&big, DR_MODE_INPAINT, &o, 0, &c) == DR_ERR_INVALID, "hole range min > max is refused");
     dr_eval_options_init(&o);
 
+    /* inpaint --masks damage: the other generator, under the same contract
+     * (range, determinism, known pixels kept); its shapes are test_imgproc's */
+    CHECK(o.masks == DR_MASKS_LEGACY, "legacy masks by default");
+    dr_image big2 = pattern(128, 96, 0, 255, 11);
+    int differs = 0;
+    for (int idx = 0; idx < 8; idx++) {
+        dr_eval_case cl, cd, cd2;
+        o.masks = DR_MASKS_LEGACY;
+        CHECK(dr_eval_degrade(&big2, DR_MODE_INPAINT, &o, idx, &cl) == DR_OK, "legacy degrade");
+        o.masks = DR_MASKS_DAMAGE;
+        CHECK(dr_eval_degrade(&big2, DR_MODE_INPAINT, &o, idx, &cd) == DR_OK &&
+                  dr_eval_degrade(&big2, DR_MODE_INPAINT, &o, idx, &cd2) == DR_OK && same_image(&cd.mask, &cd2.mask),
+              "damage: the same seed and index give the same mask");
+        differs += !same_image(&cl.mask, &cd.mask);
+        size_t holes = 0;
+        int known_ok = 1, binary = 1;
+        for (size_t i = 0; i < (size_t)128 * 96; i++) {
+            const int h = cd.mask.data[i] == 255;
+            binary &= cd.mask.data[i] == 0 || cd.mask.data[i] == 255;
+            holes += (size_t)h;
+            for (int k = 0; k < 3; k++)
+                if (h ? cd.input.data[i * 3 + k] != 0 : cd.input.data[i * 3 + k] != big2.data[i * 3 + k]) known_ok = 0;
+        }
+        const double f = (double)holes / (128.0 * 96);
+        CHECK(binary && known_ok, "damage %d: binary mask, known pixels kept, holes black", idx);
+        CHECK(f >= 0.10 && f <= 0.30 && fabs(f - cd.hole_fraction) < 1e-12, "damage %d: hole fraction %g in 0.10..0.30",
+              idx, f);
+        dr_eval_case_free(&cl);
+        dr_eval_case_free(&cd);
+        dr_eval_case_free(&cd2);
+    }
+    CHECK(differs == 8, "damage masks differ from legacy ones (%d of 8)", differs);
+    o.masks = (dr_train_masks)7;
+    CHECK(dr_eval_degrade(&big2, DR_MODE_INPAINT, &o, 0, &c) == DR_ERR_INVALID, "an unknown generator is refused");
+    dr_image_free(&big2);
+    dr_eval_options_init(&o);
+
     /* crop: centred, a shorter side kept whole; gray 16-bit ground truth -> 8-bit RGB */
     dr_image g16;
     dr_image_alloc(&g16, 50, 30, 1, 16);

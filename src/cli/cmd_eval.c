@@ -101,7 +101,7 @@ typedef struct {
     int json, quiet, threads, precision;
     long long max_pixels;
     int telea_radius;
-    int scale_given, holes_given, render_given;
+    int scale_given, holes_given, masks_given, render_given;
     int sampler_given, steps_given, eta_given, spacing_given; /* else the preset's */
     int preset;                                               /* dr_quality */
 } eopts;
@@ -210,7 +210,9 @@ static void table_header(ectx *x) {
     const metric_col *cols = mode_cols(o->mode, &n);
     char what[64] = "";
     if (o->mode == DR_MODE_SUPERRES) snprintf(what, sizeof what, " x%g", o->e.scale);
-    else if (o->mode == DR_MODE_INPAINT) snprintf(what, sizeof what, " holes %g-%g", o->e.hole_min, o->e.hole_max);
+    else if (o->mode == DR_MODE_INPAINT)
+        snprintf(what, sizeof what, " holes %g-%g%s", o->e.hole_min, o->e.hole_max,
+                 o->e.masks == DR_MASKS_DAMAGE ? " damage" : "");
     printf("%s%s | %s | %s, %d steps", dr_mode_name(o->mode), what, x->weights_path, dr_sampler_name(o->p.sampler),
            o->p.steps);
     if (o->p.sampler == DR_SAMPLER_DDIM || o->p.sampler == DR_SAMPLER_DPMPP_2M_SDE) printf(", eta %g", o->p.eta);
@@ -672,6 +674,9 @@ static void print_help(void) {
            "      --holes A-B         inpaint: hole fraction range, 0 <= A <= B <= 1\n"
            "                          (default %.2f-%.2f); each image's mask depends only on\n"
            "                          --seed and its position in the sorted list\n"
+           "      --masks G           inpaint: the hole generator, legacy (brush strokes\n"
+           "                          and boxes) or damage (scratches, cracks, blotches,\n"
+           "                          strokes and boxes, as on old photos) (default legacy)\n"
            "      --crop N            score the centred N x N crop (a side shorter than N\n"
            "                          is kept whole) (default 0: the whole image)\n"
            "      --max-pixels N      refuse larger images (default %lld)\n"
@@ -746,7 +751,7 @@ static void print_help(void) {
 }
 
 enum {
-    O_MODE = OPT_CMD_BASE, O_DATA, O_SCALE, O_HOLES, O_CROP, O_STEPS, O_SAMPLER, O_ETA, O_SPACING, O_SEED,
+    O_MODE = OPT_CMD_BASE, O_DATA, O_SCALE, O_HOLES, O_MASKS, O_CROP, O_STEPS, O_SAMPLER, O_ETA, O_SPACING, O_SEED,
     O_SAMPLES, O_REDUCE, O_JSON, O_TELEA_RADIUS, O_TILE, O_RENDER
 };
 
@@ -771,6 +776,7 @@ static int parse_options(eopts *o, int argc, char **argv) {
         {"data", required_argument, 0, O_DATA},
         {"scale", required_argument, 0, O_SCALE},
         {"holes", required_argument, 0, O_HOLES},
+        {"masks", required_argument, 0, O_MASKS},
         {"crop", required_argument, 0, O_CROP},
         {"steps", required_argument, 0, O_STEPS},
         {"sampler", required_argument, 0, O_SAMPLER},
@@ -817,6 +823,12 @@ static int parse_options(eopts *o, int argc, char **argv) {
             if (!parse_holes(optarg, &o->e.hole_min, &o->e.hole_max))
                 return cli_usage_error(CMD, "--holes needs A-B with 0 <= A <= B <= 1 (e.g. 0.10-0.30), got '%s'", optarg);
             o->holes_given = 1;
+            break;
+        case O_MASKS:
+            if (!strcmp(optarg, "legacy")) o->e.masks = DR_MASKS_LEGACY;
+            else if (!strcmp(optarg, "damage")) o->e.masks = DR_MASKS_DAMAGE;
+            else return cli_usage_error(CMD, "--masks must be legacy or damage, not '%s'", optarg);
+            o->masks_given = 1;
             break;
         case O_CROP:
             if (!cli_parse_int(optarg, 0, 1 << 20, &v)) return cli_usage_error(CMD, "--crop needs a size in pixels, got '%s'", optarg);
@@ -921,6 +933,7 @@ static int parse_options(eopts *o, int argc, char **argv) {
     if (!o->data || !*o->data) return cli_usage_error(CMD, "--data DIR is required");
     if (o->scale_given && o->mode != DR_MODE_SUPERRES) return cli_usage_error(CMD, "--scale is only for superres");
     if (o->holes_given && o->mode != DR_MODE_INPAINT) return cli_usage_error(CMD, "--holes is only for inpaint");
+    if (o->masks_given && o->mode != DR_MODE_INPAINT) return cli_usage_error(CMD, "--masks is only for inpaint");
     if (o->render_given && o->mode != DR_MODE_COLORIZE) return cli_usage_error(CMD, "--render-size is only for colorize");
     if (o->samples > 1 && !o->reduce_mean)
         return cli_usage_error(CMD, "--samples %d needs --reduce mean (the mean of the samples is scored)", o->samples);

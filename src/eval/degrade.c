@@ -25,6 +25,7 @@ void dr_eval_options_init(dr_eval_options *o) {
     o->hole_max = 0.30;
     o->seed = 0;
     o->crop = 0;
+    o->masks = DR_MASKS_LEGACY;
 }
 
 void dr_eval_case_free(dr_eval_case *c) {
@@ -87,9 +88,14 @@ static int degrade_inpaint(dr_eval_case *c, const dr_eval_options *o, int index)
     const size_t np = (size_t)w * h;
     float *m = NULL;
     DR_TRY(alloc_planes(&m, np));
+    if (o->masks != DR_MASKS_LEGACY && o->masks != DR_MASKS_DAMAGE) {
+        free(m);
+        return dr_error(DR_ERR_INVALID, "eval: unknown hole generator %d", (int)o->masks);
+    }
     dr_rng rng;
     dr_rng_derive(&rng, o->seed, EVAL_STREAM, (uint64_t)index);
-    double frac = ip_random_mask(&rng, m, h, w, o->hole_min, o->hole_max);
+    double frac = o->masks == DR_MASKS_DAMAGE ? ip_damage_mask(&rng, m, h, w, o->hole_min, o->hole_max, NULL)
+                                              : ip_random_mask(&rng, m, h, w, o->hole_min, o->hole_max);
     int rc = frac < 0 ? dr_error(DR_ERR_INVALID, "eval: bad hole range %g-%g", o->hole_min, o->hole_max) : DR_OK;
     if (rc == DR_OK) rc = dr_image_alloc(&c->mask, w, h, 1, 8);
     if (rc == DR_OK) rc = dr_image_alloc(&c->input, w, h, 3, 8);
