@@ -588,6 +588,14 @@ typedef struct {
      * the nearest t of the schedule. */
     dr_t_sampling t_sampling;
     float t_mean, t_std;
+    /* EMA probes: up to DR_EMA_PROBES_MAX more EMAs of the same run, each with
+     * its own decay cap (min(decay, (1 + step) / (10 + step)), as the main
+     * EMA), started from the main EMA where the run starts (the --init weights,
+     * or the resumed checkpoint's EMA) and validated beside it at every
+     * validation into log_path's name + ".ema.csv"; not saved in checkpoints.
+     * They measure which decay is best at a horizon in one run. */
+    float ema_probe[4];
+    int n_ema_probe;
     double budget_cpu_seconds; /* > 0: stop (checkpoint written, DR_OK) once the run's training
                                 * CPU time, summed over resumes, reaches it */
     long long val_seed;      /* -1: validate with the training seed's fixed crops (the default) */
@@ -604,6 +612,8 @@ typedef struct {
     void (*log)(const char *message, void *user); /* notes such as skipped files */
     void *user;
 } dr_train_options;
+
+#define DR_EMA_PROBES_MAX 4
 
 void dr_train_options_init(dr_train_options *o);
 /* Train until o->steps. Returns DR_OK, DR_ERR_CANCELLED (checkpoint written),

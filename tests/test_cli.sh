@@ -74,6 +74,7 @@ expect 2 "train --validate without --val" "$BIN" train --validate --init "$W"
 expect 0 "train --help" "$BIN" train --help
 contains "$TMP/out" "--masks M" "train --help lists --masks"
 contains "$TMP/out" "--scale-dist D" "train --help lists --scale-dist"
+contains "$TMP/out" "--ema-probe D[,D...]" "train --help lists --ema-probe"
 expect 2 "train --masks cracks" "$BIN" train --masks cracks --mode inpaint --data "$TMP/data" --out "$TMP/m.ckpt"
 contains "$TMP/err" "--masks must be legacy or damage, not 'cracks'" "bad --masks named"
 expect 2 "train --masks empty" "$BIN" train --masks "" --mode inpaint --data "$TMP/data" --out "$TMP/m.ckpt"
@@ -84,6 +85,14 @@ expect 1 "train --masks damage on colorize" "$BIN" train -q --mode colorize --ma
 contains "$TMP/err" "--masks damage is only for inpaint" "--masks is inpaint's"
 expect 1 "train --scale-dist high on inpaint weights" "$BIN" train -q --init "$W" --scale-dist high --data "$TMP/data" --out "$TMP/m.ckpt" --steps 1
 contains "$TMP/err" "--scale-dist high is only for superres" "--scale-dist is superres'"
+# --- train --ema-probe: parsing and its need of --val
+
+expect 2 "train --ema-probe 1.5" "$BIN" train --ema-probe 0.99,1.5 --mode inpaint --data "$TMP/data" --out "$TMP/m.ckpt"
+contains "$TMP/err" "--ema-probe needs decays in 0..1" "bad --ema-probe named"
+expect 2 "train --ema-probe five" "$BIN" train --ema-probe 0.9,0.99,0.995,0.998,0.999 --mode inpaint --data "$TMP/data" --out "$TMP/m.ckpt"
+contains "$TMP/err" "at most 4 decays" "too many probes named"
+expect 1 "train --ema-probe without --val" "$BIN" train -q --mode inpaint --ema-probe 0.99 --data "$TMP/data" --out "$TMP/m.ckpt" --steps 1
+contains "$TMP/err" "they need --val DIR" "probes need --val"
 [ ! -e "$TMP/m.ckpt" ] && ok || bad "refused recipe options left a checkpoint"
 
 finish test_cli

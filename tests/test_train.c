@@ -872,6 +872,84 @@ static void test_render_train(void) {
     CHECK(dr_train(&bad) == DR_ERR_INVALID, "render size 8 accepted");
 }
 
+/* --ema-probe: a probe with the main EMA's decay validates to exactly the
+ * main EMA's numbers, a probe of decay 0 to the raw parameters' (the EMA of
+ * decay 0 is the weights), and another decay to neither; bad probes are
+ * refused. The probes' log sits beside the training log. */
+static void test_ema_probes(void) {
+    char out[1200], csv[1300], pcsv[1300];
+    path_in(out, sizeof out, "probe.ckpt");
+    snprintf(csv, sizeof csv, "%s.csv", out);
+    snprintf(pcsv, sizeof pcsv, "%s.ema.csv", out);
+    dr_train_options o = base_options(DR_MODE_INPAINT, out);
+    o.steps = 12;
+    o.val_dir = g_data;
+    o.val_every = 4;
+    o.ema_decay = 0.9f;
+    o.n_ema_probe = 3;
+    o.ema_probe[0] = 0.9f;
+    o.ema_probe[1] = 0.0f;
+    o.ema_probe[2] = 0.2f; /* below the warmup from step 2 on, so it differs by step 4 */
+    CHECK(dr_train(&o) == DR_OK, "probe run: %s", dr_last_error());
+    /* the main log's val rows: step -> (x0 EMA, x0 params) */
+    double ema_x0[13], par_x0[13];
+    for (int i = 0; i < 13; i++) ema_x0[i] = par_x0[i] = NAN;
+    FILE *f = fopen(csv, "r");
+    CHECK(f != NULL, "training log %s", csv);
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        char *fld[11] = {0};
+        int n = 0;
+        line[strcspn(line, "\n")] = '\0';
+        for (char *p = line; p && n < 11; n++) {
+            fld[n] = p;
+            char *c = strchr(p, ',');
+            if (c) *c = '\0';
+            p = c ? c + 1 : NULL;
+        }
+        const int st = atoi(fld[0]);
+        if (n == 11 && st >= 1 && st <= 12 && *fld[8]) ema_x0[st] = atof(fld[8]), par_x0[st] = atof(fld[10]);
+    }
+    if (f) fclose(f);
+    f = fopen(pcsv, "r");
+    CHECK(f != NULL, "probes' log %s", pcsv);
+    int rows = 0, same_ema = 0, same_raw = 0, other = 0, header = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "step,cpu_seconds,decay,decay_now,val_loss,val_x0_mse", 52)) {
+            header++;
+            continue;
+        }
+        int st;
+        double cpu, decay, now, vl, vx0;
+        if (sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf", &st, &cpu, &decay, &now, &vl, &vx0) != 6 || st < 1 || st > 12) continue;
+        rows++;
+        if (decay == 0.9) same_ema += vx0 == ema_x0[st] && fabs(now - fmin(0.9f, st / (9.0 + st))) < 1e-6;
+        if (decay == 0) same_raw += vx0 == par_x0[st] && now == 0;
+        if (decay == 0.2) other += vx0 != ema_x0[st] && vx0 != par_x0[st] && isfinite(vx0);
+    }
+    if (f) fclose(f);
+    CHECK(header == 1 && rows == 9, "probes' log: header %d, %d rows (3 validations x 3 probes)", header, rows);
+    CHECK(same_ema == 3, "a probe of the main decay validates as the main EMA (%d of 3)", same_ema);
+    CHECK(same_raw == 3, "a probe of decay 0 validates as the raw parameters (%d of 3)", same_raw);
+    CHECK(other == 3, "a probe of another decay gives other numbers (%d of 3)", other);
+
+    dr_train_options b = o;
+    path_in(out, sizeof out, "probe_bad.ckpt");
+    b.out_path = out;
+    b.ema_probe[1] = 1.0f;
+    CHECK(dr_train(&b) == DR_ERR_INVALID && strstr(dr_last_error(), "probe"), "decay 1 refused: %s", dr_last_error());
+    b = o;
+    b.out_path = out;
+    b.n_ema_probe = DR_EMA_PROBES_MAX + 1;
+    CHECK(dr_train(&b) == DR_ERR_INVALID, "too many probes refused: %s", dr_last_error());
+    b = o;
+    b.out_path = out;
+    b.val_dir = NULL;
+    CHECK(dr_train(&b) == DR_ERR_INVALID && strstr(dr_last_error(), "--val"), "probes without val refused: %s",
+          dr_last_error());
+    CHECK(access(out, F_OK) != 0, "a refused run writes no checkpoint");
+}
+
 int main(void) {
     dr_set_threads(2);
     make_dataset();
@@ -888,5 +966,6 @@ int main(void) {
     test_masks_option();
     test_render_crops();
     test_render_train();
+    test_ema_probes();
     return test_summary("test_train");
 }

@@ -36,6 +36,10 @@ static const char *HELP =
     "      --weight-decay W     AdamW weight decay on weights (default 0)\n"
     "      --clip C             gradient norm clip (default 1, 0 = off)\n"
     "      --ema D              EMA decay (default 0.999)\n"
+    "      --ema-probe D[,D...] up to 4 more EMAs with these decays, from the EMA\n"
+    "                           the run starts with, validated beside it into\n"
+    "                           OUT.ema.csv (not saved in checkpoints): which\n"
+    "                           decay is best at this horizon, in one run\n"
     "      --prediction P       v or eps (default v: docs/TRAINING.md's A/B)\n"
     "      --loss-weight W      uniform, or min-snr[:GAMMA] (Min-SNR-gamma, default\n"
     "                           gamma 5) (default uniform)\n"
@@ -147,7 +151,7 @@ enum {
     O_DATA = OPT_CMD_BASE, O_VAL, O_OUT, O_RESUME, O_EXPORT, O_CONFIG, O_STEPS, O_BATCH, O_PATCH, O_LR, O_WARMUP,
     O_WD, O_CLIP, O_EMA, O_PRED, O_SCHED, O_TSCALE, O_SCALES, O_HOLES, O_SEED, O_CKPT_EVERY, O_VAL_EVERY, O_LOG,
     O_INIT, O_LOSS_WEIGHT, O_T_SAMPLING, O_BUDGET, O_VAL_SEED, O_VALIDATE, O_RENDER,
-    O_MASKS, O_SCALE_DIST, O_MICRO
+    O_MASKS, O_SCALE_DIST, O_MICRO, O_EMA_PROBE
 };
 
 /* "NAME" or "NAME:ARGS": ARGS after the colon, or NULL */
@@ -167,7 +171,7 @@ int cmd_train(int argc, char **argv) {
         {"batch", required_argument, 0, O_BATCH}, {"patch", required_argument, 0, O_PATCH},
         {"lr", required_argument, 0, O_LR}, {"warmup", required_argument, 0, O_WARMUP},
         {"weight-decay", required_argument, 0, O_WD}, {"clip", required_argument, 0, O_CLIP},
-        {"ema", required_argument, 0, O_EMA}, {"prediction", required_argument, 0, O_PRED},
+        {"ema", required_argument, 0, O_EMA}, {"ema-probe", required_argument, 0, O_EMA_PROBE}, {"prediction", required_argument, 0, O_PRED},
         {"schedule", required_argument, 0, O_SCHED}, {"target-scale", required_argument, 0, O_TSCALE},
         {"scales", required_argument, 0, O_SCALES}, {"holes", required_argument, 0, O_HOLES},
         {"masks", required_argument, 0, O_MASKS}, {"scale-dist", required_argument, 0, O_SCALE_DIST},
@@ -237,6 +241,19 @@ int cmd_train(int argc, char **argv) {
         case O_WD: if (!parse_float(optarg, 0, 1, &o.weight_decay)) return cli_usage_error(C, "--weight-decay needs 0..1"); break;
         case O_CLIP: if (!parse_float(optarg, 0, 1e6f, &o.grad_clip)) return cli_usage_error(C, "--clip needs >= 0"); break;
         case O_EMA: if (!parse_float(optarg, 0, 0.999999f, &o.ema_decay)) return cli_usage_error(C, "--ema needs 0..1"); break;
+        case O_EMA_PROBE: {
+            o.n_ema_probe = 0;
+            char buf[256];
+            snprintf(buf, sizeof buf, "%s", optarg);
+            for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                if (o.n_ema_probe == DR_EMA_PROBES_MAX)
+                    return cli_usage_error(C, "--ema-probe takes at most %d decays, got '%s'", DR_EMA_PROBES_MAX, optarg);
+                if (!parse_float(tok, 0, 0.999999f, &o.ema_probe[o.n_ema_probe++]))
+                    return cli_usage_error(C, "--ema-probe needs decays in 0..1 separated by commas, got '%s'", optarg);
+            }
+            if (o.n_ema_probe == 0) return cli_usage_error(C, "--ema-probe needs at least one decay");
+            break;
+        }
         case O_LOSS_WEIGHT: {
             const char *a = name_args(optarg, "min-snr");
             if (!strcmp(optarg, "uniform")) o.loss_weight = DR_LOSS_UNIFORM;

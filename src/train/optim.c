@@ -27,11 +27,15 @@ void adamw_update(train_state *st, double lr, double clip_scale) {
     }
 }
 
-void ema_update(train_state *st) {
-    double d = st->opt.ema_decay, warm = (1.0 + st->step) / (10.0 + st->step);
-    if (warm < d) d = warm; /* early on the EMA follows the weights more closely */
-    const size_t n = st->L.n_floats;
-#pragma omp parallel for schedule(static) num_threads(nn_threads())
-    for (size_t i = 0; i < n; i++) st->ema[i] = (float)(d * st->ema[i] + (1 - d) * st->params[i]);
+double ema_decay_at(double decay, int step) {
+    const double warm = (1.0 + step) / (10.0 + step);
+    return warm < decay ? warm : decay; /* early on the EMA follows the weights more closely */
 }
 
+void ema_update_block(float *ema, const float *params, size_t n, double decay, int step) {
+    const double d = ema_decay_at(decay, step);
+#pragma omp parallel for schedule(static) num_threads(nn_threads())
+    for (size_t i = 0; i < n; i++) ema[i] = (float)(d * ema[i] + (1 - d) * params[i]);
+}
+
+void ema_update(train_state *st) { ema_update_block(st->ema, st->params, st->L.n_floats, st->opt.ema_decay, st->step); }

@@ -9,5 +9,9 @@
 void adamw_update(train_state *st, double lr, double clip_scale);
 /* ema = d ema + (1 - d) params, d = min(ema_decay, (1 + step) / (10 + step)). */
 void ema_update(train_state *st);
+/* The same update for any EMA block of n floats (ema_update's, and the
+ * probes' of train --ema-probe) with decay cap `decay` at step `step`. */
+void ema_update_block(float *ema, const float *params, size_t n, double decay, int step);
+double ema_decay_at(double decay, int step);
 
 #endif

@@ -286,6 +286,26 @@ static double val_loss(train_state *st, const float *w, batch_buffers *bb, const
     return sum / st->opt.val_batches;
 }
 
+/* train --ema-probe: the probes' log sits beside the training log, its
+ * ".csv" (if any) replaced by ".ema.csv" (run.ckpt.csv -> run.ckpt.ema.csv). */
+static void probe_csv_path(char *buf, size_t n, const char *csv) {
+    size_t len = strlen(csv);
+    if (len >= 4 && !strcmp(csv + len - 4, ".csv")) len -= 4;
+    snprintf(buf, n, "%.*s.ema.csv", (int)len, csv);
+}
+
+/* One row per probe: its val numbers on the same fixed crops as the main EMA's. */
+static void probes_validate(train_state *st, const dr_train_options *o, const float *probes, FILE *pcsv,
+                            batch_buffers *vb, const dataset *val, const dr_schedule *sch, uint64_t vseed) {
+    if (!probes || !pcsv) return;
+    for (int k = 0; k < o->n_ema_probe; k++) {
+        double vx0 = NAN, vl = val_loss(st, probes + (size_t)k * st->L.n_floats, vb, val, sch, vseed, &vx0);
+        fprintf(pcsv, "%d,%.2f,%.6g,%.6f,%.6f,%.6f\n", st->step, st->cpu_seconds, (double)o->ema_probe[k],
+                ema_decay_at(o->ema_probe[k], st->step - 1), vl, vx0);
+    }
+    fflush(pcsv);
+}
+
 static void logf_(const dr_train_options *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void logf_(const dr_train_options *o, const char *fmt, ...) {
     if (!o->log || (o->comm && o->comm->rank != 0)) return; /* rank 0 alone reports */
@@ -618,6 +638,12 @@ static int check_outputs(const dr_train_options *o, int training) {
         char csv[4200];
         if (!o->log_path) snprintf(csv, sizeof csv, "%s.csv", o->out_path);
         DR_TRY(check_output(o, o->log_path ? o->log_path : csv, "training log"));
+        if (o->n_ema_probe > 0) {
+            if (!o->val_dir) return dr_error(DR_ERR_INVALID, "train: EMA probes are validated: they need --val DIR");
+            char pp[4300];
+            probe_csv_path(pp, sizeof pp, o->log_path ? o->log_path : csv);
+            DR_TRY(check_output(o, pp, "EMA probes' log"));
+        }
     }
     if (o->export_path) DR_TRY(check_output(o, o->export_path, "exported weights"));
     return DR_OK;
@@ -711,6 +737,15 @@ int dr_train(const dr_train_options *o) {
         train_state_free(&st);
         return dr_error(DR_ERR_INVALID, "train: --scale-dist high is only for superres, not %s", dr_mode_name(md));
     }
+    if (o->n_ema_probe < 0 || o->n_ema_probe > DR_EMA_PROBES_MAX) {
+        train_state_free(&st);
+        return dr_error(DR_ERR_INVALID, "train: %d EMA probes; at most %d", o->n_ema_probe, DR_EMA_PROBES_MAX);
+    }
+    for (int k = 0; k < o->n_ema_probe; k++)
+        if (!(o->ema_probe[k] >= 0 && o->ema_probe[k] < 1)) {
+            train_state_free(&st);
+            return dr_error(DR_ERR_INVALID, "train: EMA probe decay %g is not in 0..1", (double)o->ema_probe[k]);
+        }
     {
         /* a run killed while writing its checkpoint (SIGKILL, power loss)
          * leaves the temp file; the checkpoint itself is the previous one */
@@ -724,8 +759,9 @@ int dr_train(const dr_train_options *o) {
     double *xd = NULL; /* the step's exchanged numbers: mine, heads, per sample */
     void (*note)(const char *, void *) = root ? o->log : NULL;
     dr_schedule sch = {0};
-    FILE *csv = NULL;
+    FILE *csv = NULL, *pcsv = NULL;
     char csv_path[4200];
+    float *probes = NULL; /* o->n_ema_probe EMAs of L.n_floats, one allocation (rank 0) */
     rc = dr_schedule_build(&sch, st.info.timesteps, st.info.schedule_linear);
     if (rc != DR_OK) goto done;
     if (st.step < opt->steps) {
@@ -781,6 +817,23 @@ int dr_train(const dr_train_options *o) {
         }
         if (ftell(csv) == 0)
             fprintf(csv, "step,loss,loss_smooth,lr,grad_norm,t_mean,seconds,val_loss,val_x0_mse,cpu_seconds,val_x0_mse_params\n");
+        if (o->n_ema_probe > 0 && vb.B) {
+            /* every probe starts from the EMA the run starts with, so all the
+             * decays share one history up to here and differ only after it */
+            const size_t n = st.L.n_floats;
+            if (!(probes = malloc(sizeof(float) * n * (size_t)o->n_ema_probe))) {
+                rc = dr_error(DR_ERR_NOMEM, "out of memory (EMA probes)");
+                goto done;
+            }
+            for (int k = 0; k < o->n_ema_probe; k++) memcpy(probes + (size_t)k * n, st.ema, sizeof(float) * n);
+            char pp[4300];
+            probe_csv_path(pp, sizeof pp, csv_path);
+            if (!(pcsv = fopen(pp, "a"))) {
+                rc = dr_error(DR_ERR_IO, "%s: cannot open the EMA probes' log", pp);
+                goto done;
+            }
+            if (ftell(pcsv) == 0) fprintf(pcsv, "step,cpu_seconds,decay,decay_now,val_loss,val_x0_mse\n");
+        }
     no_log:;
     }
     const uint64_t vseed = opt->val_seed >= 0 ? (uint64_t)opt->val_seed : opt->seed;
@@ -798,6 +851,7 @@ int dr_train(const dr_train_options *o) {
                  * row with only the validation columns */
                 double vx0 = NAN, vx0p = NAN, vl = val_loss(&st, st.ema, &vb, &val, &sch, vseed, &vx0);
                 val_loss(&st, st.params, &vb, &val, &sch, vseed, &vx0p);
+                probes_validate(&st, o, probes, pcsv, &vb, &val, &sch, vseed);
                 fprintf(csv, "%d,,,,,,%.2f,%.6f,%.6f,%.2f,%.6f\n", st.step, now_sec() - t_start, vl, vx0, st.cpu_seconds, vx0p);
                 dr_train_progress pr = {.step = st.step, .steps = opt->steps, .loss_smooth = st.loss_smooth,
                                         .val_loss = vl, .val_x0_mse = vx0, .cpu_seconds = st.cpu_seconds,
@@ -859,6 +913,8 @@ int dr_train(const dr_train_options *o) {
         double clip = opt->grad_clip > 0 && gn > opt->grad_clip ? opt->grad_clip / gn : 1.0;
         adamw_update(&st, lr, clip);
         ema_update(&st);
+        for (int k = 0; probes && k < o->n_ema_probe; k++)
+            ema_update_block(probes + (size_t)k * st.L.n_floats, st.params, st.L.n_floats, o->ema_probe[k], st.step);
         /* the step's own CPU time, validation and checkpoints excluded; with
          * several ranks, the sum of theirs up to the gradient (the same
          * number on every rank, so they stop on a CPU budget together) */
@@ -877,6 +933,7 @@ int dr_train(const dr_train_options *o) {
             /* the raw parameters too: whether the EMA's averaging helps at this
              * horizon (the EMA decay lever, docs/TRAINING.md) */
             val_loss(&st, st.params, &vb, &val, &sch, vseed, &vx0p);
+            probes_validate(&st, o, probes, pcsv, &vb, &val, &sch, vseed);
             pr.val_loss = vl;
             pr.val_x0_mse = vx0;
             pr.is_val = 1;
@@ -906,6 +963,8 @@ int dr_train(const dr_train_options *o) {
     if (o->export_path && root) rc = checkpoint_export(&st, o->export_path, 1);
 done:
     if (csv) fclose(csv);
+    if (pcsv) fclose(pcsv);
+    free(probes);
     grad_tree_free(&gt);
     free(xd);
     batch_free(&bb);
