@@ -16,7 +16,9 @@
 # from scratch with --mode), SEEDS="3 4" (each arm once per training seed: the
 # spread), JOBS=2 (arms at once, 1 thread each, at nice 19), CROP=128 and
 # EVAL_STEPS=20 (eval on the centred CROP of each val photo), DIFFRESTORE
-# (binary; default build/diffrestore), DATA (default ../shared/data).
+# (binary; default build/diffrestore), DATA (default ../shared/data),
+# TABLE_ONLY=1 (run nothing: the table of the arms already in OUT, e.g. arms
+# run by several invocations).
 # An arm whose checkpoint exists resumes to the budget; finished arms are only
 # re-scored. The table is printed and written to OUT/table.md.
 set -euo pipefail
@@ -70,6 +72,7 @@ for seed in $seeds; do
   for arm in "$@"; do
     name="${arm%%=*}" opts="${arm#*=}"
     [ "$name" != "$arm" ] && [ -n "$name" ] || { echo "ab_train.sh: arm '$arm' is not NAME=OPTIONS" >&2; exit 2; }
+    [ "${TABLE_ONLY:-0}" = 1 ] && continue
     echo "$opts" >"$out/${name}_s$seed.opts"
     # shellcheck disable=SC2086
     run_arm "$name" "$seed" $opts &
