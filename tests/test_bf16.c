@@ -224,9 +224,10 @@ static void test_sw_reference(void) {
 }
 
 /* nn_gemm_bf16 on its own: every transpose case, odd sizes and K tails,
- * K over one 256-k block, alpha / beta, beta = 0 over NaN, ldc > N. */
+ * K over one 256-k block, the A B^T path for K >= 2048 (with tails), alpha /
+ * beta, beta = 0 over NaN, ldc > N. */
 static void test_gemm(void) {
-    static const int shapes[][3] = {{1, 1, 1}, {8, 32, 2}, {7, 33, 5}, {17, 47, 130}, {64, 96, 257}, {9, 70, 700}, {40, 31, 2048}};
+    static const int shapes[][3] = {{1, 1, 1}, {8, 32, 2}, {7, 33, 5}, {17, 47, 130}, {64, 96, 257}, {9, 70, 700}, {40, 31, 2048}, {5, 9, 2101}};
     test_rng r = {11};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
         for (int t = 0; t < 4; t++) {
@@ -576,7 +577,7 @@ int main(void) {
     test_linear(3, 513, 65);
     test_conv_gemm(16, 128, 384, 8, 8, 1, 1);  /* attention qkv at 8x8 */
     test_conv_gemm(2, 96, 64, 16, 16, 1, 1);   /* a skip */
-    test_conv_gemm(3, 33, 17, 7, 9, 1, 1);     /* odd channels and sizes */
+    test_conv_gemm(3, 65, 67, 7, 9, 1, 1);     /* odd channels (>= 64: use_direct) and sizes */
     test_conv_gemm(2, 64, 64, 16, 16, 3, 2);   /* a downsampler */
     test_conv_gemm(1, 19, 21, 9, 7, 3, 2);     /* odd */
     test_attention(2, 128, 64);

@@ -138,6 +138,74 @@ static GB_TARGET __attribute__((noinline)) void gb_kernel(const uint32_t *Ap, co
     }
 }
 
+
+/* ---- C = alpha A B^T (+ beta C) with A [M, K] and B [N, K] both read along
+ * k: the weight gradients (dout x input^T), attention's AV and dq, linear
+ * forward. Here the pair packing above would transpose both operands
+ * (scalar strided stores, 2x the kernel's own time on the U-Net's 1x1
+ * weight gradients), so this path instead converts rows to bf16 as they are
+ * (contiguous, vcvtne2ps2bf16) and takes 4 x 4 dot products at once: 32 k
+ * per vdpbf16ps into 16-lane fp32 partial sums, reduced across lanes in a
+ * fixed order at the end of each K block. */
+#define NT_KB 512 /* k per block: a bf16 row of 1 KB */
+#define NT_NB 32  /* B rows converted per block: 32 KB */
+
+/* dst[0..kp) = bf16 of src[0..kn), zero from kn to kp (a multiple of 32) */
+static GB_TARGET void row_bf16(uint16_t *dst, const float *src, int kn, int kp) {
+    for (int k = 0; k < kp; k += 32) {
+        const int left = kn - k;
+        const __mmask16 ma = left >= 16 ? (__mmask16)0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+        const __mmask16 mb = left >= 32 ? (__mmask16)0xFFFF : left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
+        const __m512 a = _mm512_maskz_loadu_ps(ma, src + k), b = _mm512_maskz_loadu_ps(mb, src + k + 16);
+        _mm512_storeu_si512(dst + k, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+    }
+}
+
+/* 4 rows of A (stride NT_KB) x 4 rows of B: C[mr x nr] update as gb_kernel. */
+static GB_TARGET __attribute__((noinline)) void nt_kernel(const uint16_t *A, const uint16_t *B, int kp, float *C, size_t ldc,
+                                                          int mr, int nr, float alpha, float beta, int first) {
+    __m512 acc[4][4];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int k = 0; k < kp; k += 32) {
+        __m512bh a[4], b[4];
+        for (int i = 0; i < 4; i++) a[i] = (__m512bh)_mm512_loadu_si512(A + (size_t)i * NT_KB + k);
+        for (int j = 0; j < 4; j++) b[j] = (__m512bh)_mm512_loadu_si512(B + (size_t)j * NT_KB + k);
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], a[i], b[j]);
+    }
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float *c = C + (size_t)i * ldc + j;
+            const float sum = _mm512_reduce_add_ps(acc[i][j]);
+            const float old = !first ? *c : beta == 0.0f ? 0.0f : beta * *c;
+            *c = old + alpha * sum;
+        }
+}
+
+static GB_TARGET void gemm_nt_bf16(int M, int N, int K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
+                                   float beta, float *C, size_t ldc) {
+    uint16_t Ab[4 * NT_KB] __attribute__((aligned(64)));
+    uint16_t Bb[NT_NB * NT_KB] __attribute__((aligned(64)));
+    for (int k0 = 0; k0 < K || (k0 == 0 && K == 0); k0 += NT_KB) {
+        const int kn = K - k0 < NT_KB ? K - k0 : NT_KB, kp = (kn + 31) & ~31, first = k0 == 0;
+        for (int n0 = 0; n0 < N; n0 += NT_NB) {
+            const int nb = N - n0 < NT_NB ? N - n0 : NT_NB, nb4 = (nb + 3) & ~3;
+            for (int j = 0; j < nb4; j++) /* rows past N are zero */
+                row_bf16(Bb + (size_t)j * NT_KB, B + (size_t)(n0 + (j < nb ? j : 0)) * ldb + k0, j < nb ? kn : 0, kp);
+            for (int m0 = 0; m0 < M; m0 += 4) {
+                const int mr = M - m0 < 4 ? M - m0 : 4;
+                for (int i = 0; i < 4; i++)
+                    row_bf16(Ab + (size_t)i * NT_KB, A + (size_t)(m0 + (i < mr ? i : 0)) * lda + k0, i < mr ? kn : 0, kp);
+                for (int j = 0; j < nb; j += 4)
+                    nt_kernel(Ab, Bb + (size_t)j * NT_KB, kp, C + (size_t)m0 * ldc + n0 + j, ldc, mr,
+                              nb - j < 4 ? nb - j : 4, alpha, beta, first);
+            }
+        }
+        if (K == 0) break;
+    }
+}
+
 static GB_TARGET void gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, size_t lda,
                                 const float *B, size_t ldb, float beta, float *C, size_t ldc) {
     uint32_t Apk[GB_MC * GB_KP] __attribute__((aligned(64)));
@@ -174,7 +242,10 @@ int nn_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const
                  const float *B, int ldb, float beta, float *C, int ldc) {
     if (!nn_bf16_available()) return -1;
     if (M <= 0 || N <= 0) return 0;
-    gemm_bf16(transA, transB, M, N, K, alpha, A, (size_t)lda, B, (size_t)ldb, beta, C, (size_t)ldc);
+    if (!transA && transB && K >= 2048) /* measured: below, the lane reductions cost more than the packing */
+        gemm_nt_bf16(M, N, K, alpha, A, (size_t)lda, B, (size_t)ldb, beta, C, (size_t)ldc);
+    else
+        gemm_bf16(transA, transB, M, N, K, alpha, A, (size_t)lda, B, (size_t)ldb, beta, C, (size_t)ldc);
     return 0;
 }
 #else
