@@ -101,7 +101,8 @@ int nn_threads(void);
 
 /* ---- Precision (bf16.c). NN_PREC_FP32 (default) is the reference path.
  * NN_PREC_BF16 / NN_PREC_AUTO: the 3x3 Winograd convolutions (forward and
- * backward-data) multiply in bf16 (vdpbf16ps, fp32 accumulation) where the
+ * both gradients) and every nn_gemm (linears, attention's matmuls, 1x1 and
+ * stride-2 convs) multiply in bf16 (vdpbf16ps, fp32 accumulation) where the
  * CPU has AVX512-BF16, found at run time; elsewhere fp32. nn_set_precision
  * returns -1 (and keeps fp32) for BF16 on a CPU without it, or a bad value.
  * Global like nn_init_threads: set it before running layers. */
