@@ -56,9 +56,9 @@ int dr_get_threads(void);
 
 /* Arithmetic precision of the network (global, like the thread count; set it
  * before running anything). DR_PRECISION_FP32 (default): the reference path.
- * DR_PRECISION_BF16: the 3x3 convolutions multiply bf16 values with fp32
- * accumulation (AVX512-BF16, found at run time; weights, GroupNorm, attention,
- * optimizer state and loss stay fp32). DR_PRECISION_AUTO: bf16 where the CPU
+ * DR_PRECISION_BF16: the convolutions, linears and attention's matmuls
+ * multiply bf16 values with fp32 accumulation (AVX512-BF16, found at run
+ * time; weights, GroupNorm, softmax, optimizer state and loss stay fp32). DR_PRECISION_AUTO: bf16 where the CPU
  * has it, else fp32. Returns DR_OK, or DR_ERR_UNSUPPORTED when BF16 is asked
  * for on a CPU without it (fp32 is then kept) or p is not a precision.
  * dr_bf16_active: 1 when the bf16 kernels run with the current setting. */

@@ -1,10 +1,13 @@
 /* test_bf16.c - the bf16 path (issue 21 item 3): the hardware float -> bf16
  * conversion against a software round-to-nearest-even reference; bf16 vs fp32
  * agreement of the 3x3 convolutions (forward, backward-data, weight gradient)
- * at U-Net shapes with stated tolerances; thread-count independence of the
- * bf16 path; and that everything falls back to fp32, and says so, on a CPU
+ * at U-Net shapes with stated tolerances; the bf16 GEMM (gemm.c) and the ops
+ * on it (linear, 1x1 and stride-2 convs, attention), each against the fp32
+ * op and, much more tightly, a software emulation (operands rounded with
+ * nn_bf16_round_sw, sums in double); thread-count independence of the bf16
+ * path; and that everything falls back to fp32, and says so, on a CPU
  * without AVX512-BF16 (simulated with nn_bf16_hide, and for real when the
- * CPU lacks it). */
+ * CPU lacks it: the hw checks are then reported as SKIPPED, not passed). */
 #include "nn/nn.h"
 #include "testutil.h"
 
@@ -122,6 +125,406 @@ static void test_agreement(int B, int Cin, int Cout, int H, int W) {
     free(inp), free(w), free(bias), free(g);
 }
 
+
+/* ==== bf16 GEMM paths (gemm.c): linears, attention, 1x1 and stride-2 convs.
+ *
+ * Every check compares element by element against two references, each
+ * with a bound from the element's sum of term magnitudes S = sum |a_k b_k|
+ * (+ |bias or accumulated value|) over its n-term reduction:
+ *  - the software emulation: operands rounded with nn_bf16_round_sw, products
+ *    and sums in double. The kernel's only further error is fp32 summation,
+ *    at most (n + 16) 2^-24 S (Higham's gamma_n, + the block/bias adds);
+ *    dropping or mispairing one term of a random sum is off by ~S / n, far
+ *    outside it for the n used here (n <= 2048, checked below).
+ *  - the fp32 op (nn_gemm on the fp32 path): bf16 keeps 8 significant bits
+ *    (7 stored), so a bf16 operand is within a relative 2^-8 of the float
+ *    and a product within 2^-7 + 2^-16 of it: bound (2^-7 + 2^-15) S +
+ *    2 (n + 16) 2^-24 S (both paths' fp32 sums).
+ * And the bf16 result must differ from fp32's somewhere (the bf16 path ran). */
+#define U24 (1.0 / 16777216.0)
+typedef struct {
+    double worst_sw, worst_fp; /* max |err| / bound: <= 1 passes */
+    double rel_sw, rel_fp;     /* max |err| / max |ref|, for the log */
+    int differs;
+} cmp_res;
+
+static cmp_res compare(const float *hw, const double *ref, const double *sabs, const float *fp, size_t cnt, int nterms) {
+    cmp_res c = {0, 0, 0, 0, 0};
+    double mref = 0, esw = 0, efp = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        const double S = sabs[i] + 1e-30, tsw = (nterms + 16) * U24 * S;
+        const double tfp = (1.0 / 128 + 1.0 / 32768) * S + 2 * tsw;
+        const double dsw = fabs((double)hw[i] - ref[i]), dfp = fabs((double)hw[i] - fp[i]);
+        if (dsw / tsw > c.worst_sw) c.worst_sw = dsw / tsw;
+        if (dfp / tfp > c.worst_fp) c.worst_fp = dfp / tfp;
+        if (hw[i] != hw[i] || fp[i] != fp[i]) c.worst_sw = c.worst_fp = INFINITY;
+        mref = fmax(mref, fabs(ref[i]));
+        esw = fmax(esw, dsw), efp = fmax(efp, dfp);
+        c.differs |= hw[i] != fp[i];
+    }
+    c.rel_sw = esw / (mref > 0 ? mref : 1), c.rel_fp = efp / (mref > 0 ? mref : 1);
+    return c;
+}
+
+static void check_cmp(const char *what, cmp_res c) {
+    printf("  %-28s vs sw-emulated %.2e (bound used %.3f), vs fp32 %.2e (bound used %.3f)\n", what, c.rel_sw,
+           c.worst_sw, c.rel_fp, c.worst_fp);
+    CHECK(c.worst_sw <= 1.0, "%s: within (n+16) 2^-24 S of the bf16 software emulation (%.3f of the bound)", what,
+          c.worst_sw);
+    CHECK(c.worst_fp <= 1.0, "%s: within 2^-7 S of fp32 (%.3f of the bound)", what, c.worst_fp);
+    CHECK(c.differs, "%s: differs from fp32 somewhere (the bf16 path ran)", what);
+}
+
+static double rb(float x) { /* bf16 value of x, as the kernels round it */
+    const uint32_t u = (uint32_t)nn_bf16_round_sw(x) << 16;
+    return (double)from_bits(u);
+}
+
+/* Software GEMM reference: ref = beta C0 + alpha sum_k rb(op(A)) rb(op(B)), S likewise in magnitudes. */
+static void gemm_ref(double *ref, double *sabs, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, const float *C0, int ldc) {
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            double s = 0, sa = 0;
+            for (int k = 0; k < K; k++) {
+                const double a = rb(ta ? A[(size_t)k * lda + m] : A[(size_t)m * lda + k]);
+                const double b = rb(tb ? B[(size_t)n * ldb + k] : B[(size_t)k * ldb + n]);
+                s += a * b, sa += fabs(a * b);
+            }
+            const double c0 = beta != 0.0f ? (double)beta * C0[(size_t)m * ldc + n] : 0.0;
+            ref[(size_t)m * N + n] = c0 + alpha * s;
+            sabs[(size_t)m * N + n] = fabs(c0) + fabs(alpha) * sa;
+        }
+}
+
+
+/* The software emulation itself, on any CPU: against fp32 sgemm it must sit
+ * within the 2^-7 S bound and differ from it (the operands really were
+ * rounded), so the reference the hw kernels are held to is sound. */
+static void test_sw_reference(void) {
+    test_rng r = {5};
+    for (int t = 0; t < 4; t++) {
+        const int M = 13, N = 37, K = 300, ta = t & 1, tb = t >> 1, lda = ta ? M : K, ldb = tb ? K : N;
+        float *A = falloc((size_t)M * K), *B = falloc((size_t)K * N), *F = falloc((size_t)M * N);
+        double *ref = malloc(sizeof(double) * M * N), *sabs = malloc(sizeof(double) * M * N);
+        test_fill_normal(&r, A, (size_t)M * K, 1.0f), test_fill_normal(&r, B, (size_t)K * N, 1.0f);
+        nn_set_precision(NN_PREC_FP32);
+        nn_gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, F, N);
+        gemm_ref(ref, sabs, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, NULL, N);
+        double worst = 0, maxd = 0;
+        for (int i = 0; i < M * N; i++) {
+            const double d = fabs(F[i] - ref[i]);
+            worst = fmax(worst, d / ((1.0 / 128 + 1.0 / 32768) * sabs[i] + 2 * (K + 16) * U24 * sabs[i]));
+            maxd = fmax(maxd, d / sabs[i]);
+        }
+        CHECK(worst <= 1.0 && maxd > 1e-5, "sw bf16 GEMM reference ta%d tb%d: within 2^-7 S of fp32 (%.3f) and not fp32 (%.1e)",
+              ta, tb, worst, maxd);
+        free(A), free(B), free(F), free(ref), free(sabs);
+    }
+}
+
+/* nn_gemm_bf16 on its own: every transpose case, odd sizes and K tails,
+ * K over one 256-k block, the A B^T path for K >= 2048 (with tails), alpha /
+ * beta, beta = 0 over NaN, ldc > N. */
+static void test_gemm(void) {
+    static const int shapes[][3] = {{1, 1, 1}, {8, 32, 2}, {7, 33, 5}, {17, 47, 130}, {64, 96, 257}, {9, 70, 700}, {40, 31, 2048}, {5, 9, 2101}};
+    test_rng r = {11};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int t = 0; t < 4; t++) {
+            const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2], ta = t & 1, tb = t >> 1;
+            const int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
+            const float alpha = t == 1 ? 0.125f : 1.0f, beta = t == 0 ? 0.0f : t == 2 ? 1.0f : -0.5f;
+            float *A = falloc((size_t)(ta ? K : M) * lda), *B = falloc((size_t)(tb ? N : K) * ldb);
+            float *C0 = falloc((size_t)M * ldc), *C = falloc((size_t)M * ldc), *F = falloc((size_t)M * ldc);
+            double *ref = malloc(sizeof(double) * M * N), *sabs = malloc(sizeof(double) * M * N);
+            test_fill_normal(&r, A, (size_t)(ta ? K : M) * lda, 1.0f);
+            test_fill_normal(&r, B, (size_t)(tb ? N : K) * ldb, 1.0f);
+            test_fill_normal(&r, C0, (size_t)M * ldc, 1.0f);
+            for (size_t i = 0; i < (size_t)M * ldc; i++) C[i] = F[i] = beta == 0.0f ? NAN : C0[i];
+            CHECK(nn_gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0, "gemm_bf16 ran");
+            nn_set_precision(NN_PREC_FP32);
+            nn_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, F, ldc); /* cblas_sgemm */
+            gemm_ref(ref, sabs, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C0, ldc);
+            float *c = falloc((size_t)M * N), *f = falloc((size_t)M * N);
+            int pad_ok = 1;
+            for (int m = 0; m < M; m++) {
+                memcpy(c + (size_t)m * N, C + (size_t)m * ldc, N * 4), memcpy(f + (size_t)m * N, F + (size_t)m * ldc, N * 4);
+                for (int j = N; j < ldc; j++) pad_ok &= memcmp(&C[(size_t)m * ldc + j], beta == 0.0f ? &F[(size_t)m * ldc + j] : &C0[(size_t)m * ldc + j], 4) == 0;
+            }
+            char what[64];
+            snprintf(what, sizeof what, "gemm %dx%dx%d ta%d tb%d", M, N, K, ta, tb);
+            cmp_res cr = compare(c, ref, sabs, f, (size_t)M * N, K);
+            if (K == 1) cr.differs = 1; /* one product of bf16-exact values may equal fp32's */
+            check_cmp(what, cr);
+            CHECK(pad_ok, "%s: nothing written past N in a row of C", what);
+            if (K >= 5) { /* the tight bound rejects a kernel that drops one term */
+                const double a = rb(ta ? A[0] : A[0]), b = rb(tb ? B[0] : B[0]);
+                const double dropped = fabs(alpha * a * b), bound = (K + 16) * U24 * sabs[0];
+                CHECK(dropped > bound || dropped < 1e-3 * sabs[0] / K,
+                      "%s: a dropped term (%.2e) would exceed the sw bound (%.2e)", what, dropped, bound);
+            }
+            free(A), free(B), free(C0), free(C), free(F), free(ref), free(sabs), free(c), free(f);
+        }
+}
+
+
+/* linear_forward / linear_backward on the bf16 path (U-Net shapes: batch 16,
+ * the time embedding's 128 -> 512 and a block's 512 -> 64). */
+static void test_linear(int B, int Cin, int Cout) {
+    const size_t ni = (size_t)B * Cin, no = (size_t)B * Cout, nw = (size_t)Cout * Cin;
+    float *x = falloc(ni), *w = falloc(nw), *bias = falloc(Cout), *g = falloc(no);
+    test_rng r = {(uint64_t)(Cin * 7 + Cout)};
+    test_fill_normal(&r, x, ni, 1.0f), test_fill_normal(&r, w, nw, 0.1f);
+    test_fill_normal(&r, bias, Cout, 0.1f), test_fill_normal(&r, g, no, 1.0f);
+    float *o[2], *dx[2], *dw[2], *db[2];
+    for (int bf = 0; bf < 2; bf++) {
+        nn_set_precision(bf ? NN_PREC_BF16 : NN_PREC_FP32);
+        o[bf] = falloc(no), dx[bf] = falloc(ni), dw[bf] = falloc(nw), db[bf] = falloc(Cout);
+        linear_forward(o[bf], x, w, bias, B, Cin, Cout);
+        linear_backward(dx[bf], dw[bf], db[bf], g, x, w, B, Cin, Cout);
+    }
+    nn_set_precision(NN_PREC_FP32);
+    double *ref = malloc(sizeof(double) * (ni + no + nw)), *sab = malloc(sizeof(double) * (ni + no + nw));
+    char what[64];
+    /* out = bias + x W^T: the GEMM adds to the bias already in C (beta 1) */
+    for (int b = 0; b < B; b++)
+        for (int co = 0; co < Cout; co++) {
+            double s = bias[co], sa = fabs(bias[co]);
+            for (int ci = 0; ci < Cin; ci++) {
+                const double t = rb(x[(size_t)b * Cin + ci]) * rb(w[(size_t)co * Cin + ci]);
+                s += t, sa += fabs(t);
+            }
+            ref[(size_t)b * Cout + co] = s, sab[(size_t)b * Cout + co] = sa;
+        }
+    snprintf(what, sizeof what, "linear fwd %d %d->%d", B, Cin, Cout);
+    check_cmp(what, compare(o[1], ref, sab, o[0], no, Cin));
+    for (int b = 0; b < B; b++) /* dx = g W */
+        for (int ci = 0; ci < Cin; ci++) {
+            double s = 0, sa = 0;
+            for (int co = 0; co < Cout; co++) {
+                const double t = rb(g[(size_t)b * Cout + co]) * rb(w[(size_t)co * Cin + ci]);
+                s += t, sa += fabs(t);
+            }
+            ref[(size_t)b * Cin + ci] = s, sab[(size_t)b * Cin + ci] = sa;
+        }
+    snprintf(what, sizeof what, "linear dinp %d %d->%d", B, Cin, Cout);
+    check_cmp(what, compare(dx[1], ref, sab, dx[0], ni, Cout));
+    for (int co = 0; co < Cout; co++) /* dW = g^T x */
+        for (int ci = 0; ci < Cin; ci++) {
+            double s = 0, sa = 0;
+            for (int b = 0; b < B; b++) {
+                const double t = rb(g[(size_t)b * Cout + co]) * rb(x[(size_t)b * Cin + ci]);
+                s += t, sa += fabs(t);
+            }
+            ref[(size_t)co * Cin + ci] = s, sab[(size_t)co * Cin + ci] = sa;
+        }
+    snprintf(what, sizeof what, "linear dW %d %d->%d", B, Cin, Cout);
+    check_cmp(what, compare(dw[1], ref, sab, dw[0], nw, B));
+    CHECK(memcmp(db[0], db[1], Cout * 4) == 0, "linear dbias stays fp32 (bit-identical)");
+    for (int bf = 0; bf < 2; bf++) free(o[bf]), free(dx[bf]), free(dw[bf]), free(db[bf]);
+    free(ref), free(sab), free(x), free(w), free(bias), free(g);
+}
+
+/* conv2d (K = 1 stride 1: the skips and attention projections; K = 3 stride
+ * 2: the downsamplers, im2col + GEMM) forward, dinp and dW on the bf16 path,
+ * with a direct double reference; dbias stays fp32. Thread-count independent. */
+static void test_conv_gemm(int B, int Cin, int Cout, int H, int W, int K, int st) {
+    conv2d_dims d = {B, Cin, H, W, Cout, K, st};
+    const int Ho = conv2d_out_h(&d), Wo = conv2d_out_w(&d), pad = K / 2, T = K * K;
+    const size_t nin = (size_t)B * Cin * H * W, nout = (size_t)B * Cout * Ho * Wo, nw = (size_t)Cout * Cin * T;
+    float *inp = falloc(nin), *w = falloc(nw), *bias = falloc(Cout), *g = falloc(nout);
+    test_rng r = {(uint64_t)(B * 1000 + Cin * 10 + Cout + K)};
+    test_fill_normal(&r, inp, nin, 1.0f), test_fill_normal(&r, w, nw, 1.0f / sqrtf((float)T * Cin));
+    test_fill_normal(&r, bias, Cout, 0.1f), test_fill_normal(&r, g, nout, 1.0f);
+    float *o[3], *dx[3], *dw[3], *db[3];
+    for (int v = 0; v < 3; v++) { /* fp32, bf16 at 2 threads, bf16 at 1 thread */
+        nn_set_precision(v ? NN_PREC_BF16 : NN_PREC_FP32);
+        nn_init_threads(v == 2 ? 1 : 2);
+        o[v] = falloc(nout), dx[v] = falloc(nin), dw[v] = falloc(nw), db[v] = falloc(Cout);
+        float *fs = falloc(conv2d_forward_scratch(&d)), *bs = falloc(conv2d_backward_scratch(&d));
+        conv2d_forward(o[v], inp, w, bias, &d, fs);
+        conv2d_backward(dx[v], dw[v], db[v], g, inp, w, &d, bs);
+        free(fs), free(bs);
+    }
+    nn_init_threads(2);
+    nn_set_precision(NN_PREC_FP32);
+    const size_t nmax = nout > nin ? (nout > nw ? nout : nw) : (nin > nw ? nin : nw);
+    double *ro = calloc(nmax, 8), *so = calloc(nmax, 8), *rx = calloc(nin, 8), *sx = calloc(nin, 8);
+    double *rw = calloc(nw, 8), *sw = calloc(nw, 8);
+    for (int b = 0; b < B; b++)
+        for (int co = 0; co < Cout; co++)
+            for (int oy = 0; oy < Ho; oy++)
+                for (int ox = 0; ox < Wo; ox++) {
+                    const size_t oi = (((size_t)b * Cout + co) * Ho + oy) * Wo + ox;
+                    const double gv = rb(g[oi]);
+                    double s = bias[co], sa = fabs(bias[co]);
+                    for (int ci = 0; ci < Cin; ci++)
+                        for (int t = 0; t < T; t++) {
+                            const int iy = oy * st + t / K - pad, ix = ox * st + t % K - pad;
+                            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                            const size_t ii = (((size_t)b * Cin + ci) * H + iy) * W + ix, wi = ((size_t)co * Cin + ci) * T + t;
+                            const double xv = rb(inp[ii]), wv = rb(w[wi]);
+                            s += xv * wv, sa += fabs(xv * wv);
+                            rx[ii] += gv * wv, sx[ii] += fabs(gv * wv);
+                            rw[wi] += gv * xv, sw[wi] += fabs(gv * xv);
+                        }
+                    ro[oi] = s, so[oi] = sa;
+                }
+    char what[80];
+    snprintf(what, sizeof what, "conv%dx%d/%d fwd %d %dx%d %d->%d", K, K, st, B, H, W, Cin, Cout);
+    check_cmp(what, compare(o[1], ro, so, o[0], nout, Cin * T));
+    snprintf(what, sizeof what, "conv%dx%d/%d dinp %d %dx%d %d->%d", K, K, st, B, H, W, Cin, Cout);
+    check_cmp(what, compare(dx[1], rx, sx, dx[0], nin, Cout * T));
+    snprintf(what, sizeof what, "conv%dx%d/%d dW %d %dx%d %d->%d", K, K, st, B, H, W, Cin, Cout);
+    check_cmp(what, compare(dw[1], rw, sw, dw[0], nw, B * Ho * Wo));
+    CHECK(memcmp(db[0], db[1], Cout * 4) == 0, "conv dbias stays fp32 (bit-identical)");
+    CHECK(memcmp(o[1], o[2], nout * 4) == 0 && memcmp(dx[1], dx[2], nin * 4) == 0 && memcmp(dw[1], dw[2], nw * 4) == 0,
+          "conv%dx%d/%d bf16: bit-identical for 1 and 2 threads", K, K, st);
+    for (int v = 0; v < 3; v++) free(o[v]), free(dx[v]), free(dw[v]), free(db[v]);
+    free(ro), free(so), free(rx), free(sx), free(rw), free(sw), free(inp), free(w), free(bias), free(g);
+}
+
+/* attention_forward / attention_backward on the bf16 path (the U-Net's 8x8
+ * level: C 128, N 64; and an N that is not a multiple of the 32-row blocks).
+ * Reference, in double: S = rb(q)^T rb(k) / sqrt(C), A = softmax(S) (checked
+ * against the att cache with the bound exp(2 (C+16) 2^-24 S_abs) - 1 per
+ * row, from the logits' fp32-sum bound), out = rb(v) rb(att)^T with the
+ * kernel's own att (an exact emulation of that GEMM: the sw bound applies);
+ * backward: dv = rb(dout) rb(A) (exact emulation), dA = rb(dout)^T rb(v),
+ * dS = A (dA - rowsum(dA A)) from the fp32 A, dq = rb(k) rb(dS)^T / sqrt(C),
+ * dk = rb(q) rb(dS) / sqrt(C). The kernel rounds its own fp32 dS, which can
+ * land on the other side of a bf16 rounding boundary than the double dS: for
+ * dq and dk the sw bound gets one bf16 half-ulp per term, 2^-9 S, on top
+ * (still 4x tighter than the fp32 bound; dv and out keep the tight bound).
+ * Against fp32, dq and dk get twice the GEMM bound: their dS operand already
+ * carries dA's bf16 error. */
+static void test_attention(int B, int C, int N) {
+    const size_t nq = (size_t)B * 3 * C * N, no = (size_t)B * C * N, na = (size_t)B * N * N;
+    float *qkv = falloc(nq), *g = falloc(no);
+    test_rng r = {(uint64_t)(C * 100 + N)};
+    test_fill_normal(&r, qkv, nq, 1.0f), test_fill_normal(&r, g, no, 1.0f);
+    float *o[2], *att[2], *dq[2];
+    float *sc = falloc(attention_backward_scratch(C, N) + attention_forward_scratch(C, N));
+    for (int bf = 0; bf < 2; bf++) {
+        nn_set_precision(bf ? NN_PREC_BF16 : NN_PREC_FP32);
+        o[bf] = falloc(no), att[bf] = falloc(na), dq[bf] = falloc(nq);
+        attention_forward(o[bf], att[bf], qkv, B, C, N, sc);
+        attention_backward(dq[bf], g, qkv, att[bf], B, C, N, sc);
+    }
+    nn_set_precision(NN_PREC_FP32);
+    const double scale = 1.0 / sqrt((double)C);
+    double *ro = calloc(no, 8), *so = calloc(no, 8), *rq = calloc(nq, 8), *sq = calloc(nq, 8);
+    double *S = calloc((size_t)N * N, 8), *dS = calloc((size_t)N * N, 8);
+    float *ofp = falloc(no), *dqfp = falloc(nq); /* the fp32 op on the bf16 path's att: same A for both */
+    float *sc2 = falloc(attention_backward_scratch(C, N));
+    attention_backward(dqfp, g, qkv, att[1], B, C, N, sc2);
+    double worst_att = 0, rel_att_fp = 0;
+    int nterm_bad = 0;
+    for (int b = 0; b < B; b++) {
+        const float *q = qkv + (size_t)b * 3 * C * N, *k = q + (size_t)C * N, *v = k + (size_t)C * N;
+        const float *A = att[1] + (size_t)b * N * N, *Af = att[0] + (size_t)b * N * N;
+        const float *dO = g + (size_t)b * C * N;
+        for (int i = 0; i < N; i++) {
+            double mx = -INFINITY, sum = 0, sab = 0;
+            for (int j = 0; j < N; j++) {
+                double s = 0, sa = 0;
+                for (int c = 0; c < C; c++) {
+                    const double t = rb(q[(size_t)c * N + i]) * rb(k[(size_t)c * N + j]);
+                    s += t, sa += fabs(t);
+                }
+                S[(size_t)i * N + j] = s * scale, mx = fmax(mx, s * scale), sab = fmax(sab, sa * scale);
+            }
+            for (int j = 0; j < N; j++) sum += exp(S[(size_t)i * N + j] - mx);
+            const double tol = expm1(2 * (C + 16) * U24 * sab) + 8 * U24 * N; /* + expf and the fp32 normalisation */
+            for (int j = 0; j < N; j++) {
+                const double a = exp(S[(size_t)i * N + j] - mx) / sum, e = fabs(A[(size_t)i * N + j] - a) / (a * tol + 1e-30);
+                worst_att = fmax(worst_att, e);
+                rel_att_fp = fmax(rel_att_fp, fabs(A[(size_t)i * N + j] - Af[(size_t)i * N + j]));
+            }
+        }
+        for (int c = 0; c < C; c++) /* out = v att^T, on the kernel's own att */
+            for (int i = 0; i < N; i++) {
+                double s = 0, sa = 0;
+                for (int j = 0; j < N; j++) {
+                    const double t = rb(v[(size_t)c * N + j]) * rb(A[(size_t)i * N + j]);
+                    s += t, sa += fabs(t);
+                }
+                ro[(size_t)b * C * N + (size_t)c * N + i] = s, so[(size_t)b * C * N + (size_t)c * N + i] = sa;
+            }
+        for (int i = 0; i < N; i++) { /* dS from the kernel's fp32 A */
+            double dot = 0;
+            for (int j = 0; j < N; j++) {
+                double s = 0;
+                for (int c = 0; c < C; c++) s += rb(dO[(size_t)c * N + i]) * rb(v[(size_t)c * N + j]);
+                dS[(size_t)i * N + j] = s, dot += s * A[(size_t)i * N + j];
+            }
+            for (int j = 0; j < N; j++) dS[(size_t)i * N + j] = A[(size_t)i * N + j] * (dS[(size_t)i * N + j] - dot);
+        }
+        double *rqb = rq + (size_t)b * 3 * C * N, *sqb = sq + (size_t)b * 3 * C * N;
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < N; i++) {
+                double s0 = 0, a0 = 0, s1 = 0, a1 = 0, s2 = 0, a2 = 0;
+                for (int j = 0; j < N; j++) {
+                    const double t0 = rb(k[(size_t)c * N + j]) * rb((float)dS[(size_t)i * N + j]) * scale;
+                    const double t1 = rb(q[(size_t)c * N + j]) * rb((float)dS[(size_t)j * N + i]) * scale;
+                    const double t2 = rb(dO[(size_t)c * N + j]) * rb(A[(size_t)j * N + i]);
+                    s0 += t0, a0 += fabs(t0), s1 += t1, a1 += fabs(t1), s2 += t2, a2 += fabs(t2);
+                }
+                rqb[(size_t)c * N + i] = s0, sqb[(size_t)c * N + i] = a0;
+                rqb[(size_t)(C + c) * N + i] = s1, sqb[(size_t)(C + c) * N + i] = a1;
+                rqb[(size_t)(2 * C + c) * N + i] = s2, sqb[(size_t)(2 * C + c) * N + i] = a2;
+            }
+    }
+    (void)nterm_bad, (void)ofp;
+    char what[64];
+    printf("  attention %d C%d N%d: att vs sw softmax %.3f of the bound, max |att bf16 - att fp32| %.2e\n", B, C, N,
+           worst_att, rel_att_fp);
+    CHECK(worst_att <= 1.0, "attention att: within the logits' fp32 bound of the emulated softmax (%.3f)", worst_att);
+    CHECK(rel_att_fp > 0 && rel_att_fp < 0.02, "attention att: bf16 != fp32 and within 0.02 (probabilities): %.2e",
+          rel_att_fp);
+    /* out: the fp32 reference is the fp32 op's own out (its att differs by the logits' bf16 error) */
+    float *ofp2 = falloc(no);
+    nn_set_precision(NN_PREC_FP32);
+    snprintf(what, sizeof what, "attention out C%d N%d", C, N);
+    {
+        cmp_res cr = compare(o[1], ro, so, o[0], no, N);
+        cr.worst_fp = 0; /* compared below, against fp32 on the same att */
+        check_cmp(what, cr);
+    }
+    /* the fp32 out on the bf16 path's att (AV GEMM only) for the fp32 bound */
+    for (int b = 0; b < B; b++)
+        nn_gemm(0, 1, C, N, N, 1.0f, qkv + (size_t)b * 3 * C * N + (size_t)2 * C * N, N, att[1] + (size_t)b * N * N, N, 0.0f,
+                ofp2 + (size_t)b * C * N, N);
+    snprintf(what, sizeof what, "attention out(att) C%d N%d", C, N);
+    check_cmp(what, compare(o[1], ro, so, ofp2, no, N));
+    /* dv exact emulation; dq, dk with the rounding-boundary allowance (see above) */
+    for (int part = 0; part < 3; part++) {
+        const size_t cnt = (size_t)C * N;
+        float *hw = falloc((size_t)B * cnt), *fp = falloc((size_t)B * cnt);
+        double *rr = malloc(8 * B * cnt), *ss = malloc(8 * B * cnt);
+        for (int b = 0; b < B; b++) {
+            const size_t off = (size_t)b * 3 * C * N + (size_t)part * cnt;
+            memcpy(hw + b * cnt, dq[1] + off, cnt * 4), memcpy(fp + b * cnt, dqfp + off, cnt * 4);
+            memcpy(rr + b * cnt, rq + off, cnt * 8), memcpy(ss + b * cnt, sq + off, cnt * 8);
+        }
+        cmp_res cr = compare(hw, rr, ss, fp, (size_t)B * cnt, N);
+        if (part < 2) { /* re-score against (n+16) 2^-24 S + 2^-9 S */
+            double worst = 0;
+            for (size_t i = 0; i < (size_t)B * cnt; i++)
+                worst = fmax(worst, fabs(hw[i] - rr[i]) / ((N + 16) * U24 * ss[i] + ss[i] / 512 + 1e-30));
+            cr.worst_sw = worst;
+            /* vs fp32: dS itself comes from dA's bf16 GEMM, a second 2^-7 stage */
+            cr.worst_fp /= 2;
+        }
+        snprintf(what, sizeof what, "attention %s C%d N%d", part == 0 ? "dq" : part == 1 ? "dk" : "dv", C, N);
+        check_cmp(what, cr);
+        free(hw), free(fp), free(rr), free(ss);
+    }
+    for (int bf = 0; bf < 2; bf++) free(o[bf]), free(att[bf]), free(dq[bf]);
+    free(qkv), free(g), free(sc), free(sc2), free(ro), free(so), free(rq), free(sq), free(S), free(dS), free(ofp), free(dqfp),
+        free(ofp2);
+}
+
 /* Without AVX512-BF16: BF16 is refused, AUTO runs fp32, results are fp32's bits. */
 static void test_fallback(void) {
     conv2d_dims d = {2, 32, 12, 10, 24, 3, 1};
@@ -140,6 +543,9 @@ static void test_fallback(void) {
     uint16_t h;
     const float one = 1.0f;
     CHECK(nn_bf16_round_hw(&h, &one, 1) == -1, "hidden: no hardware conversion");
+    float c = 7.0f;
+    CHECK(nn_gemm_bf16(0, 0, 1, 1, 1, 1.0f, &one, 1, &one, 1, 0.0f, &c, 1) == -1 && c == 7.0f,
+          "hidden: no bf16 GEMM (returns -1, C untouched)");
     conv_res b = run_conv(&d, inp, w, NULL, g);
     CHECK(memcmp(a.out, b.out, nout * 4) == 0 && memcmp(a.dinp, b.dinp, nin * 4) == 0 &&
               memcmp(a.dw, b.dw, nw * 4) == 0,
@@ -154,8 +560,11 @@ int main(void) {
     nn_init_threads(2);
     test_conversion();
     test_fallback();
+    test_sw_reference();
     if (!nn_bf16_available()) {
-        printf("SKIP bf16 convolution agreement: this CPU has no AVX512-BF16 (the fp32 path ran instead)\n");
+        printf("SKIP (hardware bf16 path NOT tested): this CPU has no AVX512-BF16, so the bf16 Winograd convs, "
+               "GEMM, linears, 1x1 / stride-2 convs and attention did not run; only the software reference, "
+               "the conversion reference and the fp32 fallback were checked\n");
         return test_summary("test_bf16");
     }
     test_agreement(16, 64, 64, 16, 16);
@@ -163,5 +572,15 @@ int main(void) {
     test_agreement(2, 128, 64, 8, 8);
     test_agreement(1, 17, 33, 9, 11); /* odd channels and sizes */
     test_agreement(3, 256, 128, 5, 7);
+    test_gemm();
+    test_linear(16, 128, 512);
+    test_linear(3, 513, 65);
+    test_conv_gemm(16, 128, 384, 8, 8, 1, 1);  /* attention qkv at 8x8 */
+    test_conv_gemm(2, 96, 64, 16, 16, 1, 1);   /* a skip */
+    test_conv_gemm(3, 65, 67, 7, 9, 1, 1);     /* odd channels (>= 64: use_direct) and sizes */
+    test_conv_gemm(2, 64, 64, 16, 16, 3, 2);   /* a downsampler */
+    test_conv_gemm(1, 19, 21, 9, 7, 3, 2);     /* odd */
+    test_attention(2, 128, 64);
+    test_attention(1, 40, 45);
     return test_summary("test_bf16");
 }

@@ -18,7 +18,6 @@
  */
 #include "nn/nn.h"
 
-#include <cblas.h>
 #include <math.h>
 
 #define ATT_BLOCK 32  /* rows / columns per work item */
@@ -56,12 +55,10 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int C, i
             const int nb = N - i0 < ATT_BLOCK ? N - i0 : ATT_BLOCK;
             float *Ab = A + (size_t)i0 * N;             // [nb, N]
             // S[i0:i0+nb, :] = scale * q[:, i0:i0+nb]^T k       [nb, C] x [C, N]
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nb, N, C, scale, q + i0, N, k, N,
-                        0.0f, Ab, N);
+            nn_gemm(1, 0, nb, N, C, scale, q + i0, N, k, N, 0.0f, Ab, N);
             for (int r = 0; r < nb; r++) softmax_row(Ab + (size_t)r * N, N);
             // out[:, i0:i0+nb] = v A[i0:i0+nb, :]^T              [C, N] x [N, nb]
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, nb, N, 1.0f, v, N, Ab, N,
-                        0.0f, o + i0, N);
+            nn_gemm(0, 1, C, nb, N, 1.0f, v, N, Ab, N, 0.0f, o + i0, N);
         }
     }
 }
@@ -90,8 +87,7 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
                 const int nb = N - i0 < ATT_BLOCK ? N - i0 : ATT_BLOCK;
                 float *dSb = dS + (size_t)i0 * N;       // [nb, N]
                 // dA[i0:i0+nb, :] = dout[:, i0:i0+nb]^T v        [nb, C] x [C, N]
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nb, N, C, 1.0f, dO + i0, N,
-                            v, N, 0.0f, dSb, N);
+                nn_gemm(1, 0, nb, N, C, 1.0f, dO + i0, N, v, N, 0.0f, dSb, N);
                 for (int r = 0; r < nb; r++) {          // softmax backward, row by row
                     float *d = dSb + (size_t)r * N;
                     const float *a = A + (size_t)(i0 + r) * N;
@@ -101,8 +97,7 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
                     for (int j = 0; j < N; j++) d[j] = a[j] * (d[j] - dotf);
                 }
                 // dq[:, i0:i0+nb] += scale * k dS[i0:i0+nb, :]^T  [C, N] x [N, nb]
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, C, nb, N, scale, k, N, dSb, N,
-                            1.0f, dq + i0, N);
+                nn_gemm(0, 1, C, nb, N, scale, k, N, dSb, N, 1.0f, dq + i0, N);
             }
             // (implicit barrier: dk needs every row of dS)
             // phase 2, per block of key columns: dk and dv, each a sum over all queries
@@ -111,11 +106,9 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
                 const int j0 = blk * ATT_BLOCK;
                 const int nb = N - j0 < ATT_BLOCK ? N - j0 : ATT_BLOCK;
                 // dk[:, j0:j0+nb] += scale * q dS[:, j0:j0+nb]    [C, N] x [N, nb]
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, nb, N, scale, q, N,
-                            dS + j0, N, 1.0f, dk + j0, N);
+                nn_gemm(0, 0, C, nb, N, scale, q, N, dS + j0, N, 1.0f, dk + j0, N);
                 // dv[:, j0:j0+nb] += dout A[:, j0:j0+nb]           [C, N] x [N, nb]
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, nb, N, 1.0f, dO, N,
-                            A + j0, N, 1.0f, dv + j0, N);
+                nn_gemm(0, 0, C, nb, N, 1.0f, dO, N, A + j0, N, 1.0f, dv + j0, N);
             }
         }
     }

@@ -5,7 +5,8 @@
  * forward and backward-data to Winograd F(2x2, 3x3) (winograd.c) when
  * use_winograd says so, else to the direct kernel (conv2d_direct.c), as do
  * the 1x1s; the 3x3 weight gradient to Winograd F(3x3, 2x2) (see
- * use_winograd_dweight). Everything else is im2col + sgemm, below.
+ * use_winograd_dweight). Everything else is im2col + GEMM (nn_gemm), below,
+ * and so are most 1x1s on the bf16 path (use_direct).
  *
  * Threading: OpenBLAS is single-threaded (nn_init_threads); we split the work
  * ourselves with OpenMP on boundaries that do not depend on the thread count,
@@ -22,7 +23,6 @@
 #include "nn/conv2d_direct.h"
 #include "nn/winograd.h"
 
-#include <cblas.h>
 #include <omp.h>
 #include <string.h>
 
@@ -33,6 +33,20 @@ int conv2d_out_h(const conv2d_dims *d) { return (d->H + 2 * (d->K / 2) - d->K) /
 int conv2d_out_w(const conv2d_dims *d) { return (d->W + 2 * (d->K / 2) - d->K) / d->stride + 1; }
 
 static int is_pointwise(const conv2d_dims *d) { return d->K == 1 && d->stride == 1; }
+
+/* 1 when d's forward (backward_data = 0) or backward-data pass (1) runs
+ * through the fp32 direct kernel. On the bf16 path a 1x1 leaves it for the
+ * GEMM below (nn_gemm's bf16 kernel: 2x the multiply-adds per instruction)
+ * when the GEMM's M, the channels it produces, is >= 64: below that the
+ * bf16 packing of the activations, used only M times, costs more than it
+ * saves. Measured (1 thread, B = 16, ms, fp32 direct -> bf16 GEMM): forward
+ * 64x64 96->32 3.61 -> 4.35, 64->32 2.60 -> 2.96; 32x32 128->64 1.81 -> 1.32,
+ * 32->64 0.60 -> 0.46. The 3x3s keep Winograd (bf16 inside) or, under 16
+ * channels, the direct kernel. (A 1x1's dW is a GEMM on every path.) */
+static int use_direct(const conv2d_dims *d, int backward_data) {
+    if (!conv_direct_supported(d)) return 0;
+    return !(is_pointwise(d) && nn_use_bf16() && (backward_data ? d->Cin : d->Cout) >= 64);
+}
 
 /* 1 when the 3x3 stride-1 conv d runs through Winograd F(2x2, 3x3)
  * (winograd.c) rather than the direct kernel: for the forward
@@ -137,7 +151,7 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
         wino_conv3x3(out, 0, inp, weight, 0, bias, d->B, d->Cin, d->Cout, d->H, d->W, scratch);
         return;
     }
-    if (conv_direct_supported(d)) {
+    if (use_direct(d, 0)) {
         float *wpk = scratch, *pad = wpk + conv_direct_pack_floats(d->Cout, d->Cin, d->K);
         float *tail = pad + conv_direct_pad_floats(d->B, d->Cin, d->H, d->W, d->K);
         conv_direct_pack(wpk, weight, d->Cout, d->Cin, d->K * d->K, 0);
@@ -167,8 +181,7 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
             float *row = y + (size_t)co * P;
             for (int i = 0; i < n; i++) row[i] = bv;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->Cout, n, R, 1.0f, weight, R, B,
-                    ldb, 1.0f, y, P);
+        nn_gemm(0, 0, d->Cout, n, R, 1.0f, weight, R, B, ldb, 1.0f, y, P);
     }
 }
 
@@ -178,12 +191,17 @@ static void conv2d_bias_backward(float *dbias, const float *dout, int B, int Cou
 
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, const conv2d_dims *d, float *scratch) {
-    if (conv_direct_supported(d) && (d->K == 3 || dinp)) {
+    if (use_direct(d, 1) && (d->K == 3 || dinp)) {
         if (dbias) conv2d_bias_backward(dbias, dout, d->B, d->Cout, d->H * d->W);
         conv2d_backward_direct(dinp, dweight, dout, inp, weight, d, scratch);
         if (d->K == 3 || !dweight) return;
         /* a 1x1 dW is a plain GEMM on the raw input: the im2col path below */
         dinp = NULL;
+        dbias = NULL;
+    } else if (dbias && conv_direct_supported(d)) {
+        /* a 1x1 on the bf16 GEMM (use_direct): dbias is summed as the direct
+         * path sums it, so it keeps fp32's bits on both paths */
+        conv2d_bias_backward(dbias, dout, d->B, d->Cout, d->H * d->W);
         dbias = NULL;
     }
     const int Ho = conv2d_out_h(d), Wo = conv2d_out_w(d);
@@ -216,7 +234,7 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
 #pragma omp for schedule(static)
                 for (int blk = 0; blk < ndw; blk++) { // dW[:, c0:c1] += g @ col[c0:c1, :]^T
                     const int c0 = blk * DW_BLOCK, c1 = c0 + DW_BLOCK < R ? c0 + DW_BLOCK : R;
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d->Cout, c1 - c0, P, 1.0f, g,
+                    nn_gemm(0, 1, d->Cout, c1 - c0, P, 1.0f, g,
                                 P, col + (size_t)c0 * P, P, 1.0f, dweight + c0, R);
                 }
             }
@@ -228,16 +246,14 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
 #pragma omp for schedule(static)
                     for (int c = 0; c < nch; c++) {
                         const int p0 = c * CONV_CHUNK, n = p0 + CONV_CHUNK < P ? CONV_CHUNK : P - p0;
-                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d->Cin, n, d->Cout, 1.0f,
-                                    weight, R, g + p0, P, 1.0f, dx + p0, P);
+                        nn_gemm(1, 0, d->Cin, n, d->Cout, 1.0f, weight, R, g + p0, P, 1.0f, dx + p0, P);
                     }
                 } else {
                     const int nch = (P + CONV_CHUNK - 1) / CONV_CHUNK;
 #pragma omp for schedule(static)
                     for (int c = 0; c < nch; c++) { // dcol [R, P] = W^T @ g (overwrites col)
                         const int p0 = c * CONV_CHUNK, n = p0 + CONV_CHUNK < P ? CONV_CHUNK : P - p0;
-                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, R, n, d->Cout, 1.0f,
-                                    weight, R, g + p0, P, 0.0f, scratch + p0, P);
+                        nn_gemm(1, 0, R, n, d->Cout, 1.0f, weight, R, g + p0, P, 0.0f, scratch + p0, P);
                     }
 #pragma omp for schedule(static)
                     for (int ci = 0; ci < d->Cin; ci++) { // col2im: channel ci only

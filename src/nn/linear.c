@@ -5,7 +5,6 @@
  */
 #include "nn/nn.h"
 
-#include <cblas.h>
 #include <string.h>
 
 void linear_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
@@ -19,18 +18,15 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
             memset(o, 0, (size_t)Cout * sizeof(float));
     }
     // [B, Cin] x [Cout, Cin]^T -> [B, Cout]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, Cout, Cin, 1.0f, inp, Cin, weight,
-                Cin, 1.0f, out, Cout);
+    nn_gemm(0, 1, B, Cout, Cin, 1.0f, inp, Cin, weight, Cin, 1.0f, out, Cout);
 }
 
 void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int B, int Cin, int Cout) {
     if (dinp) // dinp [B, Cin] += dout [B, Cout] @ W [Cout, Cin]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, Cin, Cout, 1.0f, dout, Cout,
-                    weight, Cin, 1.0f, dinp, Cin);
+        nn_gemm(0, 0, B, Cin, Cout, 1.0f, dout, Cout, weight, Cin, 1.0f, dinp, Cin);
     if (dweight) // dW [Cout, Cin] += dout^T [Cout, B] @ inp [B, Cin]
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Cout, Cin, B, 1.0f, dout, Cout, inp,
-                    Cin, 1.0f, dweight, Cin);
+        nn_gemm(1, 0, Cout, Cin, B, 1.0f, dout, Cout, inp, Cin, 1.0f, dweight, Cin);
     if (dbias) {
         for (int o = 0; o < Cout; o++) {         // db [Cout] += sum over b, in order
             double s = 0.0;

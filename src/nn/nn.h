@@ -101,7 +101,8 @@ int nn_threads(void);
 
 /* ---- Precision (bf16.c). NN_PREC_FP32 (default) is the reference path.
  * NN_PREC_BF16 / NN_PREC_AUTO: the 3x3 Winograd convolutions (forward and
- * backward-data) multiply in bf16 (vdpbf16ps, fp32 accumulation) where the
+ * both gradients) and every nn_gemm (linears, attention's matmuls, 1x1 and
+ * stride-2 convs) multiply in bf16 (vdpbf16ps, fp32 accumulation) where the
  * CPU has AVX512-BF16, found at run time; elsewhere fp32. nn_set_precision
  * returns -1 (and keeps fp32) for BF16 on a CPU without it, or a bad value.
  * Global like nn_init_threads: set it before running layers. */
@@ -116,6 +117,18 @@ void nn_bf16_hide(int hide);
  * software reference, and the hardware conversion (-1 without AVX512-BF16). */
 uint16_t nn_bf16_round_sw(float f);
 int nn_bf16_round_hw(uint16_t *dst, const float *src, size_t n);
+
+/* ---- GEMM (gemm.c), row-major with cblas_sgemm's meaning:
+ * C [M, N] = alpha op(A) op(B) + beta C, op(X) = X or X^T (trans != 0);
+ * beta = 0 does not read C. nn_gemm is the one the layers call: cblas_sgemm,
+ * or the bf16 kernel when nn_use_bf16(). nn_gemm_bf16 always runs the bf16
+ * kernel (bf16 operands rounded to nearest even, exact products, fp32
+ * accumulation) and returns -1, doing nothing, without AVX512-BF16.
+ * Single-threaded: callers split the work (as for sgemm, nn_init_threads). */
+void nn_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc);
+int nn_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc);
 
 /* ---- Profiling by layer kind (for `diffrestore bench`): when enabled, the
  * U-Net wraps each layer call in NN_TIMED and the seconds add up here. */
