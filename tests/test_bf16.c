@@ -7,9 +7,14 @@
  * nn_bf16_round_sw, sums in double); thread-count independence of the bf16
  * path; and that everything falls back to fp32, and says so, on a CPU
  * without AVX512-BF16 (simulated with nn_bf16_hide, and for real when the
- * CPU lacks it: the hw checks are then reported as SKIPPED, not passed). */
+ * CPU lacks it: the hw checks are then reported as SKIPPED, not passed).
+ * Last, whole restores: each mode's shipped weights on a shipped sample, at
+ * the mode's default sampler, bf16 against fp32 through the public API
+ * (issue 21: agreement >= 45 dB PSNR; inpaint also over the hole alone). */
 #include "nn/nn.h"
 #include "testutil.h"
+
+#include <diffrestore.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -556,6 +561,89 @@ static void test_fallback(void) {
     free(inp), free(w), free(g);
 }
 
+
+/* PSNR in dB of two same-shape images (over the pixels where sel[i] != 0 when
+ * sel is given; 8-bit peak 255, 16-bit 65535); INFINITY when they are equal. */
+static double image_psnr(const dr_image *a, const dr_image *b, const unsigned char *sel) {
+    double se = 0;
+    size_t n = 0;
+    const size_t np = (size_t)a->width * a->height;
+    for (size_t i = 0; i < np; i++) {
+        if (sel && !sel[i]) continue;
+        for (int c = 0; c < a->channels; c++) {
+            const double d = (double)a->data[i * a->channels + c] - b->data[i * b->channels + c];
+            se += d * d;
+            n++;
+        }
+    }
+    const double peak = a->depth == 16 ? 65535.0 : 255.0;
+    return se == 0 || n == 0 ? INFINITY : 10 * log10(peak * peak * n / se);
+}
+
+/* One restore with the weights W at precision P (default sampler of the mode). */
+static int restore_at(dr_model *m, dr_precision prec, const dr_image *in, const dr_image *mask, double scale,
+                      dr_image *out) {
+    dr_params p;
+    dr_params_init_mode(&p, dr_model_mode(m));
+    p.seed = 5;
+    if (scale > 0) p.scale = scale;
+    if (dr_set_precision(prec) != DR_OK) return -1;
+    const int rc = dr_restore(m, in, mask, &p, out);
+    dr_set_precision(DR_PRECISION_FP32);
+    return rc;
+}
+
+/* Restore a shipped sample with a shipped model in fp32 and in bf16: the two
+ * outputs agree to >= 45 dB (and over inpaint's holes alone too). */
+static void test_restore_agreement(const char *mode, const char *image, const char *maskfile, double scale) {
+    char wpath[1024], ipath[1024], mpath[1024];
+    snprintf(wpath, sizeof wpath, "%s/weights/%s.safetensors", DR_SOURCE_DIR, mode);
+    snprintf(ipath, sizeof ipath, "%s/samples/%s", DR_SOURCE_DIR, image);
+    dr_model *m = NULL;
+    dr_image in = {0}, mask = {0}, a = {0}, b = {0};
+    int ok = dr_model_load(wpath, &m) == DR_OK;
+    CHECK(ok, "%s: load %s: %s", mode, wpath, dr_last_error());
+    ok = ok && dr_image_load(ipath, 0, &in, NULL) == DR_OK;
+    CHECK(ok, "%s: load %s", mode, ipath);
+    if (ok && maskfile) {
+        snprintf(mpath, sizeof mpath, "%s/samples/%s", DR_SOURCE_DIR, maskfile);
+        ok = dr_image_load(mpath, 0, &mask, NULL) == DR_OK;
+        CHECK(ok, "%s: load %s", mode, mpath);
+    }
+    if (ok) {
+        const int ra = restore_at(m, DR_PRECISION_FP32, &in, maskfile ? &mask : NULL, scale, &a);
+        const int rb = restore_at(m, DR_PRECISION_BF16, &in, maskfile ? &mask : NULL, scale, &b);
+        ok = ra == DR_OK && rb == DR_OK;
+        CHECK(ok, "%s: restores ran (fp32 %d, bf16 %d): %s", mode, ra, rb, dr_last_error());
+    }
+    if (ok) {
+        ok = a.width == b.width && a.height == b.height && a.channels == b.channels && a.depth == b.depth;
+        CHECK(ok, "%s: same output shape", mode);
+    }
+    if (ok) {
+        const double all = image_psnr(&a, &b, NULL);
+        printf("  restore %s (%s, %dx%d): bf16 against fp32 %.1f dB", mode, image, a.width, a.height, all);
+        CHECK(all >= 45.0, "%s: bf16 agrees with fp32 to %.2f dB (>= 45)", mode, all);
+        if (maskfile) { /* the hole: mask's first channel above half its range */
+            const size_t np = (size_t)mask.width * mask.height;
+            unsigned char *sel = calloc(np, 1);
+            const int half = mask.depth == 16 ? 32767 : 127;
+            size_t nh = 0;
+            for (size_t i = 0; sel && i < np; i++) nh += sel[i] = mask.data[i * mask.channels] > half;
+            const double hole = image_psnr(&a, &b, sel);
+            printf(", hole (%zu px) %.1f dB", nh, hole);
+            CHECK(sel && nh > 0 && hole >= 45.0, "%s: bf16 agrees with fp32 over the hole to %.2f dB (>= 45)", mode,
+                  hole);
+            free(sel);
+        }
+        printf("\n");
+        /* and the bf16 path really ran: the outputs are not fp32's bits */
+        CHECK(isfinite(all), "%s: bf16 output differs from fp32's (the bf16 kernels ran)", mode);
+    }
+    dr_image_free(&in), dr_image_free(&mask), dr_image_free(&a), dr_image_free(&b);
+    dr_model_free(m);
+}
+
 int main(void) {
     nn_init_threads(2);
     test_conversion();
@@ -563,7 +651,7 @@ int main(void) {
     test_sw_reference();
     if (!nn_bf16_available()) {
         printf("SKIP (hardware bf16 path NOT tested): this CPU has no AVX512-BF16, so the bf16 Winograd convs, "
-               "GEMM, linears, 1x1 / stride-2 convs and attention did not run; only the software reference, "
+               "GEMM, linears, 1x1 / stride-2 convs, attention and the whole-restore agreement did not run; only the software reference, "
                "the conversion reference and the fp32 fallback were checked\n");
         return test_summary("test_bf16");
     }
@@ -582,5 +670,8 @@ int main(void) {
     test_conv_gemm(1, 19, 21, 9, 7, 3, 2);     /* odd */
     test_attention(2, 128, 64);
     test_attention(1, 40, 45);
+    test_restore_agreement("superres", "mountains_128x96.png", NULL, 2.0);
+    test_restore_agreement("colorize", "kitten_gray.png", NULL, 0);
+    test_restore_agreement("inpaint", "boats_scratched.png", "boats_mask.png", 0);
     return test_summary("test_bf16");
 }
