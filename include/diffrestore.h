@@ -598,6 +598,9 @@ typedef struct {
     int n_ema_probe;
     double budget_cpu_seconds; /* > 0: stop (checkpoint written, DR_OK) once the run's training
                                 * CPU time, summed over resumes, reaches it */
+    float resume_lr;         /* with resume_path: > 0 trains on at this learning rate from the
+                              * checkpoint's step (the checkpoint then stores it); 0 keeps the
+                              * checkpoint's. The campaign lowers it as the model improves */
     long long val_seed;      /* -1: validate with the training seed's fixed crops (the default) */
     int validate_params;     /* dr_train_validate of a checkpoint: its raw parameters, not its EMA */
     /* NULL (or size 1): train alone. Otherwise data-parallel: rank r draws and

@@ -95,4 +95,13 @@ expect 1 "train --ema-probe without --val" "$BIN" train -q --mode inpaint --ema-
 contains "$TMP/err" "they need --val DIR" "probes need --val"
 [ ! -e "$TMP/m.ckpt" ] && ok || bad "refused recipe options left a checkpoint"
 
+# --- train --resume --lr: the rate from the checkpoint's step on, said in the log
+mkdir -p "$TMP/lrdata" && cp "$SRC/samples/mountains_128x96.png" "$TMP/lrdata/"
+expect 0 "train 2 steps for --lr on resume" "$BIN" train -q --mode colorize --config base=8,mult=1,2,res=1,attn=1,groups=2 \
+  --batch 2 --patch 16 --data "$TMP/lrdata" --out "$TMP/lr.ckpt" --steps 2 --lr 1e-3
+expect 0 "train --resume --lr 2.5e-4" "$BIN" train --resume "$TMP/lr.ckpt" --out "$TMP/lr.ckpt" --data "$TMP/lrdata" --steps 3 --lr 2.5e-4
+contains "$TMP/err" "learning rate 0.001 -> 0.00025 from step 2" "resume --lr is logged"
+expect 2 "train --lr 0" "$BIN" train --mode colorize --data "$TMP/data" --out "$TMP/lr0.ckpt" --lr 0
+contains "$TMP/err" "above 0" "--lr 0 refused"
+
 finish test_cli

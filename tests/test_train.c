@@ -171,6 +171,64 @@ static void test_resume_exact(void) {
     }
 }
 
+/* --lr on --resume: the rate from the checkpoint's step on. The same rate as
+ * the checkpoint's is the exact resume; another one changes the run from
+ * there and is stored; a resume rate without a checkpoint, or out of range,
+ * is refused. */
+static void test_resume_lr(void) {
+    char a[1200], b[1200];
+    path_in(a, sizeof a, "lr_straight.ckpt");
+    path_in(b, sizeof b, "lr_resumed.ckpt");
+    dr_train_options o = base_options(DR_MODE_COLORIZE, a);
+    o.steps = 10;
+    o.target_scale = 2.0f;
+    CHECK(dr_train(&o) == DR_OK, "straight run: %s", dr_last_error());
+    train_state s1, s2;
+    if (load_state(a, &s1) != DR_OK) return;
+    const size_t n = s1.L.n_floats * sizeof(float);
+    for (int k = 0; k < 2; k++) { /* k 0: the checkpoint's own rate; k 1: a quarter of it */
+        dr_train_options p = base_options(DR_MODE_COLORIZE, b);
+        p.steps = 6;
+        p.target_scale = 2.0f;
+        CHECK(dr_train(&p) == DR_OK, "first half: %s", dr_last_error());
+        dr_train_options q = base_options(DR_MODE_COLORIZE, b);
+        q.resume_path = b;
+        q.steps = 10;
+        q.resume_lr = k ? o.lr / 4 : o.lr;
+        CHECK(dr_train(&q) == DR_OK, "resumed half at lr %g: %s", (double)q.resume_lr, dr_last_error());
+        if (load_state(b, &s2) != DR_OK) break;
+        CHECK(s2.step == 10 && s2.opt.lr == q.resume_lr, "k %d: step %d, stored lr %g (want %g)", k, s2.step,
+              (double)s2.opt.lr, (double)q.resume_lr);
+        const int same = memcmp(s1.params, s2.params, n) == 0 && memcmp(s1.ema, s2.ema, n) == 0;
+        CHECK(k ? !same : same, k ? "a new rate changes the resumed run" : "the same rate resumes exactly");
+        if (k) { /* and the rate from step 6 on is the new one: the last update is smaller */
+            double d1 = 0, d2 = 0;
+            train_state s0;
+            dr_train_options r = base_options(DR_MODE_COLORIZE, b);
+            r.steps = 6;
+            r.target_scale = 2.0f;
+            CHECK(dr_train(&r) == DR_OK, "first half again: %s", dr_last_error());
+            if (load_state(b, &s0) == DR_OK) {
+                for (size_t i = 0; i < s1.L.n_floats; i++) {
+                    d1 += fabs((double)s1.params[i] - s0.params[i]);
+                    d2 += fabs((double)s2.params[i] - s0.params[i]);
+                }
+                CHECK(d2 < 0.5 * d1, "steps 6..10 moved the weights %g at lr/4 against %g at lr", d2, d1);
+                train_state_free(&s0);
+            }
+        }
+        train_state_free(&s2);
+    }
+    train_state_free(&s1);
+    dr_train_options bad = base_options(DR_MODE_COLORIZE, b);
+    bad.resume_lr = 1e-3f; /* no checkpoint to resume */
+    CHECK(dr_train(&bad) == DR_ERR_INVALID && strstr(dr_last_error(), "resume learning rate"),
+          "resume_lr without resume_path refused: %s", dr_last_error());
+    bad.resume_path = b;
+    bad.resume_lr = 2.0f;
+    CHECK(dr_train(&bad) == DR_ERR_INVALID, "resume_lr 2 refused: %s", dr_last_error());
+}
+
 static void flip_byte(const char *path, long offset_from_end) {
     FILE *f = fopen(path, "r+b");
     CHECK(f != NULL, "open %s", path);
@@ -955,6 +1013,7 @@ int main(void) {
     make_dataset();
     test_loss_falls();
     test_resume_exact();
+    test_resume_lr();
     test_bad_checkpoints();
     test_divergence_and_cancel();
     test_export();

@@ -31,7 +31,8 @@ static const char *HELP =
     "                           --resume); the result depends on B and M, never\n"
     "                           on the number of ranks (up to B / M)\n"
     "      --patch P            crop size (default 64)\n"
-    "      --lr LR              AdamW learning rate (default 2e-4)\n"
+    "      --lr LR              AdamW learning rate (default 2e-4); with --resume,\n"
+    "                           the rate from the checkpoint's step on\n"
     "      --warmup N           linear warmup steps (default 200)\n"
     "      --weight-decay W     AdamW weight decay on weights (default 0)\n"
     "      --clip C             gradient norm clip (default 1, 0 = off)\n"
@@ -188,7 +189,7 @@ int cmd_train(int argc, char **argv) {
     dr_train_options_init(&o);
     cli_common c;
     cli_common_init(&c);
-    int steps_given = 0, validate = 0, render_given = 0, opt;
+    int steps_given = 0, validate = 0, render_given = 0, lr_given = 0, opt;
     long long v;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "m:" CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
@@ -237,7 +238,10 @@ int cmd_train(int argc, char **argv) {
             if (!cli_parse_int(optarg, 1, 100000000, &v)) return cli_usage_error(C, "--val-every needs a positive number");
             o.val_every = (int)v;
             break;
-        case O_LR: if (!parse_float(optarg, 0, 1, &o.lr)) return cli_usage_error(C, "--lr needs 0..1"); break;
+        case O_LR:
+            if (!parse_float(optarg, 0, 1, &o.lr) || !(o.lr > 0)) return cli_usage_error(C, "--lr needs 0..1, above 0");
+            lr_given = 1;
+            break;
         case O_WARMUP: if (!parse_float(optarg, 0, 1e8f, &o.warmup_steps)) return cli_usage_error(C, "--warmup needs >= 0"); break;
         case O_WD: if (!parse_float(optarg, 0, 1, &o.weight_decay)) return cli_usage_error(C, "--weight-decay needs 0..1"); break;
         case O_CLIP: if (!parse_float(optarg, 0, 1e6f, &o.grad_clip)) return cli_usage_error(C, "--clip needs >= 0"); break;
@@ -337,6 +341,7 @@ int cmd_train(int argc, char **argv) {
     if (optind < argc) return cli_usage_error(C, "unexpected argument '%s'", argv[optind]);
     cli_apply_compute(&c, C);
     if (o.resume_path && o.init_path) return cli_usage_error(C, "--resume and --init exclude each other");
+    if (lr_given && o.resume_path) o.resume_lr = o.lr; /* a resumed run keeps its rate unless --lr says otherwise */
     if (validate) {
         if (!o.val_dir) return cli_usage_error(C, "--validate needs --val DIR");
         if (!!o.resume_path == !!o.init_path) return cli_usage_error(C, "--validate needs --init WEIGHTS or --resume CKPT");

@@ -655,6 +655,9 @@ int dr_train(const dr_train_options *o) {
         return dr_error(DR_ERR_INVALID, "train: --data is required");
     if (o->batch < 1 || o->batch > 1024 || o->patch < 8 || o->patch > 1024)
         return dr_error(DR_ERR_INVALID, "train: batch %d or patch %d out of range", o->batch, o->patch);
+    if (o->resume_lr != 0 && (!o->resume_path || !(o->resume_lr > 0 && o->resume_lr <= 1)))
+        return dr_error(DR_ERR_INVALID, "train: resume learning rate %g: 0 (keep), or 0..1 with a checkpoint to resume",
+                        (double)o->resume_lr);
     if (o->render_size != 0 && (o->render_size < DR_RENDER_SIZE_MIN || o->render_size > DR_RENDER_SIZE_MAX))
         return dr_error(DR_ERR_INVALID, "train: render size %d: 0 (full resolution) or %d..%d", o->render_size,
                         DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
@@ -686,6 +689,10 @@ int dr_train(const dr_train_options *o) {
         st.opt.val_seed = o->val_seed;
         if (o->micro_batch > 0) st.opt.micro_batch = o->micro_batch; /* changes the sums' rounding only */
         logf_(o, "resumed %s at step %d of %d", o->resume_path, st.step, st.opt.steps);
+        if (o->resume_lr > 0 && o->resume_lr != st.opt.lr) {
+            logf_(o, "learning rate %g -> %g from step %d", (double)st.opt.lr, (double)o->resume_lr, st.step);
+            st.opt.lr = o->resume_lr;
+        }
     } else {
         if (o->target_scale > 0 && !(o->target_scale >= DR_TARGET_SCALE_MIN && o->target_scale <= DR_TARGET_SCALE_MAX))
             return dr_error(DR_ERR_INVALID, "train: --target-scale %g is outside %g..%g", o->target_scale,
