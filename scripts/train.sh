@@ -26,14 +26,15 @@ extra=()
 case "$mode" in
   colorize) recipe=(--batch 8 --lr 1e-4) ;;
   inpaint) recipe=(--batch 16 --lr 5e-4) ;;
-  superres) recipe=(--batch 16 --lr 2e-4); extra+=(--scales 2-4) ;;
+  superres) recipe=(--batch 16 --lr 2e-4 --scales 2-4) ;;
   *) echo "train.sh: unknown mode '$mode'" >&2; exit 2 ;;
 esac
 if [ -f "$ck" ]; then
-  extra+=(--resume "$ck")
+  extra+=(--resume "$ck") # the checkpoint keeps its recipe; only --lr and --steps apply
 elif [ -n "${INIT:-}" ]; then
   extra+=(--init "$INIT") # continue from weights, e.g. INIT=weights/superres.safetensors (pass a new --seed)
 fi
-exec "$bin" train --mode "$mode" --data "$data/train" --val "$data/val" --out "$ck" \
-  --prediction v --steps "$steps" "${recipe[@]}" --patch 64 --ema 0.999 --precision auto --seed 1 \
-  --checkpoint-every 250 --val-every 500 --val-seed 1 -q "${extra[@]}" "$@"
+start=(--mode "$mode" --prediction v --patch 64 --ema 0.999 --seed 1 "${recipe[@]}")
+[ -f "$ck" ] && start=("${recipe[@]:2:2}") # --lr alone: the rest is the checkpoint's
+exec "$bin" train --data "$data/train" --val "$data/val" --out "$ck" --steps "$steps" "${start[@]}" \
+  --precision auto --checkpoint-every 250 --val-every 500 --val-seed 1 -q "${extra[@]}" "$@"

@@ -101,6 +101,8 @@ expect 0 "train 2 steps for --lr on resume" "$BIN" train -q --mode colorize --co
   --batch 2 --patch 16 --data "$TMP/lrdata" --out "$TMP/lr.ckpt" --steps 2 --lr 1e-3
 expect 0 "train --resume --lr 2.5e-4" "$BIN" train --resume "$TMP/lr.ckpt" --out "$TMP/lr.ckpt" --data "$TMP/lrdata" --steps 3 --lr 2.5e-4
 contains "$TMP/err" "learning rate 0.001 -> 0.00025 from step 2" "resume --lr is logged"
+expect 0 "train --resume --batch --seed" "$BIN" train -q --resume "$TMP/lr.ckpt" --out "$TMP/lr.ckpt" --data "$TMP/lrdata" --steps 4 --batch 8 --seed 9
+contains "$TMP/err" "note: --batch, --seed: kept from the checkpoint" "resume says which given options it keeps"
 expect 2 "train --lr 0" "$BIN" train --mode colorize --data "$TMP/data" --out "$TMP/lr0.ckpt" --lr 0
 contains "$TMP/err" "above 0" "--lr 0 refused"
 

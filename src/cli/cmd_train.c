@@ -192,7 +192,14 @@ int cmd_train(int argc, char **argv) {
     int steps_given = 0, validate = 0, render_given = 0, lr_given = 0, opt;
     long long v;
     optind = 1;
+    /* options a checkpoint stores: on --resume they are kept, whatever is given */
+    static const int kept[] = {'m', O_CONFIG, O_BATCH, O_PATCH, O_WARMUP, O_WD, O_CLIP, O_EMA, O_PRED, O_SCHED,
+                               O_TSCALE, O_SCALES, O_HOLES, O_SEED, O_LOSS_WEIGHT, O_T_SAMPLING, O_MASKS,
+                               O_SCALE_DIST, O_RENDER};
+    unsigned kept_given = 0; /* bit i: kept[i] was given */
     while ((opt = getopt_long(argc, argv, "m:" CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+        for (unsigned i = 0; i < sizeof kept / sizeof kept[0]; i++)
+            if (opt == kept[i]) kept_given |= 1u << i;
         switch (opt) {
         case 'h': fputs(HELP, stdout); return EXIT_DONE;
         case 'm':
@@ -399,6 +406,20 @@ int cmd_train(int argc, char **argv) {
     if (!o.resume_path && !o.init_path && o.mode == DR_MODE_NONE) return cli_usage_error(C, "--mode is required");
     if (!o.data_dir) return cli_usage_error(C, "--data is required");
     if (!o.out_path) return cli_usage_error(C, "--out is required");
+    if (o.resume_path && kept_given) { /* say so: a user who gives --batch expects it to apply */
+        char names[512] = "";
+        size_t len = 0;
+        for (unsigned i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+            if (!(kept_given >> i & 1)) continue;
+            const char *name = "mode";
+            for (const struct option *lo = longopts; lo->name; lo++)
+                if (lo->val == kept[i]) name = lo->name;
+            len += (size_t)snprintf(names + len, len < sizeof names ? sizeof names - len : 0, "%s--%s",
+                                    len ? ", " : "", name);
+        }
+        cli_eprintf("diffrestore train: note: %s: kept from the checkpoint %s on --resume, not changed (of the recipe, only --lr "
+                    "and --steps apply to a resumed run)\n", names, o.resume_path);
+    }
     if (!steps_given && o.resume_path) o.steps = 0; /* keep the checkpoint's target */
     if (o.micro_batch > 0 && o.batch % o.micro_batch != 0 && !o.resume_path)
         return cli_usage_error(C, "--micro-batch %d must divide --batch %d", o.micro_batch, o.batch);
