@@ -513,6 +513,24 @@ static void test_render_size(void) {
             CHECK(outs[1].width == in.width && outs[1].height == in.height && mean.width == in.width &&
                       mean.height == in.height && unc.width == in.width && unc.height == in.height,
                   "case %d: samples, mean, uncertainty at the input's size", k);
+        if (rc == DR_OK) { /* the mean keeps the luma as a sample does, and is near the samples' average */
+            double worst = 0, to_avg = 0, between = 0;
+            const int cc = mean.channels >= 3 ? 3 : 1;
+            for (size_t i = 0; i < (size_t)in.width * in.height; i++) {
+                worst = fmax(worst, fabs(luma(&mean, i) - luma(&in, i)));
+                for (int ch = 0; ch < cc; ch++) {
+                    const double a = outs[0].data[i * outs[0].channels + ch], b = outs[1].data[i * outs[1].channels + ch];
+                    to_avg += fabs(mean.data[i * mean.channels + ch] - 0.5 * (a + b));
+                    between += fabs(a - b);
+                }
+            }
+            printf("colorize mean of 2, %dx%d %d-bit: max luma diff %.3f levels; |mean - average| %.3g, "
+                   "|sample 0 - sample 1| %.3g (sums)\n", in.width, in.height, in.depth, worst, to_avg, between);
+            CHECK(worst <= 0.5 + 1e-6, "case %d: the mean moved the luma by %.3f levels", k, worst);
+            /* equal up to the gamut clipping of each sample (random weights clip a lot) */
+            CHECK(between > 0 && to_avg < 0.25 * between, "case %d: the mean is far from the samples' average", k);
+            CHECK(!same_image(&mean, &outs[0]) && !same_image(&mean, &outs[1]), "case %d: the mean is a sample", k);
+        }
         dr_image_free(&outs[0]);
         dr_image_free(&outs[1]);
         dr_image_free(&mean);

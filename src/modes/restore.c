@@ -812,7 +812,7 @@ int dr_restore_samples(dr_model *m, const dr_image *in, const dr_image *mask, co
     int rc = ctx_build(&c, m, &sch, in, mask, p);
     const size_t nx = (size_t)c.out_ch * c.H * c.W;
     float *x = NULL, *scratch = NULL;
-    double *sum = NULL, *sum2 = NULL;
+    double *sum = NULL, *sum2 = NULL, *xsum = NULL;
     if (rc == DR_OK) rc = alloc_f(&x, nx, "the sample");
     dr_sample_options so = {p->sampler, p->steps, p->spacing, p->eta, 0};
     if (rc == DR_OK) rc = alloc_f(&scratch, dr_sample_scratch_floats(&so, nx), "the sampler");
@@ -822,6 +822,12 @@ int dr_restore_samples(dr_model *m, const dr_image *in, const dr_image *mask, co
         sum2 = calloc(nout, sizeof(double));
         if (!sum || !sum2) rc = dr_error(DR_ERR_NOMEM, "out of memory");
     }
+    /* colorize's mean is taken over the network's chroma and written once,
+     * so the output keeps the input's luma exactly as a single sample does
+     * (averaging the written RGB samples moved it by up to a level) */
+    const int mean_of_x = mean && c.mode == DR_MODE_COLORIZE;
+    if (rc == DR_OK && mean_of_x && !(xsum = calloc(nx, sizeof(double))))
+        rc = dr_error(DR_ERR_NOMEM, "out of memory for the mean");
     dr_denoiser dn = {predict, x0_hook, x_hook, on_progress, &c};
     c.steps_total = n * p->steps;
     for (int k = 0; rc == DR_OK && k < n; k++) {
@@ -834,6 +840,8 @@ int dr_restore_samples(dr_model *m, const dr_image *in, const dr_image *mask, co
         x_hook(&c, x, sch.T - 1);
         rc = dr_sample(&sch, &so, &dn, x, nx, 0, scratch);
         if (rc != DR_OK) break;
+        if (xsum)
+            for (size_t i = 0; i < nx; i++) xsum[i] += x[i];
         dr_image tmp = {0};
         dr_image *dst = outs ? &outs[k] : &tmp;
         rc = write_output(&c, in, x, dst);
@@ -851,8 +859,10 @@ int dr_restore_samples(dr_model *m, const dr_image *in, const dr_image *mask, co
     }
     if (rc == DR_OK && mean) { /* posterior mean: average of the samples, known pixels kept */
         dr_image first = {0};
+        if (xsum) /* colorize: the mean chroma, written as a sample is */
+            for (size_t i = 0; i < nx; i++) x[i] = (float)(xsum[i] / n);
         rc = write_output(&c, in, x, &first); /* same layout as the samples */
-        if (rc == DR_OK) {
+        if (rc == DR_OK && !xsum) {
             const unsigned maxv = first.depth == 16 ? 65535u : 255u;
             const int cc = first.channels - (first.channels == 2 || first.channels == 4);
             for (size_t i = 0; i < (size_t)c.oh * c.ow; i++) {
@@ -861,8 +871,8 @@ int dr_restore_samples(dr_model *m, const dr_image *in, const dr_image *mask, co
                     first.data[i * first.channels + ch] =
                         (uint16_t)lround(fmin(fmax(sum[ch * (size_t)c.oh * c.ow + i] / n, 0.0), 1.0) * maxv);
             }
-            *mean = first;
         }
+        if (rc == DR_OK) *mean = first;
     }
     if (rc == DR_OK && uncertainty) { /* std over samples, mean over channels, as a heat map */
         rc = dr_image_alloc(uncertainty, c.ow, c.oh, 3, 8);
@@ -889,6 +899,7 @@ int dr_restore_samples(dr_model *m, const dr_image *in, const dr_image *mask, co
     free(scratch);
     free(sum);
     free(sum2);
+    free(xsum);
     ctx_free(&c);
     dr_schedule_free(&sch);
     return rc;
