@@ -579,6 +579,26 @@ static void test_budget_and_recipe_options(void) {
         v.val_dir = NULL;
         CHECK(dr_train_validate(&v, &vl, &vx) != DR_OK, "validate without --val or a model must fail");
     }
+    /* the val crops do not depend on the training batch: a checkpoint trained
+     * at batch 4 logs what its weights validate to at any --batch */
+    {
+        char w[1300];
+        snprintf(w, sizeof w, "%s.w.safetensors", out);
+        CHECK(dr_train_export(out, w, 0) == DR_OK, "export: %s", dr_last_error());
+        double vl4 = NAN, vx4 = NAN, vl16 = NAN, vx16 = NAN;
+        dr_train_options v = base_options(DR_MODE_INPAINT, NULL);
+        v.init_path = w;
+        v.val_dir = g_data;
+        v.batch = 4;
+        CHECK(dr_train_validate(&v, &vl4, &vx4) == DR_OK, "validate weights at batch 4: %s", dr_last_error());
+        v.batch = 16;
+        CHECK(dr_train_validate(&v, &vl16, &vx16) == DR_OK, "validate weights at batch 16: %s", dr_last_error());
+        CHECK(vl4 == vl16 && vx4 == vx16, "val at batch 4 %.9g / %.9g, at 16 %.9g / %.9g: the val set moved", vl4, vx4,
+              vl16, vx16);
+        CHECK(fabs(vx16 - vx0) <= 1e-6 * fmax(1, vx0), "weights validate to %.9g, the batch-4 run logged %.9g", vx16,
+              vx0);
+        remove(w);
+    }
     /* a larger budget continues the same run (the resumed options come from the checkpoint) */
     dr_train_options q = base_options(DR_MODE_INPAINT, out);
     q.resume_path = out;

@@ -32,6 +32,11 @@
 #include <time.h>
 
 #define VAL_SEED_SALT 0x76616c6964617465ULL /* "validate" */
+/* Crops per validation batch, whatever the training batch: the val set must
+ * not change with the recipe, or runs at different batch sizes are measured
+ * on different crops (16: every shipped model's batch, so the history keeps
+ * its scale). */
+#define VAL_BATCH 16
 
 void dr_train_options_init(dr_train_options *o) {
     memset(o, 0, sizeof *o);
@@ -785,7 +790,7 @@ int dr_train(const dr_train_options *o) {
             rc = dataset_load(&val, o->val_dir, opt->patch, note, o->user);
             if (rc != DR_OK) goto done;
             logf_(o, "%d validation images from %s", val.n, o->val_dir);
-            rc = batch_build(&vb, &st, &val, opt->batch, opt->patch, opt->batch);
+            rc = batch_build(&vb, &st, &val, VAL_BATCH, opt->patch, VAL_BATCH);
             if (rc != DR_OK) goto done;
         }
         if (st.info.target_scale <= 0) {
@@ -1004,7 +1009,7 @@ int dr_train_validate(const dr_train_options *o, double *val_loss_out, double *v
     dr_schedule sch = {0};
     if ((rc = dr_schedule_build(&sch, st.info.timesteps, st.info.schedule_linear)) == DR_OK &&
         (rc = dataset_load(&val, o->val_dir, st.opt.patch, o->log, o->user)) == DR_OK &&
-        (rc = batch_build(&vb, &st, &val, st.opt.batch, st.opt.patch, st.opt.batch)) == DR_OK) {
+        (rc = batch_build(&vb, &st, &val, VAL_BATCH, st.opt.patch, VAL_BATCH)) == DR_OK) {
         *val_loss_out = val_loss(&st, o->resume_path && o->validate_params ? st.params : st.ema, &vb, &val, &sch, vseed,
                                  val_x0_mse);
         if (!isfinite(*val_loss_out)) rc = dr_error(DR_ERR_NUMERIC, "validation loss is not finite");
