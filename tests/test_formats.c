@@ -267,6 +267,20 @@ static void test_bad_input(void) {
     int rc = dr_image_load_memory(hdr, sizeof hdr, "huge.tif", 0, &img, NULL);
     CHECK(rc == DR_ERR_LIMIT || rc == DR_ERR_FORMAT, "huge TIFF refused (%s: %s)", dr_status_name(rc),
           dr_last_error());
+    /* 256 x 5 pixels but 65281 samples per pixel (found by fuzz_tiff): libtiff would
+     * size a 167 MB strip buffer; refused from the header, naming the count. */
+    {
+        size_t n;
+        unsigned char *b = slurp(DR_SOURCE_DIR "/tests/fuzz/regressions/tiff/spp65281-huge-strip.tif", &n);
+        CHECK(b != NULL, "read the spp regression");
+        if (b) {
+            rc = dr_image_load_memory(b, n, "spp.tif", 0, &img, NULL);
+            CHECK(rc == DR_ERR_UNSUPPORTED && strstr(dr_last_error(), "65281 samples per pixel") &&
+                      strstr(dr_last_error(), "spp.tif"),
+                  "65281 samples per pixel refused (%s: %s)", dr_status_name(rc), dr_last_error());
+            free(b);
+        }
+    }
     unsigned char magic_t[] = {'M', 'M', 0, 42}, magic_w[] = "RIFF\1\0\0\0WEBPVP8 ";
     CHECK(dr_format_detect(magic_t, 4) == DR_FORMAT_TIFF, "TIFF magic (big-endian)");
     CHECK(dr_format_detect(magic_w, 16) == DR_FORMAT_WEBP, "WebP magic");

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <tiffio.h>
 
+#define TIFF_MAX_SAMPLES 16 /* samples per pixel accepted (colour, alpha, extras) */
+
 #define TIFF_MAX_ALLOC ((tmsize_t)256 << 20)
 
 typedef struct {
@@ -269,6 +271,14 @@ int dr_tiff_decode(const unsigned char *buf, size_t size, const char *name, int6
         photo = spp >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK;
     if (w == 0 || h == 0 || w > INT32_MAX || h > INT32_MAX) {
         rc = dr_error(DR_ERR_FORMAT, "%s: invalid TIFF: image size %ux%u", name, w, h);
+        goto done;
+    }
+    /* libtiff sizes its strip and tile buffers by the samples per pixel, so a
+     * header claiming thousands of them asks for gigabytes whatever the pixel
+     * count; real photos carry at most colour, alpha and a few extras */
+    if (spp < 1 || spp > TIFF_MAX_SAMPLES) {
+        rc = dr_error(DR_ERR_UNSUPPORTED, "%s: unsupported TIFF: %u samples per pixel (at most %d)", name, spp,
+                      TIFF_MAX_SAMPLES);
         goto done;
     }
     const int direct = direct_layout(t, spp, bps, photo);
