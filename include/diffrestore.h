@@ -154,6 +154,12 @@ void dr_save_options_init(dr_save_options *o);
  * into place, so a failure never leaves a partial file. JPEG stores 8-bit
  * gray or RGB: 16-bit is reduced to 8 and alpha is dropped. opts may be NULL. */
 int dr_image_save(const char *path, const dr_image *img, const dr_save_options *opts);
+/* The same encoding into memory: *buf (malloc'd, free() it) holds *size bytes
+ * of fmt (PNG, JPEG, TIFF or WebP), as dr_image_save would write them; name
+ * is used in error messages, opts->overwrite is ignored. On failure *buf is
+ * NULL and *size 0. */
+int dr_image_encode(dr_format fmt, const dr_image *img, const dr_save_options *opts, const char *name,
+                    unsigned char **buf, size_t *size);
 
 /* ------------------------------------------------------------------ colour and metadata
  * Where each format keeps them (read and written):

@@ -3,7 +3,7 @@
 # As root it runs apt-get; otherwise it names the exact packages to install.
 set -euo pipefail
 pkgs=(cmake make gcc pkg-config zlib1g-dev libpng-dev libjpeg62-turbo-dev libtiff-dev libwebp-dev libexif-dev
-      liblcms2-dev libopenblas-dev libcjson-dev openmpi-bin libopenmpi-dev)
+      liblcms2-dev libopenblas-dev libcjson-dev libmicrohttpd-dev openmpi-bin libopenmpi-dev)
 # Ubuntu names libjpeg-turbo's dev package libjpeg-turbo8-dev; both provide libjpeg.pc.
 if ! apt-cache show libjpeg62-turbo-dev >/dev/null 2>&1 && apt-cache show libjpeg-turbo8-dev >/dev/null 2>&1; then
   pkgs=("${pkgs[@]/libjpeg62-turbo-dev/libjpeg-turbo8-dev}")

@@ -106,6 +106,8 @@ int cmd_info(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* diffrestore serve (serve/cmd_serve.c): the web page and its JSON API. */
+int cmd_serve(int argc, char **argv);
 /* diffrestore eval (cmd_eval.c): measure a model on ground-truth images. */
 int cmd_eval(int argc, char **argv);
 /* The restore commands (cmd_restore.c): one implementation, three modes. */

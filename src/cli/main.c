@@ -17,6 +17,7 @@ static const cli_command g_commands[] = {
     {"eval", "measure a model against classical baselines on ground-truth images", cmd_eval},
     {"forward", "run one U-Net forward on tensors from a safetensors file", cmd_forward},
     {"bench", "time the U-Net forward or training step", cmd_bench},
+    {"serve", "a local web page to restore photos (brush for inpainting masks)", cmd_serve},
 };
 #define N_COMMANDS (sizeof g_commands / sizeof *g_commands)
 

@@ -81,21 +81,24 @@ static int candidates(dr_mode mode, place *pl) {
     return n;
 }
 
+char *weights_locate(dr_mode mode) {
+    place pl[MAX_PLACES];
+    int n = candidates(mode, pl);
+    for (int i = 0; i < n; i++)
+        if (is_file(pl[i].path)) return strdup(pl[i].path);
+    return NULL;
+}
+
 char *weights_find(const char *explicit_path, dr_mode mode, const char *cmd) {
     if (explicit_path) {
         char *p = strdup(explicit_path);
         if (!p) cli_eprintf("diffrestore %s: out of memory\n", cmd);
         return p;
     }
+    char *found = weights_locate(mode);
+    if (found) return found;
     place pl[MAX_PLACES];
     int n = candidates(mode, pl);
-    for (int i = 0; i < n; i++) {
-        if (is_file(pl[i].path)) {
-            char *p = strdup(pl[i].path);
-            if (!p) cli_eprintf("diffrestore %s: out of memory\n", cmd);
-            return p;
-        }
-    }
     cli_eprintf("diffrestore %s: no %s weights found; tried:\n", cmd, dr_mode_name(mode));
     const char *env = getenv("DIFFRESTORE_WEIGHTS");
     if (!env || !*env) fprintf(stderr, "  $DIFFRESTORE_WEIGHTS (not set)\n");

@@ -16,6 +16,10 @@
  * lists every place tried. */
 char *weights_find(const char *explicit_path, dr_mode mode, const char *cmd);
 
+/* The first existing file of the search order (2.-5. above), malloc'd, or
+ * NULL (nothing found, or out of memory), printing nothing. */
+char *weights_locate(dr_mode mode);
+
 /* weights_find, dr_model_load, and a check that the weights are for mode.
  * Prints the error and returns -1, or returns 0 with *out (and *path_out,
  * malloc'd, when path_out is not NULL). */

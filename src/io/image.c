@@ -5,6 +5,8 @@
 #include "common/error.h"
 #include "common/fileio.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -334,4 +336,56 @@ int dr_image_save(const char *path, const dr_image *img, const dr_save_options *
     }
     /* commit flushes, fsyncs and closes: late write errors (disk full) surface here. */
     return dr_atomic_commit(&w, o.overwrite);
+}
+
+int dr_image_encode(dr_format fmt, const dr_image *img, const dr_save_options *opts, const char *name,
+                    unsigned char **buf, size_t *size) {
+    if (!buf || !size) return dr_error(DR_ERR_INVALID, "dr_image_encode: buf or size is NULL");
+    *buf = NULL;
+    *size = 0;
+    if (!name) name = "image";
+    dr_save_options o;
+    dr_save_options_init(&o);
+    if (opts) o = *opts;
+    DR_TRY(dr_image_validate(img, name));
+    if (fmt != DR_FORMAT_PNG && fmt != DR_FORMAT_JPEG && fmt != DR_FORMAT_TIFF && fmt != DR_FORMAT_WEBP)
+        return dr_error(DR_ERR_INVALID, "%s: cannot encode format %d", name, (int)fmt);
+    if (fmt == DR_FORMAT_JPEG && (o.jpeg_quality < 1 || o.jpeg_quality > 100))
+        return dr_error(DR_ERR_INVALID, "%s: JPEG quality %d is not within 1..100", name, o.jpeg_quality);
+    if (fmt == DR_FORMAT_WEBP && (o.webp_quality < 0 || o.webp_quality > 100))
+        return dr_error(DR_ERR_INVALID, "%s: WebP quality %d is not within 0..100", name, o.webp_quality);
+    dr_out_meta m;
+    DR_TRY(dr_out_meta_prepare(&o, img, name, &m));
+    /* An anonymous temporary file (unlinked at creation, so nothing is left
+     * behind even on a crash): every encoder writes to a FILE and libtiff
+     * seeks, which a memory stream cannot read back. */
+    FILE *fp = tmpfile();
+    if (!fp) {
+        dr_out_meta_free(&m);
+        return dr_error(DR_ERR_IO, "%s: cannot create a temporary file: %s", name, strerror(errno));
+    }
+    int rc;
+    switch (fmt) {
+    case DR_FORMAT_PNG: rc = dr_png_encode(fp, name, img, &m); break;
+    case DR_FORMAT_JPEG: rc = dr_jpeg_encode(fp, name, img, o.jpeg_quality, &m); break;
+    case DR_FORMAT_TIFF: rc = dr_tiff_encode(fp, name, img, &m); break;
+    default: rc = dr_webp_encode(fp, name, img, o.webp_quality, &m); break;
+    }
+    dr_out_meta_free(&m);
+    long len = -1;
+    if (rc == DR_OK) {
+        if (fflush(fp) != 0 || fseek(fp, 0, SEEK_END) != 0 || (len = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0)
+            rc = dr_error(DR_ERR_IO, "%s: temporary file: %s", name, strerror(errno));
+    }
+    if (rc == DR_OK) {
+        *buf = malloc(len > 0 ? (size_t)len : 1);
+        if (!*buf) rc = dr_error(DR_ERR_NOMEM, "%s: out of memory for %ld encoded bytes", name, len);
+        else if (fread(*buf, 1, (size_t)len, fp) != (size_t)len) {
+            free(*buf);
+            *buf = NULL;
+            rc = dr_error(DR_ERR_IO, "%s: cannot read the temporary file back", name);
+        } else *size = (size_t)len;
+    }
+    fclose(fp);
+    return rc;
 }
