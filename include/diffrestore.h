@@ -360,7 +360,12 @@ typedef struct {
      * over all tiles-steps of all samples of the call */
     void (*progress)(int step, int steps, void *user);
     void *user;
-    volatile int *cancel; /* raised by the caller: the call returns DR_ERR_CANCELLED */
+    volatile int *cancel; /* raised by the caller: the call returns DR_ERR_CANCELLED (checked
+                           * after every batch of tiles, so a large photo stops within one) */
+    /* progress within a network evaluation (NULL: none): called after each batch of
+     * tiles with (tiles done, tiles run) of this evaluation; inpaint runs only the
+     * tiles that hold a hole pixel. The same user pointer. */
+    void (*progress_tile)(int tile, int tiles, void *user);
 } dr_params;
 
 #define DR_RENDER_SIZE_AUTO (-1)

@@ -3,8 +3,15 @@
 # with -fsanitize=address,undefined in build-asan/ and run there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# exiftool (tests only): test_cli_metadata.sh reads the outputs' metadata with it
-scripts/deps.sh libimage-exiftool-perl
+# Tests only: exiftool (test_cli_metadata.sh reads the outputs' metadata with
+# it), Python 3 (test_serve_api.py), Chromium (test_serve_browser).
+scripts/deps.sh libimage-exiftool-perl python3 chromium
+# Node.js and npm for the browser test: any Node >= 18 will do (Debian's, or
+# one already installed), then the test's pinned npm packages (package-lock.json).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then scripts/deps.sh nodejs npm; fi
+if [ ! -d tests/browser/node_modules/puppeteer-core ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
 if [ "${1:-}" = "--sanitize" ]; then
   scripts/deps.sh
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDR_SANITIZE=ON >/dev/null

@@ -1,7 +1,8 @@
 /* Test helper for tests/test_cli_restore.sh (built, not run by ctest):
  *
- *   make_tiny_weights MODE OUT.safetensors
- *       random-init weights of a tiny U-Net for MODE (colorize, inpaint, superres)
+ *   make_tiny_weights MODE OUT.safetensors [CONFIG]
+ *       random-init weights of a tiny U-Net for MODE (colorize, inpaint, superres);
+ *       CONFIG: another U-Net config string (default base=8,mult=1,2,res=1,attn=,groups=2)
  *   make_tiny_weights --image OUT.png|jpg W H CHANNELS DEPTH SEED
  *       a smooth random image (CHANNELS 1..4, DEPTH 8 or 16)
  *   make_tiny_weights --mask OUT.png W H X Y BW BH
@@ -28,7 +29,7 @@ static int fail(const char *what) {
     return 1;
 }
 
-static int make_weights(const char *mode_name, const char *out) {
+static int make_weights(const char *mode_name, const char *out, const char *config) {
     dr_mode mode = dr_mode_from_name(mode_name);
     if (mode == DR_MODE_NONE) {
         fprintf(stderr, "make_tiny_weights: unknown mode '%s'\n", mode_name);
@@ -36,7 +37,7 @@ static int make_weights(const char *mode_name, const char *out) {
     }
     dr_unet_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    if (dr_unet_config_parse(&cfg, "base=8,mult=1,2,res=1,attn=,groups=2") != DR_OK) return fail("config");
+    if (dr_unet_config_parse(&cfg, config ? config : "base=8,mult=1,2,res=1,attn=,groups=2") != DR_OK) return fail("config");
     dr_model *m;
     if (dr_model_new_random(&cfg, mode, 1, &m) != DR_OK) return fail("new model");
     int rc = dr_model_save(m, out, 0);
@@ -136,7 +137,7 @@ static int compare(const char *pa, const char *pb, const char *pm) {
 }
 
 int main(int argc, char **argv) {
-    if (argc == 3 && argv[1][0] != '-') return make_weights(argv[1], argv[2]);
+    if ((argc == 3 || argc == 4) && argv[1][0] != '-') return make_weights(argv[1], argv[2], argc == 4 ? argv[3] : NULL);
     if (argc == 8 && strcmp(argv[1], "--image") == 0) return make_image(argv + 2);
     if (argc == 9 && strcmp(argv[1], "--mask") == 0) return make_mask(argv + 2);
     if (argc == 8 && strcmp(argv[1], "--punch") == 0) return punch(argv + 2);

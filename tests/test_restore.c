@@ -436,6 +436,59 @@ static void test_progress_cancel(void) {
     dr_model_free(m);
 }
 
+/* Tile progress within a step, and a cancel raised between two tiles of one
+ * step stops the call there (a large photo's step can take minutes). */
+typedef struct {
+    int tile_calls, last_tile, last_tiles, steps_seen, cancel_at_tile;
+    volatile int cancel;
+} tile_watch;
+static void tile_cb(int tile, int tiles, void *user) {
+    tile_watch *w = user;
+    w->tile_calls++;
+    CHECK(tile >= 1 && tile <= tiles && (w->tile_calls == 1 || tile > w->last_tile || tile <= 4),
+          "tile progress %d of %d after %d", tile, tiles, w->last_tile);
+    w->last_tile = tile;
+    w->last_tiles = tiles;
+    if (w->cancel_at_tile && w->tile_calls == w->cancel_at_tile) w->cancel = 1;
+}
+static void step_cb(int step, int steps, void *user) {
+    tile_watch *w = user;
+    w->steps_seen = step;
+}
+
+static void test_tile_progress_cancel(void) {
+    dr_model *m = tiny_model(DR_MODE_COLORIZE, "base=8,mult=1,2,res=1,attn=,groups=2");
+    dr_image in, out = {0};
+    make_image(&in, 100, 70, 1, 8, 3);
+    dr_params p = fast_params();
+    p.tile = 48; /* 100x70 in 48-pixel tiles with 16 of overlap: 3 x 2 tiles */
+    p.tile_overlap = 16;
+    tile_watch w = {0};
+    p.progress = step_cb;
+    p.progress_tile = tile_cb;
+    p.user = &w;
+    CHECK(dr_restore(m, &in, NULL, &p, &out) == DR_OK, "tiled restore: %s", dr_last_error());
+    CHECK(w.last_tiles >= 4 && w.last_tile == w.last_tiles && w.steps_seen == 4, "tiles %d/%d, steps %d",
+          w.last_tile, w.last_tiles, w.steps_seen);
+    const int per_step = w.tile_calls / 4;
+    CHECK(per_step >= 1 && w.tile_calls == 4 * per_step, "%d tile calls over 4 steps", w.tile_calls);
+    dr_image_free(&out);
+    /* cancel after the first batch of tiles of step 1, only when there is a second batch */
+    if (per_step > 1) {
+        tile_watch c = {0};
+        c.cancel_at_tile = 1;
+        p.user = &c;
+        p.cancel = &c.cancel;
+        int rc = dr_restore(m, &in, NULL, &p, &out);
+        CHECK(rc == DR_ERR_CANCELLED && out.data == NULL && c.tile_calls == 1 && c.steps_seen == 0,
+              "cancel between tiles: rc %d, %d tile calls, %d steps", rc, c.tile_calls, c.steps_seen);
+    } else {
+        CHECK(0, "the tiles ran in one batch: this test needs several (%d tiles)", w.last_tiles);
+    }
+    dr_image_free(&in);
+    dr_model_free(m);
+}
+
 /* A large input: peak memory follows the tile, not the image. */
 static void test_large(void) {
     dr_model *m = tiny_model(DR_MODE_COLORIZE, "base=8,mult=1,2,res=1,attn=,groups=2");
@@ -729,6 +782,7 @@ int main(void) {
     test_tiling();
     test_samples();
     test_progress_cancel();
+    test_tile_progress_cancel();
     test_large();
     test_render_size();
     test_nonfinite_weights();

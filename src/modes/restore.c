@@ -313,6 +313,10 @@ static int run_network(restore_ctx *c, const float *xt, int t) {
         }
         int rc = unet_forward(&c->run, &c->m->L, c->m->params, c->tile_in, c->tile_t, single ? c->net : c->tile_out);
         if (rc != DR_OK) return rc;
+        if (c->p->progress_tile) c->p->progress_tile(k0 + nb, c->n_active, c->p->user);
+        if (c->p->cancel && *c->p->cancel) /* a large photo's step can take minutes: stop between tiles */
+            return dr_error(DR_ERR_CANCELLED, "cancelled in a sampler step, after %d of %d tiles", k0 + nb,
+                            c->n_active);
         if (single) break;
         for (int b = 0; b < nb; b++) { /* scatter with blend weights */
             const int k = c->active[k0 + b];

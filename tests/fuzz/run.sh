@@ -9,7 +9,7 @@
 #   tests/fuzz/run.sh [-t SECONDS] [-b BUILD_DIR] [-j JOBS] [TARGET...]
 #
 # Defaults: 60 s per target, build-fuzz, -j2, every target (png jpeg tiff webp
-# safetensors maskbox meta). CC (default clang-14) picks the compiler. A summary
+# safetensors maskbox meta serve). CC (default clang-14) picks the compiler. A summary
 # per target (executions, corpus size, result) is printed at the end and
 # written to BUILD/fuzz-logs/summary.txt; full logs are in BUILD/fuzz-logs/.
 set -euo pipefail
@@ -25,7 +25,7 @@ while getopts "t:b:j:" o; do
 done
 shift $((OPTIND - 1))
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(png jpeg tiff webp safetensors maskbox meta)
+[ ${#targets[@]} -gt 0 ] || targets=(png jpeg tiff webp safetensors maskbox meta serve)
 
 cc=${CC:-clang-14}
 cmake -S . -B "$build" -DCMAKE_C_COMPILER="$cc" -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define C "serve"
 
@@ -67,9 +68,15 @@ static void load_models(serve_state *s, const char *dir, int quiet) {
             path = weights_locate((dr_mode)m);
         }
         char detail[1024];
+        if (path && access(path, F_OK) != 0) {
+            snprintf(detail, sizeof detail, "%s: %s", path, strerror(errno));
+            free(path);
+            path = NULL;
+        } else if (!path) {
+            snprintf(detail, sizeof detail, "no %s.safetensors found (see 'diffrestore %s --help')", name, name);
+        }
         if (!path) {
             snprintf(sm->why, sizeof sm->why, "no %s weights on the server", name);
-            snprintf(detail, sizeof detail, "no %s.safetensors found (see 'diffrestore %s --help')", name, name);
         } else {
             snprintf(sm->path, sizeof sm->path, "%s", path);
             dr_model *model = NULL;

@@ -163,16 +163,16 @@ static cJSON *job_json(serve_state *s, const job *j) {
     cJSON_AddNumberToObject(o, "width", j->width);
     cJSON_AddNumberToObject(o, "height", j->height);
     cJSON_AddNumberToObject(o, "position", serve_job_position(s, j));
-    /* progress: dr_params.progress counts sampler steps over every tile */
-    int ss = j->sampler_steps > 0 ? j->sampler_steps : 1;
-    int tiles = j->steps > 0 ? (j->steps + ss - 1) / ss : 0;
-    int tile = j->step > 0 ? (j->step - 1) / ss + 1 : 0;
-    int step = j->step > 0 ? (j->step - 1) % ss + 1 : 0;
-    cJSON_AddNumberToObject(o, "progress", j->steps > 0 ? (double)j->step / j->steps : 0.0);
-    cJSON_AddNumberToObject(o, "step", step);
-    cJSON_AddNumberToObject(o, "steps", ss);
-    cJSON_AddNumberToObject(o, "tile", tile);
-    cJSON_AddNumberToObject(o, "tiles", tiles);
+    /* progress: sampler steps done, and tiles done within the step running */
+    const int steps = j->steps > 0 ? j->steps : j->sampler_steps;
+    double frac = 0;
+    if (steps > 0) frac = (j->step + (j->tiles > 0 && j->tile < j->tiles ? (double)j->tile / j->tiles : 0)) / steps;
+    if (j->state == JOB_DONE) frac = 1;
+    cJSON_AddNumberToObject(o, "progress", frac);
+    cJSON_AddNumberToObject(o, "step", j->step);
+    cJSON_AddNumberToObject(o, "steps", steps);
+    cJSON_AddNumberToObject(o, "tile", j->tile);
+    cJSON_AddNumberToObject(o, "tiles", j->tiles);
     double now = serve_now();
     if (j->t_start > 0) cJSON_AddNumberToObject(o, "seconds", (j->t_end > 0 ? j->t_end : now) - j->t_start);
     if (j->state == JOB_DONE) {

@@ -95,7 +95,7 @@ int serve_job_position(serve_state *s, const job *j) {
 
 int serve_job_submit(serve_state *s, serve_request *rq, const char *client, char id[33], char *err, size_t errn) {
     if (!s->models[rq->mode].model) {
-        snprintf(err, errn, "no weights for %s on this server (%s)", dr_mode_name(rq->mode), s->models[rq->mode].why);
+        snprintf(err, errn, "%s: this server cannot %s", s->models[rq->mode].why, dr_mode_name(rq->mode));
         return 422;
     }
     job *j = calloc(1, sizeof *j);
@@ -204,6 +204,16 @@ static void on_progress(int step, int steps, void *user) {
     pthread_mutex_lock(&c->s->mu);
     c->j->step = step;
     c->j->steps = steps;
+    c->j->tile = 0; /* the next step starts */
+    changed(c->s, c->j);
+    pthread_mutex_unlock(&c->s->mu);
+}
+
+static void on_tile(int tile, int tiles, void *user) {
+    progress_ctx *c = user;
+    pthread_mutex_lock(&c->s->mu);
+    c->j->tile = tile;
+    c->j->tiles = tiles;
     changed(c->s, c->j);
     pthread_mutex_unlock(&c->s->mu);
 }
@@ -214,6 +224,7 @@ static void run_job(serve_state *s, job *j) {
     dr_params p = rq->params;
     progress_ctx pc = {s, j};
     p.progress = on_progress;
+    p.progress_tile = on_tile;
     p.user = &pc;
     p.cancel = &j->cancel;
     dr_image out = {0};

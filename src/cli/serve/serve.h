@@ -61,7 +61,8 @@ typedef struct job {
     dr_mode mode;
     uint64_t seed;
     int width, height;       /* the input's size */
-    int step, steps;         /* progress over all tiles: dr_params.progress */
+    int step, steps;         /* sampler steps done, of: dr_params.progress */
+    int tile, tiles;         /* tiles done in the current step, of: dr_params.progress_tile */
     int sampler_steps;
     unsigned char *result;   /* encoded output, once done */
     size_t result_size;

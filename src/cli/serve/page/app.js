@@ -339,8 +339,8 @@ async function restore(newSeed) {
 function describe(j) {
   if (j.state === 'queued') return j.position > 1 ? `Waiting: ${j.position - 1} job(s) before this one.` : 'Starting…';
   if (j.state === 'running') {
-    const tiles = j.tiles > 1 ? `, part ${j.tile} of ${j.tiles}` : '';
-    return `Restoring: step ${j.step} of ${j.steps}${tiles}.`;
+    const tiles = j.tiles > 1 ? ` (part ${Math.min(j.tile + 1, j.tiles)} of ${j.tiles})` : '';
+    return `Restoring: step ${Math.min(j.step + 1, j.steps)} of ${j.steps}${tiles}.`;
   }
   return '';
 }
