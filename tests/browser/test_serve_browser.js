@@ -78,10 +78,20 @@ async function main() {
     await page.mouse.up();
     check(!(await page.$eval('#restore', (b) => b.disabled)), 'Restore is enabled after a stroke');
 
+    // the keyboard: tool and brush-size keys, then Restore pressed with Enter
+    await page.keyboard.press('e');
+    check(await page.$eval('#tool-eraser', (b) => b.getAttribute('aria-pressed')) === 'true', 'E picks the eraser');
+    await page.keyboard.press('b');
+    check(await page.$eval('#tool-brush', (b) => b.getAttribute('aria-pressed')) === 'true', 'B picks the brush');
+    const size0 = +(await page.$eval('#brush-size', (e) => e.value));
+    await page.keyboard.press(']');
+    check(+(await page.$eval('#brush-size', (e) => e.value)) === size0 + 4, '] enlarges the brush');
+    await page.keyboard.press('[');
     await page.click('#advanced > summary');
     await page.$eval('#steps', (e) => { e.value = '2'; });
     await page.$eval('#seed', (e) => { e.value = '5'; });
-    await page.click('#restore');
+    await page.focus('#restore');
+    await page.keyboard.press('Enter');
     await page.waitForSelector('#compare:not([hidden])', { timeout: 120000 });
     const err = await page.$eval('#error', (e) => (e.hidden ? '' : e.textContent));
     check(err === '', 'no error shown: ' + err);
@@ -112,6 +122,18 @@ async function main() {
         check(changed > 0, 'the stroke was filled (the result differs from the input inside it)');
       }
     }
+    // a phone's width: one column, nothing wider than the screen
+    await page.setViewport({ width: 390, height: 844, deviceScaleFactor: 1 });
+    await new Promise((r) => setTimeout(r, 200));
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 0, 'at 390 px nothing is wider than the screen (' + overflow + ' px over)');
+    const oneColumn = await page.evaluate(() => {
+      const a = document.querySelector('.controls').getBoundingClientRect();
+      const b = document.querySelector('.views').getBoundingClientRect();
+      return b.top >= a.bottom - 1;
+    });
+    check(oneColumn, 'at 390 px the photo comes below the controls');
+    await page.screenshot({ path: path.join(out, 'serve_phone.png'), fullPage: true });
     check(consoleErrors.length === 0, 'no errors in the page console: ' + consoleErrors.join(' | '));
   } finally {
     await browser.close();
