@@ -93,8 +93,8 @@ class Server:
             time.sleep(0.02)
         return None
 
-    def stop(self):
-        self.p.send_signal(signal.SIGTERM)
+    def stop(self, sig=signal.SIGTERM):
+        self.p.send_signal(sig)
         try:
             code = self.p.wait(120)
         except subprocess.TimeoutExpired:
@@ -399,7 +399,7 @@ while time.monotonic() - t0 < 60:
     time.sleep(0.2)
 st, _, _, _ = C.req("GET", "/api/jobs/" + fid)
 check(st == 404, "a finished job is dropped after --keep-minutes")
-check(C.stop() == 0, "C stops cleanly")
+check(C.stop(signal.SIGINT) == 0, "C stops cleanly on SIGINT (Ctrl-C)")
 
 # ------------------------------------------------------------------ server D: 50 clients at once
 D = Server(W, "--queue", "16", "--jobs-per-client", "100", "--keep-minutes", "0.02")

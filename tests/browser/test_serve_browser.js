@@ -122,6 +122,22 @@ async function main() {
         check(changed > 0, 'the stroke was filled (the result differs from the input inside it)');
       }
     }
+    // a long restore, cancelled from the page: the server stops the job
+    await page.$eval('#steps', (e) => { e.value = '1000'; });
+    await page.click('#again');
+    await page.waitForFunction(() => document.getElementById('progress-text').textContent.startsWith('Restoring'),
+      { timeout: 120000 });
+    await page.click('#cancel');
+    await page.waitForFunction(() => document.getElementById('progress-text').textContent === 'Cancelled.');
+    let st = null;
+    for (let i = 0; i < 300; i++) {
+      st = await page.evaluate(async () => (await fetch('/api/status')).json());
+      if (st.running === 0 && st.cancelled === 1) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    check(st && st.running === 0 && st.cancelled === 1 && st.done === 1, 'Cancel on the page stops the job: ' + JSON.stringify(st));
+    check(!(await page.$eval('#restore', (b) => b.disabled)), 'Restore is enabled again after a cancel');
+
     // a phone's width: one column, nothing wider than the screen
     await page.setViewport({ width: 390, height: 844, deviceScaleFactor: 1 });
     await new Promise((r) => setTimeout(r, 200));
