@@ -37,7 +37,7 @@ static void usage(FILE *f) {
             "  -t, --threads N         threads per job (default: all cores)\n"
             "      --max-pixels N      refuse larger images (default 64000000)\n"
             "      --precision P       fp32, bf16 or auto (see 'diffrestore colorize --help')\n"
-            "  -q, --quiet             print only the address and errors\n"
+            "  -q, --quiet             print only the address and errors (not a line per job)\n"
             "  -v, --verbose           also libmicrohttpd's own errors\n"
             "  -h, --help              this help\n\n"
             "Ctrl-C or SIGTERM stops it: running jobs are cancelled, nothing is left behind.\n"
@@ -172,6 +172,7 @@ int cmd_serve(int argc, char **argv) {
     hc.exposed = !is_loopback(hc.listen);
     hc.verbose = com.verbose;
     cfg.threads = com.threads;
+    cfg.log_jobs = !com.quiet;
     cli_apply_compute(&com, C);
 
     /* Signals are taken by this thread alone (sigtimedwait below): every

@@ -263,6 +263,10 @@ static void run_job(serve_state *s, job *j) {
     }
     s->running = 0;
     changed(s, j);
+    if (s->cfg.log_jobs) /* the client's address and the mode only: never the photo's name */
+        fprintf(stderr, "diffrestore serve: %s %dx%d from %s: %s in %.1f s%s%s\n", dr_mode_name(j->mode), j->width,
+                j->height, j->client, job_state_name(j->state), j->t_end - j->t_start, j->error[0] ? ": " : "",
+                j->error);
     if (j->t_touch < 0) { /* removed or abandoned while it ran */
         unlink_job(s, j);
         job_free(j);

@@ -87,6 +87,7 @@ typedef struct {
     double keep_seconds;    /* a finished job is kept this long after its last request */
     double abandon_seconds; /* a queued or running job nobody asked about this long is cancelled */
     int threads;
+    int log_jobs;           /* a line on stderr as each job ends */
 } serve_config;
 
 typedef struct {
