@@ -299,6 +299,27 @@ dr_format dr_format_from_path(const char *path) {
     return DR_FORMAT_UNKNOWN;
 }
 
+/* What saving and encoding share: the image and the quality checked for fmt. */
+static int check_encode(dr_format fmt, const dr_image *img, const dr_save_options *o, const char *name) {
+    DR_TRY(dr_image_validate(img, name));
+    if (fmt == DR_FORMAT_JPEG && (o->jpeg_quality < 1 || o->jpeg_quality > 100))
+        return dr_error(DR_ERR_INVALID, "%s: JPEG quality %d is not within 1..100", name, o->jpeg_quality);
+    if (fmt == DR_FORMAT_WEBP && (o->webp_quality < 0 || o->webp_quality > 100))
+        return dr_error(DR_ERR_INVALID, "%s: WebP quality %d is not within 0..100", name, o->webp_quality);
+    return DR_OK;
+}
+
+/* The encoder of fmt into fp (PNG, JPEG, TIFF or WebP). */
+static int encode_fp(dr_format fmt, FILE *fp, const char *name, const dr_image *img, const dr_save_options *o,
+                     const dr_out_meta *m) {
+    switch (fmt) {
+    case DR_FORMAT_PNG: return dr_png_encode(fp, name, img, m);
+    case DR_FORMAT_JPEG: return dr_jpeg_encode(fp, name, img, o->jpeg_quality, m);
+    case DR_FORMAT_TIFF: return dr_tiff_encode(fp, name, img, m);
+    default: return dr_webp_encode(fp, name, img, o->webp_quality, m);
+    }
+}
+
 int dr_image_save(const char *path, const dr_image *img, const dr_save_options *opts) {
     if (!path || !*path) return dr_error(DR_ERR_INVALID, "dr_image_save: empty output path");
     dr_save_options o;
@@ -308,12 +329,7 @@ int dr_image_save(const char *path, const dr_image *img, const dr_save_options *
     dr_format fmt = dr_format_from_path(path);
     if (fmt == DR_FORMAT_UNKNOWN)
         return dr_error(DR_ERR_INVALID, "%s: unknown output extension, use .png, .jpg, .tif or .webp", path);
-    if (fmt == DR_FORMAT_JPEG && (o.jpeg_quality < 1 || o.jpeg_quality > 100))
-        return dr_error(DR_ERR_INVALID, "%s: JPEG quality %d is not within 1..100", path,
-                        o.jpeg_quality);
-    if (fmt == DR_FORMAT_WEBP && (o.webp_quality < 0 || o.webp_quality > 100))
-        return dr_error(DR_ERR_INVALID, "%s: WebP quality %d is not within 0..100", path,
-                        o.webp_quality);
+    DR_TRY(check_encode(fmt, img, &o, path));
 
     dr_out_meta m;
     DR_TRY(dr_out_meta_prepare(&o, img, path, &m));
@@ -323,12 +339,7 @@ int dr_image_save(const char *path, const dr_image *img, const dr_save_options *
         dr_out_meta_free(&m);
         return rc;
     }
-    switch (fmt) {
-    case DR_FORMAT_PNG: rc = dr_png_encode(w.fp, path, img, &m); break;
-    case DR_FORMAT_JPEG: rc = dr_jpeg_encode(w.fp, path, img, o.jpeg_quality, &m); break;
-    case DR_FORMAT_TIFF: rc = dr_tiff_encode(w.fp, path, img, &m); break;
-    default: rc = dr_webp_encode(w.fp, path, img, o.webp_quality, &m); break;
-    }
+    rc = encode_fp(fmt, w.fp, path, img, &o, &m);
     dr_out_meta_free(&m);
     if (rc != DR_OK) {
         dr_atomic_abort(&w); /* removes the temp file; the message is already set */
@@ -347,13 +358,9 @@ int dr_image_encode(dr_format fmt, const dr_image *img, const dr_save_options *o
     dr_save_options o;
     dr_save_options_init(&o);
     if (opts) o = *opts;
-    DR_TRY(dr_image_validate(img, name));
     if (fmt != DR_FORMAT_PNG && fmt != DR_FORMAT_JPEG && fmt != DR_FORMAT_TIFF && fmt != DR_FORMAT_WEBP)
         return dr_error(DR_ERR_INVALID, "%s: cannot encode format %d", name, (int)fmt);
-    if (fmt == DR_FORMAT_JPEG && (o.jpeg_quality < 1 || o.jpeg_quality > 100))
-        return dr_error(DR_ERR_INVALID, "%s: JPEG quality %d is not within 1..100", name, o.jpeg_quality);
-    if (fmt == DR_FORMAT_WEBP && (o.webp_quality < 0 || o.webp_quality > 100))
-        return dr_error(DR_ERR_INVALID, "%s: WebP quality %d is not within 0..100", name, o.webp_quality);
+    DR_TRY(check_encode(fmt, img, &o, name));
     dr_out_meta m;
     DR_TRY(dr_out_meta_prepare(&o, img, name, &m));
     /* An anonymous temporary file (unlinked at creation, so nothing is left
@@ -364,13 +371,7 @@ int dr_image_encode(dr_format fmt, const dr_image *img, const dr_save_options *o
         dr_out_meta_free(&m);
         return dr_error(DR_ERR_IO, "%s: cannot create a temporary file: %s", name, strerror(errno));
     }
-    int rc;
-    switch (fmt) {
-    case DR_FORMAT_PNG: rc = dr_png_encode(fp, name, img, &m); break;
-    case DR_FORMAT_JPEG: rc = dr_jpeg_encode(fp, name, img, o.jpeg_quality, &m); break;
-    case DR_FORMAT_TIFF: rc = dr_tiff_encode(fp, name, img, &m); break;
-    default: rc = dr_webp_encode(fp, name, img, o.webp_quality, &m); break;
-    }
+    int rc = encode_fp(fmt, fp, name, img, &o, &m);
     dr_out_meta_free(&m);
     long len = -1;
     if (rc == DR_OK) {
