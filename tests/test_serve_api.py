@@ -93,6 +93,15 @@ class Server:
             time.sleep(0.02)
         return None
 
+    def wait_status(self, pred, limit=120):
+        # /api/status polled until pred(status) holds (limit: a hang, not a speed)
+        t0 = time.monotonic()
+        while True:
+            st, j, _, _ = self.req("GET", "/api/status")
+            if pred(j) or time.monotonic() - t0 > limit:
+                return j
+            time.sleep(0.2)
+
     def stop(self, sig=signal.SIGTERM):
         self.p.send_signal(sig)
         try:
@@ -378,12 +387,7 @@ s.recv(4096)
 s.close()
 check(C.alive(), "the server is up after a cut upload and a closed event stream")
 # nobody asks about the long job any more: cancelled and freed
-t0 = time.monotonic()
-while time.monotonic() - t0 < 120:
-    st, j, _, _ = C.req("GET", "/api/status")
-    if j["jobs_in_memory"] == 0 and j["cancelled"] >= 1:
-        break
-    time.sleep(0.2)
+j = C.wait_status(lambda j: j["jobs_in_memory"] == 0 and j["cancelled"] >= 1)
 check(j["jobs_in_memory"] == 0 and j["cancelled"] >= 1 and j["running"] == 0,
       "an abandoned running job is cancelled and freed: %s" % j)
 # a finished job is dropped keep-minutes after it was last asked about
@@ -391,12 +395,7 @@ st, j, _, _ = C.req("POST", "/api/jobs", body=INPAINT)
 fid = j["id"]
 j = C.wait_state(fid, ("done",))
 check(j is not None, "a small job finishes")
-t0 = time.monotonic()
-while time.monotonic() - t0 < 60:
-    st, j, _, _ = C.req("GET", "/api/status")
-    if j["jobs_in_memory"] == 0:
-        break
-    time.sleep(0.2)
+C.wait_status(lambda j: j["jobs_in_memory"] == 0, limit=60)
 st, _, _, _ = C.req("GET", "/api/jobs/" + fid)
 check(st == 404, "a finished job is dropped after --keep-minutes")
 check(C.stop(signal.SIGINT) == 0, "C stops cleanly on SIGINT (Ctrl-C)")
@@ -417,12 +416,7 @@ for k in range(N):
 
 def idle_rss():
     # after a job, once it has expired: the figure a quiet server sits at
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 60:
-        st, j, _, _ = D.req("GET", "/api/status")
-        if j["jobs_in_memory"] == 0:
-            break
-        time.sleep(0.2)
+    D.wait_status(lambda j: j["jobs_in_memory"] == 0, limit=60)
     return rss_kb(D.p.pid)
 
 

@@ -230,12 +230,7 @@ int cmd_serve(int argc, char **argv) {
     if (!com.quiet) cli_eprintf("diffrestore serve: stopping (%s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     /* stop taking work and wake every waiting event stream, then the HTTP
      * threads, then the worker (its job cancelled) */
-    pthread_mutex_lock(&s.mu);
-    s.stopping = 1;
-    for (job *j = s.jobs; j; j = j->next) j->cancel = 1;
-    pthread_cond_broadcast(&s.changed);
-    pthread_cond_broadcast(&s.work);
-    pthread_mutex_unlock(&s.mu);
+    serve_state_quiesce(&s);
     serve_http_stop(h);
     serve_state_stop(&s);
     return EXIT_DONE;

@@ -310,13 +310,17 @@ int serve_state_start(serve_state *s) {
     return 0;
 }
 
-void serve_state_stop(serve_state *s) {
+void serve_state_quiesce(serve_state *s) {
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
     for (job *j = s->jobs; j; j = j->next) j->cancel = 1;
     pthread_cond_broadcast(&s->work);
     pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->mu);
+}
+
+void serve_state_stop(serve_state *s) {
+    serve_state_quiesce(s);
     if (s->worker_started) pthread_join(s->worker, NULL);
     s->worker_started = 0;
     while (s->jobs) {

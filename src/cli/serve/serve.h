@@ -108,7 +108,10 @@ typedef struct {
 int serve_state_init(serve_state *s, const serve_config *cfg);
 /* Starts the worker thread. */
 int serve_state_start(serve_state *s);
-/* Cancels every job, joins the worker, frees everything. */
+/* Takes no more jobs, cancels every job and wakes every waiting thread (the
+ * worker, the event streams); the state stays valid. */
+void serve_state_quiesce(serve_state *s);
+/* serve_state_quiesce, then joins the worker and frees everything. */
 void serve_state_stop(serve_state *s);
 
 /* Queue a parsed request (taken over: rq is cleared). Returns 0 and the
