@@ -3,7 +3,12 @@
  * limits, and the atomic writer's guarantees (no clobber, no partial or temp
  * file after any failure, disk full). */
 #include "diffrestore.h"
-#include "io/image_internal.h" /* DR_CS_* values, dr_image_info_describe */
+#include "io/image_core.h"
+#include "io/codecs.h"
+#include "io/meta.h"
+#include "io/icc.h"
+#include "io/exif.h"
+#include "io/orient.h" /* DR_CS_* values, dr_image_info_describe */
 #include "testutil.h"
 
 #include <dirent.h>

@@ -1,10 +1,10 @@
 /* test_imgproc.c - planar conversion, YCbCr, resampling, the super-resolution
- * projector, reflection padding and random masks (src/modes/imgproc.h), and
- * the working size and guided upsampling (src/modes/imgproc_guided.h). */
+ * projector, reflection padding and random masks (src/imgproc/imgproc.h), and
+ * the working size and guided upsampling (src/imgproc/imgproc_guided.h). */
 #include "common/rng.h"
 #include "diffrestore.h"
-#include "modes/imgproc.h"
-#include "modes/imgproc_guided.h"
+#include "imgproc/imgproc.h"
+#include "imgproc/imgproc_guided.h"
 #include "nn/nn.h"
 #include "testutil.h"
 

@@ -11,8 +11,9 @@
  */
 #include "common/error.h"
 #include "diffrestore.h"
-#include "modes/imgproc.h"
-#include "modes/modes.h"
+#include "imgproc/imgproc.h"
+#include "modes/mode.h"
+#include "restore/restore.h"
 #include "testutil.h"
 
 #include <math.h>

@@ -190,7 +190,7 @@ static void test_corruption(void) {
             continue;
         }
         dr_model *m = NULL;
-        if (dr_model_from_tensors(&tf, NAME, &m) == DR_OK) {
+        if (model_from_tensors(&tf, NAME, &m) == DR_OK) {
             model_ok++;
             CHECK(m->L.n_params == tf.n_tensors, "accepted model with %d tensors for %d params", tf.n_tensors,
                   m->L.n_params);
@@ -215,41 +215,41 @@ static void test_model_loader(void) {
     CHECK(rc == DR_OK, "read %s", path);
     if (rc != DR_OK) return;
     dr_model *m = NULL;
-    CHECK(dr_model_from_tensors(&tf, "w.safetensors", &m) == DR_OK, "valid weights refused: %s", dr_last_error());
+    CHECK(model_from_tensors(&tf, "w.safetensors", &m) == DR_OK, "valid weights refused: %s", dr_last_error());
     dr_model_free(m);
 
     /* wrong shape: pretend in_conv.weight is [8, 7, 3, 2] */
     dr_tensor *t = (dr_tensor *)dr_tensor_file_get(&tf, "in_conv.weight");
     t->shape[3] = 2;
-    rc = dr_model_from_tensors(&tf, "w.safetensors", &m);
+    rc = model_from_tensors(&tf, "w.safetensors", &m);
     CHECK(rc == DR_ERR_FORMAT && strstr(dr_last_error(), "'in_conv.weight'") && strstr(dr_last_error(), "w.safetensors"),
           "shape mismatch: %s", dr_last_error());
     t->shape[3] = 3;
     /* missing: rename a tensor -> one extra + one missing */
     char *old = t->name;
     t->name = "in_conv.weightX";
-    rc = dr_model_from_tensors(&tf, "w.safetensors", &m);
+    rc = model_from_tensors(&tf, "w.safetensors", &m);
     CHECK(rc == DR_ERR_FORMAT && strstr(dr_last_error(), "in_conv.weightX"), "extra tensor: %s", dr_last_error());
     t->name = old;
     /* config that does not match the tensors */
     dr_tensor_file_set_meta(&tf, "base_channels", "16");
-    rc = dr_model_from_tensors(&tf, "w.safetensors", &m);
+    rc = model_from_tensors(&tf, "w.safetensors", &m);
     CHECK(rc == DR_ERR_FORMAT, "config mismatch accepted");
     dr_tensor_file_set_meta(&tf, "base_channels", "8");
     /* mode whose channels do not match */
     dr_tensor_file_set_meta(&tf, "mode", "colorize");
-    rc = dr_model_from_tensors(&tf, "w.safetensors", &m);
+    rc = model_from_tensors(&tf, "w.safetensors", &m);
     CHECK(rc == DR_ERR_FORMAT && strstr(dr_last_error(), "colorize"), "mode mismatch: %s", dr_last_error());
     dr_tensor_file_set_meta(&tf, "mode", "inpaint");
     dr_tensor_file_set_meta(&tf, "format", "something-else");
-    rc = dr_model_from_tensors(&tf, "w.safetensors", &m);
+    rc = model_from_tensors(&tf, "w.safetensors", &m);
     CHECK(rc == DR_ERR_FORMAT && strstr(dr_last_error(), "not a diffrestore"), "format: %s", dr_last_error());
     dr_tensor_file_set_meta(&tf, "format", "diffrestore-unet");
     dr_tensor_file_set_meta(&tf, "prediction", "x0");
-    rc = dr_model_from_tensors(&tf, "w.safetensors", &m);
+    rc = model_from_tensors(&tf, "w.safetensors", &m);
     CHECK(rc == DR_ERR_FORMAT && strstr(dr_last_error(), "prediction"), "prediction: %s", dr_last_error());
     dr_tensor_file_set_meta(&tf, "prediction", "v");
-    rc = dr_model_from_tensors(&tf, "w.safetensors", &m);
+    rc = model_from_tensors(&tf, "w.safetensors", &m);
     CHECK(rc == DR_OK && m->info.predict_v == 1, "v prediction not honoured");
     dr_model_free(m);
     dr_tensor_file_free(&tf);

@@ -13,8 +13,8 @@
  */
 #include "testutil.h"
 #include "common/fileio.h"
-#include "modes/imgproc.h"
-#include "modes/modes.h"
+#include "imgproc/imgproc.h"
+#include "modes/mode.h"
 #include "train/checkpoint.h"
 #include "train/weighting.h"
 #include "train/dataset.h"

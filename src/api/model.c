@@ -13,36 +13,14 @@
 #include <string.h>
 #include <time.h>
 
-static const struct {
-    dr_mode mode;
-    const char *name;
-    int in, out;
-} g_modes[] = {
-    {DR_MODE_COLORIZE, "colorize", 3, 2},
-    {DR_MODE_INPAINT, "inpaint", 7, 3},
-    {DR_MODE_SUPERRES, "superres", 6, 3},
-};
-
 const char *dr_mode_name(dr_mode m) {
-    for (size_t i = 0; i < sizeof g_modes / sizeof *g_modes; i++)
-        if (g_modes[i].mode == m) return g_modes[i].name;
-    return "none";
+    const mode_ops *ops = mode_ops_get(m);
+    return ops ? ops->name : "none";
 }
 
 dr_mode dr_mode_from_name(const char *name) {
-    for (size_t i = 0; name && i < sizeof g_modes / sizeof *g_modes; i++)
-        if (strcmp(g_modes[i].name, name) == 0) return g_modes[i].mode;
-    return DR_MODE_NONE;
-}
-
-int dr_mode_channels(dr_mode m, int *in, int *out) {
-    for (size_t i = 0; i < sizeof g_modes / sizeof *g_modes; i++)
-        if (g_modes[i].mode == m) {
-            *in = g_modes[i].in;
-            *out = g_modes[i].out;
-            return DR_OK;
-        }
-    return dr_error(DR_ERR_INVALID, "unknown mode %d", (int)m);
+    const mode_ops *ops = mode_ops_by_name(name);
+    return ops ? ops->mode : DR_MODE_NONE;
 }
 
 void dr_set_threads(int n) { nn_init_threads(n); }
@@ -110,7 +88,7 @@ static int meta_list(const dr_tensor_file *tf, const char *path, const char *key
     }
 }
 
-int dr_model_config_from_meta(const dr_tensor_file *tf, const char *path, dr_model_info *mi) {
+int model_config_from_meta(const dr_tensor_file *tf, const char *path, model_info *mi) {
     memset(mi, 0, sizeof *mi);
     dr_unet_config *c = &mi->cfg;
     const char *fmt = dr_tensor_file_meta(tf, "format");
@@ -139,7 +117,7 @@ int dr_model_config_from_meta(const dr_tensor_file *tf, const char *path, dr_mod
         c->attention[vals[i]] = 1;
     }
     int in = 0, out = 0;
-    dr_mode_channels(mi->mode, &in, &out);
+    mode_channels(mi->mode, &in, &out);
     if (c->in_channels != in || c->out_channels != out)
         return dr_error(DR_ERR_FORMAT, "%s: mode %s needs %d/%d in/out channels, metadata says %d/%d", path,
                         mode, in, out, c->in_channels, c->out_channels);
@@ -158,7 +136,8 @@ int dr_model_config_from_meta(const dr_tensor_file *tf, const char *path, dr_mod
     DR_TRY(meta_float(tf, path, "target_scale", 1.0, DR_TARGET_SCALE_MIN, DR_TARGET_SCALE_MAX, &ts));
     mi->target_scale = (float)ts;
     double smin = 1, smax = 1;
-    if (mi->mode == DR_MODE_SUPERRES) {
+    const mode_ops *ops = mode_ops_get(mi->mode);
+    if (ops->flags & MODE_SCALE) {
         DR_TRY(meta_float(tf, path, "scale_min", 2.0, 1.0, 16.0, &smin));
         DR_TRY(meta_float(tf, path, "scale_max", 4.0, 1.0, 16.0, &smax));
         if (smin > smax) return dr_error(DR_ERR_FORMAT, "%s: scale_min %g > scale_max %g", path, smin, smax);
@@ -169,7 +148,7 @@ int dr_model_config_from_meta(const dr_tensor_file *tf, const char *path, dr_mod
     mi->render_size = 0;
     if (dr_tensor_file_meta(tf, "render_size")) {
         DR_TRY(meta_int(tf, path, "render_size", 0, DR_RENDER_SIZE_MAX, &mi->render_size));
-        if (mi->render_size > 0 && (mi->mode != DR_MODE_COLORIZE || mi->render_size < DR_RENDER_SIZE_MIN))
+        if (mi->render_size > 0 && (!(ops->flags & MODE_RENDER_SIZE) || mi->render_size < DR_RENDER_SIZE_MIN))
             return dr_error(DR_ERR_FORMAT, "%s: metadata render_size = %d (only colorize, %d..%d)", path,
                             mi->render_size, DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
     }
@@ -182,7 +161,7 @@ static void fmt_list(char *buf, size_t n, const int *v, int count) {
     for (int i = 0; i < count && o < n; i++) o += (size_t)snprintf(buf + o, n - o, i ? ",%d" : "%d", v[i]);
 }
 
-int dr_model_meta_from_config(dr_tensor_file *tf, const dr_model_info *mi) {
+int model_meta_from_config(dr_tensor_file *tf, const model_info *mi) {
     const dr_unet_config *c = &mi->cfg;
     char buf[128];
     int att[DR_MAX_LEVELS], na = 0;
@@ -206,7 +185,7 @@ int dr_model_meta_from_config(dr_tensor_file *tf, const dr_model_info *mi) {
     DR_TRY(dr_tensor_file_set_meta(tf, "schedule", mi->schedule_linear ? "linear" : "cosine"));
     DR_TRY(dr_tensor_file_set_meta(tf, "prediction", mi->predict_v ? "v" : "eps"));
     SETF("target_scale", mi->target_scale);
-    if (mi->mode == DR_MODE_SUPERRES) {
+    if (mode_ops_get(mi->mode)->flags & MODE_SCALE) {
         SETF("scale_min", mi->scale_min);
         SETF("scale_max", mi->scale_max);
     }
@@ -227,7 +206,7 @@ void dr_model_free(dr_model *m) {
     free(m);
 }
 
-static int model_alloc(const dr_model_info *mi, dr_model **out) {
+static int model_alloc(const model_info *mi, dr_model **out) {
     *out = NULL;
     dr_model *m = calloc(1, sizeof *m);
     if (!m) return dr_error(DR_ERR_NOMEM, "out of memory");
@@ -284,10 +263,10 @@ static int check_tensors(const dr_tensor_file *tf, const char *path, const unet_
     return DR_OK;
 }
 
-int dr_model_from_tensors(const dr_tensor_file *tf, const char *path, dr_model **out) {
+int model_from_tensors(const dr_tensor_file *tf, const char *path, dr_model **out) {
     *out = NULL;
-    dr_model_info mi;
-    DR_TRY(dr_model_config_from_meta(tf, path, &mi));
+    model_info mi;
+    DR_TRY(model_config_from_meta(tf, path, &mi));
     unet_layout L;
     DR_TRY(unet_layout_build(&L, &mi.cfg));
     int rc = check_tensors(tf, path, &L);
@@ -322,30 +301,20 @@ int dr_model_load(const char *path, dr_model **out) {
     *out = NULL;
     dr_tensor_file tf;
     DR_TRY(dr_tensor_file_read(path, &tf));
-    int rc = dr_model_from_tensors(&tf, path, out);
+    int rc = model_from_tensors(&tf, path, out);
     dr_tensor_file_free(&tf);
     return rc;
-}
-
-void dr_model_info_defaults(dr_model_info *mi, const dr_unet_config *cfg, dr_mode mode) {
-    memset(mi, 0, sizeof *mi);
-    mi->cfg = *cfg;
-    mi->mode = mode;
-    mi->timesteps = 1000;
-    mi->target_scale = 1.0f;
-    mi->scale_min = mode == DR_MODE_SUPERRES ? 2.0f : 1.0f;
-    mi->scale_max = mode == DR_MODE_SUPERRES ? 4.0f : 1.0f;
 }
 
 int dr_model_new_random(const dr_unet_config *cfg, dr_mode mode, uint64_t seed, dr_model **out) {
     *out = NULL;
     int in = 0, out_c = 0;
-    DR_TRY(dr_mode_channels(mode, &in, &out_c));
+    DR_TRY(mode_channels(mode, &in, &out_c));
     dr_unet_config c = *cfg;
     c.in_channels = in;
     c.out_channels = out_c;
-    dr_model_info mi;
-    dr_model_info_defaults(&mi, &c, mode);
+    model_info mi;
+    model_info_defaults(&mi, &c, mode);
     dr_model *m;
     DR_TRY(model_alloc(&mi, &m));
     unet_init_params(&m->L, m->params, seed);
@@ -366,7 +335,7 @@ int dr_model_save(const dr_model *m, const char *path, int dtype_f16) {
     int rc = DR_OK;
     for (int i = 0; rc == DR_OK && i < m->meta.n_meta; i++)
         rc = dr_tensor_file_set_meta(&tf, m->meta.meta_keys[i], m->meta.meta_values[i]);
-    if (rc == DR_OK) rc = dr_model_meta_from_config(&tf, &m->info);
+    if (rc == DR_OK) rc = model_meta_from_config(&tf, &m->info);
     if (rc == DR_OK && !dr_tensor_file_meta(&tf, "created")) {
         char buf[32];
         time_t now = time(NULL);

@@ -210,6 +210,23 @@ int dr_sampler_from_name(const char *name, dr_sampler *out) {
     return dr_error(DR_ERR_INVALID, "unknown sampler '%s' (" DR_SAMPLER_NAMES ")", name);
 }
 
+const char *dr_spacing_name(dr_spacing s) {
+    switch (s) {
+    case DR_SPACING_TRAILING: return "trailing";
+    case DR_SPACING_LEADING: return "leading";
+    case DR_SPACING_LINSPACE: return "linspace";
+    default: return "?";
+    }
+}
+
+int dr_spacing_from_name(const char *name, dr_spacing *out) {
+    if (name && !strcmp(name, "trailing")) *out = DR_SPACING_TRAILING;
+    else if (name && !strcmp(name, "leading")) *out = DR_SPACING_LEADING;
+    else if (name && !strcmp(name, "linspace")) *out = DR_SPACING_LINSPACE;
+    else return dr_error(DR_ERR_INVALID, "unknown spacing '%s' (trailing, leading, linspace)", name ? name : "");
+    return DR_OK;
+}
+
 static int sample_needs_third(const dr_sample_options *o) {
     return o->sampler == DR_SAMPLER_DDPM || o->sampler == DR_SAMPLER_DPMPP_2M ||
            o->sampler == DR_SAMPLER_DPMPP_2M_SDE || (o->sampler == DR_SAMPLER_DDIM && o->eta > 0.0);

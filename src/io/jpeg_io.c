@@ -8,7 +8,9 @@
  * libjpeg only *warns* about corrupt or truncated data (and fills the missing
  * part with gray); a restoration tool must not silently work on such a
  * picture, so every corrupt-data warning is promoted to an error. */
-#include "io/image_internal.h"
+#include "io/codecs.h"
+#include "io/image_core.h"
+#include "io/orient.h"
 
 #include "common/error.h"
 

@@ -1,6 +1,7 @@
 /* EXIF orientation: reading the tag with libexif and turning an image
  * upright. */
-#include "io/image_internal.h"
+#include "io/orient.h"
+#include "io/image_core.h"
 
 #include "common/error.h"
 

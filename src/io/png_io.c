@@ -6,7 +6,9 @@
  * buffer) lives in a reader/writer struct owned by the *caller* of the
  * function that calls setjmp, so no local of the setjmp frame is needed after
  * the jump and nothing needs to be volatile. */
-#include "io/image_internal.h"
+#include "io/codecs.h"
+#include "io/image_core.h"
+#include "io/orient.h"
 
 #include "common/error.h"
 

@@ -8,7 +8,10 @@
  * separate planes, CMYK ...) goes through libtiff's RGBA reader at 8 bits.
  * libtiff's messages go to a per-file handler, never to stderr; its single
  * allocations are capped so absurd strip or tile sizes fail cleanly. */
-#include "io/image_internal.h"
+#include "io/codecs.h"
+#include "io/image_core.h"
+#include "io/exif.h"
+#include "io/orient.h"
 
 #include "common/error.h"
 

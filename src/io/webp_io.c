@@ -3,7 +3,9 @@
  * with libwebp. The EXIF chunk, found with libwebpdemux, gives the
  * orientation. WebP is 8-bit RGB(A): 16-bit images are reduced to 8 and
  * gray is written as RGB. */
-#include "io/image_internal.h"
+#include "io/codecs.h"
+#include "io/image_core.h"
+#include "io/orient.h"
 
 #include "common/error.h"
 

@@ -1,4 +1,4 @@
-/* checkpoint.h - the training state and its file.
+/* checkpoint.h - the training state's file.
  *
  * A checkpoint is a safetensors file (format "diffrestore-checkpoint") with
  * four 1-D F32 tensors - params, ema, adam_m, adam_v - and metadata holding
@@ -8,31 +8,7 @@
 #ifndef DR_TRAIN_CHECKPOINT_H
 #define DR_TRAIN_CHECKPOINT_H
 
-#include "api/model_internal.h"
-
-typedef struct {
-    dr_train_options opt; /* string fields are the caller's; not saved */
-    dr_model_info info;
-    unet_layout L;
-    float *params, *grads, *adam_m, *adam_v, *ema; /* L.n_floats each */
-    int step;
-    int init_steps; /* train_steps of the --init weights (0 for a fresh start) */
-    double loss_smooth;
-    double cpu_seconds; /* training CPU time so far, summed over resumes (0 in older checkpoints) */
-    int ranks;          /* how many ranks trained the last steps (metadata 'ranks'; 1 in older checkpoints) */
-    uint64_t data_hash;
-    char data_dir[512]; /* where the data came from, for the exported weights' provenance */
-} train_state;
-
-/* A fresh state: ADM-style init (the last conv of every residual branch and
- * the output conv start at zero, so the network starts as an identity-ish map
- * and the loss starts at the target's variance). */
-int train_state_new(train_state *st, const dr_train_options *o);
-void train_state_free(train_state *st);
-/* A state whose weights and EMA are o->init_path's (train --init): it takes
- * that file's config, model metadata and train_steps; o->mode, if set, must
- * match. Adam starts at zero. */
-int train_state_from_weights(train_state *st, const dr_train_options *o);
+#include "train/train_state.h"
 
 int checkpoint_save(const train_state *st, const char *path);
 int checkpoint_load(train_state *st, const char *path);

@@ -2,7 +2,7 @@
 
 #include "common/error.h"
 #include "diffrestore.h"
-#include "modes/imgproc.h"
+#include "imgproc/imgproc.h"
 
 #include <dirent.h>
 #include <errno.h>

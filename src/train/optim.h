@@ -2,7 +2,7 @@
 #ifndef DR_TRAIN_OPTIM_H
 #define DR_TRAIN_OPTIM_H
 
-#include "train/checkpoint.h"
+#include "train/train_state.h"
 
 /* AdamW (b1 0.9, b2 0.999, eps 1e-8, bias-corrected) on st->params from
  * st->grads scaled by clip_scale; weight decay only on tensors of rank >= 2. */

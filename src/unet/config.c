@@ -106,11 +106,3 @@ int dr_unet_config_validate(const dr_unet_config *c) {
             return dr_error(DR_ERR_INVALID, "config: attention on level %d, but there are %d levels", l, c->n_levels);
     return DR_OK;
 }
-
-int64_t dr_unet_config_num_params(const dr_unet_config *cfg) {
-    unet_layout L;
-    if (unet_layout_build(&L, cfg) != DR_OK) return -1;
-    int64_t n = (int64_t)L.n_floats;
-    unet_layout_free(&L);
-    return n;
-}

@@ -273,3 +273,12 @@ void unet_init_params(const unet_layout *L, float *params, uint64_t seed) {
         for (size_t j = 0; j < p->numel; j++) w[j] = (float)((2.0 * dr_rng_uniform(&rng) - 1.0) * bound);
     }
 }
+
+/* The parameter count of a config: its layout's size. */
+int64_t dr_unet_config_num_params(const dr_unet_config *cfg) {
+    unet_layout L;
+    if (unet_layout_build(&L, cfg) != DR_OK) return -1;
+    int64_t n = (int64_t)L.n_floats;
+    unet_layout_free(&L);
+    return n;
+}

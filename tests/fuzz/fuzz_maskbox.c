@@ -11,16 +11,16 @@
  *     so rasterise() below mirrors it line for line: keep the two in step).
  *     Checked against a per-pixel oracle: hole pixels are exactly the pixels
  *     inside some box, and a box that misses the image is reported.
- *  3. ip_random_mask (src/modes/imgproc_mask.c, the training and eval hole
+ *  3. ip_random_mask (src/imgproc/imgproc_mask.c, the training and eval hole
  *     generator) with a small size, fractions (including out-of-range, crossed
  *     and NaN ones) and a seed taken from the input, against its contract in
- *     src/modes/imgproc.h. */
+ *     src/imgproc/imgproc.h. */
 #include "fuzz.h"
 
 #include "cli/boxparse.h"
 #include "common/rng.h"
 #include "diffrestore.h"
-#include "modes/imgproc.h"
+#include "imgproc/imgproc.h"
 
 #include <math.h>
 #include <string.h>

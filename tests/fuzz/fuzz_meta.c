@@ -19,7 +19,12 @@
 #include "fuzz.h"
 
 #include "diffrestore.h"
-#include "io/image_internal.h"
+#include "io/image_core.h"
+#include "io/codecs.h"
+#include "io/meta.h"
+#include "io/icc.h"
+#include "io/exif.h"
+#include "io/orient.h"
 
 #include <string.h>
 

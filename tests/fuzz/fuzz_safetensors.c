@@ -1,5 +1,5 @@
 /* fuzz_safetensors.c - the safetensors parser (src/weights/safetensors.c)
- * and the weights loader behind dr_model_load (dr_model_from_tensors in
+ * and the weights loader behind dr_model_load (model_from_tensors in
  * src/api/model.c: metadata -> config, config -> parameter layout, every
  * tensor's name and shape against the layout).
  *
@@ -51,11 +51,11 @@ static void check_file(const dr_tensor_file *tf, size_t size) {
 }
 
 static void try_model(const dr_tensor_file *tf) {
-    dr_model_info mi;
-    if (dr_model_config_from_meta(tf, "fuzz", &mi) != DR_OK) {
+    model_info mi;
+    if (model_config_from_meta(tf, "fuzz", &mi) != DR_OK) {
         /* The loader must refuse the same file, without allocating a model. */
         dr_model *m = (dr_model *)1;
-        FUZZ_CHECK(dr_model_from_tensors(tf, "fuzz", &m) != DR_OK);
+        FUZZ_CHECK(model_from_tensors(tf, "fuzz", &m) != DR_OK);
         FUZZ_CHECK(m == NULL);
         return;
     }
@@ -63,7 +63,7 @@ static void try_model(const dr_tensor_file *tf) {
     const int64_t n_params = dr_unet_config_num_params(&mi.cfg);
     FUZZ_CHECK(n_params > 0);
     dr_model *m = NULL;
-    int rc = dr_model_from_tensors(tf, "fuzz", &m);
+    int rc = model_from_tensors(tf, "fuzz", &m);
     if (rc != DR_OK) {
         FUZZ_CHECK(rc < 0 && m == NULL);
         return;

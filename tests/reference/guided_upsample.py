@@ -1,4 +1,4 @@
-"""Reference of guided upsampling (src/modes/imgproc_guided.h), written
+"""Reference of guided upsampling (src/imgproc/imgproc_guided.h), written
 independently of the C code: the guided filter's window statistics by explicit
 loops over each clipped window (no summed-area tables), in float64, and the
 bilinear upsampling by PyTorch's interpolate(mode="bilinear",

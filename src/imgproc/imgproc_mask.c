@@ -13,7 +13,7 @@
  * the hole above max_frac, so the result never exceeds max_frac; the
  * attempt only fails if it cannot reach min_frac (a range too narrow for the
  * brush), and the next attempt uses a thinner brush. */
-#include "modes/imgproc.h"
+#include "imgproc/imgproc.h"
 
 #include <math.h>
 #include <stdint.h>

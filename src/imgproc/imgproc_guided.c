@@ -1,5 +1,5 @@
 /* imgproc_guided.c - working size and guided upsampling (see imgproc_guided.h). */
-#include "modes/imgproc_guided.h"
+#include "imgproc/imgproc_guided.h"
 
 #include "common/error.h"
 #include "nn/nn.h"

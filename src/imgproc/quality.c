@@ -1,11 +1,11 @@
-/* metrics.c - image quality metrics for `diffrestore eval` (see the
- * "evaluation" section of diffrestore.h for the definitions). Everything is
+/* quality.c - image quality metrics, the measures of `diffrestore eval` (see
+ * the "evaluation" section of diffrestore.h for the definitions). Everything is
  * computed in double on the 0..255 scale, in a fixed order, so the numbers
  * do not depend on the thread count. */
-#include "eval/eval_internal.h"
+#include "imgproc/quality.h"
 
 #include "common/error.h"
-#include "modes/imgproc.h"
+#include "imgproc/imgproc.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -14,21 +14,21 @@
 
 /* ------------------------------------------------------------------ checks */
 
-int eval_check_image(const dr_image *img, const char *name) {
+int iq_check_image(const dr_image *img, const char *name) {
     if (!img || !img->data || img->width < 1 || img->height < 1 || img->channels < 1 || img->channels > 4 ||
         (img->depth != 8 && img->depth != 16))
         return dr_error(DR_ERR_INVALID, "eval: %s is not a valid image", name);
     return DR_OK;
 }
 
-int eval_check_same_size(const dr_image *a, const dr_image *b, const dr_image *region, const char *what) {
-    DR_TRY(eval_check_image(a, "the first image"));
-    DR_TRY(eval_check_image(b, "the second image"));
+int iq_check_same_size(const dr_image *a, const dr_image *b, const dr_image *region, const char *what) {
+    DR_TRY(iq_check_image(a, "the first image"));
+    DR_TRY(iq_check_image(b, "the second image"));
     if (a->width != b->width || a->height != b->height)
         return dr_error(DR_ERR_INVALID, "%s: the images are %dx%d and %dx%d", what, a->width, a->height, b->width,
                         b->height);
     if (region) {
-        DR_TRY(eval_check_image(region, "the region"));
+        DR_TRY(iq_check_image(region, "the region"));
         if (region->width != a->width || region->height != a->height)
             return dr_error(DR_ERR_INVALID, "%s: the region is %dx%d but the images are %dx%d", what, region->width,
                             region->height, a->width, a->height);
@@ -46,13 +46,13 @@ static double psnr_from(double sse, double count) {
 }
 
 int dr_eval_psnr(const dr_image *a, const dr_image *b, const dr_image *region, double *psnr) {
-    DR_TRY(eval_check_same_size(a, b, region, "PSNR"));
+    DR_TRY(iq_check_same_size(a, b, region, "PSNR"));
     const size_t np = (size_t)a->width * a->height;
     double sse = 0, count = 0;
     for (size_t i = 0; i < np; i++) {
-        if (!eval_in_region(region, i)) continue;
+        if (!iq_in_region(region, i)) continue;
         for (int c = 0; c < 3; c++) {
-            const double d = eval_px(a, i, c) - eval_px(b, i, c);
+            const double d = iq_px(a, i, c) - iq_px(b, i, c);
             sse += d * d;
         }
         count += 3;
@@ -62,12 +62,12 @@ int dr_eval_psnr(const dr_image *a, const dr_image *b, const dr_image *region, d
 }
 
 int dr_eval_chroma_psnr(const dr_image *a, const dr_image *b, double *psnr) {
-    DR_TRY(eval_check_same_size(a, b, NULL, "chroma PSNR"));
+    DR_TRY(iq_check_same_size(a, b, NULL, "chroma PSNR"));
     const size_t np = (size_t)a->width * a->height;
     double sse = 0;
     for (size_t i = 0; i < np; i++) {
-        const double ra = eval_px(a, i, 0), ga = eval_px(a, i, 1), ba = eval_px(a, i, 2);
-        const double rb = eval_px(b, i, 0), gb = eval_px(b, i, 1), bb = eval_px(b, i, 2);
+        const double ra = iq_px(a, i, 0), ga = iq_px(a, i, 1), ba = iq_px(a, i, 2);
+        const double rb = iq_px(b, i, 0), gb = iq_px(b, i, 1), bb = iq_px(b, i, 2);
         const double cba = 128 - 0.168736 * ra - 0.331264 * ga + 0.5 * ba;
         const double cra = 128 + 0.5 * ra - 0.418688 * ga - 0.081312 * ba;
         const double cbb = 128 - 0.168736 * rb - 0.331264 * gb + 0.5 * bb;
@@ -84,7 +84,7 @@ int dr_eval_chroma_psnr(const dr_image *a, const dr_image *b, double *psnr) {
 #define SSIM_SIGMA 1.5
 
 int dr_eval_ssim(const dr_image *a, const dr_image *b, double *ssim) {
-    DR_TRY(eval_check_same_size(a, b, NULL, "SSIM"));
+    DR_TRY(iq_check_same_size(a, b, NULL, "SSIM"));
     const int H = a->height, W = a->width;
     int win = SSIM_WIN, small = H < W ? H : W;
     if (small < win) win = small % 2 ? small : small - 1;
@@ -110,8 +110,8 @@ int dr_eval_ssim(const dr_image *a, const dr_image *b, double *ssim) {
     double total = 0;
     for (int y = 0; y < H; y++) {
         for (int x = 0; x < W; x++) {
-            ya[x] = eval_luma(a, (size_t)y * W + x);
-            yb[x] = eval_luma(b, (size_t)y * W + x);
+            ya[x] = iq_luma(a, (size_t)y * W + x);
+            yb[x] = iq_luma(b, (size_t)y * W + x);
         }
         const size_t slot = (size_t)(y % win) * Wv;
         for (int x = 0; x < Wv; x++) {
@@ -149,18 +149,18 @@ int dr_eval_ssim(const dr_image *a, const dr_image *b, double *ssim) {
 /* ------------------------------------------------------------------ colour */
 
 int dr_eval_colorfulness(const dr_image *img, double *m) {
-    DR_TRY(eval_check_image(img, "the image"));
+    DR_TRY(iq_check_image(img, "the image"));
     const size_t np = (size_t)img->width * img->height;
     double srg = 0, syb = 0;
     for (size_t i = 0; i < np; i++) {
-        const double R = eval_px(img, i, 0), G = eval_px(img, i, 1), B = eval_px(img, i, 2);
+        const double R = iq_px(img, i, 0), G = iq_px(img, i, 1), B = iq_px(img, i, 2);
         srg += R - G;
         syb += 0.5 * (R + G) - B;
     }
     const double mrg = srg / (double)np, myb = syb / (double)np;
     double vrg = 0, vyb = 0; /* two passes: no cancellation */
     for (size_t i = 0; i < np; i++) {
-        const double R = eval_px(img, i, 0), G = eval_px(img, i, 1), B = eval_px(img, i, 2);
+        const double R = iq_px(img, i, 0), G = iq_px(img, i, 1), B = iq_px(img, i, 2);
         const double drg = R - G - mrg, dyb = 0.5 * (R + G) - B - myb;
         vrg += drg * drg;
         vyb += dyb * dyb;
@@ -181,11 +181,11 @@ static double mean_gradient(const dr_image *im, const dr_image *region) {
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
             const size_t i = (size_t)y * W + x;
-            if (!eval_in_region(region, i)) continue;
-            const double v = eval_luma(im, i);
+            if (!iq_in_region(region, i)) continue;
+            const double v = iq_luma(im, i);
             double gsum = 0;
-            if (x + 1 < W) gsum += fabs(eval_luma(im, i + 1) - v);
-            if (y + 1 < H) gsum += fabs(eval_luma(im, i + (size_t)W) - v);
+            if (x + 1 < W) gsum += fabs(iq_luma(im, i + 1) - v);
+            if (y + 1 < H) gsum += fabs(iq_luma(im, i + (size_t)W) - v);
             sum += gsum;
             count += 1;
         }
@@ -193,15 +193,15 @@ static double mean_gradient(const dr_image *im, const dr_image *region) {
 }
 
 int dr_eval_hf_ratio(const dr_image *out, const dr_image *ref, const dr_image *region, double *ratio) {
-    DR_TRY(eval_check_same_size(out, ref, region, "high-frequency ratio"));
+    DR_TRY(iq_check_same_size(out, ref, region, "high-frequency ratio"));
     const double go = mean_gradient(out, region), gr = mean_gradient(ref, region);
     *ratio = (isnan(go) || isnan(gr) || !(gr > 1e-12)) ? NAN : go / gr;
     return DR_OK;
 }
 
 int dr_eval_consistency_psnr(const dr_image *hr, const dr_image *lr, double *psnr) {
-    DR_TRY(eval_check_image(hr, "the output"));
-    DR_TRY(eval_check_image(lr, "the low-resolution input"));
+    DR_TRY(iq_check_image(hr, "the output"));
+    DR_TRY(iq_check_image(lr, "the low-resolution input"));
     if (lr->width > hr->width || lr->height > hr->height)
         return dr_error(DR_ERR_INVALID, "consistency: the LR %dx%d is larger than the output %dx%d", lr->width,
                         lr->height, hr->width, hr->height);
@@ -213,13 +213,13 @@ int dr_eval_consistency_psnr(const dr_image *hr, const dr_image *lr, double *psn
         return dr_error(DR_ERR_NOMEM, "consistency: out of memory");
     }
     for (int c = 0; c < 3; c++)
-        for (size_t i = 0; i < nh; i++) up[(size_t)c * nh + i] = (float)(eval_px(hr, i, c) / 127.5 - 1.0);
+        for (size_t i = 0; i < nh; i++) up[(size_t)c * nh + i] = (float)(iq_px(hr, i, c) / 127.5 - 1.0);
     int rc = ip_resize(up, 3, hr->height, hr->width, down, lr->height, lr->width);
     if (rc == DR_OK) {
         double sse = 0;
         for (int c = 0; c < 3; c++)
             for (size_t i = 0; i < nl; i++) {
-                const double d = ((double)down[(size_t)c * nl + i] + 1.0) * 127.5 - eval_px(lr, i, c);
+                const double d = ((double)down[(size_t)c * nl + i] + 1.0) * 127.5 - iq_px(lr, i, c);
                 sse += d * d;
             }
         *psnr = psnr_from(sse, 3.0 * (double)nl);
@@ -227,89 +227,4 @@ int dr_eval_consistency_psnr(const dr_image *hr, const dr_image *lr, double *psn
     free(up);
     free(down);
     return rc;
-}
-
-/* ------------------------------------------------------------------ all of a mode */
-
-/* Every field of dr_eval_metrics (all double), for the field-by-field loops. */
-static const size_t k_fields[] = {
-    offsetof(dr_eval_metrics, psnr),           offsetof(dr_eval_metrics, ssim),
-    offsetof(dr_eval_metrics, chroma_psnr),    offsetof(dr_eval_metrics, colorfulness),
-    offsetof(dr_eval_metrics, colorfulness_gt), offsetof(dr_eval_metrics, colorfulness_ratio),
-    offsetof(dr_eval_metrics, max_luma_diff),  offsetof(dr_eval_metrics, hole_psnr),
-    offsetof(dr_eval_metrics, hole_hf_ratio),  offsetof(dr_eval_metrics, max_known_diff),
-    offsetof(dr_eval_metrics, hf_ratio),       offsetof(dr_eval_metrics, consistency_psnr),
-};
-#define N_FIELDS (sizeof k_fields / sizeof *k_fields)
-_Static_assert(sizeof(dr_eval_metrics) == N_FIELDS * sizeof(double), "k_fields must list every field");
-
-static double *field(dr_eval_metrics *m, size_t k) { return (double *)((char *)m + k_fields[k]); }
-static double cfield(const dr_eval_metrics *m, size_t k) { return *(const double *)((const char *)m + k_fields[k]); }
-
-static void metrics_nan(dr_eval_metrics *m) {
-    for (size_t k = 0; k < N_FIELDS; k++) *field(m, k) = NAN;
-}
-
-int dr_eval_score(const dr_eval_case *c, const dr_image *out, dr_eval_metrics *m) {
-    if (!c || !out || !m) return dr_error(DR_ERR_INVALID, "dr_eval_score: NULL argument");
-    metrics_nan(m);
-    DR_TRY(eval_check_image(&c->truth, "the ground truth"));
-    DR_TRY(eval_check_image(&c->input, "the degraded input"));
-    DR_TRY(eval_check_image(out, "the restored image"));
-    if (out->width != c->truth.width || out->height != c->truth.height)
-        return dr_error(DR_ERR_INVALID, "the restored image is %dx%d but the ground truth is %dx%d", out->width,
-                        out->height, c->truth.width, c->truth.height);
-    DR_TRY(dr_eval_psnr(out, &c->truth, NULL, &m->psnr));
-    DR_TRY(dr_eval_ssim(out, &c->truth, &m->ssim));
-    const size_t np = (size_t)out->width * out->height;
-    switch (c->mode) {
-    case DR_MODE_COLORIZE: {
-        DR_TRY(eval_check_same_size(out, &c->input, NULL, "luma difference"));
-        DR_TRY(dr_eval_chroma_psnr(out, &c->truth, &m->chroma_psnr));
-        DR_TRY(dr_eval_colorfulness(out, &m->colorfulness));
-        DR_TRY(dr_eval_colorfulness(&c->truth, &m->colorfulness_gt));
-        m->colorfulness_ratio = m->colorfulness_gt > 1e-9 ? m->colorfulness / m->colorfulness_gt : NAN;
-        double mx = 0;
-        for (size_t i = 0; i < np; i++) {
-            const double d = fabs(eval_luma(out, i) - eval_luma(&c->input, i));
-            if (d > mx) mx = d;
-        }
-        m->max_luma_diff = mx;
-        return DR_OK;
-    }
-    case DR_MODE_INPAINT: {
-        DR_TRY(eval_check_same_size(out, &c->input, &c->mask, "inpaint scores"));
-        DR_TRY(dr_eval_psnr(out, &c->truth, &c->mask, &m->hole_psnr));
-        DR_TRY(dr_eval_hf_ratio(out, &c->truth, &c->mask, &m->hole_hf_ratio));
-        double mx = 0;
-        for (size_t i = 0; i < np; i++) {
-            if (eval_in_region(&c->mask, i)) continue;
-            for (int ch = 0; ch < 3; ch++) {
-                const double d = fabs(eval_px(out, i, ch) - eval_px(&c->input, i, ch));
-                if (d > mx) mx = d;
-            }
-        }
-        m->max_known_diff = mx;
-        return DR_OK;
-    }
-    case DR_MODE_SUPERRES:
-        DR_TRY(dr_eval_hf_ratio(out, &c->truth, NULL, &m->hf_ratio));
-        return dr_eval_consistency_psnr(out, &c->input, &m->consistency_psnr);
-    default: return dr_error(DR_ERR_INVALID, "dr_eval_score: unknown mode %d", (int)c->mode);
-    }
-}
-
-void dr_eval_metrics_mean(const dr_eval_metrics *m, int n, dr_eval_metrics *mean) {
-    for (size_t k = 0; k < N_FIELDS; k++) {
-        double s = 0;
-        int cnt = 0;
-        for (int i = 0; m && i < n; i++) {
-            const double v = cfield(&m[i], k);
-            if (isfinite(v)) {
-                s += v;
-                cnt++;
-            }
-        }
-        *field(mean, k) = cnt ? s / cnt : NAN;
-    }
 }

@@ -8,7 +8,7 @@
  * Each Gram matrix is banded (two LR rows interact only if their supports
  * overlap), symmetric positive definite, and factored once by a banded
  * Cholesky in double. */
-#include "modes/imgproc.h"
+#include "imgproc/imgproc.h"
 
 #include "common/error.h"
 #include "nn/nn.h"

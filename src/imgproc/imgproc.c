@@ -1,7 +1,7 @@
 /* imgproc.c - planar conversion, BT.601 YCbCr, bicubic resampling and
  * reflection padding (see imgproc.h). The projector is in imgproc_project.c,
  * the random masks in imgproc_mask.c. */
-#include "modes/imgproc.h"
+#include "imgproc/imgproc.h"
 
 #include "common/error.h"
 #include "nn/nn.h"

@@ -1,0 +1,60 @@
+/* score.c - dr_eval_score: the metrics of every mode (PSNR, SSIM) and then
+ * the mode's own (mode_ops.score), and their mean over a set. */
+#include "common/error.h"
+#include "imgproc/quality.h"
+#include "modes/mode.h"
+
+#include <math.h>
+#include <stddef.h>
+
+/* ------------------------------------------------------------------ all of a mode */
+
+/* Every field of dr_eval_metrics (all double), for the field-by-field loops. */
+static const size_t k_fields[] = {
+    offsetof(dr_eval_metrics, psnr),           offsetof(dr_eval_metrics, ssim),
+    offsetof(dr_eval_metrics, chroma_psnr),    offsetof(dr_eval_metrics, colorfulness),
+    offsetof(dr_eval_metrics, colorfulness_gt), offsetof(dr_eval_metrics, colorfulness_ratio),
+    offsetof(dr_eval_metrics, max_luma_diff),  offsetof(dr_eval_metrics, hole_psnr),
+    offsetof(dr_eval_metrics, hole_hf_ratio),  offsetof(dr_eval_metrics, max_known_diff),
+    offsetof(dr_eval_metrics, hf_ratio),       offsetof(dr_eval_metrics, consistency_psnr),
+};
+#define N_FIELDS (sizeof k_fields / sizeof *k_fields)
+_Static_assert(sizeof(dr_eval_metrics) == N_FIELDS * sizeof(double), "k_fields must list every field");
+
+static double *field(dr_eval_metrics *m, size_t k) { return (double *)((char *)m + k_fields[k]); }
+static double cfield(const dr_eval_metrics *m, size_t k) { return *(const double *)((const char *)m + k_fields[k]); }
+
+static void metrics_nan(dr_eval_metrics *m) {
+    for (size_t k = 0; k < N_FIELDS; k++) *field(m, k) = NAN;
+}
+
+int dr_eval_score(const dr_eval_case *c, const dr_image *out, dr_eval_metrics *m) {
+    if (!c || !out || !m) return dr_error(DR_ERR_INVALID, "dr_eval_score: NULL argument");
+    metrics_nan(m);
+    DR_TRY(iq_check_image(&c->truth, "the ground truth"));
+    DR_TRY(iq_check_image(&c->input, "the degraded input"));
+    DR_TRY(iq_check_image(out, "the restored image"));
+    if (out->width != c->truth.width || out->height != c->truth.height)
+        return dr_error(DR_ERR_INVALID, "the restored image is %dx%d but the ground truth is %dx%d", out->width,
+                        out->height, c->truth.width, c->truth.height);
+    DR_TRY(dr_eval_psnr(out, &c->truth, NULL, &m->psnr));
+    DR_TRY(dr_eval_ssim(out, &c->truth, &m->ssim));
+    const mode_ops *ops = mode_ops_get(c->mode);
+    if (!ops) return dr_error(DR_ERR_INVALID, "dr_eval_score: unknown mode %d", (int)c->mode);
+    return ops->score(c, out, m);
+}
+
+void dr_eval_metrics_mean(const dr_eval_metrics *m, int n, dr_eval_metrics *mean) {
+    for (size_t k = 0; k < N_FIELDS; k++) {
+        double s = 0;
+        int cnt = 0;
+        for (int i = 0; m && i < n; i++) {
+            const double v = cfield(&m[i], k);
+            if (isfinite(v)) {
+                s += v;
+                cnt++;
+            }
+        }
+        *field(mean, k) = cnt ? s / cnt : NAN;
+    }
+}
