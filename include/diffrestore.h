@@ -117,6 +117,10 @@ const char *dr_format_name(dr_format f);
 
 /* Read only the header. */
 int dr_image_probe(const char *path, dr_image_info *info);
+/* One line such as "PNG 640x480, 3 channels, 8-bit, RGB, interlaced"; it
+ * names info->color_space (gray, gray+alpha, RGB, RGBA, palette, YCbCr,
+ * CMYK, YCCK or unknown). */
+void dr_image_info_describe(const dr_image_info *info, char *buf, size_t size);
 /* Decode a PNG, JPEG, TIFF or WebP file, turned upright by its EXIF (or
  * TIFF) orientation, and converted to sRGB when it embeds an RGB or gray ICC
  * profile (Little CMS; a profile that cannot be read is an error: see
@@ -254,7 +258,8 @@ typedef struct {
 } dr_tensor_file;
 
 /* Read every tensor of a safetensors file (F32 or F16, converted to F32).
- * Validates the header fully; see docs/FORMAT.md. */
+ * Validates the header fully (dtypes, shapes, offsets, overlaps, the
+ * metadata's size): the format of MODEL.md, "Weights file: safetensors". */
 int dr_tensor_file_read(const char *path, dr_tensor_file *tf);
 int dr_tensor_file_read_memory(const void *buf, size_t size, const char *name, dr_tensor_file *tf);
 /* Write tensors as F32 (dtype_f16 = 0) or F16 (1), atomically (temp + rename). */
@@ -274,11 +279,37 @@ typedef enum {
     DR_MODE_NONE = 0,
     DR_MODE_COLORIZE = 1,
     DR_MODE_INPAINT = 2,
-    DR_MODE_SUPERRES = 3
+    DR_MODE_SUPERRES = 3,
+    DR_MODE_DENOISE = 4
 } dr_mode;
 
-const char *dr_mode_name(dr_mode m);
+const char *dr_mode_name(dr_mode m);         /* "none" if unknown */
 dr_mode dr_mode_from_name(const char *name); /* DR_MODE_NONE if unknown */
+
+/* What a mode takes beyond an image (dr_mode_info.flags). */
+enum {
+    DR_MODE_TAKES_SCALE = 1,       /* an output size or factor (dr_params.scale / out_width / out_height) */
+    DR_MODE_TAKES_MASK = 2,        /* a hole mask (or the input's alpha) */
+    DR_MODE_TAKES_RENDER_SIZE = 4, /* a working resolution (dr_params.render_size) */
+    DR_MODE_COLOR_OUT = 8,         /* colour out of a gray input */
+    DR_MODE_MEAN_OF_X = 16         /* dr_restore_samples' mean is taken before the output is written */
+};
+
+/* One mode, as the library's table describes it: the commands, the model
+ * loader, training and eval all read the same entry. */
+typedef struct {
+    dr_mode mode;
+    const char *name;         /* "colorize": the command and the weights' metadata */
+    const char *summary;      /* one line: what it restores */
+    const char *options_help; /* help lines of the mode's own options ("" when none) */
+    const char *baseline;     /* eval's classical baseline: "gray", "telea", "bicubic", "input" */
+    int in_channels, out_channels; /* the U-Net's (MODEL.md, "Modes") */
+    unsigned flags;           /* DR_MODE_TAKES_* and the others above */
+} dr_mode_info;
+
+/* Modes are 1 .. dr_mode_count(); NULL for an unknown one. */
+int dr_mode_count(void);
+const dr_mode_info *dr_mode_get(dr_mode m);
 
 /* The U-Net's hyper-parameters (MODEL.md). */
 #define DR_MAX_LEVELS 8
@@ -436,6 +467,8 @@ typedef struct {
     dr_train_masks masks;      /* inpaint: the hole generator (default DR_MASKS_LEGACY) */
     uint64_t seed;             /* inpaint: the mask of image `index` depends on (seed, index) only */
     int crop;                  /* > 0: score the centred crop of min(crop, W) x min(crop, H) (default 0: all) */
+    double noise_sigma;        /* denoise: Gaussian noise, std on 0..255 (default 25; 0: none) */
+    int jpeg_quality;          /* denoise: JPEG-compressed at this quality first (default 0: not) */
 } dr_eval_options;
 
 void dr_eval_options_init(dr_eval_options *o);
@@ -446,15 +479,17 @@ typedef struct {
     dr_image truth;    /* the ground truth as scored: RGB, cropped */
     dr_image input;    /* what to restore. colorize: the luma Y rounded to 8 bits, 1 channel;
                         * inpaint: truth with the hole pixels black; superres: the LR, RGB,
-                        * bicubic (antialiased) downscale of truth, rounded to 8 bits */
+                        * bicubic (antialiased) downscale of truth, rounded to 8 bits;
+                        * denoise: truth with JPEG artefacts and/or Gaussian noise, 8 bits */
     dr_image mask;     /* inpaint: 1 channel, 255 = hole, 0 = known (pass it to dr_restore) */
     dr_image baseline; /* colorize: the gray input as RGB; superres: bicubic upscale of the LR
-                        * to truth's size; inpaint: empty (the CLI scores OpenCV's Telea) */
+                        * to truth's size; denoise: the noisy input; inpaint: empty
+                        * (scripts/telea_baseline.py makes OpenCV's Telea) */
     double hole_fraction; /* inpaint: share of hole pixels */
 } dr_eval_case;
 
 /* Build the case for ground truth gt (any layout and depth; alpha dropped)
- * and mode, as training degrades (src/modes/examples.c): the same resampler,
+ * and mode, as training degrades (the mode's file in src/modes/): the same resampler,
  * the same 8-bit rounding, the o->masks generator for the holes, with the mask's
  * random stream derived from (o->seed, index). Deterministic. For superres,
  * restore to exactly truth's size: dr_params.out_width / out_height. */
@@ -481,6 +516,19 @@ typedef struct {
 int dr_eval_score(const dr_eval_case *c, const dr_image *out, dr_eval_metrics *m);
 /* Field by field mean over the finite values of m[0..n) (NaN when none). */
 void dr_eval_metrics_mean(const dr_eval_metrics *m, int n, dr_eval_metrics *mean);
+
+/* One metric as reports show it. */
+typedef struct {
+    const char *key;   /* the dr_eval_metrics field's name, used as the JSON key */
+    const char *label; /* table header; NULL: JSON only */
+    const char *fmt;   /* printf format of a table cell; NULL: JSON only */
+    size_t offset;     /* of the double in dr_eval_metrics */
+} dr_eval_column;
+
+/* The metrics eval reports for mode: PSNR and SSIM, then the mode's own (the
+ * mode's table entry lists them), at most max into cols. Returns how many, 0
+ * for an unknown mode. */
+int dr_eval_columns(dr_mode mode, const dr_eval_column **cols, int max);
 
 /* The metrics one by one. region (may be NULL = every pixel) selects the
  * pixels whose first channel is above half its range.

@@ -2,7 +2,7 @@
 model taken out: the ground truth's CbCr is downscaled with its luma to a long
 side of R (antialiased bicubic), then brought back to full size either by plain
 bicubic upsampling or by guided upsampling on the full-resolution luma (the
-fast guided filter of src/modes/imgproc_guided.c, radius r and eps on unit
+fast guided filter of src/imgproc/imgproc_guided.c, radius r and eps on unit
 values). Prints the chroma PSNR (peak 255, over Cb and Cr) of each against the
 ground truth: the ceiling a perfect colorizer would reach at that R, and which
 r, eps lose the least. Used to choose IP_GUIDED_RADIUS / IP_GUIDED_EPS

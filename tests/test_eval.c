@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -441,17 +442,89 @@ static void test_mean(void) {
     CHECK(isnan(mean.psnr), "mean of nothing is NaN");
 }
 
+/* denoise: noise of the asked std, from a stream of (seed, index) only; JPEG
+ * first when asked; the baseline is the noisy input; bad levels refused. */
+/* The report columns: PSNR and SSIM first for every mode, then the mode's
+ * own, each naming the field its offset points at; none for an unknown mode. */
+static void test_columns(void) {
+    const dr_eval_column *cols[32];
+    CHECK(dr_eval_columns(DR_MODE_NONE, cols, 32) == 0, "no columns for an unknown mode");
+    for (int k = 1; k <= dr_mode_count(); k++) {
+        const int n = dr_eval_columns((dr_mode)k, cols, 32);
+        CHECK(n >= 2 && !strcmp(cols[0]->key, "psnr") && !strcmp(cols[1]->key, "ssim"), "%s: %d columns",
+              dr_mode_name((dr_mode)k), n);
+        for (int i = 0; i < n; i++) {
+            dr_eval_metrics m;
+            memset(&m, 0, sizeof m);
+            *(double *)((char *)&m + cols[i]->offset) = 7.5;
+            dr_eval_metrics mean;
+            dr_eval_metrics_mean(&m, 1, &mean);
+            CHECK(*(const double *)((const char *)&mean + cols[i]->offset) == 7.5 && (cols[i]->label == NULL) == (cols[i]->fmt == NULL),
+                  "%s: column %s", dr_mode_name((dr_mode)k), cols[i]->key);
+        }
+        CHECK(dr_eval_columns((dr_mode)k, cols, 1) == 1, "max is honoured");
+    }
+    const int nc = dr_eval_columns(DR_MODE_COLORIZE, cols, 32);
+    CHECK(nc == 7 && !strcmp(cols[2]->key, "chroma_psnr") && !strcmp(cols[4]->key, "max_luma_diff") &&
+              cols[2]->offset == offsetof(dr_eval_metrics, chroma_psnr),
+          "colorize's columns (%d)", nc);
+    CHECK(dr_eval_columns(DR_MODE_DENOISE, cols, 32) == 2, "denoise: PSNR and SSIM only");
+}
+
+static void test_denoise_degrade(void) {
+    dr_image gt = pattern(64, 48, 60, 190, 3);
+    dr_eval_options o;
+    dr_eval_options_init(&o);
+    CHECK(o.noise_sigma == 25 && o.jpeg_quality == 0, "denoise defaults: %g, %d", o.noise_sigma, o.jpeg_quality);
+    dr_eval_case c, c2, c3;
+    CHECK(dr_eval_degrade(&gt, DR_MODE_DENOISE, &o, 2, &c) == DR_OK, "denoise degrade: %s", dr_last_error());
+    double s2 = 0, s1 = 0;
+    const size_t n = (size_t)3 * 64 * 48;
+    for (size_t i = 0; i < n; i++) {
+        const double d = (double)c.input.data[i] - c.truth.data[i];
+        s1 += d;
+        s2 += d * d;
+    }
+    const double sd = sqrt(s2 / n - (s1 / n) * (s1 / n));
+    CHECK(fabs(sd - 25) < 1.5 && fabs(s1 / n) < 1.0, "noise std %.2f (want 25), mean %.2f", sd, s1 / n);
+    CHECK(c.baseline.width == 64 && memcmp(c.baseline.data, c.input.data, n * sizeof(uint16_t)) == 0,
+          "the baseline is the noisy input");
+    CHECK(dr_eval_degrade(&gt, DR_MODE_DENOISE, &o, 2, &c2) == DR_OK && same_image(&c.input, &c2.input),
+          "the same (seed, index): the same noise");
+    CHECK(dr_eval_degrade(&gt, DR_MODE_DENOISE, &o, 3, &c3) == DR_OK && !same_image(&c.input, &c3.input),
+          "another index: other noise");
+    dr_eval_case_free(&c2);
+    dr_eval_case_free(&c3);
+    o.noise_sigma = 0;
+    o.jpeg_quality = 20;
+    CHECK(dr_eval_degrade(&gt, DR_MODE_DENOISE, &o, 2, &c2) == DR_OK && !same_image(&c2.input, &c2.truth),
+          "JPEG at 20 alone changes the image");
+    o.jpeg_quality = 0;
+    CHECK(dr_eval_degrade(&gt, DR_MODE_DENOISE, &o, 2, &c3) == DR_OK && same_image(&c3.input, &c3.truth),
+          "no noise and no JPEG: the truth itself");
+    dr_eval_case_free(&c2);
+    dr_eval_case_free(&c3);
+    o.noise_sigma = -1;
+    CHECK(dr_eval_degrade(&gt, DR_MODE_DENOISE, &o, 2, &c2) == DR_ERR_INVALID, "negative noise refused");
+    o.noise_sigma = 25;
+    o.jpeg_quality = 101;
+    CHECK(dr_eval_degrade(&gt, DR_MODE_DENOISE, &o, 2, &c2) == DR_ERR_INVALID, "JPEG quality 101 refused");
+    dr_eval_case_free(&c);
+    dr_image_free(&gt);
+}
+
 static void test_restore_scores(void) {
     /* the whole path on a tiny random model: restore the degraded input, score it,
      * twice with the same seed -> the same numbers */
     dr_unet_config cfg;
     memset(&cfg, 0, sizeof cfg);
     CHECK(dr_unet_config_parse(&cfg, "base=8,mult=1,2,res=1,attn=,groups=2") == DR_OK, "config");
-    const dr_mode modes[] = {DR_MODE_COLORIZE, DR_MODE_INPAINT, DR_MODE_SUPERRES};
     dr_image gt = pattern(20, 18, 0, 255, 11);
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < dr_mode_count(); k++) { /* every mode of the table */
+        const dr_mode mode = (dr_mode)(k + 1);
+        const dr_mode_info *mi = dr_mode_get(mode);
         dr_model *model = NULL;
-        CHECK(dr_model_new_random(&cfg, modes[k], 1, &model) == DR_OK, "model");
+        CHECK(dr_model_new_random(&cfg, mode, 1, &model) == DR_OK, "model");
         if (!model) continue;
         dr_eval_options o;
         dr_eval_options_init(&o);
@@ -465,19 +538,19 @@ static void test_restore_scores(void) {
             dr_params_init(&p);
             p.steps = 2;
             p.seed = 5;
-            if (modes[k] == DR_MODE_SUPERRES) p.out_width = 20, p.out_height = 18;
-            CHECK(dr_eval_degrade(&gt, modes[k], &o, 3, &c) == DR_OK, "degrade");
-            CHECK(dr_restore(model, &c.input, modes[k] == DR_MODE_INPAINT ? &c.mask : NULL, &p, &out) == DR_OK,
+            if ((mi->flags & DR_MODE_TAKES_SCALE)) p.out_width = 20, p.out_height = 18;
+            CHECK(dr_eval_degrade(&gt, mode, &o, 3, &c) == DR_OK, "degrade");
+            CHECK(dr_restore(model, &c.input, (mi->flags & DR_MODE_TAKES_MASK) ? &c.mask : NULL, &p, &out) == DR_OK,
                   "restore: %s", dr_last_error());
             CHECK(dr_eval_score(&c, &out, &m[run]) == DR_OK, "score: %s", dr_last_error());
-            if (modes[k] == DR_MODE_COLORIZE) CHECK(m[run].max_luma_diff <= 0.5 + 1e-3, "colorize keeps Y: %g", m[run].max_luma_diff);
-            if (modes[k] == DR_MODE_INPAINT) CHECK(m[run].max_known_diff == 0, "inpaint keeps known pixels");
-            if (modes[k] == DR_MODE_SUPERRES) CHECK(m[run].consistency_psnr > 40, "superres consistent: %g", m[run].consistency_psnr);
+            if (mode == DR_MODE_COLORIZE) CHECK(m[run].max_luma_diff <= 0.5 + 1e-3, "colorize keeps Y: %g", m[run].max_luma_diff);
+            if (mode == DR_MODE_INPAINT) CHECK(m[run].max_known_diff == 0, "inpaint keeps known pixels");
+            if (mode == DR_MODE_SUPERRES) CHECK(m[run].consistency_psnr > 40, "superres consistent: %g", m[run].consistency_psnr);
             dr_image_free(&out);
             dr_eval_case_free(&c);
         }
         CHECK(memcmp(&m[0], &m[1], sizeof m[0]) == 0 || (m[0].psnr == m[1].psnr && m[0].ssim == m[1].ssim),
-              "%s: the same seed gives the same scores", dr_mode_name(modes[k]));
+              "%s: the same seed gives the same scores", dr_mode_name(mode));
         dr_model_free(model);
     }
     dr_image_free(&gt);
@@ -490,6 +563,8 @@ int main(void) {
     test_hf();
     test_degrade();
     test_mean();
+    test_columns();
+    test_denoise_degrade();
     test_restore_scores();
     return test_summary("test_eval");
 }

@@ -239,6 +239,56 @@ static void test_seeds(void) {
     dr_model_free(m);
 }
 
+/* The table of modes: every entry consistent with the names, the channels a
+ * model of that mode gets and the flags its restore honours; nothing outside
+ * 1 .. dr_mode_count(). */
+static void test_mode_table(void) {
+    CHECK(dr_mode_get(DR_MODE_NONE) == NULL && dr_mode_get((dr_mode)(dr_mode_count() + 1)) == NULL,
+          "modes outside 1..%d have no entry", dr_mode_count());
+    CHECK(dr_mode_from_name("none") == DR_MODE_NONE && dr_mode_from_name(NULL) == DR_MODE_NONE, "unknown names");
+    for (int k = 1; k <= dr_mode_count(); k++) {
+        const dr_mode_info *mi = dr_mode_get((dr_mode)k);
+        CHECK(mi && mi->mode == (dr_mode)k, "mode %d: entry", k);
+        if (!mi) continue;
+        CHECK(dr_mode_from_name(mi->name) == mi->mode && !strcmp(dr_mode_name(mi->mode), mi->name), "%s: name", mi->name);
+        CHECK(mi->summary && mi->summary[0] && mi->options_help && mi->baseline && mi->baseline[0], "%s: texts", mi->name);
+        CHECK(mi->out_channels >= 1 && mi->in_channels > mi->out_channels, "%s: %d/%d channels", mi->name,
+              mi->in_channels, mi->out_channels);
+        dr_model *m = tiny_model(mi->mode, "base=8,mult=1,2,res=1,attn=,groups=2");
+        const dr_unet_config *c = dr_model_config(m);
+        CHECK(c->in_channels == mi->in_channels && c->out_channels == mi->out_channels, "%s: the model's channels",
+              mi->name);
+        /* a working resolution only where the table says so */
+        dr_params p;
+        dr_params_init_mode(&p, mi->mode);
+        p.steps = 1;
+        p.scale = 2;
+        p.render_size = DR_RENDER_SIZE_MIN;
+        dr_image in, out = {0};
+        make_image(&in, 16, 12, 4, 8, 5);
+        const int rc = dr_restore(m, &in, NULL, &p, &out);
+        CHECK((rc == DR_OK) == !!(mi->flags & DR_MODE_TAKES_RENDER_SIZE), "%s: render_size %s", mi->name,
+              rc == DR_OK ? "accepted" : dr_last_error());
+        /* the output: the input's size unless the mode takes a scale; colour where the table says */
+        dr_image_free(&out);
+        p.render_size = DR_RENDER_SIZE_AUTO;
+        dr_image gray;
+        make_image(&gray, 16, 12, 1, 8, 6);
+        dr_image *src = (mi->flags & DR_MODE_TAKES_MASK) ? &in : &gray;
+        CHECK(dr_restore(m, src, NULL, &p, &out) == DR_OK, "%s: %s", mi->name, dr_last_error());
+        const int scaled = !!(mi->flags & DR_MODE_TAKES_SCALE);
+        CHECK(out.width == (scaled ? 32 : 16) && out.height == (scaled ? 24 : 12), "%s: %dx%d out", mi->name,
+              out.width, out.height);
+        if (src == &gray)
+            CHECK(out.channels == ((mi->flags & DR_MODE_COLOR_OUT) ? 3 : 1), "%s: %d channels from gray", mi->name,
+                  out.channels);
+        dr_image_free(&out);
+        dr_image_free(&gray);
+        dr_image_free(&in);
+        dr_model_free(m);
+    }
+}
+
 /* The per-mode presets (docs/TUNING.md, "Presets"): each differs from
  * dr_params_init only in sampler, steps and eta; the default preset is
  * dr_params_init_mode; fast <= default <= best in network evaluations; best is
@@ -250,9 +300,12 @@ static void test_mode_defaults(void) {
     CHECK(base.sampler == DR_SAMPLER_DDIM && base.steps == 20 && base.eta == 1.0 && base.spacing == DR_SPACING_TRAILING,
           "dr_params_init: %s %d eta %g", dr_sampler_name(base.sampler), base.steps, base.eta);
     CHECK(base.render_size == DR_RENDER_SIZE_AUTO, "dr_params_init: render_size %d, want AUTO", base.render_size);
-    const dr_mode modes[] = {DR_MODE_COLORIZE, DR_MODE_INPAINT, DR_MODE_SUPERRES};
+    dr_mode modes[8];
+    const int n_modes = dr_mode_count();
+    CHECK(n_modes >= 4 && n_modes <= 8, "%d modes", n_modes);
+    for (int k = 0; k < n_modes && k < 8; k++) modes[k] = (dr_mode)(k + 1);
     const dr_quality qs[] = {DR_QUALITY_FAST, DR_QUALITY_DEFAULT, DR_QUALITY_BEST};
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < n_modes && k < 8; k++) {
         dr_params p, d;
         dr_params_init_mode(&d, modes[k]);
         CHECK(dr_params_init_quality(&p, modes[k], DR_QUALITY_DEFAULT) == DR_OK && memcmp(&p, &d, sizeof p) == 0,
@@ -779,6 +832,7 @@ int main(void) {
     test_inpaint();
     test_superres();
     test_seeds();
+    test_mode_table();
     test_mode_defaults();
     test_tiling();
     test_samples();

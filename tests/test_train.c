@@ -128,7 +128,7 @@ static void test_resume_exact(void) {
     char a[1200], b[1200];
     path_in(a, sizeof a, "straight.ckpt");
     path_in(b, sizeof b, "resumed.ckpt");
-    for (int mode = DR_MODE_COLORIZE; mode <= DR_MODE_SUPERRES; mode++) {
+    for (int mode = 1; mode <= dr_mode_count(); mode++) { /* every mode of the table */
         dr_train_options o = base_options((dr_mode)mode, a);
         o.steps = 12;
         o.target_scale = 2.0f;

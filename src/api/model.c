@@ -15,12 +15,12 @@
 
 const char *dr_mode_name(dr_mode m) {
     const mode_ops *ops = mode_ops_get(m);
-    return ops ? ops->name : "none";
+    return ops ? ops->info.name : "none";
 }
 
 dr_mode dr_mode_from_name(const char *name) {
     const mode_ops *ops = mode_ops_by_name(name);
-    return ops ? ops->mode : DR_MODE_NONE;
+    return ops ? ops->info.mode : DR_MODE_NONE;
 }
 
 void dr_set_threads(int n) { nn_init_threads(n); }
@@ -97,9 +97,11 @@ int model_config_from_meta(const dr_tensor_file *tf, const char *path, model_inf
                         fmt ? fmt : "(missing)");
     const char *mode = dr_tensor_file_meta(tf, "mode");
     mi->mode = dr_mode_from_name(mode);
-    if (mi->mode == DR_MODE_NONE)
-        return dr_error(DR_ERR_FORMAT, "%s: unknown mode '%s' (colorize, inpaint, superres)", path,
-                        mode ? mode : "(missing)");
+    if (mi->mode == DR_MODE_NONE) {
+        char names[128];
+        mode_names(names, sizeof names);
+        return dr_error(DR_ERR_FORMAT, "%s: unknown mode '%s' (%s)", path, mode ? mode : "(missing)", names);
+    }
     int vals[DR_MAX_LEVELS], n;
     DR_TRY(meta_int(tf, path, "in_channels", 1, 64, &c->in_channels));
     DR_TRY(meta_int(tf, path, "out_channels", 1, 64, &c->out_channels));
@@ -137,7 +139,7 @@ int model_config_from_meta(const dr_tensor_file *tf, const char *path, model_inf
     mi->target_scale = (float)ts;
     double smin = 1, smax = 1;
     const mode_ops *ops = mode_ops_get(mi->mode);
-    if (ops->flags & MODE_SCALE) {
+    if (ops->info.flags & DR_MODE_TAKES_SCALE) {
         DR_TRY(meta_float(tf, path, "scale_min", 2.0, 1.0, 16.0, &smin));
         DR_TRY(meta_float(tf, path, "scale_max", 4.0, 1.0, 16.0, &smax));
         if (smin > smax) return dr_error(DR_ERR_FORMAT, "%s: scale_min %g > scale_max %g", path, smin, smax);
@@ -148,7 +150,7 @@ int model_config_from_meta(const dr_tensor_file *tf, const char *path, model_inf
     mi->render_size = 0;
     if (dr_tensor_file_meta(tf, "render_size")) {
         DR_TRY(meta_int(tf, path, "render_size", 0, DR_RENDER_SIZE_MAX, &mi->render_size));
-        if (mi->render_size > 0 && (!(ops->flags & MODE_RENDER_SIZE) || mi->render_size < DR_RENDER_SIZE_MIN))
+        if (mi->render_size > 0 && (!(ops->info.flags & DR_MODE_TAKES_RENDER_SIZE) || mi->render_size < DR_RENDER_SIZE_MIN))
             return dr_error(DR_ERR_FORMAT, "%s: metadata render_size = %d (only colorize, %d..%d)", path,
                             mi->render_size, DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
     }
@@ -185,7 +187,7 @@ int model_meta_from_config(dr_tensor_file *tf, const model_info *mi) {
     DR_TRY(dr_tensor_file_set_meta(tf, "schedule", mi->schedule_linear ? "linear" : "cosine"));
     DR_TRY(dr_tensor_file_set_meta(tf, "prediction", mi->predict_v ? "v" : "eps"));
     SETF("target_scale", mi->target_scale);
-    if (mode_ops_get(mi->mode)->flags & MODE_SCALE) {
+    if (mode_ops_get(mi->mode)->info.flags & DR_MODE_TAKES_SCALE) {
         SETF("scale_min", mi->scale_min);
         SETF("scale_max", mi->scale_max);
     }

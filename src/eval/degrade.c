@@ -25,6 +25,8 @@ void dr_eval_options_init(dr_eval_options *o) {
     o->seed = 0;
     o->crop = 0;
     o->masks = DR_MASKS_LEGACY;
+    o->noise_sigma = 25.0;
+    o->jpeg_quality = 0;
 }
 
 void dr_eval_case_free(dr_eval_case *c) {
@@ -88,9 +90,9 @@ int dr_eval_sheet(const dr_eval_case *c, const dr_image *restored, dr_image *she
         return dr_error(DR_ERR_INVALID, "dr_eval_sheet: the restored image is %dx%d but the ground truth is %dx%d",
                         restored->width, restored->height, w, h);
     const mode_ops *ops = mode_ops_get(c->mode);
-    const unsigned flags = ops ? ops->flags : 0;
-    if (flags & MODE_MASK) DR_TRY(iq_check_same_size(&c->input, &c->truth, &c->mask, "sheet"));
-    else if (ops && !(flags & MODE_SCALE)) DR_TRY(iq_check_same_size(&c->input, &c->truth, NULL, "sheet"));
+    const unsigned flags = ops ? ops->info.flags : 0;
+    if (flags & DR_MODE_TAKES_MASK) DR_TRY(iq_check_same_size(&c->input, &c->truth, &c->mask, "sheet"));
+    else if (ops && !(flags & DR_MODE_TAKES_SCALE)) DR_TRY(iq_check_same_size(&c->input, &c->truth, NULL, "sheet"));
     const int sw = 3 * w + 2 * SHEET_GAP;
     DR_TRY(dr_image_alloc(sheet, sw, h, 3, 8));
     for (size_t i = 0; i < (size_t)sw * h * 3; i++) sheet->data[i] = SHEET_GAP_VALUE;
@@ -101,13 +103,13 @@ int dr_eval_sheet(const dr_eval_case *c, const dr_image *restored, dr_image *she
             uint16_t *d0 = sheet->data + ((size_t)y * sw + x) * 3;
             uint16_t *d1 = d0 + (size_t)(w + SHEET_GAP) * 3, *d2 = d1 + (size_t)(w + SHEET_GAP) * 3;
             /* panel 1: what the model was given, at the truth's size */
-            if (flags & MODE_SCALE) { /* nearest neighbour, centres aligned */
+            if (flags & DR_MODE_TAKES_SCALE) { /* nearest neighbour, centres aligned */
                 int sx = (int)(((double)x + 0.5) * in->width / w), sy = (int)(((double)y + 0.5) * in->height / h);
                 if (sx >= in->width) sx = in->width - 1;
                 if (sy >= in->height) sy = in->height - 1;
                 const size_t j = (size_t)sy * in->width + sx;
                 for (int k = 0; k < 3; k++) d0[k] = to8(in, j, k);
-            } else if ((flags & MODE_MASK) && iq_in_region(&c->mask, i)) {
+            } else if ((flags & DR_MODE_TAKES_MASK) && iq_in_region(&c->mask, i)) {
                 d0[0] = 255, d0[1] = 0, d0[2] = 255; /* the hole, magenta */
             } else {
                 for (int k = 0; k < 3; k++) d0[k] = to8(in, i, k);

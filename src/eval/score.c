@@ -6,23 +6,47 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 /* ------------------------------------------------------------------ all of a mode */
 
-/* Every field of dr_eval_metrics (all double), for the field-by-field loops. */
-static const size_t k_fields[] = {
-    offsetof(dr_eval_metrics, psnr),           offsetof(dr_eval_metrics, ssim),
-    offsetof(dr_eval_metrics, chroma_psnr),    offsetof(dr_eval_metrics, colorfulness),
-    offsetof(dr_eval_metrics, colorfulness_gt), offsetof(dr_eval_metrics, colorfulness_ratio),
-    offsetof(dr_eval_metrics, max_luma_diff),  offsetof(dr_eval_metrics, hole_psnr),
-    offsetof(dr_eval_metrics, hole_hf_ratio),  offsetof(dr_eval_metrics, max_known_diff),
-    offsetof(dr_eval_metrics, hf_ratio),       offsetof(dr_eval_metrics, consistency_psnr),
+/* Every field of dr_eval_metrics (all double): the one table of metrics, for
+ * the field-by-field loops and the reports (dr_eval_columns). */
+#define COL(f, label, fmt) {#f, label, fmt, offsetof(dr_eval_metrics, f)}
+static const dr_eval_column k_fields[] = {
+    COL(psnr, "PSNR dB", "%.2f"),
+    COL(ssim, "SSIM", "%.4f"),
+    COL(chroma_psnr, "chroma PSNR", "%.2f"),
+    COL(colorfulness, NULL, NULL),
+    COL(colorfulness_gt, NULL, NULL),
+    COL(colorfulness_ratio, "colorful/GT", "%.3f"),
+    COL(max_luma_diff, "max |dY|", "%.3f"),
+    COL(hole_psnr, "hole PSNR", "%.2f"),
+    COL(hole_hf_ratio, "hole HF", "%.3f"),
+    COL(max_known_diff, "max known", "%.0f"),
+    COL(hf_ratio, "HF ratio", "%.3f"),
+    COL(consistency_psnr, "consist. dB", "%.2f"),
 };
+#undef COL
 #define N_FIELDS (sizeof k_fields / sizeof *k_fields)
 _Static_assert(sizeof(dr_eval_metrics) == N_FIELDS * sizeof(double), "k_fields must list every field");
 
-static double *field(dr_eval_metrics *m, size_t k) { return (double *)((char *)m + k_fields[k]); }
-static double cfield(const dr_eval_metrics *m, size_t k) { return *(const double *)((const char *)m + k_fields[k]); }
+int dr_eval_columns(dr_mode mode, const dr_eval_column **cols, int max) {
+    const mode_ops *ops = mode_ops_get(mode);
+    if (!ops) return 0;
+    int n = 0;
+    for (int k = 0; k < 2 && n < max; k++) cols[n++] = &k_fields[k]; /* psnr, ssim: every mode */
+    for (const char *const *key = ops->eval_metrics; key && *key && n < max; key++)
+        for (size_t k = 2; k < N_FIELDS; k++)
+            if (!strcmp(k_fields[k].key, *key)) {
+                cols[n++] = &k_fields[k];
+                break;
+            }
+    return n;
+}
+
+static double *field(dr_eval_metrics *m, size_t k) { return (double *)((char *)m + k_fields[k].offset); }
+static double cfield(const dr_eval_metrics *m, size_t k) { return *(const double *)((const char *)m + k_fields[k].offset); }
 
 static void metrics_nan(dr_eval_metrics *m) {
     for (size_t k = 0; k < N_FIELDS; k++) *field(m, k) = NAN;

@@ -32,9 +32,6 @@ enum {
 /* "gray", "gray+alpha", "RGB", "RGBA", "palette", "YCbCr", "CMYK", "YCCK" or
  * "unknown". */
 const char *dr_color_space_name(int cs);
-/* One line such as "PNG 640x480, 3 channels, 8-bit, RGB, interlaced". The
- * public header's comment on color_space refers to this function. */
-void dr_image_info_describe(const dr_image_info *info, char *buf, size_t size);
 
 /* max_pixels <= 0 means DR_DEFAULT_MAX_PIXELS. Returns DR_ERR_LIMIT (message
  * naming width x height and the limit) when width*height exceeds it. Called

@@ -206,14 +206,27 @@ static int colorize_score(const dr_eval_case *c, const dr_image *out, dr_eval_me
     return DR_OK;
 }
 
+static const char *const colorize_metrics[] = {"chroma_psnr", "colorfulness_ratio", "max_luma_diff", "colorfulness", "colorfulness_gt", NULL};
+
 /* Presets: colorize samples deterministically; eta 1 washes its colours out
  * toward gray (colourfulness 0.44 of the ground truth's against 0.72). */
 const mode_ops mode_colorize = {
-    .mode = DR_MODE_COLORIZE,
-    .name = "colorize",
-    .target_ch = 2,
-    .cond_ch = 1,
-    .flags = MODE_RENDER_SIZE | MODE_COLOR_OUT | MODE_MEAN_OF_X,
+    .info = {
+        .mode = DR_MODE_COLORIZE,
+        .name = "colorize",
+        .summary = "Colorize black-and-white photos. The output's luma is the input's; colour\n"
+                   "input is treated as gray (its luma is used).",
+        .options_help = "Working resolution:\n"
+                        "      --render-size R   colour the photo downscaled to a long side of R\n"
+                        "                        (never upscaled) and bring the colour back to full\n"
+                        "                        size guided by the full-size luma; 0 = full size.\n"
+                        "                        Default: the weights' render_size (see 'diffrestore\n"
+                        "                        info WEIGHTS'), else 0\n",
+        .baseline = "gray",
+        .in_channels = 3,
+        .out_channels = 2,
+        .flags = DR_MODE_TAKES_RENDER_SIZE | DR_MODE_COLOR_OUT | DR_MODE_MEAN_OF_X,
+    },
     .presets = {{DR_SAMPLER_DDIM, 20, 0}, {DR_SAMPLER_DDIM, 4, 0}, {DR_SAMPLER_DDIM, 20, 0}},
     .flat_data = "the photos have (almost) no colour, and colorize learns colour from colour photos",
     .make_example = colorize_example,
@@ -224,5 +237,6 @@ const mode_ops mode_colorize = {
     .to_rgb = colorize_to_rgb,
     .free_state = colorize_free,
     .degrade = colorize_degrade,
+    .eval_metrics = colorize_metrics,
     .score = colorize_score,
 };

@@ -201,16 +201,33 @@ static int inpaint_score(const dr_eval_case *c, const dr_image *out, dr_eval_met
     return DR_OK;
 }
 
+static const char *const inpaint_metrics[] = {"hole_psnr", "hole_hf_ratio", "max_known_diff", NULL};
+
 /* Presets: SDE-DPM-Solver++ loses 0.3-0.5 dB of hole PSNR at every step count
  * (the known pixels are pasted back at each step, which breaks the multistep
  * history it extrapolates from), so inpaint keeps DDIM, at 14 steps; eta 1
  * (re-injected noise) averages the model's errors away. */
 const mode_ops mode_inpaint = {
-    .mode = DR_MODE_INPAINT,
-    .name = "inpaint",
-    .target_ch = 3,
-    .cond_ch = 4,
-    .flags = MODE_MASK,
+    .info = {
+        .mode = DR_MODE_INPAINT,
+        .name = "inpaint",
+        .summary = "Fill holes in photos. Known pixels are kept bit for bit.",
+        .options_help = "Where the holes are:\n"
+                        "      --mask MASK       an image of the same size, white (> half range) where\n"
+                        "                        the hole is; any layout (gray: first channel, colour:\n"
+                        "                        luma). A directory: masks paired by relative path, with\n"
+                        "                        the same name as .png, .jpg, .jpeg, .tif(f) or .webp.\n"
+                        "                        Masks are in the upright frame: the input's EXIF\n"
+                        "                        orientation is applied before the mask is used\n"
+                        "      --box x,y,w,h     a rectangular hole (repeatable); boxes reaching past\n"
+                        "                        the edge are clipped, one entirely outside is an error\n"
+                        "  (neither)             the input's alpha channel: transparent = hole\n"
+                        "  A mask without any hole gives a copy of the input (with a note).\n",
+        .baseline = "telea",
+        .in_channels = 7,
+        .out_channels = 3,
+        .flags = DR_MODE_TAKES_MASK,
+    },
     .presets = {{DR_SAMPLER_DDIM, 14, 1}, {DR_SAMPLER_DDIM, 4, 1}, {DR_SAMPLER_DDIM, 20, 1}},
     .flat_data = "the targets are (almost) constant",
     .train_defaults = inpaint_defaults,
@@ -222,5 +239,6 @@ const mode_ops mode_inpaint = {
     .finish = inpaint_finish,
     .free_state = inpaint_free,
     .degrade = inpaint_degrade,
+    .eval_metrics = inpaint_metrics,
     .score = inpaint_score,
 };

@@ -40,8 +40,8 @@ typedef struct {
     int schedule_linear; /* 0: cosine */
     int predict_v;       /* 0: eps */
     float target_scale;
-    float scale_min, scale_max; /* MODE_SCALE: the factors trained for; 1 otherwise */
-    int render_size;            /* MODE_RENDER_SIZE: trained at this working long side (0: full resolution) */
+    float scale_min, scale_max; /* DR_MODE_TAKES_SCALE: the factors trained for; 1 otherwise */
+    int render_size;            /* DR_MODE_TAKES_RENDER_SIZE: trained at this working long side (0: full resolution) */
 } model_info;
 
 /* Options of the training degradations (each mode reads its own). */
@@ -66,15 +66,6 @@ typedef struct {
     void *state;  /* the mode's own, freed by ops->free_state */
 } mode_job;
 
-/* What a mode can do beyond the common path. */
-enum {
-    MODE_SCALE = 1,       /* output size from a scale factor; the weights hold scale_min..scale_max */
-    MODE_MASK = 2,        /* takes a hole mask (or alpha); the hole generators apply */
-    MODE_RENDER_SIZE = 4, /* may run at a working resolution (render_size) */
-    MODE_COLOR_OUT = 8,   /* the output is colour even for a gray input */
-    MODE_MEAN_OF_X = 16,  /* the mean of N samples is taken on x (the network's output), written once */
-};
-
 typedef struct {
     dr_sampler sampler;
     int steps;
@@ -82,10 +73,7 @@ typedef struct {
 } mode_preset;
 
 typedef struct mode_ops {
-    dr_mode mode;
-    const char *name;
-    int target_ch, cond_ch; /* out_channels, in_channels - out_channels */
-    unsigned flags;         /* MODE_* */
+    dr_mode_info info;      /* what the public dr_mode_get returns: name, channels, DR_MODE_* flags */
     mode_preset presets[3]; /* indexed by dr_quality: default, fast, best (docs/TUNING.md) */
     const char *flat_data;  /* why training data can give a constant target (the target_scale message) */
 
@@ -118,17 +106,18 @@ typedef struct mode_ops {
 
     /* evaluation: the degraded input (and baseline, mask) of c->truth */
     int (*degrade)(dr_eval_case *c, const dr_eval_options *o, int index);
-    /* the mode's own metrics (PSNR and SSIM are common) */
+    /* the dr_eval_metrics fields the mode reports beyond PSNR and SSIM, in its
+     * table's order (NULL-terminated; dr_eval_columns), and how it measures them */
+    const char *const *eval_metrics;
     int (*score)(const dr_eval_case *c, const dr_image *out, dr_eval_metrics *m);
 } mode_ops;
 
 /* The table: NULL for an unknown mode. */
 const mode_ops *mode_ops_get(dr_mode mode);
 const mode_ops *mode_ops_by_name(const char *name);
-/* mode_table[0 .. mode_count - 1], in dr_mode order */
-int mode_count(void);
-const mode_ops *mode_ops_at(int i);
 
+/* "colorize, inpaint, ..." into buf: every mode's name, for messages. */
+void mode_names(char *buf, size_t n);
 /* The U-Net's in/out channels of mode: DR_OK, or DR_ERR_INVALID for an unknown mode. */
 int mode_channels(dr_mode mode, int *in, int *out);
 

@@ -6,38 +6,51 @@
 #include "imgproc/imgproc.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-extern const mode_ops mode_colorize, mode_inpaint, mode_superres;
+extern const mode_ops mode_colorize, mode_inpaint, mode_superres, mode_denoise;
 
 /* in dr_mode order: mode_table[m - 1] is mode m */
 static const mode_ops *const mode_table[] = {
     &mode_colorize,
     &mode_inpaint,
     &mode_superres,
+    &mode_denoise,
 };
 #define N_MODES ((int)(sizeof mode_table / sizeof *mode_table))
 
-int mode_count(void) { return N_MODES; }
-const mode_ops *mode_ops_at(int i) { return i >= 0 && i < N_MODES ? mode_table[i] : NULL; }
-
 const mode_ops *mode_ops_get(dr_mode mode) {
     const int i = (int)mode - 1;
-    return i >= 0 && i < N_MODES && mode_table[i]->mode == mode ? mode_table[i] : NULL;
+    return i >= 0 && i < N_MODES && mode_table[i]->info.mode == mode ? mode_table[i] : NULL;
+}
+
+int dr_mode_count(void) { return N_MODES; }
+
+const dr_mode_info *dr_mode_get(dr_mode mode) {
+    const mode_ops *ops = mode_ops_get(mode);
+    return ops ? &ops->info : NULL;
 }
 
 const mode_ops *mode_ops_by_name(const char *name) {
     for (int i = 0; name && i < N_MODES; i++)
-        if (!strcmp(mode_table[i]->name, name)) return mode_table[i];
+        if (!strcmp(mode_table[i]->info.name, name)) return mode_table[i];
     return NULL;
+}
+
+void mode_names(char *buf, size_t n) {
+    size_t o = 0;
+    if (n) buf[0] = 0;
+    for (int i = 0; i < N_MODES && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%s", i ? ", " : "", mode_table[i]->info.name);
 }
 
 int mode_channels(dr_mode mode, int *in, int *out) {
     const mode_ops *ops = mode_ops_get(mode);
     if (!ops) return dr_error(DR_ERR_INVALID, "unknown mode %d", (int)mode);
-    *in = ops->target_ch + ops->cond_ch;
-    *out = ops->target_ch;
+    *in = ops->info.in_channels;
+    *out = ops->info.out_channels;
     return DR_OK;
 }
 
@@ -58,7 +71,7 @@ void model_info_defaults(model_info *mi, const dr_unet_config *cfg, dr_mode mode
     mi->target_scale = 1.0f;
     mi->scale_min = mi->scale_max = 1.0f;
     const mode_ops *ops = mode_ops_get(mode);
-    if (ops && (ops->flags & MODE_SCALE)) {
+    if (ops && (ops->info.flags & DR_MODE_TAKES_SCALE)) {
         mode_train_options t;
         mode_train_options_init(&t);
         mi->scale_min = t.scale_min;

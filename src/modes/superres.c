@@ -206,14 +206,25 @@ static int superres_score(const dr_eval_case *c, const dr_image *out, dr_eval_me
     return dr_eval_consistency_psnr(out, &c->input, &m->consistency_psnr);
 }
 
+static const char *const superres_metrics[] = {"hf_ratio", "consistency_psnr", NULL};
+
 /* Presets: SDE-DPM-Solver++(2M) at 6 steps is within 0.1 dB and 0.02 HF ratio
  * of DDIM eta 1 at 20, at under a third of the network evaluations. */
 const mode_ops mode_superres = {
-    .mode = DR_MODE_SUPERRES,
-    .name = "superres",
-    .target_ch = 3,
-    .cond_ch = 3,
-    .flags = MODE_SCALE,
+    .info = {
+        .mode = DR_MODE_SUPERRES,
+        .name = "superres",
+        .summary = "Upscale photos. Downscaling the output gives back the input.",
+        .options_help = "Output size (one of):\n"
+                        "      --scale S         factor, within the weights' range (see 'diffrestore\n"
+                        "                        info WEIGHTS': scale_min..scale_max)\n"
+                        "      --width W         output width (with --height too: both fixed;\n"
+                        "      --height H        alone: the other keeps the aspect ratio)\n",
+        .baseline = "bicubic",
+        .in_channels = 6,
+        .out_channels = 3,
+        .flags = DR_MODE_TAKES_SCALE,
+    },
     .presets = {{DR_SAMPLER_DPMPP_2M_SDE, 6, 1}, {DR_SAMPLER_DPMPP_2M_SDE, 4, 1}, {DR_SAMPLER_DDIM, 20, 1}},
     .flat_data = "the targets are (almost) constant",
     .train_defaults = superres_defaults,
@@ -225,5 +236,6 @@ const mode_ops mode_superres = {
     .finish = superres_finish,
     .free_state = superres_free,
     .degrade = superres_degrade,
+    .eval_metrics = superres_metrics,
     .score = superres_score,
 };

@@ -215,8 +215,8 @@ static int ctx_build(restore_ctx *c, const restore_net *net, const dr_schedule *
     j->info = net->info;
     j->p = p;
     j->ts = net->info->target_scale;
-    c->out_ch = c->ops->target_ch;
-    c->cond_ch = c->ops->cond_ch;
+    c->out_ch = c->ops->info.out_channels;
+    c->cond_ch = c->ops->info.in_channels - c->ops->info.out_channels;
     c->in_ch = net->info->cfg.in_channels;
     const int f = 1 << (net->info->cfg.n_levels - 1);
     j->h = j->oh = in->height;
@@ -240,7 +240,7 @@ static int write_output(restore_ctx *c, const dr_image *in, const float *x, dr_i
     const mode_job *j = &c->job;
     const size_t np = (size_t)j->oh * j->ow;
     const int gray_in = in->channels <= 2, has_alpha = in->channels == 2 || in->channels == 4;
-    const int color_out = (c->ops->flags & MODE_COLOR_OUT) || !gray_in;
+    const int color_out = (c->ops->info.flags & DR_MODE_COLOR_OUT) || !gray_in;
     const int channels = (color_out ? 3 : 1) + has_alpha;
     const unsigned maxv = in->depth == 16 ? 65535u : 255u;
     if (c->ops->write_begin) DR_TRY(c->ops->write_begin(&c->job, x));
@@ -285,7 +285,7 @@ static int check_inputs(const restore_net *net, const dr_image *in, const dr_par
         return dr_error(DR_ERR_INVALID, "render size %d: 0 (full resolution) or %d..%d", p->render_size,
                         DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
     const mode_ops *ops = mode_ops_get(net->info->mode);
-    if (p->render_size > 0 && !(ops && (ops->flags & MODE_RENDER_SIZE)))
+    if (p->render_size > 0 && !(ops && (ops->info.flags & DR_MODE_TAKES_RENDER_SIZE)))
         return dr_error(DR_ERR_INVALID, "render size %d: a working resolution is only for colorize, not %s",
                         p->render_size, dr_mode_name(net->info->mode));
     if (p->steps < 1 || p->steps > net->info->timesteps)
@@ -316,7 +316,7 @@ int restore_samples(const restore_net *net, const dr_image *in, const dr_image *
     /* colorize's mean is taken over the network's chroma and written once,
      * so the output keeps the input's luma exactly as a single sample does
      * (averaging the written RGB samples moved it by up to a level) */
-    const int mean_of_x = mean && (c.ops->flags & MODE_MEAN_OF_X);
+    const int mean_of_x = mean && (c.ops->info.flags & DR_MODE_MEAN_OF_X);
     if (rc == DR_OK && mean_of_x && !(xsum = calloc(nx, sizeof(double))))
         rc = dr_error(DR_ERR_NOMEM, "out of memory for the mean");
     dr_denoiser dn = {predict, x0_hook, x_hook, on_progress, &c};
@@ -367,7 +367,7 @@ int restore_samples(const restore_net *net, const dr_image *in, const dr_image *
     }
     if (rc == DR_OK && uncertainty) { /* std over samples, mean over channels, as a heat map */
         rc = dr_image_alloc(uncertainty, c.job.ow, c.job.oh, 3, 8);
-        const int cc = ((c.ops->flags & MODE_COLOR_OUT) || in->channels > 2) ? 3 : 1;
+        const int cc = ((c.ops->info.flags & DR_MODE_COLOR_OUT) || in->channels > 2) ? 3 : 1;
         for (size_t i = 0; rc == DR_OK && i < (size_t)c.job.oh * c.job.ow; i++) {
             double s = 0;
             for (int ch = 0; ch < cc; ch++) {

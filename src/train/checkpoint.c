@@ -32,8 +32,13 @@ int checkpoint_save(const train_state *st, const char *path) {
     char buf[128];
     int rc = model_meta_from_config(&tf, &st->info);
     for (int k = 0; rc == DR_OK && k < 4; k++) rc = dr_tensor_file_add(&tf, names[k], 1, shape, arrays[k]);
-#define SET(key, fmt, val) \
-    if (rc == DR_OK) { snprintf(buf, sizeof buf, fmt, val); rc = dr_tensor_file_set_meta(&tf, key, buf); }
+#define SET(key, fmt, val)                                                \
+    do {                                                                  \
+        if (rc == DR_OK) {                                                \
+            snprintf(buf, sizeof buf, fmt, val);                          \
+            rc = dr_tensor_file_set_meta(&tf, key, buf);                  \
+        }                                                                 \
+    } while (0)
     SET("format", "%s", CKPT_FORMAT);
     SET("step", "%d", st->step);
     SET("init_steps", "%d", st->init_steps);
@@ -120,9 +125,11 @@ int checkpoint_load(train_state *st, const char *path) {
     dr_train_options_init(&st->opt);
     st->opt.mode = st->info.mode;
     st->opt.config = st->info.cfg;
-#define NUM(key, field, type) \
-    if ((rc = meta_num(&tf, path, key, &v)) != DR_OK) goto fail; \
-    st->opt.field = (type)v;
+#define NUM(key, field, type)                                             \
+    do {                                                                  \
+        if ((rc = meta_num(&tf, path, key, &v)) != DR_OK) goto fail;      \
+        st->opt.field = (type)v;                                          \
+    } while (0)
     NUM("steps", steps, int);
     NUM("batch", batch, int);
     NUM("patch", patch, int);
@@ -136,15 +143,16 @@ int checkpoint_load(train_state *st, const char *path) {
     NUM("val_batches", val_batches, int);
     /* keys added later: older checkpoints lack them and keep the defaults
      * they were trained with (uniform weight and t, no CPU time recorded) */
-#define OPT_NUM(key, field, type, lo, hi) \
-    if (dr_tensor_file_meta(&tf, key)) { \
-        if ((rc = meta_num(&tf, path, key, &v)) != DR_OK) goto fail; \
-        if (!(v >= (lo) && v <= (hi))) { \
-            rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint metadata '%s' out of range", path, key); \
-            goto fail; \
-        } \
-        field = (type)v; \
-    }
+#define OPT_NUM(key, field, type, lo, hi)                                                           \
+    do {                                                                                            \
+        if (!dr_tensor_file_meta(&tf, key)) break;                                                  \
+        if ((rc = meta_num(&tf, path, key, &v)) != DR_OK) goto fail;                                \
+        if (!(v >= (lo) && v <= (hi))) {                                                            \
+            rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint metadata '%s' out of range", path, key);   \
+            goto fail;                                                                              \
+        }                                                                                           \
+        field = (type)v;                                                                            \
+    } while (0)
     OPT_NUM("snr_gamma", st->opt.snr_gamma, float, 1e-3, 1e3);
     OPT_NUM("t_mean", st->opt.t_mean, float, -50, 50);
     OPT_NUM("t_std", st->opt.t_std, float, 1e-3, 50);

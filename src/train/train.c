@@ -221,9 +221,9 @@ int dr_train(const dr_train_options *o) {
     }
     const dr_train_options *opt = &st.opt;
     const mode_ops *ops = mode_ops_get(st.info.mode);
-    const char *only = !ops ? "" : opt->render_size > 0 && !(ops->flags & MODE_RENDER_SIZE) ? "--render-size is only for colorize"
-                                 : opt->masks != DR_MASKS_LEGACY && !(ops->flags & MODE_MASK) ? "--masks damage is only for inpaint"
-                                 : opt->scale_dist != DR_SCALE_DIST_UNIFORM && !(ops->flags & MODE_SCALE) ? "--scale-dist high is only for superres"
+    const char *only = !ops ? "" : opt->render_size > 0 && !(ops->info.flags & DR_MODE_TAKES_RENDER_SIZE) ? "--render-size is only for colorize"
+                                 : opt->masks != DR_MASKS_LEGACY && !(ops->info.flags & DR_MODE_TAKES_MASK) ? "--masks damage is only for inpaint"
+                                 : opt->scale_dist != DR_SCALE_DIST_UNIFORM && !(ops->info.flags & DR_MODE_TAKES_SCALE) ? "--scale-dist high is only for superres"
                                  : NULL;
     if (!ops || only) {
         const dr_mode md = st.info.mode;
