@@ -99,14 +99,12 @@ void dr_schedule_free(dr_schedule *s) {
 
 void dr_q_sample(float *xt, const float *x0, const float *eps, size_t n, double alpha_bar) {
     const double a = sqrt(alpha_bar), b = sqrt(1.0 - alpha_bar);
-    /* x_t = sqrt(ab) x0 + sqrt(1 - ab) eps */
-    for (size_t i = 0; i < n; i++) xt[i] = (float)(a * x0[i] + b * eps[i]);
+    for (size_t i = 0; i < n; i++) xt[i] = (float)diffusion_xt(a, b, x0[i], eps[i]);
 }
 
 void dr_v_target(float *v, const float *x0, const float *eps, size_t n, double alpha_bar) {
     const double a = sqrt(alpha_bar), b = sqrt(1.0 - alpha_bar);
-    /* v = sqrt(ab) eps - sqrt(1 - ab) x0 */
-    for (size_t i = 0; i < n; i++) v[i] = (float)(a * eps[i] - b * x0[i]);
+    for (size_t i = 0; i < n; i++) v[i] = (float)diffusion_target(a, b, 1, x0[i], eps[i]);
 }
 
 /* ------------------------------------------------------------------ timesteps */

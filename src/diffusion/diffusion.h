@@ -29,6 +29,23 @@ typedef struct {
 int dr_schedule_build(dr_schedule *s, int T, int linear);
 void dr_schedule_free(dr_schedule *s);
 
+/* MODEL.md's conventions, one value at a time, at sa = sqrt(ab), sb =
+ * sqrt(1 - ab): x_t = sa x0 + sb eps; the network's output o is v = sa eps -
+ * sb x0 (predict_v) or eps. Training, validation, restore and the samplers'
+ * tests all convert through these, in double. */
+static inline double diffusion_xt(double sa, double sb, double x0, double eps) { return sa * x0 + sb * eps; }
+/* the regression target of (x0, eps) */
+static inline double diffusion_target(double sa, double sb, int predict_v, double x0, double eps) {
+    return predict_v ? sa * eps - sb * x0 : eps;
+}
+/* the estimates of x0 and eps from the output o at x_t */
+static inline double diffusion_x0(double sa, double sb, int predict_v, double xt, double o) {
+    return predict_v ? sa * xt - sb * o : (xt - sb * o) / sa;
+}
+static inline double diffusion_eps(double sa, double sb, int predict_v, double xt, double o) {
+    return predict_v ? sb * xt + sa * o : o;
+}
+
 /* x_t = sqrt(ab) x0 + sqrt(1 - ab) eps, elementwise over n values. */
 void dr_q_sample(float *xt, const float *x0, const float *eps, size_t n, double alpha_bar);
 /* v = sqrt(ab) eps - sqrt(1 - ab) x0 (the v-prediction target). */

@@ -132,13 +132,8 @@ static int predict(void *user, const float *xt, int t, float *eps, float *x0) {
     const float *o = c->net;
 #pragma omp parallel for schedule(static) num_threads(nn_threads())
     for (size_t i = 0; i < n; i++) {
-        if (v) { /* v = sa eps - sb x0 */
-            x0[i] = (float)(sa * xt[i] - sb * o[i]);
-            eps[i] = (float)(sb * xt[i] + sa * o[i]);
-        } else {
-            eps[i] = o[i];
-            x0[i] = (float)((xt[i] - sb * o[i]) / sa);
-        }
+        x0[i] = (float)diffusion_x0(sa, sb, v, xt[i], o[i]);
+        eps[i] = (float)diffusion_eps(sa, sb, v, xt[i], o[i]);
     }
     return DR_OK;
 }

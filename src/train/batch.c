@@ -90,8 +90,8 @@ static int make_sample(train_batch *bb, const dataset *ds, const dr_schedule *sc
         const float e = dr_rng_normal(rng);
         const float z = x0[i] * target_scale;                      // x0 = target_scale * target
         const float keep = 1.0f - gen[i % np];                     // inpaint: known pixels stay clean
-        xt[i] = keep > 0.5f ? z : (float)(sa * z + sb * e);
-        tgt[i] = st->info.predict_v ? (float)(sa * e - sb * z) : e;
+        xt[i] = keep > 0.5f ? z : (float)diffusion_xt(sa, sb, z, e);
+        tgt[i] = (float)diffusion_target(sa, sb, st->info.predict_v, z, e);
     }
     bb->t[b] = (float)t;
     return DR_OK;
@@ -196,7 +196,7 @@ double val_loss(train_state *st, const float *w, train_batch *bb, const dataset 
             const float *y = bb->y + (size_t)b * out * np;
             for (size_t i2 = 0; i2 < (size_t)out * np; i2++) {
                 if (bb->gen[(size_t)b * np + i2 % np] < 0.5f) continue;
-                double e = st->info.predict_v ? sa * xt[i2] - sb * y[i2] : (xt[i2] - sb * y[i2]) / sa;
+                double e = diffusion_x0(sa, sb, st->info.predict_v, xt[i2], y[i2]);
                 e /= ts;
                 e = e < -2 ? -2 : e > 2 ? 2 : e; /* every target lies within -2..2 */
                 xsum += (e - x0[i2]) * (e - x0[i2]);
