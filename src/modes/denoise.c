@@ -74,17 +74,6 @@ static void denoise_clip(mode_job *j, float *x0) {
     for (size_t i = 0; i < n; i++) x0[i] = mode_clampf(x0[i], -j->ts, j->ts);
 }
 
-static void denoise_to_rgb(const mode_job *j, const float *x, size_t i0, size_t k, float *rgb, float *ycc) {
-    (void)ycc;
-    const size_t canvas = (size_t)j->H * j->W;
-    size_t y = i0 / j->ow, xx = i0 % j->ow;
-    for (size_t i = 0; i < k; i++) {
-        const size_t ci = y * j->W + xx;
-        for (int ch = 0; ch < 3; ch++) rgb[ch * k + i] = x[ch * canvas + ci] / j->ts;
-        if (++xx == (size_t)j->ow) xx = 0, y++;
-    }
-}
-
 static int denoise_degrade(dr_eval_case *c, const dr_eval_options *o, int index) {
     if (!(o->noise_sigma >= 0 && o->noise_sigma <= 255))
         return dr_error(DR_ERR_INVALID, "eval: noise %g is not within 0..255", o->noise_sigma);
@@ -136,7 +125,7 @@ const mode_ops mode_denoise = {
     .make_example = denoise_example,
     .build = denoise_build,
     .clip_x0 = denoise_clip,
-    .to_rgb = denoise_to_rgb,
+    .to_rgb = mode_to_rgb_x,
     .free_state = NULL,
     .degrade = denoise_degrade,
     .eval_metrics = denoise_metrics,

@@ -109,17 +109,6 @@ static void inpaint_hold(const mode_job *j, float *x) {
         if (j->gen[i % canvas] < 0.5f) x[i] = s->known[i];
 }
 
-static void inpaint_to_rgb(const mode_job *j, const float *x, size_t i0, size_t k, float *rgb, float *ycc) {
-    (void)ycc;
-    const size_t canvas = (size_t)j->H * j->W;
-    size_t y = i0 / j->ow, xx = i0 % j->ow;
-    for (size_t i = 0; i < k; i++) {
-        const size_t ci = y * j->W + xx;
-        for (int ch = 0; ch < 3; ch++) rgb[ch * k + i] = x[ch * canvas + ci] / j->ts;
-        if (++xx == (size_t)j->ow) xx = 0, y++;
-    }
-}
-
 /* known pixels (colour and alpha) are the input's, bit for bit */
 static int inpaint_finish(const mode_job *j, const dr_image *in, dr_image *out) {
     const inpaint_state *s = j->state;
@@ -235,7 +224,7 @@ const mode_ops mode_inpaint = {
     .build = inpaint_build,
     .clip_x0 = inpaint_clip,
     .hold_x = inpaint_hold,
-    .to_rgb = inpaint_to_rgb,
+    .to_rgb = mode_to_rgb_x,
     .finish = inpaint_finish,
     .free_state = inpaint_free,
     .degrade = inpaint_degrade,

@@ -149,6 +149,8 @@ void mode_quantize8(float *x, size_t n);
 int mode_alloc(float **p, size_t n, const char *what);
 /* C planes h x w padded by reflection to the job's canvas, into *out (allocated) */
 int mode_pad(const mode_job *j, const float *in, int C, int h, int w, float **out, const char *what);
+/* to_rgb of a mode whose x0 is the RGB image itself: x / target_scale */
+void mode_to_rgb_x(const mode_job *j, const float *x, size_t i0, size_t k, float *rgb, float *ycc);
 /* the input's alpha, unchanged, into out's last channel */
 void mode_copy_alpha(const dr_image *in, dr_image *out);
 

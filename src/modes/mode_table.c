@@ -119,6 +119,17 @@ int mode_pad(const mode_job *j, const float *in, int C, int h, int w, float **ou
     return DR_OK;
 }
 
+void mode_to_rgb_x(const mode_job *j, const float *x, size_t i0, size_t k, float *rgb, float *ycc) {
+    (void)ycc;
+    const size_t canvas = (size_t)j->H * j->W;
+    size_t y = i0 / j->ow, xx = i0 % j->ow; /* walked along, not divided out per pixel */
+    for (size_t i = 0; i < k; i++) {
+        const size_t ci = y * j->W + xx;
+        for (int ch = 0; ch < 3; ch++) rgb[ch * k + i] = x[ch * canvas + ci] / j->ts;
+        if (++xx == (size_t)j->ow) xx = 0, y++;
+    }
+}
+
 void mode_copy_alpha(const dr_image *in, dr_image *out) {
     const size_t np = (size_t)out->width * out->height;
     const int ain = in->channels - 1, aout = out->channels - 1;
