@@ -22,9 +22,9 @@
 extern "C" {
 #endif
 
-#define DR_VERSION_MAJOR 0
-#define DR_VERSION_MINOR 1
-#define DR_VERSION_PATCH 0
+#define DR_VERSION_MAJOR  0
+#define DR_VERSION_MINOR  1
+#define DR_VERSION_PATCH  0
 #define DR_VERSION_STRING "0.1.0"
 
 /* ------------------------------------------------------------------ errors */
@@ -96,11 +96,11 @@ typedef struct {
     int orientation; /* EXIF/TIFF orientation 1..8 found in the file (1: none). The loader
                         applies it: width, height and the pixels are upright */
     /* Colour: the embedded ICC profile, if any (without one, sRGB is assumed). */
-    size_t icc_size;           /* bytes of the embedded profile (0: none) */
-    int icc_converted;         /* 1: the loader converted the pixels from it to sRGB; 0: no
+    size_t icc_size;          /* bytes of the embedded profile (0: none) */
+    int icc_converted;        /* 1: the loader converted the pixels from it to sRGB; 0: no
                                 * profile, the profile is our own sRGB one, or its colour
                                 * space does not match the pixels (e.g. CMYK): used as sRGB */
-    char icc_description[64];  /* the profile's description ("" if none) */
+    char icc_description[64]; /* the profile's description ("" if none) */
     /* Metadata found (bytes; 0: none). See dr_metadata. */
     size_t exif_size, xmp_size, iptc_size;
 } dr_image_info;
@@ -128,8 +128,8 @@ void dr_image_info_describe(const dr_image_info *info, char *buf, size_t size);
  * info may be NULL. On failure *img is left zeroed. */
 int dr_image_load(const char *path, int64_t max_pixels, dr_image *img, dr_image_info *info);
 /* The same from memory; name is used in error messages. */
-int dr_image_load_memory(const void *buf, size_t size, const char *name, int64_t max_pixels,
-                         dr_image *img, dr_image_info *info);
+int dr_image_load_memory(const void *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+                         dr_image_info *info);
 
 struct dr_metadata; /* below */
 typedef struct {
@@ -178,14 +178,18 @@ int dr_image_encode(dr_format fmt, const dr_image *img, const dr_save_options *o
  * Loading converts pixels with an RGB (or gray) ICC profile to sRGB with Little
  * CMS, so every mode sees sRGB; without a profile sRGB is assumed. */
 
-#define DR_MAX_ICC_SIZE ((size_t)4 << 20)   /* larger embedded profiles are refused */
+#define DR_MAX_ICC_SIZE  ((size_t)4 << 20)  /* larger embedded profiles are refused */
 #define DR_MAX_META_SIZE ((size_t)16 << 20) /* larger EXIF, XMP or IPTC blocks are refused */
 
 typedef struct dr_metadata {
-    unsigned char *icc;  size_t icc_size;  /* ICC profile, as embedded */
-    unsigned char *exif; size_t exif_size; /* EXIF from its TIFF header on (no "Exif\0\0") */
-    unsigned char *xmp;  size_t xmp_size;  /* XMP packet (UTF-8 XML) */
-    unsigned char *iptc; size_t iptc_size; /* IPTC-IIM records */
+    unsigned char *icc;
+    size_t icc_size; /* ICC profile, as embedded */
+    unsigned char *exif;
+    size_t exif_size; /* EXIF from its TIFF header on (no "Exif\0\0") */
+    unsigned char *xmp;
+    size_t xmp_size; /* XMP packet (UTF-8 XML) */
+    unsigned char *iptc;
+    size_t iptc_size; /* IPTC-IIM records */
 } dr_metadata;
 
 /* Bits naming the parts of a dr_metadata. */
@@ -199,7 +203,7 @@ void dr_metadata_free(dr_metadata *m);
  * written). dr_image_save fails on a JPEG part that does not fit: leave these
  * parts out of its metadata. */
 #define DR_JPEG_MAX_EXIF 65400
-#define DR_JPEG_MAX_XMP 61000
+#define DR_JPEG_MAX_XMP  61000
 unsigned dr_metadata_unsupported(dr_format f, const dr_metadata *m);
 /* The format an output path would be written as (by its extension). */
 dr_format dr_format_from_path(const char *path);
@@ -211,10 +215,9 @@ dr_format dr_format_from_path(const char *path);
  * naming the file); without it only the orientation is read. An ICC profile
  * over DR_MAX_ICC_SIZE (DR_ERR_LIMIT) or one Little CMS cannot use
  * (DR_ERR_FORMAT) is always an error. On failure everything is left zeroed. */
-int dr_image_load_meta(const char *path, int64_t max_pixels, dr_image *img, dr_image_info *info,
-                       dr_metadata *meta);
-int dr_image_load_memory_meta(const void *buf, size_t size, const char *name, int64_t max_pixels,
-                              dr_image *img, dr_image_info *info, dr_metadata *meta);
+int dr_image_load_meta(const char *path, int64_t max_pixels, dr_image *img, dr_image_info *info, dr_metadata *meta);
+int dr_image_load_memory_meta(const void *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+                              dr_image_info *info, dr_metadata *meta);
 
 /* Convert img (sRGB, as loaded) in place to the colour space of an RGB or gray
  * ICC profile (RGB/RGBA images need an RGB profile, gray ones a gray profile;
@@ -269,8 +272,7 @@ void dr_tensor_file_free(dr_tensor_file *tf);
 const dr_tensor *dr_tensor_file_get(const dr_tensor_file *tf, const char *name);
 const char *dr_tensor_file_meta(const dr_tensor_file *tf, const char *key);
 /* Building a file in memory: the data is copied. */
-int dr_tensor_file_add(dr_tensor_file *tf, const char *name, int ndim, const int64_t *shape,
-                       const float *data);
+int dr_tensor_file_add(dr_tensor_file *tf, const char *name, int ndim, const int64_t *shape, const float *data);
 int dr_tensor_file_set_meta(dr_tensor_file *tf, const char *key, const char *value);
 
 /* ------------------------------------------------------------------ models */
@@ -299,12 +301,12 @@ enum {
  * loader, training and eval all read the same entry. */
 typedef struct {
     dr_mode mode;
-    const char *name;         /* "colorize": the command and the weights' metadata */
-    const char *summary;      /* one line: what it restores */
-    const char *options_help; /* help lines of the mode's own options ("" when none) */
-    const char *baseline;     /* eval's classical baseline: "gray", "telea", "bicubic", "input" */
+    const char *name;              /* "colorize": the command and the weights' metadata */
+    const char *summary;           /* one line: what it restores */
+    const char *options_help;      /* help lines of the mode's own options ("" when none) */
+    const char *baseline;          /* eval's classical baseline: "gray", "telea", "bicubic", "input" */
     int in_channels, out_channels; /* the U-Net's (MODEL.md, "Modes") */
-    unsigned flags;           /* DR_MODE_TAKES_* and the others above */
+    unsigned flags;                /* DR_MODE_TAKES_* and the others above */
 } dr_mode_info;
 
 /* Modes are 1 .. dr_mode_count(); NULL for an unknown one. */
@@ -349,7 +351,6 @@ const char *dr_model_meta(const dr_model *m, const char *key);
  * y [n, out, h, w]. h and w must be multiples of 2^(levels-1). */
 int dr_model_forward(dr_model *m, const float *x, const float *t, int n, int h, int w, float *y);
 
-
 /* ------------------------------------------------------------------ restoring */
 
 typedef enum {
@@ -368,17 +369,17 @@ int dr_spacing_from_name(const char *name, dr_spacing *out); /* DR_OK or DR_ERR_
 
 typedef struct {
     dr_sampler sampler;
-    int steps;           /* sampler steps */
-    double eta;          /* noise: DDIM (0 deterministic, 1 DDPM-like) and dpmpp-sde */
+    int steps;  /* sampler steps */
+    double eta; /* noise: DDIM (0 deterministic, 1 DDPM-like) and dpmpp-sde */
     dr_spacing spacing;
-    uint64_t seed;       /* sample k of a call uses seed + k */
+    uint64_t seed; /* sample k of a call uses seed + k */
     /* superres: the output size. Either scale > 0, or out_width / out_height
      * (one of them 0 keeps the aspect ratio). The factor must lie within the
      * weights' scale_min..scale_max. */
     double scale;
     int out_width, out_height;
-    int tile;            /* max tile side in pixels (0: default); larger images are tiled */
-    int tile_overlap;    /* pixels of overlap between tiles (0: default) */
+    int tile;         /* max tile side in pixels (0: default); larger images are tiled */
+    int tile_overlap; /* pixels of overlap between tiles (0: default) */
     /* colorize at a working resolution (docs/TUNING.md): the network sees the
      * luma downscaled so that its long side is render_size pixels (an image
      * already that small is not upscaled), and the predicted chroma is brought
@@ -400,8 +401,8 @@ typedef struct {
 } dr_params;
 
 #define DR_RENDER_SIZE_AUTO (-1)
-#define DR_RENDER_SIZE_MIN 16
-#define DR_RENDER_SIZE_MAX 65536
+#define DR_RENDER_SIZE_MIN  16
+#define DR_RENDER_SIZE_MAX  65536
 
 /* Mode-independent defaults: DDIM, 20 trailing steps, eta 1, seed 0,
  * 256-pixel tiles with 32 of overlap, render_size DR_RENDER_SIZE_AUTO. Each
@@ -439,8 +440,8 @@ int dr_restore(dr_model *m, const dr_image *in, const dr_image *mask, const dr_p
  * outs itself may be NULL when only the statistics are wanted), and
  * optionally their per-pixel mean (the posterior mean estimate) and a heat map
  * of their standard deviation (8-bit RGB). */
-int dr_restore_samples(dr_model *m, const dr_image *in, const dr_image *mask, const dr_params *p, int n,
-                       dr_image *outs, dr_image *mean, dr_image *uncertainty);
+int dr_restore_samples(dr_model *m, const dr_image *in, const dr_image *mask, const dr_params *p, int n, dr_image *outs,
+                       dr_image *mean, dr_image *uncertainty);
 
 /* ------------------------------------------------------------------ evaluation
  * Measuring a model on ground-truth photos (`diffrestore eval`): degrade each
@@ -476,13 +477,13 @@ void dr_eval_options_init(dr_eval_options *o);
 /* One ground-truth image, degraded for a mode. All images 8-bit. */
 typedef struct {
     dr_mode mode;
-    dr_image truth;    /* the ground truth as scored: RGB, cropped */
-    dr_image input;    /* what to restore. colorize: the luma Y rounded to 8 bits, 1 channel;
+    dr_image truth;       /* the ground truth as scored: RGB, cropped */
+    dr_image input;       /* what to restore. colorize: the luma Y rounded to 8 bits, 1 channel;
                         * inpaint: truth with the hole pixels black; superres: the LR, RGB,
                         * bicubic (antialiased) downscale of truth, rounded to 8 bits;
                         * denoise: truth with JPEG artefacts and/or Gaussian noise, 8 bits */
-    dr_image mask;     /* inpaint: 1 channel, 255 = hole, 0 = known (pass it to dr_restore) */
-    dr_image baseline; /* colorize: the gray input as RGB; superres: bicubic upscale of the LR
+    dr_image mask;        /* inpaint: 1 channel, 255 = hole, 0 = known (pass it to dr_restore) */
+    dr_image baseline;    /* colorize: the gray input as RGB; superres: bicubic upscale of the LR
                         * to truth's size; denoise: the noisy input; inpaint: empty
                         * (scripts/telea_baseline.py makes OpenCV's Telea) */
     double hole_fraction; /* inpaint: share of hole pixels */
@@ -566,11 +567,11 @@ typedef struct {
     double loss_smooth;   /* exponential moving average of the loss */
     double lr, grad_norm; /* learning rate used, gradient norm before clipping */
     double steps_per_sec;
-    double val_loss;      /* valid when is_val */
-    double val_x0_mse;    /* error of the implied x0 estimate, target units (eps and v comparable) */
-    double cpu_seconds;   /* training CPU time of the run so far, summed over resumes */
+    double val_loss;    /* valid when is_val */
+    double val_x0_mse;  /* error of the implied x0 estimate, target units (eps and v comparable) */
+    double cpu_seconds; /* training CPU time of the run so far, summed over resumes */
     int is_val;
-    int ranks;            /* processes training together (1: alone) */
+    int ranks;             /* processes training together (1: alone) */
     double reduce_seconds; /* ranks > 1: wall time of this step's gradient exchange */
 } dr_train_progress;
 
@@ -618,9 +619,9 @@ typedef struct {
      * checkpoints: the whole batch). */
     int micro_batch;
     float lr, warmup_steps, weight_decay, grad_clip, ema_decay;
-    int predict_v;           /* 0: eps, 1: v (the default: docs/TRAINING.md's A/B) */
-    int schedule_linear;     /* 0: cosine */
-    float target_scale;      /* 0: measure from the data (std of the target -> ~0.5) */
+    int predict_v;              /* 0: eps, 1: v (the default: docs/TRAINING.md's A/B) */
+    int schedule_linear;        /* 0: cosine */
+    float target_scale;         /* 0: measure from the data (std of the target -> ~0.5) */
     float scale_min, scale_max; /* superres factors */
     float hole_min, hole_max;   /* inpaint hole fraction */
     /* inpaint training masks: legacy (brush strokes and boxes) or damage
@@ -631,17 +632,17 @@ typedef struct {
      * density rising linearly to 3x at scale_max (docs/TRAINING.md).
      * Validation always draws uniformly. */
     dr_scale_dist scale_dist;
-    int render_size;         /* colorize: > 0 crops come from the photo as if downscaled so that
+    int render_size; /* colorize: > 0 crops come from the photo as if downscaled so that
                               * its long side is render_size (times a random zoom in 0.8..1.25,
                               * never upscaled); stored in the checkpoint and as the exported
                               * weights' render_size (restore's default). 0: full resolution */
     uint64_t seed;
-    int checkpoint_every;    /* steps; also on cancel */
+    int checkpoint_every; /* steps; also on cancel */
     int val_every, val_batches;
     /* Loss weight over t (docs/TRAINING.md): uniform, or Min-SNR-gamma (Hang et
      * al. 2023): min(SNR, gamma) / (SNR + 1) for v, min(SNR, gamma) / SNR for eps. */
     dr_loss_weight loss_weight;
-    float snr_gamma;         /* Min-SNR's gamma (default 5) */
+    float snr_gamma; /* Min-SNR's gamma (default 5) */
     /* How t is drawn: uniform over 0..T-1, or log-normal: log-SNR ~ N(t_mean,
      * t_std) (EDM's ln sigma ~ N(-1.2, 1.2) is log-SNR ~ N(2.4, 2.4)), mapped to
      * the nearest t of the schedule. */
@@ -657,11 +658,11 @@ typedef struct {
     int n_ema_probe;
     double budget_cpu_seconds; /* > 0: stop (checkpoint written, DR_OK) once the run's training
                                 * CPU time, summed over resumes, reaches it */
-    float resume_lr;         /* with resume_path: > 0 trains on at this learning rate from the
+    float resume_lr;           /* with resume_path: > 0 trains on at this learning rate from the
                               * checkpoint's step (the checkpoint then stores it); 0 keeps the
                               * checkpoint's. The campaign lowers it as the model improves */
-    long long val_seed;      /* -1: validate with the training seed's fixed crops (the default) */
-    int validate_params;     /* dr_train_validate of a checkpoint: its raw parameters, not its EMA */
+    long long val_seed;        /* -1: validate with the training seed's fixed crops (the default) */
+    int validate_params;       /* dr_train_validate of a checkpoint: its raw parameters, not its EMA */
     /* NULL (or size 1): train alone. Otherwise data-parallel: rank r draws and
      * differentiates samples [r B / size, (r + 1) B / size) of every global
      * batch of B; the sum of the gradients is the same fixed tree over the
@@ -669,7 +670,7 @@ typedef struct {
      * run of one process bit for bit. Rank 0 alone writes the checkpoint, the
      * log and the export, validates, and calls progress and log. */
     const dr_train_comm *comm;
-    volatile int *cancel;    /* raised by the caller (e.g. on SIGINT): checkpoint, then stop */
+    volatile int *cancel; /* raised by the caller (e.g. on SIGINT): checkpoint, then stop */
     void (*progress)(const dr_train_progress *p, void *user);
     void (*log)(const char *message, void *user); /* notes such as skipped files */
     void *user;
@@ -694,8 +695,8 @@ int dr_train_export(const char *checkpoint, const char *out_path, int f16);
 
 typedef struct {
     int height, width, batch;
-    int train;  /* 0: one forward; 1: one training step (forward, backward, AdamW) */
-    int iters;  /* timed iterations (after one warm-up) */
+    int train; /* 0: one forward; 1: one training step (forward, backward, AdamW) */
+    int iters; /* timed iterations (after one warm-up) */
 } dr_bench_options;
 
 typedef struct {

@@ -59,8 +59,8 @@ int main(int argc, char **argv) {
         qsort(t2, reps, sizeof *t2, cmp);
         printf("%d ranks, %ld floats (%.1f MB): MPI_Allreduce median %.2f ms (min %.2f, max %.2f); "
                "alltoallv + add + allgatherv median %.2f ms (min %.2f, max %.2f)\n",
-               size, n, n * 4e-6, 1e3 * t1[reps / 2], 1e3 * t1[0], 1e3 * t1[reps - 1], 1e3 * t2[reps / 2],
-               1e3 * t2[0], 1e3 * t2[reps - 1]);
+               size, n, n * 4e-6, 1e3 * t1[reps / 2], 1e3 * t1[0], 1e3 * t1[reps - 1], 1e3 * t2[reps / 2], 1e3 * t2[0],
+               1e3 * t2[reps - 1]);
     }
     MPI_Finalize();
     return 0;

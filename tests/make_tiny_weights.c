@@ -37,7 +37,8 @@ static int make_weights(const char *mode_name, const char *out, const char *conf
     }
     dr_unet_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    if (dr_unet_config_parse(&cfg, config ? config : "base=8,mult=1,2,res=1,attn=,groups=2") != DR_OK) return fail("config");
+    if (dr_unet_config_parse(&cfg, config ? config : "base=8,mult=1,2,res=1,attn=,groups=2") != DR_OK)
+        return fail("config");
     dr_model *m;
     if (dr_model_new_random(&cfg, mode, 1, &m) != DR_OK) return fail("new model");
     int rc = dr_model_save(m, out, 0);
@@ -137,7 +138,8 @@ static int compare(const char *pa, const char *pb, const char *pm) {
 }
 
 int main(int argc, char **argv) {
-    if ((argc == 3 || argc == 4) && argv[1][0] != '-') return make_weights(argv[1], argv[2], argc == 4 ? argv[3] : NULL);
+    if ((argc == 3 || argc == 4) && argv[1][0] != '-')
+        return make_weights(argv[1], argv[2], argc == 4 ? argv[3] : NULL);
     if (argc == 8 && strcmp(argv[1], "--image") == 0) return make_image(argv + 2);
     if (argc == 9 && strcmp(argv[1], "--mask") == 0) return make_mask(argv + 2);
     if (argc == 8 && strcmp(argv[1], "--punch") == 0) return punch(argv + 2);

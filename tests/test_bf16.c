@@ -53,9 +53,8 @@ static void test_conversion(void) {
     x[5] = from_bits(0x7F7FFFFFu); /* FLT_MAX rounds to inf */
     x[6] = 0.0f, x[7] = -0.0f, x[8] = INFINITY, x[9] = -INFINITY;
     x[10] = from_bits(0x00000001u), x[11] = from_bits(0x807FFFFFu); /* denormals: to zero */
-    CHECK(nn_bf16_round_sw(x[0]) == 0x3F80 && nn_bf16_round_sw(x[1]) == 0x3F82 &&
-              nn_bf16_round_sw(x[2]) == 0x3F81 && nn_bf16_round_sw(x[3]) == 0x3F80 &&
-              nn_bf16_round_sw(x[5]) == 0x7F80,
+    CHECK(nn_bf16_round_sw(x[0]) == 0x3F80 && nn_bf16_round_sw(x[1]) == 0x3F82 && nn_bf16_round_sw(x[2]) == 0x3F81 &&
+              nn_bf16_round_sw(x[3]) == 0x3F80 && nn_bf16_round_sw(x[5]) == 0x7F80,
           "software bf16 rounding: ties to even");
     if (nn_bf16_round_hw(hw, x, N) != 0) {
         printf("SKIP hardware bf16 conversion: this CPU has no AVX512-BF16\n");
@@ -130,7 +129,6 @@ static void test_agreement(int B, int Cin, int Cout, int H, int W) {
     free(inp), free(w), free(bias), free(g);
 }
 
-
 /* ==== bf16 GEMM paths (gemm.c): linears, attention, 1x1 and stride-2 convs.
  *
  * Every check compares element by element against two references, each
@@ -153,7 +151,8 @@ typedef struct {
     int differs;
 } cmp_res;
 
-static cmp_res compare(const float *hw, const double *ref, const double *sabs, const float *fp, size_t cnt, int nterms) {
+static cmp_res compare(const float *hw, const double *ref, const double *sabs, const float *fp, size_t cnt,
+                       int nterms) {
     cmp_res c = {0, 0, 0, 0, 0};
     double mref = 0, esw = 0, efp = 0;
     for (size_t i = 0; i < cnt; i++) {
@@ -186,8 +185,8 @@ static double rb(float x) { /* bf16 value of x, as the kernels round it */
 }
 
 /* Software GEMM reference: ref = beta C0 + alpha sum_k rb(op(A)) rb(op(B)), S likewise in magnitudes. */
-static void gemm_ref(double *ref, double *sabs, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                     const float *B, int ldb, float beta, const float *C0, int ldc) {
+static void gemm_ref(double *ref, double *sabs, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                     int lda, const float *B, int ldb, float beta, const float *C0, int ldc) {
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) {
             double s = 0, sa = 0;
@@ -201,7 +200,6 @@ static void gemm_ref(double *ref, double *sabs, int ta, int tb, int M, int N, in
             sabs[(size_t)m * N + n] = fabs(c0) + fabs(alpha) * sa;
         }
 }
-
 
 /* The software emulation itself, on any CPU: against fp32 sgemm it must sit
  * within the 2^-7 S bound and differ from it (the operands really were
@@ -222,8 +220,9 @@ static void test_sw_reference(void) {
             worst = fmax(worst, d / ((1.0 / 128 + 1.0 / 32768) * sabs[i] + 2 * (K + 16) * U24 * sabs[i]));
             maxd = fmax(maxd, d / sabs[i]);
         }
-        CHECK(worst <= 1.0 && maxd > 1e-5, "sw bf16 GEMM reference ta%d tb%d: within 2^-7 S of fp32 (%.3f) and not fp32 (%.1e)",
-              ta, tb, worst, maxd);
+        CHECK(worst <= 1.0 && maxd > 1e-5,
+              "sw bf16 GEMM reference ta%d tb%d: within 2^-7 S of fp32 (%.3f) and not fp32 (%.1e)", ta, tb, worst,
+              maxd);
         free(A), free(B), free(F), free(ref), free(sabs);
     }
 }
@@ -232,7 +231,8 @@ static void test_sw_reference(void) {
  * K over one 256-k block, the A B^T path for K >= 2048 (with tails), alpha /
  * beta, beta = 0 over NaN, ldc > N. */
 static void test_gemm(void) {
-    static const int shapes[][3] = {{1, 1, 1}, {8, 32, 2}, {7, 33, 5}, {17, 47, 130}, {64, 96, 257}, {9, 70, 700}, {40, 31, 2048}, {5, 9, 2101}};
+    static const int shapes[][3] = {{1, 1, 1},     {8, 32, 2},   {7, 33, 5},     {17, 47, 130},
+                                    {64, 96, 257}, {9, 70, 700}, {40, 31, 2048}, {5, 9, 2101}};
     test_rng r = {11};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
         for (int t = 0; t < 4; t++) {
@@ -253,8 +253,11 @@ static void test_gemm(void) {
             float *c = falloc((size_t)M * N), *f = falloc((size_t)M * N);
             int pad_ok = 1;
             for (int m = 0; m < M; m++) {
-                memcpy(c + (size_t)m * N, C + (size_t)m * ldc, N * 4), memcpy(f + (size_t)m * N, F + (size_t)m * ldc, N * 4);
-                for (int j = N; j < ldc; j++) pad_ok &= memcmp(&C[(size_t)m * ldc + j], beta == 0.0f ? &F[(size_t)m * ldc + j] : &C0[(size_t)m * ldc + j], 4) == 0;
+                memcpy(c + (size_t)m * N, C + (size_t)m * ldc, N * 4),
+                    memcpy(f + (size_t)m * N, F + (size_t)m * ldc, N * 4);
+                for (int j = N; j < ldc; j++)
+                    pad_ok &= memcmp(&C[(size_t)m * ldc + j],
+                                     beta == 0.0f ? &F[(size_t)m * ldc + j] : &C0[(size_t)m * ldc + j], 4) == 0;
             }
             char what[64];
             snprintf(what, sizeof what, "gemm %dx%dx%d ta%d tb%d", M, N, K, ta, tb);
@@ -271,7 +274,6 @@ static void test_gemm(void) {
             free(A), free(B), free(C0), free(C), free(F), free(ref), free(sabs), free(c), free(f);
         }
 }
-
 
 /* linear_forward / linear_backward on the bf16 path (U-Net shapes: batch 16,
  * the time embedding's 128 -> 512 and a block's 512 -> 64). */
@@ -367,7 +369,8 @@ static void test_conv_gemm(int B, int Cin, int Cout, int H, int W, int K, int st
                         for (int t = 0; t < T; t++) {
                             const int iy = oy * st + t / K - pad, ix = ox * st + t % K - pad;
                             if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                            const size_t ii = (((size_t)b * Cin + ci) * H + iy) * W + ix, wi = ((size_t)co * Cin + ci) * T + t;
+                            const size_t ii = (((size_t)b * Cin + ci) * H + iy) * W + ix,
+                                         wi = ((size_t)co * Cin + ci) * T + t;
                             const double xv = rb(inp[ii]), wv = rb(w[wi]);
                             s += xv * wv, sa += fabs(xv * wv);
                             rx[ii] += gv * wv, sx[ii] += fabs(gv * wv);
@@ -442,7 +445,8 @@ static void test_attention(int B, int C, int N) {
             for (int j = 0; j < N; j++) sum += exp(S[(size_t)i * N + j] - mx);
             const double tol = expm1(2 * (C + 16) * U24 * sab) + 8 * U24 * N; /* + expf and the fp32 normalisation */
             for (int j = 0; j < N; j++) {
-                const double a = exp(S[(size_t)i * N + j] - mx) / sum, e = fabs(A[(size_t)i * N + j] - a) / (a * tol + 1e-30);
+                const double a = exp(S[(size_t)i * N + j] - mx) / sum,
+                             e = fabs(A[(size_t)i * N + j] - a) / (a * tol + 1e-30);
                 worst_att = fmax(worst_att, e);
                 rel_att_fp = fmax(rel_att_fp, fabs(A[(size_t)i * N + j] - Af[(size_t)i * N + j]));
             }
@@ -498,8 +502,8 @@ static void test_attention(int B, int C, int N) {
     }
     /* the fp32 out on the bf16 path's att (AV GEMM only) for the fp32 bound */
     for (int b = 0; b < B; b++)
-        nn_gemm(0, 1, C, N, N, 1.0f, qkv + (size_t)b * 3 * C * N + (size_t)2 * C * N, N, att[1] + (size_t)b * N * N, N, 0.0f,
-                ofp2 + (size_t)b * C * N, N);
+        nn_gemm(0, 1, C, N, N, 1.0f, qkv + (size_t)b * 3 * C * N + (size_t)2 * C * N, N, att[1] + (size_t)b * N * N, N,
+                0.0f, ofp2 + (size_t)b * C * N, N);
     snprintf(what, sizeof what, "attention out(att) C%d N%d", C, N);
     check_cmp(what, compare(o[1], ro, so, ofp2, no, N));
     /* dv exact emulation; dq, dk with the rounding-boundary allowance (see above) */
@@ -526,8 +530,8 @@ static void test_attention(int B, int C, int N) {
         free(hw), free(fp), free(rr), free(ss);
     }
     for (int bf = 0; bf < 2; bf++) free(o[bf]), free(att[bf]), free(dq[bf]);
-    free(qkv), free(g), free(sc), free(sc2), free(ro), free(so), free(rq), free(sq), free(S), free(dS), free(ofp), free(dqfp),
-        free(ofp2);
+    free(qkv), free(g), free(sc), free(sc2), free(ro), free(so), free(rq), free(sq), free(S), free(dS), free(ofp),
+        free(dqfp), free(ofp2);
 }
 
 /* Without AVX512-BF16: BF16 is refused, AUTO runs fp32, results are fp32's bits. */
@@ -560,7 +564,6 @@ static void test_fallback(void) {
     free_res(&a), free_res(&b);
     free(inp), free(w), free(g);
 }
-
 
 /* PSNR in dB of two same-shape images (over the pixels where sel[i] != 0 when
  * sel is given; 8-bit peak 255, 16-bit 65535); INFINITY when they are equal. */
@@ -651,7 +654,8 @@ int main(void) {
     test_sw_reference();
     if (!nn_bf16_available()) {
         printf("SKIP (hardware bf16 path NOT tested): this CPU has no AVX512-BF16, so the bf16 Winograd convs, "
-               "GEMM, linears, 1x1 / stride-2 convs, attention and the whole-restore agreement did not run; only the software reference, "
+               "GEMM, linears, 1x1 / stride-2 convs, attention and the whole-restore agreement did not run; only the "
+               "software reference, "
                "the conversion reference and the fp32 fallback were checked\n");
         return test_summary("test_bf16");
     }
@@ -663,11 +667,11 @@ int main(void) {
     test_gemm();
     test_linear(16, 128, 512);
     test_linear(3, 513, 65);
-    test_conv_gemm(16, 128, 384, 8, 8, 1, 1);  /* attention qkv at 8x8 */
-    test_conv_gemm(2, 96, 64, 16, 16, 1, 1);   /* a skip */
-    test_conv_gemm(3, 65, 67, 7, 9, 1, 1);     /* odd channels (>= 64: use_direct) and sizes */
-    test_conv_gemm(2, 64, 64, 16, 16, 3, 2);   /* a downsampler */
-    test_conv_gemm(1, 19, 21, 9, 7, 3, 2);     /* odd */
+    test_conv_gemm(16, 128, 384, 8, 8, 1, 1); /* attention qkv at 8x8 */
+    test_conv_gemm(2, 96, 64, 16, 16, 1, 1);  /* a skip */
+    test_conv_gemm(3, 65, 67, 7, 9, 1, 1);    /* odd channels (>= 64: use_direct) and sizes */
+    test_conv_gemm(2, 64, 64, 16, 16, 3, 2);  /* a downsampler */
+    test_conv_gemm(1, 19, 21, 9, 7, 3, 2);    /* odd */
     test_attention(2, 128, 64);
     test_attention(1, 40, 45);
     test_restore_agreement("superres", "mountains_128x96.png", NULL, 2.0);

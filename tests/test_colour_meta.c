@@ -44,8 +44,8 @@ static void test_adobe_rgb(void) {
     dr_image a = {0}, ref = {0}, a16 = {0};
     dr_image_info info;
     CHECK(load("adobe.jpg", &a, &info, NULL) == DR_OK, "load adobe.jpg: %s", dr_last_error());
-    CHECK(info.icc_size == 580 && info.icc_converted == 1, "adobe.jpg profile %zu bytes, converted %d",
-          info.icc_size, info.icc_converted);
+    CHECK(info.icc_size == 580 && info.icc_converted == 1, "adobe.jpg profile %zu bytes, converted %d", info.icc_size,
+          info.icc_converted);
     CHECK(strstr(info.icc_description, "Adobe RGB") != NULL, "description '%s'", info.icc_description);
     CHECK(load("adobe_srgb_ref.png", &ref, &info, NULL) == DR_OK && info.icc_size == 0, "load the reference");
     long d = max_diff(&a, &ref);
@@ -194,10 +194,12 @@ static void test_metadata_round_trips(void) {
             unsigned lost = dr_metadata_unsupported(f, &m);
             CHECK(bi.orientation == 1, "%s: orientation reset (%d)", path, bi.orientation);
             CHECK(bm.icc_size == m.icc_size && memcmp(bm.icc, m.icc, m.icc_size) == 0, "%s: profile kept", path);
-            CHECK(has(bm.xmp, bm.xmp_size, "Harbour at dawn") && has(bm.xmp, bm.xmp_size, "diffrestore:Seed=\"42 &lt;&amp;&quot;&gt;\""),
+            CHECK(has(bm.xmp, bm.xmp_size, "Harbour at dawn") &&
+                      has(bm.xmp, bm.xmp_size, "diffrestore:Seed=\"42 &lt;&amp;&quot;&gt;\""),
                   "%s: XMP and escaped provenance", path);
             if (m.iptc_size && !(lost & DR_META_IPTC))
-                CHECK(bm.iptc_size == m.iptc_size && memcmp(bm.iptc, m.iptc, m.iptc_size) == 0, "%s: IPTC bytes kept", path);
+                CHECK(bm.iptc_size == m.iptc_size && memcmp(bm.iptc, m.iptc, m.iptc_size) == 0, "%s: IPTC bytes kept",
+                      path);
             if (lost & DR_META_IPTC) CHECK(bm.iptc_size == 0, "%s: no IPTC in this format", path);
             if (m.exif_size) {
                 /* TIFF keeps the text fields: the camera and the capture date */

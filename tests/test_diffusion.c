@@ -37,9 +37,7 @@ static float *falloc(size_t n) {
     return p;
 }
 
-static const char *sampler_str(dr_sampler k) {
-    return dr_sampler_name(k);
-}
+static const char *sampler_str(dr_sampler k) { return dr_sampler_name(k); }
 static const char *spacing_str(dr_spacing sp) {
     return sp == DR_SPACING_TRAILING ? "trailing" : sp == DR_SPACING_LEADING ? "leading" : "linspace";
 }
@@ -80,8 +78,8 @@ static void test_schedule(void) {
     /* MODEL.md: "about 2e-9". Analytically 0.001 sin^2(pi/2 / 1008) / f(0) = 2.4286e-9. */
     CHECK(c.alpha_bar[999] > 2.42e-9 && c.alpha_bar[999] < 2.44e-9, "cosine alpha_bar[999] = %.6g not ~2.43e-9",
           c.alpha_bar[999]);
-    CHECK(rel_err(c.beta[0], 1.0 - cos_f(1, T) / cos_f(0, T)) < 1e-9 && c.beta[0] > 0,
-          "cosine beta[0] = %.17g", c.beta[0]);
+    CHECK(rel_err(c.beta[0], 1.0 - cos_f(1, T) / cos_f(0, T)) < 1e-9 && c.beta[0] > 0, "cosine beta[0] = %.17g",
+          c.beta[0]);
 
     /* Linear: beta_t = (1e-4 (T-1-t) + 0.02 t) / (T-1); alpha_bar[t] =
      * exp(sum_{s<=t} log1p(-beta_s)), a different evaluation of the product. */
@@ -94,8 +92,8 @@ static void test_schedule(void) {
         CHECK(rel_err(l.alpha_bar[t], want) < 1e-9, "linear alpha_bar[%d] = %.17g, closed form %.17g", t,
               l.alpha_bar[t], want);
     }
-    CHECK(fabs(l.beta[0] - 1e-4) < 1e-15 && fabs(l.beta[999] - 0.02) < 1e-15, "linear beta ends %.17g %.17g",
-          l.beta[0], l.beta[999]);
+    CHECK(fabs(l.beta[0] - 1e-4) < 1e-15 && fabs(l.beta[999] - 0.02) < 1e-15, "linear beta ends %.17g %.17g", l.beta[0],
+          l.beta[999]);
 
     /* Both: beta in (0, 0.999], alpha_bar strictly decreasing in (0, 1) and
      * equal to the running product of its betas. */
@@ -158,7 +156,8 @@ static void test_timesteps(void) {
     check_ts(1000, 20, DR_SPACING_LEADING, want);
     for (int i = 0; i < 20; i++) want[i] = 999 - 50 * i;
     check_ts(1000, 20, DR_SPACING_TRAILING, want);
-    for (int i = 0; i < 20; i++) want[i] = (int)nearbyint(999.0 * (19 - i) / 19.0); /* no ties: 19 does not divide 999 j */
+    for (int i = 0; i < 20; i++)
+        want[i] = (int)nearbyint(999.0 * (19 - i) / 19.0); /* no ties: 19 does not divide 999 j */
     check_ts(1000, 20, DR_SPACING_LINSPACE, want);
     CHECK(want[0] == 999 && want[1] == 946 && want[18] == 53 && want[19] == 0, "linspace(999, 0, 20) spot values");
     /* (1000, 1000): every spacing visits 999..0 */
@@ -210,8 +209,8 @@ static void test_timesteps(void) {
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         dr_error_clear();
         const int rc = dr_timesteps(bad[k].T, bad[k].S, (dr_spacing)bad[k].sp, want);
-        CHECK(rc == DR_ERR_INVALID && dr_last_error()[0], "timesteps(%d, %d, %d) -> %d, want DR_ERR_INVALID",
-              bad[k].T, bad[k].S, bad[k].sp, rc);
+        CHECK(rc == DR_ERR_INVALID && dr_last_error()[0], "timesteps(%d, %d, %d) -> %d, want DR_ERR_INVALID", bad[k].T,
+              bad[k].S, bad[k].sp, rc);
     }
     dr_error_clear();
     CHECK(dr_timesteps(1000, 10, DR_SPACING_TRAILING, NULL) == DR_ERR_INVALID && dr_last_error()[0], "NULL out");
@@ -241,8 +240,7 @@ static void test_q_sample_v(void) {
         }
         /* values are O(1) (max ~4): one float rounding of each of x_t, v */
         CHECK(e_xt < 1e-6 && e_v < 1e-6, "ab = %g: q_sample err %.3g, v err %.3g", ab, e_xt, e_v);
-        CHECK(e_x0 < 2e-6 && e_eps < 2e-6, "ab = %g: x0 recovery err %.3g, eps recovery err %.3g", ab, e_x0,
-              e_eps);
+        CHECK(e_x0 < 2e-6 && e_eps < 2e-6, "ab = %g: x0 recovery err %.3g, eps recovery err %.3g", ab, e_x0, e_eps);
     }
     free(x0);
     free(eps);
@@ -257,11 +255,11 @@ typedef struct {
     const float *x0;
     size_t n;
     int calls;
-    float *eps_init;      /* eps implied by the first x_t: the deterministic trajectory */
+    float *eps_init; /* eps implied by the first x_t: the deterministic trajectory */
     int first_t;
-    int stochastic;       /* check the marginal's moments instead of the trajectory */
-    double traj_err;      /* deterministic: max |x - (sqrt(ab) x0 + sqrt(1-ab) eps_init)| */
-    double mom_err;       /* stochastic: max over steps of |mean| and |var - 1| of the implied eps */
+    int stochastic;               /* check the marginal's moments instead of the trajectory */
+    double traj_err;              /* deterministic: max |x - (sqrt(ab) x0 + sqrt(1-ab) eps_init)| */
+    double mom_err;               /* stochastic: max over steps of |mean| and |var - 1| of the implied eps */
     const float *expect_first_xt; /* if set, the first x_t must equal it bit for bit */
     int first_xt_ok;
 } fixed_oracle;
@@ -314,9 +312,9 @@ static void test_oracle(void) {
         dr_sampler k;
         int steps;
         double eta;
-    } cfg[] = {{DR_SAMPLER_DDPM, 1000, 0}, {DR_SAMPLER_DDPM, 50, 0},      {DR_SAMPLER_DDIM, 20, 0},
-               {DR_SAMPLER_DDIM, 50, 0},   {DR_SAMPLER_DDIM, 20, 1},      {DR_SAMPLER_DDIM, 50, 1},
-               {DR_SAMPLER_DPMPP_2M, 10, 0}, {DR_SAMPLER_DPMPP_2M, 20, 0}, {DR_SAMPLER_DPMPP_2M_SDE, 10, 0},
+    } cfg[] = {{DR_SAMPLER_DDPM, 1000, 0},      {DR_SAMPLER_DDPM, 50, 0},          {DR_SAMPLER_DDIM, 20, 0},
+               {DR_SAMPLER_DDIM, 50, 0},        {DR_SAMPLER_DDIM, 20, 1},          {DR_SAMPLER_DDIM, 50, 1},
+               {DR_SAMPLER_DPMPP_2M, 10, 0},    {DR_SAMPLER_DPMPP_2M, 20, 0},      {DR_SAMPLER_DPMPP_2M_SDE, 10, 0},
                {DR_SAMPLER_DPMPP_2M_SDE, 8, 1}, {DR_SAMPLER_DPMPP_2M_SDE, 12, 0.5}};
     const size_t ncfg = sizeof cfg / sizeof *cfg;
     double worst_final[sizeof cfg / sizeof *cfg] = {0}, worst_traj[sizeof cfg / sizeof *cfg] = {0};
@@ -362,8 +360,8 @@ static void test_oracle(void) {
                      * standard errors 0.011 and 0.016). */
                     worst_traj[c] = fmax(worst_traj[c], o.mom_err);
                     CHECK(o.mom_err < 0.1, "%s %s steps %d eta %g %s: marginal moment err %.3g",
-                          lin ? "linear" : "cosine", sampler_str(cfg[c].k), cfg[c].steps, cfg[c].eta,
-                          spacing_str(sp), o.mom_err);
+                          lin ? "linear" : "cosine", sampler_str(cfg[c].k), cfg[c].steps, cfg[c].eta, spacing_str(sp),
+                          o.mom_err);
                 }
             }
         }
@@ -404,7 +402,7 @@ static void test_oracle(void) {
 
 typedef struct {
     const dr_schedule *s;
-    int last_t;      /* the last visited t: x at that level is checked */
+    int last_t;       /* the last visited t: x at that level is checked */
     double near_frac; /* fraction of x within 5 sigma of a scaled mode at last_t */
 } mix_oracle;
 
@@ -447,8 +445,8 @@ static void test_mixture(void) {
         dr_sampler k;
         int steps;
         double eta;
-    } cfg[] = {{DR_SAMPLER_DDPM, 1000, 0}, {DR_SAMPLER_DDPM, 50, 0}, {DR_SAMPLER_DDIM, 50, 0},
-               {DR_SAMPLER_DDIM, 50, 1}, {DR_SAMPLER_DPMPP_2M, 20, 0}, {DR_SAMPLER_DPMPP_2M_SDE, 20, 1}};
+    } cfg[] = {{DR_SAMPLER_DDPM, 1000, 0}, {DR_SAMPLER_DDPM, 50, 0},     {DR_SAMPLER_DDIM, 50, 0},
+               {DR_SAMPLER_DDIM, 50, 1},   {DR_SAMPLER_DPMPP_2M, 20, 0}, {DR_SAMPLER_DPMPP_2M_SDE, 20, 1}};
     for (int lin = 0; lin < 2; lin++) {
         dr_schedule s;
         dr_schedule_build(&s, 1000, lin);
@@ -476,8 +474,8 @@ static void test_mixture(void) {
             const double fclose = (double)close / n;
             printf("mixture %s %-8s steps %4d eta %g: %.4f near a mode, %.4f at +0.8 (want 0.6), "
                    "x at t=%d within 5 sigma: %.4f\n",
-                   lin ? "linear" : "cosine", sampler_str(cfg[c].k), cfg[c].steps, cfg[c].eta, fnear, f1,
-                   u.m.last_t, fclose);
+                   lin ? "linear" : "cosine", sampler_str(cfg[c].k), cfg[c].steps, cfg[c].eta, fnear, f1, u.m.last_t,
+                   fclose);
             CHECK(fnear > 0.95, "mixture %s: only %.4f near a mode", sampler_str(cfg[c].k), fnear);
             CHECK(fabs(f1 - MIX_P1) < 0.03, "mixture %s: mode-1 fraction %.4f, want %.2f", sampler_str(cfg[c].k), f1,
                   MIX_P1);
@@ -500,8 +498,8 @@ typedef struct {
     const float *e;
     float *x_after; /* x after the first step (copied by the x_hook) */
     int hooks;
-    float clip;     /* x0_hook clips to [-clip, clip] when > 0 */
-    float *x0_seen; /* the edited x0 of the first step */
+    float clip;           /* x0_hook clips to [-clip, clip] when > 0 */
+    float *x0_seen;       /* the edited x0 of the first step */
     float scale_per_call; /* DPM++ test: x0 varies from call to call */
     int calls;
     float *x0_base;
@@ -553,7 +551,8 @@ static void test_ddpm_eps_form(void) {
     const struct {
         int steps;
         dr_spacing sp;
-    } cfg[] = {{1000, DR_SPACING_TRAILING}, {20, DR_SPACING_TRAILING}, {20, DR_SPACING_LEADING}, {7, DR_SPACING_LINSPACE}};
+    } cfg[] = {
+        {1000, DR_SPACING_TRAILING}, {20, DR_SPACING_TRAILING}, {20, DR_SPACING_LEADING}, {7, DR_SPACING_LINSPACE}};
     for (int lin = 0; lin < 2; lin++) {
         dr_schedule s;
         dr_schedule_build(&s, 1000, lin);
@@ -783,10 +782,10 @@ static void test_dpmpp_sde(void) {
                 const double d0 = base[i], d1 = (float)(base[i] * 1.25f);
                 const double z0 = dr_rng_normal(&g0), z1 = dr_rng_normal(&g1);
                 const double x1 = sg[1] / sg[0] * exp(-eta * h0) * xin[i] + al[1] * (1 - exp(-(1 + eta) * h0)) * d0 +
-                                  sg[1] * sqrt(1 - exp(-2 * eta * h0)) * z0;
+                    sg[1] * sqrt(1 - exp(-2 * eta * h0)) * z0;
                 const double D = (1 + 1 / (2 * rr)) * d1 - 1 / (2 * rr) * d0;
                 const double x2 = sg[2] / sg[1] * exp(-eta * h1) * x1 + al[2] * (1 - exp(-(1 + eta) * h1)) * D +
-                                  sg[2] * sqrt(1 - exp(-2 * eta * h1)) * z1;
+                    sg[2] * sqrt(1 - exp(-2 * eta * h1)) * z1;
                 err = fmax(err, fabs(b[i] - x2));
                 sc = fmax(sc, fabs(x2));
             }
@@ -848,15 +847,17 @@ static void test_determinism(void) {
     const struct {
         dr_sampler k;
         double eta;
-    } cfg[] = {{DR_SAMPLER_DDPM, 0},        {DR_SAMPLER_DDIM, 0},           {DR_SAMPLER_DDIM, 0.7},
-               {DR_SAMPLER_DPMPP_2M, 0},    {DR_SAMPLER_DPMPP_2M_SDE, 1}};
+    } cfg[] = {{DR_SAMPLER_DDPM, 0},
+               {DR_SAMPLER_DDIM, 0},
+               {DR_SAMPLER_DDIM, 0.7},
+               {DR_SAMPLER_DPMPP_2M, 0},
+               {DR_SAMPLER_DPMPP_2M_SDE, 1}};
     for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++) {
         nn_init_threads(1);
         run_mix(&s, cfg[c].k, 15, cfg[c].eta, 8, 1, NULL, a, n, scratch);
         nn_init_threads(2);
         run_mix(&s, cfg[c].k, 15, cfg[c].eta, 8, 1, NULL, b, n, scratch);
-        CHECK(memcmp(a, b, n * sizeof *a) == 0, "%s eta %g: 1 vs 2 threads differ", sampler_str(cfg[c].k),
-              cfg[c].eta);
+        CHECK(memcmp(a, b, n * sizeof *a) == 0, "%s eta %g: 1 vs 2 threads differ", sampler_str(cfg[c].k), cfg[c].eta);
     }
     nn_init_threads(0);
     dr_schedule_free(&s);
@@ -873,8 +874,8 @@ enum { EV_PREDICT = 1, EV_X0 = 2, EV_X = 3, EV_PROGRESS = 4 };
 typedef struct {
     int ev[256][3]; /* kind, value, value2 */
     int nev;
-    int cancel_at;  /* progress returns non-zero at this step (0: never) */
-    int fail_at;    /* predict returns DR_ERR_NUMERIC at this call (0: never) */
+    int cancel_at; /* progress returns non-zero at this step (0: never) */
+    int fail_at;   /* predict returns DR_ERR_NUMERIC at this call (0: never) */
     int calls;
     size_t n;
 } hook_log;
@@ -926,9 +927,8 @@ static void test_hooks(void) {
         for (int i = 0; ok && i < S; i++) {
             int(*e)[3] = h->ev + 4 * i;
             const int t_next = i + 1 < S ? ts[i + 1] : -1;
-            ok = e[0][0] == EV_PREDICT && e[0][1] == ts[i] && e[1][0] == EV_X0 && e[1][1] == ts[i] &&
-                 e[2][0] == EV_X && e[2][1] == t_next && e[3][0] == EV_PROGRESS && e[3][1] == i + 1 &&
-                 e[3][2] == S;
+            ok = e[0][0] == EV_PREDICT && e[0][1] == ts[i] && e[1][0] == EV_X0 && e[1][1] == ts[i] && e[2][0] == EV_X &&
+                e[2][1] == t_next && e[3][0] == EV_PROGRESS && e[3][1] == i + 1 && e[3][2] == S;
         }
         CHECK(ok, "%s: hook order / arguments wrong (%d events)", sampler_str((dr_sampler)k), h->nev);
 
@@ -937,8 +937,8 @@ static void test_hooks(void) {
         h->n = n;
         h->cancel_at = 3;
         dr_error_clear();
-        CHECK(dr_sample(&s, &opt, &d, x, n, 1, scratch) == DR_ERR_CANCELLED && dr_last_error()[0],
-              "%s: cancel", sampler_str((dr_sampler)k));
+        CHECK(dr_sample(&s, &opt, &d, x, n, 1, scratch) == DR_ERR_CANCELLED && dr_last_error()[0], "%s: cancel",
+              sampler_str((dr_sampler)k));
         CHECK(h->calls == 3 && h->nev == 12 && h->ev[11][0] == EV_PROGRESS && h->ev[11][1] == 3,
               "%s: cancelled after %d predicts, %d events", sampler_str((dr_sampler)k), h->calls, h->nev);
 
@@ -977,8 +977,8 @@ static void test_invalid(void) {
         const char *what;
         dr_sample_options o;
     } cases[] = {
-        {"sampler 4", good},    {"sampler -1", good},  {"steps 0", good},    {"steps T+1", good},
-        {"eta -0.1", good},     {"eta NaN", good},     {"eta inf", good},    {"spacing 3", good},
+        {"sampler 4", good}, {"sampler -1", good}, {"steps 0", good}, {"steps T+1", good},
+        {"eta -0.1", good},  {"eta NaN", good},    {"eta inf", good}, {"spacing 3", good},
     };
     cases[0].o.sampler = (dr_sampler)4;
     cases[1].o.sampler = (dr_sampler)-1;

@@ -29,7 +29,7 @@ static dr_image pattern(int w, int h, int lo, int hi, uint64_t seed) {
         for (int x = 0; x < w; x++)
             for (int c = 0; c < 3; c++) {
                 double v = 0.5 + 0.3 * sin(0.37 * x * (c + 1) + 0.21 * y) + 0.15 * cos(0.13 * y * (c + 2)) +
-                           0.1 * (test_rng_uniform(&r) - 0.5);
+                    0.1 * (test_rng_uniform(&r) - 0.5);
                 v = v < 0 ? 0 : v > 1 ? 1 : v;
                 im.data[((size_t)y * w + x) * 3 + c] = (uint16_t)lround(lo + v * (hi - lo));
             }
@@ -44,7 +44,7 @@ static dr_image copy(const dr_image *a) {
 
 static int same_image(const dr_image *a, const dr_image *b) {
     return a->width == b->width && a->height == b->height && a->channels == b->channels && a->depth == b->depth &&
-           memcmp(a->data, b->data, sizeof(uint16_t) * (size_t)a->width * a->height * a->channels) == 0;
+        memcmp(a->data, b->data, sizeof(uint16_t) * (size_t)a->width * a->height * a->channels) == 0;
 }
 
 static double luma(const dr_image *im, size_t i) {
@@ -70,7 +70,7 @@ static double naive_ssim(const dr_image *a, const dr_image *b, int win) {
                     ma += w * va, mb += w * vb, aa += w * va * va, bb += w * vb * vb, ab += w * va * vb;
                 }
             total += (2 * ma * mb + C1) * (2 * (ab - ma * mb) + C2) /
-                     ((ma * ma + mb * mb + C1) * (aa - ma * ma + bb - mb * mb + C2));
+                ((ma * ma + mb * mb + C1) * (aa - ma * ma + bb - mb * mb + C2));
         }
     return total / total_n;
 }
@@ -212,7 +212,12 @@ static void test_hf(void) {
                 int s = 0;
                 for (int dy = -1; dy <= 1; dy++)
                     for (int dx = -1; dx <= 1; dx++) {
-                        int yy = y + dy < 0 ? 0 : y + dy > 23 ? 23 : y + dy, xx = x + dx < 0 ? 0 : x + dx > 31 ? 31 : x + dx;
+                        int yy = y + dy < 0 ? 0
+                            : y + dy > 23   ? 23
+                                            : y + dy,
+                            xx = x + dx < 0 ? 0
+                            : x + dx > 31   ? 31
+                                            : x + dx;
                         s += a.data[((size_t)yy * 32 + xx) * 3 + c];
                     }
                 blur.data[((size_t)y * 32 + x) * 3 + c] = (uint16_t)((s + 4) / 9);
@@ -229,7 +234,8 @@ static void test_hf(void) {
     const uint16_t v[6] = {0, 10, 30, 5, 5, 5};
     for (int i = 0; i < 6; i++) h.data[i] = v[i], flat.data[i] = (uint16_t)(i == 0 ? 7 : 0);
     /* flat [7 0 0; 0 0 0]: |grad| = 7 + 7 at pixel 0, 0 elsewhere -> sum 14; ratio 65 / 14 */
-    CHECK(dr_eval_hf_ratio(&h, &flat, NULL, &r) == DR_OK && fabs(r - 65.0 / 14.0) < 1e-12, "hand gradients: %g, want 65/14", r);
+    CHECK(dr_eval_hf_ratio(&h, &flat, NULL, &r) == DR_OK && fabs(r - 65.0 / 14.0) < 1e-12,
+          "hand gradients: %g, want 65/14", r);
     dr_image zero = make(3, 2, 1);
     CHECK(dr_eval_hf_ratio(&h, &zero, NULL, &r) == DR_OK && isnan(r), "no detail in the reference: NaN, got %g", r);
     dr_image_free(&a);
@@ -257,7 +263,8 @@ static void test_degrade(void) {
         CHECK(c.input.width == lw && c.input.height == lh, "scale %g: LR %dx%d, want %dx%d", scales[k], c.input.width,
               c.input.height, lw, lh);
         CHECK(c.input.channels == 3 && c.input.depth == 8, "LR is 8-bit RGB");
-        CHECK(c.baseline.width == 37 && c.baseline.height == 23 && c.baseline.channels == 3, "bicubic baseline at HR size");
+        CHECK(c.baseline.width == 37 && c.baseline.height == 23 && c.baseline.channels == 3,
+              "bicubic baseline at HR size");
         CHECK(same_image(&c.truth, &gt), "truth is the image (no crop)");
         dr_eval_metrics m;
         CHECK(dr_eval_score(&c, &c.truth, &m) == DR_OK, "score the truth");
@@ -459,7 +466,8 @@ static void test_columns(void) {
             *(double *)((char *)&m + cols[i]->offset) = 7.5;
             dr_eval_metrics mean;
             dr_eval_metrics_mean(&m, 1, &mean);
-            CHECK(*(const double *)((const char *)&mean + cols[i]->offset) == 7.5 && (cols[i]->label == NULL) == (cols[i]->fmt == NULL),
+            CHECK(*(const double *)((const char *)&mean + cols[i]->offset) == 7.5 &&
+                      (cols[i]->label == NULL) == (cols[i]->fmt == NULL),
                   "%s: column %s", dr_mode_name((dr_mode)k), cols[i]->key);
         }
         CHECK(dr_eval_columns((dr_mode)k, cols, 1) == 1, "max is honoured");
@@ -543,9 +551,11 @@ static void test_restore_scores(void) {
             CHECK(dr_restore(model, &c.input, (mi->flags & DR_MODE_TAKES_MASK) ? &c.mask : NULL, &p, &out) == DR_OK,
                   "restore: %s", dr_last_error());
             CHECK(dr_eval_score(&c, &out, &m[run]) == DR_OK, "score: %s", dr_last_error());
-            if (mode == DR_MODE_COLORIZE) CHECK(m[run].max_luma_diff <= 0.5 + 1e-3, "colorize keeps Y: %g", m[run].max_luma_diff);
+            if (mode == DR_MODE_COLORIZE)
+                CHECK(m[run].max_luma_diff <= 0.5 + 1e-3, "colorize keeps Y: %g", m[run].max_luma_diff);
             if (mode == DR_MODE_INPAINT) CHECK(m[run].max_known_diff == 0, "inpaint keeps known pixels");
-            if (mode == DR_MODE_SUPERRES) CHECK(m[run].consistency_psnr > 40, "superres consistent: %g", m[run].consistency_psnr);
+            if (mode == DR_MODE_SUPERRES)
+                CHECK(m[run].consistency_psnr > 40, "superres consistent: %g", m[run].consistency_psnr);
             dr_image_free(&out);
             dr_eval_case_free(&c);
         }

@@ -50,8 +50,8 @@ static void check_fixture(const char *file, int channels, int depth, long tol) {
     int rc = dr_image_load(path, 0, &img, &info);
     CHECK(rc == DR_OK, "%s loads: %s", file, dr_last_error());
     if (rc != DR_OK) return;
-    CHECK(img.channels == channels && img.depth == depth, "%s: %d channels %d-bit, want %d %d-bit",
-          file, img.channels, img.depth, channels, depth);
+    CHECK(img.channels == channels && img.depth == depth, "%s: %d channels %d-bit, want %d %d-bit", file, img.channels,
+          img.depth, channels, depth);
     long d = pattern_diff(&img, depth == 16);
     CHECK(d >= 0 && d <= tol, "%s: pixels differ from the pattern by %ld (tolerance %ld)", file, d, tol);
     dr_image_info probe;
@@ -74,12 +74,11 @@ static void test_tiff_read(void) {
     check_fixture("palette8.tif", 3, 8, 0);
     check_fixture("multipage.tif", 3, 8, 0); /* the first page */
     dr_image_info info;
-    CHECK(dr_image_probe(FIX "rgb16_lzw.tif", &info) == DR_OK && info.format == DR_FORMAT_TIFF,
-          "TIFF format reported");
+    CHECK(dr_image_probe(FIX "rgb16_lzw.tif", &info) == DR_OK && info.format == DR_FORMAT_TIFF, "TIFF format reported");
     /* JPEG-in-TIFF: 16x16, lossy. */
     dr_image img;
-    CHECK(dr_image_load(FIX "rgb8_jpeg.tif", 0, &img, NULL) == DR_OK && img.width == 16 &&
-              img.height == 16 && img.channels == 3,
+    CHECK(dr_image_load(FIX "rgb8_jpeg.tif", 0, &img, NULL) == DR_OK && img.width == 16 && img.height == 16 &&
+              img.channels == 3,
           "JPEG-in-TIFF loads: %s", dr_last_error());
     dr_image_free(&img);
 }
@@ -89,8 +88,8 @@ static void test_webp_read(void) {
     check_fixture("rgb8_lossless.webp", 3, 8, 0);
     dr_image img;
     dr_image_info info;
-    CHECK(dr_image_load(FIX "rgb8_lossy.webp", 0, &img, &info) == DR_OK && img.width == 32 &&
-              img.height == 24 && img.channels == 3 && info.format == DR_FORMAT_WEBP,
+    CHECK(dr_image_load(FIX "rgb8_lossy.webp", 0, &img, &info) == DR_OK && img.width == 32 && img.height == 24 &&
+              img.channels == 3 && info.format == DR_FORMAT_WEBP,
           "lossy WebP loads: %s", dr_last_error());
     dr_image_free(&img);
 }
@@ -116,8 +115,7 @@ static void make_pattern(dr_image *img, int channels, int depth) {
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++)
             for (int c = 0; c < channels; c++)
-                img->data[((size_t)y * W + x) * channels + c] =
-                    (uint16_t)(depth == 16 ? v16(x, y, c) : v8(x, y, c));
+                img->data[((size_t)y * W + x) * channels + c] = (uint16_t)(depth == 16 ? v16(x, y, c) : v8(x, y, c));
 }
 
 static void test_round_trips(void) {
@@ -128,8 +126,8 @@ static void test_round_trips(void) {
             char name[64];
             snprintf(name, sizeof name, "rt_%d_%d.tiff", ch, depth);
             if (round_trip(&img, name, 0, &back) == DR_OK) {
-                CHECK(back.depth == depth && back.channels == ch, "%s keeps %d channels at %d bits (got %d, %d)",
-                      name, ch, depth, back.channels, back.depth);
+                CHECK(back.depth == depth && back.channels == ch, "%s keeps %d channels at %d bits (got %d, %d)", name,
+                      ch, depth, back.channels, back.depth);
                 CHECK(image_diff(&img, &back) == 0, "%s: pixels identical", name);
                 dr_image_free(&back);
             }
@@ -258,15 +256,12 @@ static void test_bad_input(void) {
         free(b);
     }
     /* A TIFF that claims 100000 x 100000 pixels: the pixel limit, before any allocation. */
-    unsigned char hdr[] = {'I', 'I', 42, 0, 8, 0, 0, 0, 3, 0,
-                           0, 1, 4, 0, 1, 0, 0, 0, 0xA0, 0x86, 0x01, 0,
-                           1, 1, 4, 0, 1, 0, 0, 0, 0xA0, 0x86, 0x01, 0,
-                           2, 1, 3, 0, 1, 0, 0, 0, 8, 0, 0, 0,
-                           0, 0, 0, 0};
+    unsigned char hdr[] = {'I', 'I',  42,   0,    8, 0, 0, 0, 3, 0, 0, 1, 4, 0,    1,    0,    0,
+                           0,   0xA0, 0x86, 0x01, 0, 1, 1, 4, 0, 1, 0, 0, 0, 0xA0, 0x86, 0x01, 0,
+                           2,   1,    3,    0,    1, 0, 0, 0, 8, 0, 0, 0, 0, 0,    0,    0};
     dr_image img;
     int rc = dr_image_load_memory(hdr, sizeof hdr, "huge.tif", 0, &img, NULL);
-    CHECK(rc == DR_ERR_LIMIT || rc == DR_ERR_FORMAT, "huge TIFF refused (%s: %s)", dr_status_name(rc),
-          dr_last_error());
+    CHECK(rc == DR_ERR_LIMIT || rc == DR_ERR_FORMAT, "huge TIFF refused (%s: %s)", dr_status_name(rc), dr_last_error());
     /* 256 x 5 pixels but 65281 samples per pixel (found by fuzz_tiff): libtiff would
      * size a 167 MB strip buffer; refused from the header, naming the count. */
     {

@@ -99,27 +99,22 @@ static void fill_smooth(dr_image *img, test_rng *rng) {
     for (int y = 0; y < img->height; y++)
         for (int x = 0; x < img->width; x++)
             for (int c = 0; c < img->channels; c++) {
-                double v = 128 + 90 * sin(x * 0.11 + c * 1.3) * cos(y * 0.07 + c) +
-                           4 * (test_rng_uniform(rng) - 0.5);
+                double v = 128 + 90 * sin(x * 0.11 + c * 1.3) * cos(y * 0.07 + c) + 4 * (test_rng_uniform(rng) - 0.5);
                 if (v < 0) v = 0;
                 if (v > 255) v = 255;
-                img->data[((size_t)y * img->width + x) * img->channels + c] =
-                    (uint16_t)lround(v * scale);
+                img->data[((size_t)y * img->width + x) * img->channels + c] = (uint16_t)lround(v * scale);
             }
 }
 
 static int same_image(const dr_image *a, const dr_image *b) {
-    if (a->width != b->width || a->height != b->height || a->channels != b->channels ||
-        a->depth != b->depth)
-        return 0;
+    if (a->width != b->width || a->height != b->height || a->channels != b->channels || a->depth != b->depth) return 0;
     size_t n = (size_t)a->width * a->height * a->channels;
     return memcmp(a->data, b->data, n * sizeof *a->data) == 0;
 }
 
 /* Mean and max |a - ref| over the first `ch` channels of each pixel, with ref
  * reduced to 8 bits like the JPEG writer does. */
-static void jpeg_error_stats(const dr_image *ref, const dr_image *got, int ch, double *mean,
-                             int *max) {
+static void jpeg_error_stats(const dr_image *ref, const dr_image *got, int ch, double *mean, int *max) {
     double sum = 0;
     int mx = 0;
     size_t px = (size_t)ref->width * ref->height;
@@ -152,8 +147,7 @@ static void put32(unsigned char *p, uint32_t v) {
 }
 
 /* Append a PNG chunk with a correct CRC; returns the new length. */
-static size_t put_chunk(unsigned char *out, size_t at, const char *type, const unsigned char *data,
-                        uint32_t len) {
+static size_t put_chunk(unsigned char *out, size_t at, const char *type, const unsigned char *data, uint32_t len) {
     put32(out + at, len);
     memcpy(out + at + 4, type, 4);
     if (len) memcpy(out + at + 8, data, len);
@@ -188,8 +182,8 @@ static int write_png_spec(const char *path, const png_spec *s) {
     }
     for (int y = 0; y < s->h; y++) rowp[y] = (png_bytep)(s->rows + (size_t)y * s->rowbytes);
     png_init_io(png, f);
-    png_set_IHDR(png, info, s->w, s->h, s->bit_depth, s->color_type, s->interlace,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(png, info, s->w, s->h, s->bit_depth, s->color_type, s->interlace, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
     if (s->pal) png_set_PLTE(png, info, s->pal, s->npal);
     if (s->trns || s->trans_color) png_set_tRNS(png, info, s->trns, s->ntrns, s->trans_color);
     png_write_info(png, info);
@@ -225,8 +219,7 @@ static int write_jpeg_spec(const char *path, const jpeg_spec *s) {
     jpeg_set_defaults(&ci);
     if (s->jpeg_cs >= 0) jpeg_set_colorspace(&ci, (J_COLOR_SPACE)s->jpeg_cs);
     if (s->jpeg_cs == JCS_YCCK) /* no chroma subsampling: keep flat test blocks flat */
-        for (int c = 0; c < ci.num_components; c++)
-            ci.comp_info[c].h_samp_factor = ci.comp_info[c].v_samp_factor = 1;
+        for (int c = 0; c < ci.num_components; c++) ci.comp_info[c].h_samp_factor = ci.comp_info[c].v_samp_factor = 1;
     if (s->no_adobe) ci.write_Adobe_marker = FALSE;
     jpeg_set_quality(&ci, s->quality, TRUE);
     if (s->progressive) jpeg_simple_progression(&ci);
@@ -299,12 +292,10 @@ static void test_png_roundtrip(void) {
                 fill_random(&a, &rng);
                 const char *p = tpath(s ? "rt.PNG" : "rt.png"); /* extension is case-blind */
                 int rc = dr_image_save(p, &a, &o);
-                CHECK(rc == DR_OK, "save %dx%d ch%d d%d: %s", a.width, a.height, ch, depth,
-                      dr_last_error());
+                CHECK(rc == DR_OK, "save %dx%d ch%d d%d: %s", a.width, a.height, ch, depth, dr_last_error());
                 rc = dr_image_load(p, 0, &b, &info);
                 CHECK(rc == DR_OK, "load ch%d d%d: %s", ch, depth, dr_last_error());
-                CHECK(same_image(&a, &b), "PNG round trip is bit-exact: %dx%d ch%d d%d", a.width,
-                      a.height, ch, depth);
+                CHECK(same_image(&a, &b), "PNG round trip is bit-exact: %dx%d ch%d d%d", a.width, a.height, ch, depth);
                 CHECK(info.format == DR_FORMAT_PNG && info.channels == ch && info.depth == depth &&
                           info.width == a.width && info.height == a.height && !info.interlaced &&
                           info.color_space == color_spaces[ch],
@@ -334,8 +325,7 @@ static void test_jpeg_roundtrip(void) {
             CHECK(dr_image_load(p, 0, &b, &info) == DR_OK, "load jpeg: %s", dr_last_error());
             int want = ch <= 2 ? 1 : 3; /* alpha dropped, gray stays gray */
             CHECK(b.channels == want && b.depth == 8 && b.width == 61 && b.height == 45,
-                  "JPEG from ch%d d%d gives %d channels of 8 bits (got %d, %d)", ch, depth, want,
-                  b.channels, b.depth);
+                  "JPEG from ch%d d%d gives %d channels of 8 bits (got %d, %d)", ch, depth, want, b.channels, b.depth);
             CHECK(info.format == DR_FORMAT_JPEG && !info.interlaced && info.channels == want &&
                       info.color_space == (want == 1 ? DR_CS_GRAY : DR_CS_YCBCR),
                   "jpeg info ch%d", ch);
@@ -343,8 +333,7 @@ static void test_jpeg_roundtrip(void) {
                 double mean;
                 int max;
                 jpeg_error_stats(&a, &b, want, &mean, &max);
-                CHECK(mean < 1.5 && max < 16, "JPEG q95 ch%d d%d error mean %.3f max %d", ch, depth,
-                      mean, max);
+                CHECK(mean < 1.5 && max < 16, "JPEG q95 ch%d d%d error mean %.3f max %d", ch, depth, mean, max);
             }
             dr_image_free(&a);
             dr_image_free(&b);
@@ -360,8 +349,8 @@ static void test_jpeg_roundtrip(void) {
         dr_image_save(tpath("flat.jpg"), &a, &o);
         int rc = dr_image_load(tpath("flat.jpg"), 0, &b, NULL);
         unsigned want = (levels[k] * 255u + 32767u) / 65535u;
-        CHECK(rc == DR_OK && abs((int)b.data[77] - (int)want) <= 1,
-              "16-bit %u -> 8-bit %u (got %u)", levels[k], want, rc == DR_OK ? b.data[77] : 0);
+        CHECK(rc == DR_OK && abs((int)b.data[77] - (int)want) <= 1, "16-bit %u -> 8-bit %u (got %u)", levels[k], want,
+              rc == DR_OK ? b.data[77] : 0);
         dr_image_free(&a);
         dr_image_free(&b);
     }
@@ -388,14 +377,14 @@ static void test_magic_not_extension(void) {
     fill_random(&a, &rng);
     CHECK(dr_image_save(tpath("really_png.png"), &a, NULL) == DR_OK, "save");
     CHECK(rename(tpath("really_png.png"), tpath("really_png.jpg")) == 0, "rename");
-    CHECK(dr_image_load(tpath("really_png.jpg"), 0, &b, &info) == DR_OK &&
-              info.format == DR_FORMAT_PNG && same_image(&a, &b),
+    CHECK(dr_image_load(tpath("really_png.jpg"), 0, &b, &info) == DR_OK && info.format == DR_FORMAT_PNG &&
+              same_image(&a, &b),
           "a PNG named .jpg loads as PNG: %s", dr_last_error());
     dr_image_free(&b);
     CHECK(dr_image_save(tpath("really_jpg.jpg"), &a, NULL) == DR_OK, "save jpg");
     CHECK(rename(tpath("really_jpg.jpg"), tpath("really_jpg.png")) == 0, "rename");
-    CHECK(dr_image_load(tpath("really_jpg.png"), 0, &b, &info) == DR_OK &&
-              info.format == DR_FORMAT_JPEG && b.channels == 3,
+    CHECK(dr_image_load(tpath("really_jpg.png"), 0, &b, &info) == DR_OK && info.format == DR_FORMAT_JPEG &&
+              b.channels == 3,
           "a JPEG named .png loads as JPEG");
     dr_image_free(&b);
 
@@ -406,8 +395,7 @@ static void test_magic_not_extension(void) {
     if (ext) {
         memcpy(ext, buf, n);
         memset(ext + n, 0xAB, 100);
-        CHECK(dr_image_load_memory(ext, n + 100, "tail.png", 0, &b, NULL) == DR_OK &&
-                  same_image(&a, &b),
+        CHECK(dr_image_load_memory(ext, n + 100, "tail.png", 0, &b, NULL) == DR_OK && same_image(&a, &b),
               "trailing bytes after IEND are ignored: %s", dr_last_error());
         dr_image_free(&b);
     }
@@ -427,12 +415,22 @@ static void test_png_variants(void) {
         size_t rb = (size_t)w * ch * bps;
         unsigned char *rows = malloc(rb * h);
         for (size_t i = 0; i < rb * h; i++) rows[i] = (unsigned char)test_rng_u64(&rng);
-        png_spec s = {w, h, 8 * bps, v ? PNG_COLOR_TYPE_GRAY_ALPHA : PNG_COLOR_TYPE_RGB,
-                      PNG_INTERLACE_ADAM7, NULL, 0, NULL, 0, NULL, rows, rb};
+        png_spec s = {w,
+                      h,
+                      8 * bps,
+                      v ? PNG_COLOR_TYPE_GRAY_ALPHA : PNG_COLOR_TYPE_RGB,
+                      PNG_INTERLACE_ADAM7,
+                      NULL,
+                      0,
+                      NULL,
+                      0,
+                      NULL,
+                      rows,
+                      rb};
         CHECK(write_png_spec(tpath("adam7.png"), &s) == 0, "write interlaced");
         int rc = dr_image_load(tpath("adam7.png"), 0, &img, &info);
-        int ok = rc == DR_OK && img.width == w && img.height == h && img.channels == ch &&
-                 img.depth == 8 * bps && info.interlaced == 1;
+        int ok = rc == DR_OK && img.width == w && img.height == h && img.channels == ch && img.depth == 8 * bps &&
+            info.interlaced == 1;
         for (size_t i = 0; ok && i < (size_t)w * h * ch; i++) {
             unsigned want = bps == 2 ? (unsigned)(rows[2 * i] << 8 | rows[2 * i + 1]) : rows[i];
             ok = img.data[i] == want;
@@ -444,8 +442,7 @@ static void test_png_variants(void) {
 
     /* 4-bit palette with tRNS on the first 3 entries -> RGBA; without -> RGB. */
     png_color pal[16];
-    for (int i = 0; i < 16; i++)
-        pal[i] = (png_color){(png_byte)(i * 16), (png_byte)(255 - i * 16), (png_byte)(i * 7)};
+    for (int i = 0; i < 16; i++) pal[i] = (png_color){(png_byte)(i * 16), (png_byte)(255 - i * 16), (png_byte)(i * 7)};
     static const png_byte trns[3] = {0, 128, 200};
     int w = 13, h = 7;
     size_t rb = (size_t)(w * 4 + 7) / 8;
@@ -457,19 +454,29 @@ static void test_png_variants(void) {
             rows[y * rb + x / 2] |= (unsigned char)(x % 2 ? idx : idx << 4);
         }
     for (int with_trns = 0; with_trns < 2; with_trns++) {
-        png_spec s = {w, h, 4, PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE, pal, 16,
-                      with_trns ? trns : NULL, with_trns ? 3 : 0, NULL, rows, rb};
+        png_spec s = {w,
+                      h,
+                      4,
+                      PNG_COLOR_TYPE_PALETTE,
+                      PNG_INTERLACE_NONE,
+                      pal,
+                      16,
+                      with_trns ? trns : NULL,
+                      with_trns ? 3 : 0,
+                      NULL,
+                      rows,
+                      rb};
         CHECK(write_png_spec(tpath("pal.png"), &s) == 0, "write palette");
         int rc = dr_image_load(tpath("pal.png"), 0, &img, &info);
         int ch = with_trns ? 4 : 3;
         int ok = rc == DR_OK && img.channels == ch && img.depth == 8 && info.channels == ch &&
-                 info.color_space == DR_CS_PALETTE;
+            info.color_space == DR_CS_PALETTE;
         for (int y = 0; ok && y < h; y++)
             for (int x = 0; ok && x < w; x++) {
                 int idx = (x + 3 * y) % 16;
                 const uint16_t *p = img.data + ((size_t)y * w + x) * ch;
                 ok = p[0] == pal[idx].red && p[1] == pal[idx].green && p[2] == pal[idx].blue &&
-                     (ch == 3 || p[3] == (idx < 3 ? trns[idx] : 255));
+                    (ch == 3 || p[3] == (idx < 3 ? trns[idx] : 255));
             }
         CHECK(ok, "palette PNG (tRNS %d) expands correctly: %s", with_trns, dr_last_error());
         dr_image_free(&img);
@@ -488,14 +495,12 @@ static void test_png_variants(void) {
                 int bit = x * bits;
                 g[y * grb + bit / 8] |= (unsigned char)(v << (8 - bits - bit % 8));
             }
-        png_spec s = {gw, gh, bits, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, NULL, 0, NULL, 0,
-                      NULL, g, grb};
+        png_spec s = {gw, gh, bits, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, NULL, 0, NULL, 0, NULL, g, grb};
         CHECK(write_png_spec(tpath("lowbit.png"), &s) == 0, "write %d-bit gray", bits);
         int rc = dr_image_load(tpath("lowbit.png"), 0, &img, &info);
         int ok = rc == DR_OK && img.channels == 1 && img.depth == 8;
         for (int y = 0; ok && y < gh; y++)
-            for (int x = 0; ok && x < gw; x++)
-                ok = img.data[y * gw + x] == ((x + y) % (maxv + 1)) * 255 / maxv;
+            for (int x = 0; ok && x < gw; x++) ok = img.data[y * gw + x] == ((x + y) % (maxv + 1)) * 255 / maxv;
         CHECK(ok, "%d-bit gray expands to 8 bits: %s", bits, dr_last_error());
         dr_image_free(&img);
     }
@@ -505,8 +510,7 @@ static void test_png_variants(void) {
         unsigned char g[8 * 8];
         for (int i = 0; i < 64; i++) g[i] = (unsigned char)(i % 5 == 0 ? 77 : i * 3);
         png_color_16 key = {0, 0, 0, 0, 77};
-        png_spec s = {8, 8, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, NULL, 0, NULL, 0, &key,
-                      g, 8};
+        png_spec s = {8, 8, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, NULL, 0, NULL, 0, &key, g, 8};
         CHECK(write_png_spec(tpath("graykey.png"), &s) == 0, "write gray tRNS");
         int rc = dr_image_load(tpath("graykey.png"), 0, &img, &info);
         int ok = rc == DR_OK && img.channels == 2 && img.depth == 8 && info.color_space == DR_CS_GRAY;
@@ -527,14 +531,12 @@ static void test_png_variants(void) {
             }
         }
         png_color_16 key = {0, 1000, 2000, 3000, 0};
-        png_spec s = {rw, rh, 16, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, NULL, 0, NULL, 0, &key,
-                      px, (size_t)rw * 6};
+        png_spec s = {rw, rh, 16, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, NULL, 0, NULL, 0, &key, px, (size_t)rw * 6};
         CHECK(write_png_spec(tpath("rgbkey.png"), &s) == 0, "write RGB16 tRNS");
         int rc = dr_image_load(tpath("rgbkey.png"), 0, &img, &info);
         int ok = rc == DR_OK && img.channels == 4 && img.depth == 16 && info.color_space == DR_CS_RGB;
         for (int i = 0; ok && i < rw * rh; i++) {
-            for (int c = 0; c < 3; c++)
-                ok &= img.data[4 * i + c] == (px[i * 6 + 2 * c] << 8 | px[i * 6 + 2 * c + 1]);
+            for (int c = 0; c < 3; c++) ok &= img.data[4 * i + c] == (px[i * 6 + 2 * c] << 8 | px[i * 6 + 2 * c + 1]);
             ok &= img.data[4 * i + 3] == (i % 3 ? 65535 : 0);
         }
         CHECK(ok, "RGB16 tRNS gives a 16-bit alpha channel: %s", dr_last_error());
@@ -564,8 +566,7 @@ static void test_jpeg_variants(void) {
         CHECK(mean < 2.5 && max < 40, "progressive JPEG error mean %.3f max %d", mean, max);
         char desc[128];
         dr_image_info_describe(&info, desc, sizeof desc);
-        CHECK(strcmp(desc, "JPEG 40x30, 3 channels, 8-bit, YCbCr, progressive") == 0,
-              "describe: '%s'", desc);
+        CHECK(strcmp(desc, "JPEG 40x30, 3 channels, 8-bit, YCbCr, progressive") == 0, "describe: '%s'", desc);
     }
     dr_image_free(&img);
     dr_image_free(&ref);
@@ -573,22 +574,20 @@ static void test_jpeg_variants(void) {
 
     /* CMYK: four flat 8x8 blocks (exact at q100). Adobe-marked files store
      * inverted ink (Photoshop); files without the marker store plain ink. */
-    static const unsigned char ink[4][4] = {
-        {0, 0, 0, 0}, {255, 0, 0, 0}, {0, 128, 255, 64}, {30, 60, 90, 120}};
+    static const unsigned char ink[4][4] = {{0, 0, 0, 0}, {255, 0, 0, 0}, {0, 128, 255, 64}, {30, 60, 90, 120}};
     unsigned char cmyk[16 * 16 * 4];
     for (int mode = 0; mode < 3; mode++) { /* 0 Adobe CMYK, 1 plain CMYK, 2 YCCK */
         int inverted = mode != 1;
         for (int y = 0; y < 16; y++)
             for (int x = 0; x < 16; x++) {
                 const unsigned char *k = ink[(y / 8) * 2 + x / 8];
-                for (int c = 0; c < 4; c++)
-                    cmyk[(y * 16 + x) * 4 + c] = (unsigned char)(inverted ? 255 - k[c] : k[c]);
+                for (int c = 0; c < 4; c++) cmyk[(y * 16 + x) * 4 + c] = (unsigned char)(inverted ? 255 - k[c] : k[c]);
             }
         jpeg_spec cs = {16, 16, 4, JCS_CMYK, mode == 2 ? JCS_YCCK : -1, mode == 1, 0, 100, cmyk};
         CHECK(write_jpeg_spec(tpath("cmyk.jpg"), &cs) == 0, "write CMYK");
         rc = dr_image_load(tpath("cmyk.jpg"), 0, &img, &info);
         int ok = rc == DR_OK && img.channels == 3 && img.depth == 8 &&
-                 info.color_space == (mode == 2 ? DR_CS_YCCK : DR_CS_CMYK);
+            info.color_space == (mode == 2 ? DR_CS_YCCK : DR_CS_CMYK);
         int maxd = 0;
         for (int y = 0; ok && y < 16; y++)
             for (int x = 0; x < 16; x++) {
@@ -599,8 +598,7 @@ static void test_jpeg_variants(void) {
                     if (d > maxd) maxd = d;
                 }
             }
-        CHECK(ok && maxd <= 3, "CMYK mode %d -> RGB (max error %d): %s", mode, maxd,
-              rc ? dr_last_error() : "");
+        CHECK(ok && maxd <= 3, "CMYK mode %d -> RGB (max error %d): %s", mode, maxd, rc ? dr_last_error() : "");
         dr_image_free(&img);
     }
 
@@ -609,14 +607,13 @@ static void test_jpeg_variants(void) {
     for (int i = 0; i < 24 * 8; i++) g[i] = (unsigned char)(i % 24 * 10);
     jpeg_spec gs = {24, 8, 1, JCS_GRAYSCALE, -1, 0, 0, 100, g};
     CHECK(write_jpeg_spec(tpath("gray.jpg"), &gs) == 0, "write gray jpeg");
-    CHECK(dr_image_probe(tpath("gray.jpg"), &info) == DR_OK && info.channels == 1 &&
-              info.depth == 8 && info.width == 24 && info.height == 8 && info.color_space == DR_CS_GRAY,
+    CHECK(dr_image_probe(tpath("gray.jpg"), &info) == DR_OK && info.channels == 1 && info.depth == 8 &&
+              info.width == 24 && info.height == 8 && info.color_space == DR_CS_GRAY,
           "probe gray JPEG");
 }
 
 /* Truncations at every 1/16, small offsets and the last bytes: all refused. */
-static void truncation_corpus(const unsigned char *buf, size_t len, const char *fname,
-                              size_t magic) {
+static void truncation_corpus(const unsigned char *buf, size_t len, const char *fname, size_t magic) {
     size_t cuts[16 + 65 + 3];
     int n = 0;
     for (int k = 0; k < 16; k++) cuts[n++] = len * (size_t)k / 16;
@@ -636,12 +633,11 @@ static void truncation_corpus(const unsigned char *buf, size_t len, const char *
         if (ok && c >= magic) ok = strstr(dr_last_error(), "truncated") != NULL;
         if (ok && c == 0) ok = strstr(dr_last_error(), "empty file") != NULL;
         if (!ok && bad++ < 5)
-            CHECK(0, "%s cut at %zu/%zu: %s (%s), want %s", fname, c, len, dr_status_name(rc),
-                  dr_last_error(), dr_status_name(want));
+            CHECK(0, "%s cut at %zu/%zu: %s (%s), want %s", fname, c, len, dr_status_name(rc), dr_last_error(),
+                  dr_status_name(want));
         dr_image_free(&img);
     }
-    CHECK(bad == 0, "%s: all %d truncations refused with a 'truncated' message (%d not)", fname,
-          n, bad);
+    CHECK(bad == 0, "%s: all %d truncations refused with a 'truncated' message (%d not)", fname, n, bad);
 }
 
 /* Bit flips: either an error naming the file or an image with sane sizes. */
@@ -658,16 +654,15 @@ static int flip_corpus(const unsigned char *buf, size_t len, const char *fname, 
         int rc = dr_image_load_memory(m, len, fname, 0, &img, &info);
         int ok;
         if (rc == DR_OK) {
-            ok = img.data && img.width > 0 && img.height > 0 && img.channels >= 1 &&
-                 img.channels <= 4 && (int64_t)img.width * img.height <= DR_DEFAULT_MAX_PIXELS &&
-                 info.width == img.width && info.channels == img.channels;
+            ok = img.data && img.width > 0 && img.height > 0 && img.channels >= 1 && img.channels <= 4 &&
+                (int64_t)img.width * img.height <= DR_DEFAULT_MAX_PIXELS && info.width == img.width &&
+                info.channels == img.channels;
         } else {
             errors++;
             ok = msg_names(fname) && img.data == NULL &&
-                 (rc == DR_ERR_FORMAT || rc == DR_ERR_UNSUPPORTED || rc == DR_ERR_LIMIT);
+                (rc == DR_ERR_FORMAT || rc == DR_ERR_UNSUPPORTED || rc == DR_ERR_LIMIT);
         }
-        if (!ok && bad++ < 5)
-            CHECK(0, "%s flip at %zu: %s (%s)", fname, pos, dr_status_name(rc), dr_last_error());
+        if (!ok && bad++ < 5) CHECK(0, "%s flip at %zu: %s (%s)", fname, pos, dr_status_name(rc), dr_last_error());
         dr_image_free(&img);
     }
     CHECK(bad == 0, "%s: every bit flip gives an error or a sane image", fname);
@@ -716,8 +711,7 @@ static void test_bad_files(void) {
     dr_image_info info;
     const char *p = tpath("empty.png");
     write_file(p, "", 0);
-    CHECK(dr_image_load(p, 0, &img, &info) == DR_ERR_FORMAT && msg_names(p) &&
-              strstr(dr_last_error(), "empty file"),
+    CHECK(dr_image_load(p, 0, &img, &info) == DR_ERR_FORMAT && msg_names(p) && strstr(dr_last_error(), "empty file"),
           "zero-byte file: %s", dr_last_error());
     CHECK(dr_image_probe(p, &info) == DR_ERR_FORMAT, "probe zero-byte file");
     p = tpath("text.png");
@@ -729,8 +723,7 @@ static void test_bad_files(void) {
     CHECK(dr_image_load(p, 0, &img, NULL) == DR_ERR_IO && msg_names(p), "missing file");
     CHECK(dr_image_load(g_dir, 0, &img, NULL) == DR_ERR_IO, "a directory");
     CHECK(dr_image_load(NULL, 0, &img, NULL) == DR_ERR_INVALID, "NULL path");
-    CHECK(dr_image_load_memory(NULL, 0, "mem", 0, &img, NULL) == DR_ERR_FORMAT &&
-              msg_names("mem"),
+    CHECK(dr_image_load_memory(NULL, 0, "mem", 0, &img, NULL) == DR_ERR_FORMAT && msg_names("mem"),
           "empty memory buffer");
 }
 
@@ -753,8 +746,7 @@ static void test_limits(void) {
     dr_image_info info;
     /* LIMIT, not NOMEM: the check happens before any pixel allocation (60 GB). */
     int rc = dr_image_load(p, 0, &img, NULL);
-    CHECK(rc == DR_ERR_LIMIT && msg_names(p) && strstr(dr_last_error(), "100000x100000") &&
-              img.data == NULL,
+    CHECK(rc == DR_ERR_LIMIT && msg_names(p) && strstr(dr_last_error(), "100000x100000") && img.data == NULL,
           "huge PNG: %s %s", dr_status_name(rc), dr_last_error());
     CHECK(dr_image_probe(p, &info) == DR_OK && info.width == 100000 && info.height == 100000,
           "probe reports the huge size without decoding: %s", dr_last_error());
@@ -783,8 +775,8 @@ static void test_limits(void) {
     p = tpath("huge.jpg");
     if (j) write_file(p, j, len);
     rc = dr_image_load(p, 0, &img, NULL);
-    CHECK(rc == DR_ERR_LIMIT && msg_names(p) && strstr(dr_last_error(), "65500x65500"),
-          "huge JPEG: %s %s", dr_status_name(rc), dr_last_error());
+    CHECK(rc == DR_ERR_LIMIT && msg_names(p) && strstr(dr_last_error(), "65500x65500"), "huge JPEG: %s %s",
+          dr_status_name(rc), dr_last_error());
     free(j);
 
     /* max_pixels is inclusive; <= 0 means the default. */
@@ -814,8 +806,7 @@ static void test_save_semantics(void) {
     size_t n0, n1;
     unsigned char *before = read_file(p, &n0);
     int rc = dr_image_save(p, &b, &o);
-    CHECK(rc == DR_ERR_EXISTS && msg_names(p), "existing output without overwrite: %s",
-          dr_status_name(rc));
+    CHECK(rc == DR_ERR_EXISTS && msg_names(p), "existing output without overwrite: %s", dr_status_name(rc));
     unsigned char *after = read_file(p, &n1);
     CHECK(before && after && n0 == n1 && memcmp(before, after, n0) == 0, "old file unchanged");
     free(before);
@@ -859,19 +850,16 @@ static void test_save_semantics(void) {
 
     /* Unwritable destinations: an error naming the path and no file. */
     p = tpath("no/such/dir/x.png");
-    CHECK(dr_image_save(p, &a, &o) == DR_ERR_IO && msg_names(p), "nonexistent dir: %s",
-          dr_last_error());
+    CHECK(dr_image_save(p, &a, &o) == DR_ERR_IO && msg_names(p), "nonexistent dir: %s", dr_last_error());
     write_file(tpath("plainfile"), "x", 1);
     p = tpath("plainfile/x.png");
-    CHECK(dr_image_save(p, &a, &o) == DR_ERR_IO && msg_names(p), "parent is a file: %s",
-          dr_last_error());
+    CHECK(dr_image_save(p, &a, &o) == DR_ERR_IO && msg_names(p), "parent is a file: %s", dr_last_error());
     if (geteuid() != 0) { /* root ignores directory permissions */
         const char *ro = tpath("ro");
         mkdir(ro, 0555);
         chmod(ro, 0555);
         p = tpath("ro/x.jpg");
-        CHECK(dr_image_save(p, &a, &o) == DR_ERR_IO && msg_names(p), "read-only dir: %s",
-              dr_last_error());
+        CHECK(dr_image_save(p, &a, &o) == DR_ERR_IO && msg_names(p), "read-only dir: %s", dr_last_error());
         CHECK(!file_exists(p) && count_temp_files(ro) == 0, "nothing left in the read-only dir");
         chmod(ro, 0755);
     }
@@ -941,8 +929,12 @@ static void remove_tree(const char *dir) {
 /* dr_image_encode: the same bytes as dr_image_save writes, in every format,
  * and they decode back; bad arguments are refused with buf NULL. */
 static void test_encode_memory(void) {
-    static const struct { dr_format f; const char *ext; int ch, depth; } cases[] = {
-        {DR_FORMAT_PNG, "png", 3, 8},  {DR_FORMAT_PNG, "png", 4, 16}, {DR_FORMAT_JPEG, "jpg", 3, 8},
+    static const struct {
+        dr_format f;
+        const char *ext;
+        int ch, depth;
+    } cases[] = {
+        {DR_FORMAT_PNG, "png", 3, 8},   {DR_FORMAT_PNG, "png", 4, 16},  {DR_FORMAT_JPEG, "jpg", 3, 8},
         {DR_FORMAT_TIFF, "tif", 1, 16}, {DR_FORMAT_WEBP, "webp", 4, 8},
     };
     test_rng rng = {42};

@@ -54,8 +54,7 @@ static double *ref_matrix(int in, int out) {
 static double *dense_of(const ip_resampler *r) {
     double *m = calloc((size_t)r->in_size * r->out_size, sizeof(double));
     for (int i = 0; i < r->out_size; i++)
-        for (int k = 0; k < r->taps; k++)
-            m[(size_t)i * r->in_size + r->start[i] + k] += r->w[(size_t)i * r->taps + k];
+        for (int k = 0; k < r->taps; k++) m[(size_t)i * r->in_size + r->start[i] + k] += r->w[(size_t)i * r->taps + k];
     return m;
 }
 
@@ -75,7 +74,7 @@ static void test_planar_roundtrip(void) {
             const size_t ns = (size_t)W * H * ch;
             for (size_t i = 0; i < ns; i++) a.data[i] = (uint16_t)(test_rng_u64(&rng) % (maxv + 1));
             a.data[0] = 0;
-            a.data[ch] = (uint16_t)maxv; /* the extremes */
+            a.data[ch] = (uint16_t)maxv;                                                /* the extremes */
             for (size_t i = 0; i < ns; i++) b.data[i] = (uint16_t)(i * 7 % (maxv + 1)); /* alpha sentinel */
             float *p = malloc((size_t)nc * W * H * sizeof(float));
             ip_to_planar(&a, p);
@@ -160,12 +159,11 @@ static void test_ycbcr_roundtrip(void) {
 /* ------------------------------------------------------------ resampling */
 
 static void test_resampler_rows_sum(void) {
-    const int sizes[][2] = {{8, 4}, {4, 8}, {100, 37}, {37, 100}, {1, 5}, {5, 1}, {20, 20}, {64, 16},
-                            {3, 2}, {2, 3}, {1000, 7}, {7, 1000}, {50, 20}};
+    const int sizes[][2] = {{8, 4},   {4, 8}, {100, 37}, {37, 100}, {1, 5},    {5, 1},  {20, 20},
+                            {64, 16}, {3, 2}, {2, 3},    {1000, 7}, {7, 1000}, {50, 20}};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         ip_resampler r;
-        CHECK(ip_resampler_build(&r, sizes[s][0], sizes[s][1]) == DR_OK, "build %d -> %d", sizes[s][0],
-              sizes[s][1]);
+        CHECK(ip_resampler_build(&r, sizes[s][0], sizes[s][1]) == DR_OK, "build %d -> %d", sizes[s][0], sizes[s][1]);
         double worst = 0;
         int inside = 1, monotone = 1;
         for (int i = 0; i < r.out_size; i++) {
@@ -321,9 +319,9 @@ static void test_projector(void) {
         int rc = ip_projector_build(&p, Ho, Wo, H, W);
         CHECK(rc == DR_OK, "projector %dx%d -> %dx%d builds: %s", Wo, Ho, W, H, dr_last_error());
         if (rc != DR_OK) continue;
-        float *x0 = malloc(nhr * sizeof(float)), *x = malloc(nhr * sizeof(float)),
-              *x2 = malloc(nhr * sizeof(float)), *y = malloc(nlr * sizeof(float)),
-              *y2 = malloc(nlr * sizeof(float)), *tmp = malloc(ip_project_tmp_floats(&p, C) * sizeof(float)),
+        float *x0 = malloc(nhr * sizeof(float)), *x = malloc(nhr * sizeof(float)), *x2 = malloc(nhr * sizeof(float)),
+              *y = malloc(nlr * sizeof(float)), *y2 = malloc(nlr * sizeof(float)),
+              *tmp = malloc(ip_project_tmp_floats(&p, C) * sizeof(float)),
               *t = malloc(nhr * sizeof(float)); /* tmp: exactly what it asks for (ASan catches more) */
         test_rng rng = {1000 + s};
         test_fill_normal(&rng, x0, nhr, 1.0f);
@@ -332,8 +330,8 @@ static void test_projector(void) {
         const double before = residual(&p, x, y, C);
         ip_project(&p, x, y, C, tmp);
         const double after = residual(&p, x, y, C);
-        printf("  projector %2dx%-3d -> %2dx%-2d (scale %.3g x %.3g): |Dx - y|_inf %.3g before, %.3g after\n", Wo,
-               Ho, W, H, (double)Wo / W, (double)Ho / H, before, after);
+        printf("  projector %2dx%-3d -> %2dx%-2d (scale %.3g x %.3g): |Dx - y|_inf %.3g before, %.3g after\n", Wo, Ho,
+               W, H, (double)Wo / W, (double)Ho / H, before, after);
         CHECK(after < 1e-4, "%dx%d -> %dx%d: |Dx - y| = %.3g after projection", Wo, Ho, W, H, after);
 
         memcpy(x2, x, nhr * sizeof(float));
@@ -476,8 +474,7 @@ static void test_mask_fractions(void) {
             const double ms = (now_sec() - t0) * 1000 / 50;
             printf("  masks %3dx%-3d [%.2f, %.2f]: %d/50 in range, fractions %.3f..%.3f, %.2f ms each\n", n, n,
                    ranges[r][0], ranges[r][1], in_range, lo, hi, ms);
-            CHECK(in_range == 50, "%dx%d [%.2f, %.2f]: %d of 50 in range", n, n, ranges[r][0], ranges[r][1],
-                  in_range);
+            CHECK(in_range == 50, "%dx%d [%.2f, %.2f]: %d of 50 in range", n, n, ranges[r][0], ranges[r][1], in_range);
             CHECK(binary, "mask values are 0 or 1");
             CHECK(agree, "returned fraction matches the mask");
             /* The fractions spread over the range instead of piling up at min. */
@@ -580,8 +577,7 @@ static void test_damage_mask(void) {
         /* the target is uniform over the range and pieces overshoot it a
          * little: every bin holds between 0.4x and 2x the uniform share */
         for (int b = 0; b < 9; b++)
-            CHECK(hist[b] >= 0.4 * N / 9 && hist[b] <= 2.0 * N / 9, "%dx%d: bin %d has %d of %d", n, n, b,
-                  hist[b], N);
+            CHECK(hist[b] >= 0.4 * N / 9 && hist[b] <= 2.0 * N / 9, "%dx%d: bin %d has %d of %d", n, n, b, hist[b], N);
         CHECK(sum / N > 0.24 && sum / N < 0.34, "mean fraction %.3f near the range's middle", sum / N);
         for (int k = 0; k < 4; k++)
             CHECK(kind_count[k] >= N / 10, "kind %d in %d of %d masks (>= 10%%)", k, kind_count[k], N);
@@ -611,8 +607,8 @@ static void test_damage_mask(void) {
 static void test_render_dims(void) {
     static const int cases[][5] = {/* h, w, R -> hr, wr */
                                    {3000, 4000, 256, 192, 256}, {4000, 3000, 384, 384, 288}, {683, 1024, 256, 171, 256},
-                                   {100, 50, 256, 100, 50},      {256, 256, 256, 256, 256},  {257, 256, 256, 256, 255},
-                                   {1000, 1, 64, 64, 1},         {500, 300, 0, 500, 300},    {500, 300, -1, 500, 300}};
+                                   {100, 50, 256, 100, 50},     {256, 256, 256, 256, 256},   {257, 256, 256, 256, 255},
+                                   {1000, 1, 64, 64, 1},        {500, 300, 0, 500, 300},     {500, 300, -1, 500, 300}};
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         int hr, wr;
         ip_render_dims(cases[k][0], cases[k][1], cases[k][2], &hr, &wr);

@@ -35,9 +35,9 @@
 #ifndef FD_FLOOR
 #define FD_FLOOR 5e-2 /* absolute floor of the relative error's denominator */
 #endif
-#define FD_TOL 1e-2 /* max relative error of a gradient entry */
-#define FD_SAMPLES 40 /* entries perturbed per tensor */
-#define ACC_TOL 1e-5 /* backward twice vs 2x once, relative to max |grad| */
+#define FD_TOL     1e-2 /* max relative error of a gradient entry */
+#define FD_SAMPLES 40   /* entries perturbed per tensor */
+#define ACC_TOL    1e-5 /* backward twice vs 2x once, relative to max |grad| */
 
 static float *falloc(size_t n) { // zeroed; never NULL, even for n == 0
     float *p = calloc(n ? n : 1, sizeof(float));
@@ -121,8 +121,8 @@ static double fd_loss(fd_ctx *c) {
 /* Compare grad [n] with central differences of the loss w.r.t. param [n] on up
  * to FD_SAMPLES random entries. The step actually taken, (float)(x+h) -
  * (float)(x-h), is the divisor, so float rounding of x +- h does not count. */
-static void fd_check(const char *layer, const char *what, fd_ctx *c, float *param,
-                     const float *grad, size_t n, test_rng *rng) {
+static void fd_check(const char *layer, const char *what, fd_ctx *c, float *param, const float *grad, size_t n,
+                     test_rng *rng) {
     const size_t ns = n < FD_SAMPLES ? n : FD_SAMPLES;
     double worst = 0;
     size_t worst_i = 0;
@@ -149,14 +149,13 @@ static void fd_check(const char *layer, const char *what, fd_ctx *c, float *para
         }
     }
     fd_note(layer, worst);
-    CHECK(worst <= FD_TOL, "%s: d%s[%zu] analytic %.6g vs numeric %.6g (rel err %.3g)", layer, what,
-          worst_i, worst_ana, worst_num, worst);
+    CHECK(worst <= FD_TOL, "%s: d%s[%zu] analytic %.6g vs numeric %.6g (rel err %.3g)", layer, what, worst_i, worst_ana,
+          worst_num, worst);
 }
 
 /* Backward called twice must give 2x once (+=, not =), up to the rounding of
  * adding partial sums into a non-zero destination. */
-static void check_twice(const char *layer, const char *what, const float *once, const float *twice,
-                        size_t n) {
+static void check_twice(const char *layer, const char *what, const float *once, const float *twice, size_t n) {
     const double scale = test_max_abs(once, n);
     double worst = 0;
     for (size_t i = 0; i < n; i++) {
@@ -164,12 +163,10 @@ static void check_twice(const char *layer, const char *what, const float *once, 
         if (!(d <= worst)) worst = d;
     }
     CHECK(scale > 0 && worst <= ACC_TOL * scale,
-          "%s: d%s after two backward calls is not 2x one call (max diff %.3g, scale %.3g)", layer,
-          what, worst, scale);
+          "%s: d%s after two backward calls is not 2x one call (max diff %.3g, scale %.3g)", layer, what, worst, scale);
 }
 
-static void check_same(const char *layer, const char *what, const float *a, const float *b,
-                       size_t n) {
+static void check_same(const char *layer, const char *what, const float *a, const float *b, size_t n) {
     CHECK(memcmp(a, b, n * sizeof(float)) == 0, "%s: %s differs (max diff %.3g)", layer, what,
           test_max_abs_diff(a, b, n));
 }
@@ -181,8 +178,7 @@ static double g_wino_worst; /* worst Winograd rel err (test_conv2d_winograd) */
 
 /* ------------------------------------------------------------------ conv2d */
 
-static void conv2d_ref(double *out, const float *inp, const float *w, const float *bias,
-                       const conv2d_dims *d) {
+static void conv2d_ref(double *out, const float *inp, const float *w, const float *bias, const conv2d_dims *d) {
     const int Ho = conv2d_out_h(d), Wo = conv2d_out_w(d), pad = d->K / 2;
     for (int b = 0; b < d->B; b++)
         for (int co = 0; co < d->Cout; co++)
@@ -196,7 +192,7 @@ static void conv2d_ref(double *out, const float *inp, const float *w, const floa
                                 const int ix = ox * d->stride + kx - pad;
                                 if (iy < 0 || iy >= d->H || ix < 0 || ix >= d->W) continue;
                                 acc += (double)w[((co * d->Cin + ci) * d->K + ky) * d->K + kx] *
-                                       inp[((b * d->Cin + ci) * d->H + iy) * d->W + ix];
+                                    inp[((b * d->Cin + ci) * d->H + iy) * d->W + ix];
                             }
                     out[((b * d->Cout + co) * Ho + oy) * Wo + ox] = acc;
                 }
@@ -216,13 +212,11 @@ static void conv_fwd(fd_ctx *c) {
 
 static void conv2d_case(test_rng *rng, conv2d_dims d) {
     const int Ho = conv2d_out_h(&d), Wo = conv2d_out_w(&d);
-    CHECK(Ho == (d.H + 2 * (d.K / 2) - d.K) / d.stride + 1 &&
-              Wo == (d.W + 2 * (d.K / 2) - d.K) / d.stride + 1,
+    CHECK(Ho == (d.H + 2 * (d.K / 2) - d.K) / d.stride + 1 && Wo == (d.W + 2 * (d.K / 2) - d.K) / d.stride + 1,
           "conv2d: output size %dx%d", Ho, Wo);
     const size_t ni = (size_t)d.B * d.Cin * d.H * d.W, no = (size_t)d.B * d.Cout * Ho * Wo;
     const size_t nw = (size_t)d.Cout * d.Cin * d.K * d.K;
-    float *inp = frandn(rng, ni, 1.0f), *w = frandn(rng, nw, 0.5f),
-          *bias = frandn(rng, d.Cout, 0.5f);
+    float *inp = frandn(rng, ni, 1.0f), *w = frandn(rng, nw, 0.5f), *bias = frandn(rng, d.Cout, 0.5f);
     float *R = frandn(rng, no, 1.0f), *out = falloc(no);
     // exact sizes, so the sanitizer build catches any overrun of the scratch
     float *fs = falloc(conv2d_forward_scratch(&d)), *bs = falloc(conv2d_backward_scratch(&d));
@@ -232,9 +226,8 @@ static void conv2d_case(test_rng *rng, conv2d_dims d) {
     conv2d_forward(out, inp, w, bias, &d, fs);
     conv2d_ref(ref, inp, w, bias, &d);
     const double scale = max_abs_d(ref, no) > 1 ? max_abs_d(ref, no) : 1;
-    CHECK(max_diff_d(out, ref, no) <= 1e-5 * scale,
-          "conv2d K=%d s=%d %dx%d Cin=%d Cout=%d: forward max diff %.3g", d.K, d.stride, d.H, d.W,
-          d.Cin, d.Cout, max_diff_d(out, ref, no));
+    CHECK(max_diff_d(out, ref, no) <= 1e-5 * scale, "conv2d K=%d s=%d %dx%d Cin=%d Cout=%d: forward max diff %.3g", d.K,
+          d.stride, d.H, d.W, d.Cin, d.Cout, max_diff_d(out, ref, no));
 
     // (b) backward vs finite differences, dout = R
     float *dinp = falloc(ni), *dw = falloc(nw), *db = falloc(d.Cout);
@@ -269,8 +262,7 @@ static void conv2d_threads(test_rng *rng, conv2d_dims d) {
     const int Ho = conv2d_out_h(&d), Wo = conv2d_out_w(&d);
     const size_t ni = (size_t)d.B * d.Cin * d.H * d.W, no = (size_t)d.B * d.Cout * Ho * Wo;
     const size_t nw = (size_t)d.Cout * d.Cin * d.K * d.K;
-    float *inp = frandn(rng, ni, 1.0f), *w = frandn(rng, nw, 0.5f),
-          *bias = frandn(rng, d.Cout, 0.5f);
+    float *inp = frandn(rng, ni, 1.0f), *w = frandn(rng, nw, 0.5f), *bias = frandn(rng, d.Cout, 0.5f);
     float *R = frandn(rng, no, 1.0f);
     float *out[NTHREAD_CASES], *dinp[NTHREAD_CASES], *dw[NTHREAD_CASES], *db[NTHREAD_CASES];
     for (int t = 0; t < NTHREAD_CASES; t++) {
@@ -297,8 +289,7 @@ static void test_conv2d(void) {
     static const int sizes[][2] = {{7, 6}, {8, 5}}; // odd and even, H != W
     for (int K = 1; K <= 3; K += 2)
         for (int s = 1; s <= 2; s++)
-            for (int z = 0; z < 2; z++)
-                conv2d_case(&rng, (conv2d_dims){2, 3, sizes[z][0], sizes[z][1], 5, K, s});
+            for (int z = 0; z < 2; z++) conv2d_case(&rng, (conv2d_dims){2, 3, sizes[z][0], sizes[z][1], 5, K, s});
     // Cin * 9 = 72 im2col rows: more than one block of the weight gradient
     conv2d_case(&rng, (conv2d_dims){2, 8, 5, 5, 4, 3, 1});
     // large enough for several position chunks and weight blocks per sample
@@ -395,7 +386,8 @@ static void test_conv2d_winograd(void) {
 static const char *const g_dw_path[DW_PATHS] = {"conv2d_backward", "winograd", "direct"};
 static double g_dw_worst[DW_PATHS];
 
-static void dweight_run(int path, float *dw, const float *dout, const float *inp, const float *w, const conv2d_dims *d) {
+static void dweight_run(int path, float *dw, const float *dout, const float *inp, const float *w,
+                        const conv2d_dims *d) {
     const int B = d->B, Cin = d->Cin, Cout = d->Cout, H = d->H, W = d->W;
     if (path == 0) {
         float *bs = falloc(conv2d_backward_scratch(d));
@@ -430,7 +422,7 @@ static void dweight_case(test_rng *rng, int B, int Cin, int Cout, int H, int W) 
                             const int iy = y + t / 3 - 1, ix = x + t % 3 - 1;
                             if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
                             acc += (double)dout[(((size_t)b * Cout + co) * H + y) * W + x] *
-                                   inp[(((size_t)b * Cin + ci) * H + iy) * W + ix];
+                                inp[(((size_t)b * Cin + ci) * H + iy) * W + ix];
                         }
                 ref[((size_t)co * Cin + ci) * 9 + t] = acc;
             }
@@ -446,8 +438,8 @@ static void dweight_case(test_rng *rng, int B, int Cin, int Cout, int H, int W) 
         }
         nn_init_threads(DEFAULT_THREADS);
         const double e = max_diff_d(dw[0], ref, nw) / scale;
-        CHECK(e <= 1e-5, "conv2d dweight (%s) %dx%d Cin=%d Cout=%d B=%d: max rel err %.3g", g_dw_path[path], H, W,
-              Cin, Cout, B, e);
+        CHECK(e <= 1e-5, "conv2d dweight (%s) %dx%d Cin=%d Cout=%d B=%d: max rel err %.3g", g_dw_path[path], H, W, Cin,
+              Cout, B, e);
         if (e > g_dw_worst[path]) g_dw_worst[path] = e;
         for (int t = 1; t < NTHREAD_CASES; t++)
             check_same("conv2d", "3x3 dweight across thread counts", dw[0], dw[t], nw);
@@ -469,8 +461,8 @@ static void test_conv2d_dweight(void) {
 
 /* ------------------------------------------------------------------ groupnorm */
 
-static void groupnorm_ref(double *out, const float *inp, const float *gamma, const float *beta,
-                          int B, int C, int HW, int G, int silu) {
+static void groupnorm_ref(double *out, const float *inp, const float *gamma, const float *beta, int B, int C, int HW,
+                          int G, int silu) {
     const int Cg = C / G;
     const size_t gs = (size_t)Cg * HW;
     for (int bg = 0; bg < B * G; bg++) {
@@ -497,8 +489,7 @@ typedef struct {
 
 static void gn_fwd(fd_ctx *c) {
     gn_ctx *x = (gn_ctx *)c;
-    groupnorm_forward(c->out, x->mean, x->rstd, x->inp, x->gamma, x->beta, x->B, x->C, x->HW, x->G,
-                      x->silu);
+    groupnorm_forward(c->out, x->mean, x->rstd, x->inp, x->gamma, x->beta, x->B, x->C, x->HW, x->G, x->silu);
 }
 
 static void groupnorm_case(int silu) {
@@ -520,8 +511,7 @@ static void groupnorm_case(int silu) {
     // std 1) where a one-pass float E[x^2] - E[x]^2 would lose every digit
     groupnorm_forward(out, mean, rstd, inp, gamma, beta, B, C, HW, G, silu);
     groupnorm_ref(ref, inp, gamma, beta, B, C, HW, G, silu);
-    CHECK(max_diff_d(out, ref, n) <= 1e-5, "%s: forward max diff %.3g", name,
-          max_diff_d(out, ref, n));
+    CHECK(max_diff_d(out, ref, n) <= 1e-5, "%s: forward max diff %.3g", name, max_diff_d(out, ref, n));
     {
         float *big = fdup(inp, n), *o2 = falloc(n), *m2 = falloc(B * G), *r2 = falloc(B * G);
         double *ref2 = dalloc(n);
@@ -538,8 +528,7 @@ static void groupnorm_case(int silu) {
     float *dinp = falloc(n), *dg = falloc(C), *dbt = falloc(C);
     groupnorm_backward(dinp, dg, dbt, R, inp, mean, rstd, gamma, beta, B, C, HW, G, silu);
     float *inp_p = fdup(inp, n), *g_p = fdup(gamma, C), *b_p = fdup(beta, C);
-    gn_ctx cx = {{gn_fwd, falloc(n), R, n}, inp_p, g_p, b_p, falloc(B * G), falloc(B * G),
-                 B, C, HW, G, silu};
+    gn_ctx cx = {{gn_fwd, falloc(n), R, n}, inp_p, g_p, b_p, falloc(B * G), falloc(B * G), B, C, HW, G, silu};
     test_rng frng = {7};
     fd_check(name, "inp", &cx.base, inp_p, dinp, n, &frng);
     fd_check(name, "gamma", &cx.base, g_p, dg, C, &frng);
@@ -604,8 +593,7 @@ static void test_silu(void) {
     const size_t n = 1000;
     float *inp = frandn(&rng, n, 3.0f), *R = frandn(&rng, n, 1.0f), *out = falloc(n);
     // extremes: exp overflow / underflow must give finite, correct limits
-    static const float ext[] = {0.0f,     -0.0f, 100.0f, -100.0f, 1000.0f,
-                                -1000.0f, 88.8f, -88.8f, -103.0f, 20.0f};
+    static const float ext[] = {0.0f, -0.0f, 100.0f, -100.0f, 1000.0f, -1000.0f, 88.8f, -88.8f, -103.0f, 20.0f};
     float xe[10], ye[10];
     memcpy(xe, ext, sizeof ext);
 
@@ -621,8 +609,8 @@ static void test_silu(void) {
     silu_forward(ye, xe, 10);
     for (int i = 0; i < 10; i++) {
         const double x = xe[i], r = x / (1 + exp(-x));
-        CHECK(isfinite(ye[i]) && fabs(ye[i] - r) <= 1e-6 * (fabs(r) > 1 ? fabs(r) : 1),
-              "silu(%g) = %g, expected %g", x, ye[i], r);
+        CHECK(isfinite(ye[i]) && fabs(ye[i] - r) <= 1e-6 * (fabs(r) > 1 ? fabs(r) : 1), "silu(%g) = %g, expected %g", x,
+              ye[i], r);
     }
     float *inplace = fdup(inp, n);
     silu_forward(inplace, inplace, n);
@@ -654,9 +642,8 @@ static void test_silu(void) {
 /* ------------------------------------------------------------------ groupnorm, large shapes */
 
 /* Double-precision GroupNorm backward from scratch (statistics in double). */
-static void groupnorm_bwd_ref(double *dinp, double *dg, double *db, const float *dout,
-                              const float *inp, const float *gamma, const float *beta, int B,
-                              int C, int HW, int G, int silu) {
+static void groupnorm_bwd_ref(double *dinp, double *dg, double *db, const float *dout, const float *inp,
+                              const float *gamma, const float *beta, int B, int C, int HW, int G, int silu) {
     const int Cg = C / G;
     const size_t gs = (size_t)Cg * HW;
     double *dy = dalloc(gs), *xh = dalloc(gs);
@@ -705,8 +692,8 @@ static void groupnorm_large_case(int B, int C, int HW, int G, int silu, float of
     for (size_t i = 0; i < n; i++) inp[i] += offset;
     float *gamma = frandn(&rng, C, 0.5f), *beta = frandn(&rng, C, 0.5f);
     for (int c = 0; c < C; c++) gamma[c] += 1.0f;
-    float *mean = falloc(B * G), *rstd = falloc(B * G), *out[NTHREAD_CASES], *di[NTHREAD_CASES],
-          *dg[NTHREAD_CASES], *db[NTHREAD_CASES];
+    float *mean = falloc(B * G), *rstd = falloc(B * G), *out[NTHREAD_CASES], *di[NTHREAD_CASES], *dg[NTHREAD_CASES],
+          *db[NTHREAD_CASES];
     for (int t = 0; t < NTHREAD_CASES; t++) {
         nn_init_threads(g_threads[t]);
         out[t] = falloc(n), di[t] = falloc(n), dg[t] = falloc(C), db[t] = falloc(C);
@@ -717,14 +704,15 @@ static void groupnorm_large_case(int B, int C, int HW, int G, int silu, float of
     double *ref = dalloc(n), *rdi = dalloc(n), *rdg = dalloc(C), *rdb = dalloc(C);
     groupnorm_ref(ref, inp, gamma, beta, B, C, HW, G, silu);
     groupnorm_bwd_ref(rdi, rdg, rdb, R, inp, gamma, beta, B, C, HW, G, silu);
-    const double ef = max_diff_d(out[0], ref, n), ei = rel_diff_d(di[0], rdi, n),
-                 eg = rel_diff_d(dg[0], rdg, C), eb = rel_diff_d(db[0], rdb, C);
+    const double ef = max_diff_d(out[0], ref, n), ei = rel_diff_d(di[0], rdi, n), eg = rel_diff_d(dg[0], rdg, C),
+                 eb = rel_diff_d(db[0], rdb, C);
     // float inputs near a large offset, and its float mean: ~1e-4 is what
     // float allows (see groupnorm_case); otherwise float rounding only
     const double tol = offset != 0.0f ? 2e-4 : 1e-5;
     CHECK(ef <= tol && ei <= 10 * tol && eg <= tol && eb <= tol,
           "groupnorm B%d C%d HW%d G%d silu%d offset %g: forward %.3g, dinp %.3g, dgamma %.3g, "
-          "dbeta %.3g vs double reference", B, C, HW, G, silu, offset, ef, ei, eg, eb);
+          "dbeta %.3g vs double reference",
+          B, C, HW, G, silu, offset, ef, ei, eg, eb);
     char what[96];
     snprintf(what, sizeof what, "B%d C%d HW%d silu%d across thread counts", B, C, HW, silu);
     for (int t = 1; t < NTHREAD_CASES; t++) {
@@ -745,11 +733,11 @@ static void groupnorm_large_case(int B, int C, int HW, int G, int silu, float of
 
 static void test_groupnorm_large(void) {
     for (int silu = 0; silu <= 1; silu++) {
-        groupnorm_large_case(2, 4, 1500 + 7, 2, silu, 0.0f);      // long rows, ragged tail
-        groupnorm_large_case(2, 4, 1500 + 7, 2, silu, 1000.0f);   // and a large mean
-        groupnorm_large_case(5, 2048, 5, 4, silu, 0.0f);          // several batch chunks
-        groupnorm_large_case(3, 2050, 3, 2, silu, 0.0f);          // per-channel fallback
-        groupnorm_large_case(2, 64, 1, 4, silu, 0.0f);            // HW = 1
+        groupnorm_large_case(2, 4, 1500 + 7, 2, silu, 0.0f);    // long rows, ragged tail
+        groupnorm_large_case(2, 4, 1500 + 7, 2, silu, 1000.0f); // and a large mean
+        groupnorm_large_case(5, 2048, 5, 4, silu, 0.0f);        // several batch chunks
+        groupnorm_large_case(3, 2050, 3, 2, silu, 0.0f);        // per-channel fallback
+        groupnorm_large_case(2, 64, 1, 4, silu, 0.0f);          // HW = 1
     }
 }
 
@@ -776,14 +764,13 @@ static void groupnorm_stats_case(const char *what, const float *x, int C, int HW
     if (em / sqrt(v + 1e-5) > g_stats_worst_m) g_stats_worst_m = em / sqrt(v + 1e-5);
     if (er > g_stats_worst_r) g_stats_worst_r = er;
     CHECK(em <= 0.51 * ulp + 1e-6 * sqrt(v) && er <= 1e-6,
-          "groupnorm stats (%s): mean %.9g vs %.9g, rstd %.9g vs %.9g (rel %.3g)", what, mean, m,
-          rstd, r, er);
+          "groupnorm stats (%s): mean %.9g vs %.9g, rstd %.9g vs %.9g (rel %.3g)", what, mean, m, rstd, r, er);
     free(out), free(ga), free(be);
 }
 
 static void test_groupnorm_stats(void) {
     test_rng rng = {404};
-    const int C = 3, HW = 33337;                   // n = 100011: ragged chunks and tail
+    const int C = 3, HW = 33337; // n = 100011: ragged chunks and tail
     const size_t n = (size_t)C * HW;
     float *x = falloc(n);
     test_fill_normal(&rng, x, n, 1.0f);
@@ -798,8 +785,8 @@ static void test_groupnorm_stats(void) {
     groupnorm_stats_case("channel offsets", x, C, HW);
     for (size_t i = 0; i < n; i++) x[i] = 5.0f;
     groupnorm_stats_case("constant", x, C, HW);
-    printf("  groupnorm stats, hard cases: mean err <= %.3g std, rstd rel err <= %.3g\n",
-           g_stats_worst_m, g_stats_worst_r);
+    printf("  groupnorm stats, hard cases: mean err <= %.3g std, rstd rel err <= %.3g\n", g_stats_worst_m,
+           g_stats_worst_r);
     free(x);
 }
 
@@ -812,10 +799,10 @@ static void test_vecmath_exp(void) {
     double worst = 0, worst_x = 0;
     long differ = 0, differ_sig = 0;
     for (int i = 0; i <= N; i++) {
-        const float x = -104.0f + (float)((double)i * 193.0 / N);   // [-104, 89]
+        const float x = -104.0f + (float)((double)i * 193.0 / N); // [-104, 89]
         const float y = dr_expf(x);
         const double r = exp((double)x);
-        if (r >= 1.1754943508222875e-38 && r <= 3.4e38) {      // normal results
+        if (r >= 1.1754943508222875e-38 && r <= 3.4e38) { // normal results
             const double e = fabs(y - r) / r;
             if (!(e <= worst)) worst = e, worst_x = x;
         }
@@ -833,7 +820,7 @@ static void test_vecmath_exp(void) {
         differ += memcmp(v, &y, sizeof y) != 0;
         _mm256_storeu_ps(v, dr_expneg_ps256(_mm256_set1_ps(-x)));
         differ += memcmp(v, &y, sizeof y) != 0;
-        const float sx = 0.5f * x, sg = dr_sigmoidf(sx);      // sx in [-52, 45]
+        const float sx = 0.5f * x, sg = dr_sigmoidf(sx); // sx in [-52, 45]
         float om1, om8[8];
         const float sg2 = dr_sigmoid2f(sx, &om1);
         _mm256_storeu_ps(v, dr_sigmoid_ps256(_mm256_set1_ps(sx)));
@@ -844,30 +831,28 @@ static void test_vecmath_exp(void) {
         differ_sig += memcmp(v, &sg2, sizeof sg2) != 0 || memcmp(om8, &om1, sizeof om1) != 0;
 #endif
     }
-    for (float x = -1e-3f; x <= 1e-3f; x = nextafterf(x, 1.0f) + 1e-9f) {   // near 0
+    for (float x = -1e-3f; x <= 1e-3f; x = nextafterf(x, 1.0f) + 1e-9f) { // near 0
         const double e = fabs(dr_expf(x) - exp((double)x)) / exp((double)x);
         if (!(e <= worst)) worst = e, worst_x = x;
     }
     printf("  dr_expf max rel err %.3g (at %g) over [-104, 89]\n", worst, worst_x);
     CHECK(worst <= 2e-7, "dr_expf: max rel err %.3g at %g", worst, worst_x);
     CHECK(differ == 0, "vector dr_exp / dr_expneg differ from dr_expf in %ld values", differ);
-    CHECK(differ_sig == 0, "AVX2 sigmoids differ from dr_sigmoidf / dr_sigmoid2f in %ld values",
-          differ_sig);
+    CHECK(differ_sig == 0, "AVX2 sigmoids differ from dr_sigmoidf / dr_sigmoid2f in %ld values", differ_sig);
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
-    {   // limits and NaN of the AVX2 exp (the integer 2^n has no scalef to lean on)
+    { // limits and NaN of the AVX2 exp (the integer 2^n has no scalef to lean on)
         const __m256 xs = _mm256_setr_ps(-1000.0f, -INFINITY, 1000.0f, 89.0f, INFINITY, NAN, -88.0f, 0.0f);
         float e[8], en[8], sg[8];
         _mm256_storeu_ps(e, dr_exp_ps256(xs));
         _mm256_storeu_ps(en, dr_expneg_ps256(_mm256_sub_ps(_mm256_setzero_ps(), xs)));
         _mm256_storeu_ps(sg, dr_sigmoid_ps256(xs));
         int ok = 1;
-        for (int l = 0; l < 8; l++)          // exp(x) and expneg(-x): the same bits
+        for (int l = 0; l < 8; l++) // exp(x) and expneg(-x): the same bits
             ok &= memcmp(&e[l], &en[l], sizeof e[l]) == 0 || (isnan(e[l]) && isnan(en[l]));
-        ok &= e[0] == 0.0f && e[1] == 0.0f && isinf(e[2]) && isinf(e[3]) && isinf(e[4]) &&
-              isnan(e[5]) && e[6] == dr_expf(-88.0f) && e[7] == 1.0f;
+        ok &= e[0] == 0.0f && e[1] == 0.0f && isinf(e[2]) && isinf(e[3]) && isinf(e[4]) && isnan(e[5]) &&
+            e[6] == dr_expf(-88.0f) && e[7] == 1.0f;
         ok &= sg[0] == 0.0f && sg[1] == 0.0f && sg[2] == 1.0f && sg[4] == 1.0f && isnan(sg[5]);
-        CHECK(ok, "AVX2 exp / sigmoid limits: exp(-1000) = %g, exp(1000) = %g, exp(NaN) = %g",
-              e[0], e[2], e[5]);
+        CHECK(ok, "AVX2 exp / sigmoid limits: exp(-1000) = %g, exp(1000) = %g, exp(NaN) = %g", e[0], e[2], e[5]);
     }
 #endif
     CHECK(dr_expf(0.0f) == 1.0f && dr_expf(-1000.0f) == 0.0f && dr_expf(-INFINITY) == 0.0f,
@@ -899,8 +884,7 @@ static void test_silu_sweep(void) {
         if (!(ef <= wf)) wf = ef, wfx = xd;
         if (!(eb <= wb)) wb = eb, wbx = xd;
     }
-    printf("  silu sweep [-90, 90]: forward max rel err %.3g (at %g), backward %.3g (at %g)\n", wf,
-           wfx, wb, wbx);
+    printf("  silu sweep [-90, 90]: forward max rel err %.3g (at %g), backward %.3g (at %g)\n", wf, wfx, wb, wbx);
     CHECK(finite, "silu: non-finite value in the sweep");
     CHECK(wf <= 4e-7, "silu: forward max rel err %.3g at %g", wf, wfx);
     CHECK(wb <= 4e-7, "silu: backward max rel err %.3g at %g", wb, wbx);
@@ -924,8 +908,7 @@ static void test_linear(void) {
     test_rng rng = {401};
     const int B = 3, Cin = 7, Cout = 5;
     const size_t ni = (size_t)B * Cin, no = (size_t)B * Cout, nw = (size_t)Cout * Cin;
-    float *inp = frandn(&rng, ni, 1.0f), *w = frandn(&rng, nw, 0.5f),
-          *bias = frandn(&rng, Cout, 1.0f);
+    float *inp = frandn(&rng, ni, 1.0f), *w = frandn(&rng, nw, 0.5f), *bias = frandn(&rng, Cout, 1.0f);
     float *R = frandn(&rng, no, 1.0f), *out = falloc(no);
     double *ref = dalloc(no);
 
@@ -937,8 +920,7 @@ static void test_linear(void) {
             for (int i = 0; i < Cin; i++) acc += (double)inp[b * Cin + i] * w[o * Cin + i];
             ref[b * Cout + o] = acc;
         }
-    CHECK(max_diff_d(out, ref, no) <= 1e-5, "linear: forward max diff %.3g",
-          max_diff_d(out, ref, no));
+    CHECK(max_diff_d(out, ref, no) <= 1e-5, "linear: forward max diff %.3g", max_diff_d(out, ref, no));
 
     // (b) finite differences
     float *dinp = falloc(ni), *dw = falloc(nw), *db = falloc(Cout);
@@ -1010,17 +992,14 @@ static void test_attention(void) {
     const size_t nq = (size_t)B * 3 * C * N, no = (size_t)B * C * N, na = (size_t)B * N * N;
     float *qkv = frandn(&rng, nq, 1.0f), *R = frandn(&rng, no, 1.0f);
     float *out = falloc(no), *att = falloc(na);
-    float *fs = falloc(attention_forward_scratch(C, N)),
-          *bs = falloc(attention_backward_scratch(C, N));
+    float *fs = falloc(attention_forward_scratch(C, N)), *bs = falloc(attention_backward_scratch(C, N));
     double *ref = dalloc(no), *aref = dalloc(na);
 
     // (a) forward and cached attention vs reference; inference path (att NULL)
     attention_forward(out, att, qkv, B, C, N, NULL);
     attention_ref(ref, aref, qkv, B, C, N);
-    CHECK(max_diff_d(out, ref, no) <= 1e-5, "attention: forward max diff %.3g",
-          max_diff_d(out, ref, no));
-    CHECK(max_diff_d(att, aref, na) <= 1e-6, "attention: att max diff %.3g",
-          max_diff_d(att, aref, na));
+    CHECK(max_diff_d(out, ref, no) <= 1e-5, "attention: forward max diff %.3g", max_diff_d(out, ref, no));
+    CHECK(max_diff_d(att, aref, na) <= 1e-6, "attention: att max diff %.3g", max_diff_d(att, aref, na));
     float *out_inf = falloc(no);
     attention_forward(out_inf, NULL, qkv, B, C, N, fs);
     check_same("attention", "forward with att=NULL (scratch)", out, out_inf, no);
@@ -1031,8 +1010,7 @@ static void test_attention(void) {
         attention_ref(ref, aref, big, B, C, N);
         const double sc = max_abs_d(ref, no);
         CHECK(max_diff_d(out_inf, ref, no) <= 1e-3 * sc,
-              "attention: forward with large logits max diff %.3g (scale %.3g)",
-              max_diff_d(out_inf, ref, no), sc);
+              "attention: forward with large logits max diff %.3g (scale %.3g)", max_diff_d(out_inf, ref, no), sc);
         attention_forward(out, att, qkv, B, C, N, NULL); // restore the cache
         free(big);
     }
@@ -1046,8 +1024,7 @@ static void test_attention(void) {
         static const char *names[] = {"q", "k", "v"};
         for (int b = 0; b < B; b++) {
             const size_t off = (size_t)b * 3 * C * N + (size_t)part * C * N;
-            fd_check("attention", names[part], &cx.base, qkv_p + off, dqkv + off, (size_t)C * N,
-                     &rng);
+            fd_check("attention", names[part], &cx.base, qkv_p + off, dqkv + off, (size_t)C * N, &rng);
         }
     }
 
@@ -1063,12 +1040,10 @@ static void test_attention(void) {
     // (d) bit-identical for 1, 2, 3 threads: several row blocks per sample
     {
         const int Bt = 2, Ct = 16, Nt = 150;
-        const size_t nqt = (size_t)Bt * 3 * Ct * Nt, nt = (size_t)Bt * Ct * Nt,
-                     nat = (size_t)Bt * Nt * Nt;
+        const size_t nqt = (size_t)Bt * 3 * Ct * Nt, nt = (size_t)Bt * Ct * Nt, nat = (size_t)Bt * Nt * Nt;
         test_rng trng = {511};
         float *x = frandn(&trng, nqt, 1.0f), *r = frandn(&trng, nt, 1.0f);
-        float *fst = falloc(attention_forward_scratch(Ct, Nt)),
-              *bst = falloc(attention_backward_scratch(Ct, Nt));
+        float *fst = falloc(attention_forward_scratch(Ct, Nt)), *bst = falloc(attention_backward_scratch(Ct, Nt));
         float *o[NTHREAD_CASES], *oi[NTHREAD_CASES], *a[NTHREAD_CASES], *d[NTHREAD_CASES];
         for (int t = 0; t < NTHREAD_CASES; t++) {
             nn_init_threads(g_threads[t]);
@@ -1114,8 +1089,7 @@ static void test_upsample(void) {
     for (int bc = 0; bc < B * C; bc++)
         for (int y = 0; y < 2 * H; y++)
             for (int x = 0; x < 2 * W; x++)
-                ok &= out[((size_t)bc * 2 * H + y) * 2 * W + x] ==
-                      inp[((size_t)bc * H + y / 2) * W + x / 2];
+                ok &= out[((size_t)bc * 2 * H + y) * 2 * W + x] == inp[((size_t)bc * H + y / 2) * W + x / 2];
     CHECK(ok, "upsample: forward differs from nearest-neighbour");
 
     // (b) finite differences
@@ -1160,8 +1134,7 @@ static void test_concat(void) {
     for (int s = 0; s < B; s++)
         for (int c = 0; c < Ca + Cb; c++)
             for (int i = 0; i < HW; i++) {
-                const float want = c < Ca ? a[((size_t)s * Ca + c) * HW + i]
-                                          : b[((size_t)s * Cb + c - Ca) * HW + i];
+                const float want = c < Ca ? a[((size_t)s * Ca + c) * HW + i] : b[((size_t)s * Cb + c - Ca) * HW + i];
                 ok &= out[((size_t)s * (Ca + Cb) + c) * HW + i] == want;
             }
     CHECK(ok, "concat: forward differs from the naive layout");
@@ -1267,8 +1240,7 @@ static void test_timestep_embedding(void) {
                 if (e1 > worst) worst = e1;
                 if (e2 > worst) worst = e2;
             }
-            CHECK(worst <= 1e-6, "timestep_embedding t=%g dim=%d: max diff %.3g", ts[b], dim,
-                  worst);
+            CHECK(worst <= 1e-6, "timestep_embedding t=%g dim=%d: max diff %.3g", ts[b], dim, worst);
         }
         int exact0 = 1; // t = 0: cos = 1 and sin = 0 exactly
         for (int i = 0; i < h; i++) exact0 &= out[i] == 1.0f && out[h + i] == 0.0f;

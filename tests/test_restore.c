@@ -79,7 +79,8 @@ static void test_colorize(void) {
                     worst = fmax(worst, fabs(luma(&out, i) - luma(&in, i)));
                     chroma += abs((int)out.data[i * out.channels] - (int)out.data[i * out.channels + 2]);
                     if (has_alpha)
-                        CHECK(out.data[i * out.channels + 3] == in.data[i * in.channels + in.channels - 1], "alpha kept");
+                        CHECK(out.data[i * out.channels + 3] == in.data[i * in.channels + in.channels - 1],
+                              "alpha kept");
                 }
                 /* rounding of three channels moves Y by at most half a level */
                 CHECK(worst <= 0.5 + 1e-6, "colorize %dx%dx%d/%d: max luma diff %.3f levels", in.width, in.height,
@@ -101,7 +102,8 @@ static void test_inpaint(void) {
             make_image(&in, 45, 31, channels, depth, channels);
             CHECK(dr_image_alloc(&mask, 45, 31, 1, 8) == DR_OK, "mask");
             for (int y = 0; y < 31; y++)
-                for (int x = 0; x < 45; x++) mask.data[y * 45 + x] = (x > 8 && x < 20 && y > 5) || (x + y) % 11 == 0 ? 255 : 0;
+                for (int x = 0; x < 45; x++)
+                    mask.data[y * 45 + x] = (x > 8 && x < 20 && y > 5) || (x + y) % 11 == 0 ? 255 : 0;
             dr_params p = fast_params();
             int rc = dr_restore(m, &in, &mask, &p, &out);
             CHECK(rc == DR_OK, "inpaint: %s", dr_last_error());
@@ -111,8 +113,10 @@ static void test_inpaint(void) {
                 for (size_t i = 0; i < (size_t)45 * 31; i++)
                     for (int c = 0; c < channels; c++) {
                         const int d = out.data[i * channels + c] != in.data[i * channels + c];
-                        if (mask.data[i]) hole_changed += d;
-                        else diff += d;
+                        if (mask.data[i])
+                            hole_changed += d;
+                        else
+                            diff += d;
                     }
                 CHECK(diff == 0, "inpaint %d ch/%d-bit: %ld known samples changed", channels, depth, diff);
                 CHECK(hole_changed > 0, "inpaint changed nothing in the hole");
@@ -133,7 +137,8 @@ static void test_inpaint(void) {
                 dr_image_free(&out);
             } else {
                 rc = dr_restore(m, &in, NULL, &p, &out);
-                CHECK(rc == DR_ERR_INVALID && strstr(dr_last_error(), "mask"), "no mask, no alpha: %s", dr_last_error());
+                CHECK(rc == DR_ERR_INVALID && strstr(dr_last_error(), "mask"), "no mask, no alpha: %s",
+                      dr_last_error());
             }
             /* a mask of the wrong size */
             dr_image bad;
@@ -152,7 +157,8 @@ static void test_inpaint(void) {
 static double consistency_psnr(const dr_image *in, const dr_image *out) {
     const int cc = in->channels <= 2 ? 1 : 3;
     const size_t nin = (size_t)in->width * in->height, nout = (size_t)out->width * out->height;
-    float *hr = malloc(sizeof(float) * 3 * nout), *lr = malloc(sizeof(float) * 3 * nin), *ref = malloc(sizeof(float) * 3 * nin);
+    float *hr = malloc(sizeof(float) * 3 * nout), *lr = malloc(sizeof(float) * 3 * nin),
+          *ref = malloc(sizeof(float) * 3 * nin);
     ip_to_planar(out, hr);
     ip_to_planar(in, ref);
     ip_resize(hr, cc, out->height, out->width, lr, in->height, in->width);
@@ -194,7 +200,8 @@ static void test_superres(void) {
     dr_params p = fast_params();
     p.out_width = 60;
     int rc = dr_restore(m, &in, NULL, &p, &out);
-    CHECK(rc == DR_OK && out.width == 60 && out.height == 30 && out.channels == 4, "superres --width: %s", dr_last_error());
+    CHECK(rc == DR_OK && out.width == 60 && out.height == 30 && out.channels == 4, "superres --width: %s",
+          dr_last_error());
     dr_image_free(&out);
     p.out_width = 0;
     p.scale = 6;
@@ -209,7 +216,7 @@ static void test_superres(void) {
 
 static int images_equal(const dr_image *a, const dr_image *b) {
     return a->width == b->width && a->height == b->height && a->channels == b->channels &&
-           memcmp(a->data, b->data, sizeof(uint16_t) * a->width * a->height * a->channels) == 0;
+        memcmp(a->data, b->data, sizeof(uint16_t) * a->width * a->height * a->channels) == 0;
 }
 
 static void test_seeds(void) {
@@ -250,8 +257,10 @@ static void test_mode_table(void) {
         const dr_mode_info *mi = dr_mode_get((dr_mode)k);
         CHECK(mi && mi->mode == (dr_mode)k, "mode %d: entry", k);
         if (!mi) continue;
-        CHECK(dr_mode_from_name(mi->name) == mi->mode && !strcmp(dr_mode_name(mi->mode), mi->name), "%s: name", mi->name);
-        CHECK(mi->summary && mi->summary[0] && mi->options_help && mi->baseline && mi->baseline[0], "%s: texts", mi->name);
+        CHECK(dr_mode_from_name(mi->name) == mi->mode && !strcmp(dr_mode_name(mi->mode), mi->name), "%s: name",
+              mi->name);
+        CHECK(mi->summary && mi->summary[0] && mi->options_help && mi->baseline && mi->baseline[0], "%s: texts",
+              mi->name);
         CHECK(mi->out_channels >= 1 && mi->in_channels > mi->out_channels, "%s: %d/%d channels", mi->name,
               mi->in_channels, mi->out_channels);
         dr_model *m = tiny_model(mi->mode, "base=8,mult=1,2,res=1,attn=,groups=2");
@@ -277,8 +286,8 @@ static void test_mode_table(void) {
         dr_image *src = (mi->flags & DR_MODE_TAKES_MASK) ? &in : &gray;
         CHECK(dr_restore(m, src, NULL, &p, &out) == DR_OK, "%s: %s", mi->name, dr_last_error());
         const int scaled = !!(mi->flags & DR_MODE_TAKES_SCALE);
-        CHECK(out.width == (scaled ? 32 : 16) && out.height == (scaled ? 24 : 12), "%s: %dx%d out", mi->name,
-              out.width, out.height);
+        CHECK(out.width == (scaled ? 32 : 16) && out.height == (scaled ? 24 : 12), "%s: %dx%d out", mi->name, out.width,
+              out.height);
         if (src == &gray)
             CHECK(out.channels == ((mi->flags & DR_MODE_COLOR_OUT) ? 3 : 1), "%s: %d channels from gray", mi->name,
                   out.channels);
@@ -328,8 +337,8 @@ static void test_mode_defaults(void) {
             r.sampler = base.sampler;
             r.steps = base.steps;
             r.eta = base.eta;
-            CHECK(memcmp(&r, &base, sizeof r) == 0, "%s %s: more than sampler, steps and eta differ from dr_params_init",
-                  dr_mode_name(modes[k]), what);
+            CHECK(memcmp(&r, &base, sizeof r) == 0,
+                  "%s %s: more than sampler, steps and eta differ from dr_params_init", dr_mode_name(modes[k]), what);
             p.scale = 2;
             dr_model *m = tiny_model(modes[k], "base=8,mult=1,2,res=1,attn=1,groups=2");
             dr_image in, out = {0};
@@ -351,14 +360,16 @@ static void test_mode_defaults(void) {
           "unknown preset name: '%s'", dr_last_error());
     CHECK(dr_quality_from_name(NULL, &back) == DR_ERR_INVALID, "NULL preset name");
     dr_params p;
-    CHECK(dr_params_init_quality(&p, DR_MODE_NONE, DR_QUALITY_FAST) == DR_ERR_INVALID && memcmp(&p, &base, sizeof p) == 0,
+    CHECK(dr_params_init_quality(&p, DR_MODE_NONE, DR_QUALITY_FAST) == DR_ERR_INVALID &&
+              memcmp(&p, &base, sizeof p) == 0,
           "mode NONE: refused, p at dr_params_init");
     CHECK(dr_params_init_quality(&p, DR_MODE_SUPERRES, (dr_quality)3) == DR_ERR_INVALID &&
               memcmp(&p, &base, sizeof p) == 0,
           "preset 3: refused, p at dr_params_init");
     dr_error_clear();
     dr_params_init_mode(&p, DR_MODE_NONE);
-    CHECK(memcmp(&p, &base, sizeof p) == 0 && dr_last_error()[0] == 0, "dr_params_init_mode(NONE): dr_params_init, no error");
+    CHECK(memcmp(&p, &base, sizeof p) == 0 && dr_last_error()[0] == 0,
+          "dr_params_init_mode(NONE): dr_params_init, no error");
 }
 
 /* Mean |d/dx| + |d/dy| of channel 0 over pixel pairs straddling a column set
@@ -372,8 +383,10 @@ static void seam_energy(const dr_image *img, const int *cols, int ncols, double 
                             img->data[((size_t)y * img->width + x) * img->channels]);
             int on = 0;
             for (int k = 0; k < ncols; k++) on |= x + 1 == cols[k];
-            if (on) s_at += g, n_at++;
-            else s_el += g, n_el++;
+            if (on)
+                s_at += g, n_at++;
+            else
+                s_el += g, n_el++;
         }
     *at = s_at / (n_at ? n_at : 1);
     *elsewhere = s_el / (n_el ? n_el : 1);
@@ -430,11 +443,14 @@ static void test_samples(void) {
         long known_diff = 0, hot_hole = 0, hot_known = 0;
         for (int i = 0; i < 24 * 24; i++) {
             for (int c = 0; c < 3; c++) known_diff += !mask.data[i] && mean.data[i * 3 + c] != in.data[i * 3 + c];
-            if (mask.data[i]) hot_hole += unc.data[i * 3];
-            else hot_known += unc.data[i * 3];
+            if (mask.data[i])
+                hot_hole += unc.data[i * 3];
+            else
+                hot_known += unc.data[i * 3];
         }
         CHECK(known_diff == 0, "mean changed %ld known samples", known_diff);
-        CHECK(hot_known == 0 && hot_hole > 0, "uncertainty: known %ld (want 0), hole %ld (want > 0)", hot_known, hot_hole);
+        CHECK(hot_known == 0 && hot_hole > 0, "uncertainty: known %ld (want 0), hole %ld (want > 0)", hot_known,
+              hot_hole);
         /* sample k of the call is the same as a single call with seed + k */
         dr_image single = {0};
         p.seed += 1;
@@ -480,7 +496,8 @@ static void test_progress_cancel(void) {
     p.progress = progress_cb;
     p.user = calls;
     CHECK(dr_restore(m, &in, NULL, &p, &out) == DR_OK, "restore");
-    CHECK(calls[0] == 4 && calls[1] == 4 && calls[2] == 4, "progress: %d calls, last %d/%d", calls[0], calls[1], calls[2]);
+    CHECK(calls[0] == 4 && calls[1] == 4 && calls[2] == 4, "progress: %d calls, last %d/%d", calls[0], calls[1],
+          calls[2]);
     dr_image_free(&out);
     p.progress = cancel_cb;
     p.cancel = &g_cancel;
@@ -522,8 +539,8 @@ static void test_tile_progress_cancel(void) {
     p.progress_tile = tile_cb;
     p.user = &w;
     CHECK(dr_restore(m, &in, NULL, &p, &out) == DR_OK, "tiled restore: %s", dr_last_error());
-    CHECK(w.last_tiles >= 4 && w.last_tile == w.last_tiles && w.steps_seen == 4, "tiles %d/%d, steps %d",
-          w.last_tile, w.last_tiles, w.steps_seen);
+    CHECK(w.last_tiles >= 4 && w.last_tile == w.last_tiles && w.steps_seen == 4, "tiles %d/%d, steps %d", w.last_tile,
+          w.last_tiles, w.steps_seen);
     const int per_step = w.tile_calls / 4;
     CHECK(per_step >= 1 && w.tile_calls == 4 * per_step, "%d tile calls over 4 steps", w.tile_calls);
     dr_image_free(&out);
@@ -566,7 +583,7 @@ static void test_large(void) {
 
 static int same_image(const dr_image *a, const dr_image *b) {
     return a->width == b->width && a->height == b->height && a->channels == b->channels && a->depth == b->depth &&
-           memcmp(a->data, b->data, sizeof(uint16_t) * a->width * a->height * a->channels) == 0;
+        memcmp(a->data, b->data, sizeof(uint16_t) * a->width * a->height * a->channels) == 0;
 }
 
 /* Colorize at a working resolution: the network runs on the luma downscaled to
@@ -597,7 +614,8 @@ static void test_render_size(void) {
         CHECK(rc == DR_OK, "render 48: %s", dr_last_error());
         if (rc == DR_OK) {
             const int has_alpha = in.channels % 2 == 0;
-            CHECK(lo.width == in.width && lo.height == in.height && lo.channels == 3 + has_alpha && lo.depth == in.depth,
+            CHECK(lo.width == in.width && lo.height == in.height && lo.channels == 3 + has_alpha &&
+                      lo.depth == in.depth,
                   "case %d: output %dx%dx%d/%d", k, lo.width, lo.height, lo.channels, lo.depth);
             double worst = 0;
             int alpha_ok = 1;
@@ -626,13 +644,15 @@ static void test_render_size(void) {
             for (size_t i = 0; i < (size_t)in.width * in.height; i++) {
                 worst = fmax(worst, fabs(luma(&mean, i) - luma(&in, i)));
                 for (int ch = 0; ch < cc; ch++) {
-                    const double a = outs[0].data[i * outs[0].channels + ch], b = outs[1].data[i * outs[1].channels + ch];
+                    const double a = outs[0].data[i * outs[0].channels + ch],
+                                 b = outs[1].data[i * outs[1].channels + ch];
                     to_avg += fabs(mean.data[i * mean.channels + ch] - 0.5 * (a + b));
                     between += fabs(a - b);
                 }
             }
             printf("colorize mean of 2, %dx%d %d-bit: max luma diff %.3f levels; |mean - average| %.3g, "
-                   "|sample 0 - sample 1| %.3g (sums)\n", in.width, in.height, in.depth, worst, to_avg, between);
+                   "|sample 0 - sample 1| %.3g (sums)\n",
+                   in.width, in.height, in.depth, worst, to_avg, between);
             CHECK(worst <= 0.5 + 1e-6, "case %d: the mean moved the luma by %.3f levels", k, worst);
             /* equal up to the gamut clipping of each sample (random weights clip a lot) */
             CHECK(between > 0 && to_avg < 0.25 * between, "case %d: the mean is far from the samples' average", k);
@@ -805,8 +825,10 @@ static void test_inpaint_hole_tiles(void) {
                 p.tile = 32;
                 p.tile_overlap = 8;
                 p.steps = 3;
-                if (sampler) p.sampler = DR_SAMPLER_DPMPP_2M;
-                else p.eta = 1.0;
+                if (sampler)
+                    p.sampler = DR_SAMPLER_DPMPP_2M;
+                else
+                    p.eta = 1.0;
                 dr_image skip = {0}, all = {0};
                 restore_all_tiles = 0;
                 CHECK(dr_restore(m, &in, &mask, &p, &skip) == DR_OK, "hole tiles: %s", dr_last_error());

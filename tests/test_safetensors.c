@@ -37,8 +37,7 @@ static void expect_bad(const char *json, size_t ndata, const char *want, int lin
     test_check(rc != DR_OK, __FILE__, line, "accepted bad header: %s", json);
     test_check(strstr(dr_last_error(), NAME) != NULL, __FILE__, line, "message does not name the file: %s",
                dr_last_error());
-    test_check(strstr(dr_last_error(), want) != NULL, __FILE__, line, "message '%s' lacks '%s'", dr_last_error(),
-               want);
+    test_check(strstr(dr_last_error(), want) != NULL, __FILE__, line, "message '%s' lacks '%s'", dr_last_error(), want);
     test_check(tf.n_tensors == 0 && tf.tensors == NULL, __FILE__, line, "failed read left tensors behind");
     free(b);
 }
@@ -47,10 +46,10 @@ static void expect_bad(const char *json, size_t ndata, const char *want, int lin
 static void test_header_validation(void) {
     /* valid baseline: two F32 tensors tiling 24 bytes */
     size_t n;
-    unsigned char *b = make_file(
-        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-        "\"b\":{\"dtype\":\"F16\",\"shape\":[2,4],\"data_offsets\":[8,24]},\"__metadata__\":{\"k\":\"v\"}}",
-        24, &n);
+    unsigned char *b =
+        make_file("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                  "\"b\":{\"dtype\":\"F16\",\"shape\":[2,4],\"data_offsets\":[8,24]},\"__metadata__\":{\"k\":\"v\"}}",
+                  24, &n);
     dr_tensor_file tf;
     int rc = dr_tensor_file_read_memory(b, n, NAME, &tf);
     CHECK(rc == DR_OK, "valid file refused: %s", dr_last_error());
@@ -64,7 +63,7 @@ static void test_header_validation(void) {
     EXPECT_BAD("{not json", 0, "not valid JSON");
     EXPECT_BAD("[1,2]", 0, "not a JSON object");
     EXPECT_BAD("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}} x", 8, "trailing");
-    EXPECT_BAD("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,12]}}", 8, "'a'");       /* past the end */
+    EXPECT_BAD("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,12]}}", 8, "'a'"); /* past the end */
     EXPECT_BAD("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, "do not match"); /* size */
     EXPECT_BAD("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8, "out of range");
     EXPECT_BAD("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
@@ -168,8 +167,10 @@ static void test_corruption(void) {
     for (size_t cut = 0; cut < n; cut += (cut < hlen + 16 ? 1 : 97)) {
         dr_tensor_file tf;
         int rc = dr_tensor_file_read_memory(buf, cut, NAME, &tf);
-        if (rc == DR_OK) accepted++, dr_tensor_file_free(&tf);
-        else refused_clean += strstr(dr_last_error(), NAME) != NULL;
+        if (rc == DR_OK)
+            accepted++, dr_tensor_file_free(&tf);
+        else
+            refused_clean += strstr(dr_last_error(), NAME) != NULL;
     }
     CHECK(accepted == 0, "%d truncated files were accepted", accepted);
     CHECK(refused_clean > 0, "no refusal named the file");
@@ -222,7 +223,8 @@ static void test_model_loader(void) {
     dr_tensor *t = (dr_tensor *)dr_tensor_file_get(&tf, "in_conv.weight");
     t->shape[3] = 2;
     rc = model_from_tensors(&tf, "w.safetensors", &m);
-    CHECK(rc == DR_ERR_FORMAT && strstr(dr_last_error(), "'in_conv.weight'") && strstr(dr_last_error(), "w.safetensors"),
+    CHECK(rc == DR_ERR_FORMAT && strstr(dr_last_error(), "'in_conv.weight'") &&
+              strstr(dr_last_error(), "w.safetensors"),
           "shape mismatch: %s", dr_last_error());
     t->shape[3] = 3;
     /* missing: rename a tensor -> one extra + one missing */
@@ -268,7 +270,8 @@ static void test_model_loader(void) {
     if (rc == DR_OK) {
         double e = test_max_abs_diff(m->params, m2->params, m->L.n_floats);
         CHECK(e < 1e-3, "f16 weights differ by %g", e);
-        CHECK(strcmp(dr_model_meta(m2, "scale_max"), "4") == 0, "scale_max metadata: %s", dr_model_meta(m2, "scale_max"));
+        CHECK(strcmp(dr_model_meta(m2, "scale_max"), "4") == 0, "scale_max metadata: %s",
+              dr_model_meta(m2, "scale_max"));
         CHECK(dr_model_meta(m2, "created") != NULL, "created metadata");
         dr_model_free(m2);
     }

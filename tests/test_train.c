@@ -251,8 +251,8 @@ static void test_bad_checkpoints(void) {
     CHECK(system(cmd) == 0, "copy");
     flip_byte(cp, 100);
     int rc = checkpoint_load(&st, cp);
-    CHECK(rc == DR_ERR_FORMAT && strstr(dr_last_error(), "checksum") && strstr(dr_last_error(), cp),
-          "flipped bit: %s", dr_last_error());
+    CHECK(rc == DR_ERR_FORMAT && strstr(dr_last_error(), "checksum") && strstr(dr_last_error(), cp), "flipped bit: %s",
+          dr_last_error());
     /* truncated */
     CHECK(truncate(cp, 4000) == 0, "truncate");
     rc = checkpoint_load(&st, cp);
@@ -261,8 +261,8 @@ static void test_bad_checkpoints(void) {
     char w[1024];
     snprintf(w, sizeof w, "%s/ref_tiny.weights.safetensors", DR_TEST_DATA);
     rc = checkpoint_load(&st, w);
-    CHECK(rc == DR_ERR_FORMAT && strstr(dr_last_error(), "not a diffrestore training checkpoint"), "weights as ckpt: %s",
-          dr_last_error());
+    CHECK(rc == DR_ERR_FORMAT && strstr(dr_last_error(), "not a diffrestore training checkpoint"),
+          "weights as ckpt: %s", dr_last_error());
     /* resuming from a damaged checkpoint is refused, and it is left as it was */
     dr_train_options o = base_options(DR_MODE_COLORIZE, cp);
     o.resume_path = cp;
@@ -516,7 +516,10 @@ static int csv_last(const char *csv, int *step, double *val_x0, double *cpu, dou
     for (char *p = last; n < 11; n++) {
         fld[n] = p;
         char *c = strchr(p, ',');
-        if (!c) { n++; break; }
+        if (!c) {
+            n++;
+            break;
+        }
         *c = '\0';
         p = c + 1;
     }
@@ -558,8 +561,8 @@ static void test_budget_and_recipe_options(void) {
           "t sampling kept: %d %g %g", (int)st.opt.t_sampling, st.opt.t_mean, st.opt.t_std);
     int cstep = -1;
     double vx0 = NAN, cpu = 0, vx0p = NAN;
-    CHECK(csv_last(csv, &cstep, &vx0, &cpu, &vx0p) && cstep == step1 && isfinite(vx0) && cpu >= 0.3 &&
-              isfinite(vx0p) && vx0p != vx0,
+    CHECK(csv_last(csv, &cstep, &vx0, &cpu, &vx0p) && cstep == step1 && isfinite(vx0) && cpu >= 0.3 && isfinite(vx0p) &&
+              vx0p != vx0,
           "last CSV row: step %d val x0 %g cpu %g, raw parameters' val x0 %g", cstep, vx0, cpu, vx0p);
     const double cpu1 = st.cpu_seconds;
     train_state_free(&st);
@@ -720,8 +723,8 @@ static void test_masks_option(void) {
     /* unknown values are refused with the key's name */
     CHECK(dr_tensor_file_set_meta(&tf, "masks", "cracks") == DR_OK, "set meta");
     CHECK(dr_tensor_file_write(bad, &tf, 0) == DR_OK, "write %s", bad);
-    CHECK(checkpoint_load(&st, bad) == DR_ERR_FORMAT && strstr(dr_last_error(), "masks 'cracks'"),
-          "bogus masks: %s", dr_last_error());
+    CHECK(checkpoint_load(&st, bad) == DR_ERR_FORMAT && strstr(dr_last_error(), "masks 'cracks'"), "bogus masks: %s",
+          dr_last_error());
     CHECK(dr_tensor_file_set_meta(&tf, "masks", "legacy") == DR_OK, "set meta");
     CHECK(dr_tensor_file_set_meta(&tf, "scale_dist", "low") == DR_OK, "set meta");
     CHECK(dr_tensor_file_write(bad, &tf, 0) == DR_OK, "write %s", bad);
@@ -795,9 +798,11 @@ static void test_render_crops(void) {
         logsum += log(S / 64.0);
     }
     printf("render crops 256x192 at R %d, P %d: S %.1f..%.1f (want 51.2..80), mean log(S/64) %.3f, %d/%d flipped, "
-           "|S_x - S_y| <= %.3f\n", R, P, smin, smax, logsum / n, flips, n, worst_xy);
+           "|S_x - S_y| <= %.3f\n",
+           R, P, smin, smax, logsum / n, flips, n, worst_xy);
     CHECK(err == 0, "%d crops failed: %s", err, dr_last_error());
-    CHECK(smin > 64 / 1.25 - 0.6 && smax < 64 / 0.8 + 0.6, "crop sides %.1f..%.1f outside 64 / (0.8..1.25)", smin, smax);
+    CHECK(smin > 64 / 1.25 - 0.6 && smax < 64 / 0.8 + 0.6, "crop sides %.1f..%.1f outside 64 / (0.8..1.25)", smin,
+          smax);
     CHECK(smin < 54 && smax > 76, "zoom jitter does not span 0.8..1.25: S %.1f..%.1f", smin, smax);
     CHECK(fabs(logsum / n) < 0.03, "zoom not centred on the working scale: mean log(S/64) %.3f", logsum / n);
     CHECK(worst_xy < 0.5, "crop not square: |S_x - S_y| up to %.3f", worst_xy);
@@ -851,15 +856,18 @@ static void test_render_crops(void) {
         if (sm > 4 * P) sm = 4 * P;
         int S = (int)(P * pow((double)sm / P, dr_rng_uniform(&b)) + 0.5);
         S = S < P ? P : S > sm ? sm : S;
-        const int x0 = (int)dr_rng_below(&b, (uint32_t)(m->w - S + 1)), y0 = (int)dr_rng_below(&b, (uint32_t)(m->h - S + 1));
+        const int x0 = (int)dr_rng_below(&b, (uint32_t)(m->w - S + 1)),
+                  y0 = (int)dr_rng_below(&b, (uint32_t)(m->h - S + 1));
         const int flip = dr_rng_below(&b, 2);
         for (int y = 0; y < S; y++)
             for (int x = 0; x < S; x++)
                 for (int c = 0; c < 3; c++)
                     src[(size_t)c * S * S + (size_t)y * S + x] =
                         m->rgb[((size_t)(y0 + y) * m->w + x0 + (flip ? S - 1 - x : x)) * 3 + c] / 127.5f - 1.0f;
-        if (S == P) memcpy(want, src, sizeof(float) * 3 * P * P);
-        else ip_resize(src, 3, S, S, want, P, P);
+        if (S == P)
+            memcpy(want, src, sizeof(float) * 3 * P * P);
+        else
+            ip_resize(src, 3, S, S, want, P, P);
         same &= memcmp(want, out, sizeof(float) * 3 * P * P) == 0;
         same &= dr_rng_u64(&a) == dr_rng_u64(&b); /* and the stream is left where it was */
     }
@@ -999,7 +1007,8 @@ static void test_ema_probes(void) {
         }
         int st;
         double cpu, decay, now, vl, vx0;
-        if (sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf", &st, &cpu, &decay, &now, &vl, &vx0) != 6 || st < 1 || st > 12) continue;
+        if (sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf", &st, &cpu, &decay, &now, &vl, &vx0) != 6 || st < 1 || st > 12)
+            continue;
         rows++;
         if (decay == 0.9) same_ema += vx0 == ema_x0[st] && fabs(now - fmin(0.9f, st / (9.0 + st))) < 1e-6;
         if (decay == 0) same_raw += vx0 == par_x0[st] && now == 0;

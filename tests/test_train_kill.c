@@ -45,10 +45,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STEPS 24
-#define MAX_ROUNDS 400
+#define STEPS         24
+#define MAX_ROUNDS    400
 #define MIN_MID_WRITE 5
-#define MIN_KILLS 10
+#define MIN_KILLS     10
 
 static char g_dir[1024], g_data[1100];
 
@@ -120,8 +120,10 @@ static child spawn_train(const char *out) {
         _exit(dr_train(&o) == DR_OK ? 0 : 3);
     }
     close(fds[1]);
-    if (c.pid < 0) close(fds[0]);
-    else c.fd = fds[0];
+    if (c.pid < 0)
+        close(fds[0]);
+    else
+        c.fd = fds[0];
     return c;
 }
 /* The next report of the child: 1 (step in *step), 0 at end of file (the
@@ -203,8 +205,10 @@ int main(void) {
     double startup_ms = 0;
     while (next_report(&c, &step) == 1) {
         const double t = now_ms();
-        if (reports++ == 0) startup_ms = t - t0;
-        else cycle_add(t - t_prev);
+        if (reports++ == 0)
+            startup_ms = t - t0;
+        else
+            cycle_add(t - t_prev);
         t_prev = t;
     }
     close(c.fd);
@@ -245,8 +249,10 @@ int main(void) {
                 break;
             }
             const double t = now_ms();
-            if (seen_reports++ == 0) startup_ms = t - t0;
-            else cycle_add(t - t_prev);
+            if (seen_reports++ == 0)
+                startup_ms = t - t0;
+            else
+                cycle_add(t - t_prev);
             t_prev = t;
         }
         if (!eof) {

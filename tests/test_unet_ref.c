@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define Y_TOL 1e-4    /* max |y - y_ref| / max |y_ref| */
+#define Y_TOL    1e-4 /* max |y - y_ref| / max |y_ref| */
 #define GRAD_TOL 1e-3 /* max |g - g_ref| / max |g_ref|, per tensor */
 
 static double rel_err(const float *a, const float *ref, size_t n) {

@@ -9,17 +9,18 @@
 
 extern int g_test_pass, g_test_fail;
 
-void test_check(int ok, const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void test_check(int ok, const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 #define CHECK(cond, ...) test_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 /* Returns the process exit code: 0 if every check passed. */
 int test_summary(const char *name);
 
 /* Deterministic RNG for tests (splitmix64 / xorshift). */
-typedef struct { uint64_t s; } test_rng;
+typedef struct {
+    uint64_t s;
+} test_rng;
 uint64_t test_rng_u64(test_rng *r);
-float test_rng_uniform(test_rng *r);   /* [0, 1) */
-float test_rng_normal(test_rng *r);    /* N(0, 1) */
+float test_rng_uniform(test_rng *r); /* [0, 1) */
+float test_rng_normal(test_rng *r);  /* N(0, 1) */
 void test_fill_normal(test_rng *r, float *x, size_t n, float scale);
 
 /* Max |a-b| and max |a| over n values. */

@@ -65,8 +65,7 @@ static int meta_float(const dr_tensor_file *tf, const char *path, const char *ke
 }
 
 /* Parse "1,2,2,4" (or "" when allow_empty) into ints. */
-static int meta_list(const dr_tensor_file *tf, const char *path, const char *key, int allow_empty, int *vals,
-                     int *n) {
+static int meta_list(const dr_tensor_file *tf, const char *path, const char *key, int allow_empty, int *vals, int *n) {
     const char *v = dr_tensor_file_meta(tf, key);
     if (!v) return dr_error(DR_ERR_FORMAT, "%s: metadata '%s' is missing", path, key);
     *n = 0;
@@ -82,8 +81,7 @@ static int meta_list(const dr_tensor_file *tf, const char *path, const char *key
             return dr_error(DR_ERR_FORMAT, "%s: metadata '%s' = '%s' is not a list of small integers", path, key, v);
         vals[(*n)++] = (int)x;
         if (!*end) return DR_OK;
-        if (*end != ',')
-            return dr_error(DR_ERR_FORMAT, "%s: metadata '%s' = '%s' is not a comma list", path, key, v);
+        if (*end != ',') return dr_error(DR_ERR_FORMAT, "%s: metadata '%s' = '%s' is not a comma list", path, key, v);
         p = end + 1;
     }
 }
@@ -121,8 +119,8 @@ int model_config_from_meta(const dr_tensor_file *tf, const char *path, model_inf
     int in = 0, out = 0;
     mode_channels(mi->mode, &in, &out);
     if (c->in_channels != in || c->out_channels != out)
-        return dr_error(DR_ERR_FORMAT, "%s: mode %s needs %d/%d in/out channels, metadata says %d/%d", path,
-                        mode, in, out, c->in_channels, c->out_channels);
+        return dr_error(DR_ERR_FORMAT, "%s: mode %s needs %d/%d in/out channels, metadata says %d/%d", path, mode, in,
+                        out, c->in_channels, c->out_channels);
     int rc = dr_unet_config_validate(c);
     if (rc != DR_OK) return dr_error_prefix(DR_ERR_FORMAT, "%s", path);
     DR_TRY(meta_int(tf, path, "timesteps", 2, 100000, &mi->timesteps));
@@ -150,7 +148,8 @@ int model_config_from_meta(const dr_tensor_file *tf, const char *path, model_inf
     mi->render_size = 0;
     if (dr_tensor_file_meta(tf, "render_size")) {
         DR_TRY(meta_int(tf, path, "render_size", 0, DR_RENDER_SIZE_MAX, &mi->render_size));
-        if (mi->render_size > 0 && (!(ops->info.flags & DR_MODE_TAKES_RENDER_SIZE) || mi->render_size < DR_RENDER_SIZE_MIN))
+        if (mi->render_size > 0 &&
+            (!(ops->info.flags & DR_MODE_TAKES_RENDER_SIZE) || mi->render_size < DR_RENDER_SIZE_MIN))
             return dr_error(DR_ERR_FORMAT, "%s: metadata render_size = %d (only colorize, %d..%d)", path,
                             mi->render_size, DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
     }
@@ -169,8 +168,16 @@ int model_meta_from_config(dr_tensor_file *tf, const model_info *mi) {
     int att[DR_MAX_LEVELS], na = 0;
     for (int l = 0; l < c->n_levels; l++)
         if (c->attention[l]) att[na++] = l;
-#define SETI(k, v) do { snprintf(buf, sizeof buf, "%d", (v)); DR_TRY(dr_tensor_file_set_meta(tf, k, buf)); } while (0)
-#define SETF(k, v) do { snprintf(buf, sizeof buf, "%.9g", (double)(v)); DR_TRY(dr_tensor_file_set_meta(tf, k, buf)); } while (0)
+#define SETI(k, v)                                                                                                     \
+    do {                                                                                                               \
+        snprintf(buf, sizeof buf, "%d", (v));                                                                          \
+        DR_TRY(dr_tensor_file_set_meta(tf, k, buf));                                                                   \
+    } while (0)
+#define SETF(k, v)                                                                                                     \
+    do {                                                                                                               \
+        snprintf(buf, sizeof buf, "%.9g", (double)(v));                                                                \
+        DR_TRY(dr_tensor_file_set_meta(tf, k, buf));                                                                   \
+    } while (0)
     DR_TRY(dr_tensor_file_set_meta(tf, "format", "diffrestore-unet"));
     DR_TRY(dr_tensor_file_set_meta(tf, "format_version", "1"));
     DR_TRY(dr_tensor_file_set_meta(tf, "mode", dr_mode_name(mi->mode)));
@@ -252,8 +259,8 @@ static int check_tensors(const dr_tensor_file *tf, const char *path, const unet_
             o = 0;
             for (int d = 0; d < t->ndim && o < sizeof got; d++)
                 o += snprintf(got + o, sizeof got - o, d ? ",%lld" : "%lld", (long long)t->shape[d]);
-            return dr_error(DR_ERR_FORMAT, "%s: tensor '%s' has shape [%s], the config needs [%s]", path, t->name,
-                            got, want);
+            return dr_error(DR_ERR_FORMAT, "%s: tensor '%s' has shape [%s], the config needs [%s]", path, t->name, got,
+                            want);
         }
     }
     /* names are unique in a file (the reader checks), so equal counts mean
@@ -283,8 +290,9 @@ int model_from_tensors(const dr_tensor_file *tf, const char *path, dr_model **ou
         const float *v = m->params + p->offset;
         for (size_t k = 0; k < p->numel; k++)
             if (!isfinite(v[k])) {
-                rc = dr_error(DR_ERR_FORMAT, "%s: tensor '%s' holds a non-finite value (%g at element %zu): damaged weights",
-                              path, tf->tensors[i].name, (double)v[k], k);
+                rc = dr_error(DR_ERR_FORMAT,
+                              "%s: tensor '%s' holds a non-finite value (%g at element %zu): damaged weights", path,
+                              tf->tensors[i].name, (double)v[k], k);
                 dr_model_free(m);
                 return rc;
             }

@@ -7,8 +7,8 @@
 
 #include <string.h>
 
-int dr_restore_samples(dr_model *m, const dr_image *in, const dr_image *mask, const dr_params *p, int n,
-                       dr_image *outs, dr_image *mean, dr_image *uncertainty) {
+int dr_restore_samples(dr_model *m, const dr_image *in, const dr_image *mask, const dr_params *p, int n, dr_image *outs,
+                       dr_image *mean, dr_image *uncertainty) {
     if (!m) return dr_error(DR_ERR_INVALID, "dr_restore: NULL argument");
     const restore_net net = {&m->info, &m->L, m->params};
     return restore_samples(&net, in, mask, p, n, outs, mean, uncertainty);

@@ -20,17 +20,16 @@ void dr_error_clear(void);
 
 /* Internal invariant check for programming errors: reports file and line in
  * the error message and returns DR_ERR_INVALID from the enclosing function. */
-#define DR_CHECK(cond)                                                                  \
-    do {                                                                                \
-        if (!(cond)) return dr_error(DR_ERR_INVALID, "%s:%d: check failed: %s", __FILE__, \
-                                     __LINE__, #cond);                                  \
+#define DR_CHECK(cond)                                                                                                 \
+    do {                                                                                                               \
+        if (!(cond)) return dr_error(DR_ERR_INVALID, "%s:%d: check failed: %s", __FILE__, __LINE__, #cond);            \
     } while (0)
 
 /* Propagate a failing status. */
-#define DR_TRY(expr)               \
-    do {                           \
-        int dr_try_rc_ = (expr);   \
-        if (dr_try_rc_ != DR_OK) return dr_try_rc_; \
+#define DR_TRY(expr)                                                                                                   \
+    do {                                                                                                               \
+        int dr_try_rc_ = (expr);                                                                                       \
+        if (dr_try_rc_ != DR_OK) return dr_try_rc_;                                                                    \
     } while (0)
 
 #endif

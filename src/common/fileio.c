@@ -31,8 +31,8 @@ int dr_file_read_all(const char *path, size_t max_size, unsigned char **buf, siz
     }
     if ((unsigned long long)st.st_size > max_size) {
         fclose(f);
-        return dr_error(DR_ERR_LIMIT, "%s: file is %lld bytes, over the limit of %zu", path,
-                        (long long)st.st_size, max_size);
+        return dr_error(DR_ERR_LIMIT, "%s: file is %lld bytes, over the limit of %zu", path, (long long)st.st_size,
+                        max_size);
     }
     size_t n = (size_t)st.st_size;
     unsigned char *b = malloc(n ? n : 1);
@@ -95,7 +95,7 @@ int dr_atomic_open(dr_atomic_file *w, const char *path, int overwrite) {
         memset(w, 0, sizeof *w);
         return dr_error(DR_ERR_IO, "%s: cannot create output: %s", path, strerror(e));
     }
-    (void)fchmod(fd, 0644); /* mkstemp uses 0600; outputs are ordinary files */
+    (void)fchmod(fd, 0644);    /* mkstemp uses 0600; outputs are ordinary files */
     w->fp = fdopen(fd, "w+b"); /* readable too: libtiff rereads a directory it patches */
     if (!w->fp) {
         int e = errno;
@@ -172,9 +172,12 @@ int dr_atomic_remove_stale(const char *path) {
     if (!*base) return 0; /* a directory, not a file: no writer of it */
     char dir[4096], prefix[1024];
     int dn;
-    if (slash == path) dn = snprintf(dir, sizeof dir, "/");
-    else if (slash) dn = snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    else dn = snprintf(dir, sizeof dir, ".");
+    if (slash == path)
+        dn = snprintf(dir, sizeof dir, "/");
+    else if (slash)
+        dn = snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    else
+        dn = snprintf(dir, sizeof dir, ".");
     if (dn < 0 || dn >= (int)sizeof dir) return 0; /* a truncated name would be another directory */
     if (snprintf(prefix, sizeof prefix, ".%.*s.tmp", tmp_base_len(base), base) >= (int)sizeof prefix) return 0;
     const size_t plen = strlen(prefix);
@@ -231,8 +234,10 @@ int dr_path_within(const char *path, const char *dir) {
         }
         char *slash = strrchr(real, '/');
         if (!slash || strcmp(real, "/") == 0) break;
-        if (slash == real) real[1] = '\0';
-        else *slash = '\0';
+        if (slash == real)
+            real[1] = '\0';
+        else
+            *slash = '\0';
     }
     free(real);
     return inside;

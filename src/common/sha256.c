@@ -60,7 +60,8 @@ int dr_file_sha256(const char *path, char hex[65]) {
     if (!path || !hex) return dr_error(DR_ERR_INVALID, "dr_file_sha256: NULL argument");
     FILE *f = fopen(path, "rb");
     if (!f) return dr_error(DR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    sha256_ctx c = {{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19}, 0, {0}, 0};
+    sha256_ctx c = {
+        {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19}, 0, {0}, 0};
     unsigned char buf[65536];
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, f)) > 0) update(&c, buf, n);

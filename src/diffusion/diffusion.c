@@ -49,8 +49,7 @@ int dr_schedule_build(dr_schedule *s, int T, int linear) {
     if (T < 1 || T > DIFF_MAX_T)
         return dr_error(DR_ERR_INVALID, "dr_schedule_build: T = %d, must be in [1, %d]", T, DIFF_MAX_T);
     if (linear != 0 && linear != 1)
-        return dr_error(DR_ERR_INVALID, "dr_schedule_build: linear = %d, must be 0 (cosine) or 1 (linear)",
-                        linear);
+        return dr_error(DR_ERR_INVALID, "dr_schedule_build: linear = %d, must be 0 (cosine) or 1 (linear)", linear);
     double *beta = malloc((size_t)T * sizeof *beta);
     double *ab = malloc((size_t)T * sizeof *ab);
     if (!beta || !ab) {
@@ -172,8 +171,7 @@ static void axpby(float *x, double a, const float *p, double b, const float *q, 
 }
 
 /* x[i] = a * p[i] + b * q[i] + c * r[i]. */
-static void axpbypcz(float *x, double a, const float *p, double b, const float *q, double c, const float *r,
-                     size_t n) {
+static void axpbypcz(float *x, double a, const float *p, double b, const float *q, double c, const float *r, size_t n) {
     const long long nn = (long long)n;
 #pragma omp parallel for schedule(static) num_threads(nn_threads()) if (n >= DIFF_PAR_MIN)
     for (long long i = 0; i < nn; i++) x[i] = (float)(a * p[i] + b * q[i] + c * r[i]);
@@ -194,10 +192,14 @@ int dr_sampler_from_name(const char *name, dr_sampler *out) {
     static const struct {
         const char *name;
         dr_sampler s;
-    } names[] = {{"ddpm", DR_SAMPLER_DDPM},          {"ddim", DR_SAMPLER_DDIM},
-                 {"dpmpp", DR_SAMPLER_DPMPP_2M},     {"dpm++", DR_SAMPLER_DPMPP_2M},
-                 {"dpmpp2m", DR_SAMPLER_DPMPP_2M},   {"dpm++2m", DR_SAMPLER_DPMPP_2M},
-                 {"dpmpp-sde", DR_SAMPLER_DPMPP_2M_SDE}, {"dpm++2m-sde", DR_SAMPLER_DPMPP_2M_SDE},
+    } names[] = {{"ddpm", DR_SAMPLER_DDPM},
+                 {"ddim", DR_SAMPLER_DDIM},
+                 {"dpmpp", DR_SAMPLER_DPMPP_2M},
+                 {"dpm++", DR_SAMPLER_DPMPP_2M},
+                 {"dpmpp2m", DR_SAMPLER_DPMPP_2M},
+                 {"dpm++2m", DR_SAMPLER_DPMPP_2M},
+                 {"dpmpp-sde", DR_SAMPLER_DPMPP_2M_SDE},
+                 {"dpm++2m-sde", DR_SAMPLER_DPMPP_2M_SDE},
                  {"dpmpp2m-sde", DR_SAMPLER_DPMPP_2M_SDE}};
     if (!name) return dr_error(DR_ERR_INVALID, "sampler name missing");
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
@@ -218,16 +220,20 @@ const char *dr_spacing_name(dr_spacing s) {
 }
 
 int dr_spacing_from_name(const char *name, dr_spacing *out) {
-    if (name && !strcmp(name, "trailing")) *out = DR_SPACING_TRAILING;
-    else if (name && !strcmp(name, "leading")) *out = DR_SPACING_LEADING;
-    else if (name && !strcmp(name, "linspace")) *out = DR_SPACING_LINSPACE;
-    else return dr_error(DR_ERR_INVALID, "unknown spacing '%s' (trailing, leading, linspace)", name ? name : "");
+    if (name && !strcmp(name, "trailing"))
+        *out = DR_SPACING_TRAILING;
+    else if (name && !strcmp(name, "leading"))
+        *out = DR_SPACING_LEADING;
+    else if (name && !strcmp(name, "linspace"))
+        *out = DR_SPACING_LINSPACE;
+    else
+        return dr_error(DR_ERR_INVALID, "unknown spacing '%s' (trailing, leading, linspace)", name ? name : "");
     return DR_OK;
 }
 
 static int sample_needs_third(const dr_sample_options *o) {
     return o->sampler == DR_SAMPLER_DDPM || o->sampler == DR_SAMPLER_DPMPP_2M ||
-           o->sampler == DR_SAMPLER_DPMPP_2M_SDE || (o->sampler == DR_SAMPLER_DDIM && o->eta > 0.0);
+        o->sampler == DR_SAMPLER_DPMPP_2M_SDE || (o->sampler == DR_SAMPLER_DDIM && o->eta > 0.0);
 }
 
 size_t dr_sample_scratch_floats(const dr_sample_options *o, size_t n) { return (sample_needs_third(o) ? 3 : 2) * n; }

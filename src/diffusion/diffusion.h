@@ -67,13 +67,12 @@ typedef struct {
     void *user;
 } dr_denoiser;
 
-
 typedef struct {
     dr_sampler sampler;
-    int steps;          /* visited timesteps; DDPM with steps == T is the full chain */
+    int steps; /* visited timesteps; DDPM with steps == T is the full chain */
     dr_spacing spacing;
-    double eta;         /* DDIM only: 0 deterministic, 1 DDPM-like */
-    uint64_t seed;      /* noise for x_T and for stochastic steps */
+    double eta;    /* DDIM only: 0 deterministic, 1 DDPM-like */
+    uint64_t seed; /* noise for x_T and for stochastic steps */
 } dr_sample_options;
 
 /* Scratch dr_sample needs for n values: eps and x0 always; a third buffer

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SHEET_GAP 2
+#define SHEET_GAP       2
 #define SHEET_GAP_VALUE 128
 
 void dr_eval_options_init(dr_eval_options *o) {
@@ -91,8 +91,10 @@ int dr_eval_sheet(const dr_eval_case *c, const dr_image *restored, dr_image *she
                         restored->width, restored->height, w, h);
     const mode_ops *ops = mode_ops_get(c->mode);
     const unsigned flags = ops ? ops->info.flags : 0;
-    if (flags & DR_MODE_TAKES_MASK) DR_TRY(iq_check_same_size(&c->input, &c->truth, &c->mask, "sheet"));
-    else if (ops && !(flags & DR_MODE_TAKES_SCALE)) DR_TRY(iq_check_same_size(&c->input, &c->truth, NULL, "sheet"));
+    if (flags & DR_MODE_TAKES_MASK)
+        DR_TRY(iq_check_same_size(&c->input, &c->truth, &c->mask, "sheet"));
+    else if (ops && !(flags & DR_MODE_TAKES_SCALE))
+        DR_TRY(iq_check_same_size(&c->input, &c->truth, NULL, "sheet"));
     const int sw = 3 * w + 2 * SHEET_GAP;
     DR_TRY(dr_image_alloc(sheet, sw, h, 3, 8));
     for (size_t i = 0; i < (size_t)sw * h * 3; i++) sheet->data[i] = SHEET_GAP_VALUE;

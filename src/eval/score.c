@@ -12,7 +12,8 @@
 
 /* Every field of dr_eval_metrics (all double): the one table of metrics, for
  * the field-by-field loops and the reports (dr_eval_columns). */
-#define COL(f, label, fmt) {#f, label, fmt, offsetof(dr_eval_metrics, f)}
+#define COL(f, label, fmt)                                                                                             \
+    { #f, label, fmt, offsetof(dr_eval_metrics, f) }
 static const dr_eval_column k_fields[] = {
     COL(psnr, "PSNR dB", "%.2f"),
     COL(ssim, "SSIM", "%.4f"),
@@ -46,7 +47,9 @@ int dr_eval_columns(dr_mode mode, const dr_eval_column **cols, int max) {
 }
 
 static double *field(dr_eval_metrics *m, size_t k) { return (double *)((char *)m + k_fields[k].offset); }
-static double cfield(const dr_eval_metrics *m, size_t k) { return *(const double *)((const char *)m + k_fields[k].offset); }
+static double cfield(const dr_eval_metrics *m, size_t k) {
+    return *(const double *)((const char *)m + k_fields[k].offset);
+}
 
 static void metrics_nan(dr_eval_metrics *m) {
     for (size_t k = 0; k < N_FIELDS; k++) *field(m, k) = NAN;

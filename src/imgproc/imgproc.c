@@ -66,8 +66,7 @@ void ip_rgb_to_ycbcr(const float *rgb, float *ycc, size_t npix) {
     const float *r = rgb, *g = rgb + npix, *b = rgb + 2 * npix;
     for (size_t i = 0; i < npix; i++) {
         const double R = r[i], G = g[i], B = b[i];
-        for (int k = 0; k < 3; k++)
-            ycc[k * npix + i] = (float)(k_fwd[k][0] * R + k_fwd[k][1] * G + k_fwd[k][2] * B);
+        for (int k = 0; k < 3; k++) ycc[k * npix + i] = (float)(k_fwd[k][0] * R + k_fwd[k][1] * G + k_fwd[k][2] * B);
     }
 }
 
@@ -77,8 +76,7 @@ void ip_ycbcr_to_rgb(const float *ycc, float *rgb, size_t npix) {
     const double(*m)[3] = k_fwd;
     double inv[3][3];
     const double det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
-                       m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
-                       m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+        m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++) {
             /* cofactor of m[j][i], divided by det */
@@ -88,8 +86,7 @@ void ip_ycbcr_to_rgb(const float *ycc, float *rgb, size_t npix) {
     const float *y = ycc, *cb = ycc + npix, *cr = ycc + 2 * npix;
     for (size_t i = 0; i < npix; i++) {
         const double Y = y[i], U = cb[i], V = cr[i];
-        for (int k = 0; k < 3; k++)
-            rgb[k * npix + i] = (float)(inv[k][0] * Y + inv[k][1] * U + inv[k][2] * V);
+        for (int k = 0; k < 3; k++) rgb[k * npix + i] = (float)(inv[k][0] * Y + inv[k][1] * U + inv[k][2] * V);
     }
 }
 
@@ -116,8 +113,8 @@ int ip_resampler_build(ip_resampler *r, int in_size, int out_size) {
     if (!r) return dr_error(DR_ERR_INVALID, "resampler: NULL argument");
     memset(r, 0, sizeof *r);
     if (in_size < 1 || out_size < 1 || in_size > IP_MAX_SIZE || out_size > IP_MAX_SIZE)
-        return dr_error(DR_ERR_INVALID, "resampler: bad sizes %d -> %d (must be 1..%d)", in_size,
-                        out_size, IP_MAX_SIZE);
+        return dr_error(DR_ERR_INVALID, "resampler: bad sizes %d -> %d (must be 1..%d)", in_size, out_size,
+                        IP_MAX_SIZE);
     const double scale = (double)in_size / out_size;
     /* Downscaling stretches the kernel by the factor (antialiasing); upscaling
      * samples plain bicubic. */
@@ -222,14 +219,13 @@ static void resample_cols(const float *in, float *out, int C, int W, const ip_re
         for (int k = 0; k < taps; k++) {
             const float wk = w[k];
             const float *s = src + (size_t)k * W;
-            #pragma omp simd /* dst and src never overlap; element-wise, no reassociation */
+#pragma omp simd /* dst and src never overlap; element-wise, no reassociation */
             for (int j = 0; j < W; j++) dst[j] += wk * s[j];
         }
     }
 }
 
-void ip_resample(const float *in, float *out, int C, const ip_resampler *ry, const ip_resampler *rx,
-                 float *tmp) {
+void ip_resample(const float *in, float *out, int C, const ip_resampler *ry, const ip_resampler *rx, float *tmp) {
     const int H = ry->in_size, Ho = ry->out_size, W = rx->in_size, Wo = rx->out_size;
     /* The along-row pass is a gather that does not vectorise; the column pass
      * runs along contiguous rows and does. So when downscaling vertically,

@@ -46,8 +46,8 @@ void ip_ycbcr_to_rgb(const float *ycc, float *rgb, size_t npix);
  * sum_k w[i*taps + k] * in[start[i] + k]. */
 typedef struct {
     int in_size, out_size, taps;
-    int *start;  /* [out_size] */
-    float *w;    /* [out_size * taps], each row sums to 1 */
+    int *start; /* [out_size] */
+    float *w;   /* [out_size * taps], each row sums to 1 */
 } ip_resampler;
 
 /* in_size, out_size in 1..2^20 (else DR_ERR_INVALID). start[] is

@@ -40,7 +40,7 @@ static void box_mean(const double *in, double *out, int h, int w, int r, double 
         for (int x = 0; x < w; x++) {
             const int x0 = x - r < 0 ? 0 : x - r, x1 = x + r > w - 1 ? w - 1 : x + r;
             const double s = sat[(size_t)(y1 + 1) * sw + x1 + 1] - sat[(size_t)y0 * sw + x1 + 1] -
-                             sat[(size_t)(y1 + 1) * sw + x0] + sat[(size_t)y0 * sw + x0];
+                sat[(size_t)(y1 + 1) * sw + x0] + sat[(size_t)y0 * sw + x0];
             out[(size_t)y * w + x] = s / ((double)(y1 - y0 + 1) * (x1 - x0 + 1));
         }
     }

@@ -25,7 +25,7 @@
 /* Defaults of restore (docs/TUNING.md, "Colorize at a working resolution"):
  * the window radius in low-resolution pixels and eps on unit values (-1..1). */
 #define IP_GUIDED_RADIUS 1
-#define IP_GUIDED_EPS 1e-2
+#define IP_GUIDED_EPS    1e-2
 
 /* The working size of an h x w image for a long side of R: unchanged when
  * R <= 0 or max(h, w) <= R (never upscaled); otherwise the long side becomes

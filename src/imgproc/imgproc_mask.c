@@ -19,8 +19,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MASK_ATTEMPTS 6
-#define MASK_MAX_SHAPES 1000  /* per attempt: bounds the time when shapes keep overlapping */
+#define MASK_ATTEMPTS    6
+#define MASK_MAX_SHAPES  1000 /* per attempt: bounds the time when shapes keep overlapping */
 #define MASK_MAX_REJECTS 40   /* consecutive pieces refused for exceeding max_frac */
 
 typedef struct {
@@ -135,8 +135,8 @@ static void mask_attempt(canvas *cv, dr_rng *rng, int64_t min_count, double min_
     if (target > cv->max_count) target = cv->max_count;
     int rejects = 0;
     for (int shape = 0; shape < MASK_MAX_SHAPES && cv->count < target && rejects < MASK_MAX_REJECTS; shape++) {
-        const int refused = dr_rng_uniform(rng) < 0.2 ? draw_box(cv, rng, size_scale)
-                                                      : draw_stroke(cv, rng, size_scale, target);
+        const int refused =
+            dr_rng_uniform(rng) < 0.2 ? draw_box(cv, rng, size_scale) : draw_stroke(cv, rng, size_scale, target);
         rejects = refused ? rejects + 1 : 0;
     }
 }
@@ -200,9 +200,9 @@ double ip_random_mask(dr_rng *rng, float *m, int H, int W, double min_frac, doub
  * piece that would exceed max_frac refused, retries with smaller pieces. */
 
 #define DMG_SCRATCH 0
-#define DMG_BLOTCH 1
-#define DMG_BRUSH 2
-#define DMG_BOX 3
+#define DMG_BLOTCH  1
+#define DMG_BRUSH   2
+#define DMG_BOX     3
 
 /* Count (and paint) the pixels of a blob not yet holes. */
 static int64_t blob_op(canvas *cv, double cx, double cy, double R, const double *amp, const double *ph, int paint) {
@@ -266,8 +266,8 @@ static int draw_polyline(canvas *cv, dr_rng *rng, double x, double y, double ang
         if (depth > 0 && dr_rng_uniform(rng) < 0.25) {
             const double side = dr_rng_uniform(rng) < 0.5 ? -1.0 : 1.0;
             draw_polyline(cv, rng, x, y, ang + side * (0.3 + 0.6 * dr_rng_uniform(rng)) * k_pi / 2,
-                          rad > 0.75 ? rad * 0.75 : rad, len_total * (0.2 + 0.3 * dr_rng_uniform(rng)), turn,
-                          depth - 1, target);
+                          rad > 0.75 ? rad * 0.75 : rad, len_total * (0.2 + 0.3 * dr_rng_uniform(rng)), turn, depth - 1,
+                          target);
         }
     }
     return 0;

@@ -56,13 +56,13 @@ static int gram_cholesky(const ip_resampler *r, int b, double **out) {
                 /* A Gram matrix of independent rows has pivots well above 0;
                  * a tiny one means D has (nearly) dependent rows. */
                 double diag = 0.0;
-                for (int k = 0; k < taps; k++)
-                    diag += (double)r->w[(size_t)i * taps + k] * r->w[(size_t)i * taps + k];
+                for (int k = 0; k < taps; k++) diag += (double)r->w[(size_t)i * taps + k] * r->w[(size_t)i * taps + k];
                 if (!(g > 1e-10 * diag)) {
                     free(L);
                     return dr_error(DR_ERR_NUMERIC,
                                     "projector: Gram matrix of the %d -> %d downscaler is not positive "
-                                    "definite (row %d)", r->in_size, n, i);
+                                    "definite (row %d)",
+                                    r->in_size, n, i);
                 }
                 LB(L, b, i, i) = sqrt(g);
             }
@@ -87,8 +87,7 @@ int ip_projector_build(ip_projector *p, int H_hr, int W_hr, int H_lr, int W_lr) 
     p->row_bufs = nn_threads();
     /* A D with more rows than columns cannot have D D^T invertible. */
     if (H_lr > H_hr || W_lr > W_hr)
-        return dr_error(DR_ERR_INVALID, "projector: LR %dx%d is larger than HR %dx%d", W_lr, H_lr, W_hr,
-                        H_hr);
+        return dr_error(DR_ERR_INVALID, "projector: LR %dx%d is larger than HR %dx%d", W_lr, H_lr, W_hr, H_hr);
     int rc = ip_resampler_build(&p->dy, H_hr, H_lr);
     if (rc == DR_OK) rc = ip_resampler_build(&p->dx, W_hr, W_lr);
     if (rc == DR_OK) {
@@ -122,7 +121,7 @@ static void solve_cols(float *z, int C, int n, int W, const double *L, int b) {
             for (int p = i - b < 0 ? 0 : i - b; p < i; p++) {
                 const double l = LB(L, b, i, p);
                 const float *zp = zc + (size_t)p * W;
-                #pragma omp simd
+#pragma omp simd
                 for (int j = 0; j < nj; j++) acc[j] -= l * zp[j];
             }
             const double d = LB(L, b, i, i);
@@ -135,7 +134,7 @@ static void solve_cols(float *z, int C, int n, int W, const double *L, int b) {
             for (int q = i + 1; q <= q1; q++) {
                 const double l = LB(L, b, q, i);
                 const float *zq = zc + (size_t)q * W;
-                #pragma omp simd
+#pragma omp simd
                 for (int j = 0; j < nj; j++) acc[j] -= l * zq[j];
             }
             const double d = LB(L, b, i, i);
@@ -186,8 +185,10 @@ static int first_covering(const ip_resampler *r, int k) {
     int lo = 0, hi = r->out_size; /* answer in [lo, hi] */
     while (lo < hi) {
         const int mid = lo + (hi - lo) / 2;
-        if (r->start[mid] + r->taps > k) hi = mid;
-        else lo = mid + 1;
+        if (r->start[mid] + r->taps > k)
+            hi = mid;
+        else
+            lo = mid + 1;
     }
     return lo;
 }
@@ -198,8 +199,7 @@ static int first_covering(const ip_resampler *r, int k) {
  * Each row is summed from zero in a per-thread row buffer (rowbuf:
  * nbufs rows of W) and then added to x, so no full-size copy of the
  * correction is needed. */
-static void adjoint_cols_add(const float *in, float *x, int C, int W, const ip_resampler *r, float *rowbuf,
-                             int nbufs) {
+static void adjoint_cols_add(const float *in, float *x, int C, int W, const ip_resampler *r, float *rowbuf, int nbufs) {
     const int ni = r->in_size, no = r->out_size, taps = r->taps;
     const int nt = nn_threads() < nbufs ? nn_threads() : nbufs; /* never more threads than buffers */
 #pragma omp parallel for schedule(static) num_threads(nt > 0 ? nt : 1)
@@ -211,7 +211,7 @@ static void adjoint_cols_add(const float *in, float *x, int C, int W, const ip_r
             const float w = r->w[(size_t)o * taps + (k - r->start[o])];
             if (w == 0.0f) continue;
             const float *s = in + ((size_t)c * no + o) * W;
-            #pragma omp simd /* dst and src never overlap; element-wise, no reassociation */
+#pragma omp simd /* dst and src never overlap; element-wise, no reassociation */
             for (int j = 0; j < W; j++) dst[j] += w * s[j];
         }
         float *xr = x + (size_t)ck * W;

@@ -80,7 +80,7 @@ int dr_eval_chroma_psnr(const dr_image *a, const dr_image *b, double *psnr) {
 
 /* ------------------------------------------------------------------ SSIM */
 
-#define SSIM_WIN 11
+#define SSIM_WIN   11
 #define SSIM_SIGMA 1.5
 
 int dr_eval_ssim(const dr_image *a, const dr_image *b, double *ssim) {

@@ -13,14 +13,14 @@
 /* Decoders. buf holds the whole file. With img == NULL only the header is
  * parsed and info filled (probe); otherwise img receives the pixels and is
  * left zeroed on failure. info may be NULL. Error messages start with name. */
-int dr_png_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
-                   dr_image *img, dr_image_info *info, dr_metadata *meta);
-int dr_jpeg_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
-                   dr_image *img, dr_image_info *info, dr_metadata *meta);
-int dr_tiff_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
-                   dr_image *img, dr_image_info *info, dr_metadata *meta);
-int dr_webp_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
-                   dr_image *img, dr_image_info *info, dr_metadata *meta);
+int dr_png_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+                  dr_image_info *info, dr_metadata *meta);
+int dr_jpeg_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+                   dr_image_info *info, dr_metadata *meta);
+int dr_tiff_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+                   dr_image_info *info, dr_metadata *meta);
+int dr_webp_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+                   dr_image_info *info, dr_metadata *meta);
 /* The decoders leave info->orientation as stored (1..8) and img as stored;
  * image.c turns both upright. meta (never NULL) receives the ICC profile,
  * EXIF, XMP and IPTC as stored (dr_meta_set); image.c uses and checks them. */

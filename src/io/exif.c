@@ -25,15 +25,16 @@ typedef struct {
  * messages, and anything it logs as corrupt data, make the EXIF invalid. */
 static void on_exif_log(ExifLog *log, ExifLogCode code, const char *domain, const char *fmt, va_list ap, void *data) {
     (void)log, (void)domain;
-    static const char *damage[] = {"Recursive entry", "Deep/expensive recursion", "Tag data past end",
-                                   "Tag starts past end", "Tag data goes past end", "Bogus offset of IFD1"};
+    static const char *damage[] = {"Recursive entry",     "Deep/expensive recursion", "Tag data past end",
+                                   "Tag starts past end", "Tag data goes past end",   "Bogus offset of IFD1"};
     exif_log_state *s = data;
     if (code == EXIF_LOG_CODE_NO_MEMORY) s->nomem = 1;
     if (s->msg[0]) return;
     char m[256];
     vsnprintf(m, sizeof m, fmt, ap);
     int bad = code == EXIF_LOG_CODE_CORRUPT_DATA;
-    for (size_t i = 0; i < sizeof damage / sizeof *damage && !bad; i++) bad = strncmp(m, damage[i], strlen(damage[i])) == 0;
+    for (size_t i = 0; i < sizeof damage / sizeof *damage && !bad; i++)
+        bad = strncmp(m, damage[i], strlen(damage[i])) == 0;
     if (!bad) return;
     size_t k = strlen(m);
     if (k > 12 && strcmp(m + k - 12, " Skipping...") == 0) m[k - 12] = 0; /* we do not skip: we refuse */
@@ -98,8 +99,10 @@ static void set_uint(ExifData *ed, ExifIfd ifd, ExifTag tag, unsigned v, int cre
         exif_set_long(e->data, bo, (ExifLong)v);
         return;
     }
-    if (e) exif_content_remove_entry(c, e); /* another type or too small: replaced */
-    else if (!create) return;
+    if (e)
+        exif_content_remove_entry(c, e); /* another type or too small: replaced */
+    else if (!create)
+        return;
     ExifMem *mem = exif_mem_new_default();
     e = mem ? exif_entry_new_mem(mem) : NULL;
     unsigned char *d = mem ? exif_mem_alloc(mem, 4) : NULL;
@@ -156,10 +159,18 @@ int dr_exif_for_output(const unsigned char *exif, size_t n, int width, int heigh
 
 /* The IFD0 text fields a TIFF writes in its own IFD0. vals[i] receives a
  * malloc'd string or NULL, for the tags of dr_exif_text_tags. */
-const int dr_exif_text_tags[DR_EXIF_TEXT_TAGS] = {
-    EXIF_TAG_MAKE, EXIF_TAG_MODEL, EXIF_TAG_DATE_TIME, EXIF_TAG_ARTIST, EXIF_TAG_COPYRIGHT,
-    EXIF_TAG_IMAGE_DESCRIPTION, EXIF_TAG_SOFTWARE, EXIF_TAG_DATE_TIME_ORIGINAL, EXIF_TAG_DATE_TIME_DIGITIZED,
-    EXIF_TAG_LENS_MODEL, EXIF_TAG_BODY_SERIAL_NUMBER, EXIF_TAG_CAMERA_OWNER_NAME};
+const int dr_exif_text_tags[DR_EXIF_TEXT_TAGS] = {EXIF_TAG_MAKE,
+                                                  EXIF_TAG_MODEL,
+                                                  EXIF_TAG_DATE_TIME,
+                                                  EXIF_TAG_ARTIST,
+                                                  EXIF_TAG_COPYRIGHT,
+                                                  EXIF_TAG_IMAGE_DESCRIPTION,
+                                                  EXIF_TAG_SOFTWARE,
+                                                  EXIF_TAG_DATE_TIME_ORIGINAL,
+                                                  EXIF_TAG_DATE_TIME_DIGITIZED,
+                                                  EXIF_TAG_LENS_MODEL,
+                                                  EXIF_TAG_BODY_SERIAL_NUMBER,
+                                                  EXIF_TAG_CAMERA_OWNER_NAME};
 const int dr_exif_text_in_exif[DR_EXIF_TEXT_TAGS] = {0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1};
 
 void dr_exif_text(const unsigned char *exif, size_t n, char *vals[DR_EXIF_TEXT_TAGS]) {
@@ -175,8 +186,10 @@ void dr_exif_text(const unsigned char *exif, size_t n, char *vals[DR_EXIF_TEXT_T
         if (!s) continue;
         memcpy(s, e->data, e->size);
         s[e->size] = 0;
-        if (s[0]) vals[i] = s;
-        else free(s);
+        if (s[0])
+            vals[i] = s;
+        else
+            free(s);
     }
     exif_data_unref(ed);
 }
@@ -218,7 +231,8 @@ int dr_exif_from_text(const int *in_exif_ifd, const int *tags, char *const *vals
         unsigned char *buf = NULL;
         unsigned int size = 0;
         exif_data_save_data(ed, &buf, &size);
-        if (!buf || size < 6 + 8) rc = DR_ERR_NOMEM;
+        if (!buf || size < 6 + 8)
+            rc = DR_ERR_NOMEM;
         else {
             memmove(buf, buf + 6, size - 6);
             *out = buf, *out_size = size - 6;

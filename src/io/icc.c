@@ -47,10 +47,14 @@ int dr_srgb_profile(unsigned char **buf, size_t *size) {
     cmsHPROFILE h = ctx ? cmsCreate_sRGBProfileTHR(ctx) : NULL;
     cmsUInt32Number n = 0;
     int rc = DR_OK;
-    if (!h || !cmsSaveProfileToMem(h, NULL, &n) || n == 0) rc = dr_error(DR_ERR_NOMEM, "cannot build the sRGB profile");
-    else if (!(*buf = malloc(n))) rc = dr_error(DR_ERR_NOMEM, "out of memory for the sRGB profile");
-    else if (!cmsSaveProfileToMem(h, *buf, &n)) rc = dr_error(DR_ERR_NOMEM, "cannot build the sRGB profile");
-    else *size = n;
+    if (!h || !cmsSaveProfileToMem(h, NULL, &n) || n == 0)
+        rc = dr_error(DR_ERR_NOMEM, "cannot build the sRGB profile");
+    else if (!(*buf = malloc(n)))
+        rc = dr_error(DR_ERR_NOMEM, "out of memory for the sRGB profile");
+    else if (!cmsSaveProfileToMem(h, *buf, &n))
+        rc = dr_error(DR_ERR_NOMEM, "cannot build the sRGB profile");
+    else
+        *size = n;
     if (rc != DR_OK) free(*buf), *buf = NULL;
     if (h) cmsCloseProfile(h);
     if (ctx) cmsDeleteContext(ctx);
@@ -80,13 +84,13 @@ static int open_profile(cmsContext ctx, lcms_log *l, const unsigned char *icc, s
     if (n < 132) return dr_error(DR_ERR_FORMAT, "%s: invalid ICC profile: %zu bytes, shorter than its header", name, n);
     uint32_t declared = (uint32_t)icc[0] << 24 | (uint32_t)icc[1] << 16 | (uint32_t)icc[2] << 8 | icc[3];
     if (declared > n)
-        return dr_error(DR_ERR_FORMAT, "%s: invalid ICC profile: it declares %u bytes but has %zu", name,
-                        declared, n);
+        return dr_error(DR_ERR_FORMAT, "%s: invalid ICC profile: it declares %u bytes but has %zu", name, declared, n);
     /* Little CMS reads tags only when asked; check the tag table up front
      * so a damaged profile is refused whole, not half used. */
     uint32_t count = (uint32_t)icc[128] << 24 | (uint32_t)icc[129] << 16 | (uint32_t)icc[130] << 8 | icc[131];
     if (declared < 132 || count > (declared - 132) / 12)
-        return dr_error(DR_ERR_FORMAT, "%s: invalid ICC profile: %u tags do not fit in its %u bytes", name, count, declared);
+        return dr_error(DR_ERR_FORMAT, "%s: invalid ICC profile: %u tags do not fit in its %u bytes", name, count,
+                        declared);
     for (uint32_t i = 0; i < count; i++) {
         const unsigned char *e = icc + 132 + 12 * (size_t)i;
         uint32_t off = (uint32_t)e[4] << 24 | (uint32_t)e[5] << 16 | (uint32_t)e[6] << 8 | e[7];
@@ -142,8 +146,8 @@ static int apply(cmsHTRANSFORM t, dr_image *img, int colour, const char *name) {
 /* direction 0: profile -> sRGB; 1: sRGB -> profile. probe: img only gives
  * the channel count; the profile is opened and checked but no transform is
  * built (the load builds it, and may still refuse the profile then). */
-static int convert(dr_image *img, const unsigned char *icc, size_t n, const char *name, int direction,
-                   int *converted, char *desc, size_t desc_size, int probe) {
+static int convert(dr_image *img, const unsigned char *icc, size_t n, const char *name, int direction, int *converted,
+                   char *desc, size_t desc_size, int probe) {
     if (converted) *converted = 0;
     lcms_log l;
     cmsContext ctx = new_context(&l);
@@ -156,7 +160,10 @@ static int convert(dr_image *img, const unsigned char *icc, size_t n, const char
     if (kind == 0 || (img && kind != colour)) {
         if (direction == 1)
             rc = dr_error(DR_ERR_UNSUPPORTED, "%s: the ICC profile is for %s, the image is %s", name,
-                          kind == 3 ? "RGB" : kind == 1 ? "gray" : "another colour space", colour == 3 ? "RGB" : "gray");
+                          kind == 3       ? "RGB"
+                              : kind == 1 ? "gray"
+                                          : "another colour space",
+                          colour == 3 ? "RGB" : "gray");
         goto done; /* on load: not used, the pixels count as sRGB */
     }
     if (direction == 0 && is_our_srgb(icc, n)) goto done;
@@ -174,7 +181,8 @@ static int convert(dr_image *img, const unsigned char *icc, size_t n, const char
     t = direction == 0 ? cmsCreateTransformTHR(ctx, prof, fmt, std, fmt, INTENT_PERCEPTUAL, 0)
                        : cmsCreateTransformTHR(ctx, std, fmt, prof, fmt, INTENT_PERCEPTUAL, 0);
     if (!t) {
-        rc = dr_error(DR_ERR_FORMAT, "%s: invalid ICC profile: %s", name, l.msg[0] ? l.msg : "no colour transform can be built from it");
+        rc = dr_error(DR_ERR_FORMAT, "%s: invalid ICC profile: %s", name,
+                      l.msg[0] ? l.msg : "no colour transform can be built from it");
         goto done;
     }
     rc = apply(t, img, colour, name);
@@ -187,8 +195,8 @@ done:
     return rc;
 }
 
-int dr_icc_to_srgb(dr_image *img, int channels, const unsigned char *icc, size_t n, const char *name,
-                   int *converted, char *desc, size_t desc_size) {
+int dr_icc_to_srgb(dr_image *img, int channels, const unsigned char *icc, size_t n, const char *name, int *converted,
+                   char *desc, size_t desc_size) {
     if (img) return convert(img, icc, n, name, 0, converted, desc, desc_size, 0);
     /* probe: a stand-in 1x1 image gives the channel count */
     uint16_t px[4] = {0};

@@ -17,8 +17,8 @@
 #include <string.h>
 #include <strings.h>
 
-static int decode_stored(const void *buf, size_t size, const char *name, int64_t max_pixels,
-                         dr_image *img, dr_image_info *info, dr_metadata *meta) {
+static int decode_stored(const void *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+                         dr_image_info *info, dr_metadata *meta) {
     if (size == 0) return dr_error(DR_ERR_FORMAT, "%s: empty file", name);
     switch (dr_format_detect(buf, size)) {
     case DR_FORMAT_PNG: return dr_png_decode(buf, size, name, max_pixels, img, info, meta);
@@ -33,8 +33,8 @@ static int decode_stored(const void *buf, size_t size, const char *name, int64_t
  * orientation (the decoders report it as stored), and convert them to sRGB
  * by the embedded ICC profile. With want_meta the metadata is checked and
  * handed over in *meta; otherwise only the profile is used. */
-static int decode(const void *buf, size_t size, const char *name, int64_t max_pixels,
-                  dr_image *img, dr_image_info *info, dr_metadata *meta, int want_meta) {
+static int decode(const void *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+                  dr_image_info *info, dr_metadata *meta, int want_meta) {
     dr_image_info local;
     if (!info) info = &local;
     memset(info, 0, sizeof *info);
@@ -71,8 +71,8 @@ fail:
     return rc;
 }
 
-int dr_image_load_memory_meta(const void *buf, size_t size, const char *name, int64_t max_pixels,
-                              dr_image *img, dr_image_info *info, dr_metadata *meta) {
+int dr_image_load_memory_meta(const void *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+                              dr_image_info *info, dr_metadata *meta) {
     if (!name) name = "<memory>";
     if (info) memset(info, 0, sizeof *info);
     if (meta) memset(meta, 0, sizeof *meta);
@@ -86,18 +86,19 @@ int dr_image_load_memory_meta(const void *buf, size_t size, const char *name, in
         if (info) memset(info, 0, sizeof *info);
         return rc;
     }
-    if (meta) *meta = m;
-    else dr_metadata_free(&m);
+    if (meta)
+        *meta = m;
+    else
+        dr_metadata_free(&m);
     return DR_OK;
 }
 
-int dr_image_load_memory(const void *buf, size_t size, const char *name, int64_t max_pixels,
-                         dr_image *img, dr_image_info *info) {
+int dr_image_load_memory(const void *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+                         dr_image_info *info) {
     return dr_image_load_memory_meta(buf, size, name, max_pixels, img, info, NULL);
 }
 
-int dr_image_load_meta(const char *path, int64_t max_pixels, dr_image *img, dr_image_info *info,
-                       dr_metadata *meta) {
+int dr_image_load_meta(const char *path, int64_t max_pixels, dr_image *img, dr_image_info *info, dr_metadata *meta) {
     if (info) memset(info, 0, sizeof *info);
     if (img) memset(img, 0, sizeof *img);
     if (meta) memset(meta, 0, sizeof *meta);
@@ -238,12 +239,14 @@ int dr_image_encode(dr_format fmt, const dr_image *img, const dr_save_options *o
     }
     if (rc == DR_OK) {
         *buf = malloc(len > 0 ? (size_t)len : 1);
-        if (!*buf) rc = dr_error(DR_ERR_NOMEM, "%s: out of memory for %ld encoded bytes", name, len);
+        if (!*buf)
+            rc = dr_error(DR_ERR_NOMEM, "%s: out of memory for %ld encoded bytes", name, len);
         else if (fread(*buf, 1, (size_t)len, fp) != (size_t)len) {
             free(*buf);
             *buf = NULL;
             rc = dr_error(DR_ERR_IO, "%s: cannot read the temporary file back", name);
-        } else *size = (size_t)len;
+        } else
+            *size = (size_t)len;
     }
     fclose(fp);
     return rc;

@@ -23,20 +23,17 @@ static size_t sample_count(int width, int height, int channels) {
 int dr_image_alloc(dr_image *img, int width, int height, int channels, int depth) {
     if (!img) return dr_error(DR_ERR_INVALID, "dr_image_alloc: img is NULL");
     memset(img, 0, sizeof *img);
-    if (width <= 0 || height <= 0)
-        return dr_error(DR_ERR_INVALID, "dr_image_alloc: invalid size %dx%d", width, height);
+    if (width <= 0 || height <= 0) return dr_error(DR_ERR_INVALID, "dr_image_alloc: invalid size %dx%d", width, height);
     if (channels < 1 || channels > 4)
         return dr_error(DR_ERR_INVALID, "dr_image_alloc: invalid channel count %d", channels);
-    if (depth != 8 && depth != 16)
-        return dr_error(DR_ERR_INVALID, "dr_image_alloc: invalid depth %d (8 or 16)", depth);
+    if (depth != 8 && depth != 16) return dr_error(DR_ERR_INVALID, "dr_image_alloc: invalid depth %d (8 or 16)", depth);
     size_t n = sample_count(width, height, channels);
     if (n == 0)
-        return dr_error(DR_ERR_LIMIT, "dr_image_alloc: %dx%dx%d image is too large for memory",
-                        width, height, channels);
+        return dr_error(DR_ERR_LIMIT, "dr_image_alloc: %dx%dx%d image is too large for memory", width, height,
+                        channels);
     uint16_t *data = calloc(n, sizeof *data);
     if (!data)
-        return dr_error(DR_ERR_NOMEM, "dr_image_alloc: out of memory for a %dx%dx%d image",
-                        width, height, channels);
+        return dr_error(DR_ERR_NOMEM, "dr_image_alloc: out of memory for a %dx%dx%d image", width, height, channels);
     img->width = width;
     img->height = height;
     img->channels = channels;
@@ -54,15 +51,14 @@ void dr_image_free(dr_image *img) {
 int dr_image_validate(const dr_image *img, const char *name) {
     if (!img) return dr_error(DR_ERR_INVALID, "%s: image is NULL", name);
     if (img->width <= 0 || img->height <= 0)
-        return dr_error(DR_ERR_INVALID, "%s: invalid image size %dx%d", name, img->width,
-                        img->height);
+        return dr_error(DR_ERR_INVALID, "%s: invalid image size %dx%d", name, img->width, img->height);
     if (img->channels < 1 || img->channels > 4)
         return dr_error(DR_ERR_INVALID, "%s: invalid channel count %d", name, img->channels);
     if (img->depth != 8 && img->depth != 16)
         return dr_error(DR_ERR_INVALID, "%s: invalid depth %d (8 or 16)", name, img->depth);
     if (sample_count(img->width, img->height, img->channels) == 0)
-        return dr_error(DR_ERR_INVALID, "%s: image size %dx%dx%d overflows", name, img->width,
-                        img->height, img->channels);
+        return dr_error(DR_ERR_INVALID, "%s: image size %dx%dx%d overflows", name, img->width, img->height,
+                        img->channels);
     if (!img->data) return dr_error(DR_ERR_INVALID, "%s: image has no pixel data", name);
     if (img->depth == 8) {
         /* Out-of-range 8-bit samples are a caller bug; refuse rather than
@@ -71,10 +67,8 @@ int dr_image_validate(const dr_image *img, const char *name) {
         for (size_t i = 0; i < n; i++)
             if (img->data[i] > 255) {
                 size_t px = i / (size_t)img->channels;
-                return dr_error(DR_ERR_INVALID,
-                                "%s: sample value %u at (%zu, %zu) exceeds 255 in an 8-bit image",
-                                name, (unsigned)img->data[i], px % (size_t)img->width,
-                                px / (size_t)img->width);
+                return dr_error(DR_ERR_INVALID, "%s: sample value %u at (%zu, %zu) exceeds 255 in an 8-bit image", name,
+                                (unsigned)img->data[i], px % (size_t)img->width, px / (size_t)img->width);
             }
     }
     return DR_OK;
@@ -85,11 +79,10 @@ int dr_image_check_limit(const char *name, int64_t width, int64_t height, int64_
     /* Both come from 16/31-bit header fields, so the product cannot overflow;
      * check anyway so the function is safe for any caller. */
     if (width <= 0 || height <= 0)
-        return dr_error(DR_ERR_FORMAT, "%s: invalid image size %lldx%lld", name,
-                        (long long)width, (long long)height);
+        return dr_error(DR_ERR_FORMAT, "%s: invalid image size %lldx%lld", name, (long long)width, (long long)height);
     if (width > INT32_MAX || height > INT32_MAX || width > max_pixels / height)
-        return dr_error(DR_ERR_LIMIT, "%s: image is %lldx%lld, over the limit of %lld pixels",
-                        name, (long long)width, (long long)height, (long long)max_pixels);
+        return dr_error(DR_ERR_LIMIT, "%s: image is %lldx%lld, over the limit of %lld pixels", name, (long long)width,
+                        (long long)height, (long long)max_pixels);
     return DR_OK;
 }
 
@@ -103,8 +96,9 @@ dr_format dr_format_detect(const void *head, size_t n) {
     /* SOI followed by the first marker's 0xFF. */
     if (n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) return DR_FORMAT_JPEG;
     /* Classic TIFF (42) and BigTIFF (43), either byte order. */
-    if (n >= 4 && ((p[0] == 'I' && p[1] == 'I' && (p[2] == 42 || p[2] == 43) && p[3] == 0) ||
-                   (p[0] == 'M' && p[1] == 'M' && p[2] == 0 && (p[3] == 42 || p[3] == 43))))
+    if (n >= 4 &&
+        ((p[0] == 'I' && p[1] == 'I' && (p[2] == 42 || p[2] == 43) && p[3] == 0) ||
+         (p[0] == 'M' && p[1] == 'M' && p[2] == 0 && (p[3] == 42 || p[3] == 43))))
         return DR_FORMAT_TIFF;
     if (n >= 12 && memcmp(p, "RIFF", 4) == 0 && memcmp(p + 8, "WEBP", 4) == 0) return DR_FORMAT_WEBP;
     return DR_FORMAT_UNKNOWN;
@@ -141,11 +135,10 @@ void dr_image_info_describe(const dr_image_info *info, char *buf, size_t size) {
         return;
     }
     const char *scan = info->format == DR_FORMAT_JPEG ? "progressive" : "interlaced";
-    int n = snprintf(buf, size, "%s %dx%d, %d channel%s, %d-bit, %s%s%s",
-                     dr_format_name(info->format), info->width, info->height, info->channels,
-                     info->channels == 1 ? "" : "s", info->depth,
-                     dr_color_space_name(info->color_space), info->interlaced ? ", " : "",
-                     info->interlaced ? scan : "");
+    int n =
+        snprintf(buf, size, "%s %dx%d, %d channel%s, %d-bit, %s%s%s", dr_format_name(info->format), info->width,
+                 info->height, info->channels, info->channels == 1 ? "" : "s", info->depth,
+                 dr_color_space_name(info->color_space), info->interlaced ? ", " : "", info->interlaced ? scan : "");
     if (info->orientation > 1 && n > 0 && (size_t)n < size)
         n += snprintf(buf + n, size - (size_t)n, ", EXIF orientation %d (applied)", info->orientation);
     if (info->icc_size && n > 0 && (size_t)n < size)

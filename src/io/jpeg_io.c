@@ -27,7 +27,7 @@
 /* Progressive JPEGs may have any number of scans and each one re-walks the
  * coefficient buffer; real encoders emit about ten. The cap stops crafted
  * files from burning minutes of CPU (libjpeg-turbo's own tools use 500). */
-#define MAX_SCANS 500
+#define MAX_SCANS           500
 /* Our own message code for the scan limit, outside libjpeg's table. */
 #define CODE_TOO_MANY_SCANS (-1000)
 
@@ -98,8 +98,7 @@ static int read_failed(jpeg_reader *r) {
     case JWRN_JPEG_EOF: return dr_error(DR_ERR_FORMAT, "%s: truncated JPEG data", name);
     case JERR_OUT_OF_MEMORY: return dr_error(DR_ERR_NOMEM, "%s: out of memory decoding JPEG", name);
     case JERR_BAD_PRECISION:
-    case JERR_NOT_COMPILED:
-        return dr_error(DR_ERR_UNSUPPORTED, "%s: unsupported JPEG: %s", name, msg);
+    case JERR_NOT_COMPILED: return dr_error(DR_ERR_UNSUPPORTED, "%s: unsupported JPEG: %s", name, msg);
     case CODE_TOO_MANY_SCANS: return dr_error(DR_ERR_LIMIT, "%s: JPEG has %s", name, msg);
     default: return dr_error(DR_ERR_FORMAT, "%s: invalid JPEG: %s", name, msg);
     }
@@ -108,8 +107,7 @@ static int read_failed(jpeg_reader *r) {
 /* (a*b)/255 rounded, for a, b in 0..255. */
 static inline unsigned mul255(unsigned a, unsigned b) { return (a * b + 127) / 255; }
 
-static void convert_row(uint16_t *dst, const JSAMPLE *src, int width, int channels, int cmyk,
-                        int inverted) {
+static void convert_row(uint16_t *dst, const JSAMPLE *src, int width, int channels, int cmyk, int inverted) {
     if (!cmyk) {
         for (size_t i = 0, n = (size_t)width * (size_t)channels; i < n; i++) dst[i] = src[i];
         return;
@@ -125,8 +123,8 @@ static void convert_row(uint16_t *dst, const JSAMPLE *src, int width, int channe
     }
 }
 
-static int read_body(jpeg_reader *r, const unsigned char *buf, size_t size, int64_t max_pixels,
-                     int want_pixels, dr_image_info *info, dr_metadata *meta) {
+static int read_body(jpeg_reader *r, const unsigned char *buf, size_t size, int64_t max_pixels, int want_pixels,
+                     dr_image_info *info, dr_metadata *meta) {
     if (setjmp(r->err.jb)) return read_failed(r);
     j_decompress_ptr ci = &r->cinfo;
     jpeg_create_decompress(ci);
@@ -147,8 +145,8 @@ static int read_body(jpeg_reader *r, const unsigned char *buf, size_t size, int6
             DR_TRY(dr_meta_set(&meta->exif, &meta->exif_size, mk->data + 6, mk->data_length - 6, r->name, "EXIF"));
         } else if (mk->marker == JPEG_APP0 + 1 && mk->data_length > sizeof xmp_sig &&
                    memcmp(mk->data, xmp_sig, sizeof xmp_sig) == 0) {
-            DR_TRY(dr_meta_set(&meta->xmp, &meta->xmp_size, mk->data + sizeof xmp_sig,
-                               mk->data_length - sizeof xmp_sig, r->name, "XMP"));
+            DR_TRY(dr_meta_set(&meta->xmp, &meta->xmp_size, mk->data + sizeof xmp_sig, mk->data_length - sizeof xmp_sig,
+                               r->name, "XMP"));
         } else if (mk->marker == JPEG_APP0 + 13) {
             const unsigned char *iptc;
             size_t n;
@@ -170,8 +168,8 @@ static int read_body(jpeg_reader *r, const unsigned char *buf, size_t size, int6
     case JCS_CMYK: cs = DR_CS_CMYK, out = JCS_CMYK; break;
     case JCS_YCCK: cs = DR_CS_YCCK, out = JCS_CMYK; break; /* libjpeg turns YCCK into CMYK */
     default:
-        return dr_error(DR_ERR_UNSUPPORTED, "%s: JPEG with %d components is not supported",
-                        r->name, ci->num_components);
+        return dr_error(DR_ERR_UNSUPPORTED, "%s: JPEG with %d components is not supported", r->name,
+                        ci->num_components);
     }
     if (info) {
         info->format = DR_FORMAT_JPEG;
@@ -193,8 +191,7 @@ static int read_body(jpeg_reader *r, const unsigned char *buf, size_t size, int6
     int in_comps = out == JCS_CMYK ? 4 : channels;
     if ((int)ci->output_width != r->img.width || (int)ci->output_height != r->img.height ||
         ci->output_components != in_comps)
-        return dr_error(DR_ERR_FORMAT, "%s: JPEG decoder output does not match its header",
-                        r->name);
+        return dr_error(DR_ERR_FORMAT, "%s: JPEG decoder output does not match its header", r->name);
     r->row = malloc((size_t)ci->output_width * (size_t)in_comps);
     if (!r->row) return dr_error(DR_ERR_NOMEM, "%s: out of memory", r->name);
     size_t stride = (size_t)r->img.width * (size_t)channels;
@@ -205,16 +202,16 @@ static int read_body(jpeg_reader *r, const unsigned char *buf, size_t size, int6
          * refuse rather than loop forever. */
         if (jpeg_read_scanlines(ci, rows, 1) != 1)
             return dr_error(DR_ERR_FORMAT, "%s: JPEG decoder returned no data", r->name);
-        convert_row(r->img.data + (size_t)y * stride, r->row, r->img.width, channels,
-                    out == JCS_CMYK, ci->saw_Adobe_marker);
+        convert_row(r->img.data + (size_t)y * stride, r->row, r->img.width, channels, out == JCS_CMYK,
+                    ci->saw_Adobe_marker);
     }
     /* Reads up to EOI, so data cut anywhere before it is reported. */
     (void)jpeg_finish_decompress(ci);
     return DR_OK;
 }
 
-int dr_jpeg_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
-                   dr_image *img, dr_image_info *info, dr_metadata *meta) {
+int dr_jpeg_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+                   dr_image_info *info, dr_metadata *meta) {
 #if SIZE_MAX > ULONG_MAX
     /* jpeg_mem_src takes an unsigned long. */
     if (size > ULONG_MAX) return dr_error(DR_ERR_LIMIT, "%s: JPEG data too large", name);
@@ -246,15 +243,13 @@ typedef struct {
 } jpeg_writer;
 
 static int write_failed(jpeg_writer *w, const char *path) {
-    if (w->err.io_errno)
-        return dr_error(DR_ERR_IO, "%s: write failed: %s", path, strerror(w->err.io_errno));
-    if (w->err.code == JERR_OUT_OF_MEMORY)
-        return dr_error(DR_ERR_NOMEM, "%s: out of memory writing JPEG", path);
+    if (w->err.io_errno) return dr_error(DR_ERR_IO, "%s: write failed: %s", path, strerror(w->err.io_errno));
+    if (w->err.code == JERR_OUT_OF_MEMORY) return dr_error(DR_ERR_NOMEM, "%s: out of memory writing JPEG", path);
     return dr_error(DR_ERR_INVALID, "%s: cannot encode JPEG: %s", path, w->err.msg);
 }
 
-static void write_marker(j_compress_ptr ci, int marker, const char *sig, size_t sig_len,
-                         const unsigned char *data, size_t n) {
+static void write_marker(j_compress_ptr ci, int marker, const char *sig, size_t sig_len, const unsigned char *data,
+                         size_t n) {
     jpeg_write_m_header(ci, marker, (unsigned int)(sig_len + n));
     for (size_t i = 0; i < sig_len; i++) jpeg_write_m_byte(ci, (unsigned char)sig[i]);
     for (size_t i = 0; i < n; i++) jpeg_write_m_byte(ci, data[i]);
@@ -263,8 +258,8 @@ static void write_marker(j_compress_ptr ci, int marker, const char *sig, size_t 
 /* A marker segment holds at most 65533 bytes of payload. */
 #define JPEG_MAX_PAYLOAD 65533u
 
-static int write_body(jpeg_writer *w, FILE *fp, const char *path, const dr_image *img,
-                      int quality, const dr_out_meta *m) {
+static int write_body(jpeg_writer *w, FILE *fp, const char *path, const dr_image *img, int quality,
+                      const dr_out_meta *m) {
     if (setjmp(w->err.jb)) return write_failed(w, path);
     j_compress_ptr ci = &w->cinfo;
     jpeg_create_compress(ci);
@@ -295,13 +290,15 @@ static int write_body(jpeg_writer *w, FILE *fp, const char *path, const dr_image
     /* Metadata right after SOI/JFIF: EXIF, XMP (APP1), ICC (APP2), IPTC (APP13). */
     if (m && m->exif_size) {
         if (m->exif_size > JPEG_MAX_PAYLOAD - 6)
-            return dr_error(DR_ERR_UNSUPPORTED, "%s: the EXIF (%zu bytes) does not fit in a JPEG APP1 segment", path, m->exif_size);
+            return dr_error(DR_ERR_UNSUPPORTED, "%s: the EXIF (%zu bytes) does not fit in a JPEG APP1 segment", path,
+                            m->exif_size);
         write_marker(ci, JPEG_APP0 + 1, "Exif\0\0", 6, m->exif, m->exif_size);
     }
     if (m && m->xmp_size) {
         static const char sig[] = "http://ns.adobe.com/xap/1.0/";
         if (m->xmp_size > JPEG_MAX_PAYLOAD - sizeof sig)
-            return dr_error(DR_ERR_UNSUPPORTED, "%s: the XMP (%zu bytes) does not fit in a JPEG APP1 segment", path, m->xmp_size);
+            return dr_error(DR_ERR_UNSUPPORTED, "%s: the XMP (%zu bytes) does not fit in a JPEG APP1 segment", path,
+                            m->xmp_size);
         write_marker(ci, JPEG_APP0 + 1, sig, sizeof sig, m->xmp, m->xmp_size);
     }
     if (m && m->icc_size) jpeg_write_icc_profile(ci, m->icc, (unsigned int)m->icc_size);
@@ -310,7 +307,8 @@ static int write_body(jpeg_writer *w, FILE *fp, const char *path, const dr_image
         if (dr_iptc_to_app13(m->iptc, m->iptc_size, &w->app13, &n) != DR_OK)
             return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
         if (n > JPEG_MAX_PAYLOAD)
-            return dr_error(DR_ERR_UNSUPPORTED, "%s: the IPTC (%zu bytes) does not fit in a JPEG APP13 segment", path, m->iptc_size);
+            return dr_error(DR_ERR_UNSUPPORTED, "%s: the IPTC (%zu bytes) does not fit in a JPEG APP13 segment", path,
+                            m->iptc_size);
         write_marker(ci, JPEG_APP0 + 13, "", 0, w->app13, n);
     }
     size_t stride = (size_t)img->width * (size_t)img->channels;
@@ -332,8 +330,8 @@ static int write_body(jpeg_writer *w, FILE *fp, const char *path, const dr_image
 
 int dr_jpeg_encode(FILE *fp, const char *path, const dr_image *img, int quality, const dr_out_meta *m) {
     if (img->width > JPEG_MAX_DIMENSION || img->height > JPEG_MAX_DIMENSION)
-        return dr_error(DR_ERR_UNSUPPORTED, "%s: JPEG cannot store %dx%d (max %d per side)",
-                        path, img->width, img->height, (int)JPEG_MAX_DIMENSION);
+        return dr_error(DR_ERR_UNSUPPORTED, "%s: JPEG cannot store %dx%d (max %d per side)", path, img->width,
+                        img->height, (int)JPEG_MAX_DIMENSION);
     jpeg_writer *w = calloc(1, sizeof *w);
     if (!w) return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
     init_errors(&w->err);

@@ -22,11 +22,9 @@ void dr_metadata_free(dr_metadata *m) {
     memset(m, 0, sizeof *m);
 }
 
-int dr_meta_set(unsigned char **dst, size_t *dst_size, const void *src, size_t n, const char *name,
-                const char *what) {
+int dr_meta_set(unsigned char **dst, size_t *dst_size, const void *src, size_t n, const char *name, const char *what) {
     size_t max = strcmp(what, "ICC profile") == 0 ? DR_MAX_ICC_SIZE : DR_MAX_META_SIZE;
-    if (n > max)
-        return dr_error(DR_ERR_LIMIT, "%s: the %s is %zu bytes, over the limit of %zu", name, what, n, max);
+    if (n > max) return dr_error(DR_ERR_LIMIT, "%s: the %s is %zu bytes, over the limit of %zu", name, what, n, max);
     if (*dst) return DR_OK; /* the first one found wins */
     if (n == 0) return DR_OK;
     unsigned char *p = malloc(n + 1);
@@ -41,7 +39,7 @@ int dr_meta_set(unsigned char **dst, size_t *dst_size, const void *src, size_t n
 unsigned dr_metadata_unsupported(dr_format f, const dr_metadata *m) {
     if (!m) return 0;
     unsigned have = (m->icc_size ? DR_META_ICC : 0) | (m->exif_size ? DR_META_EXIF : 0) |
-                    (m->xmp_size ? DR_META_XMP : 0) | (m->iptc_size ? DR_META_IPTC : 0);
+        (m->xmp_size ? DR_META_XMP : 0) | (m->iptc_size ? DR_META_IPTC : 0);
     switch (f) {
     case DR_FORMAT_JPEG: {
         /* one APP1 segment each (65533 bytes less the signature), with room
@@ -91,8 +89,10 @@ static void put_escaped(sbuf *b, const char *s) {
         case '&': puts_(b, "&amp;"); break;
         case '"': puts_(b, "&quot;"); break;
         default:
-            if ((unsigned char)*s < 32 && *s != '\t') puts_(b, " ");
-            else put(b, s, 1);
+            if ((unsigned char)*s < 32 && *s != '\t')
+                puts_(b, " ");
+            else
+                put(b, s, 1);
         }
     }
 }
@@ -160,9 +160,10 @@ int dr_xmp_for_output(const unsigned char *xmp, size_t n, const char *const *pro
         put(&b, d.p, d.n);
         put(&b, end, n - (size_t)(end - x));
     } else {
-        puts_(&b, "<?xpacket begin=\"\xEF\xBB\xBF\" id=\"W5M0MpCehiHzreSzNTczkc9d\"?>\n"
-                  "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\">\n"
-                  "<rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\">\n");
+        puts_(&b,
+              "<?xpacket begin=\"\xEF\xBB\xBF\" id=\"W5M0MpCehiHzreSzNTczkc9d\"?>\n"
+              "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\">\n"
+              "<rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\">\n");
         put(&b, d.p, d.n);
         puts_(&b, "</rdf:RDF>\n</x:xmpmeta>\n<?xpacket end=\"w\"?>");
     }
@@ -179,7 +180,9 @@ int dr_xmp_for_output(const unsigned char *xmp, size_t n, const char *const *pro
 
 /* ------------------------------------------------------------------ IPTC in Photoshop APP13 */
 
-static uint32_t be32(const unsigned char *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+static uint32_t be32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
 
 int dr_iptc_from_app13(const unsigned char *p, size_t n, const unsigned char **iptc, size_t *iptc_size) {
     static const char sig[] = "Photoshop 3.0";
@@ -220,7 +223,8 @@ int dr_iptc_to_app13(const unsigned char *iptc, size_t n, unsigned char **out, s
     memcpy(b + q, "8BIM", 4), q += 4;
     b[q++] = 0x04, b[q++] = 0x04;
     b[q++] = 0, b[q++] = 0; /* empty name, padded */
-    b[q++] = (unsigned char)(n >> 24), b[q++] = (unsigned char)(n >> 16), b[q++] = (unsigned char)(n >> 8), b[q++] = (unsigned char)n;
+    b[q++] = (unsigned char)(n >> 24), b[q++] = (unsigned char)(n >> 16), b[q++] = (unsigned char)(n >> 8),
+    b[q++] = (unsigned char)n;
     memcpy(b + q, iptc, n), q += n;
     if (n & 1) b[q++] = 0;
     *out = b;
@@ -241,8 +245,8 @@ int dr_out_meta_prepare(const dr_save_options *o, const dr_image *img, const cha
     const dr_metadata *in = o->metadata;
     if (in && in->icc_size) {
         if (in->icc_size > DR_MAX_ICC_SIZE)
-            return dr_error(DR_ERR_LIMIT, "%s: the ICC profile is %zu bytes, over the limit of %zu", path,
-                            in->icc_size, (size_t)DR_MAX_ICC_SIZE);
+            return dr_error(DR_ERR_LIMIT, "%s: the ICC profile is %zu bytes, over the limit of %zu", path, in->icc_size,
+                            (size_t)DR_MAX_ICC_SIZE);
         m->icc = in->icc, m->icc_size = in->icc_size;
     }
     if (in && in->iptc_size) m->iptc = in->iptc, m->iptc_size = in->iptc_size;
@@ -251,8 +255,8 @@ int dr_out_meta_prepare(const dr_save_options *o, const dr_image *img, const cha
         if (rc != DR_OK) return rc;
     }
     if (o->provenance && o->provenance[0]) {
-        int rc = dr_xmp_for_output(in ? in->xmp : NULL, in ? in->xmp_size : 0, o->provenance, path, &m->xmp,
-                                   &m->xmp_size);
+        int rc =
+            dr_xmp_for_output(in ? in->xmp : NULL, in ? in->xmp_size : 0, o->provenance, path, &m->xmp, &m->xmp_size);
         if (rc != DR_OK) {
             dr_out_meta_free(m);
             return rc;

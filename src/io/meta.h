@@ -9,17 +9,20 @@
 
 /* What an encoder writes: the blocks ready for the file (NULL/0: none). */
 typedef struct {
-    const unsigned char *icc; size_t icc_size;
-    unsigned char *exif; size_t exif_size; /* rewritten for the output */
-    unsigned char *xmp; size_t xmp_size;   /* with the provenance */
-    const unsigned char *iptc; size_t iptc_size;
+    const unsigned char *icc;
+    size_t icc_size;
+    unsigned char *exif;
+    size_t exif_size; /* rewritten for the output */
+    unsigned char *xmp;
+    size_t xmp_size; /* with the provenance */
+    const unsigned char *iptc;
+    size_t iptc_size;
 } dr_out_meta;
 
 /* Copy a metadata block into *dst (the first one found wins; an empty one is
  * ignored). Over DR_MAX_ICC_SIZE ("ICC profile") or DR_MAX_META_SIZE
  * (anything else): DR_ERR_LIMIT naming the file. The copy has a NUL after it. */
-int dr_meta_set(unsigned char **dst, size_t *dst_size, const void *src, size_t n, const char *name,
-                const char *what);
+int dr_meta_set(unsigned char **dst, size_t *dst_size, const void *src, size_t n, const char *name, const char *what);
 /* XMP with the provenance properties added (a new packet when xmp is empty). */
 int dr_xmp_for_output(const unsigned char *xmp, size_t n, const char *const *prov, const char *name,
                       unsigned char **out, size_t *out_size);

@@ -21,9 +21,9 @@
 #include <zlib.h>
 
 typedef struct {
-    char msg[256];  /* libpng's message; copied because it may live on the stack */
-    int truncated;  /* the read callback ran past the end of the data */
-    int io_errno;   /* the write callback failed with this errno */
+    char msg[256]; /* libpng's message; copied because it may live on the stack */
+    int truncated; /* the read callback ran past the end of the data */
+    int io_errno;  /* the write callback failed with this errno */
 } png_errstate;
 
 static void on_png_error(png_structp png, png_const_charp msg) {
@@ -56,8 +56,8 @@ static int is_oom(const char *msg) {
 static int exif_orientation(const unsigned char *buf, size_t size) {
     size_t pos = 8;
     while (pos + 12 <= size) {
-        uint32_t len = (uint32_t)buf[pos] << 24 | (uint32_t)buf[pos + 1] << 16 |
-                       (uint32_t)buf[pos + 2] << 8 | buf[pos + 3];
+        uint32_t len =
+            (uint32_t)buf[pos] << 24 | (uint32_t)buf[pos + 1] << 16 | (uint32_t)buf[pos + 2] << 8 | buf[pos + 3];
         const unsigned char *type = buf + pos + 4;
         if (len > size - pos - 12 || memcmp(type, "IDAT", 4) == 0) break;
         if (memcmp(type, "eXIf", 4) == 0) return dr_exif_orientation(buf + pos + 8, len);
@@ -89,7 +89,8 @@ static int inflate_chunk(const unsigned char *p, size_t n, size_t max, const cha
         zr = inflate(&z, Z_NO_FLUSH);
         if (zr == Z_STREAM_END) break;
         if (zr != Z_OK && zr != Z_BUF_ERROR) {
-            rc = dr_error(DR_ERR_FORMAT, "%s: invalid PNG: the %s is corrupt (%s)", name, what, z.msg ? z.msg : "zlib error");
+            rc = dr_error(DR_ERR_FORMAT, "%s: invalid PNG: the %s is corrupt (%s)", name, what,
+                          z.msg ? z.msg : "zlib error");
             break;
         }
         if (z.avail_out == 0) {
@@ -125,7 +126,8 @@ static int inflate_chunk(const unsigned char *p, size_t n, size_t max, const cha
 static int read_metadata(const unsigned char *buf, size_t size, const char *name, dr_metadata *meta) {
     size_t pos = 8;
     while (pos + 12 <= size) {
-        uint32_t len = (uint32_t)buf[pos] << 24 | (uint32_t)buf[pos + 1] << 16 | (uint32_t)buf[pos + 2] << 8 | buf[pos + 3];
+        uint32_t len =
+            (uint32_t)buf[pos] << 24 | (uint32_t)buf[pos + 1] << 16 | (uint32_t)buf[pos + 2] << 8 | buf[pos + 3];
         const unsigned char *type = buf + pos + 4, *d = buf + pos + 8;
         if (len > size - pos - 12 || memcmp(type, "IEND", 4) == 0) break;
         if (memcmp(type, "iCCP", 4) == 0 && !meta->icc) {
@@ -250,8 +252,7 @@ static int read_body(png_reader *r, int64_t max_pixels, int want_pixels, dr_imag
     case PNG_COLOR_TYPE_PALETTE:
     case PNG_COLOR_TYPE_RGB: channels = 3 + trns; break;
     case PNG_COLOR_TYPE_RGB_ALPHA: channels = 4; break;
-    default:
-        return dr_error(DR_ERR_UNSUPPORTED, "%s: PNG colour type %d", r->name, color_type);
+    default: return dr_error(DR_ERR_UNSUPPORTED, "%s: PNG colour type %d", r->name, color_type);
     }
     int depth = bit_depth == 16 ? 16 : 8;
     if (info) {
@@ -292,8 +293,8 @@ static int read_body(png_reader *r, int64_t max_pixels, int want_pixels, dr_imag
     return DR_OK;
 }
 
-int dr_png_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
-                  dr_image *img, dr_image_info *info, dr_metadata *meta) {
+int dr_png_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+                  dr_image_info *info, dr_metadata *meta) {
     png_reader r;
     memset(&r, 0, sizeof r);
     r.name = name;
@@ -353,18 +354,16 @@ static void flush_file(png_structp png) {
 
 static int write_body(png_writer *w, const char *path, const dr_image *img, const dr_out_meta *m) {
     if (setjmp(png_jmpbuf(w->png))) {
-        if (w->err.io_errno)
-            return dr_error(DR_ERR_IO, "%s: write failed: %s", path, strerror(w->err.io_errno));
+        if (w->err.io_errno) return dr_error(DR_ERR_IO, "%s: write failed: %s", path, strerror(w->err.io_errno));
         if (is_oom(w->err.msg)) return dr_error(DR_ERR_NOMEM, "%s: out of memory writing PNG", path);
         return dr_error(DR_ERR_INVALID, "%s: cannot encode PNG: %s", path, w->err.msg);
     }
-    static const int types[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA,
-                                 PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGB_ALPHA};
+    static const int types[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
+                                 PNG_COLOR_TYPE_RGB_ALPHA};
     png_set_user_limits(w->png, 0x7fffffff, 0x7fffffff);
     png_set_write_fn(w->png, w, write_to_file, flush_file);
-    png_set_IHDR(w->png, w->info, (png_uint_32)img->width, (png_uint_32)img->height, img->depth,
-                 types[img->channels], PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(w->png, w->info, (png_uint_32)img->width, (png_uint_32)img->height, img->depth, types[img->channels],
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     if (m && m->icc_size) {
         /* libpng checks the profile against the colour type; a mismatch is
          * an error here, not a silent drop */

@@ -50,9 +50,15 @@ static toff_t mem_seek(thandle_t h, toff_t off, int whence) {
     m->pos = (size_t)(base + off);
     return m->pos;
 }
-static int mem_close(thandle_t h) { (void)h; return 0; }
+static int mem_close(thandle_t h) {
+    (void)h;
+    return 0;
+}
 static toff_t mem_size(thandle_t h) { return ((tiff_io *)h)->size; }
-static int no_map(thandle_t h, void **base, toff_t *size) { (void)h, (void)base, (void)size; return 0; }
+static int no_map(thandle_t h, void **base, toff_t *size) {
+    (void)h, (void)base, (void)size;
+    return 0;
+}
 static void no_unmap(thandle_t h, void *base, toff_t size) { (void)h, (void)base, (void)size; }
 
 static tmsize_t file_read(thandle_t h, void *dst, tmsize_t n) {
@@ -93,10 +99,10 @@ static TIFF *open_tiff(tiff_io *m, const char *name, const char *mode, int writi
     TIFFOpenOptionsSetMaxSingleMemAlloc(opts, TIFF_MAX_ALLOC);
     TIFFOpenOptionsSetErrorHandlerExtR(opts, on_error, m);
     TIFFOpenOptionsSetWarningHandlerExtR(opts, on_warning, m);
-    TIFF *t = writing ? TIFFClientOpenExt(name, mode, m, file_read, file_write, file_seek, mem_close,
-                                          file_size, no_map, no_unmap, opts)
-                      : TIFFClientOpenExt(name, mode, m, mem_read, mem_write, mem_seek, mem_close,
-                                          mem_size, no_map, no_unmap, opts);
+    TIFF *t = writing
+        ? TIFFClientOpenExt(name, mode, m, file_read, file_write, file_seek, mem_close, file_size, no_map, no_unmap,
+                            opts)
+        : TIFFClientOpenExt(name, mode, m, mem_read, mem_write, mem_seek, mem_close, mem_size, no_map, no_unmap, opts);
     TIFFOpenOptionsFree(opts);
     return t;
 }
@@ -131,7 +137,8 @@ static int read_direct(TIFF *t, tiff_io *m, const char *name, dr_image *img, int
         uint32_t tw = 0, th = 0;
         TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
         TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
-        if (tw == 0 || th == 0 || tw > (1u << 20) || th > (1u << 20) || (uint64_t)tw * th * (uint64_t)c * bpsmp > (uint64_t)TIFF_MAX_ALLOC)
+        if (tw == 0 || th == 0 || tw > (1u << 20) || th > (1u << 20) ||
+            (uint64_t)tw * th * (uint64_t)c * bpsmp > (uint64_t)TIFF_MAX_ALLOC)
             return dr_error(DR_ERR_FORMAT, "%s: invalid TIFF: tile size %ux%u", name, tw, th);
         tmsize_t ts = TIFFTileSize(t);
         if (ts <= 0 || (uint64_t)ts < (uint64_t)tw * th * (uint64_t)c * bpsmp)
@@ -147,8 +154,8 @@ static int read_direct(TIFF *t, tiff_io *m, const char *name, dr_image *img, int
                 uint32_t cw = (uint32_t)w - x0 < tw ? (uint32_t)w - x0 : tw;
                 uint32_t ch = (uint32_t)h - y0 < th ? (uint32_t)h - y0 : th;
                 for (uint32_t y = 0; y < ch; y++)
-                    put_samples(img->data + (((size_t)(y0 + y) * w) + x0) * c,
-                                tb + (size_t)y * tw * c * bpsmp, (size_t)cw * c, bps);
+                    put_samples(img->data + (((size_t)(y0 + y) * w) + x0) * c, tb + (size_t)y * tw * c * bpsmp,
+                                (size_t)cw * c, bps);
             }
         _TIFFfree(tb);
         return DR_OK;
@@ -191,8 +198,10 @@ static int read_rgba(TIFF *t, tiff_io *m, const char *name, dr_image *img, int g
     for (size_t i = 0; i < n; i++) {
         uint32_t p = raster[i];
         uint16_t *d = img->data + i * c;
-        if (gray) d[0] = (uint16_t)TIFFGetR(p);
-        else d[0] = (uint16_t)TIFFGetR(p), d[1] = (uint16_t)TIFFGetG(p), d[2] = (uint16_t)TIFFGetB(p);
+        if (gray)
+            d[0] = (uint16_t)TIFFGetR(p);
+        else
+            d[0] = (uint16_t)TIFFGetR(p), d[1] = (uint16_t)TIFFGetG(p), d[2] = (uint16_t)TIFFGetB(p);
         if (alpha) d[c - 1] = (uint16_t)TIFFGetA(p);
     }
     free(raster);
@@ -215,7 +224,8 @@ static int read_metadata(TIFF *t, const char *name, dr_metadata *meta) {
         const TIFFField *f = TIFFFieldWithTag(t, TIFFTAG_RICHTIFFIPTC);
         size_t unit = f && (TIFFFieldDataType(f) == TIFF_LONG || TIFFFieldDataType(f) == TIFF_SLONG) ? 4 : 1;
         if (n > DR_MAX_META_SIZE / unit)
-            return dr_error(DR_ERR_LIMIT, "%s: the IPTC is over the limit of %zu bytes", name, (size_t)DR_MAX_META_SIZE);
+            return dr_error(DR_ERR_LIMIT, "%s: the IPTC is over the limit of %zu bytes", name,
+                            (size_t)DR_MAX_META_SIZE);
         DR_TRY(dr_meta_set(&meta->iptc, &meta->iptc_size, d, (size_t)n * unit, name, "IPTC"));
     }
     return DR_OK;
@@ -245,15 +255,17 @@ static int read_exif(TIFF *t, const char *name, dr_metadata *meta) {
         unsigned char *e;
         size_t n;
         rc = dr_exif_from_text(in_exif, tags, vals, N, &e, &n);
-        if (rc != DR_OK) rc = dr_error(rc, "%s: out of memory for the EXIF", name);
-        else meta->exif = e, meta->exif_size = n;
+        if (rc != DR_OK)
+            rc = dr_error(rc, "%s: out of memory for the EXIF", name);
+        else
+            meta->exif = e, meta->exif_size = n;
     }
     for (int i = 0; i < N; i++) free(vals[i]);
     return rc;
 }
 
-int dr_tiff_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
-                   dr_image *img, dr_image_info *info, dr_metadata *meta) {
+int dr_tiff_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+                   dr_image_info *info, dr_metadata *meta) {
     tiff_io m = {.buf = buf, .size = size};
     TIFF *t = open_tiff(&m, name, "rm", 0);
     if (!t) return tiff_fail(&m, name, "cannot open");
@@ -270,8 +282,7 @@ int dr_tiff_decode(const unsigned char *buf, size_t size, const char *name, int6
     TIFFGetFieldDefaulted(t, TIFFTAG_BITSPERSAMPLE, &bps);
     TIFFGetFieldDefaulted(t, TIFFTAG_ORIENTATION, &orient);
     TIFFGetFieldDefaulted(t, TIFFTAG_EXTRASAMPLES, &nextra, &extra);
-    if (!TIFFGetField(t, TIFFTAG_PHOTOMETRIC, &photo))
-        photo = spp >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK;
+    if (!TIFFGetField(t, TIFFTAG_PHOTOMETRIC, &photo)) photo = spp >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK;
     if (w == 0 || h == 0 || w > INT32_MAX || h > INT32_MAX) {
         rc = dr_error(DR_ERR_FORMAT, "%s: invalid TIFF: image size %ux%u", name, w, h);
         goto done;
@@ -322,8 +333,10 @@ int dr_tiff_decode(const unsigned char *buf, size_t size, const char *name, int6
     if (rc == DR_OK) rc = read_exif(t, name, meta); /* last: it leaves the image's directory */
 done:
     TIFFClose(t);
-    if (rc == DR_OK && img) *img = out;
-    else dr_image_free(&out);
+    if (rc == DR_OK && img)
+        *img = out;
+    else
+        dr_image_free(&out);
     return rc;
 }
 
@@ -369,8 +382,10 @@ int dr_tiff_encode(FILE *fp, const char *path, const dr_image *img, const dr_out
     for (int y = 0; rc == DR_OK && y < h; y++) {
         const uint16_t *s = img->data + (size_t)y * w * c;
         for (size_t i = 0; i < (size_t)w * c; i++) {
-            if (bps == 8) row[i] = (unsigned char)s[i];
-            else memcpy(row + 2 * i, &s[i], 2);
+            if (bps == 8)
+                row[i] = (unsigned char)s[i];
+            else
+                memcpy(row + 2 * i, &s[i], 2);
         }
         if (TIFFWriteScanline(t, row, (uint32_t)y, 0) < 0)
             rc = dr_error(DR_ERR_IO, "%s: cannot write the TIFF: %s", path, m.msg[0] ? m.msg : "write failed");
@@ -385,7 +400,9 @@ int dr_tiff_encode(FILE *fp, const char *path, const dr_image *img, const dr_out
             if (vals[i] && dr_exif_text_in_exif[i]) ok = TIFFSetField(t, (uint32_t)dr_exif_text_tags[i], vals[i]);
         ok = ok && TIFFWriteCustomDirectory(t, &off) && off;
         ok = ok && TIFFSetDirectory(t, 0) && TIFFSetField(t, TIFFTAG_EXIFIFD, off) && TIFFRewriteDirectory(t);
-        if (!ok) rc = dr_error(DR_ERR_IO, "%s: cannot write the TIFF's EXIF directory: %s", path, m.msg[0] ? m.msg : "libtiff failed");
+        if (!ok)
+            rc = dr_error(DR_ERR_IO, "%s: cannot write the TIFF's EXIF directory: %s", path,
+                          m.msg[0] ? m.msg : "libtiff failed");
     }
     for (int i = 0; i < DR_EXIF_TEXT_TAGS; i++) free(vals[i]);
     TIFFClose(t);

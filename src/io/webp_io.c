@@ -28,14 +28,16 @@ static const char *vp8_status(VP8StatusCode s) {
 }
 
 /* The orientation, and the ICCP, EXIF and XMP chunks (libwebpdemux). */
-static int webp_metadata(const unsigned char *buf, size_t size, const char *name, int *orientation,
-                         dr_metadata *meta) {
+static int webp_metadata(const unsigned char *buf, size_t size, const char *name, int *orientation, dr_metadata *meta) {
     *orientation = 1;
     WebPData d = {buf, size};
     WebPDemuxer *dm = WebPDemux(&d);
     if (!dm) return DR_OK; /* a simple (VP8/VP8L) file the decoder judges */
-    static const struct { const char *fourcc; uint32_t flag; const char *what; } parts[3] = {
-        {"ICCP", ICCP_FLAG, "ICC profile"}, {"EXIF", EXIF_FLAG, "EXIF"}, {"XMP ", XMP_FLAG, "XMP"}};
+    static const struct {
+        const char *fourcc;
+        uint32_t flag;
+        const char *what;
+    } parts[3] = {{"ICCP", ICCP_FLAG, "ICC profile"}, {"EXIF", EXIF_FLAG, "EXIF"}, {"XMP ", XMP_FLAG, "XMP"}};
     unsigned char **dst[3] = {&meta->icc, &meta->exif, &meta->xmp};
     size_t *dsz[3] = {&meta->icc_size, &meta->exif_size, &meta->xmp_size};
     const uint32_t flags = WebPDemuxGetI(dm, WEBP_FF_FORMAT_FLAGS);
@@ -54,8 +56,8 @@ static int webp_metadata(const unsigned char *buf, size_t size, const char *name
     return rc;
 }
 
-int dr_webp_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels,
-                   dr_image *img, dr_image_info *info, dr_metadata *meta) {
+int dr_webp_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+                   dr_image_info *info, dr_metadata *meta) {
     WebPBitstreamFeatures f;
     VP8StatusCode s = WebPGetFeatures(buf, size, &f);
     if (s != VP8_STATUS_OK) return dr_error(DR_ERR_FORMAT, "%s: invalid WebP: %s", name, vp8_status(s));
@@ -86,8 +88,8 @@ int dr_webp_decode(const unsigned char *buf, size_t size, const char *name, int6
         return dr_error(DR_ERR_NOMEM, "%s: out of memory", name);
     }
     const int stride = f.width * channels;
-    uint8_t *ok = f.has_alpha ? WebPDecodeRGBAInto(buf, size, px, n, stride)
-                              : WebPDecodeRGBInto(buf, size, px, n, stride);
+    uint8_t *ok =
+        f.has_alpha ? WebPDecodeRGBAInto(buf, size, px, n, stride) : WebPDecodeRGBInto(buf, size, px, n, stride);
     if (!ok) {
         free(px);
         dr_image_free(&out);
@@ -108,10 +110,13 @@ int dr_webp_encode(FILE *fp, const char *path, const dr_image *img, int quality,
     for (size_t i = 0; i < n; i++) {
         const uint16_t *s = img->data + i * c;
         uint8_t v[4];
-        for (int k = 0; k < c; k++) v[k] = img->depth == 16 ? (uint8_t)((s[k] * 255u + 32767u) / 65535u) : (uint8_t)s[k];
+        for (int k = 0; k < c; k++)
+            v[k] = img->depth == 16 ? (uint8_t)((s[k] * 255u + 32767u) / 65535u) : (uint8_t)s[k];
         uint8_t *d = px + i * oc;
-        if (c <= 2) d[0] = d[1] = d[2] = v[0];
-        else d[0] = v[0], d[1] = v[1], d[2] = v[2];
+        if (c <= 2)
+            d[0] = d[1] = d[2] = v[0];
+        else
+            d[0] = v[0], d[1] = v[1], d[2] = v[2];
         if (alpha) d[3] = v[c - 1];
     }
     uint8_t *out = NULL;
@@ -124,7 +129,8 @@ int dr_webp_encode(FILE *fp, const char *path, const dr_image *img, int quality,
     free(px);
     if (size == 0 || !out) {
         WebPFree(out);
-        return dr_error(DR_ERR_UNSUPPORTED, "%s: WebP encoding failed (%dx%d; WebP allows at most 16383x16383)", path, w, h);
+        return dr_error(DR_ERR_UNSUPPORTED, "%s: WebP encoding failed (%dx%d; WebP allows at most 16383x16383)", path,
+                        w, h);
     }
     WebPData assembled = {out, size};
     int rc = DR_OK;
@@ -134,13 +140,17 @@ int dr_webp_encode(FILE *fp, const char *path, const dr_image *img, int quality,
         WebPMux *mux = WebPMuxCreate(&bits, 0);
         WebPData c;
         WebPMuxError e = mux ? WEBP_MUX_OK : WEBP_MUX_MEMORY_ERROR;
-        if (e == WEBP_MUX_OK && m->icc_size) c = (WebPData){m->icc, m->icc_size}, e = WebPMuxSetChunk(mux, "ICCP", &c, 0);
-        if (e == WEBP_MUX_OK && m->exif_size) c = (WebPData){m->exif, m->exif_size}, e = WebPMuxSetChunk(mux, "EXIF", &c, 0);
-        if (e == WEBP_MUX_OK && m->xmp_size) c = (WebPData){m->xmp, m->xmp_size}, e = WebPMuxSetChunk(mux, "XMP ", &c, 0);
+        if (e == WEBP_MUX_OK && m->icc_size)
+            c = (WebPData){m->icc, m->icc_size}, e = WebPMuxSetChunk(mux, "ICCP", &c, 0);
+        if (e == WEBP_MUX_OK && m->exif_size)
+            c = (WebPData){m->exif, m->exif_size}, e = WebPMuxSetChunk(mux, "EXIF", &c, 0);
+        if (e == WEBP_MUX_OK && m->xmp_size)
+            c = (WebPData){m->xmp, m->xmp_size}, e = WebPMuxSetChunk(mux, "XMP ", &c, 0);
         WebPDataInit(&assembled);
         if (e == WEBP_MUX_OK) e = WebPMuxAssemble(mux, &assembled);
         WebPMuxDelete(mux);
-        if (e != WEBP_MUX_OK) rc = dr_error(DR_ERR_NOMEM, "%s: cannot add the metadata to the WebP (libwebpmux error %d)", path, (int)e);
+        if (e != WEBP_MUX_OK)
+            rc = dr_error(DR_ERR_NOMEM, "%s: cannot add the metadata to the WebP (libwebpmux error %d)", path, (int)e);
     }
     if (rc == DR_OK && fwrite(assembled.bytes, 1, assembled.size, fp) != assembled.size)
         rc = dr_error(DR_ERR_IO, "%s: write failed", path);

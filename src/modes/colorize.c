@@ -26,11 +26,11 @@ static int colorize_example(const float *rgb, int P, const mode_train_options *o
                             float *cond, float *gen, float *tmp) {
     (void)o, (void)rng, (void)gen;
     const size_t np = (size_t)P * P;
-    float *ycc = tmp;                                  // [3, P, P]
+    float *ycc = tmp; // [3, P, P]
     ip_rgb_to_ycbcr(rgb, ycc, np);
-    memcpy(cond, ycc, np * sizeof(float));             // Y / 127.5 - 1
-    mode_quantize8(cond, np);                          // a gray input is 8-bit
-    memcpy(target, ycc + np, 2 * np * sizeof(float));  // (Cb - 128) / 127.5, (Cr - 128) / 127.5
+    memcpy(cond, ycc, np * sizeof(float));            // Y / 127.5 - 1
+    mode_quantize8(cond, np);                         // a gray input is 8-bit
+    memcpy(target, ycc + np, 2 * np * sizeof(float)); // (Cb - 128) / 127.5, (Cr - 128) / 127.5
     return DR_OK;
 }
 
@@ -206,27 +206,29 @@ static int colorize_score(const dr_eval_case *c, const dr_image *out, dr_eval_me
     return DR_OK;
 }
 
-static const char *const colorize_metrics[] = {"chroma_psnr", "colorfulness_ratio", "max_luma_diff", "colorfulness", "colorfulness_gt", NULL};
+static const char *const colorize_metrics[] = {"chroma_psnr",  "colorfulness_ratio", "max_luma_diff",
+                                               "colorfulness", "colorfulness_gt",    NULL};
 
 /* Presets: colorize samples deterministically; eta 1 washes its colours out
  * toward gray (colourfulness 0.44 of the ground truth's against 0.72). */
 const mode_ops mode_colorize = {
-    .info = {
-        .mode = DR_MODE_COLORIZE,
-        .name = "colorize",
-        .summary = "Colorize black-and-white photos. The output's luma is the input's; colour\n"
-                   "input is treated as gray (its luma is used).",
-        .options_help = "Working resolution:\n"
-                        "      --render-size R   colour the photo downscaled to a long side of R\n"
-                        "                        (never upscaled) and bring the colour back to full\n"
-                        "                        size guided by the full-size luma; 0 = full size.\n"
-                        "                        Default: the weights' render_size (see 'diffrestore\n"
-                        "                        info WEIGHTS'), else 0\n",
-        .baseline = "gray",
-        .in_channels = 3,
-        .out_channels = 2,
-        .flags = DR_MODE_TAKES_RENDER_SIZE | DR_MODE_COLOR_OUT | DR_MODE_MEAN_OF_X,
-    },
+    .info =
+        {
+            .mode = DR_MODE_COLORIZE,
+            .name = "colorize",
+            .summary = "Colorize black-and-white photos. The output's luma is the input's; colour\n"
+                       "input is treated as gray (its luma is used).",
+            .options_help = "Working resolution:\n"
+                            "      --render-size R   colour the photo downscaled to a long side of R\n"
+                            "                        (never upscaled) and bring the colour back to full\n"
+                            "                        size guided by the full-size luma; 0 = full size.\n"
+                            "                        Default: the weights' render_size (see 'diffrestore\n"
+                            "                        info WEIGHTS'), else 0\n",
+            .baseline = "gray",
+            .in_channels = 3,
+            .out_channels = 2,
+            .flags = DR_MODE_TAKES_RENDER_SIZE | DR_MODE_COLOR_OUT | DR_MODE_MEAN_OF_X,
+        },
     .presets = {{DR_SAMPLER_DDIM, 20, 0}, {DR_SAMPLER_DDIM, 4, 0}, {DR_SAMPLER_DDIM, 20, 0}},
     .flat_data = "the photos have (almost) no colour, and colorize learns colour from colour photos",
     .make_example = colorize_example,

@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NOISE_MIN 5.0  /* training noise std, levels of 0..255 */
-#define NOISE_MAX 50.0
-#define JPEG_MIN 10    /* training JPEG quality */
-#define JPEG_MAX 60
+#define NOISE_MIN   5.0 /* training noise std, levels of 0..255 */
+#define NOISE_MAX   50.0
+#define JPEG_MIN    10 /* training JPEG quality */
+#define JPEG_MAX    60
 #define EVAL_STREAM 0x6e6f697365ULL /* "noise" */
 
 /* x (unit RGB planes [3, h, w]) through a JPEG encoder and decoder at quality q */
@@ -110,16 +110,17 @@ static const char *const denoise_metrics[] = {NULL};
 /* Presets: not tuned (no trained weights yet); those of inpaint, the other
  * mode whose target is the image itself. */
 const mode_ops mode_denoise = {
-    .info = {
-        .mode = DR_MODE_DENOISE,
-        .name = "denoise",
-        .summary = "Remove noise and JPEG artefacts from photos.",
-        .options_help = "",
-        .baseline = "input",
-        .in_channels = 6,
-        .out_channels = 3,
-        .flags = 0,
-    },
+    .info =
+        {
+            .mode = DR_MODE_DENOISE,
+            .name = "denoise",
+            .summary = "Remove noise and JPEG artefacts from photos.",
+            .options_help = "",
+            .baseline = "input",
+            .in_channels = 6,
+            .out_channels = 3,
+            .flags = 0,
+        },
     .presets = {{DR_SAMPLER_DDIM, 14, 1}, {DR_SAMPLER_DDIM, 4, 1}, {DR_SAMPLER_DDIM, 20, 1}},
     .flat_data = "the targets are (almost) constant",
     .make_example = denoise_example,

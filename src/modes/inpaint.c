@@ -34,14 +34,16 @@ static int inpaint_example(const float *rgb, int P, const mode_train_options *o,
                            float *cond, float *gen, float *tmp) {
     (void)tmp;
     const size_t np = (size_t)P * P;
-    if (o->masks == DR_MASKS_DAMAGE) ip_damage_mask(rng, gen, P, P, o->hole_min, o->hole_max, NULL);
-    else ip_random_mask(rng, gen, P, P, o->hole_min, o->hole_max); // gen = hole
+    if (o->masks == DR_MASKS_DAMAGE)
+        ip_damage_mask(rng, gen, P, P, o->hole_min, o->hole_max, NULL);
+    else
+        ip_random_mask(rng, gen, P, P, o->hole_min, o->hole_max); // gen = hole
     for (int c = 0; c < 3; c++)
         for (size_t i = 0; i < np; i++) {
             target[c * np + i] = rgb[c * np + i];
             cond[c * np + i] = rgb[c * np + i] * (1.0f - gen[i]); // holes set to 0
         }
-    memcpy(cond + 3 * np, gen, np * sizeof(float));    // the mask, 1 = hole
+    memcpy(cond + 3 * np, gen, np * sizeof(float)); // the mask, 1 = hole
     return DR_OK;
 }
 
@@ -99,7 +101,8 @@ static void inpaint_clip(mode_job *j, float *x0) {
     const inpaint_state *s = j->state;
     const size_t canvas = (size_t)j->H * j->W;
     const float ts = j->ts;
-    for (size_t i = 0; i < 3 * canvas; i++) x0[i] = j->gen[i % canvas] > 0.5f ? mode_clampf(x0[i], -ts, ts) : s->known[i];
+    for (size_t i = 0; i < 3 * canvas; i++)
+        x0[i] = j->gen[i % canvas] > 0.5f ? mode_clampf(x0[i], -ts, ts) : s->known[i];
 }
 
 static void inpaint_hold(const mode_job *j, float *x) {
@@ -120,8 +123,10 @@ static int inpaint_finish(const mode_job *j, const dr_image *in, dr_image *out) 
             const size_t i = (size_t)y * j->w + xx;
             const uint16_t *sp = in->data + i * in->channels;
             uint16_t *o = out->data + i * channels;
-            if (color_out && gray_in) o[0] = o[1] = o[2] = sp[0];
-            else for (int ch = 0; ch < (color_out ? 3 : 1); ch++) o[ch] = sp[ch];
+            if (color_out && gray_in)
+                o[0] = o[1] = o[2] = sp[0];
+            else
+                for (int ch = 0; ch < (color_out ? 3 : 1); ch++) o[ch] = sp[ch];
         }
     if (!has_alpha) return DR_OK;
     mode_copy_alpha(in, out);
@@ -197,26 +202,27 @@ static const char *const inpaint_metrics[] = {"hole_psnr", "hole_hf_ratio", "max
  * history it extrapolates from), so inpaint keeps DDIM, at 14 steps; eta 1
  * (re-injected noise) averages the model's errors away. */
 const mode_ops mode_inpaint = {
-    .info = {
-        .mode = DR_MODE_INPAINT,
-        .name = "inpaint",
-        .summary = "Fill holes in photos. Known pixels are kept bit for bit.",
-        .options_help = "Where the holes are:\n"
-                        "      --mask MASK       an image of the same size, white (> half range) where\n"
-                        "                        the hole is; any layout (gray: first channel, colour:\n"
-                        "                        luma). A directory: masks paired by relative path, with\n"
-                        "                        the same name as .png, .jpg, .jpeg, .tif(f) or .webp.\n"
-                        "                        Masks are in the upright frame: the input's EXIF\n"
-                        "                        orientation is applied before the mask is used\n"
-                        "      --box x,y,w,h     a rectangular hole (repeatable); boxes reaching past\n"
-                        "                        the edge are clipped, one entirely outside is an error\n"
-                        "  (neither)             the input's alpha channel: transparent = hole\n"
-                        "  A mask without any hole gives a copy of the input (with a note).\n",
-        .baseline = "telea",
-        .in_channels = 7,
-        .out_channels = 3,
-        .flags = DR_MODE_TAKES_MASK,
-    },
+    .info =
+        {
+            .mode = DR_MODE_INPAINT,
+            .name = "inpaint",
+            .summary = "Fill holes in photos. Known pixels are kept bit for bit.",
+            .options_help = "Where the holes are:\n"
+                            "      --mask MASK       an image of the same size, white (> half range) where\n"
+                            "                        the hole is; any layout (gray: first channel, colour:\n"
+                            "                        luma). A directory: masks paired by relative path, with\n"
+                            "                        the same name as .png, .jpg, .jpeg, .tif(f) or .webp.\n"
+                            "                        Masks are in the upright frame: the input's EXIF\n"
+                            "                        orientation is applied before the mask is used\n"
+                            "      --box x,y,w,h     a rectangular hole (repeatable); boxes reaching past\n"
+                            "                        the edge are clipped, one entirely outside is an error\n"
+                            "  (neither)             the input's alpha channel: transparent = hole\n"
+                            "  A mask without any hole gives a copy of the input (with a note).\n",
+            .baseline = "telea",
+            .in_channels = 7,
+            .out_channels = 3,
+            .flags = DR_MODE_TAKES_MASK,
+        },
     .presets = {{DR_SAMPLER_DDIM, 14, 1}, {DR_SAMPLER_DDIM, 4, 1}, {DR_SAMPLER_DDIM, 20, 1}},
     .flat_data = "the targets are (almost) constant",
     .train_defaults = inpaint_defaults,

@@ -46,10 +46,10 @@ typedef struct {
 
 /* Options of the training degradations (each mode reads its own). */
 typedef struct {
-    float scale_min, scale_max;       /* superres: factor range (2 .. 4) */
-    float hole_min, hole_max;         /* inpaint: hole fraction range (0.05 .. 0.5) */
-    dr_train_masks masks;             /* inpaint: ip_random_mask (legacy) or ip_damage_mask */
-    dr_scale_dist scale_dist;         /* superres: how the factor is drawn per example */
+    float scale_min, scale_max; /* superres: factor range (2 .. 4) */
+    float hole_min, hole_max;   /* inpaint: hole fraction range (0.05 .. 0.5) */
+    dr_train_masks masks;       /* inpaint: ip_random_mask (legacy) or ip_damage_mask */
+    dr_scale_dist scale_dist;   /* superres: how the factor is drawn per example */
 } mode_train_options;
 
 /* One restore in progress, as the mode sees it. */
@@ -57,13 +57,13 @@ typedef struct {
     const struct mode_ops *ops;
     const model_info *info;
     const dr_params *p;
-    int H, W;     /* canvas (padded) */
-    int h, w;     /* the output's valid region, top-left of the canvas */
-    int oh, ow;   /* the output's size: h x w, except colorize at a working resolution */
-    float ts;     /* target_scale */
-    float *cond;  /* [cond_ch, H, W] */
-    float *gen;   /* [H * W], 1 = generated; NULL: every pixel is */
-    void *state;  /* the mode's own, freed by ops->free_state */
+    int H, W;    /* canvas (padded) */
+    int h, w;    /* the output's valid region, top-left of the canvas */
+    int oh, ow;  /* the output's size: h x w, except colorize at a working resolution */
+    float ts;    /* target_scale */
+    float *cond; /* [cond_ch, H, W] */
+    float *gen;  /* [H * W], 1 = generated; NULL: every pixel is */
+    void *state; /* the mode's own, freed by ops->free_state */
 } mode_job;
 
 typedef struct {
@@ -82,8 +82,8 @@ typedef struct mode_ops {
     /* One training example from a clean RGB crop (unit values, planar [3, P, P]):
      * target [target_ch, P, P] (not yet multiplied by target_scale), cond
      * [cond_ch, P, P], gen [P * P] (set to 1 by the caller). tmp: mode_example_tmp(P). */
-    int (*make_example)(const float *rgb, int P, const mode_train_options *o, dr_rng *rng, float *target,
-                        float *cond, float *gen, float *tmp);
+    int (*make_example)(const float *rgb, int P, const mode_train_options *o, dr_rng *rng, float *target, float *cond,
+                        float *gen, float *tmp);
 
     /* restore, in this order */
     /* the valid region h x w and the output's size oh x ow (NULL: the input's size) */
@@ -137,8 +137,8 @@ double mode_draw_scale(const mode_train_options *o, dr_rng *rng);
 /* tmp floats of make_example for a P x P crop */
 size_t mode_example_tmp(int P);
 /* One training example of mode (mode_ops.make_example, gen set to 1 first). */
-int mode_make_example(dr_mode mode, const float *rgb, int P, const mode_train_options *o, dr_rng *rng,
-                      float *target, float *cond, float *gen, float *tmp);
+int mode_make_example(dr_mode mode, const float *rgb, int P, const mode_train_options *o, dr_rng *rng, float *target,
+                      float *cond, float *gen, float *tmp);
 
 /* ------------------------------------------------------ shared by the modes */
 

@@ -90,8 +90,8 @@ size_t mode_example_tmp(int P) {
     return (size_t)3 * P * P * 3;
 }
 
-int mode_make_example(dr_mode mode, const float *rgb, int P, const mode_train_options *o, dr_rng *rng,
-                      float *target, float *cond, float *gen, float *tmp) {
+int mode_make_example(dr_mode mode, const float *rgb, int P, const mode_train_options *o, dr_rng *rng, float *target,
+                      float *cond, float *gen, float *tmp) {
     const mode_ops *ops = mode_ops_get(mode);
     if (!ops) return dr_error(DR_ERR_INVALID, "unknown mode %d", (int)mode);
     const size_t np = (size_t)P * P;

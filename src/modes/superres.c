@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define POCS_ITERS 8 /* projection / range alternations per step */
+#define POCS_ITERS        8 /* projection / range alternations per step */
 #define MAX_OUTPUT_PIXELS ((int64_t)1 << 28)
 /* a requested size may round the factor slightly outside the weights' range */
-#define SCALE_TOLERANCE 0.02
+#define SCALE_TOLERANCE   0.02
 
 typedef struct {
     ip_projector proj;
@@ -38,10 +38,10 @@ static int superres_example(const float *rgb, int P, const mode_train_options *o
     double s = mode_draw_scale(o, rng);
     int lr = (int)lround(P / s);
     if (lr < 1) lr = 1;
-    float *low = tmp;                                  // [3, lr, lr]
-    DR_TRY(ip_resize(rgb, 3, P, P, low, lr, lr));      // antialiased bicubic down
-    mode_quantize8(low, (size_t)3 * lr * lr);          // the LR input is an 8-bit image
-    DR_TRY(ip_resize(low, 3, lr, lr, cond, P, P));     // up(LR), bicubic
+    float *low = tmp;                                                 // [3, lr, lr]
+    DR_TRY(ip_resize(rgb, 3, P, P, low, lr, lr));                     // antialiased bicubic down
+    mode_quantize8(low, (size_t)3 * lr * lr);                         // the LR input is an 8-bit image
+    DR_TRY(ip_resize(low, 3, lr, lr, cond, P, P));                    // up(LR), bicubic
     for (size_t i = 0; i < 3 * np; i++) target[i] = rgb[i] - cond[i]; // residual HR - up(LR)
     return DR_OK;
 }
@@ -64,8 +64,9 @@ static int superres_plan(mode_job *j, const dr_image *in) {
     const double sy = (double)ho / in->height, sx = (double)wo / in->width;
     const double lo = j->info->scale_min, hi = j->info->scale_max, tol = SCALE_TOLERANCE;
     if (sy < lo - tol || sy > hi + tol || sx < lo - tol || sx > hi + tol)
-        return dr_error(DR_ERR_INVALID, "scale %.3gx%.3g is outside the range these weights were trained for (%g to %g)",
-                        sx, sy, lo, hi);
+        return dr_error(DR_ERR_INVALID,
+                        "scale %.3gx%.3g is outside the range these weights were trained for (%g to %g)", sx, sy, lo,
+                        hi);
     if ((int64_t)ho * wo > MAX_OUTPUT_PIXELS) return dr_error(DR_ERR_LIMIT, "output %dx%d is too large", wo, ho);
     j->h = j->oh = ho;
     j->w = j->ow = wo;
@@ -211,20 +212,21 @@ static const char *const superres_metrics[] = {"hf_ratio", "consistency_psnr", N
 /* Presets: SDE-DPM-Solver++(2M) at 6 steps is within 0.1 dB and 0.02 HF ratio
  * of DDIM eta 1 at 20, at under a third of the network evaluations. */
 const mode_ops mode_superres = {
-    .info = {
-        .mode = DR_MODE_SUPERRES,
-        .name = "superres",
-        .summary = "Upscale photos. Downscaling the output gives back the input.",
-        .options_help = "Output size (one of):\n"
-                        "      --scale S         factor, within the weights' range (see 'diffrestore\n"
-                        "                        info WEIGHTS': scale_min..scale_max)\n"
-                        "      --width W         output width (with --height too: both fixed;\n"
-                        "      --height H        alone: the other keeps the aspect ratio)\n",
-        .baseline = "bicubic",
-        .in_channels = 6,
-        .out_channels = 3,
-        .flags = DR_MODE_TAKES_SCALE,
-    },
+    .info =
+        {
+            .mode = DR_MODE_SUPERRES,
+            .name = "superres",
+            .summary = "Upscale photos. Downscaling the output gives back the input.",
+            .options_help = "Output size (one of):\n"
+                            "      --scale S         factor, within the weights' range (see 'diffrestore\n"
+                            "                        info WEIGHTS': scale_min..scale_max)\n"
+                            "      --width W         output width (with --height too: both fixed;\n"
+                            "      --height H        alone: the other keeps the aspect ratio)\n",
+            .baseline = "bicubic",
+            .in_channels = 6,
+            .out_channels = 3,
+            .flags = DR_MODE_TAKES_SCALE,
+        },
     .presets = {{DR_SAMPLER_DPMPP_2M_SDE, 6, 1}, {DR_SAMPLER_DPMPP_2M_SDE, 4, 1}, {DR_SAMPLER_DDIM, 20, 1}},
     .flat_data = "the targets are (almost) constant",
     .train_defaults = superres_defaults,

@@ -66,4 +66,3 @@ void dr_params_init_mode(dr_params *p, dr_mode mode) {
     const mode_preset *ps = preset_find(mode, DR_QUALITY_DEFAULT);
     if (ps) preset_apply(p, ps);
 }
-

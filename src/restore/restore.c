@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TILE_BATCH 2 /* tiles per U-Net call */
+#define TILE_BATCH        2 /* tiles per U-Net call */
 #define MAX_CANVAS_PIXELS ((int64_t)1 << 28)
 
 int restore_all_tiles = 0;
@@ -34,16 +34,16 @@ typedef struct {
     const restore_net *net_;
     const dr_schedule *sch;
     const mode_ops *ops;
-    mode_job job;   /* the canvas, cond, gen and the mode's state */
+    mode_job job; /* the canvas, cond, gen and the mode's state */
     int out_ch, cond_ch, in_ch;
-    int H, W;       /* canvas (padded): job.H, job.W */
+    int H, W; /* canvas (padded): job.H, job.W */
     /* network plumbing */
     tiling tl;
-    int *active;    /* the tiles the network runs on: those holding a generated pixel */
+    int *active; /* the tiles the network runs on: those holding a generated pixel */
     int n_active;
     unet_run run;
     float *tile_in, *tile_out, *tile_t;
-    float *net;     /* [out_ch, H, W] blended network output */
+    float *net; /* [out_ch, H, W] blended network output */
     /* progress */
     const dr_params *p;
     int step_base, steps_total;
@@ -80,14 +80,16 @@ static int run_network(restore_ctx *c, const float *xt, int t) {
             const tile_pos *tpz = &c->tl.pos[c->active[k0 + (b < nb ? b : nb - 1)]];
             float *dst = c->tile_in + (size_t)b * c->in_ch * tp;
             for (int ch = 0; ch < c->in_ch; ch++) {
-                const float *src = ch < c->out_ch ? xt + (size_t)ch * canvas : c->job.cond + (size_t)(ch - c->out_ch) * canvas;
+                const float *src =
+                    ch < c->out_ch ? xt + (size_t)ch * canvas : c->job.cond + (size_t)(ch - c->out_ch) * canvas;
                 for (int y = 0; y < th; y++)
                     memcpy(dst + (size_t)ch * tp + (size_t)y * tw, src + (size_t)(tpz->y0 + y) * W + tpz->x0,
                            sizeof(float) * tw);
             }
             c->tile_t[b] = (float)t;
         }
-        int rc = unet_forward(&c->run, c->net_->L, c->net_->params, c->tile_in, c->tile_t, single ? c->net : c->tile_out);
+        int rc =
+            unet_forward(&c->run, c->net_->L, c->net_->params, c->tile_in, c->tile_t, single ? c->net : c->tile_out);
         if (rc != DR_OK) return rc;
         if (c->p->progress_tile) c->p->progress_tile(k0 + nb, c->n_active, c->p->user);
         if (c->p->cancel && *c->p->cancel) /* a large photo's step can take minutes: stop between tiles */
@@ -127,7 +129,8 @@ static int predict(void *user, const float *xt, int t, float *eps, float *x0) {
     int bad = 0;
 #pragma omp parallel for schedule(static) reduction(| : bad) num_threads(nn_threads())
     for (size_t i = 0; i < n; i++) bad |= !isfinite(c->net[i]);
-    if (bad) return dr_error(DR_ERR_NUMERIC, "the network produced a non-finite value at step t = %d: no output written", t);
+    if (bad)
+        return dr_error(DR_ERR_NUMERIC, "the network produced a non-finite value at step t = %d: no output written", t);
     const int v = c->net_->info->predict_v;
     const float *o = c->net;
 #pragma omp parallel for schedule(static) num_threads(nn_threads())
@@ -261,8 +264,10 @@ static int write_output(restore_ctx *c, const dr_image *in, const float *x, dr_i
     free(rgb);
     free(ycc);
     if (rc == DR_OK) {
-        if (c->ops->finish) rc = c->ops->finish(j, in, out);
-        else if (has_alpha) mode_copy_alpha(in, out);
+        if (c->ops->finish)
+            rc = c->ops->finish(j, in, out);
+        else if (has_alpha)
+            mode_copy_alpha(in, out);
     }
     if (rc != DR_OK) dr_image_free(out);
     return rc;
@@ -370,7 +375,7 @@ int restore_samples(const restore_net *net, const dr_image *in, const dr_image *
                 s += sqrt(fmax(sum2[ch * (size_t)c.job.oh * c.job.ow + i] / n - mu * mu, 0.0));
             }
             const double u = fmin(1.0, s / cc / 0.125); /* full scale at a std of 1/8 of the range */
-            uint16_t *o = uncertainty->data + i * 3;      /* black -> red -> yellow -> white */
+            uint16_t *o = uncertainty->data + i * 3;    /* black -> red -> yellow -> white */
             o[0] = (uint16_t)lround(255 * fmin(1.0, 3 * u));
             o[1] = (uint16_t)lround(255 * fmin(1.0, fmax(0.0, 3 * u - 1)));
             o[2] = (uint16_t)lround(255 * fmin(1.0, fmax(0.0, 3 * u - 2)));

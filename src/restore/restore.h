@@ -10,7 +10,7 @@
 #include "modes/mode.h"
 #include "unet/unet.h"
 
-#define DEFAULT_TILE 256
+#define DEFAULT_TILE    256
 #define DEFAULT_OVERLAP 32
 
 /* What the restore needs of a model. */

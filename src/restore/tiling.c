@@ -90,4 +90,3 @@ int tiling_build(tiling *t, int H, int W, int tile, int overlap, int f) {
     for (size_t i = 0; i < (size_t)H * W; i++) t->inv_wsum[i] = 1.0f / t->inv_wsum[i];
     return DR_OK;
 }
-

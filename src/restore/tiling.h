@@ -10,7 +10,7 @@ typedef struct {
 } tile_pos;
 
 typedef struct {
-    int th, tw;      /* tile size (all tiles the same) */
+    int th, tw; /* tile size (all tiles the same) */
     int n;
     tile_pos *pos;
     float *wy, *wx;  /* per tile: blend weights along y [n][th] and x [n][tw] */

@@ -75,21 +75,21 @@ static int make_sample(train_batch *bb, const dataset *ds, const dr_schedule *sc
     /* target -> x0; cond goes straight into its channels of the input */
     /* validation keeps its fixed legacy masks and uniform scales, so val
      * numbers compare across --masks and --scale-dist recipes */
-    DR_TRY(mode_make_example(st->info.mode, rgb, bb->P, val ? &bb->mo_val : &bb->mo, rng, x0,
-                             xin + (size_t)out * np, gen, tmp));
+    DR_TRY(mode_make_example(st->info.mode, rgb, bb->P, val ? &bb->mo_val : &bb->mo, rng, x0, xin + (size_t)out * np,
+                             gen, tmp));
     /* validation always draws t uniformly: runs with other t samplings compare on it */
     const int t = st->opt.t_sampling == DR_T_LOGNORMAL && !val
-                      ? train_t_from_log_snr(sch, st->opt.t_mean + st->opt.t_std * dr_rng_normal(rng))
-                      : (int)dr_rng_below(rng, (uint32_t)sch->T);
+        ? train_t_from_log_snr(sch, st->opt.t_mean + st->opt.t_std * dr_rng_normal(rng))
+        : (int)dr_rng_below(rng, (uint32_t)sch->T);
     const double ab = sch->alpha_bar[t], sa = sqrt(ab), sb = sqrt(1.0 - ab);
     bb->w[b] = st->opt.loss_weight == DR_LOSS_MIN_SNR
-                   ? (float)train_min_snr_weight(ab, st->opt.snr_gamma, st->info.predict_v)
-                   : 1.0f;
-    float *xt = xin;                                               // [out, P, P]
+        ? (float)train_min_snr_weight(ab, st->opt.snr_gamma, st->info.predict_v)
+        : 1.0f;
+    float *xt = xin; // [out, P, P]
     for (size_t i = 0; i < (size_t)out * np; i++) {
         const float e = dr_rng_normal(rng);
-        const float z = x0[i] * target_scale;                      // x0 = target_scale * target
-        const float keep = 1.0f - gen[i % np];                     // inpaint: known pixels stay clean
+        const float z = x0[i] * target_scale;  // x0 = target_scale * target
+        const float keep = 1.0f - gen[i % np]; // inpaint: known pixels stay clean
         xt[i] = keep > 0.5f ? z : (float)diffusion_xt(sa, sb, z, e);
         tgt[i] = (float)diffusion_target(sa, sb, st->info.predict_v, z, e);
     }
@@ -100,7 +100,7 @@ static int make_sample(train_batch *bb, const dataset *ds, const dr_schedule *sc
 /* Fill samples lo..hi-1 of the batch for (seed, step): inputs, targets, and t
  * in bb->t. */
 int fill_batch(train_batch *bb, const dataset *ds, const dr_schedule *sch, uint64_t seed, uint64_t step,
-                      float target_scale, int val, int lo, int hi) {
+               float target_scale, int val, int lo, int hi) {
     int rc = DR_OK;
 #pragma omp parallel for schedule(static) num_threads(nn_threads())
     for (int b = lo; b < hi; b++) {
@@ -180,7 +180,7 @@ float measure_target_scale(const train_state *st, const dataset *ds) {
  * to the valid range as the samplers do), which compares eps- and
  * v-prediction runs on one scale. */
 double val_loss(train_state *st, const float *w, train_batch *bb, const dataset *val, const dr_schedule *sch,
-                       uint64_t vseed, double *x0_mse) {
+                uint64_t vseed, double *x0_mse) {
     double sum = 0, xsum = 0, xcount = 0;
     const int out = st->info.cfg.out_channels;
     const size_t np = bb->np;

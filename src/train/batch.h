@@ -13,7 +13,7 @@
  * not change with the recipe, or runs at different batch sizes are measured
  * on different crops (16: every shipped model's batch, so the history keeps
  * its scale). */
-#define VAL_BATCH 16
+#define VAL_BATCH     16
 
 /* Everything one training step touches, built once. */
 typedef struct {
@@ -21,14 +21,14 @@ typedef struct {
     mode_train_options mo;
     mode_train_options mo_val; /* validation: legacy masks, uniform scales, whatever the recipe */
     int B, P;
-    size_t np;                 /* P * P */
-    float *x_in;               /* [B, in, P, P]: x_t then cond */
-    float *target;             /* [B, out, P, P]: eps or v */
-    float *gen;                /* [B, P * P]: 1 where the loss counts */
-    float *y, *dy;             /* [B, out, P, P] */
-    float *t;                  /* [B] timestep of each sample */
-    float *w;                  /* [B] loss weight of each sample (Min-SNR; 1 when uniform) */
-    float *work;               /* per-sample scratch: crop, example, tmp */
+    size_t np;     /* P * P */
+    float *x_in;   /* [B, in, P, P]: x_t then cond */
+    float *target; /* [B, out, P, P]: eps or v */
+    float *gen;    /* [B, P * P]: 1 where the loss counts */
+    float *y, *dy; /* [B, out, P, P] */
+    float *t;      /* [B] timestep of each sample */
+    float *w;      /* [B] loss weight of each sample (Min-SNR; 1 when uniform) */
+    float *work;   /* per-sample scratch: crop, example, tmp */
     size_t work_per_sample;
     unet_run run;
 } train_batch;

@@ -32,12 +32,12 @@ int checkpoint_save(const train_state *st, const char *path) {
     char buf[128];
     int rc = model_meta_from_config(&tf, &st->info);
     for (int k = 0; rc == DR_OK && k < 4; k++) rc = dr_tensor_file_add(&tf, names[k], 1, shape, arrays[k]);
-#define SET(key, fmt, val)                                                \
-    do {                                                                  \
-        if (rc == DR_OK) {                                                \
-            snprintf(buf, sizeof buf, fmt, val);                          \
-            rc = dr_tensor_file_set_meta(&tf, key, buf);                  \
-        }                                                                 \
+#define SET(key, fmt, val)                                                                                             \
+    do {                                                                                                               \
+        if (rc == DR_OK) {                                                                                             \
+            snprintf(buf, sizeof buf, fmt, val);                                                                       \
+            rc = dr_tensor_file_set_meta(&tf, key, buf);                                                               \
+        }                                                                                                              \
     } while (0)
     SET("format", "%s", CKPT_FORMAT);
     SET("step", "%d", st->step);
@@ -125,10 +125,10 @@ int checkpoint_load(train_state *st, const char *path) {
     dr_train_options_init(&st->opt);
     st->opt.mode = st->info.mode;
     st->opt.config = st->info.cfg;
-#define NUM(key, field, type)                                             \
-    do {                                                                  \
-        if ((rc = meta_num(&tf, path, key, &v)) != DR_OK) goto fail;      \
-        st->opt.field = (type)v;                                          \
+#define NUM(key, field, type)                                                                                          \
+    do {                                                                                                               \
+        if ((rc = meta_num(&tf, path, key, &v)) != DR_OK) goto fail;                                                   \
+        st->opt.field = (type)v;                                                                                       \
     } while (0)
     NUM("steps", steps, int);
     NUM("batch", batch, int);
@@ -143,15 +143,15 @@ int checkpoint_load(train_state *st, const char *path) {
     NUM("val_batches", val_batches, int);
     /* keys added later: older checkpoints lack them and keep the defaults
      * they were trained with (uniform weight and t, no CPU time recorded) */
-#define OPT_NUM(key, field, type, lo, hi)                                                           \
-    do {                                                                                            \
-        if (!dr_tensor_file_meta(&tf, key)) break;                                                  \
-        if ((rc = meta_num(&tf, path, key, &v)) != DR_OK) goto fail;                                \
-        if (!(v >= (lo) && v <= (hi))) {                                                            \
-            rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint metadata '%s' out of range", path, key);   \
-            goto fail;                                                                              \
-        }                                                                                           \
-        field = (type)v;                                                                            \
+#define OPT_NUM(key, field, type, lo, hi)                                                                              \
+    do {                                                                                                               \
+        if (!dr_tensor_file_meta(&tf, key)) break;                                                                     \
+        if ((rc = meta_num(&tf, path, key, &v)) != DR_OK) goto fail;                                                   \
+        if (!(v >= (lo) && v <= (hi))) {                                                                               \
+            rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint metadata '%s' out of range", path, key);                      \
+            goto fail;                                                                                                 \
+        }                                                                                                              \
+        field = (type)v;                                                                                               \
     } while (0)
     OPT_NUM("snr_gamma", st->opt.snr_gamma, float, 1e-3, 1e3);
     OPT_NUM("t_mean", st->opt.t_mean, float, -50, 50);
@@ -249,8 +249,8 @@ fail:
 int checkpoint_export(const train_state *st, const char *path, int f16) {
     const double ts = st->info.target_scale;
     if (!(ts >= DR_TARGET_SCALE_MIN && ts <= DR_TARGET_SCALE_MAX))
-        return dr_error(DR_ERR_INVALID, "%s: target_scale %.4g is outside %g..%g: these weights would not load", path, ts,
-                        DR_TARGET_SCALE_MIN, DR_TARGET_SCALE_MAX);
+        return dr_error(DR_ERR_INVALID, "%s: target_scale %.4g is outside %g..%g: these weights would not load", path,
+                        ts, DR_TARGET_SCALE_MIN, DR_TARGET_SCALE_MAX);
     dr_tensor_file tf = {0};
     char buf[1024];
     int rc = model_meta_from_config(&tf, &st->info);
@@ -268,8 +268,9 @@ int checkpoint_export(const train_state *st, const char *path, int f16) {
         char cont[64] = "";
         if (st->init_steps) snprintf(cont, sizeof cont, ", continuing from weights of %d steps", st->init_steps);
         const char *dir = st->opt.data_dir ? st->opt.data_dir : st->data_dir[0] ? st->data_dir : "training data";
-        snprintf(buf, sizeof buf, "%.512s (data hash %016" PRIx64 "), batch %d, patch %d, lr %g, EMA %g, seed %" PRIu64 "%s",
-                 dir, st->data_hash, st->opt.batch, st->opt.patch, st->opt.lr, st->opt.ema_decay, st->opt.seed, cont);
+        snprintf(buf, sizeof buf,
+                 "%.512s (data hash %016" PRIx64 "), batch %d, patch %d, lr %g, EMA %g, seed %" PRIu64 "%s", dir,
+                 st->data_hash, st->opt.batch, st->opt.patch, st->opt.lr, st->opt.ema_decay, st->opt.seed, cont);
         rc = dr_tensor_file_set_meta(&tf, "train_data", buf);
     }
     if (rc == DR_OK) {

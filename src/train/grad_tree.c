@@ -81,10 +81,11 @@ int grad_tree_build(grad_tree *g, const dr_train_comm *comm, int B, int M, float
     if (M < 1 || B % M != 0)
         return dr_error(DR_ERR_INVALID, "train: the batch %d is not a multiple of the micro-batch %d", B, M);
     if (g->N > g->K)
-        return dr_error(DR_ERR_INVALID,
-                        "train: %d ranks, but a batch of %d has only %d micro-batches of %d: every rank needs at least one "
-                        "(a smaller --micro-batch or a larger --batch; the run's result depends on both, not on the ranks)",
-                        g->N, B, g->K, M);
+        return dr_error(
+            DR_ERR_INVALID,
+            "train: %d ranks, but a batch of %d has only %d micro-batches of %d: every rank needs at least one "
+            "(a smaller --micro-batch or a larger --batch; the run's result depends on both, not on the ranks)",
+            g->N, B, g->K, M);
     g->lo = rank_sample(g, g->rank);
     g->hi = rank_sample(g, g->rank + 1);
     g->height = tree_height(g->K);
@@ -154,7 +155,6 @@ int exchange_doubles(grad_tree *g, const double *mine, int head, int k, double *
     return DR_OK;
 }
 
-
 /* Sample b's generated pixels (the loss counts them, times the channels). */
 double train_sample_count(const train_batch *bb, int b) {
     double c = 0;
@@ -210,7 +210,8 @@ static void top_sum(grad_tree *g, int lo, int hi, int d) {
     for (int i = 0; i < g->n_cover; i++) {
         const cover_node *cn = &g->cover[i];
         if (cn->lo == lo && cn->hi == hi) {
-            memcpy(g->sbuf[d], g->recv + g->rd[cn->owner] / sizeof(float) + (size_t)cn->index * len, sizeof(float) * len);
+            memcpy(g->sbuf[d], g->recv + g->rd[cn->owner] / sizeof(float) + (size_t)cn->index * len,
+                   sizeof(float) * len);
             return;
         }
     }
@@ -248,4 +249,3 @@ int tree_grad(grad_tree *g, leaf_ctx *c) {
     g->reduce_sec = now_sec() - t0;
     return DR_OK;
 }
-

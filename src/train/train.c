@@ -33,7 +33,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-
 static double grad_norm(const float *g, size_t n) {
     double s = 0;
     for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
@@ -98,7 +97,8 @@ static int same_file(const char *a, const struct stat *sa) {
 static int check_output(const dr_train_options *o, const char *path, const char *what) {
     struct stat st;
     const int exists = stat(path, &st) == 0;
-    if (exists && S_ISDIR(st.st_mode)) return dr_error(DR_ERR_INVALID, "the %s %s is a directory: give a file name", what, path);
+    if (exists && S_ISDIR(st.st_mode))
+        return dr_error(DR_ERR_INVALID, "the %s %s is a directory: give a file name", what, path);
     const char *slash = strrchr(path, '/');
     if (slash && slash != path) {
         char dir[4096];
@@ -110,7 +110,9 @@ static int check_output(const dr_train_options *o, const char *path, const char 
     const char *in[2] = {o->data_dir, o->val_dir}, *in_name[2] = {"training data", "validation data"};
     for (int i = 0; i < 2; i++)
         if (in[i] && dr_path_within(path, in[i]))
-            return dr_error(DR_ERR_INVALID, "refusing to write the %s %s: it lies inside the %s folder %s (an output never goes into an input folder)",
+            return dr_error(DR_ERR_INVALID,
+                            "refusing to write the %s %s: it lies inside the %s folder %s (an output never goes into "
+                            "an input folder)",
                             what, path, in_name[i], in[i]);
     if (!exists) return DR_OK;
     if (same_file(o->init_path, &st))
@@ -221,10 +223,13 @@ int dr_train(const dr_train_options *o) {
     }
     const dr_train_options *opt = &st.opt;
     const mode_ops *ops = mode_ops_get(st.info.mode);
-    const char *only = !ops ? "" : opt->render_size > 0 && !(ops->info.flags & DR_MODE_TAKES_RENDER_SIZE) ? "--render-size is only for colorize"
-                                 : opt->masks != DR_MASKS_LEGACY && !(ops->info.flags & DR_MODE_TAKES_MASK) ? "--masks damage is only for inpaint"
-                                 : opt->scale_dist != DR_SCALE_DIST_UNIFORM && !(ops->info.flags & DR_MODE_TAKES_SCALE) ? "--scale-dist high is only for superres"
-                                 : NULL;
+    const char *only = !ops                                                      ? ""
+        : opt->render_size > 0 && !(ops->info.flags & DR_MODE_TAKES_RENDER_SIZE) ? "--render-size is only for colorize"
+        : opt->masks != DR_MASKS_LEGACY && !(ops->info.flags & DR_MODE_TAKES_MASK)
+        ? "--masks damage is only for inpaint"
+        : opt->scale_dist != DR_SCALE_DIST_UNIFORM && !(ops->info.flags & DR_MODE_TAKES_SCALE)
+        ? "--scale-dist high is only for superres"
+        : NULL;
     if (!ops || only) {
         const dr_mode md = st.info.mode;
         train_state_free(&st);
@@ -244,8 +249,9 @@ int dr_train(const dr_train_options *o) {
         /* a run killed while writing its checkpoint (SIGKILL, power loss)
          * leaves the temp file; the checkpoint itself is the previous one */
         const int stale = root ? dr_atomic_remove_stale(o->out_path) : 0;
-        if (stale > 0) logf_(o, "removed %d stale temporary file%s of %s (a write was interrupted)", stale,
-                             stale > 1 ? "s" : "", o->out_path);
+        if (stale > 0)
+            logf_(o, "removed %d stale temporary file%s of %s (a write was interrupted)", stale, stale > 1 ? "s" : "",
+                  o->out_path);
     }
     dataset ds = {0}, val = {0};
     train_batch bb = {0}, vb = {0};
@@ -262,8 +268,9 @@ int dr_train(const dr_train_options *o) {
         rc = dataset_load(&ds, o->data_dir, opt->patch, note, o->user);
         if (rc != DR_OK) goto done;
         if (st.step > 0 && st.data_hash != ds.hash) {
-            rc = dr_error(DR_ERR_INVALID, "%s: the checkpoint was trained on different data than %s (file list differs)",
-                          o->resume_path, o->data_dir);
+            rc =
+                dr_error(DR_ERR_INVALID, "%s: the checkpoint was trained on different data than %s (file list differs)",
+                         o->resume_path, o->data_dir);
             goto done;
         }
         st.data_hash = ds.hash;
@@ -281,9 +288,9 @@ int dr_train(const dr_train_options *o) {
             if (!(ts >= DR_TARGET_SCALE_MIN && ts <= DR_TARGET_SCALE_MAX)) {
                 /* e.g. colorize on gray photos: nothing to learn, and weights
                  * that no command would load; stop before the first step */
-                rc = dr_error(DR_ERR_INVALID, "%s: the data gives target_scale %.4g, outside the %g..%g weights may hold: %s",
-                              o->data_dir, ts, DR_TARGET_SCALE_MIN, DR_TARGET_SCALE_MAX,
-                              mode_ops_get(st.info.mode)->flat_data);
+                rc = dr_error(
+                    DR_ERR_INVALID, "%s: the data gives target_scale %.4g, outside the %g..%g weights may hold: %s",
+                    o->data_dir, ts, DR_TARGET_SCALE_MIN, DR_TARGET_SCALE_MAX, mode_ops_get(st.info.mode)->flat_data);
                 goto done;
             }
             logf_(o, "target_scale %.4g (measured: x0 std ~0.5)", st.info.target_scale);
@@ -308,7 +315,9 @@ int dr_train(const dr_train_options *o) {
             goto done;
         }
         if (ftell(csv) == 0)
-            fprintf(csv, "step,loss,loss_smooth,lr,grad_norm,t_mean,seconds,val_loss,val_x0_mse,cpu_seconds,val_x0_mse_params\n");
+            fprintf(csv,
+                    "step,loss,loss_smooth,lr,grad_norm,t_mean,seconds,val_loss,val_x0_mse,cpu_seconds,val_x0_mse_"
+                    "params\n");
         if (o->n_ema_probe > 0 && vb.B) {
             /* every probe starts from the EMA the run starts with, so all the
              * decays share one history up to here and differ only after it */
@@ -344,9 +353,14 @@ int dr_train(const dr_train_options *o) {
                 double vx0 = NAN, vx0p = NAN, vl = val_loss(&st, st.ema, &vb, &val, &sch, vseed, &vx0);
                 val_loss(&st, st.params, &vb, &val, &sch, vseed, &vx0p);
                 probes_validate(&st, o, probes, pcsv, &vb, &val, &sch, vseed);
-                fprintf(csv, "%d,,,,,,%.2f,%.6f,%.6f,%.2f,%.6f\n", st.step, now_sec() - t_start, vl, vx0, st.cpu_seconds, vx0p);
-                dr_train_progress pr = {.step = st.step, .steps = opt->steps, .loss_smooth = st.loss_smooth,
-                                        .val_loss = vl, .val_x0_mse = vx0, .cpu_seconds = st.cpu_seconds,
+                fprintf(csv, "%d,,,,,,%.2f,%.6f,%.6f,%.2f,%.6f\n", st.step, now_sec() - t_start, vl, vx0,
+                        st.cpu_seconds, vx0p);
+                dr_train_progress pr = {.step = st.step,
+                                        .steps = opt->steps,
+                                        .loss_smooth = st.loss_smooth,
+                                        .val_loss = vl,
+                                        .val_x0_mse = vx0,
+                                        .cpu_seconds = st.cpu_seconds,
                                         .is_val = 1};
                 if (o->progress) o->progress(&pr, o->user);
             }
@@ -366,7 +380,8 @@ int dr_train(const dr_train_options *o) {
         for (int r = 0; r < gt.N; r++) cancel |= heads[r] != 0;
         if (cancel) {
             rc = root ? checkpoint_save(&st, o->out_path) : DR_OK;
-            if (rc == DR_OK) rc = dr_error(DR_ERR_CANCELLED, "interrupted at step %d; checkpoint %s written", st.step, o->out_path);
+            if (rc == DR_OK)
+                rc = dr_error(DR_ERR_CANCELLED, "interrupted at step %d; checkpoint %s written", st.step, o->out_path);
             goto done;
         }
         double count = 0;
@@ -397,8 +412,9 @@ int dr_train(const dr_train_options *o) {
         }
         double gn = grad_norm(st.grads, st.L.n_floats);
         if (!isfinite(gn)) {
-            rc = dr_error(DR_ERR_NUMERIC, "gradient norm is %g at step %d: stopped; the last checkpoint (step %d) is kept",
-                          gn, st.step, last_ckpt_step);
+            rc = dr_error(DR_ERR_NUMERIC,
+                          "gradient norm is %g at step %d: stopped; the last checkpoint (step %d) is kept", gn, st.step,
+                          last_ckpt_step);
             goto done;
         }
         double lr = opt->lr * fmin(1.0, (st.step + 1.0) / fmax(1.0, opt->warmup_steps));
@@ -415,8 +431,14 @@ int dr_train(const dr_train_options *o) {
         st.step++;
         steps_since++;
         double now = now_sec();
-        dr_train_progress pr = {.step = st.step, .steps = opt->steps, .loss = loss, .loss_smooth = st.loss_smooth,
-                                .lr = lr, .grad_norm = gn, .cpu_seconds = st.cpu_seconds, .ranks = gt.N,
+        dr_train_progress pr = {.step = st.step,
+                                .steps = opt->steps,
+                                .loss = loss,
+                                .loss_smooth = st.loss_smooth,
+                                .lr = lr,
+                                .grad_norm = gn,
+                                .cpu_seconds = st.cpu_seconds,
+                                .ranks = gt.N,
                                 .reduce_seconds = gt.reduce_sec};
         pr.steps_per_sec = steps_since / fmax(now - t_last, 1e-9);
         double vl = NAN, vx0 = NAN, vx0p = NAN;
@@ -431,9 +453,12 @@ int dr_train(const dr_train_options *o) {
             pr.is_val = 1;
         }
         if (csv) {
-            fprintf(csv, "%d,%.6f,%.6f,%.6g,%.4f,%.1f,%.2f,", st.step, loss, st.loss_smooth, lr, gn, tm / B, now - t_start);
-            if (isfinite(vl)) fprintf(csv, "%.6f,%.6f", vl, vx0);
-            else fputc(',', csv);
+            fprintf(csv, "%d,%.6f,%.6f,%.6g,%.4f,%.1f,%.2f,", st.step, loss, st.loss_smooth, lr, gn, tm / B,
+                    now - t_start);
+            if (isfinite(vl))
+                fprintf(csv, "%.6f,%.6f", vl, vx0);
+            else
+                fputc(',', csv);
             fprintf(csv, ",%.2f,", st.cpu_seconds);
             if (isfinite(vx0p)) fprintf(csv, "%.6f", vx0p);
             fputc('\n', csv);

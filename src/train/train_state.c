@@ -43,7 +43,7 @@ int train_state_new(train_state *st, const dr_train_options *o) {
     st->info.predict_v = o->predict_v;
     st->info.schedule_linear = o->schedule_linear;
     st->info.target_scale = o->target_scale; /* 0: measured by dr_train */
-    st->info.render_size = o->render_size;  /* saved with the model metadata (render_size) */
+    st->info.render_size = o->render_size;   /* saved with the model metadata (render_size) */
     if (mode_ops_get(o->mode)->info.flags & DR_MODE_TAKES_SCALE) {
         st->info.scale_min = o->scale_min;
         st->info.scale_max = o->scale_max;

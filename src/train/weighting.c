@@ -20,8 +20,10 @@ int train_t_from_log_snr(const dr_schedule *sch, double log_snr) {
     if (log_snr <= log_snr_at(sch, hi)) return hi;
     while (hi - lo > 1) {
         const int mid = lo + (hi - lo) / 2;
-        if (log_snr_at(sch, mid) > log_snr) lo = mid;
-        else hi = mid;
+        if (log_snr_at(sch, mid) > log_snr)
+            lo = mid;
+        else
+            hi = mid;
     }
     /* log_snr lies between t = lo and t = hi: take the nearer */
     return log_snr_at(sch, lo) - log_snr < log_snr - log_snr_at(sch, hi) ? lo : hi;

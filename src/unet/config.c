@@ -50,10 +50,16 @@ int dr_unet_config_parse(dr_unet_config *cfg, const char *spec) {
         /* the value ends at the comma that starts the next "key=" */
         for (;;) {
             const char *c = strchr(end, ',');
-            if (!c) { end = v + strlen(v); break; }
+            if (!c) {
+                end = v + strlen(v);
+                break;
+            }
             const char *e2 = c + 1;
             while (*e2 && isalpha((unsigned char)*e2)) e2++;
-            if (*e2 == '=' && e2 > c + 1) { end = c; break; }
+            if (*e2 == '=' && e2 > c + 1) {
+                end = c;
+                break;
+            }
             end = c + 1;
         }
         size_t vlen = (size_t)(end - v);

@@ -191,13 +191,13 @@ int unet_layout_build(unet_layout *L, const dr_unet_config *cfg) {
 
     L->lin1 = add_wb(b, "time_embed.lin1", 2, 4 * C, C, 0, 0);
     L->lin2 = add_wb(b, "time_embed.lin2", 2, 4 * C, 4 * C, 0, 0);
-    int x = new_tensor(b, cfg->in_channels, 0);                 // tensor 0: x [in, H, W]
-    int h = op_conv(b, "in_conv", x, C, 3, 1);                  // [C, H, W]
+    int x = new_tensor(b, cfg->in_channels, 0); // tensor 0: x [in, H, W]
+    int h = op_conv(b, "in_conv", x, C, 3, 1);  // [C, H, W]
     stack[sp++] = h;
     for (int l = 0; l < NL; l++) {
         for (int k = 0; k < R; k++) {
             snprintf(name, sizeof name, "down.%d.res.%d", l, k);
-            h = op_res(b, name, h, C * cfg->channel_mult[l]);   // [C m_l, H/2^l, W/2^l]
+            h = op_res(b, name, h, C * cfg->channel_mult[l]); // [C m_l, H/2^l, W/2^l]
             if (cfg->attention[l]) {
                 snprintf(name, sizeof name, "down.%d.attn.%d", l, k);
                 h = op_attn(b, name, h);
@@ -206,7 +206,7 @@ int unet_layout_build(unet_layout *L, const dr_unet_config *cfg) {
         }
         if (l < NL - 1) {
             snprintf(name, sizeof name, "down.%d.downsample", l);
-            h = op_conv(b, name, h, L->tensors[h].c, 3, 2);     // [C m_l, H/2^(l+1), ...]
+            h = op_conv(b, name, h, L->tensors[h].c, 3, 2); // [C m_l, H/2^(l+1), ...]
             stack[sp++] = h;
         }
     }
@@ -217,7 +217,7 @@ int unet_layout_build(unet_layout *L, const dr_unet_config *cfg) {
         for (int k = 0; k <= R; k++) {
             int s = stack[--sp];
             int cat = new_tensor(b, L->tensors[h].c + L->tensors[s].c, L->tensors[h].shift);
-            unet_op *op = new_op(b, UOP_CONCAT, h, cat);        // [c_h + c_skip, ...], h first
+            unet_op *op = new_op(b, UOP_CONCAT, h, cat); // [c_h + c_skip, ...], h first
             if (op) op->in2 = s;
             snprintf(name, sizeof name, "up.%d.res.%d", l, k);
             h = op_res(b, name, cat, C * cfg->channel_mult[l]);
@@ -228,7 +228,7 @@ int unet_layout_build(unet_layout *L, const dr_unet_config *cfg) {
         }
         if (l > 0) {
             int u = new_tensor(b, L->tensors[h].c, L->tensors[h].shift - 1);
-            new_op(b, UOP_UPSAMPLE, h, u);                      // nearest x2
+            new_op(b, UOP_UPSAMPLE, h, u); // nearest x2
             snprintf(name, sizeof name, "up.%d.upsample", l);
             h = op_conv(b, name, u, L->tensors[u].c, 3, 1);
         }
@@ -237,7 +237,7 @@ int unet_layout_build(unet_layout *L, const dr_unet_config *cfg) {
     int a = new_tensor(b, L->tensors[h].c, 0);
     unet_op *op = new_op(b, UOP_GNSILU, h, a);
     if (op) op->p = on;
-    op_conv(b, "out_conv", a, cfg->out_channels, 3, 1);         // last tensor: y [out, H, W]
+    op_conv(b, "out_conv", a, cfg->out_channels, 3, 1); // last tensor: y [out, H, W]
     if (b->nomem) {
         unet_layout_free(L);
         return dr_error(DR_ERR_NOMEM, "out of memory building the U-Net layout");

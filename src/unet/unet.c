@@ -36,15 +36,24 @@ typedef struct {
 static res_cache res_cache_layout(int B, int G, int cin, int cout, size_t hw) {
     res_cache c;
     size_t o = 0;
-    c.mean1 = o; o += align_up((size_t)B * G);
-    c.rstd1 = o; o += align_up((size_t)B * G);
-    c.a1 = o;    o += align_up((size_t)B * cin * hw);
-    c.h = o;     o += align_up((size_t)B * cout * hw);
-    c.tb = o;    o += align_up((size_t)B * cout);
-    c.mean2 = o; o += align_up((size_t)B * G);
-    c.rstd2 = o; o += align_up((size_t)B * G);
-    c.a2 = o;    o += align_up((size_t)B * cout * hw);
-    c.sk = o;    o += cin != cout ? align_up((size_t)B * cout * hw) : 0;
+    c.mean1 = o;
+    o += align_up((size_t)B * G);
+    c.rstd1 = o;
+    o += align_up((size_t)B * G);
+    c.a1 = o;
+    o += align_up((size_t)B * cin * hw);
+    c.h = o;
+    o += align_up((size_t)B * cout * hw);
+    c.tb = o;
+    o += align_up((size_t)B * cout);
+    c.mean2 = o;
+    o += align_up((size_t)B * G);
+    c.rstd2 = o;
+    o += align_up((size_t)B * G);
+    c.a2 = o;
+    o += align_up((size_t)B * cout * hw);
+    c.sk = o;
+    o += cin != cout ? align_up((size_t)B * cout * hw) : 0;
     c.total = o;
     return c;
 }
@@ -52,12 +61,18 @@ static res_cache res_cache_layout(int B, int G, int cin, int cout, size_t hw) {
 static attn_cache attn_cache_layout(int B, int G, int c, size_t hw, int train) {
     attn_cache a;
     size_t o = 0;
-    a.mean = o; o += align_up((size_t)B * G);
-    a.rstd = o; o += align_up((size_t)B * G);
-    a.n = o;    o += align_up((size_t)B * c * hw);
-    a.qkv = o;  o += align_up((size_t)B * 3 * c * hw);
-    a.att = o;  o += train ? align_up((size_t)B * hw * hw) : 0;
-    a.o = o;    o += align_up((size_t)B * c * hw);
+    a.mean = o;
+    o += align_up((size_t)B * G);
+    a.rstd = o;
+    o += align_up((size_t)B * G);
+    a.n = o;
+    o += align_up((size_t)B * c * hw);
+    a.qkv = o;
+    o += align_up((size_t)B * 3 * c * hw);
+    a.att = o;
+    o += train ? align_up((size_t)B * hw * hw) : 0;
+    a.o = o;
+    o += align_up((size_t)B * c * hw);
     a.total = o;
     return a;
 }
@@ -74,8 +89,7 @@ static size_t op_cache_floats(const unet_layout *L, const unet_run *R, const une
         const unet_res *r = &L->res[op->block];
         return res_cache_layout(R->B, G, r->cin, r->cout, op_hw(L, R, op->in)).total;
     }
-    case UOP_ATTN:
-        return attn_cache_layout(R->B, G, L->attn[op->block].c, op_hw(L, R, op->in), R->train).total;
+    case UOP_ATTN: return attn_cache_layout(R->B, G, L->attn[op->block].c, op_hw(L, R, op->in), R->train).total;
     case UOP_GNSILU: return 2 * align_up((size_t)R->B * G);
     default: return 0;
     }
@@ -103,7 +117,8 @@ static void scratch_needs(const unet_layout *L, const unet_run *R, size_t *work,
             d[nd++] = conv_dims(R->B, r->cout, h, w, r->cout, 3, 1);
             d[nd++] = conv_dims(R->B, r->cin, h, w, r->cout, 1, 1);
             size_t m = (size_t)R->B * (r->cin > r->cout ? r->cin : r->cout) * hw;
-            if (3 * align_up(m) + align_up((size_t)R->B * r->cout) > bt) bt = 3 * align_up(m) + align_up((size_t)R->B * r->cout);
+            if (3 * align_up(m) + align_up((size_t)R->B * r->cout) > bt)
+                bt = 3 * align_up(m) + align_up((size_t)R->B * r->cout);
         } else if (op->kind == UOP_ATTN) {
             const int c = L->attn[op->block].c;
             d[nd++] = conv_dims(R->B, c, h, w, 3 * c, 1, 1);
@@ -208,8 +223,8 @@ int unet_run_build(unet_run *R, const unet_layout *L, int B, int H, int W, int t
     memset(R, 0, sizeof *R);
     const int f = 1 << (L->cfg.n_levels - 1);
     if (B < 1 || H < f || W < f || H % f || W % f)
-        return dr_error(DR_ERR_INVALID, "U-Net input %dx%d (batch %d): H and W must be positive multiples of %d", H,
-                        W, B, f);
+        return dr_error(DR_ERR_INVALID, "U-Net input %dx%d (batch %d): H and W must be positive multiples of %d", H, W,
+                        B, f);
     if ((int64_t)H * W > (int64_t)1 << 26)
         return dr_error(DR_ERR_LIMIT, "U-Net input %dx%d is too large for one pass (tile it)", H, W);
     R->B = B;
@@ -273,27 +288,33 @@ static void res_forward(unet_run *R, const unet_layout *L, const float *P, const
     const int B = R->B, G = L->cfg.groups, s = L->tensors[op->in].shift;
     const int h = R->H >> s, w = R->W >> s, E = 4 * L->cfg.base_channels;
     const size_t hw = (size_t)h * w;
-    const float *x = tensor_ptr(L, R, op->in);                  // [B, cin, h, w]
-    float *out = tensor_ptr(L, R, op->out);                     // [B, cout, h, w]
+    const float *x = tensor_ptr(L, R, op->in); // [B, cin, h, w]
+    float *out = tensor_ptr(L, R, op->out);    // [B, cout, h, w]
     float *c = R->act + R->cacheoff[op - L->ops];
     res_cache k = res_cache_layout(B, G, r->cin, r->cout, hw);
-    const float *semb = R->emb + 4 * (size_t)B * E;             // silu(emb) [B, E]
+    const float *semb = R->emb + 4 * (size_t)B * E; // silu(emb) [B, E]
     conv2d_dims d1 = conv_dims(B, r->cin, h, w, r->cout, 3, 1);
     conv2d_dims d2 = conv_dims(B, r->cout, h, w, r->cout, 3, 1);
-    NN_TIMED(NN_PROF_NORM, groupnorm_forward(c + k.a1, c + k.mean1, c + k.rstd1, x, P + r->norm1.w, P + r->norm1.b, B, r->cin,
-                      (int)hw, G, 1));                           // a1 = silu(norm1(x)) [B, cin, hw]
-    NN_TIMED(NN_PROF_CONV, conv2d_forward(c + k.h, c + k.a1, P + r->conv1.w, P + r->conv1.b, &d1, R->scratch)); // h [B, cout, hw]
-    NN_TIMED(NN_PROF_LINEAR, linear_forward(c + k.tb, semb, P + r->temb.w, P + r->temb.b, B, E, r->cout)); // tb [B, cout]
-    add_channel_bias_forward(c + k.h, c + k.tb, B, r->cout, (int)hw);            // h += tb[:, :, None]
-    NN_TIMED(NN_PROF_NORM, groupnorm_forward(c + k.a2, c + k.mean2, c + k.rstd2, c + k.h, P + r->norm2.w, P + r->norm2.b, B,
-                      r->cout, (int)hw, G, 1));                  // a2 = silu(norm2(h))
-    NN_TIMED(NN_PROF_CONV, conv2d_forward(out, c + k.a2, P + r->conv2.w, P + r->conv2.b, &d2, R->scratch)); // out = conv2(a2)
+    NN_TIMED(NN_PROF_NORM,
+             groupnorm_forward(c + k.a1, c + k.mean1, c + k.rstd1, x, P + r->norm1.w, P + r->norm1.b, B, r->cin,
+                               (int)hw, G, 1)); // a1 = silu(norm1(x)) [B, cin, hw]
+    NN_TIMED(NN_PROF_CONV,
+             conv2d_forward(c + k.h, c + k.a1, P + r->conv1.w, P + r->conv1.b, &d1, R->scratch)); // h [B, cout, hw]
+    NN_TIMED(NN_PROF_LINEAR,
+             linear_forward(c + k.tb, semb, P + r->temb.w, P + r->temb.b, B, E, r->cout)); // tb [B, cout]
+    add_channel_bias_forward(c + k.h, c + k.tb, B, r->cout, (int)hw);                      // h += tb[:, :, None]
+    NN_TIMED(NN_PROF_NORM,
+             groupnorm_forward(c + k.a2, c + k.mean2, c + k.rstd2, c + k.h, P + r->norm2.w, P + r->norm2.b, B, r->cout,
+                               (int)hw, G, 1)); // a2 = silu(norm2(h))
+    NN_TIMED(NN_PROF_CONV,
+             conv2d_forward(out, c + k.a2, P + r->conv2.w, P + r->conv2.b, &d2, R->scratch)); // out = conv2(a2)
     if (r->skip.w != UNET_NO_PARAM) {
         conv2d_dims ds = conv_dims(B, r->cin, h, w, r->cout, 1, 1);
-        NN_TIMED(NN_PROF_CONV, conv2d_forward(c + k.sk, x, P + r->skip.w, P + r->skip.b, &ds, R->scratch)); // sk [B, cout, hw]
-        add_forward(out, out, c + k.sk, (size_t)B * r->cout * hw); // out += skip(x)
+        NN_TIMED(NN_PROF_CONV,
+                 conv2d_forward(c + k.sk, x, P + r->skip.w, P + r->skip.b, &ds, R->scratch)); // sk [B, cout, hw]
+        add_forward(out, out, c + k.sk, (size_t)B * r->cout * hw);                            // out += skip(x)
     } else {
-        add_forward(out, out, x, (size_t)B * r->cout * hw);        // out += x
+        add_forward(out, out, x, (size_t)B * r->cout * hw); // out += x
     }
 }
 
@@ -301,27 +322,30 @@ static void attn_forward_op(unet_run *R, const unet_layout *L, const float *P, c
     const unet_attn *a = &L->attn[op->block];
     const int B = R->B, G = L->cfg.groups, s = L->tensors[op->in].shift, c = a->c;
     const int h = R->H >> s, w = R->W >> s, N = h * w;
-    const float *x = tensor_ptr(L, R, op->in);                  // [B, c, N]
-    float *out = tensor_ptr(L, R, op->out);                     // [B, c, N]
+    const float *x = tensor_ptr(L, R, op->in); // [B, c, N]
+    float *out = tensor_ptr(L, R, op->out);    // [B, c, N]
     float *cc = R->act + R->cacheoff[op - L->ops];
     attn_cache k = attn_cache_layout(B, G, c, (size_t)N, R->train);
     conv2d_dims dq = conv_dims(B, c, h, w, 3 * c, 1, 1), dp = conv_dims(B, c, h, w, c, 1, 1);
-    NN_TIMED(NN_PROF_NORM, groupnorm_forward(cc + k.n, cc + k.mean, cc + k.rstd, x, P + a->norm.w, P + a->norm.b, B, c, N, G, 0));
-    NN_TIMED(NN_PROF_CONV, conv2d_forward(cc + k.qkv, cc + k.n, P + a->qkv.w, P + a->qkv.b, &dq, R->scratch)); // qkv [B, 3c, N]
-    NN_TIMED(NN_PROF_ATTN, attention_forward(cc + k.o, R->train ? cc + k.att : NULL, cc + k.qkv, B, c, N, R->scratch)); // o [B, c, N]
-    NN_TIMED(NN_PROF_CONV, conv2d_forward(out, cc + k.o, P + a->proj.w, P + a->proj.b, &dp, R->scratch));   // proj(o)
-    add_forward(out, out, x, (size_t)B * c * N);                                    // out = x + proj(o)
+    NN_TIMED(NN_PROF_NORM,
+             groupnorm_forward(cc + k.n, cc + k.mean, cc + k.rstd, x, P + a->norm.w, P + a->norm.b, B, c, N, G, 0));
+    NN_TIMED(NN_PROF_CONV,
+             conv2d_forward(cc + k.qkv, cc + k.n, P + a->qkv.w, P + a->qkv.b, &dq, R->scratch)); // qkv [B, 3c, N]
+    NN_TIMED(NN_PROF_ATTN,
+             attention_forward(cc + k.o, R->train ? cc + k.att : NULL, cc + k.qkv, B, c, N, R->scratch)); // o [B, c, N]
+    NN_TIMED(NN_PROF_CONV, conv2d_forward(out, cc + k.o, P + a->proj.w, P + a->proj.b, &dp, R->scratch)); // proj(o)
+    add_forward(out, out, x, (size_t)B * c * N); // out = x + proj(o)
 }
 
 static void time_embed_forward(unet_run *R, const unet_layout *L, const float *P, const float *t) {
     const int B = R->B, C = L->cfg.base_channels, E = 4 * C;
     float *sin = R->emb, *e1 = R->emb + (size_t)B * E, *s1 = e1 + (size_t)B * E;
     float *emb = s1 + (size_t)B * E, *semb = emb + (size_t)B * E;
-    timestep_embedding(sin, t, B, C);                               // [B, C]
+    timestep_embedding(sin, t, B, C);                                                         // [B, C]
     NN_TIMED(NN_PROF_LINEAR, linear_forward(e1, sin, P + L->lin1.w, P + L->lin1.b, B, C, E)); // [B, 4C]
     silu_forward(s1, e1, (size_t)B * E);
     NN_TIMED(NN_PROF_LINEAR, linear_forward(emb, s1, P + L->lin2.w, P + L->lin2.b, B, E, E)); // emb [B, 4C]
-    silu_forward(semb, emb, (size_t)B * E);                         // what every ResBlock reads
+    silu_forward(semb, emb, (size_t)B * E); // what every ResBlock reads
 }
 
 int unet_forward(unet_run *R, const unet_layout *L, const float *P, const float *x, const float *t, float *y) {
@@ -346,14 +370,15 @@ int unet_forward(unet_run *R, const unet_layout *L, const float *P, const float 
         case UOP_RES: res_forward(R, L, P, op); break;
         case UOP_ATTN: attn_forward_op(R, L, P, op); break;
         case UOP_CONCAT:
-            concat_forward(out, in, tensor_ptr(L, R, op->in2), R->B, L->tensors[op->in].c,
-                           L->tensors[op->in2].c, (int)hw);
+            concat_forward(out, in, tensor_ptr(L, R, op->in2), R->B, L->tensors[op->in].c, L->tensors[op->in2].c,
+                           (int)hw);
             break;
         case UOP_UPSAMPLE: upsample2x_forward(out, in, R->B, L->tensors[op->in].c, h, w); break;
         case UOP_GNSILU: {
             float *c = R->act + R->cacheoff[i];
-            NN_TIMED(NN_PROF_NORM, groupnorm_forward(out, c, c + align_up((size_t)R->B * L->cfg.groups), in, P + op->p.w, P + op->p.b,
-                              R->B, L->tensors[op->in].c, (int)hw, L->cfg.groups, 1));
+            NN_TIMED(NN_PROF_NORM,
+                     groupnorm_forward(out, c, c + align_up((size_t)R->B * L->cfg.groups), in, P + op->p.w, P + op->p.b,
+                                       R->B, L->tensors[op->in].c, (int)hw, L->cfg.groups, 1));
             break;
         }
         }
@@ -369,8 +394,8 @@ static float *grad_ptr(const unet_layout *L, unet_run *R, int id, float *dx, con
     return R->grad + R->toff[id];
 }
 
-static void res_backward(unet_run *R, const unet_layout *L, const float *P, float *Gp, const unet_op *op,
-                         float *dx, const float *dout) {
+static void res_backward(unet_run *R, const unet_layout *L, const float *P, float *Gp, const unet_op *op, float *dx,
+                         const float *dout) {
     const unet_res *r = &L->res[op->block];
     const int B = R->B, G = L->cfg.groups, s = L->tensors[op->in].shift;
     const int h = R->H >> s, w = R->W >> s, E = 4 * L->cfg.base_channels;
@@ -379,7 +404,7 @@ static void res_backward(unet_run *R, const unet_layout *L, const float *P, floa
     const float *c = R->act + R->cacheoff[op - L->ops];
     res_cache k = res_cache_layout(B, G, r->cin, r->cout, hw);
     const float *semb = R->emb + 4 * (size_t)B * E;
-    float *dsemb = R->demb;                                     // [B, E], accumulated over blocks
+    float *dsemb = R->demb; // [B, E], accumulated over blocks
     size_t work, btmp;
     scratch_needs(L, R, &work, &btmp);
     const size_t m = align_up((size_t)B * (r->cin > r->cout ? r->cin : r->cout) * hw);
@@ -387,28 +412,34 @@ static void res_backward(unet_run *R, const unet_layout *L, const float *P, floa
     conv2d_dims d1 = conv_dims(B, r->cin, h, w, r->cout, 3, 1);
     conv2d_dims d2 = conv_dims(B, r->cout, h, w, r->cout, 3, 1);
     const size_t nout = (size_t)B * r->cout * hw, nin = (size_t)B * r->cin * hw;
-    if (r->skip.w != UNET_NO_PARAM) {                           // out = skip(x) + conv2(a2)
+    if (r->skip.w != UNET_NO_PARAM) { // out = skip(x) + conv2(a2)
         conv2d_dims ds = conv_dims(B, r->cin, h, w, r->cout, 1, 1);
-        NN_TIMED(NN_PROF_CONV, conv2d_backward(dx, Gp + r->skip.w, Gp + r->skip.b, dout, x, P + r->skip.w, &ds, R->scratch));
+        NN_TIMED(NN_PROF_CONV,
+                 conv2d_backward(dx, Gp + r->skip.w, Gp + r->skip.b, dout, x, P + r->skip.w, &ds, R->scratch));
     } else if (dx) {
         accumulate(dx, dout, nout);
     }
     memset(da2, 0, nout * sizeof(float));
-    NN_TIMED(NN_PROF_CONV, conv2d_backward(da2, Gp + r->conv2.w, Gp + r->conv2.b, dout, c + k.a2, P + r->conv2.w, &d2, R->scratch));
+    NN_TIMED(NN_PROF_CONV,
+             conv2d_backward(da2, Gp + r->conv2.w, Gp + r->conv2.b, dout, c + k.a2, P + r->conv2.w, &d2, R->scratch));
     memset(dh, 0, nout * sizeof(float));
-    NN_TIMED(NN_PROF_NORM, groupnorm_backward(dh, Gp + r->norm2.w, Gp + r->norm2.b, da2, c + k.h, c + k.mean2, c + k.rstd2,
-                       P + r->norm2.w, P + r->norm2.b, B, r->cout, (int)hw, G, 1));
+    NN_TIMED(NN_PROF_NORM,
+             groupnorm_backward(dh, Gp + r->norm2.w, Gp + r->norm2.b, da2, c + k.h, c + k.mean2, c + k.rstd2,
+                                P + r->norm2.w, P + r->norm2.b, B, r->cout, (int)hw, G, 1));
     memset(dtb, 0, (size_t)B * r->cout * sizeof(float));
-    add_channel_bias_backward(dtb, dh, B, r->cout, (int)hw);    // dtb [B, cout] = sum_hw dh
-    NN_TIMED(NN_PROF_LINEAR, linear_backward(dsemb, Gp + r->temb.w, Gp + r->temb.b, dtb, semb, P + r->temb.w, B, E, r->cout));
+    add_channel_bias_backward(dtb, dh, B, r->cout, (int)hw); // dtb [B, cout] = sum_hw dh
+    NN_TIMED(NN_PROF_LINEAR,
+             linear_backward(dsemb, Gp + r->temb.w, Gp + r->temb.b, dtb, semb, P + r->temb.w, B, E, r->cout));
     memset(da1, 0, nin * sizeof(float));
-    NN_TIMED(NN_PROF_CONV, conv2d_backward(da1, Gp + r->conv1.w, Gp + r->conv1.b, dh, c + k.a1, P + r->conv1.w, &d1, R->scratch));
-    NN_TIMED(NN_PROF_NORM, groupnorm_backward(dx, Gp + r->norm1.w, Gp + r->norm1.b, da1, x, c + k.mean1, c + k.rstd1, P + r->norm1.w,
-                       P + r->norm1.b, B, r->cin, (int)hw, G, 1));
+    NN_TIMED(NN_PROF_CONV,
+             conv2d_backward(da1, Gp + r->conv1.w, Gp + r->conv1.b, dh, c + k.a1, P + r->conv1.w, &d1, R->scratch));
+    NN_TIMED(NN_PROF_NORM,
+             groupnorm_backward(dx, Gp + r->norm1.w, Gp + r->norm1.b, da1, x, c + k.mean1, c + k.rstd1, P + r->norm1.w,
+                                P + r->norm1.b, B, r->cin, (int)hw, G, 1));
 }
 
-static void attn_backward_op(unet_run *R, const unet_layout *L, const float *P, float *Gp, const unet_op *op,
-                             float *dx, const float *dout) {
+static void attn_backward_op(unet_run *R, const unet_layout *L, const float *P, float *Gp, const unet_op *op, float *dx,
+                             const float *dout) {
     const unet_attn *a = &L->attn[op->block];
     const int B = R->B, G = L->cfg.groups, s = L->tensors[op->in].shift, c = a->c;
     const int h = R->H >> s, w = R->W >> s, N = h * w;
@@ -420,15 +451,18 @@ static void attn_backward_op(unet_run *R, const unet_layout *L, const float *P, 
     const size_t n1 = (size_t)B * c * N;
     float *d_o = R->scratch + work, *dqkv = d_o + align_up(n1), *dn = dqkv + 3 * align_up(n1);
     conv2d_dims dq = conv_dims(B, c, h, w, 3 * c, 1, 1), dp = conv_dims(B, c, h, w, c, 1, 1);
-    if (dx) accumulate(dx, dout, n1);                           // out = x + proj(o)
+    if (dx) accumulate(dx, dout, n1); // out = x + proj(o)
     memset(d_o, 0, n1 * sizeof(float));
-    NN_TIMED(NN_PROF_CONV, conv2d_backward(d_o, Gp + a->proj.w, Gp + a->proj.b, dout, cc + k.o, P + a->proj.w, &dp, R->scratch));
+    NN_TIMED(NN_PROF_CONV,
+             conv2d_backward(d_o, Gp + a->proj.w, Gp + a->proj.b, dout, cc + k.o, P + a->proj.w, &dp, R->scratch));
     memset(dqkv, 0, 3 * n1 * sizeof(float));
     NN_TIMED(NN_PROF_ATTN, attention_backward(dqkv, d_o, cc + k.qkv, cc + k.att, B, c, N, R->scratch));
     memset(dn, 0, n1 * sizeof(float));
-    NN_TIMED(NN_PROF_CONV, conv2d_backward(dn, Gp + a->qkv.w, Gp + a->qkv.b, dqkv, cc + k.n, P + a->qkv.w, &dq, R->scratch));
-    NN_TIMED(NN_PROF_NORM, groupnorm_backward(dx, Gp + a->norm.w, Gp + a->norm.b, dn, x, cc + k.mean, cc + k.rstd, P + a->norm.w,
-                       P + a->norm.b, B, c, N, G, 0));
+    NN_TIMED(NN_PROF_CONV,
+             conv2d_backward(dn, Gp + a->qkv.w, Gp + a->qkv.b, dqkv, cc + k.n, P + a->qkv.w, &dq, R->scratch));
+    NN_TIMED(NN_PROF_NORM,
+             groupnorm_backward(dx, Gp + a->norm.w, Gp + a->norm.b, dn, x, cc + k.mean, cc + k.rstd, P + a->norm.w,
+                                P + a->norm.b, B, c, N, G, 0));
 }
 
 int unet_backward(unet_run *R, const unet_layout *L, const float *P, float *Gp, const float *dy, float *dx) {
@@ -446,20 +480,23 @@ int unet_backward(unet_run *R, const unet_layout *L, const float *P, float *Gp, 
         switch (op->kind) {
         case UOP_CONV: {
             conv2d_dims d = conv_dims(B, L->tensors[op->in].c, h, w, L->tensors[op->out].c, op->k, op->stride);
-            NN_TIMED(NN_PROF_CONV, conv2d_backward(din, Gp + op->p.w, Gp + op->p.b, dout, in, P + op->p.w, &d, R->scratch));
+            NN_TIMED(NN_PROF_CONV,
+                     conv2d_backward(din, Gp + op->p.w, Gp + op->p.b, dout, in, P + op->p.w, &d, R->scratch));
             break;
         }
         case UOP_RES: res_backward(R, L, P, Gp, op, din, dout); break;
         case UOP_ATTN: attn_backward_op(R, L, P, Gp, op, din, dout); break;
         case UOP_CONCAT:
-            concat_backward(din, grad_ptr(L, R, op->in2, dx, dy), dout, B, L->tensors[op->in].c,
-                            L->tensors[op->in2].c, (int)hw);
+            concat_backward(din, grad_ptr(L, R, op->in2, dx, dy), dout, B, L->tensors[op->in].c, L->tensors[op->in2].c,
+                            (int)hw);
             break;
         case UOP_UPSAMPLE: upsample2x_backward(din, dout, B, L->tensors[op->in].c, h, w); break;
         case UOP_GNSILU: {
             const float *c = R->act + R->cacheoff[i];
-            NN_TIMED(NN_PROF_NORM, groupnorm_backward(din, Gp + op->p.w, Gp + op->p.b, dout, in, c, c + align_up((size_t)B * L->cfg.groups),
-                               P + op->p.w, P + op->p.b, B, L->tensors[op->in].c, (int)hw, L->cfg.groups, 1));
+            NN_TIMED(NN_PROF_NORM,
+                     groupnorm_backward(din, Gp + op->p.w, Gp + op->p.b, dout, in, c,
+                                        c + align_up((size_t)B * L->cfg.groups), P + op->p.w, P + op->p.b, B,
+                                        L->tensors[op->in].c, (int)hw, L->cfg.groups, 1));
             break;
         }
         }

@@ -22,7 +22,7 @@
 #define UNET_NO_PARAM ((size_t)-1)
 
 typedef struct {
-    char *name;          /* e.g. "down.0.res.1.conv1.weight" */
+    char *name; /* e.g. "down.0.res.1.conv1.weight" */
     int ndim;
     int shape[4];
     size_t offset, numel; /* in floats, into the parameter block */
@@ -61,8 +61,8 @@ typedef struct {
 } unet_op;
 
 typedef struct {
-    int c;      /* channels */
-    int shift;  /* spatial size is (H >> shift) x (W >> shift) */
+    int c;     /* channels */
+    int shift; /* spatial size is (H >> shift) x (W >> shift) */
 } unet_tensor;
 
 typedef struct {
@@ -89,15 +89,15 @@ void unet_init_params(const unet_layout *L, float *params, uint64_t seed);
 
 typedef struct {
     int B, H, W, train, threads;
-    size_t *toff;    /* offset of each tensor in act (UNET_NO_PARAM for x and y) */
+    size_t *toff;     /* offset of each tensor in act (UNET_NO_PARAM for x and y) */
     size_t *cacheoff; /* train: each op's cache; inference: all ops share offset temp */
-    float *act;      /* activations, tensors and caches, one allocation */
-    float *grad;     /* train: one gradient buffer per tensor, same offsets as toff */
-    float *scratch;  /* conv / attention scratch and backward temporaries */
-    float *emb;      /* [B, 4C] time-embedding chain: sin, e1, s1, emb, semb */
-    float *demb;     /* train: [B, 4C] x 3 gradients of the chain */
+    float *act;       /* activations, tensors and caches, one allocation */
+    float *grad;      /* train: one gradient buffer per tensor, same offsets as toff */
+    float *scratch;   /* conv / attention scratch and backward temporaries */
+    float *emb;       /* [B, 4C] time-embedding chain: sin, e1, s1, emb, semb */
+    float *demb;      /* train: [B, 4C] x 3 gradients of the chain */
     size_t act_floats, scratch_floats;
-    const float *x;  /* the last forward's input (train: needed by the backward) */
+    const float *x; /* the last forward's input (train: needed by the backward) */
     const float *t;
     float *y;
 } unet_run;
@@ -110,11 +110,9 @@ size_t unet_run_bytes(const unet_run *R);
 
 /* y [B, out, H, W] = eps_theta(x [B, in, H, W], t [B]). In training mode the
  * run keeps x, t and every activation for unet_backward. */
-int unet_forward(unet_run *R, const unet_layout *L, const float *params, const float *x,
-                 const float *t, float *y);
+int unet_forward(unet_run *R, const unet_layout *L, const float *params, const float *x, const float *t, float *y);
 /* Accumulate d loss / d params into grads (and d loss / d x into dx if not
  * NULL), given dy = d loss / d y. Needs a training-mode forward just before. */
-int unet_backward(unet_run *R, const unet_layout *L, const float *params, float *grads,
-                  const float *dy, float *dx);
+int unet_backward(unet_run *R, const unet_layout *L, const float *params, float *grads, const float *dy, float *dx);
 
 #endif

@@ -10,7 +10,10 @@ float dr_f16_to_f32(uint16_t h) {
             bits = sign;
         } else { /* subnormal: renormalize */
             int e = -1;
-            do { man <<= 1; e++; } while (!(man & 0x400u));
+            do {
+                man <<= 1;
+                e++;
+            } while (!(man & 0x400u));
             bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ffu) << 13);
         }
     } else if (exp == 31) {

@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ST_MAX_HEADER (64u << 20)    /* 64 MiB of JSON is far beyond any real model */
-#define ST_MAX_FILE ((size_t)8 << 30) /* 8 GiB */
-#define ST_MAX_TENSORS 100000           /* a U-Net has a few hundred */
-#define ST_MAX_META 4096                /* metadata entries (set_meta is a linear search) */
+#define ST_MAX_HEADER  (64u << 20)       /* 64 MiB of JSON is far beyond any real model */
+#define ST_MAX_FILE    ((size_t)8 << 30) /* 8 GiB */
+#define ST_MAX_TENSORS 100000            /* a U-Net has a few hundred */
+#define ST_MAX_META    4096              /* metadata entries (set_meta is a linear search) */
 
 static char *dup_str(const char *s) {
     size_t n = strlen(s) + 1;
@@ -66,12 +66,10 @@ static int64_t shape_numel(int ndim, const int64_t *shape) {
     return n;
 }
 
-int dr_tensor_file_add(dr_tensor_file *tf, const char *name, int ndim, const int64_t *shape,
-                       const float *data) {
+int dr_tensor_file_add(dr_tensor_file *tf, const char *name, int ndim, const int64_t *shape, const float *data) {
     if (!name || !*name || ndim < 0 || ndim > DR_MAX_DIMS)
         return dr_error(DR_ERR_INVALID, "tensor '%s': bad name or rank %d", name ? name : "", ndim);
-    if (strcmp(name, "__metadata__") == 0)
-        return dr_error(DR_ERR_INVALID, "tensor name '__metadata__' is reserved");
+    if (strcmp(name, "__metadata__") == 0) return dr_error(DR_ERR_INVALID, "tensor name '__metadata__' is reserved");
     if (dr_tensor_file_get(tf, name)) return dr_error(DR_ERR_INVALID, "tensor '%s' added twice", name);
     int64_t numel = shape_numel(ndim, shape);
     if (numel < 0 || (uint64_t)numel > SIZE_MAX / sizeof(float))
@@ -91,8 +89,10 @@ int dr_tensor_file_add(dr_tensor_file *tf, const char *name, int ndim, const int
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
     t->numel = numel;
-    if (data && numel) memcpy(t->data, data, (size_t)numel * sizeof(float));
-    else if (numel) memset(t->data, 0, (size_t)numel * sizeof(float));
+    if (data && numel)
+        memcpy(t->data, data, (size_t)numel * sizeof(float));
+    else if (numel)
+        memset(t->data, 0, (size_t)numel * sizeof(float));
     tf->n_tensors++;
     return DR_OK;
 }
@@ -226,8 +226,7 @@ int dr_tensor_file_read_memory(const void *buf, size_t size, const char *name, d
             }
             for (cJSON *m = it->child; m; m = m->next) {
                 if (!cJSON_IsString(m) || !m->string) {
-                    rc = dr_error(DR_ERR_FORMAT, "%s: metadata '%s' is not a string", name,
-                                  m->string ? m->string : "");
+                    rc = dr_error(DR_ERR_FORMAT, "%s: metadata '%s' is not a string", name, m->string ? m->string : "");
                     goto done;
                 }
                 if ((rc = dr_tensor_file_set_meta(tf, m->string, m->valuestring)) != DR_OK) goto done;
@@ -247,11 +246,13 @@ int dr_tensor_file_read_memory(const void *buf, size_t size, const char *name, d
             goto done;
         }
         int esize;
-        if (strcmp(jd->valuestring, "F32") == 0) esize = 4;
-        else if (strcmp(jd->valuestring, "F16") == 0) esize = 2;
+        if (strcmp(jd->valuestring, "F32") == 0)
+            esize = 4;
+        else if (strcmp(jd->valuestring, "F16") == 0)
+            esize = 2;
         else {
-            rc = dr_error(DR_ERR_UNSUPPORTED, "%s: tensor '%s': dtype %s is not supported (F32 or F16)", name,
-                          key, jd->valuestring);
+            rc = dr_error(DR_ERR_UNSUPPORTED, "%s: tensor '%s': dtype %s is not supported (F32 or F16)", name, key,
+                          jd->valuestring);
             goto done;
         }
         int ndim = cJSON_GetArraySize(js);
@@ -277,8 +278,8 @@ int dr_tensor_file_read_memory(const void *buf, size_t size, const char *name, d
         }
         uint64_t b0, b1;
         if (!json_uint(jo->child, &b0) || !json_uint(jo->child->next, &b1) || b0 > b1 || b1 > dsize) {
-            rc = dr_error(DR_ERR_FORMAT, "%s: tensor '%s': data_offsets out of range (data is %llu bytes)", name,
-                          key, (unsigned long long)dsize);
+            rc = dr_error(DR_ERR_FORMAT, "%s: tensor '%s': data_offsets out of range (data is %llu bytes)", name, key,
+                          (unsigned long long)dsize);
             goto done;
         }
         if (t->numel < 0 || (uint64_t)t->numel > dsize / (uint64_t)esize ||
@@ -322,7 +323,8 @@ int dr_tensor_file_read_memory(const void *buf, size_t size, const char *name, d
         }
         pos = spans[i].end;
     }
-    if (pos != dsize) rc = dr_error(DR_ERR_FORMAT, "%s: %llu bytes after the last tensor", name, (unsigned long long)(dsize - pos));
+    if (pos != dsize)
+        rc = dr_error(DR_ERR_FORMAT, "%s: %llu bytes after the last tensor", name, (unsigned long long)(dsize - pos));
 done:
     free(spans);
     cJSON_Delete(root);
@@ -365,7 +367,7 @@ int dr_tensor_file_write(const char *path, const dr_tensor_file *tf, int dtype_f
         for (int k = 0; ok && k < t->ndim; k++) ok = cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t->shape[k]));
         uint64_t end = off + (uint64_t)t->numel * esize;
         ok = ok && cJSON_AddItemToArray(of, cJSON_CreateNumber((double)off)) &&
-             cJSON_AddItemToArray(of, cJSON_CreateNumber((double)end));
+            cJSON_AddItemToArray(of, cJSON_CreateNumber((double)end));
         if (!ok) {
             cJSON_Delete(root);
             return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);

@@ -33,7 +33,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#define FUZZ_MAX_PIXELS (4LL * 1000 * 1000)
+#define FUZZ_MAX_PIXELS        (4LL * 1000 * 1000)
 #define FUZZ_MAX_RSS_GROWTH_MB 256
 
 static uint32_t crc32_png(const uint8_t *p, size_t n) {
@@ -104,8 +104,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 static void decode_one(const uint8_t *data, size_t size) {
     for (size_t n = 0; n <= size && n <= 16; n++) {
         dr_format f = dr_format_detect(data, n);
-        FUZZ_CHECK(f == DR_FORMAT_UNKNOWN || f == DR_FORMAT_PNG || f == DR_FORMAT_JPEG ||
-                   f == DR_FORMAT_TIFF || f == DR_FORMAT_WEBP);
+        FUZZ_CHECK(f == DR_FORMAT_UNKNOWN || f == DR_FORMAT_PNG || f == DR_FORMAT_JPEG || f == DR_FORMAT_TIFF ||
+                   f == DR_FORMAT_WEBP);
         FUZZ_CHECK(dr_format_name(f) != NULL);
     }
     const dr_format fmt = dr_format_detect(data, size);

@@ -26,7 +26,7 @@
 #include <string.h>
 
 #define MAX_BOXES 16
-#define MAX_SIDE 64
+#define MAX_SIDE  64
 
 typedef struct {
     long long x, y, w, h; /* as cmd_restore.c stores them */
@@ -100,7 +100,7 @@ static void check_boxes(const char *s, int W, int H) {
                 int inside = 0;
                 for (int i = 0; i < n && !inside; i++)
                     inside = x >= boxes[i].x && x < boxes[i].x + boxes[i].w && y >= boxes[i].y &&
-                             y < boxes[i].y + boxes[i].h;
+                        y < boxes[i].y + boxes[i].h;
                 FUZZ_CHECK(mask.data[(size_t)y * W + x] == (inside ? 255 : 0));
                 expect += inside;
             }

@@ -18,7 +18,6 @@
 #include <math.h>
 #include <string.h>
 
-
 static void check_file(const dr_tensor_file *tf, size_t size) {
     FUZZ_CHECK(tf->n_tensors >= 0 && tf->n_meta >= 0);
     uint64_t total = 0;

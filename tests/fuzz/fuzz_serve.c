@@ -48,7 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(enc != NULL);
         size_t k = 0;
         for (size_t i = 0; i < n; i += 3) {
-            unsigned v = (unsigned)out[i] << 16 | (i + 1 < n ? (unsigned)out[i + 1] << 8 : 0) | (i + 2 < n ? out[i + 2] : 0);
+            unsigned v =
+                (unsigned)out[i] << 16 | (i + 1 < n ? (unsigned)out[i + 1] << 8 : 0) | (i + 2 < n ? out[i + 2] : 0);
             enc[k++] = B64[v >> 18 & 63];
             enc[k++] = B64[v >> 12 & 63];
             if (i + 1 < n) enc[k++] = B64[v >> 6 & 63];

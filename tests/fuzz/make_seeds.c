@@ -71,9 +71,9 @@ static void png_seed(const char *name, int w, int h, int color_type, int depth, 
     }
     png_write_info(png, info);
     int channels = color_type == PNG_COLOR_TYPE_GRAY || color_type == PNG_COLOR_TYPE_PALETTE ? 1
-                   : color_type == PNG_COLOR_TYPE_GRAY_ALPHA                                 ? 2
-                   : color_type == PNG_COLOR_TYPE_RGB                                        ? 3
-                                                                                              : 4;
+        : color_type == PNG_COLOR_TYPE_GRAY_ALPHA                                            ? 2
+        : color_type == PNG_COLOR_TYPE_RGB                                                   ? 3
+                                                                                             : 4;
     unsigned maxv = color_type == PNG_COLOR_TYPE_PALETTE ? 3 : (1u << depth) - 1;
     size_t rowbytes = ((size_t)w * channels * depth + 7) / 8;
     png_bytep img = calloc((size_t)h, rowbytes);
