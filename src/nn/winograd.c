@@ -39,6 +39,19 @@
 #include <stdint.h>
 #include <string.h>
 
+/* For the weight gradient's micro-kernels (wd_gemm): the row of input channel
+ * i of the tile when i < nci, else row 0 (its sums are dropped, so the loop
+ * has one shape); the double accumulation of rows i < nci (WDK_ADD1, per
+ * instruction set). */
+#define WD_VROW(i) (v + (nci > (i) ? (i) : 0) * vs)
+#define WDK_ADD(i)                                  \
+    do {                                            \
+        if ((i) < nci) {                            \
+            WDK_ADD1(i, 0);                         \
+            if (NV > 1) WDK_ADD1(i, 1);             \
+        }                                           \
+    } while (0)
+
 #if defined(__AVX512F__)
 #include "nn/winograd_avx512.h"
 #elif defined(__AVX2__) && defined(__FMA__)
@@ -151,6 +164,11 @@ static inline __attribute__((always_inline)) void wg_tf_in(wg_vf v[16], wg_vf d[
         v[12 + c] = wg_sub(t[1][c], t[3][c]);
     }
 }
+
+/* The GEMM micro-kernels (wg_gemm), one instance per number of lane groups. */
+static __attribute__((noinline)) void wg_gemm1(float *M, const float *V, size_t vs, const float *U, int Cin) { wg_gemm(M, V, vs, U, Cin, 1); }
+static __attribute__((noinline)) void wg_gemm2(float *M, const float *V, size_t vs, const float *U, int Cin) { wg_gemm(M, V, vs, U, Cin, 2); }
+static __attribute__((noinline)) void wg_gemm3(float *M, const float *V, size_t vs, const float *U, int Cin) { wg_gemm(M, V, vs, U, Cin, 3); }
 
 /* The transforms of input channels [ci0, ci1) for the ng groups of a block:
  * group gi, channel ci, matrix k in [k0, k1) goes to V + (gi / 3) * ss +
@@ -341,6 +359,16 @@ size_t wino_dweight_scratch_floats(int B, int Cin, int Cout, int H, int W) {
     const int TC = wd_chunk(Cin, Cout);
     return 2 * (size_t)16 * Cin * wd_ldz(Cout) + 16 * wd_vk(Cin, TC) + 16 * wd_zk(Cout, TC) +
            (size_t)B * H * W * wd_ldz(Cout);
+}
+
+/* The weight gradient's micro-kernels (wd_gemm), for 1 or 2 vectors of output channels. */
+static __attribute__((noinline)) void wd_gemm1(double *m, size_t ldm, const float *z, int ldz, const float *v, size_t vs,
+                                               int n, int nci) {
+    wd_gemm(m, ldm, z, ldz, v, vs, n, nci, 1);
+}
+static __attribute__((noinline)) void wd_gemm2(double *m, size_t ldm, const float *z, int ldz, const float *v, size_t vs,
+                                               int n, int nci) {
+    wd_gemm(m, ldm, z, ldz, v, vs, n, nci, 2);
 }
 
 /* Z[k - 4 * i0][wd_zrow(t)][co], for the matrices k of rows i0..i1-1 of the

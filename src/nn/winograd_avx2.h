@@ -222,9 +222,6 @@ static inline __attribute__((always_inline)) void wg_gemm(float *M, const float 
     }
     WK_STORE(0); WK_STORE(1); WK_STORE(2); WK_STORE(3);
 }
-static __attribute__((noinline)) void wg_gemm1(float *M, const float *V, size_t vs, const float *U, int Cin) { wg_gemm(M, V, vs, U, Cin, 1); }
-static __attribute__((noinline)) void wg_gemm2(float *M, const float *V, size_t vs, const float *U, int Cin) { wg_gemm(M, V, vs, U, Cin, 2); }
-static __attribute__((noinline)) void wg_gemm3(float *M, const float *V, size_t vs, const float *U, int Cin) { wg_gemm(M, V, vs, U, Cin, 3); }
 
 /* ---- weight gradient */
 
@@ -285,13 +282,6 @@ static void wd_transpose(float *GT, int ldz, const float *dout, int b, int co0, 
         _mm256_storeu_pd(mm, _mm256_add_pd(_mm256_loadu_pd(mm), _mm256_cvtps_pd(_mm256_castps256_ps128(e##i##j)))); \
         _mm256_storeu_pd(mm + 4, _mm256_add_pd(_mm256_loadu_pd(mm + 4), _mm256_cvtps_pd(_mm256_extractf128_ps(e##i##j, 1)))); \
     } while (0)
-#define WDK_ADD(i)                                  \
-    do {                                            \
-        if ((i) < nci) {                            \
-            WDK_ADD1(i, 0);                         \
-            if (NV > 1) WDK_ADD1(i, 1);             \
-        }                                           \
-    } while (0)
 
 /* m[i][co] (double, row stride ldm) += sum_{t < n} v[i * vs + t] * z[t * ldz + co]
  * (z = zp) for input channels i < nci <= 6 and 8 * NV output channels; the float sum
@@ -300,8 +290,8 @@ static void wd_transpose(float *GT, int ldz, const float *dout, int b, int co0, 
 static inline __attribute__((always_inline)) void wd_gemm(double *m, size_t ldm, const float *zp, int ldz, const float *v,
                                                           size_t vs, int n, int nci, const int NV) {
     const __m256 zz = _mm256_setzero_ps(), z = zz;
-    const float *v0 = v, *v1 = v + (nci > 1 ? 1 : 0) * vs, *v2 = v + (nci > 2 ? 2 : 0) * vs;
-    const float *v3 = v + (nci > 3 ? 3 : 0) * vs, *v4 = v + (nci > 4 ? 4 : 0) * vs, *v5 = v + (nci > 5 ? 5 : 0) * vs;
+    const float *v0 = v, *v1 = WD_VROW(1), *v2 = WD_VROW(2);
+    const float *v3 = WD_VROW(3), *v4 = WD_VROW(4), *v5 = WD_VROW(5);
     WDK_DECL(0); WDK_DECL(1); WDK_DECL(2);
     WDK_DECL(3); WDK_DECL(4); WDK_DECL(5);
     for (int t = 0; t < n; t++) {
@@ -312,14 +302,6 @@ static inline __attribute__((always_inline)) void wd_gemm(double *m, size_t ldm,
     }
     WDK_ADD(0); WDK_ADD(1); WDK_ADD(2);
     WDK_ADD(3); WDK_ADD(4); WDK_ADD(5);
-}
-static __attribute__((noinline)) void wd_gemm1(double *m, size_t ldm, const float *z, int ldz, const float *v, size_t vs,
-                                               int n, int nci) {
-    wd_gemm(m, ldm, z, ldz, v, vs, n, nci, 1);
-}
-static __attribute__((noinline)) void wd_gemm2(double *m, size_t ldm, const float *z, int ldz, const float *v, size_t vs,
-                                               int n, int nci) {
-    wd_gemm(m, ldm, z, ldz, v, vs, n, nci, 2);
 }
 
 /* res[3 * a + b][m] = (G^T M G)[a][b] for output channels co0 + m, m < 8, and

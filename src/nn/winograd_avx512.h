@@ -189,9 +189,6 @@ static inline __attribute__((always_inline)) void wg_gemm(float *M, const float 
     WK_STORE(0); WK_STORE(1); WK_STORE(2); WK_STORE(3);
     WK_STORE(4); WK_STORE(5); WK_STORE(6); WK_STORE(7);
 }
-static __attribute__((noinline)) void wg_gemm1(float *M, const float *V, size_t vs, const float *U, int Cin) { wg_gemm(M, V, vs, U, Cin, 1); }
-static __attribute__((noinline)) void wg_gemm2(float *M, const float *V, size_t vs, const float *U, int Cin) { wg_gemm(M, V, vs, U, Cin, 2); }
-static __attribute__((noinline)) void wg_gemm3(float *M, const float *V, size_t vs, const float *U, int Cin) { wg_gemm(M, V, vs, U, Cin, 3); }
 
 /* ---- bf16 GEMMs (nn_use_bf16): U and V go to pairs of input channels,
  * word p of a row holding bf16(x[2p]) in its low and bf16(x[2p + 1]) in its
@@ -325,19 +322,12 @@ static void wd_transpose(float *GT, int ldz, const float *dout, int b, int co0, 
                                                _mm512_cvtps_pd(_mm256_castpd_ps(                              \
                                                    _mm512_extractf64x4_pd(_mm512_castps_pd(e##i##j), 1))))); \
     } while (0)
-#define WDK_ADD(i)                                  \
-    do {                                            \
-        if ((i) < nci) {                            \
-            WDK_ADD1(i, 0);                         \
-            if (NV > 1) WDK_ADD1(i, 1);             \
-        }                                           \
-    } while (0)
 /* v0..v8: the rows of input channels i < nci; rows i >= nci read row 0 and
  * are dropped, so the loop has one shape. */
-#define WDK_ROWS                                                                                                       \
-    const float *v0 = v, *v1 = v + (nci > 1 ? 1 : 0) * vs, *v2 = v + (nci > 2 ? 2 : 0) * vs;                            \
-    const float *v3 = v + (nci > 3 ? 3 : 0) * vs, *v4 = v + (nci > 4 ? 4 : 0) * vs, *v5 = v + (nci > 5 ? 5 : 0) * vs;  \
-    const float *v6 = v + (nci > 6 ? 6 : 0) * vs, *v7 = v + (nci > 7 ? 7 : 0) * vs, *v8 = v + (nci > 8 ? 8 : 0) * vs
+#define WDK_ROWS                                                             \
+    const float *v0 = v, *v1 = WD_VROW(1), *v2 = WD_VROW(2);                 \
+    const float *v3 = WD_VROW(3), *v4 = WD_VROW(4), *v5 = WD_VROW(5);        \
+    const float *v6 = WD_VROW(6), *v7 = WD_VROW(7), *v8 = WD_VROW(8)
 
 /* m[i][co] (double, row stride ldm) += sum_{t < n} v[i * vs + t] * z[t * ldz + co]
  * (z = zp) for input channels i < nci <= 9 and 16 * NV output channels; the float sum
@@ -359,14 +349,6 @@ static inline __attribute__((always_inline)) void wd_gemm(double *m, size_t ldm,
     WDK_ADD(0); WDK_ADD(1); WDK_ADD(2);
     WDK_ADD(3); WDK_ADD(4); WDK_ADD(5);
     WDK_ADD(6); WDK_ADD(7); WDK_ADD(8);
-}
-static __attribute__((noinline)) void wd_gemm1(double *m, size_t ldm, const float *z, int ldz, const float *v, size_t vs,
-                                               int n, int nci) {
-    wd_gemm(m, ldm, z, ldz, v, vs, n, nci, 1);
-}
-static __attribute__((noinline)) void wd_gemm2(double *m, size_t ldm, const float *z, int ldz, const float *v, size_t vs,
-                                               int n, int nci) {
-    wd_gemm(m, ldm, z, ldz, v, vs, n, nci, 2);
 }
 
 /* ---- bf16 weight gradient (nn_use_bf16): the reduction runs over tiles, so
