@@ -7,7 +7,9 @@
  * Kernels: AVX-512 intrinsics (16 floats per vector, masked tails), AVX2 +
  * FMA (the same 16-lane sums on pairs of 8-float ymm), or portable C with the
  * same summation pattern; the SiLU variants are separate
- * instantiations (no branch in the loops).
+ * instantiations (no branch in the loops). The vector kernels are in
+ * groupnorm_avx512.h and groupnorm_avx2.h, the portable ones and the drivers
+ * (written once for all three) here.
  *
  * Sums use the fixed pattern of vecmath.h (16 float lanes over at most
  * DR_SUM_CHUNK values, then double accumulators reduced in a fixed order):
@@ -40,7 +42,13 @@
 #define GN_ROWS_CAP 8192 /* doubles */
 
 #if defined(__AVX512F__)
-/* ================================================================ AVX-512 */
+#include "nn/groupnorm_avx512.h"
+#elif defined(__AVX2__) && defined(__FMA__)
+#include "nn/groupnorm_avx2.h"
+#endif
+
+#if defined(GN_VL)
+/* ================================================================ vector */
 
 /* Mean and (biased) variance of n values in one pass over memory, robust
  * like a two-pass scheme (see the top of the file). Per chunk (<= 512 values,
@@ -51,73 +59,44 @@
  * so T1 = sum(x - x0) and T2 = sum((x - x0)^2) exactly but for the float
  * rounding of F and Q, which is relative to the chunk's own spread. */
 static void gn_stats(const float *x, size_t n, double *mean, double *var) {
-    const __m512d x0 = _mm512_set1_pd((double)x[0]);
-    __m512d t1[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()}, t2[2] = {t1[0], t1[1]};
+    const gn_vd x0 = gn_vd_set1((double)x[0]);
+    gn_vd t1[GN_ND], t2[GN_ND];
+    for (int q = 0; q < GN_ND; q++) t1[q] = t2[q] = gn_vd_zero();
     size_t i = 0;
     while (n - i >= 16) {
         const size_t len = n - i < DR_SUM_CHUNK ? n - i : DR_SUM_CHUNK;
         const size_t end = i + (len & ~(size_t)15);
         const size_t c = (end - i) / 16;          // values per lane
-        const __m512d cnt = _mm512_set1_pd((double)c);
+        const gn_vd cnt = gn_vd_set1((double)c);
         // per-lane shift: the lane's float mean over the chunk, sum(x / c)
         // (no overflow); any value near it would do, the sums below are
         // exact about whatever it is
-        const __m512 rc = _mm512_set1_ps(1.0f / (float)c);
-        __m512 f0 = _mm512_setzero_ps(), f1 = f0, q0 = f0, q1 = f0;
+        const gn_v16 rc = gn_v16_set1(1.0f / (float)c);
+        gn_v16 f0 = gn_v16_zero(), f1 = f0, q0 = f0, q1 = f0;
         size_t j = i;
         for (; j + 32 <= end; j += 32) {
-            f0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + j), rc, f0);
-            f1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + j + 16), rc, f1);
+            f0 = gn_v16_fmadd(gn_v16_load(x + j), rc, f0);
+            f1 = gn_v16_fmadd(gn_v16_load(x + j + 16), rc, f1);
         }
-        for (; j < end; j += 16) f0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + j), rc, f0);
-        const __m512 sh = _mm512_add_ps(f0, f1);
-        f0 = f1 = _mm512_setzero_ps();
+        for (; j < end; j += 16) f0 = gn_v16_fmadd(gn_v16_load(x + j), rc, f0);
+        const gn_v16 sh = gn_v16_add(f0, f1);
+        f0 = f1 = gn_v16_zero();
         for (; i + 32 <= end; i += 32) {
-            const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(x + i), sh);
-            const __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), sh);
-            f0 = _mm512_add_ps(f0, d0);
-            f1 = _mm512_add_ps(f1, d1);
-            q0 = _mm512_fmadd_ps(d0, d0, q0);
-            q1 = _mm512_fmadd_ps(d1, d1, q1);
+            const gn_v16 d0 = gn_v16_sub(gn_v16_load(x + i), sh);
+            const gn_v16 d1 = gn_v16_sub(gn_v16_load(x + i + 16), sh);
+            f0 = gn_v16_add(f0, d0);
+            f1 = gn_v16_add(f1, d1);
+            q0 = gn_v16_fmadd(d0, d0, q0);
+            q1 = gn_v16_fmadd(d1, d1, q1);
         }
         for (; i < end; i += 16) {
-            const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(x + i), sh);
-            f0 = _mm512_add_ps(f0, d0);
-            q0 = _mm512_fmadd_ps(d0, d0, q0);
+            const gn_v16 d0 = gn_v16_sub(gn_v16_load(x + i), sh);
+            f0 = gn_v16_add(f0, d0);
+            q0 = gn_v16_fmadd(d0, d0, q0);
         }
-        const __m512 s1 = _mm512_add_ps(f0, f1), s2 = _mm512_add_ps(q0, q1);
-        /* lanes 0-7 and 8-15 in double; the extract index must be a constant */
-#define GN_HALF(h)                                                                          \
-    do {                                                                                    \
-        const __m256 sh_h = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sh), h)); \
-        const __m256 s1_h = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s1), h)); \
-        const __m256 s2_h = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s2), h)); \
-        const __m512d sd = _mm512_sub_pd(_mm512_cvtps_pd(sh_h), x0); /* mu_l - x0 */          \
-        const __m512d a1 = _mm512_cvtps_pd(s1_h), a2 = _mm512_cvtps_pd(s2_h);               \
-        t1[h] = _mm512_add_pd(t1[h], _mm512_fmadd_pd(cnt, sd, a1));                         \
-        /* c sd^2 + 2 sd S1 + S2 = sd (c sd + 2 S1) + S2 */                                  \
-        const __m512d u = _mm512_fmadd_pd(cnt, sd, _mm512_add_pd(a1, a1));                  \
-        t2[h] = _mm512_add_pd(t2[h], _mm512_fmadd_pd(sd, u, a2));                           \
-    } while (0)
-        GN_HALF(0);
-        GN_HALF(1);
-#undef GN_HALF
+        gn_stats_chunk(t1, t2, sh, gn_v16_add(f0, f1), gn_v16_add(q0, q1), cnt, x0);
     }
-    if (i < n) {                                   // ragged tail: in double directly
-        const __mmask16 k = dr_mask16_(n - i);
-        const __m512 xt = _mm512_maskz_loadu_ps(k, x + i);
-#define GN_TAIL(h)                                                                          \
-    do {                                                                                    \
-        const __mmask8 kh = (__mmask8)(k >> (8 * (h)));                                     \
-        const __m256 xh = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xt), h)); \
-        const __m512d d = _mm512_maskz_sub_pd(kh, _mm512_cvtps_pd(xh), x0);                 \
-        t1[h] = _mm512_add_pd(t1[h], d);                                                    \
-        t2[h] = _mm512_fmadd_pd(d, d, t2[h]);                                               \
-    } while (0)
-        GN_TAIL(0);
-        GN_TAIL(1);
-#undef GN_TAIL
-    }
+    if (i < n) gn_stats_tail(t1, t2, x + i, n - i, x0); // ragged tail (< 16): in double directly
     const double m = dr_hsum_pd_(t1) / (double)n;   // mean - x0
     const double v = dr_hsum_pd_(t2) / (double)n - m * m;
     *mean = (double)x[0] + m;
@@ -126,385 +105,124 @@ static void gn_stats(const float *x, size_t n, double *mean, double *var) {
 
 /* a = gamma * ((x - m) * r) + beta, the pre-activation (same ops forward and
  * backward, so the backward recomputes the forward's exact value) */
-static inline __m512 gn_pre(__m512 x, __m512 m, __m512 r, __m512 ga, __m512 be, __m512 *xh) {
-    *xh = _mm512_mul_ps(_mm512_sub_ps(x, m), r);
-    return _mm512_fmadd_ps(ga, *xh, be);
+GN_INL gn_vf gn_pre(gn_vf x, gn_vf m, gn_vf r, gn_vf ga, gn_vf be, gn_vf *xh) {
+    *xh = gn_mul(gn_sub(x, m), r);
+    return gn_fmadd(ga, *xh, be);
 }
 
-/* silu(a) = a sigmoid(a); exp(-a) overflow: sigmoid 0, a * 0 = -0 */
-static inline __m512 gn_silu(__m512 a) { return dr_silu_ps512(a); }
-
 /* y = norm(x) (optionally silu'd) over one channel row of n values */
-static inline __attribute__((always_inline)) void gn_apply_(float *y, const float *x, size_t n,
-                                                            float mf, float rf, float gaf,
-                                                            float bef, const int silu) {
-    const __m512 m = _mm512_set1_ps(mf), r = _mm512_set1_ps(rf);
-    const __m512 ga = _mm512_set1_ps(gaf), be = _mm512_set1_ps(bef);
-    __m512 xh;
+GN_INL void gn_apply_(float *y, const float *x, size_t n, float mf, float rf, float gaf, float bef, const int silu) {
+    const gn_vf m = gn_set1(mf), r = gn_set1(rf);
+    const gn_vf ga = gn_set1(gaf), be = gn_set1(bef);
+    gn_vf xh;
     size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m512 a = gn_pre(_mm512_loadu_ps(x + i), m, r, ga, be, &xh);
+    for (; i + GN_VL <= n; i += GN_VL) {
+        gn_vf a = gn_pre(gn_load(x + i), m, r, ga, be, &xh);
         if (silu) a = gn_silu(a);
-        _mm512_storeu_ps(y + i, a);
+        gn_store(y + i, a);
     }
     if (i < n) {
-        const __mmask16 k = dr_mask16_(n - i);
-        __m512 a = gn_pre(_mm512_maskz_loadu_ps(k, x + i), m, r, ga, be, &xh);
+        const gn_mask k = gn_mask_of(n - i);
+        gn_vf a = gn_pre(gn_load_mask(x + i, k), m, r, ga, be, &xh);
         if (silu) a = gn_silu(a);
-        _mm512_mask_storeu_ps(y + i, k, a);
+        gn_store_mask(y + i, k, a);
     }
 }
 
 /* dL/d(pre-activation): dout, times d silu(a) / da when fused */
-static inline __m512 gn_dy(__m512 d, __m512 xh, __m512 ga, __m512 be, const int silu) {
+GN_INL gn_vf gn_dy(gn_vf d, gn_vf xh, gn_vf ga, gn_vf be, const int silu) {
     if (!silu) return d;
-    const __m512 one = _mm512_set1_ps(1.0f);
-    const __m512 a = _mm512_fmadd_ps(ga, xh, be);
-    __m512 om;                                   // 1 - s, accurate near s = 1
-    const __m512 s = dr_sigmoid2_ps512(a, &om);
+    const gn_vf one = gn_set1(1.0f);
+    const gn_vf a = gn_fmadd(ga, xh, be);
+    gn_vf om;                                    // 1 - s, accurate near s = 1
+    const gn_vf s = gn_sigmoid2(a, &om);
     // dout * s * (1 + a (1 - s)); s = 0 for very negative a: 0 * finite, no NaN
-    return _mm512_mul_ps(_mm512_mul_ps(d, s), _mm512_fmadd_ps(a, om, one));
+    return gn_mul(gn_mul(d, s), gn_fmadd(a, om, one));
 }
 
-/* Over one channel row: *sdy = sum(dy), *sdx = sum(dy * xhat); with upd,
- * also dinp += rg * dy (the dxh part of the input gradient, see below). */
-static inline __attribute__((always_inline)) void gn_row_sums_(float *dinp, float rgf,
-                                                               const float *dout, const float *x,
-                                                               size_t n, float mf, float rf,
-                                                               float gaf, float bef, const int silu,
-                                                               const int upd, double *sdy,
-                                                               double *sdx) {
-    const __m512 m = _mm512_set1_ps(mf), r = _mm512_set1_ps(rf), rg = _mm512_set1_ps(rgf);
-    const __m512 ga = _mm512_set1_ps(gaf), be = _mm512_set1_ps(bef);
-    __m512d a1[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()}, a2[2] = {a1[0], a1[1]};
-    size_t i = 0;
-    while (n - i >= 16) {
-        const size_t len = n - i < DR_SUM_CHUNK ? n - i : DR_SUM_CHUNK;
-        const size_t end = i + (len & ~(size_t)15);
-        __m512 f0 = _mm512_setzero_ps(), f1 = f0, q0 = f0, q1 = f0;
-        for (; i + 32 <= end; i += 32) {
-            const __m512 xh0 = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), m), r);
-            const __m512 xh1 = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), m), r);
-            const __m512 d0 = gn_dy(_mm512_loadu_ps(dout + i), xh0, ga, be, silu);
-            const __m512 d1 = gn_dy(_mm512_loadu_ps(dout + i + 16), xh1, ga, be, silu);
-            if (upd) {
-                _mm512_storeu_ps(dinp + i, _mm512_fmadd_ps(rg, d0, _mm512_loadu_ps(dinp + i)));
-                _mm512_storeu_ps(dinp + i + 16, _mm512_fmadd_ps(rg, d1, _mm512_loadu_ps(dinp + i + 16)));
-            }
-            f0 = _mm512_add_ps(f0, d0);
-            f1 = _mm512_add_ps(f1, d1);
-            q0 = _mm512_fmadd_ps(d0, xh0, q0);
-            q1 = _mm512_fmadd_ps(d1, xh1, q1);
-        }
-        for (; i < end; i += 16) {
-            const __m512 xh0 = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), m), r);
-            const __m512 d0 = gn_dy(_mm512_loadu_ps(dout + i), xh0, ga, be, silu);
-            if (upd) _mm512_storeu_ps(dinp + i, _mm512_fmadd_ps(rg, d0, _mm512_loadu_ps(dinp + i)));
-            f0 = _mm512_add_ps(f0, d0);
-            q0 = _mm512_fmadd_ps(d0, xh0, q0);
-        }
-        dr_flush_pd_(a1, _mm512_add_ps(f0, f1));
-        dr_flush_pd_(a2, _mm512_add_ps(q0, q1));
-    }
-    if (i < n) {
-        const __mmask16 k = dr_mask16_(n - i);
-        const __m512 xh0 = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m), r);
-        const __m512 d0 = _mm512_maskz_mov_ps(k, gn_dy(_mm512_maskz_loadu_ps(k, dout + i), xh0, ga, be, silu));
-        if (upd)
-            _mm512_mask_storeu_ps(dinp + i, k, _mm512_fmadd_ps(rg, d0, _mm512_maskz_loadu_ps(k, dinp + i)));
-        dr_flush_pd_(a1, d0);
-        dr_flush_pd_(a2, _mm512_maskz_mul_ps(k, d0, xh0));
-    }
-    *sdy = dr_hsum_pd_(a1);
-    *sdx = dr_hsum_pd_(a2);
-}
-
-/* dinp += c0 + c1 * xhat over one channel row (the rest of the input
- * gradient once rg * dy is in) */
-static void gn_row_corr(float *dinp, const float *x, size_t n, float mf, float rf, float c0f,
-                        float c1f) {
-    const __m512 m = _mm512_set1_ps(mf), r = _mm512_set1_ps(rf);
-    const __m512 c0 = _mm512_set1_ps(c0f), c1 = _mm512_set1_ps(c1f);
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), m), r);
-        _mm512_storeu_ps(dinp + i, _mm512_add_ps(_mm512_loadu_ps(dinp + i), _mm512_fmadd_ps(c1, xh, c0)));
-    }
-    if (i < n) {
-        const __mmask16 k = dr_mask16_(n - i);
-        const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m), r);
-        _mm512_mask_storeu_ps(dinp + i, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, dinp + i), _mm512_fmadd_ps(c1, xh, c0)));
-    }
-}
-
-/* dinp += r * (dxh - m1 - xhat * m2), dxh = dout * gamma (no SiLU), over one row */
-static void gn_row_dinp(float *dinp, const float *dout, const float *x, size_t n, float mf,
-                        float rf, float gaf, float m1f, float m2f) {
-    const __m512 m = _mm512_set1_ps(mf), r = _mm512_set1_ps(rf), ga = _mm512_set1_ps(gaf);
-    const __m512 m1 = _mm512_set1_ps(m1f), m2 = _mm512_set1_ps(m2f);
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), m), r);
-        const __m512 dxh = _mm512_mul_ps(_mm512_loadu_ps(dout + i), ga);
-        const __m512 t = _mm512_fnmadd_ps(xh, m2, _mm512_sub_ps(dxh, m1));
-        _mm512_storeu_ps(dinp + i, _mm512_fmadd_ps(r, t, _mm512_loadu_ps(dinp + i)));
-    }
-    if (i < n) {
-        const __mmask16 k = dr_mask16_(n - i);
-        const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m), r);
-        const __m512 dxh = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, dout + i), ga);
-        const __m512 t = _mm512_fnmadd_ps(xh, m2, _mm512_sub_ps(dxh, m1));
-        _mm512_mask_storeu_ps(dinp + i, k, _mm512_fmadd_ps(r, t, _mm512_maskz_loadu_ps(k, dinp + i)));
-    }
-}
-
-#elif defined(__AVX2__) && defined(__FMA__)
-/* ================================================================ AVX2 + FMA */
-/* The AVX-512 kernels above, op for op, on 8-lane ymm (CPUs without AVX-512,
- * e.g. AMD Zen 3). The sums keep the AVX-512 16-lane pattern: each 16-float
- * register is a pair of ymm (dr_v16_ in vecmath.h, lanes 0-7 and 8-15) and
- * each pair of 8-double registers is 4 ymm of 4 doubles (lanes 4q..4q+3),
- * reduced by dr_hsum_pd_ in the AVX-512 pairing; the per-lane double updates
- * are elementwise. So the statistics and the row sums are the same values,
- * added in the same order, as on AVX-512. The elementwise passes (apply,
- * input gradient) just run 8 lanes at a time with a masked tail. The exp is
- * dr_expf's bits; the sigmoid here divides (see vecmath.h), so the fused
- * SiLU may differ from the AVX-512 build by an ulp. */
-
-/* One chunk's 4 lanes (quarter q of 16) into the double sums about x0:
- * T1 += c s + F, T2 += s (c s + 2 F) + Q, s = mu_l - x0 (see the AVX-512 gn_stats) */
-static inline void gn_quarter_(__m256d *t1, __m256d *t2, __m128 sh, __m128 s1, __m128 s2,
-                               __m256d cnt, __m256d x0) {
-    const __m256d sd = _mm256_sub_pd(_mm256_cvtps_pd(sh), x0);          // mu_l - x0
-    const __m256d a1 = _mm256_cvtps_pd(s1), a2 = _mm256_cvtps_pd(s2);
-    *t1 = _mm256_add_pd(*t1, _mm256_fmadd_pd(cnt, sd, a1));
-    const __m256d u = _mm256_fmadd_pd(cnt, sd, _mm256_add_pd(a1, a1));
-    *t2 = _mm256_add_pd(*t2, _mm256_fmadd_pd(sd, u, a2));
-}
-
-/* Mean and (biased) variance of n values in one pass over memory, robust
- * like a two-pass scheme: the AVX-512 gn_stats with 16 lanes as two ymm. */
-static void gn_stats(const float *x, size_t n, double *mean, double *var) {
-    const __m256d x0 = _mm256_set1_pd((double)x[0]);
-    __m256d t1[4], t2[4];
-    for (int q = 0; q < 4; q++) t1[q] = t2[q] = _mm256_setzero_pd();
-    size_t i = 0;
-    while (n - i >= 16) {
-        const size_t len = n - i < DR_SUM_CHUNK ? n - i : DR_SUM_CHUNK;
-        const size_t end = i + (len & ~(size_t)15);
-        const size_t c = (end - i) / 16;          // values per lane
-        const __m256d cnt = _mm256_set1_pd((double)c);
-        // per-lane shift: the lane's float mean over the chunk (any value
-        // near it would do, the sums below are exact about whatever it is)
-        const dr_v16_ rc = dr_v16_set1_(1.0f / (float)c);
-        dr_v16_ f0 = dr_v16_zero_(), f1 = f0, q0 = f0, q1 = f0;
-        size_t j = i;
-        for (; j + 32 <= end; j += 32) {
-            f0 = dr_v16_fmadd_(dr_v16_load_(x + j), rc, f0);
-            f1 = dr_v16_fmadd_(dr_v16_load_(x + j + 16), rc, f1);
-        }
-        for (; j < end; j += 16) f0 = dr_v16_fmadd_(dr_v16_load_(x + j), rc, f0);
-        const dr_v16_ sh = dr_v16_add_(f0, f1);
-        f0 = f1 = dr_v16_zero_();
-        for (; i + 32 <= end; i += 32) {
-            const dr_v16_ d0 = dr_v16_sub_(dr_v16_load_(x + i), sh);
-            const dr_v16_ d1 = dr_v16_sub_(dr_v16_load_(x + i + 16), sh);
-            f0 = dr_v16_add_(f0, d0);
-            f1 = dr_v16_add_(f1, d1);
-            q0 = dr_v16_fmadd_(d0, d0, q0);
-            q1 = dr_v16_fmadd_(d1, d1, q1);
-        }
-        for (; i < end; i += 16) {
-            const dr_v16_ d0 = dr_v16_sub_(dr_v16_load_(x + i), sh);
-            f0 = dr_v16_add_(f0, d0);
-            q0 = dr_v16_fmadd_(d0, d0, q0);
-        }
-        const dr_v16_ s1 = dr_v16_add_(f0, f1), s2 = dr_v16_add_(q0, q1);
-        gn_quarter_(&t1[0], &t2[0], _mm256_castps256_ps128(sh.lo), _mm256_castps256_ps128(s1.lo),
-                    _mm256_castps256_ps128(s2.lo), cnt, x0);
-        gn_quarter_(&t1[1], &t2[1], _mm256_extractf128_ps(sh.lo, 1), _mm256_extractf128_ps(s1.lo, 1),
-                    _mm256_extractf128_ps(s2.lo, 1), cnt, x0);
-        gn_quarter_(&t1[2], &t2[2], _mm256_castps256_ps128(sh.hi), _mm256_castps256_ps128(s1.hi),
-                    _mm256_castps256_ps128(s2.hi), cnt, x0);
-        gn_quarter_(&t1[3], &t2[3], _mm256_extractf128_ps(sh.hi, 1), _mm256_extractf128_ps(s1.hi, 1),
-                    _mm256_extractf128_ps(s2.hi, 1), cnt, x0);
-    }
-    if (i < n) {                                   // ragged tail (< 16): in double directly
-        const ptrdiff_t rem = (ptrdiff_t)(n - i);
-        const __m256i k0 = dr_mask8_(rem), k1 = dr_mask8_(rem - 8);
-        const __m256 xl = _mm256_maskload_ps(x + i, k0), xu = _mm256_maskload_ps(x + i + 8, k1);
-        const __m128 xq[4] = {_mm256_castps256_ps128(xl), _mm256_extractf128_ps(xl, 1),
-                              _mm256_castps256_ps128(xu), _mm256_extractf128_ps(xu, 1)};
-        const __m128i kq[4] = {_mm256_castsi256_si128(k0), _mm256_extracti128_si256(k0, 1),
-                               _mm256_castsi256_si128(k1), _mm256_extracti128_si256(k1, 1)};
-        for (int q = 0; q < 4; q++) {
-            // off lanes: d = +0 (like maskz_sub_pd), adds nothing
-            const __m256d kd = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(kq[q]));
-            const __m256d d = _mm256_and_pd(_mm256_sub_pd(_mm256_cvtps_pd(xq[q]), x0), kd);
-            t1[q] = _mm256_add_pd(t1[q], d);
-            t2[q] = _mm256_fmadd_pd(d, d, t2[q]);
-        }
-    }
-    const double m = dr_hsum_pd_(t1) / (double)n;   // mean - x0
-    const double v = dr_hsum_pd_(t2) / (double)n - m * m;
-    *mean = (double)x[0] + m;
-    *var = v > 0.0 ? v : 0.0;
-}
-
-/* a = gamma * ((x - m) * r) + beta, the pre-activation (same ops forward and
- * backward, so the backward recomputes the forward's exact value) */
-static inline __m256 gn_pre(__m256 x, __m256 m, __m256 r, __m256 ga, __m256 be, __m256 *xh) {
-    *xh = _mm256_mul_ps(_mm256_sub_ps(x, m), r);
-    return _mm256_fmadd_ps(ga, *xh, be);
-}
-
-/* silu(a) = a / (1 + exp(-a)); exp(-a) overflow: a / inf = -0 */
-static inline __m256 gn_silu(__m256 a) { return dr_silu_ps256(a); }
-
-/* y = norm(x) (optionally silu'd) over one channel row of n values */
-static inline __attribute__((always_inline)) void gn_apply_(float *y, const float *x, size_t n,
-                                                            float mf, float rf, float gaf,
-                                                            float bef, const int silu) {
-    const __m256 m = _mm256_set1_ps(mf), r = _mm256_set1_ps(rf);
-    const __m256 ga = _mm256_set1_ps(gaf), be = _mm256_set1_ps(bef);
-    __m256 xh;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 a = gn_pre(_mm256_loadu_ps(x + i), m, r, ga, be, &xh);
-        if (silu) a = gn_silu(a);
-        _mm256_storeu_ps(y + i, a);
-    }
-    if (i < n) {
-        const __m256i k = dr_mask8_((ptrdiff_t)(n - i));
-        __m256 a = gn_pre(_mm256_maskload_ps(x + i, k), m, r, ga, be, &xh);
-        if (silu) a = gn_silu(a);
-        _mm256_maskstore_ps(y + i, k, a);
-    }
-}
-
-/* dL/d(pre-activation): dout, times d silu(a) / da when fused */
-static inline __m256 gn_dy(__m256 d, __m256 xh, __m256 ga, __m256 be, const int silu) {
-    if (!silu) return d;
-    const __m256 one = _mm256_set1_ps(1.0f);
-    const __m256 a = _mm256_fmadd_ps(ga, xh, be);
-    __m256 om;                                   // 1 - s, accurate near s = 1
-    const __m256 s = dr_sigmoid2_ps256(a, &om);
-    // dout * s * (1 + a (1 - s)); s = 0 for very negative a: 0 * finite, no NaN
-    return _mm256_mul_ps(_mm256_mul_ps(d, s), _mm256_fmadd_ps(a, om, one));
-}
-
-/* 8 lanes of the row sums' body: xhat, dy, and with upd dinp += rg * dy */
-static inline __attribute__((always_inline)) __m256 gn_dy8_(float *dinp, const float *dout,
-                                                             const float *x, __m256 m, __m256 r,
-                                                             __m256 rg, __m256 ga, __m256 be,
-                                                             const int silu, const int upd,
-                                                             __m256 *xh) {
-    *xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x), m), r);
-    const __m256 d = gn_dy(_mm256_loadu_ps(dout), *xh, ga, be, silu);
-    if (upd) _mm256_storeu_ps(dinp, _mm256_fmadd_ps(rg, d, _mm256_loadu_ps(dinp)));
+/* One vector of the row sums' body: xhat, dy, and with upd dinp += rg * dy */
+GN_INL gn_vf gn_dy_vec(float *dinp, const float *dout, const float *x, gn_vf m, gn_vf r, gn_vf rg, gn_vf ga, gn_vf be,
+                       const int silu, const int upd, gn_vf *xh) {
+    *xh = gn_mul(gn_sub(gn_load(x), m), r);
+    const gn_vf d = gn_dy(gn_load(dout), *xh, ga, be, silu);
+    if (upd) gn_store(dinp, gn_fmadd(rg, d, gn_load(dinp)));
     return d;
 }
 
 /* Over one channel row: *sdy = sum(dy), *sdx = sum(dy * xhat); with upd,
- * also dinp += rg * dy. The AVX-512 summation pattern (32 values a step into
- * two 16-lane registers f0 / f1, 16 at a time after that). */
-static inline __attribute__((always_inline)) void gn_row_sums_(float *dinp, float rgf,
-                                                               const float *dout, const float *x,
-                                                               size_t n, float mf, float rf,
-                                                               float gaf, float bef, const int silu,
-                                                               const int upd, double *sdy,
-                                                               double *sdx) {
-    const __m256 m = _mm256_set1_ps(mf), r = _mm256_set1_ps(rf), rg = _mm256_set1_ps(rgf);
-    const __m256 ga = _mm256_set1_ps(gaf), be = _mm256_set1_ps(bef);
-    __m256d a1[4], a2[4];
-    for (int q = 0; q < 4; q++) a1[q] = a2[q] = _mm256_setzero_pd();
+ * also dinp += rg * dy (the dxh part of the input gradient, see below). The
+ * 16-lane summation pattern: 32 values a step into two 16-lane registers
+ * f0 / f1, 16 at a time after that. */
+GN_INL void gn_row_sums_(float *dinp, float rgf, const float *dout, const float *x, size_t n, float mf, float rf,
+                         float gaf, float bef, const int silu, const int upd, double *sdy, double *sdx) {
+    const gn_vf m = gn_set1(mf), r = gn_set1(rf), rg = gn_set1(rgf);
+    const gn_vf ga = gn_set1(gaf), be = gn_set1(bef);
+    gn_vd a1[GN_ND], a2[GN_ND];
+    for (int q = 0; q < GN_ND; q++) a1[q] = a2[q] = gn_vd_zero();
     size_t i = 0;
-    // dinp + i is only formed (and used) when upd
-#define GN_DY8(o, xh) gn_dy8_(upd ? dinp + i + (o) : NULL, dout + i + (o), x + i + (o), m, r, rg, ga, be, silu, upd, &(xh))
     while (n - i >= 16) {
         const size_t len = n - i < DR_SUM_CHUNK ? n - i : DR_SUM_CHUNK;
         const size_t end = i + (len & ~(size_t)15);
-        dr_v16_ f0 = dr_v16_zero_(), f1 = f0, q0 = f0, q1 = f0;
+        gn_v16 f0 = gn_v16_zero(), f1 = f0, q0 = f0, q1 = f0;
         for (; i + 32 <= end; i += 32) {
-            dr_v16_ xh0, xh1, d0, d1;
-            d0.lo = GN_DY8(0, xh0.lo);
-            d0.hi = GN_DY8(8, xh0.hi);
-            d1.lo = GN_DY8(16, xh1.lo);
-            d1.hi = GN_DY8(24, xh1.hi);
-            f0 = dr_v16_add_(f0, d0);
-            f1 = dr_v16_add_(f1, d1);
-            q0 = dr_v16_fmadd_(d0, xh0, q0);
-            q1 = dr_v16_fmadd_(d1, xh1, q1);
+            gn_v16 xh0, xh1;
+            const gn_v16 d0 = gn_dy16(upd ? dinp + i : NULL, dout + i, x + i, m, r, rg, ga, be, silu, upd, &xh0);
+            const gn_v16 d1 = gn_dy16(upd ? dinp + i + 16 : NULL, dout + i + 16, x + i + 16, m, r, rg, ga, be, silu, upd,
+                                      &xh1);
+            f0 = gn_v16_add(f0, d0);
+            f1 = gn_v16_add(f1, d1);
+            q0 = gn_v16_fmadd(d0, xh0, q0);
+            q1 = gn_v16_fmadd(d1, xh1, q1);
         }
         for (; i < end; i += 16) {
-            dr_v16_ xh0, d0;
-            d0.lo = GN_DY8(0, xh0.lo);
-            d0.hi = GN_DY8(8, xh0.hi);
-            f0 = dr_v16_add_(f0, d0);
-            q0 = dr_v16_fmadd_(d0, xh0, q0);
+            gn_v16 xh0;
+            const gn_v16 d0 = gn_dy16(upd ? dinp + i : NULL, dout + i, x + i, m, r, rg, ga, be, silu, upd, &xh0);
+            f0 = gn_v16_add(f0, d0);
+            q0 = gn_v16_fmadd(d0, xh0, q0);
         }
-        dr_flush_pd_(a1, dr_v16_add_(f0, f1));
-        dr_flush_pd_(a2, dr_v16_add_(q0, q1));
+        dr_flush_pd_(a1, gn_v16_add(f0, f1));
+        dr_flush_pd_(a2, gn_v16_add(q0, q1));
     }
-#undef GN_DY8
-    if (i < n) {                                 // < 16 left: masked, 0 in the off lanes
-        const ptrdiff_t rem = (ptrdiff_t)(n - i);
-        const __m256i k[2] = {dr_mask8_(rem), dr_mask8_(rem - 8)};
-        dr_v16_ d0, p0;
-        for (int h = 0; h < 2; h++) {
-            const size_t o = i + 8 * (size_t)h;
-            const __m256 kf = _mm256_castsi256_ps(k[h]);
-            const __m256 xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(x + o, k[h]), m), r);
-            const __m256 d = _mm256_and_ps(gn_dy(_mm256_maskload_ps(dout + o, k[h]), xh, ga, be, silu), kf);
-            if (upd)
-                _mm256_maskstore_ps(dinp + o, k[h], _mm256_fmadd_ps(rg, d, _mm256_maskload_ps(dinp + o, k[h])));
-            const __m256 p = _mm256_and_ps(_mm256_mul_ps(d, xh), kf);
-            if (h == 0) d0.lo = d, p0.lo = p;
-            else d0.hi = d, p0.hi = p;
-        }
-        dr_flush_pd_(a1, d0);
-        dr_flush_pd_(a2, p0);
-    }
+    if (i < n) gn_row_sums_tail(a1, a2, upd ? dinp + i : NULL, dout + i, x + i, n - i, m, r, rg, ga, be, silu, upd);
     *sdy = dr_hsum_pd_(a1);
     *sdx = dr_hsum_pd_(a2);
 }
 
 /* dinp += c0 + c1 * xhat over one channel row (the rest of the input
  * gradient once rg * dy is in) */
-static void gn_row_corr(float *dinp, const float *x, size_t n, float mf, float rf, float c0f,
-                        float c1f) {
-    const __m256 m = _mm256_set1_ps(mf), r = _mm256_set1_ps(rf);
-    const __m256 c0 = _mm256_set1_ps(c0f), c1 = _mm256_set1_ps(c1f);
+static void gn_row_corr(float *dinp, const float *x, size_t n, float mf, float rf, float c0f, float c1f) {
+    const gn_vf m = gn_set1(mf), r = gn_set1(rf);
+    const gn_vf c0 = gn_set1(c0f), c1 = gn_set1(c1f);
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m), r);
-        _mm256_storeu_ps(dinp + i, _mm256_add_ps(_mm256_loadu_ps(dinp + i), _mm256_fmadd_ps(c1, xh, c0)));
+    for (; i + GN_VL <= n; i += GN_VL) {
+        const gn_vf xh = gn_mul(gn_sub(gn_load(x + i), m), r);
+        gn_store(dinp + i, gn_add(gn_load(dinp + i), gn_fmadd(c1, xh, c0)));
     }
     if (i < n) {
-        const __m256i k = dr_mask8_((ptrdiff_t)(n - i));
-        const __m256 xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, k), m), r);
-        _mm256_maskstore_ps(dinp + i, k, _mm256_add_ps(_mm256_maskload_ps(dinp + i, k), _mm256_fmadd_ps(c1, xh, c0)));
+        const gn_mask k = gn_mask_of(n - i);
+        const gn_vf xh = gn_mul(gn_sub(gn_load_mask(x + i, k), m), r);
+        gn_store_mask(dinp + i, k, gn_add(gn_load_mask(dinp + i, k), gn_fmadd(c1, xh, c0)));
     }
 }
 
 /* dinp += r * (dxh - m1 - xhat * m2), dxh = dout * gamma (no SiLU), over one row */
-static void gn_row_dinp(float *dinp, const float *dout, const float *x, size_t n, float mf,
-                        float rf, float gaf, float m1f, float m2f) {
-    const __m256 m = _mm256_set1_ps(mf), r = _mm256_set1_ps(rf), ga = _mm256_set1_ps(gaf);
-    const __m256 m1 = _mm256_set1_ps(m1f), m2 = _mm256_set1_ps(m2f);
+static void gn_row_dinp(float *dinp, const float *dout, const float *x, size_t n, float mf, float rf, float gaf,
+                        float m1f, float m2f) {
+    const gn_vf m = gn_set1(mf), r = gn_set1(rf), ga = gn_set1(gaf);
+    const gn_vf m1 = gn_set1(m1f), m2 = gn_set1(m2f);
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m), r);
-        const __m256 dxh = _mm256_mul_ps(_mm256_loadu_ps(dout + i), ga);
-        const __m256 t = _mm256_fnmadd_ps(xh, m2, _mm256_sub_ps(dxh, m1));
-        _mm256_storeu_ps(dinp + i, _mm256_fmadd_ps(r, t, _mm256_loadu_ps(dinp + i)));
+    for (; i + GN_VL <= n; i += GN_VL) {
+        const gn_vf xh = gn_mul(gn_sub(gn_load(x + i), m), r);
+        const gn_vf dxh = gn_mul(gn_load(dout + i), ga);
+        const gn_vf t = gn_fnmadd(xh, m2, gn_sub(dxh, m1));
+        gn_store(dinp + i, gn_fmadd(r, t, gn_load(dinp + i)));
     }
     if (i < n) {
-        const __m256i k = dr_mask8_((ptrdiff_t)(n - i));
-        const __m256 xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, k), m), r);
-        const __m256 dxh = _mm256_mul_ps(_mm256_maskload_ps(dout + i, k), ga);
-        const __m256 t = _mm256_fnmadd_ps(xh, m2, _mm256_sub_ps(dxh, m1));
-        _mm256_maskstore_ps(dinp + i, k, _mm256_fmadd_ps(r, t, _mm256_maskload_ps(dinp + i, k)));
+        const gn_mask k = gn_mask_of(n - i);
+        const gn_vf xh = gn_mul(gn_sub(gn_load_mask(x + i, k), m), r);
+        const gn_vf dxh = gn_mul(gn_load_mask(dout + i, k), ga);
+        const gn_vf t = gn_fnmadd(xh, m2, gn_sub(dxh, m1));
+        gn_store_mask(dinp + i, k, gn_fmadd(r, t, gn_load_mask(dinp + i, k)));
     }
 }
 
