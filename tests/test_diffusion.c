@@ -54,9 +54,9 @@ static double rel_err(double a, double b) { return fabs(a - b) / fabs(b); }
 
 static void test_schedule(void) {
     const int T = 1000;
-    dr_schedule c, l;
-    CHECK(dr_schedule_build(&c, T, 0) == DR_OK, "cosine build: %s", dr_last_error());
-    CHECK(dr_schedule_build(&l, T, 1) == DR_OK, "linear build: %s", dr_last_error());
+    noise_schedule c, l;
+    CHECK(noise_schedule_build(&c, T, 0) == DR_OK, "cosine build: %s", dr_last_error());
+    CHECK(noise_schedule_build(&l, T, 1) == DR_OK, "linear build: %s", dr_last_error());
     CHECK(c.T == T && l.T == T, "T stored");
 
     /* Cosine, 0-based: alpha_bar[t] = f(t+1)/f(0) while no beta is clipped
@@ -100,7 +100,7 @@ static void test_schedule(void) {
     int mono = 1, prod = 1, range = 1;
     for (int t = 0; t < T; t++) {
         for (int k = 0; k < 2; k++) {
-            const dr_schedule *s = k ? &l : &c;
+            const noise_schedule *s = k ? &l : &c;
             if (!(s->beta[t] > 0 && s->beta[t] <= 0.999)) range = 0;
             if (!(s->alpha_bar[t] > 0 && s->alpha_bar[t] < 1)) range = 0;
             if (t > 0 && !(s->alpha_bar[t] < s->alpha_bar[t - 1])) mono = 0;
@@ -114,29 +114,29 @@ static void test_schedule(void) {
     printf("alpha_bar[999]: cosine %.6e, linear %.6e\n", c.alpha_bar[999], l.alpha_bar[999]);
 
     /* Small T: T = 1 cosine is a single clipped step. */
-    dr_schedule one;
-    CHECK(dr_schedule_build(&one, 1, 0) == DR_OK && one.beta[0] == 0.999, "cosine T = 1");
-    dr_schedule_free(&one);
+    noise_schedule one;
+    CHECK(noise_schedule_build(&one, 1, 0) == DR_OK && one.beta[0] == 0.999, "cosine T = 1");
+    noise_schedule_free(&one);
     CHECK(one.beta == NULL && one.alpha_bar == NULL, "free clears the struct");
-    dr_schedule_free(&one); /* double free is harmless */
+    noise_schedule_free(&one); /* double free is harmless */
 
-    dr_schedule bad;
-    dr_error_clear();
-    CHECK(dr_schedule_build(&bad, 0, 0) == DR_ERR_INVALID && dr_last_error()[0], "T = 0 rejected");
-    dr_error_clear();
-    CHECK(dr_schedule_build(&bad, 10, 2) == DR_ERR_INVALID && dr_last_error()[0], "linear = 2 rejected");
-    dr_error_clear();
-    CHECK(dr_schedule_build(NULL, 10, 0) == DR_ERR_INVALID && dr_last_error()[0], "NULL schedule rejected");
+    noise_schedule bad;
+    error_clear();
+    CHECK(noise_schedule_build(&bad, 0, 0) == DR_ERR_INVALID && dr_last_error()[0], "T = 0 rejected");
+    error_clear();
+    CHECK(noise_schedule_build(&bad, 10, 2) == DR_ERR_INVALID && dr_last_error()[0], "linear = 2 rejected");
+    error_clear();
+    CHECK(noise_schedule_build(NULL, 10, 0) == DR_ERR_INVALID && dr_last_error()[0], "NULL schedule rejected");
 
-    dr_schedule_free(&c);
-    dr_schedule_free(&l);
+    noise_schedule_free(&c);
+    noise_schedule_free(&l);
 }
 
 /* ----------------------------------------------------------------- timesteps */
 
 static void check_ts(int T, int S, dr_spacing sp, const int *want) {
     int *got = malloc((size_t)S * sizeof *got);
-    const int rc = dr_timesteps(T, S, sp, got);
+    const int rc = diffusion_timesteps(T, S, sp, got);
     CHECK(rc == DR_OK, "timesteps(%d, %d, %s): %s", T, S, spacing_str(sp), dr_last_error());
     int ok = rc == DR_OK, first_bad = -1;
     for (int i = 0; ok && i < S; i++)
@@ -189,7 +189,7 @@ static void test_timesteps(void) {
         const int T = Ts[k];
         for (int S = 1; S <= T; S++) {
             for (int sp = 0; sp < 3; sp++) {
-                if (dr_timesteps(T, S, (dr_spacing)sp, want) != DR_OK) {
+                if (diffusion_timesteps(T, S, (dr_spacing)sp, want) != DR_OK) {
                     inv_ok = 0;
                     continue;
                 }
@@ -207,13 +207,13 @@ static void test_timesteps(void) {
         int T, S, sp;
     } bad[] = {{1000, 0, 0}, {1000, 1001, 0}, {1000, -1, 1}, {10, 11, 2}, {0, 1, 0}, {1000, 10, 3}, {1000, 10, -1}};
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
-        dr_error_clear();
-        const int rc = dr_timesteps(bad[k].T, bad[k].S, (dr_spacing)bad[k].sp, want);
+        error_clear();
+        const int rc = diffusion_timesteps(bad[k].T, bad[k].S, (dr_spacing)bad[k].sp, want);
         CHECK(rc == DR_ERR_INVALID && dr_last_error()[0], "timesteps(%d, %d, %d) -> %d, want DR_ERR_INVALID", bad[k].T,
               bad[k].S, bad[k].sp, rc);
     }
-    dr_error_clear();
-    CHECK(dr_timesteps(1000, 10, DR_SPACING_TRAILING, NULL) == DR_ERR_INVALID && dr_last_error()[0], "NULL out");
+    error_clear();
+    CHECK(diffusion_timesteps(1000, 10, DR_SPACING_TRAILING, NULL) == DR_ERR_INVALID && dr_last_error()[0], "NULL out");
 }
 
 /* ----------------------------------------------------------- q_sample / v */
@@ -227,8 +227,8 @@ static void test_q_sample_v(void) {
     const double abs_[] = {2.4286e-9, 1e-4, 0.01, 0.5, 0.99, 0.99996};
     for (size_t k = 0; k < sizeof abs_ / sizeof *abs_; k++) {
         const double ab = abs_[k], a = sqrt(ab), b = sqrt(1 - ab);
-        dr_q_sample(xt, x0, eps, n, ab);
-        dr_v_target(v, x0, eps, n, ab);
+        diffusion_q_sample(xt, x0, eps, n, ab);
+        diffusion_v_target(v, x0, eps, n, ab);
         double e_xt = 0, e_v = 0, e_x0 = 0, e_eps = 0;
         for (size_t i = 0; i < n; i++) {
             e_xt = fmax(e_xt, fabs(xt[i] - (a * x0[i] + b * eps[i])));
@@ -251,7 +251,7 @@ static void test_q_sample_v(void) {
 /* --------------------------------------------------------- fixed-x0 oracle */
 
 typedef struct {
-    const dr_schedule *s;
+    const noise_schedule *s;
     const float *x0;
     size_t n;
     int calls;
@@ -320,25 +320,25 @@ static void test_oracle(void) {
     double worst_final[sizeof cfg / sizeof *cfg] = {0}, worst_traj[sizeof cfg / sizeof *cfg] = {0};
 
     for (int lin = 0; lin < 2; lin++) {
-        dr_schedule s;
-        CHECK(dr_schedule_build(&s, 1000, lin) == DR_OK, "schedule");
+        noise_schedule s;
+        CHECK(noise_schedule_build(&s, 1000, lin) == DR_OK, "schedule");
         for (size_t c = 0; c < ncfg; c++) {
             for (int sp = 0; sp < 3; sp++) {
                 /* Start on the forward process at the first visited step, so the
                  * marginals of a stochastic sampler are exactly N(sqrt(ab) x0, 1-ab). */
                 int ts[1000];
-                dr_timesteps(1000, cfg[c].steps, (dr_spacing)sp, ts);
-                dr_q_sample(x, x0, z, n, s.alpha_bar[ts[0]]);
+                diffusion_timesteps(1000, cfg[c].steps, (dr_spacing)sp, ts);
+                diffusion_q_sample(x, x0, z, n, s.alpha_bar[ts[0]]);
                 const int stochastic = cfg[c].k == DR_SAMPLER_DDPM || cfg[c].eta > 0;
                 fixed_oracle o = {&s, x0, n, 0, eps_init, -1, stochastic, 0, 0, NULL, 0};
-                dr_denoiser d = {fixed_predict, NULL, fixed_x_hook, NULL, &o};
-                dr_sample_options opt = {cfg[c].k, cfg[c].steps, (dr_spacing)sp, cfg[c].eta, 1234 + c};
+                denoiser d = {fixed_predict, NULL, fixed_x_hook, NULL, &o};
+                sample_options opt = {cfg[c].k, cfg[c].steps, (dr_spacing)sp, cfg[c].eta, 1234 + c};
                 /* exactly the scratch the sampler asks for (ASan builds catch an overrun) */
-                const size_t ns = dr_sample_scratch_floats(&opt, n);
+                const size_t ns = sample_scratch_floats(&opt, n);
                 CHECK(ns == (cfg[c].k == DR_SAMPLER_DDIM && cfg[c].eta == 0 ? 2 : 3) * n, "%s eta %g: scratch %zu",
                       sampler_str(cfg[c].k), cfg[c].eta, ns);
                 float *exact = falloc(ns);
-                const int rc = dr_sample(&s, &opt, &d, x, n, 0, exact);
+                const int rc = diffusion_sample(&s, &opt, &d, x, n, 0, exact);
                 free(exact);
                 CHECK(rc == DR_OK, "%s steps %d %s: %s", sampler_str(cfg[c].k), cfg[c].steps, spacing_str(sp),
                       dr_last_error());
@@ -365,18 +365,18 @@ static void test_oracle(void) {
                 }
             }
         }
-        /* init_noise: x_T is N(0, 1) from dr_rng_derive(seed, 0, 0), drawn in order. */
-        dr_rng g;
-        dr_rng_derive(&g, 77, 0, 0);
-        for (size_t i = 0; i < n; i++) noise0[i] = dr_rng_normal(&g);
+        /* init_noise: x_T is N(0, 1) from rng_derive(seed, 0, 0), drawn in order. */
+        rng_state g;
+        rng_derive(&g, 77, 0, 0);
+        for (size_t i = 0; i < n; i++) noise0[i] = rng_normal(&g);
         fixed_oracle o = {&s, x0, n, 0, eps_init, -1, 0, 0, 0, noise0, 0};
-        dr_denoiser d = {fixed_predict, NULL, NULL, NULL, &o};
-        dr_sample_options opt = {DR_SAMPLER_DDPM, 20, DR_SPACING_TRAILING, 0, 77};
+        denoiser d = {fixed_predict, NULL, NULL, NULL, &o};
+        sample_options opt = {DR_SAMPLER_DDPM, 20, DR_SPACING_TRAILING, 0, 77};
         memset(x, 0, n * sizeof *x);
-        CHECK(dr_sample(&s, &opt, &d, x, n, 1, scratch) == DR_OK, "init_noise run");
-        CHECK(o.first_xt_ok, "init noise is dr_rng_derive(seed, 0, 0) drawn sequentially");
+        CHECK(diffusion_sample(&s, &opt, &d, x, n, 1, scratch) == DR_OK, "init_noise run");
+        CHECK(o.first_xt_ok, "init noise is rng_derive(seed, 0, 0) drawn sequentially");
         CHECK(test_max_abs_diff(x, x0, n) < 1e-4, "init_noise run recovers x0");
-        dr_schedule_free(&s);
+        noise_schedule_free(&s);
     }
     for (size_t c = 0; c < ncfg; c++)
         printf("oracle %-8s steps %4d eta %g: final max err %.3g, %s %.3g\n", sampler_str(cfg[c].k), cfg[c].steps,
@@ -401,7 +401,7 @@ static void test_oracle(void) {
 #define MIX_P1 0.6
 
 typedef struct {
-    const dr_schedule *s;
+    const noise_schedule *s;
     int last_t;       /* the last visited t: x at that level is checked */
     double near_frac; /* fraction of x within 5 sigma of a scaled mode at last_t */
 } mix_oracle;
@@ -421,7 +421,7 @@ static int mix_predict(void *user, const float *xt, int t, float *eps, float *x0
     return DR_OK;
 }
 
-/* dr_denoiser's predict has no n: the tests bind it through the user struct. */
+/* denoiser's predict has no n: the tests bind it through the user struct. */
 typedef struct {
     mix_oracle m;
     size_t n;
@@ -448,15 +448,15 @@ static void test_mixture(void) {
     } cfg[] = {{DR_SAMPLER_DDPM, 1000, 0}, {DR_SAMPLER_DDPM, 50, 0},     {DR_SAMPLER_DDIM, 50, 0},
                {DR_SAMPLER_DDIM, 50, 1},   {DR_SAMPLER_DPMPP_2M, 20, 0}, {DR_SAMPLER_DPMPP_2M_SDE, 20, 1}};
     for (int lin = 0; lin < 2; lin++) {
-        dr_schedule s;
-        dr_schedule_build(&s, 1000, lin);
+        noise_schedule s;
+        noise_schedule_build(&s, 1000, lin);
         for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++) {
             int ts[1000];
-            dr_timesteps(1000, cfg[c].steps, DR_SPACING_TRAILING, ts);
+            diffusion_timesteps(1000, cfg[c].steps, DR_SPACING_TRAILING, ts);
             mix_user u = {{&s, ts[cfg[c].steps - 1], 0}, n, xl};
-            dr_denoiser d = {mix_predict_cb, NULL, mix_x_hook, NULL, &u};
-            dr_sample_options opt = {cfg[c].k, cfg[c].steps, DR_SPACING_TRAILING, cfg[c].eta, 99 + c};
-            CHECK(dr_sample(&s, &opt, &d, x, n, 1, scratch) == DR_OK, "mixture sample: %s", dr_last_error());
+            denoiser d = {mix_predict_cb, NULL, mix_x_hook, NULL, &u};
+            sample_options opt = {cfg[c].k, cfg[c].steps, DR_SPACING_TRAILING, cfg[c].eta, 99 + c};
+            CHECK(diffusion_sample(&s, &opt, &d, x, n, 1, scratch) == DR_OK, "mixture sample: %s", dr_last_error());
             /* Output: a mode within 0.05, in the right proportion (sd of the
              * fraction ~0.0054 for n = 8192). */
             size_t near = 0, ones = 0;
@@ -482,7 +482,7 @@ static void test_mixture(void) {
             CHECK(fclose > 0.99, "mixture %s: x at t=%d within 5 sigma for %.4f", sampler_str(cfg[c].k), u.m.last_t,
                   fclose);
         }
-        dr_schedule_free(&s);
+        noise_schedule_free(&s);
     }
     free(x);
     free(xl);
@@ -493,7 +493,7 @@ static void test_mixture(void) {
 
 /* Predictor with a fixed eps per call; x0 consistent with it. */
 typedef struct {
-    const dr_schedule *s;
+    const noise_schedule *s;
     size_t n;
     const float *e;
     float *x_after; /* x after the first step (copied by the x_hook) */
@@ -554,27 +554,27 @@ static void test_ddpm_eps_form(void) {
     } cfg[] = {
         {1000, DR_SPACING_TRAILING}, {20, DR_SPACING_TRAILING}, {20, DR_SPACING_LEADING}, {7, DR_SPACING_LINSPACE}};
     for (int lin = 0; lin < 2; lin++) {
-        dr_schedule s;
-        dr_schedule_build(&s, 1000, lin);
+        noise_schedule s;
+        noise_schedule_build(&s, 1000, lin);
         for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++) {
             int ts[1000];
-            dr_timesteps(1000, cfg[c].steps, cfg[c].sp, ts);
+            diffusion_timesteps(1000, cfg[c].steps, cfg[c].sp, ts);
             const double ab_t = s.alpha_bar[ts[0]], ab_p = s.alpha_bar[ts[1]];
             step_user u = {&s, n, e, xa, 0, 0, NULL, 0, 0, NULL, NULL};
-            dr_denoiser d = {step_predict, NULL, step_x_hook, cancel_after_1, &u};
+            denoiser d = {step_predict, NULL, step_x_hook, cancel_after_1, &u};
             const uint64_t seed = 4242 + c;
-            dr_sample_options opt = {DR_SAMPLER_DDPM, cfg[c].steps, cfg[c].sp, 0, seed};
+            sample_options opt = {DR_SAMPLER_DDPM, cfg[c].steps, cfg[c].sp, 0, seed};
             memcpy(x, xin, n * sizeof *x);
-            CHECK(dr_sample(&s, &opt, &d, x, n, 0, scratch) == DR_ERR_CANCELLED, "cancel after one step");
+            CHECK(diffusion_sample(&s, &opt, &d, x, n, 0, scratch) == DR_ERR_CANCELLED, "cancel after one step");
             /* The issue's eps form with respaced alpha' = ab_t / ab_prev:
              *   x_prev = (x_t - (1 - alpha') / sqrt(1 - ab_t) eps) / sqrt(alpha') + sigma z,
              *   sigma^2 = (1 - alpha') (1 - ab_prev) / (1 - ab_t), z from stream (1, 0). */
             const double al = ab_t / ab_p, sigma = sqrt((1 - al) * (1 - ab_p) / (1 - ab_t));
-            dr_rng g;
-            dr_rng_derive(&g, seed, 1, 0);
+            rng_state g;
+            rng_derive(&g, seed, 1, 0);
             double err = 0, scale = 0;
             for (size_t i = 0; i < n; i++) {
-                const double z = dr_rng_normal(&g);
+                const double z = rng_normal(&g);
                 const double want = (xin[i] - (1 - al) / sqrt(1 - ab_t) * e[i]) / sqrt(al) + sigma * z;
                 err = fmax(err, fabs(xa[i] - want));
                 scale = fmax(scale, fabs(want));
@@ -584,7 +584,7 @@ static void test_ddpm_eps_form(void) {
             CHECK(err < 1e-5 * scale, "%s DDPM %s steps %d (t %d -> %d): eps form err %.3g (scale %.3g)",
                   lin ? "linear" : "cosine", spacing_str(cfg[c].sp), cfg[c].steps, ts[0], ts[1], err, scale);
         }
-        dr_schedule_free(&s);
+        noise_schedule_free(&s);
     }
     free(x);
     free(xin);
@@ -601,19 +601,19 @@ static void test_ddim_edited_x0(void) {
     float *x = falloc(n), *xin = falloc(n), *e = falloc(n), *xa = falloc(n), *x0s = falloc(n);
     float *scratch = falloc(4 * n);
     test_rng r = {41};
-    dr_schedule s;
-    dr_schedule_build(&s, 1000, 0);
+    noise_schedule s;
+    noise_schedule_build(&s, 1000, 0);
     int ts[20];
-    dr_timesteps(1000, 20, DR_SPACING_TRAILING, ts);
+    diffusion_timesteps(1000, 20, DR_SPACING_TRAILING, ts);
     /* Step 0 from t = 999 with x ~ N(0,1): x0 = (x - sqrt(1-ab) e)/sqrt(ab) is
      * ~1e4 in size, so the clip to [-1, 1] edits almost every value. */
     test_fill_normal(&r, xin, n, 1.0f);
     test_fill_normal(&r, e, n, 1.0f);
     step_user u = {&s, n, e, xa, 0, 1.0f, x0s, 0, 0, NULL, NULL};
-    dr_denoiser d = {step_predict, step_x0_hook, step_x_hook, cancel_after_1, &u};
-    dr_sample_options opt = {DR_SAMPLER_DDIM, 20, DR_SPACING_TRAILING, 0, 5};
+    denoiser d = {step_predict, step_x0_hook, step_x_hook, cancel_after_1, &u};
+    sample_options opt = {DR_SAMPLER_DDIM, 20, DR_SPACING_TRAILING, 0, 5};
     memcpy(x, xin, n * sizeof *x);
-    CHECK(dr_sample(&s, &opt, &d, x, n, 0, scratch) == DR_ERR_CANCELLED, "cancel after one step");
+    CHECK(diffusion_sample(&s, &opt, &d, x, n, 0, scratch) == DR_ERR_CANCELLED, "cancel after one step");
     const double a_t = s.alpha_bar[ts[0]], a_p = s.alpha_bar[ts[1]];
     double err = 0;
     size_t edited = 0;
@@ -626,7 +626,7 @@ static void test_ddim_edited_x0(void) {
     }
     CHECK(edited > n / 2, "x0_hook clipped %zu of %zu", edited, n);
     CHECK(err < 1e-5, "DDIM with edited x0: err %.3g", err);
-    dr_schedule_free(&s);
+    noise_schedule_free(&s);
     free(x);
     free(xin);
     free(e);
@@ -645,15 +645,15 @@ static void test_dpmpp_steps(void) {
     test_fill_normal(&r, xin, n, 1.0f);
     test_fill_normal(&r, base, n, 0.5f);
     for (int lin = 0; lin < 2; lin++) {
-        dr_schedule s;
-        dr_schedule_build(&s, 1000, lin);
+        noise_schedule s;
+        noise_schedule_build(&s, 1000, lin);
         int ts[10];
-        dr_timesteps(1000, 10, DR_SPACING_LINSPACE, ts); /* uneven steps: r != 1 */
+        diffusion_timesteps(1000, 10, DR_SPACING_LINSPACE, ts); /* uneven steps: r != 1 */
         step_user u = {&s, n, NULL, x1, 0, 0, NULL, 0.25f, 0, base, x2};
-        dr_denoiser d = {step_predict, NULL, step_x_hook, cancel_after_2, &u};
-        dr_sample_options opt = {DR_SAMPLER_DPMPP_2M, 10, DR_SPACING_LINSPACE, 0, 5};
+        denoiser d = {step_predict, NULL, step_x_hook, cancel_after_2, &u};
+        sample_options opt = {DR_SAMPLER_DPMPP_2M, 10, DR_SPACING_LINSPACE, 0, 5};
         memcpy(x, xin, n * sizeof *x);
-        CHECK(dr_sample(&s, &opt, &d, x, n, 0, scratch) == DR_ERR_CANCELLED, "cancel after two steps");
+        CHECK(diffusion_sample(&s, &opt, &d, x, n, 0, scratch) == DR_ERR_CANCELLED, "cancel after two steps");
         double lam[3], al[3], sg[3];
         for (int k = 0; k < 3; k++) {
             const double ab = s.alpha_bar[ts[k]];
@@ -676,7 +676,7 @@ static void test_dpmpp_steps(void) {
         }
         CHECK(e1 < 1e-5 && e2 < 1e-5 * fmax(1, sc), "%s DPM++2M steps: err %.3g, %.3g (t %d %d %d, r %.3f)",
               lin ? "linear" : "cosine", e1, e2, ts[0], ts[1], ts[2], rr);
-        dr_schedule_free(&s);
+        noise_schedule_free(&s);
     }
     free(x);
     free(xin);
@@ -694,7 +694,7 @@ static void test_dpmpp_steps(void) {
  * Then a second-order check: with x0 estimates that differ between steps and
  * eta 0.5, x after two steps matches the formula evaluated here in double. */
 typedef struct {
-    const dr_schedule *s;
+    const noise_schedule *s;
     const float *base;
     size_t n;
     int calls;
@@ -722,33 +722,33 @@ static void test_dpmpp_sde(void) {
     test_fill_normal(&r, xin, n, 1.0f);
     test_fill_normal(&r, base, n, 0.5f);
     for (int lin = 0; lin < 2; lin++) {
-        dr_schedule s;
-        dr_schedule_build(&s, 1000, lin);
+        noise_schedule s;
+        noise_schedule_build(&s, 1000, lin);
         /* eta 0 == DPM-Solver++(2M), whole run, x0 changing every step */
         for (int sp = 0; sp < 3; sp++) {
             const_user u = {&s, base, n, 0, 0.1f};
-            dr_denoiser d = {const_predict, NULL, NULL, NULL, &u};
-            dr_sample_options o1 = {DR_SAMPLER_DPMPP_2M, 12, (dr_spacing)sp, 0, 3};
-            dr_sample_options o2 = {DR_SAMPLER_DPMPP_2M_SDE, 12, (dr_spacing)sp, 0, 3};
+            denoiser d = {const_predict, NULL, NULL, NULL, &u};
+            sample_options o1 = {DR_SAMPLER_DPMPP_2M, 12, (dr_spacing)sp, 0, 3};
+            sample_options o2 = {DR_SAMPLER_DPMPP_2M_SDE, 12, (dr_spacing)sp, 0, 3};
             memcpy(a, xin, n * sizeof *a);
             memcpy(b, xin, n * sizeof *b);
-            CHECK(dr_sample(&s, &o1, &d, a, n, 0, scratch) == DR_OK, "dpmpp run");
+            CHECK(diffusion_sample(&s, &o1, &d, a, n, 0, scratch) == DR_OK, "dpmpp run");
             u.calls = 0;
-            CHECK(dr_sample(&s, &o2, &d, b, n, 0, scratch) == DR_OK, "dpmpp-sde run");
+            CHECK(diffusion_sample(&s, &o2, &d, b, n, 0, scratch) == DR_OK, "dpmpp-sde run");
             CHECK(memcmp(a, b, n * sizeof *a) == 0, "%s %s: dpmpp-sde eta 0 differs from dpmpp",
                   lin ? "linear" : "cosine", spacing_str(sp));
         }
         /* eta 1, constant x0: the DDPM posterior step */
         for (int sp = 0; sp < 3; sp++) {
             const_user u = {&s, base, n, 0, 0};
-            dr_denoiser d = {const_predict, NULL, NULL, cancel_after_3, &u};
-            dr_sample_options o1 = {DR_SAMPLER_DDPM, 10, (dr_spacing)sp, 0, 11};
-            dr_sample_options o2 = {DR_SAMPLER_DPMPP_2M_SDE, 10, (dr_spacing)sp, 1, 11};
+            denoiser d = {const_predict, NULL, NULL, cancel_after_3, &u};
+            sample_options o1 = {DR_SAMPLER_DDPM, 10, (dr_spacing)sp, 0, 11};
+            sample_options o2 = {DR_SAMPLER_DPMPP_2M_SDE, 10, (dr_spacing)sp, 1, 11};
             memcpy(a, xin, n * sizeof *a);
             memcpy(b, xin, n * sizeof *b);
-            CHECK(dr_sample(&s, &o1, &d, a, n, 0, scratch) == DR_ERR_CANCELLED, "ddpm 3 steps");
+            CHECK(diffusion_sample(&s, &o1, &d, a, n, 0, scratch) == DR_ERR_CANCELLED, "ddpm 3 steps");
             u.calls = 0;
-            CHECK(dr_sample(&s, &o2, &d, b, n, 0, scratch) == DR_ERR_CANCELLED, "dpmpp-sde 3 steps");
+            CHECK(diffusion_sample(&s, &o2, &d, b, n, 0, scratch) == DR_ERR_CANCELLED, "dpmpp-sde 3 steps");
             double err = 0, sc = 0;
             for (size_t i = 0; i < n; i++) {
                 err = fmax(err, fabs(a[i] - b[i]));
@@ -761,12 +761,12 @@ static void test_dpmpp_sde(void) {
         {
             const double eta = 0.5;
             int ts[10];
-            dr_timesteps(1000, 10, DR_SPACING_LINSPACE, ts);
+            diffusion_timesteps(1000, 10, DR_SPACING_LINSPACE, ts);
             const_user u = {&s, base, n, 0, 0.25f};
-            dr_denoiser d = {const_predict, NULL, NULL, cancel_after_2, &u};
-            dr_sample_options o = {DR_SAMPLER_DPMPP_2M_SDE, 10, DR_SPACING_LINSPACE, eta, 21};
+            denoiser d = {const_predict, NULL, NULL, cancel_after_2, &u};
+            sample_options o = {DR_SAMPLER_DPMPP_2M_SDE, 10, DR_SPACING_LINSPACE, eta, 21};
             memcpy(b, xin, n * sizeof *b);
-            CHECK(dr_sample(&s, &o, &d, b, n, 0, scratch) == DR_ERR_CANCELLED, "dpmpp-sde 2 steps");
+            CHECK(diffusion_sample(&s, &o, &d, b, n, 0, scratch) == DR_ERR_CANCELLED, "dpmpp-sde 2 steps");
             double al[3], sg[3], lam[3];
             for (int k = 0; k < 3; k++) {
                 al[k] = sqrt(s.alpha_bar[ts[k]]);
@@ -774,13 +774,13 @@ static void test_dpmpp_sde(void) {
                 lam[k] = log(al[k] / sg[k]);
             }
             const double h0 = lam[1] - lam[0], h1 = lam[2] - lam[1], rr = h0 / h1;
-            dr_rng g0, g1;
-            dr_rng_derive(&g0, 21, 1, 0);
-            dr_rng_derive(&g1, 21, 1, 1);
+            rng_state g0, g1;
+            rng_derive(&g0, 21, 1, 0);
+            rng_derive(&g1, 21, 1, 1);
             double err = 0, sc = 0;
             for (size_t i = 0; i < n; i++) {
                 const double d0 = base[i], d1 = (float)(base[i] * 1.25f);
-                const double z0 = dr_rng_normal(&g0), z1 = dr_rng_normal(&g1);
+                const double z0 = rng_normal(&g0), z1 = rng_normal(&g1);
                 const double x1 = sg[1] / sg[0] * exp(-eta * h0) * xin[i] + al[1] * (1 - exp(-(1 + eta) * h0)) * d0 +
                     sg[1] * sqrt(1 - exp(-2 * eta * h0)) * z0;
                 const double D = (1 + 1 / (2 * rr)) * d1 - 1 / (2 * rr) * d0;
@@ -792,7 +792,7 @@ static void test_dpmpp_sde(void) {
             CHECK(err < 1e-5 * fmax(1, sc), "%s dpmpp-sde eta 0.5 two steps: err %.3g (scale %.3g)",
                   lin ? "linear" : "cosine", err, sc);
         }
-        dr_schedule_free(&s);
+        noise_schedule_free(&s);
     }
     /* names: the public name parses back, aliases too, junk is refused */
     dr_sampler k;
@@ -812,13 +812,13 @@ static void test_dpmpp_sde(void) {
 
 /* ------------------------------------------------------------- determinism */
 
-static void run_mix(const dr_schedule *s, dr_sampler k, int steps, double eta, uint64_t seed, int init_noise,
+static void run_mix(const noise_schedule *s, dr_sampler k, int steps, double eta, uint64_t seed, int init_noise,
                     const float *xin, float *x, size_t n, float *scratch) {
     mix_user u = {{s, -2, 0}, n, NULL};
-    dr_denoiser d = {mix_predict_cb, NULL, NULL, NULL, &u};
-    dr_sample_options opt = {k, steps, DR_SPACING_TRAILING, eta, seed};
+    denoiser d = {mix_predict_cb, NULL, NULL, NULL, &u};
+    sample_options opt = {k, steps, DR_SPACING_TRAILING, eta, seed};
     if (xin) memcpy(x, xin, n * sizeof *x);
-    const int rc = dr_sample(s, &opt, &d, x, n, init_noise, scratch);
+    const int rc = diffusion_sample(s, &opt, &d, x, n, init_noise, scratch);
     CHECK(rc == DR_OK, "run_mix: %s", dr_last_error());
 }
 
@@ -827,8 +827,8 @@ static void test_determinism(void) {
     float *xin = falloc(n), *a = falloc(n), *b = falloc(n), *scratch = falloc(4 * n);
     test_rng r = {61};
     test_fill_normal(&r, xin, n, 1.0f);
-    dr_schedule s;
-    dr_schedule_build(&s, 1000, 0);
+    noise_schedule s;
+    noise_schedule_build(&s, 1000, 0);
 
     /* DDIM eta 0 with a given x_T ignores the seed. */
     run_mix(&s, DR_SAMPLER_DDIM, 20, 0, 1, 0, xin, a, n, scratch);
@@ -860,7 +860,7 @@ static void test_determinism(void) {
         CHECK(memcmp(a, b, n * sizeof *a) == 0, "%s eta %g: 1 vs 2 threads differ", sampler_str(cfg[c].k), cfg[c].eta);
     }
     nn_init_threads(0);
-    dr_schedule_free(&s);
+    noise_schedule_free(&s);
     free(xin);
     free(a);
     free(b);
@@ -892,7 +892,7 @@ static void log_ev(hook_log *h, int kind, int a, int b) {
 static int hook_predict(void *user, const float *xt, int t, float *eps, float *x0) {
     hook_log *h = user;
     h->calls++;
-    if (h->fail_at && h->calls == h->fail_at) return dr_error(DR_ERR_NUMERIC, "test: predictor failure");
+    if (h->fail_at && h->calls == h->fail_at) return error_set(DR_ERR_NUMERIC, "test: predictor failure");
     for (size_t i = 0; i < h->n; i++) {
         x0[i] = 0.5f;
         eps[i] = xt[i];
@@ -911,17 +911,17 @@ static int hook_progress(void *user, int step, int steps) {
 static void test_hooks(void) {
     const size_t n = 64;
     float *x = falloc(n), *scratch = falloc(4 * n);
-    dr_schedule s;
-    dr_schedule_build(&s, 1000, 0);
+    noise_schedule s;
+    noise_schedule_build(&s, 1000, 0);
     for (int k = 0; k < 3; k++) {
         const int S = 10;
         int ts[10];
-        dr_timesteps(1000, S, DR_SPACING_LEADING, ts);
+        diffusion_timesteps(1000, S, DR_SPACING_LEADING, ts);
         hook_log *h = calloc(1, sizeof *h);
         h->n = n;
-        dr_denoiser d = {hook_predict, hook_x0, hook_x, hook_progress, h};
-        dr_sample_options opt = {(dr_sampler)k, S, DR_SPACING_LEADING, 0.5, 3};
-        CHECK(dr_sample(&s, &opt, &d, x, n, 1, scratch) == DR_OK, "hooks run: %s", dr_last_error());
+        denoiser d = {hook_predict, hook_x0, hook_x, hook_progress, h};
+        sample_options opt = {(dr_sampler)k, S, DR_SPACING_LEADING, 0.5, 3};
+        CHECK(diffusion_sample(&s, &opt, &d, x, n, 1, scratch) == DR_OK, "hooks run: %s", dr_last_error());
         /* per step, in order: predict(t), x0_hook(t), x_hook(t_next), progress(i+1, S) */
         int ok = h->nev == 4 * S;
         for (int i = 0; ok && i < S; i++) {
@@ -936,8 +936,8 @@ static void test_hooks(void) {
         memset(h, 0, sizeof *h);
         h->n = n;
         h->cancel_at = 3;
-        dr_error_clear();
-        CHECK(dr_sample(&s, &opt, &d, x, n, 1, scratch) == DR_ERR_CANCELLED && dr_last_error()[0], "%s: cancel",
+        error_clear();
+        CHECK(diffusion_sample(&s, &opt, &d, x, n, 1, scratch) == DR_ERR_CANCELLED && dr_last_error()[0], "%s: cancel",
               sampler_str((dr_sampler)k));
         CHECK(h->calls == 3 && h->nev == 12 && h->ev[11][0] == EV_PROGRESS && h->ev[11][1] == 3,
               "%s: cancelled after %d predicts, %d events", sampler_str((dr_sampler)k), h->calls, h->nev);
@@ -946,13 +946,14 @@ static void test_hooks(void) {
         memset(h, 0, sizeof *h);
         h->n = n;
         h->fail_at = 2;
-        CHECK(dr_sample(&s, &opt, &d, x, n, 1, scratch) == DR_ERR_NUMERIC && strstr(dr_last_error(), "predictor"),
+        CHECK(diffusion_sample(&s, &opt, &d, x, n, 1, scratch) == DR_ERR_NUMERIC &&
+                  strstr(dr_last_error(), "predictor"),
               "%s: predict error propagates: %s", sampler_str((dr_sampler)k), dr_last_error());
         CHECK(h->calls == 2 && h->nev == 4, "%s: stopped at the failing predict (%d events)",
               sampler_str((dr_sampler)k), h->nev);
         free(h);
     }
-    dr_schedule_free(&s);
+    noise_schedule_free(&s);
     free(x);
     free(scratch);
 }
@@ -967,15 +968,15 @@ static int never_called(void *user, const float *xt, int t, float *eps, float *x
 static void test_invalid(void) {
     const size_t n = 16;
     float *x = falloc(n), *scratch = falloc(4 * n);
-    dr_schedule s;
-    dr_schedule_build(&s, 1000, 0);
+    noise_schedule s;
+    noise_schedule_build(&s, 1000, 0);
     int called = 0;
-    dr_denoiser d = {never_called, NULL, NULL, NULL, &called};
-    const dr_sample_options good = {DR_SAMPLER_DDIM, 20, DR_SPACING_TRAILING, 0, 1};
-    dr_sample_options o;
+    denoiser d = {never_called, NULL, NULL, NULL, &called};
+    const sample_options good = {DR_SAMPLER_DDIM, 20, DR_SPACING_TRAILING, 0, 1};
+    sample_options o;
     struct {
         const char *what;
-        dr_sample_options o;
+        sample_options o;
     } cases[] = {
         {"sampler 4", good}, {"sampler -1", good}, {"steps 0", good}, {"steps T+1", good},
         {"eta -0.1", good},  {"eta NaN", good},    {"eta inf", good}, {"spacing 3", good},
@@ -989,26 +990,27 @@ static void test_invalid(void) {
     cases[6].o.eta = INFINITY;
     cases[7].o.spacing = (dr_spacing)3;
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        dr_error_clear();
-        const int rc = dr_sample(&s, &cases[k].o, &d, x, n, 1, scratch);
+        error_clear();
+        const int rc = diffusion_sample(&s, &cases[k].o, &d, x, n, 1, scratch);
         CHECK(rc == DR_ERR_INVALID && dr_last_error()[0], "%s: rc %d, message '%s'", cases[k].what, rc,
               dr_last_error());
     }
     o = good;
-    dr_denoiser nopred = {NULL, NULL, NULL, NULL, NULL};
-    dr_error_clear();
-    CHECK(dr_sample(&s, &o, &nopred, x, n, 1, scratch) == DR_ERR_INVALID && dr_last_error()[0], "NULL predict");
-    dr_error_clear();
-    CHECK(dr_sample(&s, &o, &d, NULL, n, 1, scratch) == DR_ERR_INVALID && dr_last_error()[0], "NULL x");
-    dr_error_clear();
-    CHECK(dr_sample(&s, &o, &d, x, n, 1, NULL) == DR_ERR_INVALID && dr_last_error()[0], "NULL scratch");
-    dr_error_clear();
-    CHECK(dr_sample(&s, NULL, &d, x, n, 1, scratch) == DR_ERR_INVALID && dr_last_error()[0], "NULL options");
-    dr_error_clear();
-    CHECK(dr_sample(&s, &o, &d, x, 0, 1, scratch) == DR_ERR_INVALID && dr_last_error()[0], "n = 0");
-    dr_schedule empty = {0, NULL, NULL};
-    dr_error_clear();
-    CHECK(dr_sample(&empty, &o, &d, x, n, 1, scratch) == DR_ERR_INVALID && dr_last_error()[0], "unbuilt schedule");
+    denoiser nopred = {NULL, NULL, NULL, NULL, NULL};
+    error_clear();
+    CHECK(diffusion_sample(&s, &o, &nopred, x, n, 1, scratch) == DR_ERR_INVALID && dr_last_error()[0], "NULL predict");
+    error_clear();
+    CHECK(diffusion_sample(&s, &o, &d, NULL, n, 1, scratch) == DR_ERR_INVALID && dr_last_error()[0], "NULL x");
+    error_clear();
+    CHECK(diffusion_sample(&s, &o, &d, x, n, 1, NULL) == DR_ERR_INVALID && dr_last_error()[0], "NULL scratch");
+    error_clear();
+    CHECK(diffusion_sample(&s, NULL, &d, x, n, 1, scratch) == DR_ERR_INVALID && dr_last_error()[0], "NULL options");
+    error_clear();
+    CHECK(diffusion_sample(&s, &o, &d, x, 0, 1, scratch) == DR_ERR_INVALID && dr_last_error()[0], "n = 0");
+    noise_schedule empty = {0, NULL, NULL};
+    error_clear();
+    CHECK(diffusion_sample(&empty, &o, &d, x, n, 1, scratch) == DR_ERR_INVALID && dr_last_error()[0],
+          "unbuilt schedule");
     /* A hand-made schedule whose alpha_bar does not decrease would make the
      * DDPM variance negative: rejected before any step. */
     double flat_beta[10], flat_ab[10];
@@ -1016,13 +1018,13 @@ static void test_invalid(void) {
         flat_beta[t] = 0.1;
         flat_ab[t] = 0.5;
     }
-    dr_schedule flat = {10, flat_beta, flat_ab};
-    dr_sample_options o10 = {DR_SAMPLER_DDPM, 5, DR_SPACING_TRAILING, 0, 1};
-    dr_error_clear();
-    CHECK(dr_sample(&flat, &o10, &d, x, n, 1, scratch) == DR_ERR_INVALID && strstr(dr_last_error(), "alpha_bar"),
+    noise_schedule flat = {10, flat_beta, flat_ab};
+    sample_options o10 = {DR_SAMPLER_DDPM, 5, DR_SPACING_TRAILING, 0, 1};
+    error_clear();
+    CHECK(diffusion_sample(&flat, &o10, &d, x, n, 1, scratch) == DR_ERR_INVALID && strstr(dr_last_error(), "alpha_bar"),
           "non-decreasing alpha_bar: '%s'", dr_last_error());
     CHECK(called == 0, "predict called %d times on invalid input", called);
-    dr_schedule_free(&s);
+    noise_schedule_free(&s);
     free(x);
     free(scratch);
 }

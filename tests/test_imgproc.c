@@ -459,8 +459,8 @@ static void test_mask_fractions(void) {
             int in_range = 0, binary = 1, agree = 1;
             double lo = 1, hi = 0, t0 = now_sec();
             for (int seed = 0; seed < 50; seed++) {
-                dr_rng rng;
-                dr_rng_seed(&rng, (uint64_t)seed + 1);
+                rng_state rng;
+                rng_seed(&rng, (uint64_t)seed + 1);
                 const double f = ip_random_mask(&rng, m, n, n, ranges[r][0], ranges[r][1]);
                 size_t cnt = 0;
                 for (size_t i = 0; i < (size_t)n * n; i++) {
@@ -486,9 +486,9 @@ static void test_mask_fractions(void) {
 static void test_mask_deterministic(void) {
     const int n = 96;
     float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float));
-    dr_rng r1, r2;
-    dr_rng_seed(&r1, 1234);
-    dr_rng_seed(&r2, 1234);
+    rng_state r1, r2;
+    rng_seed(&r1, 1234);
+    rng_seed(&r2, 1234);
     const double fa = ip_random_mask(&r1, a, n, n, 0.05, 0.5);
     const double fb = ip_random_mask(&r2, b, n, n, 0.05, 0.5);
     CHECK(fa == fb && memcmp(a, b, (size_t)n * n * sizeof(float)) == 0, "same seed, same mask");
@@ -504,8 +504,8 @@ static void test_mask_sizes(void) {
     for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
         const int H = dims[d][0], W = dims[d][1];
         float *m = malloc((size_t)H * W * sizeof(float));
-        dr_rng rng;
-        dr_rng_seed(&rng, 9 + d);
+        rng_state rng;
+        rng_seed(&rng, 9 + d);
         const double t0 = now_sec();
         const double f = ip_random_mask(&rng, m, H, W, 0.1, 0.3);
         const double ms = (now_sec() - t0) * 1000;
@@ -516,8 +516,8 @@ static void test_mask_sizes(void) {
     }
     {
         float m[64 * 64];
-        dr_rng rng;
-        dr_rng_seed(&rng, 5);
+        rng_state rng;
+        rng_seed(&rng, 5);
         int ok = 1;
         for (int i = 0; i < 20; i++) {
             const double f = ip_random_mask(&rng, m, 64, 64, 0.2, 0.205);
@@ -526,8 +526,8 @@ static void test_mask_sizes(void) {
         CHECK(ok, "narrow range [0.2, 0.205] is reached");
     }
     float m[16];
-    dr_rng rng;
-    dr_rng_seed(&rng, 1);
+    rng_state rng;
+    rng_seed(&rng, 1);
     CHECK(ip_random_mask(&rng, m, 4, 4, 0.5, 0.2) < 0, "min > max rejected");
     CHECK(ip_random_mask(&rng, m, 0, 4, 0.1, 0.2) < 0, "zero height rejected");
     CHECK(ip_random_mask(&rng, m, 4, 4, NAN, 0.2) < 0, "NaN rejected");
@@ -545,8 +545,8 @@ static void test_damage_mask(void) {
         unsigned all = 0;
         double sum = 0;
         for (int seed = 0; seed < N; seed++) {
-            dr_rng rng, rng2;
-            dr_rng_seed(&rng, (uint64_t)seed + 77);
+            rng_state rng, rng2;
+            rng_seed(&rng, (uint64_t)seed + 77);
             rng2 = rng;
             unsigned kinds = 0, kinds2 = 0;
             const double f = ip_damage_mask(&rng, m, n, n, 0.05, 0.5, &kinds);
@@ -585,15 +585,15 @@ static void test_damage_mask(void) {
     }
     /* the --holes range bounds the damage too, narrow ranges included */
     float m[64 * 64];
-    dr_rng rng;
-    dr_rng_seed(&rng, 3);
+    rng_state rng;
+    rng_seed(&rng, 3);
     int ok = 1;
     for (int i = 0; i < 30; i++) {
         const double f = ip_damage_mask(&rng, m, 64, 64, 0.2, 0.21, NULL);
         ok &= f >= 0.2 && f <= 0.21;
     }
     CHECK(ok, "damage: narrow range [0.2, 0.21] is reached");
-    dr_rng_seed(&rng, 4);
+    rng_seed(&rng, 4);
     int ok2 = 1;
     for (int i = 0; i < 30; i++) ok2 &= ip_damage_mask(&rng, m, 64, 64, 0.1, 0.3, NULL) >= 0.1;
     CHECK(ok2, "damage: range 0.1-0.3 respected");

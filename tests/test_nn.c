@@ -792,7 +792,7 @@ static void test_groupnorm_stats(void) {
 
 /* ------------------------------------------------------------------ fast exp (nn/vecmath.h) */
 
-/* dr_expf: relative error over a dense sweep of the range SiLU needs, the
+/* vm_expf: relative error over a dense sweep of the range SiLU needs, the
  * limits (0, inf, NaN), and the AVX-512 version giving the same bits. */
 static void test_vecmath_exp(void) {
     const int N = 4000000;
@@ -800,7 +800,7 @@ static void test_vecmath_exp(void) {
     long differ = 0, differ_sig = 0;
     for (int i = 0; i <= N; i++) {
         const float x = -104.0f + (float)((double)i * 193.0 / N); // [-104, 89]
-        const float y = dr_expf(x);
+        const float y = vm_expf(x);
         const double r = exp((double)x);
         if (r >= 1.1754943508222875e-38 && r <= 3.4e38) { // normal results
             const double e = fabs(y - r) / r;
@@ -808,58 +808,58 @@ static void test_vecmath_exp(void) {
         }
 #if defined(__AVX512F__)
         float v[16];
-        _mm512_storeu_ps(v, dr_exp_ps512(_mm512_set1_ps(x)));
+        _mm512_storeu_ps(v, vm_exp_ps512(_mm512_set1_ps(x)));
         differ += memcmp(v, &y, sizeof y) != 0;
-        _mm512_storeu_ps(v, dr_expneg_ps512(_mm512_set1_ps(-x)));
+        _mm512_storeu_ps(v, vm_expneg_ps512(_mm512_set1_ps(-x)));
         differ += memcmp(v, &y, sizeof y) != 0;
 #elif defined(__AVX2__) && defined(__FMA__)
         // the AVX2 exp (integer 2^n in two steps, no vscalefps), and its
-        // sigmoids, which divide: dr_sigmoidf / dr_sigmoid2f's bits
+        // sigmoids, which divide: vm_sigmoidf / vm_sigmoid2f's bits
         float v[8];
-        _mm256_storeu_ps(v, dr_exp_ps256(_mm256_set1_ps(x)));
+        _mm256_storeu_ps(v, vm_exp_ps256(_mm256_set1_ps(x)));
         differ += memcmp(v, &y, sizeof y) != 0;
-        _mm256_storeu_ps(v, dr_expneg_ps256(_mm256_set1_ps(-x)));
+        _mm256_storeu_ps(v, vm_expneg_ps256(_mm256_set1_ps(-x)));
         differ += memcmp(v, &y, sizeof y) != 0;
-        const float sx = 0.5f * x, sg = dr_sigmoidf(sx); // sx in [-52, 45]
+        const float sx = 0.5f * x, sg = vm_sigmoidf(sx); // sx in [-52, 45]
         float om1, om8[8];
-        const float sg2 = dr_sigmoid2f(sx, &om1);
-        _mm256_storeu_ps(v, dr_sigmoid_ps256(_mm256_set1_ps(sx)));
+        const float sg2 = vm_sigmoid2f(sx, &om1);
+        _mm256_storeu_ps(v, vm_sigmoid_ps256(_mm256_set1_ps(sx)));
         differ_sig += memcmp(v, &sg, sizeof sg) != 0;
         __m256 vom;
-        _mm256_storeu_ps(v, dr_sigmoid2_ps256(_mm256_set1_ps(sx), &vom));
+        _mm256_storeu_ps(v, vm_sigmoid2_ps256(_mm256_set1_ps(sx), &vom));
         _mm256_storeu_ps(om8, vom);
         differ_sig += memcmp(v, &sg2, sizeof sg2) != 0 || memcmp(om8, &om1, sizeof om1) != 0;
 #endif
     }
     for (float x = -1e-3f; x <= 1e-3f; x = nextafterf(x, 1.0f) + 1e-9f) { // near 0
-        const double e = fabs(dr_expf(x) - exp((double)x)) / exp((double)x);
+        const double e = fabs(vm_expf(x) - exp((double)x)) / exp((double)x);
         if (!(e <= worst)) worst = e, worst_x = x;
     }
-    printf("  dr_expf max rel err %.3g (at %g) over [-104, 89]\n", worst, worst_x);
-    CHECK(worst <= 2e-7, "dr_expf: max rel err %.3g at %g", worst, worst_x);
-    CHECK(differ == 0, "vector dr_exp / dr_expneg differ from dr_expf in %ld values", differ);
-    CHECK(differ_sig == 0, "AVX2 sigmoids differ from dr_sigmoidf / dr_sigmoid2f in %ld values", differ_sig);
+    printf("  vm_expf max rel err %.3g (at %g) over [-104, 89]\n", worst, worst_x);
+    CHECK(worst <= 2e-7, "vm_expf: max rel err %.3g at %g", worst, worst_x);
+    CHECK(differ == 0, "vector dr_exp / dr_expneg differ from vm_expf in %ld values", differ);
+    CHECK(differ_sig == 0, "AVX2 sigmoids differ from vm_sigmoidf / vm_sigmoid2f in %ld values", differ_sig);
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
     { // limits and NaN of the AVX2 exp (the integer 2^n has no scalef to lean on)
         const __m256 xs = _mm256_setr_ps(-1000.0f, -INFINITY, 1000.0f, 89.0f, INFINITY, NAN, -88.0f, 0.0f);
         float e[8], en[8], sg[8];
-        _mm256_storeu_ps(e, dr_exp_ps256(xs));
-        _mm256_storeu_ps(en, dr_expneg_ps256(_mm256_sub_ps(_mm256_setzero_ps(), xs)));
-        _mm256_storeu_ps(sg, dr_sigmoid_ps256(xs));
+        _mm256_storeu_ps(e, vm_exp_ps256(xs));
+        _mm256_storeu_ps(en, vm_expneg_ps256(_mm256_sub_ps(_mm256_setzero_ps(), xs)));
+        _mm256_storeu_ps(sg, vm_sigmoid_ps256(xs));
         int ok = 1;
         for (int l = 0; l < 8; l++) // exp(x) and expneg(-x): the same bits
             ok &= memcmp(&e[l], &en[l], sizeof e[l]) == 0 || (isnan(e[l]) && isnan(en[l]));
         ok &= e[0] == 0.0f && e[1] == 0.0f && isinf(e[2]) && isinf(e[3]) && isinf(e[4]) && isnan(e[5]) &&
-            e[6] == dr_expf(-88.0f) && e[7] == 1.0f;
+            e[6] == vm_expf(-88.0f) && e[7] == 1.0f;
         ok &= sg[0] == 0.0f && sg[1] == 0.0f && sg[2] == 1.0f && sg[4] == 1.0f && isnan(sg[5]);
         CHECK(ok, "AVX2 exp / sigmoid limits: exp(-1000) = %g, exp(1000) = %g, exp(NaN) = %g", e[0], e[2], e[5]);
     }
 #endif
-    CHECK(dr_expf(0.0f) == 1.0f && dr_expf(-1000.0f) == 0.0f && dr_expf(-INFINITY) == 0.0f,
-          "dr_expf: exp(0) = %g, exp(-1000) = %g", dr_expf(0.0f), dr_expf(-1000.0f));
-    CHECK(isinf(dr_expf(1000.0f)) && isinf(dr_expf(89.0f)) && isinf(dr_expf(INFINITY)),
-          "dr_expf: exp(1000) = %g, exp(89) = %g", dr_expf(1000.0f), dr_expf(89.0f));
-    CHECK(isnan(dr_expf(NAN)) && isnan(dr_sigmoidf(NAN)), "dr_expf: NaN does not propagate");
+    CHECK(vm_expf(0.0f) == 1.0f && vm_expf(-1000.0f) == 0.0f && vm_expf(-INFINITY) == 0.0f,
+          "vm_expf: exp(0) = %g, exp(-1000) = %g", vm_expf(0.0f), vm_expf(-1000.0f));
+    CHECK(isinf(vm_expf(1000.0f)) && isinf(vm_expf(89.0f)) && isinf(vm_expf(INFINITY)),
+          "vm_expf: exp(1000) = %g, exp(89) = %g", vm_expf(1000.0f), vm_expf(89.0f));
+    CHECK(isnan(vm_expf(NAN)) && isnan(vm_sigmoidf(NAN)), "vm_expf: NaN does not propagate");
 }
 
 /* silu_forward / silu_backward (the vector path) over a dense sweep. */

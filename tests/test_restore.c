@@ -366,7 +366,7 @@ static void test_mode_defaults(void) {
     CHECK(dr_params_init_quality(&p, DR_MODE_SUPERRES, (dr_quality)3) == DR_ERR_INVALID &&
               memcmp(&p, &base, sizeof p) == 0,
           "preset 3: refused, p at dr_params_init");
-    dr_error_clear();
+    error_clear();
     dr_params_init_mode(&p, DR_MODE_NONE);
     CHECK(memcmp(&p, &base, sizeof p) == 0 && dr_last_error()[0] == 0,
           "dr_params_init_mode(NONE): dr_params_init, no error");

@@ -100,19 +100,19 @@ static void test_f16(void) {
     /* every half converts to a float and back to the same half (NaNs stay NaN) */
     int bad = 0;
     for (uint32_t h = 0; h < 65536; h++) {
-        float f = dr_f16_to_f32((uint16_t)h);
-        uint16_t back = dr_f32_to_f16(f);
+        float f = f16_to_f32((uint16_t)h);
+        uint16_t back = f32_to_f16(f);
         int is_nan = ((h >> 10) & 0x1f) == 31 && (h & 0x3ff);
         if (is_nan ? !isnan(f) : back != h) bad++;
     }
     CHECK(bad == 0, "%d halves do not round-trip", bad);
     /* rounding: nearest, ties to even; overflow to inf; tiny to zero */
-    CHECK(dr_f32_to_f16(1.0f) == 0x3c00 && dr_f32_to_f16(-2.0f) == 0xc000, "exact values");
-    CHECK(dr_f32_to_f16(1.0f + 1.0f / 2048) == 0x3c00, "tie rounds to even (down)");
-    CHECK(dr_f32_to_f16(1.0f + 3.0f / 2048) == 0x3c02, "tie rounds to even (up)");
-    CHECK(dr_f32_to_f16(65520.0f) == 0x7c00 && dr_f32_to_f16(65519.0f) == 0x7bff, "overflow boundary");
-    CHECK(dr_f32_to_f16(5.96e-8f) == 0x0001 && dr_f32_to_f16(2.9e-8f) == 0x0000, "subnormal boundary");
-    CHECK(fabsf(dr_f16_to_f32(0x3555) - 0.333251953f) < 1e-9f, "1/3 in half");
+    CHECK(f32_to_f16(1.0f) == 0x3c00 && f32_to_f16(-2.0f) == 0xc000, "exact values");
+    CHECK(f32_to_f16(1.0f + 1.0f / 2048) == 0x3c00, "tie rounds to even (down)");
+    CHECK(f32_to_f16(1.0f + 3.0f / 2048) == 0x3c02, "tie rounds to even (up)");
+    CHECK(f32_to_f16(65520.0f) == 0x7c00 && f32_to_f16(65519.0f) == 0x7bff, "overflow boundary");
+    CHECK(f32_to_f16(5.96e-8f) == 0x0001 && f32_to_f16(2.9e-8f) == 0x0000, "subnormal boundary");
+    CHECK(fabsf(f16_to_f32(0x3555) - 0.333251953f) < 1e-9f, "1/3 in half");
 }
 
 static void test_round_trip(void) {
@@ -135,7 +135,7 @@ static void test_round_trip(void) {
         const dr_tensor *t = dr_tensor_file_get(&rd, "a.weight");
         CHECK(t && t->ndim == 2 && t->shape[0] == 2 && t->shape[1] == 3, "shape back");
         for (int i = 0; t && i < 6; i++) {
-            float want = f16 ? dr_f16_to_f32(dr_f32_to_f16(a[i])) : a[i];
+            float want = f16 ? f16_to_f32(f32_to_f16(a[i])) : a[i];
             CHECK(memcmp(&t->data[i], &want, 4) == 0, "value %d (f16=%d): %g vs %g", i, f16, t->data[i], want);
         }
         CHECK(dr_tensor_file_get(&rd, "empty") && dr_tensor_file_get(&rd, "empty")->numel == 0, "empty tensor");

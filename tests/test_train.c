@@ -417,7 +417,7 @@ static void test_init_from_weights(void) {
     dr_model_free(m);
 }
 
-/* dr_atomic_remove_stale removes exactly the temp files of one writer */
+/* file_atomic_remove_stale removes exactly the temp files of one writer */
 static void touch(const char *dir, const char *name) {
     char p[1400];
     snprintf(p, sizeof p, "%s/%s", dir, name);
@@ -439,9 +439,9 @@ static void test_remove_stale(void) {
     touch(d, ".x.ckpt.tmpA1b2C3");
     touch(d, ".x.ckpt.tmpZZZZZZ");
     snprintf(path, sizeof path, "%s/", d);
-    CHECK(dr_atomic_remove_stale(path) == 0, "a directory path removed something");
+    CHECK(file_atomic_remove_stale(path) == 0, "a directory path removed something");
     snprintf(path, sizeof path, "%s/x.ckpt", d);
-    CHECK(dr_atomic_remove_stale(path) == 2, "x.ckpt: want its 2 temp files removed");
+    CHECK(file_atomic_remove_stale(path) == 2, "x.ckpt: want its 2 temp files removed");
     CHECK(!exists_in(d, ".x.ckpt.tmpA1b2C3") && !exists_in(d, ".x.ckpt.tmpZZZZZZ"), "x.ckpt's temp files remain");
     for (int i = 0; i < 5; i++) CHECK(exists_in(d, keep[i]), "%s was removed", keep[i]);
 }
@@ -451,8 +451,8 @@ static void test_remove_stale(void) {
  * estimate from random predictions at many t (double precision), and at
  * closed-form points. */
 static void test_min_snr_weight(void) {
-    dr_schedule sch = {0};
-    CHECK(dr_schedule_build(&sch, 1000, 0) == DR_OK, "schedule");
+    noise_schedule sch = {0};
+    CHECK(noise_schedule_build(&sch, 1000, 0) == DR_OK, "schedule");
     test_rng r = {5};
     double worst = 0;
     static const int ts[] = {0, 1, 10, 100, 250, 400, 500, 600, 750, 900, 990, 999};
@@ -500,7 +500,7 @@ static void test_min_snr_weight(void) {
     }
     CHECK(bad == 0, "log-SNR to t: %d mismatches", bad);
     CHECK(train_t_from_log_snr(&sch, 1e9) == 0 && train_t_from_log_snr(&sch, -1e9) == sch.T - 1, "clamped ends");
-    dr_schedule_free(&sch);
+    noise_schedule_free(&sch);
 }
 
 static int csv_last(const char *csv, int *step, double *val_x0, double *cpu, double *val_x0_params) {
@@ -636,8 +636,8 @@ static void test_scale_dist(void) {
         mo.scale_min = 2.0f;
         mo.scale_max = 4.0f;
         mo.scale_dist = d ? DR_SCALE_DIST_HIGH : DR_SCALE_DIST_UNIFORM;
-        dr_rng rng;
-        dr_rng_seed(&rng, 12345);
+        rng_state rng;
+        rng_seed(&rng, 12345);
         int hist[10] = {0}, in_range = 1;
         double sum = 0;
         for (int i = 0; i < N; i++) {
@@ -669,15 +669,15 @@ static void test_scale_dist(void) {
     mode_train_options_init(&mo);
     mo.scale_min = mo.scale_max = 3.0f;
     mo.scale_dist = DR_SCALE_DIST_HIGH;
-    dr_rng rng;
-    dr_rng_seed(&rng, 1);
+    rng_state rng;
+    rng_seed(&rng, 1);
     CHECK(mode_draw_scale(&mo, &rng) == 3.0, "A == B gives A");
     /* the uniform law draws exactly what it drew before the option existed */
     mode_train_options_init(&mo);
-    dr_rng r1, r2;
-    dr_rng_seed(&r1, 99);
-    dr_rng_seed(&r2, 99);
-    const double s1 = mode_draw_scale(&mo, &r1), s2 = 2.0 + 2.0 * dr_rng_uniform(&r2);
+    rng_state r1, r2;
+    rng_seed(&r1, 99);
+    rng_seed(&r2, 99);
+    const double s1 = mode_draw_scale(&mo, &r1), s2 = 2.0 + 2.0 * rng_uniform(&r2);
     CHECK(s1 == s2, "uniform: %.17g == %.17g", s1, s2);
 }
 
@@ -784,8 +784,8 @@ static void test_render_crops(void) {
     double smin = 1e9, smax = 0, logsum = 0, worst_xy = 0;
     int flips = 0, n = 400, err = 0;
     for (int i = 0; i < n; i++) {
-        dr_rng rng;
-        dr_rng_derive(&rng, 5, (uint64_t)i, 0);
+        rng_state rng;
+        rng_derive(&rng, 5, (uint64_t)i, 0);
         if (dataset_random_crop(&ds, &rng, P, R, out, tmp) != DR_OK) {
             err++;
             continue;
@@ -814,8 +814,8 @@ static void test_render_crops(void) {
     ds.images = &small;
     double worst = 0;
     for (int i = 0; i < 50; i++) {
-        dr_rng rng;
-        dr_rng_derive(&rng, 6, (uint64_t)i, 0);
+        rng_state rng;
+        rng_derive(&rng, 6, (uint64_t)i, 0);
         CHECK(dataset_random_crop(&ds, &rng, P, R, out, tmp) == DR_OK, "small crop: %s", dr_last_error());
         worst = fmax(worst, fabs(fabs(crop_slope(out, P, 0, 0)) - 1.0) + fabs(crop_slope(out, P, 1, 1) - 1.0));
     }
@@ -830,8 +830,8 @@ static void test_render_crops(void) {
     float *tmp2 = malloc(sizeof(float) * (nt2 + 64));
     for (int i = 0; i < 64; i++) tmp2[nt2 + i] = -12345.0f;
     for (int i = 0; i < 20; i++) {
-        dr_rng rng;
-        dr_rng_derive(&rng, 7, (uint64_t)i, 0);
+        rng_state rng;
+        rng_derive(&rng, 7, (uint64_t)i, 0);
         CHECK(dataset_random_crop(&ds, &rng, P2, R2, out, tmp2) == DR_OK, "wide crop: %s", dr_last_error());
     }
     int canary = 1;
@@ -847,18 +847,17 @@ static void test_render_crops(void) {
     float *want = malloc(sizeof(float) * 3 * P * P), *src = malloc(sizeof(float) * 3 * 4 * P * 4 * P);
     int same = 1;
     for (int i = 0; i < 40; i++) {
-        dr_rng a, b;
-        dr_rng_derive(&a, 8, (uint64_t)i, 0);
+        rng_state a, b;
+        rng_derive(&a, 8, (uint64_t)i, 0);
         b = a;
         CHECK(dataset_random_crop(&ds, &a, P, 0, out, tmp) == DR_OK, "crop: %s", dr_last_error());
-        const ds_image *m = &imgs[dr_rng_below(&b, 2)];
+        const ds_image *m = &imgs[rng_below(&b, 2)];
         int sm = m->w < m->h ? m->w : m->h;
         if (sm > 4 * P) sm = 4 * P;
-        int S = (int)(P * pow((double)sm / P, dr_rng_uniform(&b)) + 0.5);
+        int S = (int)(P * pow((double)sm / P, rng_uniform(&b)) + 0.5);
         S = S < P ? P : S > sm ? sm : S;
-        const int x0 = (int)dr_rng_below(&b, (uint32_t)(m->w - S + 1)),
-                  y0 = (int)dr_rng_below(&b, (uint32_t)(m->h - S + 1));
-        const int flip = dr_rng_below(&b, 2);
+        const int x0 = (int)rng_below(&b, (uint32_t)(m->w - S + 1)), y0 = (int)rng_below(&b, (uint32_t)(m->h - S + 1));
+        const int flip = rng_below(&b, 2);
         for (int y = 0; y < S; y++)
             for (int x = 0; x < S; x++)
                 for (int c = 0; c < 3; c++)
@@ -869,7 +868,7 @@ static void test_render_crops(void) {
         else
             ip_resize(src, 3, S, S, want, P, P);
         same &= memcmp(want, out, sizeof(float) * 3 * P * P) == 0;
-        same &= dr_rng_u64(&a) == dr_rng_u64(&b); /* and the stream is left where it was */
+        same &= rng_u64(&a) == rng_u64(&b); /* and the stream is left where it was */
     }
     CHECK(same, "render_size 0 no longer draws today's crops");
     free(want);

@@ -28,9 +28,9 @@ int dr_get_threads(void) { return nn_threads(); }
 
 int dr_set_precision(dr_precision p) {
     if (p != DR_PRECISION_FP32 && p != DR_PRECISION_BF16 && p != DR_PRECISION_AUTO)
-        return dr_error(DR_ERR_UNSUPPORTED, "unknown precision %d", (int)p);
+        return error_set(DR_ERR_UNSUPPORTED, "unknown precision %d", (int)p);
     if (nn_set_precision((int)p) != 0)
-        return dr_error(DR_ERR_UNSUPPORTED, "bf16 needs AVX512-BF16, which this CPU does not have (fp32 is used)");
+        return error_set(DR_ERR_UNSUPPORTED, "bf16 needs AVX512-BF16, which this CPU does not have (fp32 is used)");
     return DR_OK;
 }
 dr_precision dr_get_precision(void) { return (dr_precision)nn_precision(); }
@@ -40,11 +40,11 @@ int dr_bf16_active(void) { return nn_use_bf16(); }
 
 static int meta_int(const dr_tensor_file *tf, const char *path, const char *key, int lo, int hi, int *out) {
     const char *v = dr_tensor_file_meta(tf, key);
-    if (!v) return dr_error(DR_ERR_FORMAT, "%s: metadata '%s' is missing", path, key);
+    if (!v) return error_set(DR_ERR_FORMAT, "%s: metadata '%s' is missing", path, key);
     char *end;
     long x = strtol(v, &end, 10);
     if (end == v || *end || x < lo || x > hi)
-        return dr_error(DR_ERR_FORMAT, "%s: metadata '%s' = '%s' is not an integer in %d..%d", path, key, v, lo, hi);
+        return error_set(DR_ERR_FORMAT, "%s: metadata '%s' = '%s' is not an integer in %d..%d", path, key, v, lo, hi);
     *out = (int)x;
     return DR_OK;
 }
@@ -59,7 +59,7 @@ static int meta_float(const dr_tensor_file *tf, const char *path, const char *ke
     char *end;
     double x = strtod(v, &end);
     if (end == v || *end || !(x >= lo && x <= hi))
-        return dr_error(DR_ERR_FORMAT, "%s: metadata '%s' = '%s' is not a number in %g..%g", path, key, v, lo, hi);
+        return error_set(DR_ERR_FORMAT, "%s: metadata '%s' = '%s' is not a number in %g..%g", path, key, v, lo, hi);
     *out = x;
     return DR_OK;
 }
@@ -67,21 +67,21 @@ static int meta_float(const dr_tensor_file *tf, const char *path, const char *ke
 /* Parse "1,2,2,4" (or "" when allow_empty) into ints. */
 static int meta_list(const dr_tensor_file *tf, const char *path, const char *key, int allow_empty, int *vals, int *n) {
     const char *v = dr_tensor_file_meta(tf, key);
-    if (!v) return dr_error(DR_ERR_FORMAT, "%s: metadata '%s' is missing", path, key);
+    if (!v) return error_set(DR_ERR_FORMAT, "%s: metadata '%s' is missing", path, key);
     *n = 0;
     const char *p = v;
     if (!*p) {
         if (allow_empty) return DR_OK;
-        return dr_error(DR_ERR_FORMAT, "%s: metadata '%s' is empty", path, key);
+        return error_set(DR_ERR_FORMAT, "%s: metadata '%s' is empty", path, key);
     }
     for (;;) {
         char *end;
         long x = strtol(p, &end, 10);
         if (end == p || x < 0 || x > 4096 || *n >= DR_MAX_LEVELS)
-            return dr_error(DR_ERR_FORMAT, "%s: metadata '%s' = '%s' is not a list of small integers", path, key, v);
+            return error_set(DR_ERR_FORMAT, "%s: metadata '%s' = '%s' is not a list of small integers", path, key, v);
         vals[(*n)++] = (int)x;
         if (!*end) return DR_OK;
-        if (*end != ',') return dr_error(DR_ERR_FORMAT, "%s: metadata '%s' = '%s' is not a comma list", path, key, v);
+        if (*end != ',') return error_set(DR_ERR_FORMAT, "%s: metadata '%s' = '%s' is not a comma list", path, key, v);
         p = end + 1;
     }
 }
@@ -91,14 +91,14 @@ int model_config_from_meta(const dr_tensor_file *tf, const char *path, model_inf
     dr_unet_config *c = &mi->cfg;
     const char *fmt = dr_tensor_file_meta(tf, "format");
     if (!fmt || strcmp(fmt, "diffrestore-unet") != 0)
-        return dr_error(DR_ERR_FORMAT, "%s: not a diffrestore weights file (metadata format = '%s')", path,
-                        fmt ? fmt : "(missing)");
+        return error_set(DR_ERR_FORMAT, "%s: not a diffrestore weights file (metadata format = '%s')", path,
+                         fmt ? fmt : "(missing)");
     const char *mode = dr_tensor_file_meta(tf, "mode");
     mi->mode = dr_mode_from_name(mode);
     if (mi->mode == DR_MODE_NONE) {
         char names[128];
         mode_names(names, sizeof names);
-        return dr_error(DR_ERR_FORMAT, "%s: unknown mode '%s' (%s)", path, mode ? mode : "(missing)", names);
+        return error_set(DR_ERR_FORMAT, "%s: unknown mode '%s' (%s)", path, mode ? mode : "(missing)", names);
     }
     int vals[DR_MAX_LEVELS], n;
     DR_TRY(meta_int(tf, path, "in_channels", 1, 64, &c->in_channels));
@@ -112,25 +112,25 @@ int model_config_from_meta(const dr_tensor_file *tf, const char *path, model_inf
     DR_TRY(meta_list(tf, path, "attention_levels", 1, vals, &n));
     for (int i = 0; i < n; i++) {
         if (vals[i] >= c->n_levels)
-            return dr_error(DR_ERR_FORMAT, "%s: attention level %d, but the model has %d levels", path, vals[i],
-                            c->n_levels);
+            return error_set(DR_ERR_FORMAT, "%s: attention level %d, but the model has %d levels", path, vals[i],
+                             c->n_levels);
         c->attention[vals[i]] = 1;
     }
     int in = 0, out = 0;
     mode_channels(mi->mode, &in, &out);
     if (c->in_channels != in || c->out_channels != out)
-        return dr_error(DR_ERR_FORMAT, "%s: mode %s needs %d/%d in/out channels, metadata says %d/%d", path, mode, in,
-                        out, c->in_channels, c->out_channels);
+        return error_set(DR_ERR_FORMAT, "%s: mode %s needs %d/%d in/out channels, metadata says %d/%d", path, mode, in,
+                         out, c->in_channels, c->out_channels);
     int rc = dr_unet_config_validate(c);
-    if (rc != DR_OK) return dr_error_prefix(DR_ERR_FORMAT, "%s", path);
+    if (rc != DR_OK) return error_prefix(DR_ERR_FORMAT, "%s", path);
     DR_TRY(meta_int(tf, path, "timesteps", 2, 100000, &mi->timesteps));
     const char *sched = dr_tensor_file_meta(tf, "schedule");
     if (!sched || (strcmp(sched, "cosine") && strcmp(sched, "linear")))
-        return dr_error(DR_ERR_FORMAT, "%s: schedule '%s' is not cosine or linear", path, sched ? sched : "(missing)");
+        return error_set(DR_ERR_FORMAT, "%s: schedule '%s' is not cosine or linear", path, sched ? sched : "(missing)");
     mi->schedule_linear = strcmp(sched, "linear") == 0;
     const char *pred = dr_tensor_file_meta(tf, "prediction");
     if (!pred || (strcmp(pred, "eps") && strcmp(pred, "v")))
-        return dr_error(DR_ERR_FORMAT, "%s: prediction '%s' is not eps or v", path, pred ? pred : "(missing)");
+        return error_set(DR_ERR_FORMAT, "%s: prediction '%s' is not eps or v", path, pred ? pred : "(missing)");
     mi->predict_v = strcmp(pred, "v") == 0;
     double ts;
     DR_TRY(meta_float(tf, path, "target_scale", 1.0, DR_TARGET_SCALE_MIN, DR_TARGET_SCALE_MAX, &ts));
@@ -140,7 +140,7 @@ int model_config_from_meta(const dr_tensor_file *tf, const char *path, model_inf
     if (ops->info.flags & DR_MODE_TAKES_SCALE) {
         DR_TRY(meta_float(tf, path, "scale_min", 2.0, 1.0, 16.0, &smin));
         DR_TRY(meta_float(tf, path, "scale_max", 4.0, 1.0, 16.0, &smax));
-        if (smin > smax) return dr_error(DR_ERR_FORMAT, "%s: scale_min %g > scale_max %g", path, smin, smax);
+        if (smin > smax) return error_set(DR_ERR_FORMAT, "%s: scale_min %g > scale_max %g", path, smin, smax);
     }
     mi->scale_min = (float)smin;
     mi->scale_max = (float)smax;
@@ -150,8 +150,8 @@ int model_config_from_meta(const dr_tensor_file *tf, const char *path, model_inf
         DR_TRY(meta_int(tf, path, "render_size", 0, DR_RENDER_SIZE_MAX, &mi->render_size));
         if (mi->render_size > 0 &&
             (!(ops->info.flags & DR_MODE_TAKES_RENDER_SIZE) || mi->render_size < DR_RENDER_SIZE_MIN))
-            return dr_error(DR_ERR_FORMAT, "%s: metadata render_size = %d (only colorize, %d..%d)", path,
-                            mi->render_size, DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
+            return error_set(DR_ERR_FORMAT, "%s: metadata render_size = %d (only colorize, %d..%d)", path,
+                             mi->render_size, DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
     }
     return DR_OK;
 }
@@ -218,7 +218,7 @@ void dr_model_free(dr_model *m) {
 static int model_alloc(const model_info *mi, dr_model **out) {
     *out = NULL;
     dr_model *m = calloc(1, sizeof *m);
-    if (!m) return dr_error(DR_ERR_NOMEM, "out of memory");
+    if (!m) return error_set(DR_ERR_NOMEM, "out of memory");
     m->info = *mi;
     int rc = unet_layout_build(&m->L, &mi->cfg);
     if (rc != DR_OK) {
@@ -229,7 +229,7 @@ static int model_alloc(const model_info *mi, dr_model **out) {
     m->params = malloc(sizeof(float) * n_floats);
     if (!m->params) {
         dr_model_free(m);
-        return dr_error(DR_ERR_NOMEM, "out of memory for %zu parameters", n_floats);
+        return error_set(DR_ERR_NOMEM, "out of memory for %zu parameters", n_floats);
     }
     *out = m;
     return DR_OK;
@@ -242,13 +242,13 @@ static int check_tensors(const dr_tensor_file *tf, const char *path, const unet_
     if (tf->n_tensors > L->n_params) {
         for (int i = 0; i < tf->n_tensors; i++)
             if (!unet_layout_find(L, tf->tensors[i].name))
-                return dr_error(DR_ERR_FORMAT, "%s: tensor '%s' is not a parameter of this config", path,
-                                tf->tensors[i].name);
+                return error_set(DR_ERR_FORMAT, "%s: tensor '%s' is not a parameter of this config", path,
+                                 tf->tensors[i].name);
     }
     for (int i = 0; i < tf->n_tensors; i++) {
         const dr_tensor *t = &tf->tensors[i];
         const unet_param *p = unet_layout_find(L, t->name);
-        if (!p) return dr_error(DR_ERR_FORMAT, "%s: tensor '%s' is not a parameter of this config", path, t->name);
+        if (!p) return error_set(DR_ERR_FORMAT, "%s: tensor '%s' is not a parameter of this config", path, t->name);
         int same = t->ndim == p->ndim;
         for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
         if (!same) {
@@ -259,8 +259,8 @@ static int check_tensors(const dr_tensor_file *tf, const char *path, const unet_
             o = 0;
             for (int d = 0; d < t->ndim && o < sizeof got; d++)
                 o += snprintf(got + o, sizeof got - o, d ? ",%lld" : "%lld", (long long)t->shape[d]);
-            return dr_error(DR_ERR_FORMAT, "%s: tensor '%s' has shape [%s], the config needs [%s]", path, t->name, got,
-                            want);
+            return error_set(DR_ERR_FORMAT, "%s: tensor '%s' has shape [%s], the config needs [%s]", path, t->name, got,
+                             want);
         }
     }
     /* names are unique in a file (the reader checks), so equal counts mean
@@ -268,7 +268,7 @@ static int check_tensors(const dr_tensor_file *tf, const char *path, const unet_
     if (tf->n_tensors != L->n_params)
         for (int i = 0; i < L->n_params; i++)
             if (!dr_tensor_file_get(tf, L->params[i].name))
-                return dr_error(DR_ERR_FORMAT, "%s: tensor '%s' is missing", path, L->params[i].name);
+                return error_set(DR_ERR_FORMAT, "%s: tensor '%s' is missing", path, L->params[i].name);
     return DR_OK;
 }
 
@@ -290,9 +290,9 @@ int model_from_tensors(const dr_tensor_file *tf, const char *path, dr_model **ou
         const float *v = m->params + p->offset;
         for (size_t k = 0; k < p->numel; k++)
             if (!isfinite(v[k])) {
-                rc = dr_error(DR_ERR_FORMAT,
-                              "%s: tensor '%s' holds a non-finite value (%g at element %zu): damaged weights", path,
-                              tf->tensors[i].name, (double)v[k], k);
+                rc = error_set(DR_ERR_FORMAT,
+                               "%s: tensor '%s' holds a non-finite value (%g at element %zu): damaged weights", path,
+                               tf->tensors[i].name, (double)v[k], k);
                 dr_model_free(m);
                 return rc;
             }
@@ -374,7 +374,7 @@ void dr_model_scale_range(const dr_model *m, double *scale_min, double *scale_ma
 const char *dr_model_meta(const dr_model *m, const char *key) { return dr_tensor_file_meta(&m->meta, key); }
 
 int dr_model_forward(dr_model *m, const float *x, const float *t, int n, int h, int w, float *y) {
-    if (!m || !x || !t || !y) return dr_error(DR_ERR_INVALID, "dr_model_forward: NULL argument");
+    if (!m || !x || !t || !y) return error_set(DR_ERR_INVALID, "dr_model_forward: NULL argument");
     if (m->run.act == NULL || m->run.B != n || m->run.H != h || m->run.W != w || m->run.threads != nn_threads()) {
         unet_run_free(&m->run);
         DR_TRY(unet_run_build(&m->run, &m->L, n, h, w, 0));

@@ -50,7 +50,7 @@ static int cmp_double(const void *a, const void *b) {
 
 int dr_bench(const dr_unet_config *cfg, dr_mode mode, const dr_bench_options *o, dr_bench_result *r) {
     memset(r, 0, sizeof *r);
-    if (o->iters < 1 || o->iters > 10000) return dr_error(DR_ERR_INVALID, "bench: iters %d out of range", o->iters);
+    if (o->iters < 1 || o->iters > 10000) return error_set(DR_ERR_INVALID, "bench: iters %d out of range", o->iters);
     dr_train_options to;
     dr_train_options_init(&to);
     to.mode = mode;
@@ -66,15 +66,15 @@ int dr_bench(const dr_unet_config *cfg, dr_mode mode, const dr_bench_options *o,
     int rc = unet_run_build(&run, &st.L, B, H, W, o->train);
     if (rc != DR_OK || !x || !y || !t || !ms) {
         if (rc == DR_OK) {
-            rc = dr_error(DR_ERR_NOMEM, "bench: out of memory");
+            rc = error_set(DR_ERR_NOMEM, "bench: out of memory");
             unet_run_free(&run);
         }
         goto done;
     }
-    dr_rng rng;
-    dr_rng_seed(&rng, 42);
-    dr_rng_fill_normal(&rng, x, nx);
-    for (int b = 0; b < B; b++) t[b] = (float)dr_rng_below(&rng, 1000);
+    rng_state rng;
+    rng_seed(&rng, 42);
+    rng_fill_normal(&rng, x, nx);
+    for (int b = 0; b < B; b++) t[b] = (float)rng_below(&rng, 1000);
     double prof[NN_PROF_N] = {0};
     for (int it = -1; it < o->iters; it++) { /* it = -1: warm-up */
         memset(nn_prof_sec, 0, sizeof nn_prof_sec);

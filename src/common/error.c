@@ -8,9 +8,9 @@ static _Thread_local char g_msg[1024];
 
 const char *dr_last_error(void) { return g_msg; }
 
-void dr_error_clear(void) { g_msg[0] = 0; }
+void error_clear(void) { g_msg[0] = 0; }
 
-int dr_error(int code, const char *fmt, ...) {
+int error_set(int code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(g_msg, sizeof g_msg, fmt, ap);
@@ -18,7 +18,7 @@ int dr_error(int code, const char *fmt, ...) {
     return code;
 }
 
-int dr_error_prefix(int code, const char *fmt, ...) {
+int error_prefix(int code, const char *fmt, ...) {
     char prefix[512], old[sizeof g_msg];
     va_list ap;
     va_start(ap, fmt);

@@ -12,24 +12,24 @@
 #endif
 
 /* Set the thread's error message and return code, so callers can write
- * `return dr_error(DR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));` */
-int dr_error(int code, const char *fmt, ...) DR_PRINTF(2, 3);
+ * `return error_set(DR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));` */
+int error_set(int code, const char *fmt, ...) DR_PRINTF(2, 3);
 /* Prefix the current message with "prefix: " (adds context on the way up). */
-int dr_error_prefix(int code, const char *fmt, ...) DR_PRINTF(2, 3);
-void dr_error_clear(void);
+int error_prefix(int code, const char *fmt, ...) DR_PRINTF(2, 3);
+void error_clear(void);
 
 /* Internal invariant check for programming errors: reports file and line in
  * the error message and returns DR_ERR_INVALID from the enclosing function. */
 #define DR_CHECK(cond)                                                                                                 \
     do {                                                                                                               \
-        if (!(cond)) return dr_error(DR_ERR_INVALID, "%s:%d: check failed: %s", __FILE__, __LINE__, #cond);            \
+        if (!(cond)) return error_set(DR_ERR_INVALID, "%s:%d: check failed: %s", __FILE__, __LINE__, #cond);           \
     } while (0)
 
 /* Propagate a failing status. */
 #define DR_TRY(expr)                                                                                                   \
     do {                                                                                                               \
-        int dr_try_rc_ = (expr);                                                                                       \
-        if (dr_try_rc_ != DR_OK) return dr_try_rc_;                                                                    \
+        int try_rc_ = (expr);                                                                                          \
+        if (try_rc_ != DR_OK) return try_rc_;                                                                          \
     } while (0)
 
 #endif

@@ -11,40 +11,40 @@
 #include <dirent.h>
 #include <unistd.h>
 
-int dr_file_read_all(const char *path, size_t max_size, unsigned char **buf, size_t *size) {
+int file_read_all(const char *path, size_t max_size, unsigned char **buf, size_t *size) {
     *buf = NULL;
     *size = 0;
     /* O_NONBLOCK: opening a FIFO must not wait for a writer; anything but a
      * regular file is refused before a byte is read */
     const int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return dr_error(DR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) return error_set(DR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return dr_error(DR_ERR_IO, "%s: not a regular file", path);
+        return error_set(DR_ERR_IO, "%s: not a regular file", path);
     }
     FILE *f = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == 0 ? fdopen(fd, "rb") : NULL;
     if (!f) {
         const int e = errno;
         close(fd);
-        return dr_error(DR_ERR_IO, "%s: cannot open: %s", path, strerror(e));
+        return error_set(DR_ERR_IO, "%s: cannot open: %s", path, strerror(e));
     }
     if ((unsigned long long)st.st_size > max_size) {
         fclose(f);
-        return dr_error(DR_ERR_LIMIT, "%s: file is %lld bytes, over the limit of %zu", path, (long long)st.st_size,
-                        max_size);
+        return error_set(DR_ERR_LIMIT, "%s: file is %lld bytes, over the limit of %zu", path, (long long)st.st_size,
+                         max_size);
     }
     size_t n = (size_t)st.st_size;
     unsigned char *b = malloc(n ? n : 1);
     if (!b) {
         fclose(f);
-        return dr_error(DR_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, n);
+        return error_set(DR_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, n);
     }
     if (n && fread(b, 1, n, f) != n) {
         int e = ferror(f) ? errno : 0;
         free(b);
         fclose(f);
-        return dr_error(DR_ERR_IO, "%s: read failed: %s", path, e ? strerror(e) : "short read");
+        return error_set(DR_ERR_IO, "%s: read failed: %s", path, e ? strerror(e) : "short read");
     }
     fclose(f);
     *buf = b;
@@ -68,15 +68,15 @@ static char *str_dup(const char *s) {
     return d;
 }
 
-int dr_atomic_open(dr_atomic_file *w, const char *path, int overwrite) {
+int file_atomic_open(file_atomic *w, const char *path, int overwrite) {
     memset(w, 0, sizeof *w);
     struct stat st;
     if (!overwrite && stat(path, &st) == 0)
-        return dr_error(DR_ERR_EXISTS, "%s: output exists (use --overwrite to replace it)", path);
+        return error_set(DR_ERR_EXISTS, "%s: output exists (use --overwrite to replace it)", path);
     const char *slash = strrchr(path, '/');
     size_t dirlen = slash ? (size_t)(slash - path + 1) : 0;
     const char *base = slash ? slash + 1 : path;
-    if (!*base) return dr_error(DR_ERR_INVALID, "%s: output path names a directory", path);
+    if (!*base) return error_set(DR_ERR_INVALID, "%s: output path names a directory", path);
     size_t n = dirlen + strlen(base) + 16;
     w->tmp_path = malloc(n);
     w->path = str_dup(path);
@@ -84,7 +84,7 @@ int dr_atomic_open(dr_atomic_file *w, const char *path, int overwrite) {
         free(w->tmp_path);
         free(w->path);
         memset(w, 0, sizeof *w);
-        return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
+        return error_set(DR_ERR_NOMEM, "%s: out of memory", path);
     }
     snprintf(w->tmp_path, n, "%.*s.%.*s.tmpXXXXXX", (int)dirlen, path, tmp_base_len(base), base);
     int fd = mkstemp(w->tmp_path);
@@ -93,7 +93,7 @@ int dr_atomic_open(dr_atomic_file *w, const char *path, int overwrite) {
         free(w->tmp_path);
         free(w->path);
         memset(w, 0, sizeof *w);
-        return dr_error(DR_ERR_IO, "%s: cannot create output: %s", path, strerror(e));
+        return error_set(DR_ERR_IO, "%s: cannot create output: %s", path, strerror(e));
     }
     (void)fchmod(fd, 0644);    /* mkstemp uses 0600; outputs are ordinary files */
     w->fp = fdopen(fd, "w+b"); /* readable too: libtiff rereads a directory it patches */
@@ -104,12 +104,12 @@ int dr_atomic_open(dr_atomic_file *w, const char *path, int overwrite) {
         free(w->tmp_path);
         free(w->path);
         memset(w, 0, sizeof *w);
-        return dr_error(DR_ERR_IO, "%s: cannot open output: %s", path, strerror(e));
+        return error_set(DR_ERR_IO, "%s: cannot open output: %s", path, strerror(e));
     }
     return DR_OK;
 }
 
-void dr_atomic_abort(dr_atomic_file *w) {
+void file_atomic_abort(file_atomic *w) {
     if (w->fp) fclose(w->fp);
     if (w->tmp_path) unlink(w->tmp_path);
     free(w->tmp_path);
@@ -117,7 +117,7 @@ void dr_atomic_abort(dr_atomic_file *w) {
     memset(w, 0, sizeof *w);
 }
 
-int dr_atomic_commit(dr_atomic_file *w, int overwrite) {
+int file_atomic_commit(file_atomic *w, int overwrite) {
     int rc = DR_OK;
     int e = 0;
     if (fflush(w->fp) != 0 || ferror(w->fp)) e = errno ? errno : EIO;
@@ -125,14 +125,14 @@ int dr_atomic_commit(dr_atomic_file *w, int overwrite) {
     if (fclose(w->fp) != 0 && !e) e = errno;
     w->fp = NULL;
     if (e) {
-        rc = dr_error(DR_ERR_IO, "%s: write failed: %s", w->path, strerror(e));
-        dr_atomic_abort(w);
+        rc = error_set(DR_ERR_IO, "%s: write failed: %s", w->path, strerror(e));
+        file_atomic_abort(w);
         return rc;
     }
     if (overwrite) {
         if (rename(w->tmp_path, w->path) != 0) {
-            rc = dr_error(DR_ERR_IO, "%s: cannot rename into place: %s", w->path, strerror(errno));
-            dr_atomic_abort(w);
+            rc = error_set(DR_ERR_IO, "%s: cannot rename into place: %s", w->path, strerror(errno));
+            file_atomic_abort(w);
             return rc;
         }
     } else {
@@ -140,20 +140,20 @@ int dr_atomic_commit(dr_atomic_file *w, int overwrite) {
         if (link(w->tmp_path, w->path) != 0) {
             e = errno;
             if (e == EEXIST) {
-                rc = dr_error(DR_ERR_EXISTS, "%s: output exists (use --overwrite to replace it)", w->path);
-                dr_atomic_abort(w);
+                rc = error_set(DR_ERR_EXISTS, "%s: output exists (use --overwrite to replace it)", w->path);
+                file_atomic_abort(w);
                 return rc;
             }
             /* Filesystems without hard links: check, then rename. */
             struct stat st;
             if (stat(w->path, &st) == 0) {
-                rc = dr_error(DR_ERR_EXISTS, "%s: output exists (use --overwrite to replace it)", w->path);
-                dr_atomic_abort(w);
+                rc = error_set(DR_ERR_EXISTS, "%s: output exists (use --overwrite to replace it)", w->path);
+                file_atomic_abort(w);
                 return rc;
             }
             if (rename(w->tmp_path, w->path) != 0) {
-                rc = dr_error(DR_ERR_IO, "%s: cannot rename into place: %s", w->path, strerror(errno));
-                dr_atomic_abort(w);
+                rc = error_set(DR_ERR_IO, "%s: cannot rename into place: %s", w->path, strerror(errno));
+                file_atomic_abort(w);
                 return rc;
             }
         } else {
@@ -166,7 +166,7 @@ int dr_atomic_commit(dr_atomic_file *w, int overwrite) {
     return DR_OK;
 }
 
-int dr_atomic_remove_stale(const char *path) {
+int file_atomic_remove_stale(const char *path) {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
     if (!*base) return 0; /* a directory, not a file: no writer of it */

@@ -9,13 +9,13 @@ static uint64_t splitmix64(uint64_t *x) {
     return z ^ (z >> 31);
 }
 
-void dr_rng_seed(dr_rng *r, uint64_t seed) {
+void rng_seed(rng_state *r, uint64_t seed) {
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
 }
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-uint64_t dr_rng_u64(dr_rng *r) {
+uint64_t rng_u64(rng_state *r) {
     uint64_t *s = r->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
     s[2] ^= s[0];
@@ -27,23 +27,23 @@ uint64_t dr_rng_u64(dr_rng *r) {
     return result;
 }
 
-double dr_rng_uniform(dr_rng *r) { return (dr_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0); }
+double rng_uniform(rng_state *r) { return (rng_u64(r) >> 11) * (1.0 / 9007199254740992.0); }
 
-uint32_t dr_rng_below(dr_rng *r, uint32_t n) { return n ? (uint32_t)(dr_rng_uniform(r) * n) : 0; }
+uint32_t rng_below(rng_state *r, uint32_t n) { return n ? (uint32_t)(rng_uniform(r) * n) : 0; }
 
-float dr_rng_normal(dr_rng *r) {
-    double u1 = ((dr_rng_u64(r) >> 11) + 1.0) * (1.0 / 9007199254740993.0); /* (0, 1] */
-    double u2 = dr_rng_uniform(r);
+float rng_normal(rng_state *r) {
+    double u1 = ((rng_u64(r) >> 11) + 1.0) * (1.0 / 9007199254740993.0); /* (0, 1] */
+    double u2 = rng_uniform(r);
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
-void dr_rng_fill_normal(dr_rng *r, float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] = dr_rng_normal(r);
+void rng_fill_normal(rng_state *r, float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = rng_normal(r);
 }
 
-void dr_rng_derive(dr_rng *out, uint64_t seed, uint64_t a, uint64_t b) {
+void rng_derive(rng_state *out, uint64_t seed, uint64_t a, uint64_t b) {
     uint64_t x = seed;
     uint64_t k = splitmix64(&x) ^ (a * 0xd1342543de82ef95ULL);
     k = splitmix64(&k) ^ (b * 0xaf251af3b0f025b5ULL);
-    dr_rng_seed(out, k);
+    rng_seed(out, k);
 }

@@ -9,16 +9,16 @@
 
 typedef struct {
     uint64_t s[4];
-} dr_rng;
+} rng_state;
 
-void dr_rng_seed(dr_rng *r, uint64_t seed);
-uint64_t dr_rng_u64(dr_rng *r);
-double dr_rng_uniform(dr_rng *r);             /* [0, 1) */
-uint32_t dr_rng_below(dr_rng *r, uint32_t n); /* [0, n) */
-float dr_rng_normal(dr_rng *r);               /* N(0, 1), Box-Muller */
-void dr_rng_fill_normal(dr_rng *r, float *x, size_t n);
+void rng_seed(rng_state *r, uint64_t seed);
+uint64_t rng_u64(rng_state *r);
+double rng_uniform(rng_state *r);             /* [0, 1) */
+uint32_t rng_below(rng_state *r, uint32_t n); /* [0, n) */
+float rng_normal(rng_state *r);               /* N(0, 1), Box-Muller */
+void rng_fill_normal(rng_state *r, float *x, size_t n);
 /* Derive an independent stream, e.g. one per (sample, step), so results do
  * not depend on the order threads draw in. */
-void dr_rng_derive(dr_rng *out, uint64_t seed, uint64_t a, uint64_t b);
+void rng_derive(rng_state *out, uint64_t seed, uint64_t a, uint64_t b);
 
 #endif

@@ -57,9 +57,9 @@ static void update(sha256_ctx *c, const unsigned char *p, size_t n) {
 }
 
 int dr_file_sha256(const char *path, char hex[65]) {
-    if (!path || !hex) return dr_error(DR_ERR_INVALID, "dr_file_sha256: NULL argument");
+    if (!path || !hex) return error_set(DR_ERR_INVALID, "dr_file_sha256: NULL argument");
     FILE *f = fopen(path, "rb");
-    if (!f) return dr_error(DR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return error_set(DR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     sha256_ctx c = {
         {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19}, 0, {0}, 0};
     unsigned char buf[65536];
@@ -67,7 +67,7 @@ int dr_file_sha256(const char *path, char hex[65]) {
     while ((n = fread(buf, 1, sizeof buf, f)) > 0) update(&c, buf, n);
     int err = ferror(f);
     fclose(f);
-    if (err) return dr_error(DR_ERR_IO, "%s: read failed", path);
+    if (err) return error_set(DR_ERR_IO, "%s: read failed", path);
     uint64_t bits = c.len * 8;
     unsigned char pad[72] = {0x80};
     size_t padn = (c.n < 56 ? 56 - c.n : 120 - c.n);

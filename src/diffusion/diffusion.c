@@ -9,7 +9,7 @@
  *    elementwise updates evaluate in double per value and round once to float.
  *  - Random numbers are only ever drawn sequentially on the calling thread from
  *    streams derived from (seed, stream, step), never inside an OpenMP loop, and
- *    the parallel loops are purely elementwise (no reductions), so dr_sample is
+ *    the parallel loops are purely elementwise (no reductions), so diffusion_sample is
  *    bit-identical for any thread count.
  */
 #include "diffusion/diffusion.h"
@@ -43,19 +43,19 @@ static double cosine_f(double u) {
     return c * c;
 }
 
-int dr_schedule_build(dr_schedule *s, int T, int linear) {
-    if (!s) return dr_error(DR_ERR_INVALID, "dr_schedule_build: NULL schedule");
+int noise_schedule_build(noise_schedule *s, int T, int linear) {
+    if (!s) return error_set(DR_ERR_INVALID, "noise_schedule_build: NULL schedule");
     memset(s, 0, sizeof *s);
     if (T < 1 || T > DIFF_MAX_T)
-        return dr_error(DR_ERR_INVALID, "dr_schedule_build: T = %d, must be in [1, %d]", T, DIFF_MAX_T);
+        return error_set(DR_ERR_INVALID, "noise_schedule_build: T = %d, must be in [1, %d]", T, DIFF_MAX_T);
     if (linear != 0 && linear != 1)
-        return dr_error(DR_ERR_INVALID, "dr_schedule_build: linear = %d, must be 0 (cosine) or 1 (linear)", linear);
+        return error_set(DR_ERR_INVALID, "noise_schedule_build: linear = %d, must be 0 (cosine) or 1 (linear)", linear);
     double *beta = malloc((size_t)T * sizeof *beta);
     double *ab = malloc((size_t)T * sizeof *ab);
     if (!beta || !ab) {
         free(beta);
         free(ab);
-        return dr_error(DR_ERR_NOMEM, "dr_schedule_build: cannot allocate a schedule of T = %d", T);
+        return error_set(DR_ERR_NOMEM, "noise_schedule_build: cannot allocate a schedule of T = %d", T);
     }
     for (int i = 0; i < T; i++) {
         if (linear) {
@@ -87,7 +87,7 @@ int dr_schedule_build(dr_schedule *s, int T, int linear) {
     return DR_OK;
 }
 
-void dr_schedule_free(dr_schedule *s) {
+void noise_schedule_free(noise_schedule *s) {
     if (!s) return;
     free(s->beta);
     free(s->alpha_bar);
@@ -96,12 +96,12 @@ void dr_schedule_free(dr_schedule *s) {
 
 /* ------------------------------------------------------------ forward process */
 
-void dr_q_sample(float *xt, const float *x0, const float *eps, size_t n, double alpha_bar) {
+void diffusion_q_sample(float *xt, const float *x0, const float *eps, size_t n, double alpha_bar) {
     const double a = sqrt(alpha_bar), b = sqrt(1.0 - alpha_bar);
     for (size_t i = 0; i < n; i++) xt[i] = (float)diffusion_xt(a, b, x0[i], eps[i]);
 }
 
-void dr_v_target(float *v, const float *x0, const float *eps, size_t n, double alpha_bar) {
+void diffusion_v_target(float *v, const float *x0, const float *eps, size_t n, double alpha_bar) {
     const double a = sqrt(alpha_bar), b = sqrt(1.0 - alpha_bar);
     for (size_t i = 0; i < n; i++) v[i] = (float)diffusion_target(a, b, 1, x0[i], eps[i]);
 }
@@ -117,11 +117,11 @@ static long long round_half_even_ratio(long long num, long long den) {
     return q;
 }
 
-int dr_timesteps(int T, int steps, dr_spacing spacing, int *out) {
-    if (!out) return dr_error(DR_ERR_INVALID, "dr_timesteps: NULL output");
-    if (T < 1) return dr_error(DR_ERR_INVALID, "dr_timesteps: T = %d, must be >= 1", T);
+int diffusion_timesteps(int T, int steps, dr_spacing spacing, int *out) {
+    if (!out) return error_set(DR_ERR_INVALID, "diffusion_timesteps: NULL output");
+    if (T < 1) return error_set(DR_ERR_INVALID, "diffusion_timesteps: T = %d, must be >= 1", T);
     if (steps < 1 || steps > T)
-        return dr_error(DR_ERR_INVALID, "dr_timesteps: steps = %d, must be in [1, T = %d]", steps, T);
+        return error_set(DR_ERR_INVALID, "diffusion_timesteps: steps = %d, must be in [1, T = %d]", steps, T);
     const long long TT = T, S = steps;
     for (int i = 0; i < steps; i++) {
         long long t;
@@ -142,8 +142,9 @@ int dr_timesteps(int T, int steps, dr_spacing spacing, int *out) {
             t = S > 1 ? round_half_even_ratio((TT - 1) * (S - 1 - i), S - 1) : TT - 1;
             break;
         default:
-            return dr_error(DR_ERR_INVALID, "dr_timesteps: unknown spacing %d (0 trailing, 1 leading, 2 linspace)",
-                            (int)spacing);
+            return error_set(DR_ERR_INVALID,
+                             "diffusion_timesteps: unknown spacing %d (0 trailing, 1 leading, 2 linspace)",
+                             (int)spacing);
         }
         out[i] = (int)t;
     }
@@ -152,10 +153,10 @@ int dr_timesteps(int T, int steps, dr_spacing spacing, int *out) {
      * a sampler given a repeated or out-of-range index would divide by zero. */
     for (int i = 0; i < steps; i++) {
         if (out[i] < 0 || out[i] > T - 1 || (i > 0 && out[i] >= out[i - 1]))
-            return dr_error(DR_ERR_INVALID,
-                            "dr_timesteps: T = %d, steps = %d, spacing %d gives no strictly decreasing "
-                            "sequence in [0, T-1]",
-                            T, steps, (int)spacing);
+            return error_set(DR_ERR_INVALID,
+                             "diffusion_timesteps: T = %d, steps = %d, spacing %d gives no strictly decreasing "
+                             "sequence in [0, T-1]",
+                             T, steps, (int)spacing);
     }
     return DR_OK;
 }
@@ -201,13 +202,13 @@ int dr_sampler_from_name(const char *name, dr_sampler *out) {
                  {"dpmpp-sde", DR_SAMPLER_DPMPP_2M_SDE},
                  {"dpm++2m-sde", DR_SAMPLER_DPMPP_2M_SDE},
                  {"dpmpp2m-sde", DR_SAMPLER_DPMPP_2M_SDE}};
-    if (!name) return dr_error(DR_ERR_INVALID, "sampler name missing");
+    if (!name) return error_set(DR_ERR_INVALID, "sampler name missing");
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (!strcmp(name, names[i].name)) {
             *out = names[i].s;
             return DR_OK;
         }
-    return dr_error(DR_ERR_INVALID, "unknown sampler '%s' (" DR_SAMPLER_NAMES ")", name);
+    return error_set(DR_ERR_INVALID, "unknown sampler '%s' (" DR_SAMPLER_NAMES ")", name);
 }
 
 const char *dr_spacing_name(dr_spacing s) {
@@ -227,41 +228,41 @@ int dr_spacing_from_name(const char *name, dr_spacing *out) {
     else if (name && !strcmp(name, "linspace"))
         *out = DR_SPACING_LINSPACE;
     else
-        return dr_error(DR_ERR_INVALID, "unknown spacing '%s' (trailing, leading, linspace)", name ? name : "");
+        return error_set(DR_ERR_INVALID, "unknown spacing '%s' (trailing, leading, linspace)", name ? name : "");
     return DR_OK;
 }
 
-static int sample_needs_third(const dr_sample_options *o) {
+static int sample_needs_third(const sample_options *o) {
     return o->sampler == DR_SAMPLER_DDPM || o->sampler == DR_SAMPLER_DPMPP_2M ||
         o->sampler == DR_SAMPLER_DPMPP_2M_SDE || (o->sampler == DR_SAMPLER_DDIM && o->eta > 0.0);
 }
 
-size_t dr_sample_scratch_floats(const dr_sample_options *o, size_t n) { return (sample_needs_third(o) ? 3 : 2) * n; }
+size_t sample_scratch_floats(const sample_options *o, size_t n) { return (sample_needs_third(o) ? 3 : 2) * n; }
 
-int dr_sample(const dr_schedule *s, const dr_sample_options *o, const dr_denoiser *d, float *x, size_t n,
-              int init_noise, float *scratch) {
+int diffusion_sample(const noise_schedule *s, const sample_options *o, const denoiser *d, float *x, size_t n,
+                     int init_noise, float *scratch) {
     if (!s || !o || !d || !x || !scratch)
-        return dr_error(DR_ERR_INVALID, "dr_sample: NULL argument (schedule, options, denoiser, x or scratch)");
-    if (!d->predict) return dr_error(DR_ERR_INVALID, "dr_sample: denoiser has no predict callback");
-    if (n == 0) return dr_error(DR_ERR_INVALID, "dr_sample: n = 0 values to sample");
-    if (s->T < 1 || !s->alpha_bar) return dr_error(DR_ERR_INVALID, "dr_sample: schedule not built");
+        return error_set(DR_ERR_INVALID, "diffusion_sample: NULL argument (schedule, options, denoiser, x or scratch)");
+    if (!d->predict) return error_set(DR_ERR_INVALID, "diffusion_sample: denoiser has no predict callback");
+    if (n == 0) return error_set(DR_ERR_INVALID, "diffusion_sample: n = 0 values to sample");
+    if (s->T < 1 || !s->alpha_bar) return error_set(DR_ERR_INVALID, "diffusion_sample: schedule not built");
     if (o->sampler != DR_SAMPLER_DDPM && o->sampler != DR_SAMPLER_DDIM && o->sampler != DR_SAMPLER_DPMPP_2M &&
         o->sampler != DR_SAMPLER_DPMPP_2M_SDE)
-        return dr_error(DR_ERR_INVALID, "dr_sample: unknown sampler %d (0 ddpm, 1 ddim, 2 dpmpp, 3 dpmpp-sde)",
-                        (int)o->sampler);
+        return error_set(DR_ERR_INVALID, "diffusion_sample: unknown sampler %d (0 ddpm, 1 ddim, 2 dpmpp, 3 dpmpp-sde)",
+                         (int)o->sampler);
     if (o->steps < 1 || o->steps > s->T)
-        return dr_error(DR_ERR_INVALID, "dr_sample: steps = %d, must be in [1, T = %d]", o->steps, s->T);
+        return error_set(DR_ERR_INVALID, "diffusion_sample: steps = %d, must be in [1, T = %d]", o->steps, s->T);
     if (!(o->eta >= 0.0) || !isfinite(o->eta)) /* also rejects NaN */
-        return dr_error(DR_ERR_INVALID, "dr_sample: eta = %g, must be finite and >= 0", o->eta);
-    if (n > SIZE_MAX / 4) return dr_error(DR_ERR_INVALID, "dr_sample: n = %zu too large", n);
+        return error_set(DR_ERR_INVALID, "diffusion_sample: eta = %g, must be finite and >= 0", o->eta);
+    if (n > SIZE_MAX / 4) return error_set(DR_ERR_INVALID, "diffusion_sample: n = %zu too large", n);
 
     const int S = o->steps;
     int *ts = malloc((size_t)S * sizeof *ts);
-    if (!ts) return dr_error(DR_ERR_NOMEM, "dr_sample: cannot allocate %d timesteps", S);
-    int rc = dr_timesteps(s->T, S, o->spacing, ts);
+    if (!ts) return error_set(DR_ERR_NOMEM, "diffusion_sample: cannot allocate %d timesteps", S);
+    int rc = diffusion_timesteps(s->T, S, o->spacing, ts);
     if (rc != DR_OK) {
         free(ts);
-        return dr_error_prefix(rc, "dr_sample");
+        return error_prefix(rc, "diffusion_sample");
     }
     /* Every coefficient below needs 0 < ab_t < ab_prev <= 1 on the visited steps
      * (1 - ab_t > 0 as a divisor, ab_t/ab_prev < 1 for a positive variance). */
@@ -270,10 +271,10 @@ int dr_sample(const dr_schedule *s, const dr_sample_options *o, const dr_denoise
         if (!(ab > 0.0 && ab < 1.0 && ab < abp)) {
             const int t = ts[i];
             free(ts);
-            return dr_error(DR_ERR_INVALID,
-                            "dr_sample: schedule alpha_bar[%d] = %g is not in (0, 1) and below the next "
-                            "visited step's %g",
-                            t, ab, abp);
+            return error_set(DR_ERR_INVALID,
+                             "diffusion_sample: schedule alpha_bar[%d] = %g is not in (0, 1) and below the next "
+                             "visited step's %g",
+                             t, ab, abp);
         }
     }
 
@@ -281,12 +282,12 @@ int dr_sample(const dr_schedule *s, const dr_sample_options *o, const dr_denoise
      * buffer; the SDE solver draws its noise into eps, which it no longer needs
      * once its update is made. */
     float *eps = scratch, *x0 = scratch + n, *x0_last = scratch + 2 * n, *noise = scratch + 2 * n;
-    dr_rng rng;
+    rng_state rng;
 
     if (init_noise) {
         /* x_T ~ N(0, 1) from stream (0, 0), drawn sequentially. */
-        dr_rng_derive(&rng, o->seed, 0, 0);
-        dr_rng_fill_normal(&rng, x, n);
+        rng_derive(&rng, o->seed, 0, 0);
+        rng_fill_normal(&rng, x, n);
     }
 
     double h_last = 0.0; /* DPM-Solver++: step size in lambda of the previous step */
@@ -299,7 +300,8 @@ int dr_sample(const dr_schedule *s, const dr_sample_options *o, const dr_denoise
         rc = d->predict(d->user, x, t, eps, x0);
         if (rc != DR_OK) {
             free(ts);
-            return dr_error_prefix(rc, "dr_sample: %s step %d/%d (t = %d)", dr_sampler_name(o->sampler), i + 1, S, t);
+            return error_prefix(rc, "diffusion_sample: %s step %d/%d (t = %d)", dr_sampler_name(o->sampler), i + 1, S,
+                                t);
         }
         if (d->x0_hook) {
             d->x0_hook(d->user, x0, t);
@@ -321,8 +323,8 @@ int dr_sample(const dr_schedule *s, const dr_sample_options *o, const dr_denoise
             sigma_z = o->eta * sqrt((1.0 - ab_prev) / (1.0 - ab_t)) * sqrt(1.0 - ab_t / ab_prev);
         }
         if (sigma_z > 0.0) {
-            dr_rng_derive(&rng, o->seed, 1, (uint64_t)i);
-            dr_rng_fill_normal(&rng, noise, n);
+            rng_derive(&rng, o->seed, 1, (uint64_t)i);
+            rng_fill_normal(&rng, noise, n);
         }
 
         if (last) {
@@ -402,8 +404,8 @@ int dr_sample(const dr_schedule *s, const dr_sample_options *o, const dr_denoise
             if (eta > 0.0) {
                 /* stream (1, i), like the other stochastic samplers */
                 const double sz = s_p * sqrt(-expm1(-2.0 * eta * h));
-                dr_rng_derive(&rng, o->seed, 1, (uint64_t)i);
-                dr_rng_fill_normal(&rng, eps, n);
+                rng_derive(&rng, o->seed, 1, (uint64_t)i);
+                rng_fill_normal(&rng, eps, n);
                 axpby(x, 1.0, x, sz, eps, n);
             }
         }
@@ -411,7 +413,7 @@ int dr_sample(const dr_schedule *s, const dr_sample_options *o, const dr_denoise
         if (d->x_hook) d->x_hook(d->user, x, t_next);
         if (d->progress && d->progress(d->user, i + 1, S)) {
             free(ts);
-            return dr_error(DR_ERR_CANCELLED, "dr_sample: cancelled after step %d of %d", i + 1, S);
+            return error_set(DR_ERR_CANCELLED, "diffusion_sample: cancelled after step %d of %d", i + 1, S);
         }
     }
     free(ts);

@@ -57,14 +57,14 @@ static int make_truth(const dr_image *gt, int crop, dr_image *t) {
 }
 
 int dr_eval_degrade(const dr_image *gt, dr_mode mode, const dr_eval_options *o, int index, dr_eval_case *c) {
-    if (!c) return dr_error(DR_ERR_INVALID, "dr_eval_degrade: NULL case");
+    if (!c) return error_set(DR_ERR_INVALID, "dr_eval_degrade: NULL case");
     memset(c, 0, sizeof *c);
-    if (!o) return dr_error(DR_ERR_INVALID, "dr_eval_degrade: NULL options");
+    if (!o) return error_set(DR_ERR_INVALID, "dr_eval_degrade: NULL options");
     DR_TRY(iq_check_image(gt, "the ground truth"));
-    if (index < 0) return dr_error(DR_ERR_INVALID, "dr_eval_degrade: negative index %d", index);
-    if (o->crop < 0) return dr_error(DR_ERR_INVALID, "dr_eval_degrade: negative crop %d", o->crop);
+    if (index < 0) return error_set(DR_ERR_INVALID, "dr_eval_degrade: negative index %d", index);
+    if (o->crop < 0) return error_set(DR_ERR_INVALID, "dr_eval_degrade: negative crop %d", o->crop);
     const mode_ops *ops = mode_ops_get(mode);
-    if (!ops) return dr_error(DR_ERR_INVALID, "dr_eval_degrade: unknown mode %d", (int)mode);
+    if (!ops) return error_set(DR_ERR_INVALID, "dr_eval_degrade: unknown mode %d", (int)mode);
     c->mode = mode;
     int rc = make_truth(gt, o->crop, &c->truth);
     if (rc == DR_OK) rc = ops->degrade(c, o, index);
@@ -80,15 +80,15 @@ int dr_eval_degrade(const dr_image *gt, dr_mode mode, const dr_eval_options *o, 
 static uint16_t to8(const dr_image *im, size_t i, int c) { return (uint16_t)lround(iq_px(im, i, c)); }
 
 int dr_eval_sheet(const dr_eval_case *c, const dr_image *restored, dr_image *sheet) {
-    if (!c || !sheet) return dr_error(DR_ERR_INVALID, "dr_eval_sheet: NULL argument");
+    if (!c || !sheet) return error_set(DR_ERR_INVALID, "dr_eval_sheet: NULL argument");
     memset(sheet, 0, sizeof *sheet);
     DR_TRY(iq_check_image(&c->truth, "the ground truth"));
     DR_TRY(iq_check_image(&c->input, "the degraded input"));
     DR_TRY(iq_check_image(restored, "the restored image"));
     const int w = c->truth.width, h = c->truth.height;
     if (restored->width != w || restored->height != h)
-        return dr_error(DR_ERR_INVALID, "dr_eval_sheet: the restored image is %dx%d but the ground truth is %dx%d",
-                        restored->width, restored->height, w, h);
+        return error_set(DR_ERR_INVALID, "dr_eval_sheet: the restored image is %dx%d but the ground truth is %dx%d",
+                         restored->width, restored->height, w, h);
     const mode_ops *ops = mode_ops_get(c->mode);
     const unsigned flags = ops ? ops->info.flags : 0;
     if (flags & DR_MODE_TAKES_MASK)

@@ -56,18 +56,18 @@ static void metrics_nan(dr_eval_metrics *m) {
 }
 
 int dr_eval_score(const dr_eval_case *c, const dr_image *out, dr_eval_metrics *m) {
-    if (!c || !out || !m) return dr_error(DR_ERR_INVALID, "dr_eval_score: NULL argument");
+    if (!c || !out || !m) return error_set(DR_ERR_INVALID, "dr_eval_score: NULL argument");
     metrics_nan(m);
     DR_TRY(iq_check_image(&c->truth, "the ground truth"));
     DR_TRY(iq_check_image(&c->input, "the degraded input"));
     DR_TRY(iq_check_image(out, "the restored image"));
     if (out->width != c->truth.width || out->height != c->truth.height)
-        return dr_error(DR_ERR_INVALID, "the restored image is %dx%d but the ground truth is %dx%d", out->width,
-                        out->height, c->truth.width, c->truth.height);
+        return error_set(DR_ERR_INVALID, "the restored image is %dx%d but the ground truth is %dx%d", out->width,
+                         out->height, c->truth.width, c->truth.height);
     DR_TRY(dr_eval_psnr(out, &c->truth, NULL, &m->psnr));
     DR_TRY(dr_eval_ssim(out, &c->truth, &m->ssim));
     const mode_ops *ops = mode_ops_get(c->mode);
-    if (!ops) return dr_error(DR_ERR_INVALID, "dr_eval_score: unknown mode %d", (int)c->mode);
+    if (!ops) return error_set(DR_ERR_INVALID, "dr_eval_score: unknown mode %d", (int)c->mode);
     return ops->score(c, out, m);
 }
 

@@ -110,11 +110,11 @@ void ip_resampler_free(ip_resampler *r) {
 }
 
 int ip_resampler_build(ip_resampler *r, int in_size, int out_size) {
-    if (!r) return dr_error(DR_ERR_INVALID, "resampler: NULL argument");
+    if (!r) return error_set(DR_ERR_INVALID, "resampler: NULL argument");
     memset(r, 0, sizeof *r);
     if (in_size < 1 || out_size < 1 || in_size > IP_MAX_SIZE || out_size > IP_MAX_SIZE)
-        return dr_error(DR_ERR_INVALID, "resampler: bad sizes %d -> %d (must be 1..%d)", in_size, out_size,
-                        IP_MAX_SIZE);
+        return error_set(DR_ERR_INVALID, "resampler: bad sizes %d -> %d (must be 1..%d)", in_size, out_size,
+                         IP_MAX_SIZE);
     const double scale = (double)in_size / out_size;
     /* Downscaling stretches the kernel by the factor (antialiasing); upscaling
      * samples plain bicubic. */
@@ -126,7 +126,7 @@ int ip_resampler_build(ip_resampler *r, int in_size, int out_size) {
     int *last = malloc((size_t)out_size * sizeof(int));
     if (!wd || !first || !last) {
         free(wd), free(first), free(last);
-        return dr_error(DR_ERR_NOMEM, "resampler %d -> %d: out of memory", in_size, out_size);
+        return error_set(DR_ERR_NOMEM, "resampler %d -> %d: out of memory", in_size, out_size);
     }
 
     /* Pass 1: each row's weights in double, folded onto the edge samples,
@@ -161,7 +161,7 @@ int ip_resampler_build(ip_resampler *r, int in_size, int out_size) {
     int *st = malloc((size_t)out_size * sizeof(int));
     if (!st) {
         free(wd), free(first), free(last);
-        return dr_error(DR_ERR_NOMEM, "resampler %d -> %d: out of memory", in_size, out_size);
+        return error_set(DR_ERR_NOMEM, "resampler %d -> %d: out of memory", in_size, out_size);
     }
     for (int i = out_size - 1, m = INT32_MAX; i >= 0; i--) {
         if (first[i] < m) m = first[i];
@@ -176,7 +176,7 @@ int ip_resampler_build(ip_resampler *r, int in_size, int out_size) {
     if (!r->w) {
         free(wd), free(first), free(last);
         ip_resampler_free(r);
-        return dr_error(DR_ERR_NOMEM, "resampler %d -> %d: out of memory", in_size, out_size);
+        return error_set(DR_ERR_NOMEM, "resampler %d -> %d: out of memory", in_size, out_size);
     }
     for (int i = 0; i < out_size; i++) {
         /* Keep every row's window inside the input (taps <= in_size always). */
@@ -242,23 +242,23 @@ void ip_resample(const float *in, float *out, int C, const ip_resampler *ry, con
 }
 
 int ip_resize(const float *in, int C, int H, int W, float *out, int Ho, int Wo) {
-    if (!in || !out) return dr_error(DR_ERR_INVALID, "resize: NULL buffer");
-    if (C < 1 || C > 4096) return dr_error(DR_ERR_INVALID, "resize: bad channel count %d", C);
+    if (!in || !out) return error_set(DR_ERR_INVALID, "resize: NULL buffer");
+    if (C < 1 || C > 4096) return error_set(DR_ERR_INVALID, "resize: bad channel count %d", C);
     ip_resampler ry, rx;
     int rc = ip_resampler_build(&ry, H, Ho);
-    if (rc != DR_OK) return dr_error_prefix(rc, "resize %dx%d -> %dx%d", W, H, Wo, Ho);
+    if (rc != DR_OK) return error_prefix(rc, "resize %dx%d -> %dx%d", W, H, Wo, Ho);
     rc = ip_resampler_build(&rx, W, Wo);
     if (rc != DR_OK) {
         ip_resampler_free(&ry);
-        return dr_error_prefix(rc, "resize %dx%d -> %dx%d", W, H, Wo, Ho);
+        return error_prefix(rc, "resize %dx%d -> %dx%d", W, H, Wo, Ho);
     }
     if (H == Ho && W == Wo) {
         memcpy(out, in, (size_t)C * H * W * sizeof(float));
     } else {
         const size_t n = (size_t)C * H * Wo; /* each factor <= 2^20, C <= 2^12: no overflow in 64 bits */
-        if (n > SIZE_MAX / sizeof(float)) rc = dr_error(DR_ERR_LIMIT, "resize: image too large");
+        if (n > SIZE_MAX / sizeof(float)) rc = error_set(DR_ERR_LIMIT, "resize: image too large");
         float *tmp = rc == DR_OK ? malloc(n * sizeof(float)) : NULL;
-        if (rc == DR_OK && !tmp) rc = dr_error(DR_ERR_NOMEM, "resize %dx%d -> %dx%d: out of memory", W, H, Wo, Ho);
+        if (rc == DR_OK && !tmp) rc = error_set(DR_ERR_NOMEM, "resize %dx%d -> %dx%d: out of memory", W, H, Wo, Ho);
         if (rc == DR_OK) ip_resample(in, out, C, &ry, &rx, tmp);
         free(tmp);
     }

@@ -104,13 +104,13 @@ void ip_crop(const float *in, int C, int Hp, int Wp, float *out, int H, int W);
  * allows no pixel. Returns the achieved fraction, or -1 on bad arguments
  * (NULL, H or W < 1, min_frac > max_frac or NaN). Deterministic for a given
  * rng state. */
-double ip_random_mask(dr_rng *rng, float *m, int H, int W, double min_frac, double max_frac);
+double ip_random_mask(rng_state *rng, float *m, int H, int W, double min_frac, double max_frac);
 
 /* The same contract for masks shaped like old-photo damage (train --masks
  * damage): thin scratches and branching cracks (polylines 1..4 px wide),
  * irregular blotches and stains, free-form brush strokes and boxes, mixed
  * (imgproc_mask.c describes the law). kinds (may be NULL) receives a bit
  * per kind of piece painted: 1 scratch/crack, 2 blotch, 4 brush, 8 box. */
-double ip_damage_mask(dr_rng *rng, float *m, int H, int W, double min_frac, double max_frac, unsigned *kinds);
+double ip_damage_mask(rng_state *rng, float *m, int H, int W, double min_frac, double max_frac, unsigned *kinds);
 
 #endif

@@ -63,12 +63,12 @@ static void lin_axis(int in_size, int out_size, int *i0, int *i1, float *l) {
 
 int ip_guided_upsample(const float *g_lo, const float *p_lo, int C, int h, int w, const float *g, int H, int W,
                        int radius, double eps, float *q) {
-    if (!g_lo || !p_lo || !g || !q) return dr_error(DR_ERR_INVALID, "guided upsampling: NULL buffer");
+    if (!g_lo || !p_lo || !g || !q) return error_set(DR_ERR_INVALID, "guided upsampling: NULL buffer");
     if (C < 1 || h < 1 || w < 1 || H < 1 || W < 1 || radius < 0 || !(eps > 0))
-        return dr_error(DR_ERR_INVALID, "guided upsampling: bad arguments (%d planes, %dx%d -> %dx%d, r %d, eps %g)", C,
-                        w, h, W, H, radius, eps);
+        return error_set(DR_ERR_INVALID, "guided upsampling: bad arguments (%d planes, %dx%d -> %dx%d, r %d, eps %g)",
+                         C, w, h, W, H, radius, eps);
     const size_t n = (size_t)h * w;
-    if (n > ((size_t)1 << 28)) return dr_error(DR_ERR_LIMIT, "guided upsampling: %dx%d is too large", w, h);
+    if (n > ((size_t)1 << 28)) return error_set(DR_ERR_LIMIT, "guided upsampling: %dx%d is too large", w, h);
     /* mI, vI, then per plane: tmp, mp, cIp (reused as mean a, mean b), and the coefficients AB [C][2][n] */
     double *buf = malloc(sizeof(double) * (5 * n + ((size_t)h + 1) * (w + 1)));
     float *AB = malloc(sizeof(float) * 2 * (size_t)C * n);
@@ -76,7 +76,7 @@ int ip_guided_upsample(const float *g_lo, const float *p_lo, int C, int h, int w
     float *lx = malloc(sizeof(float) * ((size_t)W + H));
     if (!buf || !AB || !ix || !lx) {
         free(buf), free(AB), free(ix), free(lx);
-        return dr_error(DR_ERR_NOMEM, "guided upsampling %dx%d -> %dx%d: out of memory", w, h, W, H);
+        return error_set(DR_ERR_NOMEM, "guided upsampling %dx%d -> %dx%d: out of memory", w, h, W, H);
     }
     double *mI = buf, *vI = buf + n, *tmp = buf + 2 * n, *mp = buf + 3 * n, *cIp = buf + 4 * n, *sat = buf + 5 * n;
     for (size_t i = 0; i < n; i++) tmp[i] = g_lo[i];

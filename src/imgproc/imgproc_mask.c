@@ -83,14 +83,14 @@ static double bounce(double v, double n, int *flipped) {
 }
 
 /* Returns 1 if a piece was refused because it would exceed max_count. */
-static int draw_box(canvas *cv, dr_rng *rng, double size_scale) {
-    const double fw = (0.1 + 0.3 * dr_rng_uniform(rng)) * size_scale;
-    const double fh = (0.1 + 0.3 * dr_rng_uniform(rng)) * size_scale;
+static int draw_box(canvas *cv, rng_state *rng, double size_scale) {
+    const double fw = (0.1 + 0.3 * rng_uniform(rng)) * size_scale;
+    const double fh = (0.1 + 0.3 * rng_uniform(rng)) * size_scale;
     int bw = (int)lround(fw * cv->W), bh = (int)lround(fh * cv->H);
     bw = clampi(bw, 1, cv->W);
     bh = clampi(bh, 1, cv->H);
-    const int x0 = (int)dr_rng_below(rng, (uint32_t)(cv->W - bw + 1));
-    const int y0 = (int)dr_rng_below(rng, (uint32_t)(cv->H - bh + 1));
+    const int x0 = (int)rng_below(rng, (uint32_t)(cv->W - bw + 1));
+    const int y0 = (int)rng_below(rng, (uint32_t)(cv->H - bh + 1));
     const int64_t n = box_op(cv, x0, y0, x0 + bw, y0 + bh, 0);
     if (cv->count + n > cv->max_count) return 1;
     box_op(cv, x0, y0, x0 + bw, y0 + bh, 1);
@@ -98,17 +98,17 @@ static int draw_box(canvas *cv, dr_rng *rng, double size_scale) {
     return 0;
 }
 
-static int draw_stroke(canvas *cv, dr_rng *rng, double size_scale, int64_t target) {
+static int draw_stroke(canvas *cv, rng_state *rng, double size_scale, int64_t target) {
     const double S = cv->H < cv->W ? cv->H : cv->W;
-    double rad = 0.5 * S * (0.03 + 0.09 * dr_rng_uniform(rng)) * size_scale;
+    double rad = 0.5 * S * (0.03 + 0.09 * rng_uniform(rng)) * size_scale;
     if (rad < 0.75) rad = 0.75; /* always covers the pixel under the brush */
-    const int nseg = 4 + (int)dr_rng_below(rng, 9);
-    double x = dr_rng_uniform(rng) * cv->W, y = dr_rng_uniform(rng) * cv->H;
-    double ang = 2.0 * k_pi * dr_rng_uniform(rng);
+    const int nseg = 4 + (int)rng_below(rng, 9);
+    double x = rng_uniform(rng) * cv->W, y = rng_uniform(rng) * cv->H;
+    double ang = 2.0 * k_pi * rng_uniform(rng);
     for (int s = 0; s < nseg && cv->count < target; s++) {
         /* Turn by up to +-110 degrees: winding strokes, not straight bars. */
-        ang += (dr_rng_uniform(rng) - 0.5) * 1.2 * k_pi;
-        const double len = S * (0.05 + 0.2 * dr_rng_uniform(rng));
+        ang += (rng_uniform(rng) - 0.5) * 1.2 * k_pi;
+        const double len = S * (0.05 + 0.2 * rng_uniform(rng));
         int fx, fy;
         const double nx = bounce(x + len * cos(ang), cv->W, &fx);
         const double ny = bounce(y + len * sin(ang), cv->H, &fy);
@@ -124,24 +124,24 @@ static int draw_stroke(canvas *cv, dr_rng *rng, double size_scale, int64_t targe
 }
 
 /* One attempt from a cleared mask; deterministic in the rng state. */
-static void mask_attempt(canvas *cv, dr_rng *rng, int64_t min_count, double min_frac, double max_frac,
+static void mask_attempt(canvas *cv, rng_state *rng, int64_t min_count, double min_frac, double max_frac,
                          double size_scale) {
     const int64_t npix = (int64_t)cv->H * cv->W;
     memset(cv->m, 0, (size_t)npix * sizeof(float));
     cv->count = 0;
-    const double tf = min_frac + (max_frac - min_frac) * dr_rng_uniform(rng);
+    const double tf = min_frac + (max_frac - min_frac) * rng_uniform(rng);
     int64_t target = (int64_t)ceil(tf * (double)npix);
     if (target < min_count) target = min_count;
     if (target > cv->max_count) target = cv->max_count;
     int rejects = 0;
     for (int shape = 0; shape < MASK_MAX_SHAPES && cv->count < target && rejects < MASK_MAX_REJECTS; shape++) {
         const int refused =
-            dr_rng_uniform(rng) < 0.2 ? draw_box(cv, rng, size_scale) : draw_stroke(cv, rng, size_scale, target);
+            rng_uniform(rng) < 0.2 ? draw_box(cv, rng, size_scale) : draw_stroke(cv, rng, size_scale, target);
         rejects = refused ? rejects + 1 : 0;
     }
 }
 
-double ip_random_mask(dr_rng *rng, float *m, int H, int W, double min_frac, double max_frac) {
+double ip_random_mask(rng_state *rng, float *m, int H, int W, double min_frac, double max_frac) {
     if (!rng || !m || H < 1 || W < 1 || !(min_frac <= max_frac)) return -1.0;
     if (min_frac < 0.0) min_frac = 0.0;
     if (max_frac > 1.0) max_frac = 1.0;
@@ -159,7 +159,7 @@ double ip_random_mask(dr_rng *rng, float *m, int H, int W, double min_frac, doub
 
     int best = -1;
     int64_t best_count = -1;
-    dr_rng starts[MASK_ATTEMPTS];
+    rng_state starts[MASK_ATTEMPTS];
     double scales[MASK_ATTEMPTS];
     for (int a = 0; a < MASK_ATTEMPTS; a++) {
         starts[a] = *rng;
@@ -172,7 +172,7 @@ double ip_random_mask(dr_rng *rng, float *m, int H, int W, double min_frac, doub
      * redraw the fullest one from its saved rng state instead of keeping a
      * second mask buffer, then leave the rng where the attempts left it. */
     if (best != MASK_ATTEMPTS - 1) {
-        const dr_rng after = *rng;
+        const rng_state after = *rng;
         *rng = starts[best];
         mask_attempt(&cv, rng, min_count, min_frac, max_frac, scales[best]);
         *rng = after;
@@ -229,17 +229,17 @@ static int64_t blob_op(canvas *cv, double cx, double cy, double R, const double 
     return n;
 }
 
-static int draw_blotch(canvas *cv, dr_rng *rng, double size_scale) {
+static int draw_blotch(canvas *cv, rng_state *rng, double size_scale) {
     const double S = cv->H < cv->W ? cv->H : cv->W;
-    const double R = S * (0.04 + 0.16 * dr_rng_uniform(rng)) * size_scale;
-    const double cx = dr_rng_uniform(rng) * cv->W, cy = dr_rng_uniform(rng) * cv->H;
+    const double R = S * (0.04 + 0.16 * rng_uniform(rng)) * size_scale;
+    const double cx = rng_uniform(rng) * cv->W, cy = rng_uniform(rng) * cv->H;
     double amp[3], ph[3], total = 0.0;
     for (int k = 0; k < 3; k++) {
-        amp[k] = dr_rng_uniform(rng);
-        ph[k] = 2.0 * k_pi * dr_rng_uniform(rng);
+        amp[k] = rng_uniform(rng);
+        ph[k] = 2.0 * k_pi * rng_uniform(rng);
         total += amp[k];
     }
-    const double a = 0.45 * dr_rng_uniform(rng) / (total > 0.0 ? total : 1.0);
+    const double a = 0.45 * rng_uniform(rng) / (total > 0.0 ? total : 1.0);
     for (int k = 0; k < 3; k++) amp[k] *= a;
     const int64_t n = blob_op(cv, cx, cy, R < 0.75 ? 0.75 : R, amp, ph, 0);
     if (cv->count + n > cv->max_count) return 1;
@@ -249,13 +249,13 @@ static int draw_blotch(canvas *cv, dr_rng *rng, double size_scale) {
 }
 
 /* One polyline from (x, y) at angle ang; `depth` > 0 allows branches. */
-static int draw_polyline(canvas *cv, dr_rng *rng, double x, double y, double ang, double rad, double len_total,
+static int draw_polyline(canvas *cv, rng_state *rng, double x, double y, double ang, double rad, double len_total,
                          double turn, int depth, int64_t target) {
-    const int nseg = 3 + (int)dr_rng_below(rng, 6);
+    const int nseg = 3 + (int)rng_below(rng, 6);
     const double seg = len_total / nseg;
     for (int s = 0; s < nseg && cv->count < target; s++) {
-        ang += (dr_rng_uniform(rng) - 0.5) * turn;
-        const double len = seg * (0.6 + 0.8 * dr_rng_uniform(rng));
+        ang += (rng_uniform(rng) - 0.5) * turn;
+        const double len = seg * (0.6 + 0.8 * rng_uniform(rng));
         const double nx = x + len * cos(ang), ny = y + len * sin(ang);
         const int64_t n = capsule_op(cv, x, y, nx, ny, rad, 0);
         if (cv->count + n > cv->max_count) return s == 0;
@@ -263,46 +263,46 @@ static int draw_polyline(canvas *cv, dr_rng *rng, double x, double y, double ang
         cv->count += n;
         x = nx, y = ny;
         if (x < -rad || y < -rad || x > cv->W + rad || y > cv->H + rad) break; /* left the image */
-        if (depth > 0 && dr_rng_uniform(rng) < 0.25) {
-            const double side = dr_rng_uniform(rng) < 0.5 ? -1.0 : 1.0;
-            draw_polyline(cv, rng, x, y, ang + side * (0.3 + 0.6 * dr_rng_uniform(rng)) * k_pi / 2,
-                          rad > 0.75 ? rad * 0.75 : rad, len_total * (0.2 + 0.3 * dr_rng_uniform(rng)), turn, depth - 1,
+        if (depth > 0 && rng_uniform(rng) < 0.25) {
+            const double side = rng_uniform(rng) < 0.5 ? -1.0 : 1.0;
+            draw_polyline(cv, rng, x, y, ang + side * (0.3 + 0.6 * rng_uniform(rng)) * k_pi / 2,
+                          rad > 0.75 ? rad * 0.75 : rad, len_total * (0.2 + 0.3 * rng_uniform(rng)), turn, depth - 1,
                           target);
         }
     }
     return 0;
 }
 
-static int draw_scratch(canvas *cv, dr_rng *rng, int64_t target) {
+static int draw_scratch(canvas *cv, rng_state *rng, int64_t target) {
     const double S = cv->H < cv->W ? cv->H : cv->W;
-    const int width = 1 + (int)dr_rng_below(rng, 4);          /* 1..4 px */
+    const int width = 1 + (int)rng_below(rng, 4);             /* 1..4 px */
     const double rad = 0.5 * width < 0.5 ? 0.5 : 0.5 * width; /* centres within w/2: w px across */
-    const int crack = dr_rng_uniform(rng) < 0.5;
-    const double len = S * (crack ? 0.3 + 0.6 * dr_rng_uniform(rng) : 0.5 + 1.0 * dr_rng_uniform(rng));
-    const double x = dr_rng_uniform(rng) * cv->W, y = dr_rng_uniform(rng) * cv->H;
-    const double ang = 2.0 * k_pi * dr_rng_uniform(rng);
+    const int crack = rng_uniform(rng) < 0.5;
+    const double len = S * (crack ? 0.3 + 0.6 * rng_uniform(rng) : 0.5 + 1.0 * rng_uniform(rng));
+    const double x = rng_uniform(rng) * cv->W, y = rng_uniform(rng) * cv->H;
+    const double ang = 2.0 * k_pi * rng_uniform(rng);
     return draw_polyline(cv, rng, x, y, ang, rad, len, crack ? 0.9 * k_pi : 0.12 * k_pi, crack ? 2 : 1, target);
 }
 
-static int pick_kind(dr_rng *rng) {
-    const double u = dr_rng_uniform(rng);
+static int pick_kind(rng_state *rng) {
+    const double u = rng_uniform(rng);
     return u < 0.30 ? DMG_SCRATCH : u < 0.60 ? DMG_BLOTCH : u < 0.85 ? DMG_BRUSH : DMG_BOX;
 }
 
-static void damage_attempt(canvas *cv, dr_rng *rng, int64_t min_count, double min_frac, double max_frac,
+static void damage_attempt(canvas *cv, rng_state *rng, int64_t min_count, double min_frac, double max_frac,
                            double size_scale, unsigned *kinds) {
     const int64_t npix = (int64_t)cv->H * cv->W;
     memset(cv->m, 0, (size_t)npix * sizeof(float));
     cv->count = 0;
     *kinds = 0;
-    const double tf = min_frac + (max_frac - min_frac) * dr_rng_uniform(rng);
+    const double tf = min_frac + (max_frac - min_frac) * rng_uniform(rng);
     int64_t target = (int64_t)ceil(tf * (double)npix);
     if (target < min_count) target = min_count;
     if (target > cv->max_count) target = cv->max_count;
     const int dominant = pick_kind(rng);
     int rejects = 0;
     for (int shape = 0; shape < MASK_MAX_SHAPES && cv->count < target && rejects < MASK_MAX_REJECTS; shape++) {
-        const int kind = dr_rng_uniform(rng) < 0.6 ? dominant : (int)dr_rng_below(rng, 4);
+        const int kind = rng_uniform(rng) < 0.6 ? dominant : (int)rng_below(rng, 4);
         const int64_t before = cv->count;
         int refused;
         switch (kind) {
@@ -316,7 +316,7 @@ static void damage_attempt(canvas *cv, dr_rng *rng, int64_t min_count, double mi
     }
 }
 
-double ip_damage_mask(dr_rng *rng, float *m, int H, int W, double min_frac, double max_frac, unsigned *kinds) {
+double ip_damage_mask(rng_state *rng, float *m, int H, int W, double min_frac, double max_frac, unsigned *kinds) {
     unsigned k_dummy;
     if (!kinds) kinds = &k_dummy;
     *kinds = 0;
@@ -334,7 +334,7 @@ double ip_damage_mask(dr_rng *rng, float *m, int H, int W, double min_frac, doub
     }
     int best = -1;
     int64_t best_count = -1;
-    dr_rng starts[MASK_ATTEMPTS];
+    rng_state starts[MASK_ATTEMPTS];
     double scales[MASK_ATTEMPTS];
     for (int a = 0; a < MASK_ATTEMPTS; a++) {
         starts[a] = *rng;
@@ -344,7 +344,7 @@ double ip_damage_mask(dr_rng *rng, float *m, int H, int W, double min_frac, doub
         if (cv.count > best_count) best = a, best_count = cv.count;
     }
     if (best != MASK_ATTEMPTS - 1) { /* as ip_random_mask: redraw the fullest attempt */
-        const dr_rng after = *rng;
+        const rng_state after = *rng;
         *rng = starts[best];
         damage_attempt(&cv, rng, min_count, min_frac, max_frac, scales[best], kinds);
         *rng = after;

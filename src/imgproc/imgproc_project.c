@@ -38,7 +38,7 @@ static int gram_bandwidth(const ip_resampler *r) {
 static int gram_cholesky(const ip_resampler *r, int b, double **out) {
     const int n = r->out_size, taps = r->taps;
     double *L = malloc((size_t)n * (b + 1) * sizeof(double));
-    if (!L) return dr_error(DR_ERR_NOMEM, "projector: out of memory (%d x %d band)", n, b + 1);
+    if (!L) return error_set(DR_ERR_NOMEM, "projector: out of memory (%d x %d band)", n, b + 1);
     for (int i = 0; i < n; i++) {
         const int j0 = i - b < 0 ? 0 : i - b;
         for (int j = j0; j <= i; j++) {
@@ -59,10 +59,10 @@ static int gram_cholesky(const ip_resampler *r, int b, double **out) {
                 for (int k = 0; k < taps; k++) diag += (double)r->w[(size_t)i * taps + k] * r->w[(size_t)i * taps + k];
                 if (!(g > 1e-10 * diag)) {
                     free(L);
-                    return dr_error(DR_ERR_NUMERIC,
-                                    "projector: Gram matrix of the %d -> %d downscaler is not positive "
-                                    "definite (row %d)",
-                                    r->in_size, n, i);
+                    return error_set(DR_ERR_NUMERIC,
+                                     "projector: Gram matrix of the %d -> %d downscaler is not positive "
+                                     "definite (row %d)",
+                                     r->in_size, n, i);
                 }
                 LB(L, b, i, i) = sqrt(g);
             }
@@ -82,12 +82,12 @@ void ip_projector_free(ip_projector *p) {
 }
 
 int ip_projector_build(ip_projector *p, int H_hr, int W_hr, int H_lr, int W_lr) {
-    if (!p) return dr_error(DR_ERR_INVALID, "projector: NULL argument");
+    if (!p) return error_set(DR_ERR_INVALID, "projector: NULL argument");
     memset(p, 0, sizeof *p);
     p->row_bufs = nn_threads();
     /* A D with more rows than columns cannot have D D^T invertible. */
     if (H_lr > H_hr || W_lr > W_hr)
-        return dr_error(DR_ERR_INVALID, "projector: LR %dx%d is larger than HR %dx%d", W_lr, H_lr, W_hr, H_hr);
+        return error_set(DR_ERR_INVALID, "projector: LR %dx%d is larger than HR %dx%d", W_lr, H_lr, W_hr, H_hr);
     int rc = ip_resampler_build(&p->dy, H_hr, H_lr);
     if (rc == DR_OK) rc = ip_resampler_build(&p->dx, W_hr, W_lr);
     if (rc == DR_OK) {
@@ -98,7 +98,7 @@ int ip_projector_build(ip_projector *p, int H_hr, int W_hr, int H_lr, int W_lr) 
     if (rc == DR_OK) rc = gram_cholesky(&p->dx, p->bx, &p->lx);
     if (rc != DR_OK) {
         ip_projector_free(p);
-        return dr_error_prefix(rc, "projector %dx%d -> %dx%d", W_hr, H_hr, W_lr, H_lr);
+        return error_prefix(rc, "projector %dx%d -> %dx%d", W_hr, H_hr, W_lr, H_lr);
     }
     return DR_OK;
 }

@@ -17,7 +17,7 @@
 int iq_check_image(const dr_image *img, const char *name) {
     if (!img || !img->data || img->width < 1 || img->height < 1 || img->channels < 1 || img->channels > 4 ||
         (img->depth != 8 && img->depth != 16))
-        return dr_error(DR_ERR_INVALID, "eval: %s is not a valid image", name);
+        return error_set(DR_ERR_INVALID, "eval: %s is not a valid image", name);
     return DR_OK;
 }
 
@@ -25,13 +25,13 @@ int iq_check_same_size(const dr_image *a, const dr_image *b, const dr_image *reg
     DR_TRY(iq_check_image(a, "the first image"));
     DR_TRY(iq_check_image(b, "the second image"));
     if (a->width != b->width || a->height != b->height)
-        return dr_error(DR_ERR_INVALID, "%s: the images are %dx%d and %dx%d", what, a->width, a->height, b->width,
-                        b->height);
+        return error_set(DR_ERR_INVALID, "%s: the images are %dx%d and %dx%d", what, a->width, a->height, b->width,
+                         b->height);
     if (region) {
         DR_TRY(iq_check_image(region, "the region"));
         if (region->width != a->width || region->height != a->height)
-            return dr_error(DR_ERR_INVALID, "%s: the region is %dx%d but the images are %dx%d", what, region->width,
-                            region->height, a->width, a->height);
+            return error_set(DR_ERR_INVALID, "%s: the region is %dx%d but the images are %dx%d", what, region->width,
+                             region->height, a->width, a->height);
     }
     return DR_OK;
 }
@@ -104,7 +104,7 @@ int dr_eval_ssim(const dr_image *a, const dr_image *b, double *ssim) {
         free(ring);
         free(ya);
         free(yb);
-        return dr_error(DR_ERR_NOMEM, "SSIM: out of memory for a %dx%d image", W, H);
+        return error_set(DR_ERR_NOMEM, "SSIM: out of memory for a %dx%d image", W, H);
     }
     const size_t plane = (size_t)win * Wv;
     double total = 0;
@@ -203,14 +203,14 @@ int dr_eval_consistency_psnr(const dr_image *hr, const dr_image *lr, double *psn
     DR_TRY(iq_check_image(hr, "the output"));
     DR_TRY(iq_check_image(lr, "the low-resolution input"));
     if (lr->width > hr->width || lr->height > hr->height)
-        return dr_error(DR_ERR_INVALID, "consistency: the LR %dx%d is larger than the output %dx%d", lr->width,
-                        lr->height, hr->width, hr->height);
+        return error_set(DR_ERR_INVALID, "consistency: the LR %dx%d is larger than the output %dx%d", lr->width,
+                         lr->height, hr->width, hr->height);
     const size_t nh = (size_t)hr->width * hr->height, nl = (size_t)lr->width * lr->height;
     float *up = malloc(sizeof(float) * 3 * nh), *down = malloc(sizeof(float) * 3 * nl);
     if (!up || !down) {
         free(up);
         free(down);
-        return dr_error(DR_ERR_NOMEM, "consistency: out of memory");
+        return error_set(DR_ERR_NOMEM, "consistency: out of memory");
     }
     for (int c = 0; c < 3; c++)
         for (size_t i = 0; i < nh; i++) up[(size_t)c * nh + i] = (float)(iq_px(hr, i, c) / 127.5 - 1.0);

@@ -13,24 +13,24 @@
 /* Decoders. buf holds the whole file. With img == NULL only the header is
  * parsed and info filled (probe); otherwise img receives the pixels and is
  * left zeroed on failure. info may be NULL. Error messages start with name. */
-int dr_png_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+int io_png_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
                   dr_image_info *info, dr_metadata *meta);
-int dr_jpeg_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+int io_jpeg_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
                    dr_image_info *info, dr_metadata *meta);
-int dr_tiff_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+int io_tiff_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
                    dr_image_info *info, dr_metadata *meta);
-int dr_webp_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+int io_webp_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
                    dr_image_info *info, dr_metadata *meta);
 /* The decoders leave info->orientation as stored (1..8) and img as stored;
  * image.c turns both upright. meta (never NULL) receives the ICC profile,
- * EXIF, XMP and IPTC as stored (dr_meta_set); image.c uses and checks them. */
+ * EXIF, XMP and IPTC as stored (io_meta_set); image.c uses and checks them. */
 
 /* Encoders write to fp (the atomic writer's temp file); a write error gives
- * DR_ERR_IO naming path. img must have passed dr_image_validate. */
-int dr_png_encode(FILE *fp, const char *path, const dr_image *img, const dr_out_meta *m);
-int dr_jpeg_encode(FILE *fp, const char *path, const dr_image *img, int quality, const dr_out_meta *m);
-int dr_tiff_encode(FILE *fp, const char *path, const dr_image *img, const dr_out_meta *m);
+ * DR_ERR_IO naming path. img must have passed io_image_validate. */
+int io_png_encode(FILE *fp, const char *path, const dr_image *img, const io_out_meta *m);
+int io_jpeg_encode(FILE *fp, const char *path, const dr_image *img, int quality, const io_out_meta *m);
+int io_tiff_encode(FILE *fp, const char *path, const dr_image *img, const io_out_meta *m);
 /* quality <= 0: lossless. */
-int dr_webp_encode(FILE *fp, const char *path, const dr_image *img, int quality, const dr_out_meta *m);
+int io_webp_encode(FILE *fp, const char *path, const dr_image *img, int quality, const io_out_meta *m);
 
 #endif

@@ -72,16 +72,16 @@ static ExifData *exif_open(const unsigned char *exif, size_t n, exif_log_state *
     return ed;
 }
 
-int dr_exif_check(const unsigned char *exif, size_t n, const char *name) {
+int io_exif_check(const unsigned char *exif, size_t n, const char *name) {
     exif_log_state st;
-    if (n < 8) return dr_error(DR_ERR_FORMAT, "%s: invalid EXIF: %zu bytes", name, n);
+    if (n < 8) return error_set(DR_ERR_FORMAT, "%s: invalid EXIF: %zu bytes", name, n);
     if (!(memcmp(exif, "II*\0", 4) == 0 || memcmp(exif, "MM\0*", 4) == 0))
-        return dr_error(DR_ERR_FORMAT, "%s: invalid EXIF: no TIFF header", name);
+        return error_set(DR_ERR_FORMAT, "%s: invalid EXIF: no TIFF header", name);
     ExifData *ed = exif_open(exif, n, &st);
-    if (!ed) return dr_error(st.nomem ? DR_ERR_NOMEM : DR_ERR_FORMAT, "%s: cannot read the EXIF", name);
+    if (!ed) return error_set(st.nomem ? DR_ERR_NOMEM : DR_ERR_FORMAT, "%s: cannot read the EXIF", name);
     exif_data_unref(ed);
-    if (st.nomem) return dr_error(DR_ERR_NOMEM, "%s: out of memory reading the EXIF", name);
-    if (st.msg[0]) return dr_error(DR_ERR_FORMAT, "%s: invalid EXIF: %s", name, st.msg);
+    if (st.nomem) return error_set(DR_ERR_NOMEM, "%s: out of memory reading the EXIF", name);
+    if (st.msg[0]) return error_set(DR_ERR_FORMAT, "%s: invalid EXIF: %s", name, st.msg);
     return DR_OK;
 }
 
@@ -121,12 +121,12 @@ static void set_uint(ExifData *ed, ExifIfd ifd, ExifTag tag, unsigned v, int cre
     if (mem) exif_mem_unref(mem);
 }
 
-int dr_exif_for_output(const unsigned char *exif, size_t n, int width, int height, const char *name,
+int io_exif_for_output(const unsigned char *exif, size_t n, int width, int height, const char *name,
                        unsigned char **out, size_t *out_size) {
     *out = NULL, *out_size = 0;
     exif_log_state st;
     ExifData *ed = exif_open(exif, n, &st);
-    if (!ed) return dr_error(st.nomem ? DR_ERR_NOMEM : DR_ERR_FORMAT, "%s: cannot rewrite the EXIF", name);
+    if (!ed) return error_set(st.nomem ? DR_ERR_NOMEM : DR_ERR_FORMAT, "%s: cannot rewrite the EXIF", name);
     /* upright, the output's size, no thumbnail (it would show the old picture) */
     set_uint(ed, EXIF_IFD_0, EXIF_TAG_ORIENTATION, 1, 0);
     set_uint(ed, EXIF_IFD_EXIF, EXIF_TAG_PIXEL_X_DIMENSION, (unsigned)width, 1);
@@ -149,7 +149,7 @@ int dr_exif_for_output(const unsigned char *exif, size_t n, int width, int heigh
     exif_data_unref(ed);
     if (!buf || size < 6 + 8 || memcmp(buf, "Exif\0\0", 6) != 0) {
         free(buf);
-        return dr_error(DR_ERR_NOMEM, "%s: cannot write the EXIF", name);
+        return error_set(DR_ERR_NOMEM, "%s: cannot write the EXIF", name);
     }
     memmove(buf, buf + 6, size - 6);
     *out = buf;
@@ -158,8 +158,8 @@ int dr_exif_for_output(const unsigned char *exif, size_t n, int width, int heigh
 }
 
 /* The IFD0 text fields a TIFF writes in its own IFD0. vals[i] receives a
- * malloc'd string or NULL, for the tags of dr_exif_text_tags. */
-const int dr_exif_text_tags[DR_EXIF_TEXT_TAGS] = {EXIF_TAG_MAKE,
+ * malloc'd string or NULL, for the tags of io_exif_text_tags. */
+const int io_exif_text_tags[DR_EXIF_TEXT_TAGS] = {EXIF_TAG_MAKE,
                                                   EXIF_TAG_MODEL,
                                                   EXIF_TAG_DATE_TIME,
                                                   EXIF_TAG_ARTIST,
@@ -171,16 +171,16 @@ const int dr_exif_text_tags[DR_EXIF_TEXT_TAGS] = {EXIF_TAG_MAKE,
                                                   EXIF_TAG_LENS_MODEL,
                                                   EXIF_TAG_BODY_SERIAL_NUMBER,
                                                   EXIF_TAG_CAMERA_OWNER_NAME};
-const int dr_exif_text_in_exif[DR_EXIF_TEXT_TAGS] = {0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1};
+const int io_exif_text_in_exif[DR_EXIF_TEXT_TAGS] = {0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1};
 
-void dr_exif_text(const unsigned char *exif, size_t n, char *vals[DR_EXIF_TEXT_TAGS]) {
+void io_exif_text(const unsigned char *exif, size_t n, char *vals[DR_EXIF_TEXT_TAGS]) {
     for (int i = 0; i < DR_EXIF_TEXT_TAGS; i++) vals[i] = NULL;
     exif_log_state st;
     ExifData *ed = exif_open(exif, n, &st);
     if (!ed) return;
     for (int i = 0; i < DR_EXIF_TEXT_TAGS; i++) {
-        ExifEntry *e = exif_content_get_entry(ed->ifd[dr_exif_text_in_exif[i] ? EXIF_IFD_EXIF : EXIF_IFD_0],
-                                              (ExifTag)dr_exif_text_tags[i]);
+        ExifEntry *e = exif_content_get_entry(ed->ifd[io_exif_text_in_exif[i] ? EXIF_IFD_EXIF : EXIF_IFD_0],
+                                              (ExifTag)io_exif_text_tags[i]);
         if (!e || e->format != EXIF_FORMAT_ASCII || !e->data || e->size == 0) continue;
         char *s = malloc(e->size + 1);
         if (!s) continue;
@@ -194,7 +194,7 @@ void dr_exif_text(const unsigned char *exif, size_t n, char *vals[DR_EXIF_TEXT_T
     exif_data_unref(ed);
 }
 
-int dr_exif_from_text(const int *in_exif_ifd, const int *tags, char *const *vals, int n, unsigned char **out,
+int io_exif_from_text(const int *in_exif_ifd, const int *tags, char *const *vals, int n, unsigned char **out,
                       size_t *out_size) {
     *out = NULL, *out_size = 0;
     ExifData *ed = exif_data_new();

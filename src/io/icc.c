@@ -40,7 +40,7 @@ static cmsHPROFILE srgb_gray(cmsContext ctx) {
 }
 
 int dr_srgb_profile(unsigned char **buf, size_t *size) {
-    if (!buf || !size) return dr_error(DR_ERR_INVALID, "dr_srgb_profile: NULL argument");
+    if (!buf || !size) return error_set(DR_ERR_INVALID, "dr_srgb_profile: NULL argument");
     *buf = NULL, *size = 0;
     lcms_log l;
     cmsContext ctx = new_context(&l);
@@ -48,11 +48,11 @@ int dr_srgb_profile(unsigned char **buf, size_t *size) {
     cmsUInt32Number n = 0;
     int rc = DR_OK;
     if (!h || !cmsSaveProfileToMem(h, NULL, &n) || n == 0)
-        rc = dr_error(DR_ERR_NOMEM, "cannot build the sRGB profile");
+        rc = error_set(DR_ERR_NOMEM, "cannot build the sRGB profile");
     else if (!(*buf = malloc(n)))
-        rc = dr_error(DR_ERR_NOMEM, "out of memory for the sRGB profile");
+        rc = error_set(DR_ERR_NOMEM, "out of memory for the sRGB profile");
     else if (!cmsSaveProfileToMem(h, *buf, &n))
-        rc = dr_error(DR_ERR_NOMEM, "cannot build the sRGB profile");
+        rc = error_set(DR_ERR_NOMEM, "cannot build the sRGB profile");
     else
         *size = n;
     if (rc != DR_OK) free(*buf), *buf = NULL;
@@ -79,29 +79,30 @@ static int open_profile(cmsContext ctx, lcms_log *l, const unsigned char *icc, s
                         cmsHPROFILE *out, int *kind, char *desc, size_t desc_size) {
     *out = NULL;
     if (n > DR_MAX_ICC_SIZE)
-        return dr_error(DR_ERR_LIMIT, "%s: the ICC profile is %zu bytes, over the limit of %zu", name, n,
-                        (size_t)DR_MAX_ICC_SIZE);
-    if (n < 132) return dr_error(DR_ERR_FORMAT, "%s: invalid ICC profile: %zu bytes, shorter than its header", name, n);
+        return error_set(DR_ERR_LIMIT, "%s: the ICC profile is %zu bytes, over the limit of %zu", name, n,
+                         (size_t)DR_MAX_ICC_SIZE);
+    if (n < 132)
+        return error_set(DR_ERR_FORMAT, "%s: invalid ICC profile: %zu bytes, shorter than its header", name, n);
     uint32_t declared = (uint32_t)icc[0] << 24 | (uint32_t)icc[1] << 16 | (uint32_t)icc[2] << 8 | icc[3];
     if (declared > n)
-        return dr_error(DR_ERR_FORMAT, "%s: invalid ICC profile: it declares %u bytes but has %zu", name, declared, n);
+        return error_set(DR_ERR_FORMAT, "%s: invalid ICC profile: it declares %u bytes but has %zu", name, declared, n);
     /* Little CMS reads tags only when asked; check the tag table up front
      * so a damaged profile is refused whole, not half used. */
     uint32_t count = (uint32_t)icc[128] << 24 | (uint32_t)icc[129] << 16 | (uint32_t)icc[130] << 8 | icc[131];
     if (declared < 132 || count > (declared - 132) / 12)
-        return dr_error(DR_ERR_FORMAT, "%s: invalid ICC profile: %u tags do not fit in its %u bytes", name, count,
-                        declared);
+        return error_set(DR_ERR_FORMAT, "%s: invalid ICC profile: %u tags do not fit in its %u bytes", name, count,
+                         declared);
     for (uint32_t i = 0; i < count; i++) {
         const unsigned char *e = icc + 132 + 12 * (size_t)i;
         uint32_t off = (uint32_t)e[4] << 24 | (uint32_t)e[5] << 16 | (uint32_t)e[6] << 8 | e[7];
         uint32_t len = (uint32_t)e[8] << 24 | (uint32_t)e[9] << 16 | (uint32_t)e[10] << 8 | e[11];
         if (off > declared || len > declared - off)
-            return dr_error(DR_ERR_FORMAT, "%s: invalid ICC profile: tag %u (%.4s) lies outside the profile", name, i,
-                            (const char *)e);
+            return error_set(DR_ERR_FORMAT, "%s: invalid ICC profile: tag %u (%.4s) lies outside the profile", name, i,
+                             (const char *)e);
     }
     cmsHPROFILE h = cmsOpenProfileFromMemTHR(ctx, icc, (cmsUInt32Number)n);
     if (!h)
-        return dr_error(DR_ERR_FORMAT, "%s: invalid ICC profile: %s", name, l->msg[0] ? l->msg : "cannot be parsed");
+        return error_set(DR_ERR_FORMAT, "%s: invalid ICC profile: %s", name, l->msg[0] ? l->msg : "cannot be parsed");
     cmsColorSpaceSignature cs = cmsGetColorSpace(h);
     *kind = cs == cmsSigRgbData ? 3 : cs == cmsSigGrayData ? 1 : 0;
     if (desc && desc_size) {
@@ -122,7 +123,7 @@ static int apply(cmsHTRANSFORM t, dr_image *img, int colour, const char *name) {
     uint16_t *in = malloc((size_t)w * colour * sizeof *in), *out = malloc((size_t)w * colour * sizeof *out);
     if (!in || !out) {
         free(in), free(out);
-        return dr_error(DR_ERR_NOMEM, "%s: out of memory for the colour conversion", name);
+        return error_set(DR_ERR_NOMEM, "%s: out of memory for the colour conversion", name);
     }
     for (int y = 0; y < img->height; y++) {
         uint16_t *row = img->data + (size_t)y * w * c;
@@ -151,7 +152,7 @@ static int convert(dr_image *img, const unsigned char *icc, size_t n, const char
     if (converted) *converted = 0;
     lcms_log l;
     cmsContext ctx = new_context(&l);
-    if (!ctx) return dr_error(DR_ERR_NOMEM, "%s: cannot start Little CMS", name);
+    if (!ctx) return error_set(DR_ERR_NOMEM, "%s: cannot start Little CMS", name);
     cmsHPROFILE prof = NULL, std = NULL;
     cmsHTRANSFORM t = NULL;
     int kind = 0, rc = open_profile(ctx, &l, icc, n, name, &prof, &kind, desc, desc_size);
@@ -159,17 +160,17 @@ static int convert(dr_image *img, const unsigned char *icc, size_t n, const char
     if (rc != DR_OK) goto done;
     if (kind == 0 || (img && kind != colour)) {
         if (direction == 1)
-            rc = dr_error(DR_ERR_UNSUPPORTED, "%s: the ICC profile is for %s, the image is %s", name,
-                          kind == 3       ? "RGB"
-                              : kind == 1 ? "gray"
-                                          : "another colour space",
-                          colour == 3 ? "RGB" : "gray");
+            rc = error_set(DR_ERR_UNSUPPORTED, "%s: the ICC profile is for %s, the image is %s", name,
+                           kind == 3       ? "RGB"
+                               : kind == 1 ? "gray"
+                                           : "another colour space",
+                           colour == 3 ? "RGB" : "gray");
         goto done; /* on load: not used, the pixels count as sRGB */
     }
     if (direction == 0 && is_our_srgb(icc, n)) goto done;
     std = kind == 3 ? cmsCreate_sRGBProfileTHR(ctx) : srgb_gray(ctx);
     if (!std) {
-        rc = dr_error(DR_ERR_NOMEM, "%s: cannot build the sRGB profile", name);
+        rc = error_set(DR_ERR_NOMEM, "%s: cannot build the sRGB profile", name);
         goto done;
     }
     if (probe) {
@@ -181,8 +182,8 @@ static int convert(dr_image *img, const unsigned char *icc, size_t n, const char
     t = direction == 0 ? cmsCreateTransformTHR(ctx, prof, fmt, std, fmt, INTENT_PERCEPTUAL, 0)
                        : cmsCreateTransformTHR(ctx, std, fmt, prof, fmt, INTENT_PERCEPTUAL, 0);
     if (!t) {
-        rc = dr_error(DR_ERR_FORMAT, "%s: invalid ICC profile: %s", name,
-                      l.msg[0] ? l.msg : "no colour transform can be built from it");
+        rc = error_set(DR_ERR_FORMAT, "%s: invalid ICC profile: %s", name,
+                       l.msg[0] ? l.msg : "no colour transform can be built from it");
         goto done;
     }
     rc = apply(t, img, colour, name);
@@ -195,7 +196,7 @@ done:
     return rc;
 }
 
-int dr_icc_to_srgb(dr_image *img, int channels, const unsigned char *icc, size_t n, const char *name, int *converted,
+int io_icc_to_srgb(dr_image *img, int channels, const unsigned char *icc, size_t n, const char *name, int *converted,
                    char *desc, size_t desc_size) {
     if (img) return convert(img, icc, n, name, 0, converted, desc, desc_size, 0);
     /* probe: a stand-in 1x1 image gives the channel count */
@@ -206,7 +207,7 @@ int dr_icc_to_srgb(dr_image *img, int channels, const unsigned char *icc, size_t
 
 int dr_image_from_srgb(dr_image *img, const void *icc, size_t icc_size, const char *name) {
     if (!name) name = "<image>";
-    DR_TRY(dr_image_validate(img, name));
-    if (!icc || !icc_size) return dr_error(DR_ERR_INVALID, "%s: no ICC profile given", name);
+    DR_TRY(io_image_validate(img, name));
+    if (!icc || !icc_size) return error_set(DR_ERR_INVALID, "%s: no ICC profile given", name);
     return convert(img, icc, icc_size, name, 1, NULL, NULL, 0, 0);
 }

@@ -10,7 +10,7 @@
 /* Convert img (or, img NULL, check a stand-in of `channels`) from the profile
  * to sRGB. *converted: 1 when it was (0: no usable match, our own sRGB).
  * desc (may be NULL) receives the profile's description. */
-int dr_icc_to_srgb(dr_image *img, int channels, const unsigned char *icc, size_t n, const char *name, int *converted,
+int io_icc_to_srgb(dr_image *img, int channels, const unsigned char *icc, size_t n, const char *name, int *converted,
                    char *desc, size_t desc_size);
 
 #endif

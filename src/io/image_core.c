@@ -21,19 +21,21 @@ static size_t sample_count(int width, int height, int channels) {
 }
 
 int dr_image_alloc(dr_image *img, int width, int height, int channels, int depth) {
-    if (!img) return dr_error(DR_ERR_INVALID, "dr_image_alloc: img is NULL");
+    if (!img) return error_set(DR_ERR_INVALID, "dr_image_alloc: img is NULL");
     memset(img, 0, sizeof *img);
-    if (width <= 0 || height <= 0) return dr_error(DR_ERR_INVALID, "dr_image_alloc: invalid size %dx%d", width, height);
+    if (width <= 0 || height <= 0)
+        return error_set(DR_ERR_INVALID, "dr_image_alloc: invalid size %dx%d", width, height);
     if (channels < 1 || channels > 4)
-        return dr_error(DR_ERR_INVALID, "dr_image_alloc: invalid channel count %d", channels);
-    if (depth != 8 && depth != 16) return dr_error(DR_ERR_INVALID, "dr_image_alloc: invalid depth %d (8 or 16)", depth);
+        return error_set(DR_ERR_INVALID, "dr_image_alloc: invalid channel count %d", channels);
+    if (depth != 8 && depth != 16)
+        return error_set(DR_ERR_INVALID, "dr_image_alloc: invalid depth %d (8 or 16)", depth);
     size_t n = sample_count(width, height, channels);
     if (n == 0)
-        return dr_error(DR_ERR_LIMIT, "dr_image_alloc: %dx%dx%d image is too large for memory", width, height,
-                        channels);
+        return error_set(DR_ERR_LIMIT, "dr_image_alloc: %dx%dx%d image is too large for memory", width, height,
+                         channels);
     uint16_t *data = calloc(n, sizeof *data);
     if (!data)
-        return dr_error(DR_ERR_NOMEM, "dr_image_alloc: out of memory for a %dx%dx%d image", width, height, channels);
+        return error_set(DR_ERR_NOMEM, "dr_image_alloc: out of memory for a %dx%dx%d image", width, height, channels);
     img->width = width;
     img->height = height;
     img->channels = channels;
@@ -48,18 +50,18 @@ void dr_image_free(dr_image *img) {
     memset(img, 0, sizeof *img);
 }
 
-int dr_image_validate(const dr_image *img, const char *name) {
-    if (!img) return dr_error(DR_ERR_INVALID, "%s: image is NULL", name);
+int io_image_validate(const dr_image *img, const char *name) {
+    if (!img) return error_set(DR_ERR_INVALID, "%s: image is NULL", name);
     if (img->width <= 0 || img->height <= 0)
-        return dr_error(DR_ERR_INVALID, "%s: invalid image size %dx%d", name, img->width, img->height);
+        return error_set(DR_ERR_INVALID, "%s: invalid image size %dx%d", name, img->width, img->height);
     if (img->channels < 1 || img->channels > 4)
-        return dr_error(DR_ERR_INVALID, "%s: invalid channel count %d", name, img->channels);
+        return error_set(DR_ERR_INVALID, "%s: invalid channel count %d", name, img->channels);
     if (img->depth != 8 && img->depth != 16)
-        return dr_error(DR_ERR_INVALID, "%s: invalid depth %d (8 or 16)", name, img->depth);
+        return error_set(DR_ERR_INVALID, "%s: invalid depth %d (8 or 16)", name, img->depth);
     if (sample_count(img->width, img->height, img->channels) == 0)
-        return dr_error(DR_ERR_INVALID, "%s: image size %dx%dx%d overflows", name, img->width, img->height,
-                        img->channels);
-    if (!img->data) return dr_error(DR_ERR_INVALID, "%s: image has no pixel data", name);
+        return error_set(DR_ERR_INVALID, "%s: image size %dx%dx%d overflows", name, img->width, img->height,
+                         img->channels);
+    if (!img->data) return error_set(DR_ERR_INVALID, "%s: image has no pixel data", name);
     if (img->depth == 8) {
         /* Out-of-range 8-bit samples are a caller bug; refuse rather than
          * silently wrap or clip them in the encoders. */
@@ -67,22 +69,22 @@ int dr_image_validate(const dr_image *img, const char *name) {
         for (size_t i = 0; i < n; i++)
             if (img->data[i] > 255) {
                 size_t px = i / (size_t)img->channels;
-                return dr_error(DR_ERR_INVALID, "%s: sample value %u at (%zu, %zu) exceeds 255 in an 8-bit image", name,
-                                (unsigned)img->data[i], px % (size_t)img->width, px / (size_t)img->width);
+                return error_set(DR_ERR_INVALID, "%s: sample value %u at (%zu, %zu) exceeds 255 in an 8-bit image",
+                                 name, (unsigned)img->data[i], px % (size_t)img->width, px / (size_t)img->width);
             }
     }
     return DR_OK;
 }
 
-int dr_image_check_limit(const char *name, int64_t width, int64_t height, int64_t max_pixels) {
+int io_image_check_limit(const char *name, int64_t width, int64_t height, int64_t max_pixels) {
     if (max_pixels <= 0) max_pixels = DR_DEFAULT_MAX_PIXELS;
     /* Both come from 16/31-bit header fields, so the product cannot overflow;
      * check anyway so the function is safe for any caller. */
     if (width <= 0 || height <= 0)
-        return dr_error(DR_ERR_FORMAT, "%s: invalid image size %lldx%lld", name, (long long)width, (long long)height);
+        return error_set(DR_ERR_FORMAT, "%s: invalid image size %lldx%lld", name, (long long)width, (long long)height);
     if (width > INT32_MAX || height > INT32_MAX || width > max_pixels / height)
-        return dr_error(DR_ERR_LIMIT, "%s: image is %lldx%lld, over the limit of %lld pixels", name, (long long)width,
-                        (long long)height, (long long)max_pixels);
+        return error_set(DR_ERR_LIMIT, "%s: image is %lldx%lld, over the limit of %lld pixels", name, (long long)width,
+                         (long long)height, (long long)max_pixels);
     return DR_OK;
 }
 
@@ -114,7 +116,7 @@ const char *dr_format_name(dr_format f) {
     }
 }
 
-const char *dr_color_space_name(int cs) {
+const char *io_color_space_name(int cs) {
     switch (cs) {
     case DR_CS_GRAY: return "gray";
     case DR_CS_GRAY_ALPHA: return "gray+alpha";
@@ -138,7 +140,7 @@ void dr_image_info_describe(const dr_image_info *info, char *buf, size_t size) {
     int n =
         snprintf(buf, size, "%s %dx%d, %d channel%s, %d-bit, %s%s%s", dr_format_name(info->format), info->width,
                  info->height, info->channels, info->channels == 1 ? "" : "s", info->depth,
-                 dr_color_space_name(info->color_space), info->interlaced ? ", " : "", info->interlaced ? scan : "");
+                 io_color_space_name(info->color_space), info->interlaced ? ", " : "", info->interlaced ? scan : "");
     if (info->orientation > 1 && n > 0 && (size_t)n < size)
         n += snprintf(buf + n, size - (size_t)n, ", EXIF orientation %d (applied)", info->orientation);
     if (info->icc_size && n > 0 && (size_t)n < size)

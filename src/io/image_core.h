@@ -31,14 +31,14 @@ enum {
 
 /* "gray", "gray+alpha", "RGB", "RGBA", "palette", "YCbCr", "CMYK", "YCCK" or
  * "unknown". */
-const char *dr_color_space_name(int cs);
+const char *io_color_space_name(int cs);
 
 /* max_pixels <= 0 means DR_DEFAULT_MAX_PIXELS. Returns DR_ERR_LIMIT (message
  * naming width x height and the limit) when width*height exceeds it. Called
  * by the decoders after the header and before any pixel allocation. */
-int dr_image_check_limit(const char *name, int64_t width, int64_t height, int64_t max_pixels);
+int io_image_check_limit(const char *name, int64_t width, int64_t height, int64_t max_pixels);
 
 /* Check that img describes a usable image (sizes, channels, depth, data). */
-int dr_image_validate(const dr_image *img, const char *name);
+int io_image_validate(const dr_image *img, const char *name);
 
 #endif

@@ -95,12 +95,12 @@ static void on_progress(j_common_ptr cinfo) {
 static int read_failed(jpeg_reader *r) {
     const char *name = r->name, *msg = r->err.msg;
     switch (r->err.code) {
-    case JWRN_JPEG_EOF: return dr_error(DR_ERR_FORMAT, "%s: truncated JPEG data", name);
-    case JERR_OUT_OF_MEMORY: return dr_error(DR_ERR_NOMEM, "%s: out of memory decoding JPEG", name);
+    case JWRN_JPEG_EOF: return error_set(DR_ERR_FORMAT, "%s: truncated JPEG data", name);
+    case JERR_OUT_OF_MEMORY: return error_set(DR_ERR_NOMEM, "%s: out of memory decoding JPEG", name);
     case JERR_BAD_PRECISION:
-    case JERR_NOT_COMPILED: return dr_error(DR_ERR_UNSUPPORTED, "%s: unsupported JPEG: %s", name, msg);
-    case CODE_TOO_MANY_SCANS: return dr_error(DR_ERR_LIMIT, "%s: JPEG has %s", name, msg);
-    default: return dr_error(DR_ERR_FORMAT, "%s: invalid JPEG: %s", name, msg);
+    case JERR_NOT_COMPILED: return error_set(DR_ERR_UNSUPPORTED, "%s: unsupported JPEG: %s", name, msg);
+    case CODE_TOO_MANY_SCANS: return error_set(DR_ERR_LIMIT, "%s: JPEG has %s", name, msg);
+    default: return error_set(DR_ERR_FORMAT, "%s: invalid JPEG: %s", name, msg);
     }
 }
 
@@ -140,24 +140,24 @@ static int read_body(jpeg_reader *r, const unsigned char *buf, size_t size, int6
     for (jpeg_saved_marker_ptr mk = ci->marker_list; mk; mk = mk->next) {
         if (mk->marker == JPEG_APP0 + 1 && mk->data_length >= 14 && !have_exif &&
             memcmp(mk->data, "Exif\0\0", 6) == 0) {
-            orientation = dr_exif_orientation(mk->data, mk->data_length);
+            orientation = io_exif_orientation(mk->data, mk->data_length);
             have_exif = 1;
-            DR_TRY(dr_meta_set(&meta->exif, &meta->exif_size, mk->data + 6, mk->data_length - 6, r->name, "EXIF"));
+            DR_TRY(io_meta_set(&meta->exif, &meta->exif_size, mk->data + 6, mk->data_length - 6, r->name, "EXIF"));
         } else if (mk->marker == JPEG_APP0 + 1 && mk->data_length > sizeof xmp_sig &&
                    memcmp(mk->data, xmp_sig, sizeof xmp_sig) == 0) {
-            DR_TRY(dr_meta_set(&meta->xmp, &meta->xmp_size, mk->data + sizeof xmp_sig, mk->data_length - sizeof xmp_sig,
+            DR_TRY(io_meta_set(&meta->xmp, &meta->xmp_size, mk->data + sizeof xmp_sig, mk->data_length - sizeof xmp_sig,
                                r->name, "XMP"));
         } else if (mk->marker == JPEG_APP0 + 13) {
             const unsigned char *iptc;
             size_t n;
-            if (dr_iptc_from_app13(mk->data, mk->data_length, &iptc, &n))
-                DR_TRY(dr_meta_set(&meta->iptc, &meta->iptc_size, iptc, n, r->name, "IPTC"));
+            if (io_iptc_from_app13(mk->data, mk->data_length, &iptc, &n))
+                DR_TRY(io_meta_set(&meta->iptc, &meta->iptc_size, iptc, n, r->name, "IPTC"));
         }
     }
     /* The profile may span several APP2 markers; libjpeg reassembles it (a
      * malformed sequence is a warning, which fails the file). */
     if (jpeg_read_icc_profile(ci, &r->icc, &r->icc_len))
-        DR_TRY(dr_meta_set(&meta->icc, &meta->icc_size, r->icc, r->icc_len, r->name, "ICC profile"));
+        DR_TRY(io_meta_set(&meta->icc, &meta->icc_size, r->icc, r->icc_len, r->name, "ICC profile"));
 
     int cs, channels = 3;
     J_COLOR_SPACE out = JCS_RGB;
@@ -168,8 +168,8 @@ static int read_body(jpeg_reader *r, const unsigned char *buf, size_t size, int6
     case JCS_CMYK: cs = DR_CS_CMYK, out = JCS_CMYK; break;
     case JCS_YCCK: cs = DR_CS_YCCK, out = JCS_CMYK; break; /* libjpeg turns YCCK into CMYK */
     default:
-        return dr_error(DR_ERR_UNSUPPORTED, "%s: JPEG with %d components is not supported", r->name,
-                        ci->num_components);
+        return error_set(DR_ERR_UNSUPPORTED, "%s: JPEG with %d components is not supported", r->name,
+                         ci->num_components);
     }
     if (info) {
         info->format = DR_FORMAT_JPEG;
@@ -183,17 +183,17 @@ static int read_body(jpeg_reader *r, const unsigned char *buf, size_t size, int6
     }
     if (!want_pixels) return DR_OK;
 
-    DR_TRY(dr_image_check_limit(r->name, ci->image_width, ci->image_height, max_pixels));
+    DR_TRY(io_image_check_limit(r->name, ci->image_width, ci->image_height, max_pixels));
     int rc = dr_image_alloc(&r->img, (int)ci->image_width, (int)ci->image_height, channels, 8);
-    if (rc != DR_OK) return dr_error_prefix(rc, "%s", r->name);
+    if (rc != DR_OK) return error_prefix(rc, "%s", r->name);
     ci->out_color_space = out;
     (void)jpeg_start_decompress(ci);
     int in_comps = out == JCS_CMYK ? 4 : channels;
     if ((int)ci->output_width != r->img.width || (int)ci->output_height != r->img.height ||
         ci->output_components != in_comps)
-        return dr_error(DR_ERR_FORMAT, "%s: JPEG decoder output does not match its header", r->name);
+        return error_set(DR_ERR_FORMAT, "%s: JPEG decoder output does not match its header", r->name);
     r->row = malloc((size_t)ci->output_width * (size_t)in_comps);
-    if (!r->row) return dr_error(DR_ERR_NOMEM, "%s: out of memory", r->name);
+    if (!r->row) return error_set(DR_ERR_NOMEM, "%s: out of memory", r->name);
     size_t stride = (size_t)r->img.width * (size_t)channels;
     while (ci->output_scanline < ci->output_height) {
         JDIMENSION y = ci->output_scanline;
@@ -201,7 +201,7 @@ static int read_body(jpeg_reader *r, const unsigned char *buf, size_t size, int6
         /* A memory source never suspends, so 0 lines would be a decoder bug;
          * refuse rather than loop forever. */
         if (jpeg_read_scanlines(ci, rows, 1) != 1)
-            return dr_error(DR_ERR_FORMAT, "%s: JPEG decoder returned no data", r->name);
+            return error_set(DR_ERR_FORMAT, "%s: JPEG decoder returned no data", r->name);
         convert_row(r->img.data + (size_t)y * stride, r->row, r->img.width, channels, out == JCS_CMYK,
                     ci->saw_Adobe_marker);
     }
@@ -210,14 +210,14 @@ static int read_body(jpeg_reader *r, const unsigned char *buf, size_t size, int6
     return DR_OK;
 }
 
-int dr_jpeg_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+int io_jpeg_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
                    dr_image_info *info, dr_metadata *meta) {
 #if SIZE_MAX > ULONG_MAX
     /* jpeg_mem_src takes an unsigned long. */
-    if (size > ULONG_MAX) return dr_error(DR_ERR_LIMIT, "%s: JPEG data too large", name);
+    if (size > ULONG_MAX) return error_set(DR_ERR_LIMIT, "%s: JPEG data too large", name);
 #endif
     jpeg_reader *r = calloc(1, sizeof *r);
-    if (!r) return dr_error(DR_ERR_NOMEM, "%s: out of memory", name);
+    if (!r) return error_set(DR_ERR_NOMEM, "%s: out of memory", name);
     r->name = name;
     init_errors(&r->err);
     r->cinfo.err = &r->err.pub;
@@ -239,13 +239,13 @@ typedef struct {
     struct jpeg_compress_struct cinfo;
     jpeg_errstate err;
     JSAMPLE *row;
-    unsigned char *app13; /* freed by dr_jpeg_encode, also after a longjmp */
+    unsigned char *app13; /* freed by io_jpeg_encode, also after a longjmp */
 } jpeg_writer;
 
 static int write_failed(jpeg_writer *w, const char *path) {
-    if (w->err.io_errno) return dr_error(DR_ERR_IO, "%s: write failed: %s", path, strerror(w->err.io_errno));
-    if (w->err.code == JERR_OUT_OF_MEMORY) return dr_error(DR_ERR_NOMEM, "%s: out of memory writing JPEG", path);
-    return dr_error(DR_ERR_INVALID, "%s: cannot encode JPEG: %s", path, w->err.msg);
+    if (w->err.io_errno) return error_set(DR_ERR_IO, "%s: write failed: %s", path, strerror(w->err.io_errno));
+    if (w->err.code == JERR_OUT_OF_MEMORY) return error_set(DR_ERR_NOMEM, "%s: out of memory writing JPEG", path);
+    return error_set(DR_ERR_INVALID, "%s: cannot encode JPEG: %s", path, w->err.msg);
 }
 
 static void write_marker(j_compress_ptr ci, int marker, const char *sig, size_t sig_len, const unsigned char *data,
@@ -259,7 +259,7 @@ static void write_marker(j_compress_ptr ci, int marker, const char *sig, size_t 
 #define JPEG_MAX_PAYLOAD 65533u
 
 static int write_body(jpeg_writer *w, FILE *fp, const char *path, const dr_image *img, int quality,
-                      const dr_out_meta *m) {
+                      const io_out_meta *m) {
     if (setjmp(w->err.jb)) return write_failed(w, path);
     j_compress_ptr ci = &w->cinfo;
     jpeg_create_compress(ci);
@@ -284,31 +284,31 @@ static int write_body(jpeg_writer *w, FILE *fp, const char *path, const dr_image
 
     int comps = ci->input_components;
     w->row = malloc((size_t)img->width * (size_t)comps);
-    if (!w->row) return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
+    if (!w->row) return error_set(DR_ERR_NOMEM, "%s: out of memory", path);
     errno = 0;
     jpeg_start_compress(ci, TRUE);
     /* Metadata right after SOI/JFIF: EXIF, XMP (APP1), ICC (APP2), IPTC (APP13). */
     if (m && m->exif_size) {
         if (m->exif_size > JPEG_MAX_PAYLOAD - 6)
-            return dr_error(DR_ERR_UNSUPPORTED, "%s: the EXIF (%zu bytes) does not fit in a JPEG APP1 segment", path,
-                            m->exif_size);
+            return error_set(DR_ERR_UNSUPPORTED, "%s: the EXIF (%zu bytes) does not fit in a JPEG APP1 segment", path,
+                             m->exif_size);
         write_marker(ci, JPEG_APP0 + 1, "Exif\0\0", 6, m->exif, m->exif_size);
     }
     if (m && m->xmp_size) {
         static const char sig[] = "http://ns.adobe.com/xap/1.0/";
         if (m->xmp_size > JPEG_MAX_PAYLOAD - sizeof sig)
-            return dr_error(DR_ERR_UNSUPPORTED, "%s: the XMP (%zu bytes) does not fit in a JPEG APP1 segment", path,
-                            m->xmp_size);
+            return error_set(DR_ERR_UNSUPPORTED, "%s: the XMP (%zu bytes) does not fit in a JPEG APP1 segment", path,
+                             m->xmp_size);
         write_marker(ci, JPEG_APP0 + 1, sig, sizeof sig, m->xmp, m->xmp_size);
     }
     if (m && m->icc_size) jpeg_write_icc_profile(ci, m->icc, (unsigned int)m->icc_size);
     if (m && m->iptc_size) {
         size_t n;
-        if (dr_iptc_to_app13(m->iptc, m->iptc_size, &w->app13, &n) != DR_OK)
-            return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
+        if (io_iptc_to_app13(m->iptc, m->iptc_size, &w->app13, &n) != DR_OK)
+            return error_set(DR_ERR_NOMEM, "%s: out of memory", path);
         if (n > JPEG_MAX_PAYLOAD)
-            return dr_error(DR_ERR_UNSUPPORTED, "%s: the IPTC (%zu bytes) does not fit in a JPEG APP13 segment", path,
-                            m->iptc_size);
+            return error_set(DR_ERR_UNSUPPORTED, "%s: the IPTC (%zu bytes) does not fit in a JPEG APP13 segment", path,
+                             m->iptc_size);
         write_marker(ci, JPEG_APP0 + 13, "", 0, w->app13, n);
     }
     size_t stride = (size_t)img->width * (size_t)img->channels;
@@ -328,12 +328,12 @@ static int write_body(jpeg_writer *w, FILE *fp, const char *path, const dr_image
     return DR_OK;
 }
 
-int dr_jpeg_encode(FILE *fp, const char *path, const dr_image *img, int quality, const dr_out_meta *m) {
+int io_jpeg_encode(FILE *fp, const char *path, const dr_image *img, int quality, const io_out_meta *m) {
     if (img->width > JPEG_MAX_DIMENSION || img->height > JPEG_MAX_DIMENSION)
-        return dr_error(DR_ERR_UNSUPPORTED, "%s: JPEG cannot store %dx%d (max %d per side)", path, img->width,
-                        img->height, (int)JPEG_MAX_DIMENSION);
+        return error_set(DR_ERR_UNSUPPORTED, "%s: JPEG cannot store %dx%d (max %d per side)", path, img->width,
+                         img->height, (int)JPEG_MAX_DIMENSION);
     jpeg_writer *w = calloc(1, sizeof *w);
-    if (!w) return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
+    if (!w) return error_set(DR_ERR_NOMEM, "%s: out of memory", path);
     init_errors(&w->err);
     w->cinfo.err = &w->err.pub;
     int rc = write_body(w, fp, path, img, quality, m);

@@ -22,13 +22,13 @@ void dr_metadata_free(dr_metadata *m) {
     memset(m, 0, sizeof *m);
 }
 
-int dr_meta_set(unsigned char **dst, size_t *dst_size, const void *src, size_t n, const char *name, const char *what) {
+int io_meta_set(unsigned char **dst, size_t *dst_size, const void *src, size_t n, const char *name, const char *what) {
     size_t max = strcmp(what, "ICC profile") == 0 ? DR_MAX_ICC_SIZE : DR_MAX_META_SIZE;
-    if (n > max) return dr_error(DR_ERR_LIMIT, "%s: the %s is %zu bytes, over the limit of %zu", name, what, n, max);
+    if (n > max) return error_set(DR_ERR_LIMIT, "%s: the %s is %zu bytes, over the limit of %zu", name, what, n, max);
     if (*dst) return DR_OK; /* the first one found wins */
     if (n == 0) return DR_OK;
     unsigned char *p = malloc(n + 1);
-    if (!p) return dr_error(DR_ERR_NOMEM, "%s: out of memory for the %s", name, what);
+    if (!p) return error_set(DR_ERR_NOMEM, "%s: out of memory for the %s", name, what);
     memcpy(p, src, n);
     p[n] = 0; /* XMP is used as a string */
     *dst = p;
@@ -112,13 +112,13 @@ static const char *find(const char *p, size_t n, const char *s) {
     return NULL;
 }
 
-int dr_xmp_for_output(const unsigned char *xmp, size_t n, const char *const *prov, const char *name,
+int io_xmp_for_output(const unsigned char *xmp, size_t n, const char *const *prov, const char *name,
                       unsigned char **out, size_t *out_size) {
     *out = NULL, *out_size = 0;
     for (const char *const *kv = prov; kv && kv[0]; kv += 2)
         if (!valid_key(kv[0]) || !kv[1])
-            return dr_error(DR_ERR_INVALID, "%s: provenance key '%s' is not letters and digits (or has no value)", name,
-                            kv[0]);
+            return error_set(DR_ERR_INVALID, "%s: provenance key '%s' is not letters and digits (or has no value)",
+                             name, kv[0]);
     sbuf d = {0};
     puts_(&d, "<rdf:Description rdf:about=\"\" xmlns:diffrestore=\"" DR_XMP_NS "\"");
     for (const char *const *kv = prov; kv && kv[0]; kv += 2) {
@@ -148,7 +148,7 @@ int dr_xmp_for_output(const unsigned char *xmp, size_t n, const char *const *pro
         if (kept.oom) {
             free(d.p);
             free(kept.p);
-            return dr_error(DR_ERR_NOMEM, "%s: out of memory for the XMP", name);
+            return error_set(DR_ERR_NOMEM, "%s: out of memory for the XMP", name);
         }
         xmp = (const unsigned char *)kept.p, n = kept.n;
     }
@@ -171,7 +171,7 @@ int dr_xmp_for_output(const unsigned char *xmp, size_t n, const char *const *pro
     free(kept.p);
     if (b.oom || d.oom) {
         free(b.p);
-        return dr_error(DR_ERR_NOMEM, "%s: out of memory for the XMP", name);
+        return error_set(DR_ERR_NOMEM, "%s: out of memory for the XMP", name);
     }
     *out = (unsigned char *)b.p;
     *out_size = b.n;
@@ -184,7 +184,7 @@ static uint32_t be32(const unsigned char *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-int dr_iptc_from_app13(const unsigned char *p, size_t n, const unsigned char **iptc, size_t *iptc_size) {
+int io_iptc_from_app13(const unsigned char *p, size_t n, const unsigned char **iptc, size_t *iptc_size) {
     static const char sig[] = "Photoshop 3.0";
     *iptc = NULL, *iptc_size = 0;
     if (n < sizeof sig || memcmp(p, sig, sizeof sig) != 0) return 0;
@@ -213,7 +213,7 @@ int dr_iptc_from_app13(const unsigned char *p, size_t n, const unsigned char **i
     return 0;
 }
 
-int dr_iptc_to_app13(const unsigned char *iptc, size_t n, unsigned char **out, size_t *out_size) {
+int io_iptc_to_app13(const unsigned char *iptc, size_t n, unsigned char **out, size_t *out_size) {
     static const char sig[] = "Photoshop 3.0";
     size_t total = sizeof sig + 4 + 2 + 2 + 4 + n + (n & 1);
     unsigned char *b = malloc(total);
@@ -234,38 +234,38 @@ int dr_iptc_to_app13(const unsigned char *iptc, size_t n, unsigned char **out, s
 
 /* ------------------------------------------------------------------ an output's metadata */
 
-void dr_out_meta_free(dr_out_meta *m) {
+void io_out_meta_free(io_out_meta *m) {
     free(m->exif);
     free(m->xmp);
     memset(m, 0, sizeof *m);
 }
 
-int dr_out_meta_prepare(const dr_save_options *o, const dr_image *img, const char *path, dr_out_meta *m) {
+int io_out_meta_prepare(const dr_save_options *o, const dr_image *img, const char *path, io_out_meta *m) {
     memset(m, 0, sizeof *m);
     const dr_metadata *in = o->metadata;
     if (in && in->icc_size) {
         if (in->icc_size > DR_MAX_ICC_SIZE)
-            return dr_error(DR_ERR_LIMIT, "%s: the ICC profile is %zu bytes, over the limit of %zu", path, in->icc_size,
-                            (size_t)DR_MAX_ICC_SIZE);
+            return error_set(DR_ERR_LIMIT, "%s: the ICC profile is %zu bytes, over the limit of %zu", path,
+                             in->icc_size, (size_t)DR_MAX_ICC_SIZE);
         m->icc = in->icc, m->icc_size = in->icc_size;
     }
     if (in && in->iptc_size) m->iptc = in->iptc, m->iptc_size = in->iptc_size;
     if (in && in->exif_size) {
-        int rc = dr_exif_for_output(in->exif, in->exif_size, img->width, img->height, path, &m->exif, &m->exif_size);
+        int rc = io_exif_for_output(in->exif, in->exif_size, img->width, img->height, path, &m->exif, &m->exif_size);
         if (rc != DR_OK) return rc;
     }
     if (o->provenance && o->provenance[0]) {
         int rc =
-            dr_xmp_for_output(in ? in->xmp : NULL, in ? in->xmp_size : 0, o->provenance, path, &m->xmp, &m->xmp_size);
+            io_xmp_for_output(in ? in->xmp : NULL, in ? in->xmp_size : 0, o->provenance, path, &m->xmp, &m->xmp_size);
         if (rc != DR_OK) {
-            dr_out_meta_free(m);
+            io_out_meta_free(m);
             return rc;
         }
     } else if (in && in->xmp_size) {
         unsigned char *x = malloc(in->xmp_size + 1);
         if (!x) {
-            dr_out_meta_free(m);
-            return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
+            io_out_meta_free(m);
+            return error_set(DR_ERR_NOMEM, "%s: out of memory", path);
         }
         memcpy(x, in->xmp, in->xmp_size);
         x[in->xmp_size] = 0;

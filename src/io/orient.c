@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int dr_exif_orientation(const unsigned char *buf, size_t size) {
+int io_exif_orientation(const unsigned char *buf, size_t size) {
     /* libexif wants the "Exif\0\0" header of an APP1 payload; WebP's EXIF
      * chunk usually starts straight at the TIFF header. */
     static const unsigned char hdr[6] = {'E', 'x', 'i', 'f', 0, 0};
@@ -38,7 +38,7 @@ int dr_exif_orientation(const unsigned char *buf, size_t size) {
     return o;
 }
 
-int dr_image_orient(dr_image *img, int orientation) {
+int io_image_orient(dr_image *img, int orientation) {
     if (orientation <= 1 || orientation > 8) return DR_OK;
     const int w = img->width, h = img->height, c = img->channels;
     const int swap = orientation >= 5;

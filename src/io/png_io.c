@@ -52,7 +52,7 @@ static int is_oom(const char *msg) {
 
 /* The orientation in an eXIf chunk before the first IDAT, found by walking
  * the chunk headers in place (libpng is told to skip eXIf unread, see
- * dr_png_decode; CRCs were checked by libpng's pass over the same chunks). */
+ * io_png_decode; CRCs were checked by libpng's pass over the same chunks). */
 static int exif_orientation(const unsigned char *buf, size_t size) {
     size_t pos = 8;
     while (pos + 12 <= size) {
@@ -60,7 +60,7 @@ static int exif_orientation(const unsigned char *buf, size_t size) {
             (uint32_t)buf[pos] << 24 | (uint32_t)buf[pos + 1] << 16 | (uint32_t)buf[pos + 2] << 8 | buf[pos + 3];
         const unsigned char *type = buf + pos + 4;
         if (len > size - pos - 12 || memcmp(type, "IDAT", 4) == 0) break;
-        if (memcmp(type, "eXIf", 4) == 0) return dr_exif_orientation(buf + pos + 8, len);
+        if (memcmp(type, "eXIf", 4) == 0) return io_exif_orientation(buf + pos + 8, len);
         pos += 12 + (size_t)len;
     }
     return 1;
@@ -73,12 +73,12 @@ static int inflate_chunk(const unsigned char *p, size_t n, size_t max, const cha
     *out = NULL, *out_size = 0;
     size_t cap = n * 4 + 1024 < max ? n * 4 + 1024 : max;
     unsigned char *b = malloc(cap + 1);
-    if (!b) return dr_error(DR_ERR_NOMEM, "%s: out of memory for the %s", name, what);
+    if (!b) return error_set(DR_ERR_NOMEM, "%s: out of memory for the %s", name, what);
     z_stream z;
     memset(&z, 0, sizeof z);
     if (inflateInit(&z) != Z_OK) {
         free(b);
-        return dr_error(DR_ERR_NOMEM, "%s: cannot inflate the %s", name, what);
+        return error_set(DR_ERR_NOMEM, "%s: cannot inflate the %s", name, what);
     }
     z.next_in = (Bytef *)p;
     z.avail_in = (uInt)n;
@@ -89,24 +89,24 @@ static int inflate_chunk(const unsigned char *p, size_t n, size_t max, const cha
         zr = inflate(&z, Z_NO_FLUSH);
         if (zr == Z_STREAM_END) break;
         if (zr != Z_OK && zr != Z_BUF_ERROR) {
-            rc = dr_error(DR_ERR_FORMAT, "%s: invalid PNG: the %s is corrupt (%s)", name, what,
-                          z.msg ? z.msg : "zlib error");
+            rc = error_set(DR_ERR_FORMAT, "%s: invalid PNG: the %s is corrupt (%s)", name, what,
+                           z.msg ? z.msg : "zlib error");
             break;
         }
         if (z.avail_out == 0) {
             if (cap >= max) {
-                rc = dr_error(DR_ERR_LIMIT, "%s: the %s is over the limit of %zu bytes", name, what, max);
+                rc = error_set(DR_ERR_LIMIT, "%s: the %s is over the limit of %zu bytes", name, what, max);
                 break;
             }
             size_t ncap = cap * 2 < max ? cap * 2 : max;
             unsigned char *nb = realloc(b, ncap + 1);
             if (!nb) {
-                rc = dr_error(DR_ERR_NOMEM, "%s: out of memory for the %s", name, what);
+                rc = error_set(DR_ERR_NOMEM, "%s: out of memory for the %s", name, what);
                 break;
             }
             b = nb, cap = ncap;
         } else if (z.avail_in == 0) {
-            rc = dr_error(DR_ERR_FORMAT, "%s: invalid PNG: the %s is truncated", name, what);
+            rc = error_set(DR_ERR_FORMAT, "%s: invalid PNG: the %s is truncated", name, what);
             break;
         }
     }
@@ -133,23 +133,23 @@ static int read_metadata(const unsigned char *buf, size_t size, const char *name
         if (memcmp(type, "iCCP", 4) == 0 && !meta->icc) {
             const unsigned char *z = memchr(d, 0, len < 80 ? len : 80);
             if (!z || (size_t)(z - d) + 2 > len || z[1] != 0)
-                return dr_error(DR_ERR_FORMAT, "%s: invalid PNG: malformed iCCP chunk", name);
+                return error_set(DR_ERR_FORMAT, "%s: invalid PNG: malformed iCCP chunk", name);
             unsigned char *icc;
             size_t n;
             DR_TRY(inflate_chunk(z + 2, len - (size_t)(z - d) - 2, DR_MAX_ICC_SIZE, name, "ICC profile", &icc, &n));
             meta->icc = icc, meta->icc_size = n;
             if (n == 0) free(icc), meta->icc = NULL;
         } else if (memcmp(type, "eXIf", 4) == 0) {
-            DR_TRY(dr_meta_set(&meta->exif, &meta->exif_size, d, len, name, "EXIF"));
+            DR_TRY(io_meta_set(&meta->exif, &meta->exif_size, d, len, name, "EXIF"));
         } else if (memcmp(type, "iTXt", 4) == 0 && !meta->xmp && len >= 18 && memcmp(d, "XML:com.adobe.xmp", 18) == 0) {
             /* keyword\0, compression flag, method, language\0, translated keyword\0, text */
             size_t q = 18;
-            if (q + 2 > len) return dr_error(DR_ERR_FORMAT, "%s: invalid PNG: malformed XMP iTXt chunk", name);
+            if (q + 2 > len) return error_set(DR_ERR_FORMAT, "%s: invalid PNG: malformed XMP iTXt chunk", name);
             int compressed = d[q];
             q += 2;
             for (int k = 0; k < 2; k++) {
                 const unsigned char *e = memchr(d + q, 0, len - q);
-                if (!e) return dr_error(DR_ERR_FORMAT, "%s: invalid PNG: malformed XMP iTXt chunk", name);
+                if (!e) return error_set(DR_ERR_FORMAT, "%s: invalid PNG: malformed XMP iTXt chunk", name);
                 q = (size_t)(e - d) + 1;
             }
             if (compressed) {
@@ -159,7 +159,7 @@ static int read_metadata(const unsigned char *buf, size_t size, const char *name
                 meta->xmp = x, meta->xmp_size = n;
                 if (n == 0) free(x), meta->xmp = NULL;
             } else {
-                DR_TRY(dr_meta_set(&meta->xmp, &meta->xmp_size, d + q, len - q, name, "XMP"));
+                DR_TRY(io_meta_set(&meta->xmp, &meta->xmp_size, d + q, len - q, name, "XMP"));
             }
         }
         pos += 12 + (size_t)len;
@@ -221,9 +221,9 @@ static void widen_rows(dr_image *img) {
 }
 
 static int read_failed(png_reader *r) {
-    if (r->err.truncated) return dr_error(DR_ERR_FORMAT, "%s: truncated PNG data", r->name);
-    if (is_oom(r->err.msg)) return dr_error(DR_ERR_NOMEM, "%s: out of memory decoding PNG", r->name);
-    return dr_error(DR_ERR_FORMAT, "%s: invalid PNG: %s", r->name, r->err.msg);
+    if (r->err.truncated) return error_set(DR_ERR_FORMAT, "%s: truncated PNG data", r->name);
+    if (is_oom(r->err.msg)) return error_set(DR_ERR_NOMEM, "%s: out of memory decoding PNG", r->name);
+    return error_set(DR_ERR_FORMAT, "%s: invalid PNG: %s", r->name, r->err.msg);
 }
 
 static int read_body(png_reader *r, int64_t max_pixels, int want_pixels, dr_image_info *info, dr_metadata *meta) {
@@ -252,7 +252,7 @@ static int read_body(png_reader *r, int64_t max_pixels, int want_pixels, dr_imag
     case PNG_COLOR_TYPE_PALETTE:
     case PNG_COLOR_TYPE_RGB: channels = 3 + trns; break;
     case PNG_COLOR_TYPE_RGB_ALPHA: channels = 4; break;
-    default: return dr_error(DR_ERR_UNSUPPORTED, "%s: PNG colour type %d", r->name, color_type);
+    default: return error_set(DR_ERR_UNSUPPORTED, "%s: PNG colour type %d", r->name, color_type);
     }
     int depth = bit_depth == 16 ? 16 : 8;
     if (info) {
@@ -268,20 +268,20 @@ static int read_body(png_reader *r, int64_t max_pixels, int want_pixels, dr_imag
     DR_TRY(read_metadata(r->buf, r->size, r->name, meta));
     if (!want_pixels) return DR_OK;
 
-    DR_TRY(dr_image_check_limit(r->name, w, h, max_pixels));
+    DR_TRY(io_image_check_limit(r->name, w, h, max_pixels));
     if (color_type == PNG_COLOR_TYPE_PALETTE || bit_depth < 8 || trns) png_set_expand(r->png);
     (void)png_set_interlace_handling(r->png);
     png_read_update_info(r->png, r->info);
     if (png_get_channels(r->png, r->info) != channels || png_get_bit_depth(r->png, r->info) != depth)
-        return dr_error(DR_ERR_UNSUPPORTED, "%s: PNG decodes to %d channels of %d bits", r->name,
-                        png_get_channels(r->png, r->info), png_get_bit_depth(r->png, r->info));
+        return error_set(DR_ERR_UNSUPPORTED, "%s: PNG decodes to %d channels of %d bits", r->name,
+                         png_get_channels(r->png, r->info), png_get_bit_depth(r->png, r->info));
     size_t row_bytes = (size_t)w * (size_t)channels * (size_t)(depth / 8);
     if (png_get_rowbytes(r->png, r->info) != row_bytes)
-        return dr_error(DR_ERR_UNSUPPORTED, "%s: unexpected PNG row layout", r->name);
+        return error_set(DR_ERR_UNSUPPORTED, "%s: unexpected PNG row layout", r->name);
     int rc = dr_image_alloc(&r->img, (int)w, (int)h, channels, depth);
-    if (rc != DR_OK) return dr_error_prefix(rc, "%s", r->name);
+    if (rc != DR_OK) return error_prefix(rc, "%s", r->name);
     r->rows = malloc((size_t)h * sizeof *r->rows);
-    if (!r->rows) return dr_error(DR_ERR_NOMEM, "%s: out of memory", r->name);
+    if (!r->rows) return error_set(DR_ERR_NOMEM, "%s: out of memory", r->name);
     size_t stride = (size_t)w * (size_t)channels; /* in uint16 samples */
     for (png_uint_32 y = 0; y < h; y++) r->rows[y] = (png_bytep)(r->img.data + (size_t)y * stride);
 
@@ -293,7 +293,7 @@ static int read_body(png_reader *r, int64_t max_pixels, int want_pixels, dr_imag
     return DR_OK;
 }
 
-int dr_png_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+int io_png_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
                   dr_image_info *info, dr_metadata *meta) {
     png_reader r;
     memset(&r, 0, sizeof r);
@@ -301,7 +301,7 @@ int dr_png_decode(const unsigned char *buf, size_t size, const char *name, int64
     r.buf = buf;
     r.size = size;
     r.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &r.err, on_png_error, on_png_warning);
-    if (!r.png) return dr_error(DR_ERR_NOMEM, "%s: cannot create PNG reader", name);
+    if (!r.png) return error_set(DR_ERR_NOMEM, "%s: cannot create PNG reader", name);
     r.info = png_create_info_struct(r.png);
     /* Skip the ancillary chunks the decoder does not use, unread: libpng
      * would buffer (and zero) each one at its claimed length, and its
@@ -312,7 +312,7 @@ int dr_png_decode(const unsigned char *buf, size_t size, const char *name, int64
     png_set_keep_unknown_chunks(r.png, PNG_HANDLE_CHUNK_NEVER, skip, (int)(sizeof skip / 5));
     int rc;
     if (!r.info)
-        rc = dr_error(DR_ERR_NOMEM, "%s: cannot create PNG reader", name);
+        rc = error_set(DR_ERR_NOMEM, "%s: cannot create PNG reader", name);
     else
         rc = read_body(&r, max_pixels, img != NULL, info, meta);
     png_destroy_read_struct(&r.png, r.info ? &r.info : NULL, NULL);
@@ -352,11 +352,11 @@ static void flush_file(png_structp png) {
     }
 }
 
-static int write_body(png_writer *w, const char *path, const dr_image *img, const dr_out_meta *m) {
+static int write_body(png_writer *w, const char *path, const dr_image *img, const io_out_meta *m) {
     if (setjmp(png_jmpbuf(w->png))) {
-        if (w->err.io_errno) return dr_error(DR_ERR_IO, "%s: write failed: %s", path, strerror(w->err.io_errno));
-        if (is_oom(w->err.msg)) return dr_error(DR_ERR_NOMEM, "%s: out of memory writing PNG", path);
-        return dr_error(DR_ERR_INVALID, "%s: cannot encode PNG: %s", path, w->err.msg);
+        if (w->err.io_errno) return error_set(DR_ERR_IO, "%s: write failed: %s", path, strerror(w->err.io_errno));
+        if (is_oom(w->err.msg)) return error_set(DR_ERR_NOMEM, "%s: out of memory writing PNG", path);
+        return error_set(DR_ERR_INVALID, "%s: cannot encode PNG: %s", path, w->err.msg);
     }
     static const int types[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
                                  PNG_COLOR_TYPE_RGB_ALPHA};
@@ -369,10 +369,10 @@ static int write_body(png_writer *w, const char *path, const dr_image *img, cons
          * an error here, not a silent drop */
         png_set_iCCP(w->png, w->info, "ICC profile", PNG_COMPRESSION_TYPE_BASE, m->icc, (png_uint_32)m->icc_size);
         if (!png_get_valid(w->png, w->info, PNG_INFO_iCCP))
-            return dr_error(DR_ERR_INVALID, "%s: libpng refused the ICC profile for this image", path);
+            return error_set(DR_ERR_INVALID, "%s: libpng refused the ICC profile for this image", path);
     }
     if (m && m->exif_size) {
-        if (m->exif_size > 0x7fffffff) return dr_error(DR_ERR_UNSUPPORTED, "%s: EXIF too large for PNG", path);
+        if (m->exif_size > 0x7fffffff) return error_set(DR_ERR_UNSUPPORTED, "%s: EXIF too large for PNG", path);
         png_set_eXIf_1(w->png, w->info, (png_uint_32)m->exif_size, m->exif);
     }
     if (m && m->xmp_size) {
@@ -390,7 +390,7 @@ static int write_body(png_writer *w, const char *path, const dr_image *img, cons
 
     size_t n = (size_t)img->width * (size_t)img->channels;
     w->row = malloc(n * (size_t)(img->depth / 8));
-    if (!w->row) return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
+    if (!w->row) return error_set(DR_ERR_NOMEM, "%s: out of memory", path);
     for (int y = 0; y < img->height; y++) {
         const uint16_t *src = img->data + (size_t)y * n;
         if (img->depth == 16) {
@@ -407,16 +407,16 @@ static int write_body(png_writer *w, const char *path, const dr_image *img, cons
     return DR_OK;
 }
 
-int dr_png_encode(FILE *fp, const char *path, const dr_image *img, const dr_out_meta *m) {
+int io_png_encode(FILE *fp, const char *path, const dr_image *img, const io_out_meta *m) {
     png_writer w;
     memset(&w, 0, sizeof w);
     w.fp = fp;
     w.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &w.err, on_png_error, on_png_warning);
-    if (!w.png) return dr_error(DR_ERR_NOMEM, "%s: cannot create PNG writer", path);
+    if (!w.png) return error_set(DR_ERR_NOMEM, "%s: cannot create PNG writer", path);
     w.info = png_create_info_struct(w.png);
     int rc;
     if (!w.info)
-        rc = dr_error(DR_ERR_NOMEM, "%s: cannot create PNG writer", path);
+        rc = error_set(DR_ERR_NOMEM, "%s: cannot create PNG writer", path);
     else
         rc = write_body(&w, path, img, m);
     png_destroy_write_struct(&w.png, w.info ? &w.info : NULL);

@@ -108,7 +108,7 @@ static TIFF *open_tiff(tiff_io *m, const char *name, const char *mode, int writi
 }
 
 static int tiff_fail(tiff_io *m, const char *name, const char *what) {
-    return dr_error(DR_ERR_FORMAT, "%s: invalid TIFF: %s", name, m->msg[0] ? m->msg : what);
+    return error_set(DR_ERR_FORMAT, "%s: invalid TIFF: %s", name, m->msg[0] ? m->msg : what);
 }
 
 /* 1: the contiguous gray/RGB(A) 8/16-bit layout read sample by sample. */
@@ -139,12 +139,12 @@ static int read_direct(TIFF *t, tiff_io *m, const char *name, dr_image *img, int
         TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
         if (tw == 0 || th == 0 || tw > (1u << 20) || th > (1u << 20) ||
             (uint64_t)tw * th * (uint64_t)c * bpsmp > (uint64_t)TIFF_MAX_ALLOC)
-            return dr_error(DR_ERR_FORMAT, "%s: invalid TIFF: tile size %ux%u", name, tw, th);
+            return error_set(DR_ERR_FORMAT, "%s: invalid TIFF: tile size %ux%u", name, tw, th);
         tmsize_t ts = TIFFTileSize(t);
         if (ts <= 0 || (uint64_t)ts < (uint64_t)tw * th * (uint64_t)c * bpsmp)
             return tiff_fail(m, name, "bad tile size");
         unsigned char *tb = _TIFFmalloc(ts);
-        if (!tb) return dr_error(DR_ERR_NOMEM, "%s: out of memory", name);
+        if (!tb) return error_set(DR_ERR_NOMEM, "%s: out of memory", name);
         for (uint32_t y0 = 0; y0 < (uint32_t)h; y0 += th)
             for (uint32_t x0 = 0; x0 < (uint32_t)w; x0 += tw) {
                 if (TIFFReadTile(t, tb, x0, y0, 0, 0) < 0) {
@@ -163,7 +163,7 @@ static int read_direct(TIFF *t, tiff_io *m, const char *name, dr_image *img, int
     tmsize_t ls = TIFFScanlineSize(t);
     if (ls <= 0 || (uint64_t)ls < (uint64_t)w * c * bpsmp) return tiff_fail(m, name, "bad scanline size");
     unsigned char *lb = _TIFFmalloc(ls);
-    if (!lb) return dr_error(DR_ERR_NOMEM, "%s: out of memory", name);
+    if (!lb) return error_set(DR_ERR_NOMEM, "%s: out of memory", name);
     for (int y = 0; y < h; y++) {
         if (TIFFReadScanline(t, lb, (uint32_t)y, 0) < 0) {
             _TIFFfree(lb);
@@ -179,14 +179,14 @@ static int read_rgba(TIFF *t, tiff_io *m, const char *name, dr_image *img, int g
     char emsg[1024] = "";
     TIFFRGBAImage ri;
     if (!TIFFRGBAImageOK(t, emsg) || !TIFFRGBAImageBegin(&ri, t, 0, emsg))
-        return dr_error(DR_ERR_UNSUPPORTED, "%s: unsupported TIFF: %s", name, emsg);
+        return error_set(DR_ERR_UNSUPPORTED, "%s: unsupported TIFF: %s", name, emsg);
     /* Rows in stored order: the orientation is applied by image.c. */
     ri.req_orientation = ri.orientation;
     const size_t n = (size_t)img->width * img->height;
     uint32_t *raster = malloc(n * sizeof *raster);
     if (!raster) {
         TIFFRGBAImageEnd(&ri);
-        return dr_error(DR_ERR_NOMEM, "%s: out of memory", name);
+        return error_set(DR_ERR_NOMEM, "%s: out of memory", name);
     }
     int ok = TIFFRGBAImageGet(&ri, raster, (uint32_t)img->width, (uint32_t)img->height);
     TIFFRGBAImageEnd(&ri);
@@ -213,10 +213,10 @@ static int read_metadata(TIFF *t, const char *name, dr_metadata *meta) {
     uint32_t n = 0;
     void *d = NULL;
     if (TIFFGetField(t, TIFFTAG_ICCPROFILE, &n, &d) && d && n)
-        DR_TRY(dr_meta_set(&meta->icc, &meta->icc_size, d, n, name, "ICC profile"));
+        DR_TRY(io_meta_set(&meta->icc, &meta->icc_size, d, n, name, "ICC profile"));
     n = 0, d = NULL;
     if (TIFFGetField(t, TIFFTAG_XMLPACKET, &n, &d) && d && n)
-        DR_TRY(dr_meta_set(&meta->xmp, &meta->xmp_size, d, n, name, "XMP"));
+        DR_TRY(io_meta_set(&meta->xmp, &meta->xmp_size, d, n, name, "XMP"));
     n = 0, d = NULL;
     if (TIFFGetField(t, TIFFTAG_RICHTIFFIPTC, &n, &d) && d && n) {
         /* libtiff counts this tag in its stored units: bytes, or LONGs when
@@ -224,9 +224,9 @@ static int read_metadata(TIFF *t, const char *name, dr_metadata *meta) {
         const TIFFField *f = TIFFFieldWithTag(t, TIFFTAG_RICHTIFFIPTC);
         size_t unit = f && (TIFFFieldDataType(f) == TIFF_LONG || TIFFFieldDataType(f) == TIFF_SLONG) ? 4 : 1;
         if (n > DR_MAX_META_SIZE / unit)
-            return dr_error(DR_ERR_LIMIT, "%s: the IPTC is over the limit of %zu bytes", name,
-                            (size_t)DR_MAX_META_SIZE);
-        DR_TRY(dr_meta_set(&meta->iptc, &meta->iptc_size, d, (size_t)n * unit, name, "IPTC"));
+            return error_set(DR_ERR_LIMIT, "%s: the IPTC is over the limit of %zu bytes", name,
+                             (size_t)DR_MAX_META_SIZE);
+        DR_TRY(io_meta_set(&meta->iptc, &meta->iptc_size, d, (size_t)n * unit, name, "IPTC"));
     }
     return DR_OK;
 }
@@ -236,7 +236,7 @@ static int read_metadata(TIFF *t, const char *name, dr_metadata *meta) {
  * into a new EXIF block; the other EXIF values (exposure, lens ...) are not
  * read from TIFF files. */
 static int read_exif(TIFF *t, const char *name, dr_metadata *meta) {
-    const int *tags = dr_exif_text_tags, *in_exif = dr_exif_text_in_exif;
+    const int *tags = io_exif_text_tags, *in_exif = io_exif_text_in_exif;
     enum { N = DR_EXIF_TEXT_TAGS };
     char *vals[N] = {0};
     int found = 0;
@@ -254,9 +254,9 @@ static int read_exif(TIFF *t, const char *name, dr_metadata *meta) {
     if (found && !meta->exif) {
         unsigned char *e;
         size_t n;
-        rc = dr_exif_from_text(in_exif, tags, vals, N, &e, &n);
+        rc = io_exif_from_text(in_exif, tags, vals, N, &e, &n);
         if (rc != DR_OK)
-            rc = dr_error(rc, "%s: out of memory for the EXIF", name);
+            rc = error_set(rc, "%s: out of memory for the EXIF", name);
         else
             meta->exif = e, meta->exif_size = n;
     }
@@ -264,7 +264,7 @@ static int read_exif(TIFF *t, const char *name, dr_metadata *meta) {
     return rc;
 }
 
-int dr_tiff_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+int io_tiff_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
                    dr_image_info *info, dr_metadata *meta) {
     tiff_io m = {.buf = buf, .size = size};
     TIFF *t = open_tiff(&m, name, "rm", 0);
@@ -284,15 +284,15 @@ int dr_tiff_decode(const unsigned char *buf, size_t size, const char *name, int6
     TIFFGetFieldDefaulted(t, TIFFTAG_EXTRASAMPLES, &nextra, &extra);
     if (!TIFFGetField(t, TIFFTAG_PHOTOMETRIC, &photo)) photo = spp >= 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK;
     if (w == 0 || h == 0 || w > INT32_MAX || h > INT32_MAX) {
-        rc = dr_error(DR_ERR_FORMAT, "%s: invalid TIFF: image size %ux%u", name, w, h);
+        rc = error_set(DR_ERR_FORMAT, "%s: invalid TIFF: image size %ux%u", name, w, h);
         goto done;
     }
     /* libtiff sizes its strip and tile buffers by the samples per pixel, so a
      * header claiming thousands of them asks for gigabytes whatever the pixel
      * count; real photos carry at most colour, alpha and a few extras */
     if (spp < 1 || spp > TIFF_MAX_SAMPLES) {
-        rc = dr_error(DR_ERR_UNSUPPORTED, "%s: unsupported TIFF: %u samples per pixel (at most %d)", name, spp,
-                      TIFF_MAX_SAMPLES);
+        rc = error_set(DR_ERR_UNSUPPORTED, "%s: unsupported TIFF: %u samples per pixel (at most %d)", name, spp,
+                       TIFF_MAX_SAMPLES);
         goto done;
     }
     const int direct = direct_layout(t, spp, bps, photo);
@@ -324,9 +324,9 @@ int dr_tiff_decode(const unsigned char *buf, size_t size, const char *name, int6
         rc = read_exif(t, name, meta);
         goto done;
     }
-    if ((rc = dr_image_check_limit(name, w, h, max_pixels)) != DR_OK) goto done;
+    if ((rc = io_image_check_limit(name, w, h, max_pixels)) != DR_OK) goto done;
     if ((rc = dr_image_alloc(&out, (int)w, (int)h, channels, depth)) != DR_OK) {
-        rc = dr_error_prefix(rc, "%s", name);
+        rc = error_prefix(rc, "%s", name);
         goto done;
     }
     rc = direct ? read_direct(t, &m, name, &out, bps) : read_rgba(t, &m, name, &out, gray, alpha);
@@ -340,10 +340,10 @@ done:
     return rc;
 }
 
-int dr_tiff_encode(FILE *fp, const char *path, const dr_image *img, const dr_out_meta *om) {
+int io_tiff_encode(FILE *fp, const char *path, const dr_image *img, const io_out_meta *om) {
     tiff_io m = {.fp = fp};
     TIFF *t = open_tiff(&m, path, "w", 1);
-    if (!t) return dr_error(DR_ERR_IO, "%s: cannot start the TIFF: %s", path, m.msg);
+    if (!t) return error_set(DR_ERR_IO, "%s: cannot start the TIFF: %s", path, m.msg);
     const int w = img->width, h = img->height, c = img->channels, bps = img->depth;
     TIFFSetField(t, TIFFTAG_IMAGEWIDTH, (uint32_t)w);
     TIFFSetField(t, TIFFTAG_IMAGELENGTH, (uint32_t)h);
@@ -368,17 +368,17 @@ int dr_tiff_encode(FILE *fp, const char *path, const dr_image *img, const dr_out
     char *vals[DR_EXIF_TEXT_TAGS] = {0};
     int sub = 0;
     if (om && om->exif_size) {
-        dr_exif_text(om->exif, om->exif_size, vals);
+        io_exif_text(om->exif, om->exif_size, vals);
         for (int i = 0; i < DR_EXIF_TEXT_TAGS; i++) {
-            if (vals[i] && !dr_exif_text_in_exif[i]) TIFFSetField(t, (uint32_t)dr_exif_text_tags[i], vals[i]);
-            if (vals[i] && dr_exif_text_in_exif[i]) sub = 1;
+            if (vals[i] && !io_exif_text_in_exif[i]) TIFFSetField(t, (uint32_t)io_exif_text_tags[i], vals[i]);
+            if (vals[i] && io_exif_text_in_exif[i]) sub = 1;
         }
         if (sub) TIFFSetField(t, TIFFTAG_EXIFIFD, (uint64_t)0); /* reserves the entry */
     }
     size_t rowb = (size_t)w * c * (bps / 8);
     unsigned char *row = malloc(rowb);
     int rc = DR_OK;
-    if (!row) rc = dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
+    if (!row) rc = error_set(DR_ERR_NOMEM, "%s: out of memory", path);
     for (int y = 0; rc == DR_OK && y < h; y++) {
         const uint16_t *s = img->data + (size_t)y * w * c;
         for (size_t i = 0; i < (size_t)w * c; i++) {
@@ -388,21 +388,21 @@ int dr_tiff_encode(FILE *fp, const char *path, const dr_image *img, const dr_out
                 memcpy(row + 2 * i, &s[i], 2);
         }
         if (TIFFWriteScanline(t, row, (uint32_t)y, 0) < 0)
-            rc = dr_error(DR_ERR_IO, "%s: cannot write the TIFF: %s", path, m.msg[0] ? m.msg : "write failed");
+            rc = error_set(DR_ERR_IO, "%s: cannot write the TIFF: %s", path, m.msg[0] ? m.msg : "write failed");
     }
     free(row);
     if (rc == DR_OK && !TIFFWriteDirectory(t))
-        rc = dr_error(DR_ERR_IO, "%s: cannot write the TIFF: %s", path, m.msg[0] ? m.msg : "write failed");
+        rc = error_set(DR_ERR_IO, "%s: cannot write the TIFF: %s", path, m.msg[0] ? m.msg : "write failed");
     if (rc == DR_OK && sub) {
         uint64_t off = 0;
         int ok = TIFFCreateEXIFDirectory(t) == 0 && TIFFSetField(t, EXIFTAG_EXIFVERSION, "0232");
         for (int i = 0; ok && i < DR_EXIF_TEXT_TAGS; i++)
-            if (vals[i] && dr_exif_text_in_exif[i]) ok = TIFFSetField(t, (uint32_t)dr_exif_text_tags[i], vals[i]);
+            if (vals[i] && io_exif_text_in_exif[i]) ok = TIFFSetField(t, (uint32_t)io_exif_text_tags[i], vals[i]);
         ok = ok && TIFFWriteCustomDirectory(t, &off) && off;
         ok = ok && TIFFSetDirectory(t, 0) && TIFFSetField(t, TIFFTAG_EXIFIFD, off) && TIFFRewriteDirectory(t);
         if (!ok)
-            rc = dr_error(DR_ERR_IO, "%s: cannot write the TIFF's EXIF directory: %s", path,
-                          m.msg[0] ? m.msg : "libtiff failed");
+            rc = error_set(DR_ERR_IO, "%s: cannot write the TIFF's EXIF directory: %s", path,
+                           m.msg[0] ? m.msg : "libtiff failed");
     }
     for (int i = 0; i < DR_EXIF_TEXT_TAGS; i++) free(vals[i]);
     TIFFClose(t);

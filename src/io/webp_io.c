@@ -45,25 +45,25 @@ static int webp_metadata(const unsigned char *buf, size_t size, const char *name
     for (int i = 0; i < 3 && rc == DR_OK; i++) {
         WebPChunkIterator it;
         if (!(flags & parts[i].flag) || !WebPDemuxGetChunk(dm, parts[i].fourcc, 1, &it)) continue;
-        if (i == 1) *orientation = dr_exif_orientation(it.chunk.bytes, it.chunk.size);
+        if (i == 1) *orientation = io_exif_orientation(it.chunk.bytes, it.chunk.size);
         const unsigned char *p = it.chunk.bytes;
         size_t n = it.chunk.size;
         if (i == 1 && n >= 6 && memcmp(p, "Exif\0\0", 6) == 0) p += 6, n -= 6; /* some writers keep the APP1 header */
-        rc = dr_meta_set(dst[i], dsz[i], p, n, name, parts[i].what);
+        rc = io_meta_set(dst[i], dsz[i], p, n, name, parts[i].what);
         WebPDemuxReleaseChunkIterator(&it);
     }
     WebPDemuxDelete(dm);
     return rc;
 }
 
-int dr_webp_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
+int io_webp_decode(const unsigned char *buf, size_t size, const char *name, int64_t max_pixels, dr_image *img,
                    dr_image_info *info, dr_metadata *meta) {
     WebPBitstreamFeatures f;
     VP8StatusCode s = WebPGetFeatures(buf, size, &f);
-    if (s != VP8_STATUS_OK) return dr_error(DR_ERR_FORMAT, "%s: invalid WebP: %s", name, vp8_status(s));
-    if (f.has_animation) return dr_error(DR_ERR_UNSUPPORTED, "%s: animated WebP is not supported", name);
+    if (s != VP8_STATUS_OK) return error_set(DR_ERR_FORMAT, "%s: invalid WebP: %s", name, vp8_status(s));
+    if (f.has_animation) return error_set(DR_ERR_UNSUPPORTED, "%s: animated WebP is not supported", name);
     if (f.width <= 0 || f.height <= 0)
-        return dr_error(DR_ERR_FORMAT, "%s: invalid WebP: image size %dx%d", name, f.width, f.height);
+        return error_set(DR_ERR_FORMAT, "%s: invalid WebP: image size %dx%d", name, f.width, f.height);
     const int channels = f.has_alpha ? 4 : 3;
     if (info) {
         info->format = DR_FORMAT_WEBP;
@@ -77,15 +77,15 @@ int dr_webp_decode(const unsigned char *buf, size_t size, const char *name, int6
     DR_TRY(webp_metadata(buf, size, name, &orientation, meta));
     if (info) info->orientation = orientation;
     if (!img) return DR_OK;
-    DR_TRY(dr_image_check_limit(name, f.width, f.height, max_pixels));
+    DR_TRY(io_image_check_limit(name, f.width, f.height, max_pixels));
     dr_image out;
     int rc = dr_image_alloc(&out, f.width, f.height, channels, 8);
-    if (rc != DR_OK) return dr_error_prefix(rc, "%s", name);
+    if (rc != DR_OK) return error_prefix(rc, "%s", name);
     const size_t n = (size_t)f.width * f.height * channels;
     uint8_t *px = malloc(n);
     if (!px) {
         dr_image_free(&out);
-        return dr_error(DR_ERR_NOMEM, "%s: out of memory", name);
+        return error_set(DR_ERR_NOMEM, "%s: out of memory", name);
     }
     const int stride = f.width * channels;
     uint8_t *ok =
@@ -93,7 +93,7 @@ int dr_webp_decode(const unsigned char *buf, size_t size, const char *name, int6
     if (!ok) {
         free(px);
         dr_image_free(&out);
-        return dr_error(DR_ERR_FORMAT, "%s: invalid WebP: cannot decode the image data", name);
+        return error_set(DR_ERR_FORMAT, "%s: invalid WebP: cannot decode the image data", name);
     }
     for (size_t i = 0; i < n; i++) out.data[i] = px[i];
     free(px);
@@ -101,12 +101,12 @@ int dr_webp_decode(const unsigned char *buf, size_t size, const char *name, int6
     return DR_OK;
 }
 
-int dr_webp_encode(FILE *fp, const char *path, const dr_image *img, int quality, const dr_out_meta *m) {
+int io_webp_encode(FILE *fp, const char *path, const dr_image *img, int quality, const io_out_meta *m) {
     const int w = img->width, h = img->height, c = img->channels;
     const int alpha = c == 2 || c == 4, oc = alpha ? 4 : 3;
     const size_t n = (size_t)w * h;
     uint8_t *px = malloc(n * oc);
-    if (!px) return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
+    if (!px) return error_set(DR_ERR_NOMEM, "%s: out of memory", path);
     for (size_t i = 0; i < n; i++) {
         const uint16_t *s = img->data + i * c;
         uint8_t v[4];
@@ -129,8 +129,8 @@ int dr_webp_encode(FILE *fp, const char *path, const dr_image *img, int quality,
     free(px);
     if (size == 0 || !out) {
         WebPFree(out);
-        return dr_error(DR_ERR_UNSUPPORTED, "%s: WebP encoding failed (%dx%d; WebP allows at most 16383x16383)", path,
-                        w, h);
+        return error_set(DR_ERR_UNSUPPORTED, "%s: WebP encoding failed (%dx%d; WebP allows at most 16383x16383)", path,
+                         w, h);
     }
     WebPData assembled = {out, size};
     int rc = DR_OK;
@@ -150,10 +150,10 @@ int dr_webp_encode(FILE *fp, const char *path, const dr_image *img, int quality,
         if (e == WEBP_MUX_OK) e = WebPMuxAssemble(mux, &assembled);
         WebPMuxDelete(mux);
         if (e != WEBP_MUX_OK)
-            rc = dr_error(DR_ERR_NOMEM, "%s: cannot add the metadata to the WebP (libwebpmux error %d)", path, (int)e);
+            rc = error_set(DR_ERR_NOMEM, "%s: cannot add the metadata to the WebP (libwebpmux error %d)", path, (int)e);
     }
     if (rc == DR_OK && fwrite(assembled.bytes, 1, assembled.size, fp) != assembled.size)
-        rc = dr_error(DR_ERR_IO, "%s: write failed", path);
+        rc = error_set(DR_ERR_IO, "%s: write failed", path);
     if (assembled.bytes != out) WebPDataClear(&assembled);
     WebPFree(out);
     return rc;

@@ -22,7 +22,7 @@ typedef struct {
     float *q;      /* while writing at a working resolution: the upsampled chroma [2, oh, ow] */
 } colorize_state;
 
-static int colorize_example(const float *rgb, int P, const mode_train_options *o, dr_rng *rng, float *target,
+static int colorize_example(const float *rgb, int P, const mode_train_options *o, rng_state *rng, float *target,
                             float *cond, float *gen, float *tmp) {
     (void)o, (void)rng, (void)gen;
     const size_t np = (size_t)P * P;
@@ -48,7 +48,7 @@ static int colorize_build(mode_job *j, const dr_image *in, const dr_image *mask,
     (void)mask;
     const size_t np_in = (size_t)in->width * in->height;
     colorize_state *s = calloc(1, sizeof *s);
-    if (!s) return dr_error(DR_ERR_NOMEM, "out of memory");
+    if (!s) return error_set(DR_ERR_NOMEM, "out of memory");
     j->state = s;
     float *tmp = NULL;
     DR_TRY(mode_alloc(&tmp, 3 * np_in, "colour planes"));
@@ -91,7 +91,7 @@ static int colorize_write_begin(mode_job *j, const float *x) {
     const size_t canvas = (size_t)j->H * j->W, n = (size_t)j->h * j->w;
     float *lo = malloc(sizeof(float) * 3 * n);
     s->q = malloc(sizeof(float) * 2 * (size_t)j->oh * j->ow);
-    int rc = lo && s->q ? DR_OK : dr_error(DR_ERR_NOMEM, "out of memory for the chroma at %dx%d", j->ow, j->oh);
+    int rc = lo && s->q ? DR_OK : error_set(DR_ERR_NOMEM, "out of memory for the chroma at %dx%d", j->ow, j->oh);
     if (rc == DR_OK) {
         for (int y = 0; y < j->h; y++) /* [Y, Cb, Cr] of the valid region, unit values */
             for (int xx = 0; xx < j->w; xx++) {

@@ -37,7 +37,7 @@ static int jpeg_round_trip(float *x, int h, int w, int q) {
     int rc = dr_image_encode(DR_FORMAT_JPEG, &im, &so, "denoise", &buf, &n);
     if (rc == DR_OK) rc = dr_image_load_memory(buf, n, "denoise", 0, &back, NULL);
     if (rc == DR_OK && (back.width != w || back.height != h || back.channels != 3))
-        rc = dr_error(DR_ERR_FORMAT, "denoise: the JPEG round trip changed the image's layout");
+        rc = error_set(DR_ERR_FORMAT, "denoise: the JPEG round trip changed the image's layout");
     if (rc == DR_OK) ip_to_planar(&back, x);
     free(buf);
     dr_image_free(&im);
@@ -46,20 +46,20 @@ static int jpeg_round_trip(float *x, int h, int w, int q) {
 }
 
 /* Gaussian noise of std sigma levels on unit values, from rng */
-static void add_noise(float *x, size_t n, double sigma, dr_rng *rng) {
+static void add_noise(float *x, size_t n, double sigma, rng_state *rng) {
     const float s = (float)(sigma / 127.5);
-    for (size_t i = 0; i < n; i++) x[i] += s * dr_rng_normal(rng);
+    for (size_t i = 0; i < n; i++) x[i] += s * rng_normal(rng);
 }
 
-static int denoise_example(const float *rgb, int P, const mode_train_options *o, dr_rng *rng, float *target,
+static int denoise_example(const float *rgb, int P, const mode_train_options *o, rng_state *rng, float *target,
                            float *cond, float *gen, float *tmp) {
     (void)o, (void)gen, (void)tmp;
     const size_t n = (size_t)3 * P * P;
     memcpy(target, rgb, n * sizeof(float));
     memcpy(cond, rgb, n * sizeof(float));
-    const uint32_t kind = dr_rng_below(rng, 3); /* 0 noise, 1 JPEG, 2 JPEG then noise */
-    if (kind >= 1) DR_TRY(jpeg_round_trip(cond, P, P, JPEG_MIN + (int)dr_rng_below(rng, JPEG_MAX - JPEG_MIN + 1)));
-    if (kind != 1) add_noise(cond, n, NOISE_MIN + (NOISE_MAX - NOISE_MIN) * dr_rng_uniform(rng), rng);
+    const uint32_t kind = rng_below(rng, 3); /* 0 noise, 1 JPEG, 2 JPEG then noise */
+    if (kind >= 1) DR_TRY(jpeg_round_trip(cond, P, P, JPEG_MIN + (int)rng_below(rng, JPEG_MAX - JPEG_MIN + 1)));
+    if (kind != 1) add_noise(cond, n, NOISE_MIN + (NOISE_MAX - NOISE_MIN) * rng_uniform(rng), rng);
     mode_quantize8(cond, n); /* the noisy input is an 8-bit image */
     return DR_OK;
 }
@@ -76,9 +76,9 @@ static void denoise_clip(mode_job *j, float *x0) {
 
 static int denoise_degrade(dr_eval_case *c, const dr_eval_options *o, int index) {
     if (!(o->noise_sigma >= 0 && o->noise_sigma <= 255))
-        return dr_error(DR_ERR_INVALID, "eval: noise %g is not within 0..255", o->noise_sigma);
+        return error_set(DR_ERR_INVALID, "eval: noise %g is not within 0..255", o->noise_sigma);
     if (o->jpeg_quality < 0 || o->jpeg_quality > 100)
-        return dr_error(DR_ERR_INVALID, "eval: JPEG quality %d is not within 0..100", o->jpeg_quality);
+        return error_set(DR_ERR_INVALID, "eval: JPEG quality %d is not within 0..100", o->jpeg_quality);
     const int w = c->truth.width, h = c->truth.height;
     const size_t n = (size_t)3 * w * h;
     float *x = NULL;
@@ -86,8 +86,8 @@ static int denoise_degrade(dr_eval_case *c, const dr_eval_options *o, int index)
     ip_to_planar(&c->truth, x);
     int rc = o->jpeg_quality > 0 ? jpeg_round_trip(x, h, w, o->jpeg_quality) : DR_OK;
     if (rc == DR_OK) {
-        dr_rng rng;
-        dr_rng_derive(&rng, o->seed, EVAL_STREAM, (uint64_t)index);
+        rng_state rng;
+        rng_derive(&rng, o->seed, EVAL_STREAM, (uint64_t)index);
         add_noise(x, n, o->noise_sigma, &rng);
         rc = dr_image_alloc(&c->input, w, h, 3, 8);
     }

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The mask of image `index` comes from dr_rng_derive(seed, EVAL_STREAM, index):
+/* The mask of image `index` comes from rng_derive(seed, EVAL_STREAM, index):
  * a stream of its own, whatever else uses the seed. */
 #define EVAL_STREAM 0x6576616cULL /* "eval" */
 
@@ -30,7 +30,7 @@ static void inpaint_defaults(mode_train_options *o) {
     o->hole_max = 0.5f;
 }
 
-static int inpaint_example(const float *rgb, int P, const mode_train_options *o, dr_rng *rng, float *target,
+static int inpaint_example(const float *rgb, int P, const mode_train_options *o, rng_state *rng, float *target,
                            float *cond, float *gen, float *tmp) {
     (void)tmp;
     const size_t np = (size_t)P * P;
@@ -54,12 +54,12 @@ static int hole_mask(const dr_image *in, const dr_image *mask, float *gen) {
     int ch = 0;
     if (!mask) {
         if (in->channels != 2 && in->channels != 4)
-            return dr_error(DR_ERR_INVALID, "inpaint needs a mask: give one, or an input with an alpha channel");
+            return error_set(DR_ERR_INVALID, "inpaint needs a mask: give one, or an input with an alpha channel");
         src = in;
         ch = in->channels - 1;
     } else if (mask->width != in->width || mask->height != in->height) {
-        return dr_error(DR_ERR_INVALID, "mask is %dx%d but the image is %dx%d", mask->width, mask->height, in->width,
-                        in->height);
+        return error_set(DR_ERR_INVALID, "mask is %dx%d but the image is %dx%d", mask->width, mask->height, in->width,
+                         in->height);
     }
     const unsigned maxv = src->depth == 16 ? 65535u : 255u;
     for (size_t i = 0; i < np; i++) {
@@ -74,7 +74,7 @@ static int inpaint_build(mode_job *j, const dr_image *in, const dr_image *mask, 
     const float *rgb = *rgbp;
     const size_t np_in = (size_t)in->width * in->height, canvas = (size_t)j->H * j->W;
     inpaint_state *s = calloc(1, sizeof *s);
-    if (!s) return dr_error(DR_ERR_NOMEM, "out of memory");
+    if (!s) return error_set(DR_ERR_NOMEM, "out of memory");
     j->state = s;
     float *tmp = NULL;
     DR_TRY(mode_alloc(&tmp, 4 * np_in, "the condition"));
@@ -149,19 +149,19 @@ static void inpaint_free(mode_job *j) {
 
 static int inpaint_degrade(dr_eval_case *c, const dr_eval_options *o, int index) {
     if (!(o->hole_min >= 0 && o->hole_min <= o->hole_max && o->hole_max <= 1))
-        return dr_error(DR_ERR_INVALID, "eval: hole range %g-%g is not within 0..1 with min <= max", o->hole_min,
-                        o->hole_max);
+        return error_set(DR_ERR_INVALID, "eval: hole range %g-%g is not within 0..1 with min <= max", o->hole_min,
+                         o->hole_max);
     if (o->masks != DR_MASKS_LEGACY && o->masks != DR_MASKS_DAMAGE)
-        return dr_error(DR_ERR_INVALID, "eval: unknown hole generator %d", (int)o->masks);
+        return error_set(DR_ERR_INVALID, "eval: unknown hole generator %d", (int)o->masks);
     const int w = c->truth.width, h = c->truth.height;
     const size_t np = (size_t)w * h;
     float *m = NULL;
     DR_TRY(mode_alloc(&m, np, "the eval mask"));
-    dr_rng rng;
-    dr_rng_derive(&rng, o->seed, EVAL_STREAM, (uint64_t)index);
+    rng_state rng;
+    rng_derive(&rng, o->seed, EVAL_STREAM, (uint64_t)index);
     double frac = o->masks == DR_MASKS_DAMAGE ? ip_damage_mask(&rng, m, h, w, o->hole_min, o->hole_max, NULL)
                                               : ip_random_mask(&rng, m, h, w, o->hole_min, o->hole_max);
-    int rc = frac < 0 ? dr_error(DR_ERR_INVALID, "eval: bad hole range %g-%g", o->hole_min, o->hole_max) : DR_OK;
+    int rc = frac < 0 ? error_set(DR_ERR_INVALID, "eval: bad hole range %g-%g", o->hole_min, o->hole_max) : DR_OK;
     if (rc == DR_OK) rc = dr_image_alloc(&c->mask, w, h, 1, 8);
     if (rc == DR_OK) rc = dr_image_alloc(&c->input, w, h, 3, 8);
     if (rc == DR_OK) {

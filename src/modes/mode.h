@@ -82,8 +82,8 @@ typedef struct mode_ops {
     /* One training example from a clean RGB crop (unit values, planar [3, P, P]):
      * target [target_ch, P, P] (not yet multiplied by target_scale), cond
      * [cond_ch, P, P], gen [P * P] (set to 1 by the caller). tmp: mode_example_tmp(P). */
-    int (*make_example)(const float *rgb, int P, const mode_train_options *o, dr_rng *rng, float *target, float *cond,
-                        float *gen, float *tmp);
+    int (*make_example)(const float *rgb, int P, const mode_train_options *o, rng_state *rng, float *target,
+                        float *cond, float *gen, float *tmp);
 
     /* restore, in this order */
     /* the valid region h x w and the output's size oh x ow (NULL: the input's size) */
@@ -132,12 +132,12 @@ void model_info_defaults(model_info *mi, const dr_unet_config *cfg, dr_mode mode
  *            (3x as likely at B as at A), by inversion of its CDF
  *            (x + x^2) / 2: x = (sqrt(1 + 8u) - 1) / 2. Mean x 7/12, var 11/144.
  * A == B gives A. */
-double mode_draw_scale(const mode_train_options *o, dr_rng *rng);
+double mode_draw_scale(const mode_train_options *o, rng_state *rng);
 
 /* tmp floats of make_example for a P x P crop */
 size_t mode_example_tmp(int P);
 /* One training example of mode (mode_ops.make_example, gen set to 1 first). */
-int mode_make_example(dr_mode mode, const float *rgb, int P, const mode_train_options *o, dr_rng *rng, float *target,
+int mode_make_example(dr_mode mode, const float *rgb, int P, const mode_train_options *o, rng_state *rng, float *target,
                       float *cond, float *gen, float *tmp);
 
 /* ------------------------------------------------------ shared by the modes */

@@ -48,7 +48,7 @@ void mode_names(char *buf, size_t n) {
 
 int mode_channels(dr_mode mode, int *in, int *out) {
     const mode_ops *ops = mode_ops_get(mode);
-    if (!ops) return dr_error(DR_ERR_INVALID, "unknown mode %d", (int)mode);
+    if (!ops) return error_set(DR_ERR_INVALID, "unknown mode %d", (int)mode);
     *in = ops->info.in_channels;
     *out = ops->info.out_channels;
     return DR_OK;
@@ -79,8 +79,8 @@ void model_info_defaults(model_info *mi, const dr_unet_config *cfg, dr_mode mode
     }
 }
 
-double mode_draw_scale(const mode_train_options *o, dr_rng *rng) {
-    const double u = dr_rng_uniform(rng);
+double mode_draw_scale(const mode_train_options *o, rng_state *rng) {
+    const double u = rng_uniform(rng);
     const double x = o->scale_dist == DR_SCALE_DIST_HIGH ? 0.5 * (sqrt(1.0 + 8.0 * u) - 1.0) : u;
     return o->scale_min + (o->scale_max - o->scale_min) * x;
 }
@@ -90,10 +90,10 @@ size_t mode_example_tmp(int P) {
     return (size_t)3 * P * P * 3;
 }
 
-int mode_make_example(dr_mode mode, const float *rgb, int P, const mode_train_options *o, dr_rng *rng, float *target,
+int mode_make_example(dr_mode mode, const float *rgb, int P, const mode_train_options *o, rng_state *rng, float *target,
                       float *cond, float *gen, float *tmp) {
     const mode_ops *ops = mode_ops_get(mode);
-    if (!ops) return dr_error(DR_ERR_INVALID, "unknown mode %d", (int)mode);
+    if (!ops) return error_set(DR_ERR_INVALID, "unknown mode %d", (int)mode);
     const size_t np = (size_t)P * P;
     for (size_t i = 0; i < np; i++) gen[i] = 1.0f;
     return ops->make_example(rgb, P, o, rng, target, cond, gen, tmp);
@@ -109,7 +109,7 @@ void mode_quantize8(float *x, size_t n) {
 
 int mode_alloc(float **p, size_t n, const char *what) {
     *p = malloc(sizeof(float) * (n ? n : 1));
-    if (!*p) return dr_error(DR_ERR_NOMEM, "out of memory for %s (%zu values)", what, n);
+    if (!*p) return error_set(DR_ERR_NOMEM, "out of memory for %s (%zu values)", what, n);
     return DR_OK;
 }
 

@@ -31,7 +31,7 @@ static void superres_defaults(mode_train_options *o) {
     o->scale_max = 4.0f;
 }
 
-static int superres_example(const float *rgb, int P, const mode_train_options *o, dr_rng *rng, float *target,
+static int superres_example(const float *rgb, int P, const mode_train_options *o, rng_state *rng, float *target,
                             float *cond, float *gen, float *tmp) {
     (void)gen;
     const size_t np = (size_t)P * P;
@@ -59,15 +59,15 @@ static int superres_plan(mode_job *j, const dr_image *in) {
         wo = p->out_width > 0 ? p->out_width : (int)lround(in->width * s);
         ho = p->out_height > 0 ? p->out_height : (int)lround(in->height * s);
     } else {
-        return dr_error(DR_ERR_INVALID, "superres needs a scale or an output width or height");
+        return error_set(DR_ERR_INVALID, "superres needs a scale or an output width or height");
     }
     const double sy = (double)ho / in->height, sx = (double)wo / in->width;
     const double lo = j->info->scale_min, hi = j->info->scale_max, tol = SCALE_TOLERANCE;
     if (sy < lo - tol || sy > hi + tol || sx < lo - tol || sx > hi + tol)
-        return dr_error(DR_ERR_INVALID,
-                        "scale %.3gx%.3g is outside the range these weights were trained for (%g to %g)", sx, sy, lo,
-                        hi);
-    if ((int64_t)ho * wo > MAX_OUTPUT_PIXELS) return dr_error(DR_ERR_LIMIT, "output %dx%d is too large", wo, ho);
+        return error_set(DR_ERR_INVALID,
+                         "scale %.3gx%.3g is outside the range these weights were trained for (%g to %g)", sx, sy, lo,
+                         hi);
+    if ((int64_t)ho * wo > MAX_OUTPUT_PIXELS) return error_set(DR_ERR_LIMIT, "output %dx%d is too large", wo, ho);
     j->h = j->oh = ho;
     j->w = j->ow = wo;
     return DR_OK;
@@ -77,7 +77,7 @@ static int superres_plan(mode_job *j, const dr_image *in) {
 static int superres_build(mode_job *j, const dr_image *in, const dr_image *mask, float **rgb) {
     (void)mask;
     superres_state *s = calloc(1, sizeof *s);
-    if (!s) return dr_error(DR_ERR_NOMEM, "out of memory");
+    if (!s) return error_set(DR_ERR_NOMEM, "out of memory");
     j->state = s;
     s->lr = *rgb;
     *rgb = NULL;
@@ -151,7 +151,7 @@ static int superres_finish(const mode_job *j, const dr_image *in, dr_image *out)
     const unsigned maxv = in->depth == 16 ? 65535u : 255u;
     const size_t nin = (size_t)in->width * in->height, np = (size_t)j->oh * j->ow;
     float *a = malloc(sizeof(float) * nin), *b = malloc(sizeof(float) * np);
-    int rc = a && b ? DR_OK : dr_error(DR_ERR_NOMEM, "out of memory for alpha");
+    int rc = a && b ? DR_OK : error_set(DR_ERR_NOMEM, "out of memory for alpha");
     if (rc == DR_OK) {
         for (size_t i = 0; i < nin; i++) a[i] = in->data[i * in->channels + ain] / (float)maxv * 2.0f - 1.0f;
         rc = ip_resize(a, 1, in->height, in->width, b, j->h, j->w);
@@ -176,7 +176,7 @@ static void superres_free(mode_job *j) {
 static int superres_degrade(dr_eval_case *c, const dr_eval_options *o, int index) {
     (void)index;
     if (!(o->scale >= 1.0 && o->scale <= 64.0))
-        return dr_error(DR_ERR_INVALID, "eval: scale %g is not within 1..64", o->scale);
+        return error_set(DR_ERR_INVALID, "eval: scale %g is not within 1..64", o->scale);
     const int w = c->truth.width, h = c->truth.height;
     long lw = lround(w / o->scale), lh = lround(h / o->scale);
     if (lw < 1) lw = 1;

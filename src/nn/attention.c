@@ -20,7 +20,7 @@
 
 #include <math.h>
 
-#define ATT_BLOCK 32  /* rows / columns per work item */
+#define ATT_BLOCK 32 /* rows / columns per work item */
 
 size_t attention_forward_scratch(int C, int N) { return (size_t)N * N; }  // one A [N, N]
 size_t attention_backward_scratch(int C, int N) { return (size_t)N * N; } // one dA/dS [N, N]
@@ -31,29 +31,28 @@ static void softmax_row(float *s, int n) {
     for (int j = 1; j < n; j++) mx = s[j] > mx ? s[j] : mx;
     double sum = 0.0;
     for (int j = 0; j < n; j++) {
-        s[j] = expf(s[j] - mx);                  // <= 1: no overflow
+        s[j] = expf(s[j] - mx); // <= 1: no overflow
         sum += s[j];
     }
-    const float inv = (float)(1.0 / sum);        // sum >= 1 (the max term is 1)
+    const float inv = (float)(1.0 / sum); // sum >= 1 (the max term is 1)
     for (int j = 0; j < n; j++) s[j] *= inv;
 }
 
-void attention_forward(float *out, float *att, const float *qkv, int B, int C, int N,
-                       float *scratch) {
+void attention_forward(float *out, float *att, const float *qkv, int B, int C, int N, float *scratch) {
     const float scale = 1.0f / sqrtf((float)C);
     const int nblk = (N + ATT_BLOCK - 1) / ATT_BLOCK;
     for (int b = 0; b < B; b++) {
-        const float *q = qkv + (size_t)b * 3 * C * N;   // [C, N]
-        const float *k = q + (size_t)C * N;             // [C, N]
-        const float *v = k + (size_t)C * N;             // [C, N]
-        float *o = out + (size_t)b * C * N;             // [C, N]
+        const float *q = qkv + (size_t)b * 3 * C * N; // [C, N]
+        const float *k = q + (size_t)C * N;           // [C, N]
+        const float *v = k + (size_t)C * N;           // [C, N]
+        float *o = out + (size_t)b * C * N;           // [C, N]
         // inference keeps only one sample's A in the scratch, so samples run one after another
-        float *A = att ? att + (size_t)b * N * N : scratch;  // [N, N]
+        float *A = att ? att + (size_t)b * N * N : scratch; // [N, N]
 #pragma omp parallel for schedule(static) num_threads(nn_threads())
-        for (int blk = 0; blk < nblk; blk++) {          // queries i0 .. i0+nb-1
+        for (int blk = 0; blk < nblk; blk++) { // queries i0 .. i0+nb-1
             const int i0 = blk * ATT_BLOCK;
             const int nb = N - i0 < ATT_BLOCK ? N - i0 : ATT_BLOCK;
-            float *Ab = A + (size_t)i0 * N;             // [nb, N]
+            float *Ab = A + (size_t)i0 * N; // [nb, N]
             // S[i0:i0+nb, :] = scale * q[:, i0:i0+nb]^T k       [nb, C] x [C, N]
             nn_gemm(1, 0, nb, N, C, scale, q + i0, N, k, N, 0.0f, Ab, N);
             for (int r = 0; r < nb; r++) softmax_row(Ab + (size_t)r * N, N);
@@ -63,19 +62,19 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int C, i
     }
 }
 
-void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B,
-                        int C, int N, float *scratch) {
-    if (!dqkv) return;                                  // nothing to compute
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int C, int N,
+                        float *scratch) {
+    if (!dqkv) return; // nothing to compute
     const float scale = 1.0f / sqrtf((float)C);
     const int nblk = (N + ATT_BLOCK - 1) / ATT_BLOCK;
-    float *dS = scratch;                                // [N, N], dA then dS
+    float *dS = scratch; // [N, N], dA then dS
     for (int b = 0; b < B; b++) {
-        const float *q = qkv + (size_t)b * 3 * C * N;   // [C, N]
+        const float *q = qkv + (size_t)b * 3 * C * N; // [C, N]
         const float *k = q + (size_t)C * N;
         const float *v = k + (size_t)C * N;
-        const float *A = att + (size_t)b * N * N;       // [N, N]
-        const float *dO = dout + (size_t)b * C * N;     // [C, N]
-        float *dq = dqkv + (size_t)b * 3 * C * N;       // [C, N]
+        const float *A = att + (size_t)b * N * N;   // [N, N]
+        const float *dO = dout + (size_t)b * C * N; // [C, N]
+        float *dq = dqkv + (size_t)b * 3 * C * N;   // [C, N]
         float *dk = dq + (size_t)C * N;
         float *dv = dk + (size_t)C * N;
 #pragma omp parallel num_threads(nn_threads())
@@ -85,13 +84,13 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
             for (int blk = 0; blk < nblk; blk++) {
                 const int i0 = blk * ATT_BLOCK;
                 const int nb = N - i0 < ATT_BLOCK ? N - i0 : ATT_BLOCK;
-                float *dSb = dS + (size_t)i0 * N;       // [nb, N]
+                float *dSb = dS + (size_t)i0 * N; // [nb, N]
                 // dA[i0:i0+nb, :] = dout[:, i0:i0+nb]^T v        [nb, C] x [C, N]
                 nn_gemm(1, 0, nb, N, C, 1.0f, dO + i0, N, v, N, 0.0f, dSb, N);
-                for (int r = 0; r < nb; r++) {          // softmax backward, row by row
+                for (int r = 0; r < nb; r++) { // softmax backward, row by row
                     float *d = dSb + (size_t)r * N;
                     const float *a = A + (size_t)(i0 + r) * N;
-                    double dot = 0.0;                   // sum_j dA_ij A_ij
+                    double dot = 0.0; // sum_j dA_ij A_ij
                     for (int j = 0; j < N; j++) dot += (double)d[j] * a[j];
                     const float dotf = (float)dot;
                     for (int j = 0; j < N; j++) d[j] = a[j] * (d[j] - dotf);

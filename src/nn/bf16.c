@@ -27,7 +27,7 @@ int nn_bf16_available(void) {
 #if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 12 || defined(__clang__))
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl");
+        __builtin_cpu_supports("avx512vl");
 #else
     return 0;
 #endif

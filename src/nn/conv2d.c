@@ -27,7 +27,7 @@
 #include <string.h>
 
 #define CONV_CHUNK 256 /* output positions per forward task */
-#define DW_BLOCK 64    /* dW columns per backward task */
+#define DW_BLOCK   64  /* dW columns per backward task */
 
 int conv2d_out_h(const conv2d_dims *d) { return (d->H + 2 * (d->K / 2) - d->K) / d->stride + 1; }
 int conv2d_out_w(const conv2d_dims *d) { return (d->W + 2 * (d->K / 2) - d->K) / d->stride + 1; }
@@ -86,7 +86,7 @@ static int use_winograd_dweight(const conv2d_dims *d) {
 /* Direct path: packed weights, padded input planes, 1x1 tail buffers. */
 static size_t direct_forward_scratch(const conv2d_dims *d) {
     return conv_direct_pack_floats(d->Cout, d->Cin, d->K) + conv_direct_pad_floats(d->B, d->Cin, d->H, d->W, d->K) +
-           conv_direct_tail_floats(d->Cin);
+        conv_direct_tail_floats(d->Cin);
 }
 
 /* Direct backward, two phases over the same scratch:
@@ -97,15 +97,14 @@ static size_t direct_forward_scratch(const conv2d_dims *d) {
  *    (B planes). */
 static size_t direct_backward_scratch(const conv2d_dims *d) {
     size_t dx = use_winograd(d, 1) ? wino_scratch_floats(d->Cout, d->Cin)
-                                    : conv_direct_pack_floats(d->Cin, d->Cout, d->K) +
-                                          conv_direct_pad_floats(d->B, d->Cout, d->H, d->W, d->K) +
-                                          conv_direct_tail_floats(d->Cout);
+                                   : conv_direct_pack_floats(d->Cin, d->Cout, d->K) +
+            conv_direct_pad_floats(d->B, d->Cout, d->H, d->W, d->K) + conv_direct_tail_floats(d->Cout);
     size_t dw = 0;
     if (use_winograd_dweight(d))
         dw = wino_dweight_scratch_floats(d->B, d->Cin, d->Cout, d->H, d->W);
     else if (d->K == 3)
         dw = conv_direct_dweight_floats(d->B, d->Cin, d->Cout, d->H, d->W) +
-             conv_direct_pad_floats(d->B, d->Cin, d->H, d->W, d->K);
+            conv_direct_pad_floats(d->B, d->Cin, d->H, d->W, d->K);
     return dx > dw ? dx : dw;
 }
 
@@ -123,8 +122,7 @@ size_t conv2d_backward_scratch(const conv2d_dims *d) {
 }
 
 /* col[r, p - p0] for rows r = (ci, ky, kx) and output positions p in [p0, p1). */
-static void im2col_chunk(float *col, const float *inp, const conv2d_dims *d, int Wo, int p0, int p1,
-                         int r0, int r1) {
+static void im2col_chunk(float *col, const float *inp, const conv2d_dims *d, int Wo, int p0, int p1, int r0, int r1) {
     const int K = d->K, pad = K / 2, s = d->stride, H = d->H, W = d->W;
     const int n = p1 - p0;
     for (int r = r0; r < r1; r++) {
@@ -135,16 +133,19 @@ static void im2col_chunk(float *col, const float *inp, const conv2d_dims *d, int
         for (int i = 0; i < n; i++) {
             const int iy = oy * s + ky - pad, ix = ox * s + kx - pad;
             dst[i] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? src[iy * W + ix] : 0.0f;
-            if (++ox == Wo) { ox = 0; oy++; }
+            if (++ox == Wo) {
+                ox = 0;
+                oy++;
+            }
         }
     }
 }
 
-void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
-                    const conv2d_dims *d, float *scratch) {
+void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, const conv2d_dims *d,
+                    float *scratch) {
     const int Ho = conv2d_out_h(d), Wo = conv2d_out_w(d);
-    const int P = Ho * Wo;                 // output positions per sample
-    const int R = d->Cin * d->K * d->K;    // im2col rows
+    const int P = Ho * Wo;              // output positions per sample
+    const int R = d->Cin * d->K * d->K; // im2col rows
     const int nchunk = (P + CONV_CHUNK - 1) / CONV_CHUNK;
     const int ntask = d->B * nchunk;
     if (use_winograd(d, 0)) {
@@ -164,7 +165,7 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
         const int b = task / nchunk, p0 = (task % nchunk) * CONV_CHUNK;
         const int p1 = p0 + CONV_CHUNK < P ? p0 + CONV_CHUNK : P, n = p1 - p0;
         const float *x = inp + (size_t)b * d->Cin * d->H * d->W; // [Cin, H, W]
-        float *y = out + (size_t)b * d->Cout * P + p0;            // [Cout, P] at column p0
+        float *y = out + (size_t)b * d->Cout * P + p0;           // [Cout, P] at column p0
         const float *B;
         int ldb;
         if (is_pointwise(d)) {
@@ -189,8 +190,8 @@ static void conv2d_backward_direct(float *dinp, float *dweight, const float *dou
                                    const float *weight, const conv2d_dims *d, float *scratch);
 static void conv2d_bias_backward(float *dbias, const float *dout, int B, int Cout, int P);
 
-void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                     const float *inp, const float *weight, const conv2d_dims *d, float *scratch) {
+void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                     const float *weight, const conv2d_dims *d, float *scratch) {
     if (use_direct(d, 1) && (d->K == 3 || dinp)) {
         if (dbias) conv2d_bias_backward(dbias, dout, d->B, d->Cout, d->H * d->W);
         conv2d_backward_direct(dinp, dweight, dout, inp, weight, d, scratch);
@@ -223,9 +224,9 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
             }
         }
         for (int b = 0; b < d->B; b++) {
-            const float *x = inp + (size_t)b * d->Cin * H * W;   // [Cin, H, W]
-            const float *g = dout + (size_t)b * d->Cout * P;     // [Cout, P]
-            const float *col = pw ? x : scratch;                  // [R, P]
+            const float *x = inp + (size_t)b * d->Cin * H * W; // [Cin, H, W]
+            const float *g = dout + (size_t)b * d->Cout * P;   // [Cout, P]
+            const float *col = pw ? x : scratch;               // [R, P]
             if (dweight) {
                 if (!pw) {
 #pragma omp for schedule(static)
@@ -234,8 +235,7 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
 #pragma omp for schedule(static)
                 for (int blk = 0; blk < ndw; blk++) { // dW[:, c0:c1] += g @ col[c0:c1, :]^T
                     const int c0 = blk * DW_BLOCK, c1 = c0 + DW_BLOCK < R ? c0 + DW_BLOCK : R;
-                    nn_gemm(0, 1, d->Cout, c1 - c0, P, 1.0f, g,
-                                P, col + (size_t)c0 * P, P, 1.0f, dweight + c0, R);
+                    nn_gemm(0, 1, d->Cout, c1 - c0, P, 1.0f, g, P, col + (size_t)c0 * P, P, 1.0f, dweight + c0, R);
                 }
             }
             if (dinp) {
@@ -280,7 +280,7 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
 static void conv2d_bias_backward(float *dbias, const float *dout, int B, int Cout, int P) {
 #pragma omp parallel for schedule(static) num_threads(nn_threads())
     for (int co = 0; co < Cout; co++) { // db[co] += sum_b sum_p dout[b, co, p], in a fixed order
-        double acc[16] = {0}; /* acc[j] sums positions p = j (mod 16): vectorizes, order still fixed */
+        double acc[16] = {0};           /* acc[j] sums positions p = j (mod 16): vectorizes, order still fixed */
         for (int b = 0; b < B; b++) {
             const float *g = dout + ((size_t)b * Cout + co) * P;
             int p = 0;

@@ -30,10 +30,10 @@
 
 /* Geometry of the (padded) flat input planes. */
 typedef struct {
-    int Wp;      /* row length of the flat plane */
-    size_t PS;   /* floats per plane, including read slack */
-    int nflat;   /* flat positions to compute: H * Wp */
-    int T;       /* taps */
+    int Wp;    /* row length of the flat plane */
+    size_t PS; /* floats per plane, including read slack */
+    int nflat; /* flat positions to compute: H * Wp */
+    int T;     /* taps */
     int off[9];
 } flat_geom;
 
@@ -51,9 +51,7 @@ static inline void store_tile_row(float *o, const float *tr, int n, int y, int x
 #include "nn/conv2d_direct_avx2.h"
 #endif
 
-int conv_direct_supported(const conv2d_dims *d) {
-    return d->stride == 1 && (d->K == 3 || d->K == 1);
-}
+int conv_direct_supported(const conv2d_dims *d) { return d->stride == 1 && (d->K == 3 || d->K == 1); }
 
 /* o[y * W + x] = tr[i] + bv (or += tr[i] when accumulate) for the n flat
  * positions i from (y, x) on, dropping the padding columns x >= W: one
@@ -131,7 +129,7 @@ void conv_direct_pad(float *pad, const float *in, int B, int C, int H, int W) {
     for (int bc = 0; bc < B * C; bc++) {
         float *dst = pad + (size_t)bc * g.PS;
         const float *src = in + (size_t)bc * H * W;
-        memset(dst, 0, (size_t)g.Wp * sizeof(float));                  // top border row
+        memset(dst, 0, (size_t)g.Wp * sizeof(float)); // top border row
         for (int y = 0; y < H; y++) {
             float *row = dst + (size_t)(y + 1) * g.Wp;
             row[0] = 0.0f;
@@ -153,7 +151,7 @@ void conv_direct_pad(float *pad, const float *in, int B, int C, int H, int W) {
  * from L1/L2 for its input channels, and adds each chunk's float sums into
  * double accumulators. Every dW entry is summed over positions in the same
  * order whatever the thread count. */
-#define DW_CIB 8     /* input channels per task */
+#define DW_CIB   8   /* input channels per task */
 #define DW_CHUNK 192 /* positions per chunk (whole rows, at least one) */
 
 static int dw_ldg(int Cout) { return (Cout + DW_LANES - 1) & ~(DW_LANES - 1); }
@@ -170,7 +168,7 @@ void conv_direct_dweight3x3(float *dweight, const float *dout, const float *xpad
     const size_t PS = geom(3, H, W).PS, HW = (size_t)H * W;
     const int Wp = W + 2, ntile = dw_ntile(Cout), ncb = (Cin + DW_CIB - 1) / DW_CIB;
     const int rpc = W < DW_CHUNK ? DW_CHUNK / W : 1, nrows = B * H; /* rows per chunk */
-    double *C = (double *)(void *)scratch; /* [ntile][Cin][9][DW_CT] */
+    double *C = (double *)(void *)scratch;                          /* [ntile][Cin][9][DW_CT] */
     float *GT = scratch + 2 * (size_t)ntile * Cin * 9 * DW_CT;
 #pragma omp parallel num_threads(nn_threads())
     {
@@ -216,7 +214,9 @@ void conv_direct_pack(float *wpk, const float *w, int Cout, int Cin, int T, int 
 void conv_direct_pad(float *pad, const float *in, int B, int C, int H, int W) {
     (void)pad, (void)in, (void)B, (void)C, (void)H, (void)W;
 }
-size_t conv_direct_dweight_floats(int B, int Cin, int Cout, int H, int W) { return 0 * (size_t)(B + Cin + Cout + H + W); }
+size_t conv_direct_dweight_floats(int B, int Cin, int Cout, int H, int W) {
+    return 0 * (size_t)(B + Cin + Cout + H + W);
+}
 void conv_direct_dweight3x3(float *dweight, const float *dout, const float *xpad, int B, int Cin, int Cout, int H,
                             int W, float *scratch) {
     (void)dweight, (void)dout, (void)xpad, (void)B, (void)Cin, (void)Cout, (void)H, (void)W, (void)scratch;

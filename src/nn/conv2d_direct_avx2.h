@@ -13,43 +13,43 @@
  */
 #include <immintrin.h>
 
-#define MR 4         /* output channels per tile */
-#define NV 3         /* ymm vectors per row of the tile */
-#define NR (8 * NV)  /* positions per tile */
+#define MR 4        /* output channels per tile */
+#define NV 3        /* ymm vectors per row of the tile */
+#define NR (8 * NV) /* positions per tile */
 
 #define ACC_DECL(m) __m256 a##m##0 = _mm256_setzero_ps(), a##m##1 = _mm256_setzero_ps(), a##m##2 = _mm256_setzero_ps()
-#define ACC_FMA(m)                                                   \
-    do {                                                             \
-        const __m256 wb = _mm256_broadcast_ss(wv + (m));             \
-        a##m##0 = _mm256_fmadd_ps(wb, x0, a##m##0);                  \
-        a##m##1 = _mm256_fmadd_ps(wb, x1, a##m##1);                  \
-        a##m##2 = _mm256_fmadd_ps(wb, x2, a##m##2);                  \
+#define ACC_FMA(m)                                                                                                     \
+    do {                                                                                                               \
+        const __m256 wb = _mm256_broadcast_ss(wv + (m));                                                               \
+        a##m##0 = _mm256_fmadd_ps(wb, x0, a##m##0);                                                                    \
+        a##m##1 = _mm256_fmadd_ps(wb, x1, a##m##1);                                                                    \
+        a##m##2 = _mm256_fmadd_ps(wb, x2, a##m##2);                                                                    \
     } while (0)
 /* Row m of the tile: straight into the output when the tile's positions are
  * one contiguous run of a single output row (always for 1x1; most tiles of a
  * wide 3x3), else into the tile buffer for store_tile_row to split. Bias is
  * added after the sum, as in the buffered path, so both give the same bits. */
-#define ACC_STORE(m)                                                                               \
-    do {                                                                                           \
-        if (dst) {                                                                                 \
-            if ((m) < mmax) {                                                                      \
-                float *o = dst + (size_t)(m) * ostride;                                            \
-                if (accumulate) {                                                                  \
-                    _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), a##m##0));               \
-                    _mm256_storeu_ps(o + 8, _mm256_add_ps(_mm256_loadu_ps(o + 8), a##m##1));       \
-                    _mm256_storeu_ps(o + 16, _mm256_add_ps(_mm256_loadu_ps(o + 16), a##m##2));     \
-                } else {                                                                           \
-                    const __m256 bb = _mm256_set1_ps(bias ? bias[m] : 0.0f);                       \
-                    _mm256_storeu_ps(o, _mm256_add_ps(a##m##0, bb));                               \
-                    _mm256_storeu_ps(o + 8, _mm256_add_ps(a##m##1, bb));                           \
-                    _mm256_storeu_ps(o + 16, _mm256_add_ps(a##m##2, bb));                          \
-                }                                                                                  \
-            }                                                                                      \
-        } else {                                                                                   \
-            _mm256_storeu_ps(tile + (m) * NR, a##m##0);                                            \
-            _mm256_storeu_ps(tile + (m) * NR + 8, a##m##1);                                        \
-            _mm256_storeu_ps(tile + (m) * NR + 16, a##m##2);                                       \
-        }                                                                                          \
+#define ACC_STORE(m)                                                                                                   \
+    do {                                                                                                               \
+        if (dst) {                                                                                                     \
+            if ((m) < mmax) {                                                                                          \
+                float *o = dst + (size_t)(m)*ostride;                                                                  \
+                if (accumulate) {                                                                                      \
+                    _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), a##m##0));                                   \
+                    _mm256_storeu_ps(o + 8, _mm256_add_ps(_mm256_loadu_ps(o + 8), a##m##1));                           \
+                    _mm256_storeu_ps(o + 16, _mm256_add_ps(_mm256_loadu_ps(o + 16), a##m##2));                         \
+                } else {                                                                                               \
+                    const __m256 bb = _mm256_set1_ps(bias ? bias[m] : 0.0f);                                           \
+                    _mm256_storeu_ps(o, _mm256_add_ps(a##m##0, bb));                                                   \
+                    _mm256_storeu_ps(o + 8, _mm256_add_ps(a##m##1, bb));                                               \
+                    _mm256_storeu_ps(o + 16, _mm256_add_ps(a##m##2, bb));                                              \
+                }                                                                                                      \
+            }                                                                                                          \
+        } else {                                                                                                       \
+            _mm256_storeu_ps(tile + (m)*NR, a##m##0);                                                                  \
+            _mm256_storeu_ps(tile + (m)*NR + 8, a##m##1);                                                              \
+            _mm256_storeu_ps(tile + (m)*NR + 16, a##m##2);                                                             \
+        }                                                                                                              \
     } while (0)
 
 /* acc[m][i] = sum_ci sum_t w[ci][t][m] * in[ci * PS + off[t] + i], i < NR;
@@ -61,7 +61,10 @@ static inline __attribute__((always_inline)) void kernel_4x24(float *tile, float
                                                               int accumulate, const float *bias, const float *in,
                                                               size_t PS, const int *off, const int T, const float *w,
                                                               int Cin) {
-    ACC_DECL(0); ACC_DECL(1); ACC_DECL(2); ACC_DECL(3);
+    ACC_DECL(0);
+    ACC_DECL(1);
+    ACC_DECL(2);
+    ACC_DECL(3);
     for (int ci = 0; ci < Cin; ci++) {
         const float *x = in + (size_t)ci * PS;
         const float *wc = w + (size_t)ci * T * MR;
@@ -69,10 +72,16 @@ static inline __attribute__((always_inline)) void kernel_4x24(float *tile, float
             const float *xp = x + off[t];
             const __m256 x0 = _mm256_loadu_ps(xp), x1 = _mm256_loadu_ps(xp + 8), x2 = _mm256_loadu_ps(xp + 16);
             const float *wv = wc + t * MR;
-            ACC_FMA(0); ACC_FMA(1); ACC_FMA(2); ACC_FMA(3);
+            ACC_FMA(0);
+            ACC_FMA(1);
+            ACC_FMA(2);
+            ACC_FMA(3);
         }
     }
-    ACC_STORE(0); ACC_STORE(1); ACC_STORE(2); ACC_STORE(3);
+    ACC_STORE(0);
+    ACC_STORE(1);
+    ACC_STORE(2);
+    ACC_STORE(3);
 }
 static __attribute__((noinline)) void kernel_t1(float *tile, float *dst, size_t ostride, int mmax, int accumulate,
                                                 const float *bias, const float *in, size_t PS, const int *off,
@@ -172,8 +181,10 @@ void conv_direct_run(float *out, int accumulate, const float *in, const float *w
                          * (no padding columns), for 3x3 when it stays in a row */
                         const int contiguous = n == NR && (g->T == 1 || x0 + NR <= W);
                         float *dst = contiguous ? ob + (size_t)jb * MR * HW + (size_t)y0 * W + x0 : NULL;
-                        if (g->T == 1) kernel_t1(tile, dst, HW, mmax, accumulate, bb, src + s0, ps, g->off, wb, Cin);
-                        else kernel_t9(tile, dst, HW, mmax, accumulate, bb, src + s0, ps, g->off, wb, Cin);
+                        if (g->T == 1)
+                            kernel_t1(tile, dst, HW, mmax, accumulate, bb, src + s0, ps, g->off, wb, Cin);
+                        else
+                            kernel_t9(tile, dst, HW, mmax, accumulate, bb, src + s0, ps, g->off, wb, Cin);
                         if (dst) continue;
                         for (int m = 0; m < mmax; m++) {
                             const int co = jb * MR + m;
@@ -196,32 +207,33 @@ void conv_direct_run(float *out, int accumulate, const float *in, const float *w
  * row by column m and uses each broadcast x[m] three times: tap kx of output
  * column m - kx, with the GT vectors of the last three columns kept in
  * registers. That is 1 load + 3 broadcasts per 9 FMAs. */
-#define DW_CT 8      /* output channels per tile (one ymm) */
-#define DW_LANES 8   /* output channels per vector: ldg and the tiles are multiples of it */
+#define DW_CT    8 /* output channels per tile (one ymm) */
+#define DW_LANES 8 /* output channels per vector: ldg and the tiles are multiples of it */
 
 #define DWK_DECL(t) __m256 a##t = _mm256_setzero_ps()
 /* column m of padded rows ky = 0, 1, 2 (x0, x1, x2): taps (ky, kx) of output
  * columns m - kx, whose GT vectors are g0 (m), g1 (m - 1), g2 (m - 2) */
-#define DWK_COL(m)                                                  \
-    do {                                                            \
-        __m256 v = _mm256_broadcast_ss(x0 + (m));                   \
-        a0 = _mm256_fmadd_ps(v, g0, a0);                            \
-        a1 = _mm256_fmadd_ps(v, g1, a1);                            \
-        a2 = _mm256_fmadd_ps(v, g2, a2);                            \
-        v = _mm256_broadcast_ss(x1 + (m));                          \
-        a3 = _mm256_fmadd_ps(v, g0, a3);                            \
-        a4 = _mm256_fmadd_ps(v, g1, a4);                            \
-        a5 = _mm256_fmadd_ps(v, g2, a5);                            \
-        v = _mm256_broadcast_ss(x2 + (m));                          \
-        a6 = _mm256_fmadd_ps(v, g0, a6);                            \
-        a7 = _mm256_fmadd_ps(v, g1, a7);                            \
-        a8 = _mm256_fmadd_ps(v, g2, a8);                            \
+#define DWK_COL(m)                                                                                                     \
+    do {                                                                                                               \
+        __m256 v = _mm256_broadcast_ss(x0 + (m));                                                                      \
+        a0 = _mm256_fmadd_ps(v, g0, a0);                                                                               \
+        a1 = _mm256_fmadd_ps(v, g1, a1);                                                                               \
+        a2 = _mm256_fmadd_ps(v, g2, a2);                                                                               \
+        v = _mm256_broadcast_ss(x1 + (m));                                                                             \
+        a3 = _mm256_fmadd_ps(v, g0, a3);                                                                               \
+        a4 = _mm256_fmadd_ps(v, g1, a4);                                                                               \
+        a5 = _mm256_fmadd_ps(v, g2, a5);                                                                               \
+        v = _mm256_broadcast_ss(x2 + (m));                                                                             \
+        a6 = _mm256_fmadd_ps(v, g0, a6);                                                                               \
+        a7 = _mm256_fmadd_ps(v, g1, a7);                                                                               \
+        a8 = _mm256_fmadd_ps(v, g2, a8);                                                                               \
     } while (0)
-#define DWK_ADD(t)                                                                                          \
-    do {                                                                                                    \
-        double *cc = c + (t) * DW_CT;                                                                       \
-        _mm256_storeu_pd(cc, _mm256_add_pd(_mm256_loadu_pd(cc), _mm256_cvtps_pd(_mm256_castps256_ps128(a##t)))); \
-        _mm256_storeu_pd(cc + 4, _mm256_add_pd(_mm256_loadu_pd(cc + 4), _mm256_cvtps_pd(_mm256_extractf128_ps(a##t, 1)))); \
+#define DWK_ADD(t)                                                                                                     \
+    do {                                                                                                               \
+        double *cc = c + (t)*DW_CT;                                                                                    \
+        _mm256_storeu_pd(cc, _mm256_add_pd(_mm256_loadu_pd(cc), _mm256_cvtps_pd(_mm256_castps256_ps128(a##t))));       \
+        _mm256_storeu_pd(cc + 4,                                                                                       \
+                         _mm256_add_pd(_mm256_loadu_pd(cc + 4), _mm256_cvtps_pd(_mm256_extractf128_ps(a##t, 1))));     \
     } while (0)
 
 /* c[t][co] (double, row stride DW_CT) += sum over rows r in [r0, r1) (row r
@@ -231,9 +243,15 @@ void conv_direct_run(float *out, int accumulate, const float *in, const float *w
  * accumulator still adds its terms in increasing position order. */
 static __attribute__((noinline)) void dw_tile(double *c, const float *gt, int ldg, const float *xc, size_t bs, int Wp,
                                               int H, int W, int r0, int r1) {
-    DWK_DECL(0); DWK_DECL(1); DWK_DECL(2);
-    DWK_DECL(3); DWK_DECL(4); DWK_DECL(5);
-    DWK_DECL(6); DWK_DECL(7); DWK_DECL(8);
+    DWK_DECL(0);
+    DWK_DECL(1);
+    DWK_DECL(2);
+    DWK_DECL(3);
+    DWK_DECL(4);
+    DWK_DECL(5);
+    DWK_DECL(6);
+    DWK_DECL(7);
+    DWK_DECL(8);
     const __m256 z = _mm256_setzero_ps();
     for (int r = r0; r < r1; r++) {
         const float *x0 = xc + (size_t)(r / H) * bs + (size_t)(r % H) * Wp, *x1 = x0 + Wp, *x2 = x1 + Wp;
@@ -252,9 +270,15 @@ static __attribute__((noinline)) void dw_tile(double *c, const float *gt, int ld
         g1 = z;
         DWK_COL(W + 1);
     }
-    DWK_ADD(0); DWK_ADD(1); DWK_ADD(2);
-    DWK_ADD(3); DWK_ADD(4); DWK_ADD(5);
-    DWK_ADD(6); DWK_ADD(7); DWK_ADD(8);
+    DWK_ADD(0);
+    DWK_ADD(1);
+    DWK_ADD(2);
+    DWK_ADD(3);
+    DWK_ADD(4);
+    DWK_ADD(5);
+    DWK_ADD(6);
+    DWK_ADD(7);
+    DWK_ADD(8);
 }
 
 /* GT[jt][b*HW + p][m] = dout[b][8*jt + m][p] (0 past Cout): tile-major, so a
@@ -274,10 +298,10 @@ static void dw_transpose(float *GT, const float *dout, int B, int Cout, size_t H
             float *dst = GT + ((size_t)jt * B * HW + (size_t)b * HW + p0) * DW_CT;
             const int nc = Cout - jt * DW_CT < DW_CT ? Cout - jt * DW_CT : DW_CT;
             if (n == 8 && nc == 8) {
-                __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + HW),
-                       r2 = _mm256_loadu_ps(src + 2 * HW), r3 = _mm256_loadu_ps(src + 3 * HW),
-                       r4 = _mm256_loadu_ps(src + 4 * HW), r5 = _mm256_loadu_ps(src + 5 * HW),
-                       r6 = _mm256_loadu_ps(src + 6 * HW), r7 = _mm256_loadu_ps(src + 7 * HW);
+                __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + HW), r2 = _mm256_loadu_ps(src + 2 * HW),
+                       r3 = _mm256_loadu_ps(src + 3 * HW), r4 = _mm256_loadu_ps(src + 4 * HW),
+                       r5 = _mm256_loadu_ps(src + 5 * HW), r6 = _mm256_loadu_ps(src + 6 * HW),
+                       r7 = _mm256_loadu_ps(src + 7 * HW);
                 const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
                              t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
                              t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
@@ -304,8 +328,8 @@ static void dw_transpose(float *GT, const float *dout, int B, int Cout, size_t H
 
 /* c (the [9][DW_CT] doubles of one input channel) += tile jt's share over
  * rows [r0, r1). */
-static inline void dw_tile_run(double *c, const float *GT, int jt, int B, int Cout, size_t HW, const float *xc, size_t bs,
-                               int Wp, int H, int W, int r0, int r1) {
+static inline void dw_tile_run(double *c, const float *GT, int jt, int B, int Cout, size_t HW, const float *xc,
+                               size_t bs, int Wp, int H, int W, int r0, int r1) {
     (void)Cout;
     dw_tile(c, GT + (size_t)jt * B * HW * DW_CT, DW_CT, xc, bs, Wp, H, W, r0, r1);
 }

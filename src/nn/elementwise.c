@@ -20,13 +20,12 @@
 void upsample2x_forward(float *out, const float *inp, int B, int C, int H, int W) {
     const int Wo = 2 * W;
     const size_t plane = (size_t)H * W;
-#pragma omp parallel for schedule(static) num_threads(nn_threads()) \
-    if ((size_t)B * C * plane >= EW_PAR_MIN)
-    for (int bc = 0; bc < B * C; bc++) {                 // one [H, W] plane per iteration
-        const float *x = inp + (size_t)bc * plane;       // [H, W]
-        float *y = out + (size_t)bc * plane * 4;         // [2H, 2W]
+#pragma omp parallel for schedule(static) num_threads(nn_threads()) if ((size_t)B * C * plane >= EW_PAR_MIN)
+    for (int bc = 0; bc < B * C; bc++) {           // one [H, W] plane per iteration
+        const float *x = inp + (size_t)bc * plane; // [H, W]
+        float *y = out + (size_t)bc * plane * 4;   // [2H, 2W]
         for (int h = 0; h < H; h++) {
-            float *r0 = y + (size_t)(2 * h) * Wo;        // output rows 2h and 2h+1
+            float *r0 = y + (size_t)(2 * h) * Wo; // output rows 2h and 2h+1
             for (int w = 0; w < W; w++) r0[2 * w] = r0[2 * w + 1] = x[(size_t)h * W + w];
             memcpy(r0 + Wo, r0, (size_t)Wo * sizeof(float));
         }
@@ -37,14 +36,13 @@ void upsample2x_backward(float *dinp, const float *dout, int B, int C, int H, in
     if (!dinp) return;
     const int Wo = 2 * W;
     const size_t plane = (size_t)H * W;
-#pragma omp parallel for schedule(static) num_threads(nn_threads()) \
-    if ((size_t)B * C * plane >= EW_PAR_MIN)
+#pragma omp parallel for schedule(static) num_threads(nn_threads()) if ((size_t)B * C * plane >= EW_PAR_MIN)
     for (int bc = 0; bc < B * C; bc++) {
         const float *dy = dout + (size_t)bc * plane * 4; // [2H, 2W]
         float *dx = dinp + (size_t)bc * plane;           // [H, W]
         for (int h = 0; h < H; h++) {
             const float *r0 = dy + (size_t)(2 * h) * Wo, *r1 = r0 + Wo;
-            for (int w = 0; w < W; w++)                  // the 2x2 block that copied x[h, w]
+            for (int w = 0; w < W; w++) // the 2x2 block that copied x[h, w]
                 dx[(size_t)h * W + w] += (r0[2 * w] + r0[2 * w + 1]) + (r1[2 * w] + r1[2 * w + 1]);
         }
     }
@@ -53,9 +51,9 @@ void upsample2x_backward(float *dinp, const float *dout, int B, int C, int H, in
 /* ---- channel concat */
 
 void concat_forward(float *out, const float *a, const float *b, int B, int Ca, int Cb, int HW) {
-    const size_t na = (size_t)Ca * HW, nb = (size_t)Cb * HW;   // per-sample sizes
+    const size_t na = (size_t)Ca * HW, nb = (size_t)Cb * HW; // per-sample sizes
     for (int s = 0; s < B; s++) {
-        float *o = out + (size_t)s * (na + nb);          // [Ca + Cb, HW]
+        float *o = out + (size_t)s * (na + nb); // [Ca + Cb, HW]
         memcpy(o, a + (size_t)s * na, na * sizeof(float));
         memcpy(o + na, b + (size_t)s * nb, nb * sizeof(float));
     }
@@ -73,9 +71,8 @@ void concat_backward(float *da, float *db, const float *dout, int B, int Ca, int
 /* ---- per-(sample, channel) bias */
 
 void add_channel_bias_forward(float *x, const float *v, int B, int C, int HW) {
-#pragma omp parallel for schedule(static) num_threads(nn_threads()) \
-    if ((size_t)B * C * HW >= EW_PAR_MIN)
-    for (int bc = 0; bc < B * C; bc++) {                 // x[b, c, :] += v[b, c]
+#pragma omp parallel for schedule(static) num_threads(nn_threads()) if ((size_t)B * C * HW >= EW_PAR_MIN)
+    for (int bc = 0; bc < B * C; bc++) { // x[b, c, :] += v[b, c]
         float *xc = x + (size_t)bc * HW;
         const float vv = v[bc];
         for (int i = 0; i < HW; i++) xc[i] += vv;
@@ -84,24 +81,21 @@ void add_channel_bias_forward(float *x, const float *v, int B, int C, int HW) {
 
 void add_channel_bias_backward(float *dv, const float *dout, int B, int C, int HW) {
     if (!dv) return;
-#pragma omp parallel for schedule(static) num_threads(nn_threads()) \
-    if ((size_t)B * C * HW >= EW_PAR_MIN)
-    for (int bc = 0; bc < B * C; bc++) {                 // dv[b, c] += sum over HW
-        dv[bc] += (float)dr_sum_dev(dout + (size_t)bc * HW, (size_t)HW, 0.0f);
+#pragma omp parallel for schedule(static) num_threads(nn_threads()) if ((size_t)B * C * HW >= EW_PAR_MIN)
+    for (int bc = 0; bc < B * C; bc++) { // dv[b, c] += sum over HW
+        dv[bc] += (float)vm_sum_dev(dout + (size_t)bc * HW, (size_t)HW, 0.0f);
     }
 }
 
 /* ---- elementwise add / accumulate */
 
 void add_forward(float *out, const float *a, const float *b, size_t n) {
-#pragma omp parallel for schedule(static) num_threads(nn_threads()) \
-    if (n >= EW_PAR_MIN)
+#pragma omp parallel for schedule(static) num_threads(nn_threads()) if (n >= EW_PAR_MIN)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 void accumulate(float *dst, const float *src, size_t n) {
-#pragma omp parallel for schedule(static) num_threads(nn_threads()) \
-    if (n >= EW_PAR_MIN)
+#pragma omp parallel for schedule(static) num_threads(nn_threads()) if (n >= EW_PAR_MIN)
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
@@ -111,13 +105,13 @@ void timestep_embedding(float *out, const float *t, int B, int dim) {
     const int h = dim / 2;
     const double lnmax = log(10000.0);
     for (int b = 0; b < B; b++) {
-        float *o = out + (size_t)b * dim;                // [cos(t f) | sin(t f)]
+        float *o = out + (size_t)b * dim; // [cos(t f) | sin(t f)]
         const double tb = t[b];
         for (int i = 0; i < h; i++) {
             const double f = exp(-lnmax * (double)i / (double)h);
             o[i] = (float)cos(tb * f);
             o[h + i] = (float)sin(tb * f);
         }
-        if (dim & 1) o[dim - 1] = 0.0f;                  // odd dim: pad the last value
+        if (dim & 1) o[dim - 1] = 0.0f; // odd dim: pad the last value
     }
 }

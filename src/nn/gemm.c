@@ -29,21 +29,20 @@
 #include <cblas.h>
 #include <stdint.h>
 
-void nn_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-             const float *B, int ldb, float beta, float *C, int ldc) {
-    if (nn_use_bf16() && nn_gemm_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
-        return;
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N,
-                K, alpha, A, lda, B, ldb, beta, C, ldc);
+void nn_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+             float beta, float *C, int ldc) {
+    if (nn_use_bf16() && nn_gemm_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0) return;
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, alpha,
+                A, lda, B, ldb, beta, C, ldc);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 12 || defined(__clang__))
 #include <immintrin.h>
 
-#define GB_MR 8    /* rows per micro-kernel: broadcast words */
-#define GB_NR 32   /* columns per micro-kernel: 2 zmm of fp32 accumulators */
-#define GB_KP 128  /* k pairs per K block (256 k) */
-#define GB_MC 64   /* rows per packed A block: 64 x 128 words = 32 KB */
+#define GB_MR     8   /* rows per micro-kernel: broadcast words */
+#define GB_NR     32  /* columns per micro-kernel: 2 zmm of fp32 accumulators */
+#define GB_KP     128 /* k pairs per K block (256 k) */
+#define GB_MC     64  /* rows per packed A block: 64 x 128 words = 32 KB */
 #define GB_TARGET __attribute__((target("avx512bf16,avx512f,avx512bw,avx512vl")))
 
 /* dst[p * W + j] = pair(src(2p, j), src(2p + 1, j)) for p < np, j < W, where
@@ -98,22 +97,29 @@ static GB_TARGET void pack_kcols(uint32_t *dst, const float *src, size_t ld, int
 }
 
 /* C[mr x nr] (ldc) = (first ? beta C : C) + alpha * (A panel x B panel). */
-static GB_TARGET __attribute__((noinline)) void gb_kernel(const uint32_t *Ap, const uint32_t *Bp, int np, float *C, size_t ldc,
-                                                          int mr, int nr, float alpha, float beta, int first) {
+static GB_TARGET __attribute__((noinline)) void gb_kernel(const uint32_t *Ap, const uint32_t *Bp, int np, float *C,
+                                                          size_t ldc, int mr, int nr, float alpha, float beta,
+                                                          int first) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
     __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
     for (int p = 0; p < np; p++) {
         const __m512bh b0 = (__m512bh)_mm512_loadu_si512(Bp + (size_t)p * GB_NR);
         const __m512bh b1 = (__m512bh)_mm512_loadu_si512(Bp + (size_t)p * GB_NR + 16);
         const uint32_t *a = Ap + (size_t)p * GB_MR;
-#define GB_ROW(m)                                                              \
-    do {                                                                       \
-        const __m512bh am = (__m512bh)_mm512_set1_epi32((int)a[m]);            \
-        c##m##0 = _mm512_dpbf16_ps(c##m##0, am, b0);                           \
-        c##m##1 = _mm512_dpbf16_ps(c##m##1, am, b1);                           \
+#define GB_ROW(m)                                                                                                      \
+    do {                                                                                                               \
+        const __m512bh am = (__m512bh)_mm512_set1_epi32((int)a[m]);                                                    \
+        c##m##0 = _mm512_dpbf16_ps(c##m##0, am, b0);                                                                   \
+        c##m##1 = _mm512_dpbf16_ps(c##m##1, am, b1);                                                                   \
     } while (0)
-        GB_ROW(0); GB_ROW(1); GB_ROW(2); GB_ROW(3);
-        GB_ROW(4); GB_ROW(5); GB_ROW(6); GB_ROW(7);
+        GB_ROW(0);
+        GB_ROW(1);
+        GB_ROW(2);
+        GB_ROW(3);
+        GB_ROW(4);
+        GB_ROW(5);
+        GB_ROW(6);
+        GB_ROW(7);
 #undef GB_ROW
     }
     const __m512 acc[GB_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
@@ -138,7 +144,6 @@ static GB_TARGET __attribute__((noinline)) void gb_kernel(const uint32_t *Ap, co
     }
 }
 
-
 /* ---- C = alpha A B^T (+ beta C) with A [M, K] and B [N, K] both read along
  * k: the weight gradients (dout x input^T), attention's AV and dq, linear
  * forward. Here the pair packing above would transpose both operands
@@ -162,8 +167,9 @@ static GB_TARGET void row_bf16(uint16_t *dst, const float *src, int kn, int kp) 
 }
 
 /* 4 rows of A (stride NT_KB) x 4 rows of B: C[mr x nr] update as gb_kernel. */
-static GB_TARGET __attribute__((noinline)) void nt_kernel(const uint16_t *A, const uint16_t *B, int kp, float *C, size_t ldc,
-                                                          int mr, int nr, float alpha, float beta, int first) {
+static GB_TARGET __attribute__((noinline)) void nt_kernel(const uint16_t *A, const uint16_t *B, int kp, float *C,
+                                                          size_t ldc, int mr, int nr, float alpha, float beta,
+                                                          int first) {
     __m512 acc[4][4];
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
@@ -183,8 +189,8 @@ static GB_TARGET __attribute__((noinline)) void nt_kernel(const uint16_t *A, con
         }
 }
 
-static GB_TARGET void gemm_nt_bf16(int M, int N, int K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
-                                   float beta, float *C, size_t ldc) {
+static GB_TARGET void gemm_nt_bf16(int M, int N, int K, float alpha, const float *A, size_t lda, const float *B,
+                                   size_t ldb, float beta, float *C, size_t ldc) {
     uint16_t Ab[4 * NT_KB] __attribute__((aligned(64)));
     uint16_t Bb[NT_NB * NT_KB] __attribute__((aligned(64)));
     for (int k0 = 0; k0 < K || (k0 == 0 && K == 0); k0 += NT_KB) {
@@ -196,7 +202,8 @@ static GB_TARGET void gemm_nt_bf16(int M, int N, int K, float alpha, const float
             for (int m0 = 0; m0 < M; m0 += 4) {
                 const int mr = M - m0 < 4 ? M - m0 : 4;
                 for (int i = 0; i < 4; i++)
-                    row_bf16(Ab + (size_t)i * NT_KB, A + (size_t)(m0 + (i < mr ? i : 0)) * lda + k0, i < mr ? kn : 0, kp);
+                    row_bf16(Ab + (size_t)i * NT_KB, A + (size_t)(m0 + (i < mr ? i : 0)) * lda + k0, i < mr ? kn : 0,
+                             kp);
                 for (int j = 0; j < nb; j += 4)
                     nt_kernel(Ab, Bb + (size_t)j * NT_KB, kp, C + (size_t)m0 * ldc + n0 + j, ldc, mr,
                               nb - j < 4 ? nb - j : 4, alpha, beta, first);
@@ -238,8 +245,8 @@ static GB_TARGET void gemm_bf16(int ta, int tb, int M, int N, int K, float alpha
     }
 }
 
-int nn_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                 const float *B, int ldb, float beta, float *C, int ldc) {
+int nn_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                 int ldb, float beta, float *C, int ldc) {
     if (!nn_bf16_available()) return -1;
     if (M <= 0 || N <= 0) return 0;
     if (!transA && transB && K >= 2048) /* measured: below, the lane reductions cost more than the packing */
@@ -249,8 +256,8 @@ int nn_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const
     return 0;
 }
 #else
-int nn_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                 const float *B, int ldb, float beta, float *C, int ldc) {
+int nn_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                 int ldb, float beta, float *C, int ldc) {
     (void)transA, (void)transB, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda;
     (void)B, (void)ldb, (void)beta, (void)C, (void)ldc;
     return -1;

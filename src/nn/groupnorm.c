@@ -66,7 +66,7 @@ static void gn_stats(const float *x, size_t n, double *mean, double *var) {
     while (n - i >= 16) {
         const size_t len = n - i < DR_SUM_CHUNK ? n - i : DR_SUM_CHUNK;
         const size_t end = i + (len & ~(size_t)15);
-        const size_t c = (end - i) / 16;          // values per lane
+        const size_t c = (end - i) / 16; // values per lane
         const gn_vd cnt = gn_vd_set1((double)c);
         // per-lane shift: the lane's float mean over the chunk, sum(x / c)
         // (no overflow); any value near it would do, the sums below are
@@ -97,8 +97,8 @@ static void gn_stats(const float *x, size_t n, double *mean, double *var) {
         gn_stats_chunk(t1, t2, sh, gn_v16_add(f0, f1), gn_v16_add(q0, q1), cnt, x0);
     }
     if (i < n) gn_stats_tail(t1, t2, x + i, n - i, x0); // ragged tail (< 16): in double directly
-    const double m = dr_hsum_pd_(t1) / (double)n;   // mean - x0
-    const double v = dr_hsum_pd_(t2) / (double)n - m * m;
+    const double m = vm_hsum_pd_(t1) / (double)n;       // mean - x0
+    const double v = vm_hsum_pd_(t2) / (double)n - m * m;
     *mean = (double)x[0] + m;
     *var = v > 0.0 ? v : 0.0;
 }
@@ -134,7 +134,7 @@ GN_INL gn_vf gn_dy(gn_vf d, gn_vf xh, gn_vf ga, gn_vf be, const int silu) {
     if (!silu) return d;
     const gn_vf one = gn_set1(1.0f);
     const gn_vf a = gn_fmadd(ga, xh, be);
-    gn_vf om;                                    // 1 - s, accurate near s = 1
+    gn_vf om; // 1 - s, accurate near s = 1
     const gn_vf s = gn_sigmoid2(a, &om);
     // dout * s * (1 + a (1 - s)); s = 0 for very negative a: 0 * finite, no NaN
     return gn_mul(gn_mul(d, s), gn_fmadd(a, om, one));
@@ -167,8 +167,8 @@ GN_INL void gn_row_sums_(float *dinp, float rgf, const float *dout, const float 
         for (; i + 32 <= end; i += 32) {
             gn_v16 xh0, xh1;
             const gn_v16 d0 = gn_dy16(upd ? dinp + i : NULL, dout + i, x + i, m, r, rg, ga, be, silu, upd, &xh0);
-            const gn_v16 d1 = gn_dy16(upd ? dinp + i + 16 : NULL, dout + i + 16, x + i + 16, m, r, rg, ga, be, silu, upd,
-                                      &xh1);
+            const gn_v16 d1 =
+                gn_dy16(upd ? dinp + i + 16 : NULL, dout + i + 16, x + i + 16, m, r, rg, ga, be, silu, upd, &xh1);
             f0 = gn_v16_add(f0, d0);
             f1 = gn_v16_add(f1, d1);
             q0 = gn_v16_fmadd(d0, xh0, q0);
@@ -180,12 +180,12 @@ GN_INL void gn_row_sums_(float *dinp, float rgf, const float *dout, const float 
             f0 = gn_v16_add(f0, d0);
             q0 = gn_v16_fmadd(d0, xh0, q0);
         }
-        dr_flush_pd_(a1, gn_v16_add(f0, f1));
-        dr_flush_pd_(a2, gn_v16_add(q0, q1));
+        vm_flush_pd_(a1, gn_v16_add(f0, f1));
+        vm_flush_pd_(a2, gn_v16_add(q0, q1));
     }
     if (i < n) gn_row_sums_tail(a1, a2, upd ? dinp + i : NULL, dout + i, x + i, n - i, m, r, rg, ga, be, silu, upd);
-    *sdy = dr_hsum_pd_(a1);
-    *sdx = dr_hsum_pd_(a2);
+    *sdy = vm_hsum_pd_(a1);
+    *sdx = vm_hsum_pd_(a2);
 }
 
 /* dinp += c0 + c1 * xhat over one channel row (the rest of the input
@@ -241,7 +241,7 @@ static void gn_stats(const float *x, size_t n, double *mean, double *var) {
         const double cnt = (double)((end - i) / DR_SUM_W);
         float sh[DR_SUM_W] = {0}, f[DR_SUM_W] = {0}, q[DR_SUM_W] = {0};
         const float rc = 1.0f / (float)cnt;
-        for (size_t j = i; j < end; j += DR_SUM_W)                        // lane means
+        for (size_t j = i; j < end; j += DR_SUM_W) // lane means
             for (int l = 0; l < DR_SUM_W; l++) sh[l] += x[j + l] * rc;
         for (; i < end; i += DR_SUM_W)
             for (int l = 0; l < DR_SUM_W; l++) {
@@ -272,21 +272,20 @@ static inline float gn_dy1(float d, float xh, float ga, float be, const int silu
     if (!silu) return d;
     const float a = ga * xh + be;
     float om;
-    const float s = dr_sigmoid2f(a, &om);
+    const float s = vm_sigmoid2f(a, &om);
     return d * s * (1.0f + a * om);
 }
 
-static inline void gn_apply_(float *y, const float *x, size_t n, float mf, float rf, float ga,
-                             float be, const int silu) {
+static inline void gn_apply_(float *y, const float *x, size_t n, float mf, float rf, float ga, float be,
+                             const int silu) {
     for (size_t i = 0; i < n; i++) {
         const float a = ga * ((x[i] - mf) * rf) + be;
-        y[i] = silu ? a / (1.0f + dr_expf(-a)) : a;
+        y[i] = silu ? a / (1.0f + vm_expf(-a)) : a;
     }
 }
 
-static inline void gn_row_sums_(float *dinp, float rg, const float *dout, const float *x,
-                                size_t n, float mf, float rf, float ga, float be, const int silu,
-                                const int upd, double *sdy, double *sdx) {
+static inline void gn_row_sums_(float *dinp, float rg, const float *dout, const float *x, size_t n, float mf, float rf,
+                                float ga, float be, const int silu, const int upd, double *sdy, double *sdx) {
     double a1 = 0.0, a2 = 0.0;
     for (size_t i = 0; i < n;) {
         const size_t len = n - i < DR_SUM_CHUNK ? n - i : DR_SUM_CHUNK;
@@ -298,21 +297,20 @@ static inline void gn_row_sums_(float *dinp, float rg, const float *dout, const 
             f[j % DR_SUM_W] += dy;
             q[j % DR_SUM_W] += dy * xh;
         }
-        a1 += dr_lanes_sum_(f);
-        a2 += dr_lanes_sum_(q);
+        a1 += vm_lanes_sum_(f);
+        a2 += vm_lanes_sum_(q);
         i += len;
     }
     *sdy = a1;
     *sdx = a2;
 }
 
-static void gn_row_corr(float *dinp, const float *x, size_t n, float mf, float rf, float c0,
-                        float c1) {
+static void gn_row_corr(float *dinp, const float *x, size_t n, float mf, float rf, float c0, float c1) {
     for (size_t i = 0; i < n; i++) dinp[i] += c1 * ((x[i] - mf) * rf) + c0;
 }
 
-static void gn_row_dinp(float *dinp, const float *dout, const float *x, size_t n, float mf,
-                        float rf, float ga, float m1, float m2) {
+static void gn_row_dinp(float *dinp, const float *dout, const float *x, size_t n, float mf, float rf, float ga,
+                        float m1, float m2) {
     for (size_t i = 0; i < n; i++) {
         const float xh = (x[i] - mf) * rf;
         dinp[i] += rf * (dout[i] * ga - m1 - xh * m2);
@@ -326,14 +324,12 @@ static void gn_row_dinp(float *dinp, const float *dout, const float *x, size_t n
 static void gn_apply(float *y, const float *x, size_t n, float mf, float rf, float ga, float be) {
     gn_apply_(y, x, n, mf, rf, ga, be, 0);
 }
-static void gn_apply_silu(float *y, const float *x, size_t n, float mf, float rf, float ga,
-                          float be) {
+static void gn_apply_silu(float *y, const float *x, size_t n, float mf, float rf, float ga, float be) {
     gn_apply_(y, x, n, mf, rf, ga, be, 1);
 }
 /* row sums; with dinp (fused SiLU only), also dinp += rg * dy */
-static void gn_row_sums(float *dinp, float rg, const float *dout, const float *x, size_t n,
-                        float mf, float rf, float ga, float be, int silu, double *sdy,
-                        double *sdx) {
+static void gn_row_sums(float *dinp, float rg, const float *dout, const float *x, size_t n, float mf, float rf,
+                        float ga, float be, int silu, double *sdy, double *sdx) {
     if (silu && dinp)
         gn_row_sums_(dinp, rg, dout, x, n, mf, rf, ga, be, 1, 1, sdy, sdx);
     else if (silu)
@@ -342,18 +338,17 @@ static void gn_row_sums(float *dinp, float rg, const float *dout, const float *x
         gn_row_sums_(NULL, 0.0f, dout, x, n, mf, rf, ga, be, 0, 0, sdy, sdx);
 }
 
-void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                       const float *gamma, const float *beta, int B, int C, int HW, int G,
-                       int silu) {
-    const int Cg = C / G;                        // channels per group
-    const size_t gsize = (size_t)Cg * HW;        // values per group, contiguous in NCHW
+void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *gamma, const float *beta,
+                       int B, int C, int HW, int G, int silu) {
+    const int Cg = C / G;                 // channels per group
+    const size_t gsize = (size_t)Cg * HW; // values per group, contiguous in NCHW
     if (gsize == 0) return;
 #pragma omp parallel for schedule(static) num_threads(nn_threads())
-    for (int bg = 0; bg < B * G; bg++) {         // one (b, g) group per iteration
+    for (int bg = 0; bg < B * G; bg++) { // one (b, g) group per iteration
         const int g = bg % G;
-        const float *x = inp + (size_t)bg * gsize;   // [Cg, HW]
-        float *y = out + (size_t)bg * gsize;         // [Cg, HW]
-        double m, v;                             // one pass over the block
+        const float *x = inp + (size_t)bg * gsize; // [Cg, HW]
+        float *y = out + (size_t)bg * gsize;       // [Cg, HW]
+        double m, v;                               // one pass over the block
         gn_stats(x, gsize, &m, &v);
         const float mf = (float)m;
         const float rf = (float)(1.0 / sqrt(v + GN_EPS));
@@ -361,7 +356,7 @@ void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
         rstd[bg] = rf;
         // normalize with the cached float values, so the backward
         //    recomputes exactly the same pre-activation
-        for (int cc = 0; cc < Cg; cc++) {        // channel inside the group
+        for (int cc = 0; cc < Cg; cc++) { // channel inside the group
             const int c = g * Cg + cc;
             const float *xc = x + (size_t)cc * HW;
             float *yc = y + (size_t)cc * HW;
@@ -380,23 +375,22 @@ void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
  * dx = r (dxh - m1 - xhat m2): without SiLU a second pass recomputes dxh =
  * dout * gamma (free). With the fused SiLU dy costs an exp, so the first pass
  * already adds r gamma dy and the second only adds -r (m1 + xhat m2). */
-static void gn_block_backward(float *dinp, double *rows, const float *dout, const float *x,
-                              int Cg, int HW, float mf, float rf, const float *gamma,
-                              const float *beta, int silu) {
-    double s1 = 0.0, s2 = 0.0;                   // sum dxh, sum dxh * xhat (dxh = dy * gamma)
+static void gn_block_backward(float *dinp, double *rows, const float *dout, const float *x, int Cg, int HW, float mf,
+                              float rf, const float *gamma, const float *beta, int silu) {
+    double s1 = 0.0, s2 = 0.0; // sum dxh, sum dxh * xhat (dxh = dy * gamma)
     for (int cc = 0; cc < Cg; cc++) {
         const size_t off = (size_t)cc * HW;
         double sdy, sdx;
-        gn_row_sums(silu && dinp ? dinp + off : NULL, rf * gamma[cc], dout + off, x + off,
-                    (size_t)HW, mf, rf, gamma[cc], beta[cc], silu, &sdy, &sdx);
+        gn_row_sums(silu && dinp ? dinp + off : NULL, rf * gamma[cc], dout + off, x + off, (size_t)HW, mf, rf,
+                    gamma[cc], beta[cc], silu, &sdy, &sdx);
         if (rows) rows[2 * cc] = sdy, rows[2 * cc + 1] = sdx;
         s1 += (double)gamma[cc] * sdy;
         s2 += (double)gamma[cc] * sdx;
     }
     if (!dinp) return;
     const double n = (double)Cg * HW;
-    const float m1 = (float)(s1 / n);            // mean(dxh)
-    const float m2 = (float)(s2 / n);            // mean(dxh * xhat)
+    const float m1 = (float)(s1 / n); // mean(dxh)
+    const float m2 = (float)(s2 / n); // mean(dxh * xhat)
     for (int cc = 0; cc < Cg; cc++) {
         const size_t off = (size_t)cc * HW;
         if (silu)
@@ -416,19 +410,18 @@ static void gn_block_backward(float *dinp, double *rows, const float *dout, cons
  * fit (C > GN_ROWS_CAP / 4), the parameter gradients are computed per channel
  * instead, with the same row sums added in the same order: the same bits.
  */
-void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
-                        const float *inp, const float *mean, const float *rstd,
-                        const float *gamma, const float *beta, int B, int C, int HW, int G,
-                        int silu) {
-    const int Cg = C / G;                        // channels per group
-    const size_t gsize = (size_t)Cg * HW;        // values per group
+void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp,
+                        const float *mean, const float *rstd, const float *gamma, const float *beta, int B, int C,
+                        int HW, int G, int silu) {
+    const int Cg = C / G;                 // channels per group
+    const size_t gsize = (size_t)Cg * HW; // values per group
     const int want_p = dgamma || dbeta;
     if (gsize == 0 || B <= 0 || (!want_p && !dinp)) return;
-    const size_t rowc = 2 * (size_t)C;           // doubles per sample: [C][sum dy, sum dy*xhat]
+    const size_t rowc = 2 * (size_t)C; // doubles per sample: [C][sum dy, sum dy*xhat]
     const int nslot = want_p ? (int)(GN_ROWS_CAP / rowc) : 0;
 
     if (want_p && nslot >= (B > 1 ? 2 : 1)) {
-        double rows[GN_ROWS_CAP];                // [nslot][C][2]
+        double rows[GN_ROWS_CAP]; // [nslot][C][2]
         // chunk 0 fills slots 0.., later chunks slots 1.. (slot 0: totals)
         for (int b0 = 0; b0 < B;) {
             const int first = b0 == 0 ? 0 : 1;
@@ -438,11 +431,11 @@ void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *d
             for (int j = 0; j < nb * G; j++) {
                 const int bl = j / G, g = j % G, bg = (b0 + bl) * G + g;
                 const size_t base = (size_t)bg * gsize;
-                gn_block_backward(dinp ? dinp + base : NULL, slots + bl * rowc + 2 * (size_t)g * Cg,
-                                  dout + base, inp + base, Cg, HW, mean[bg], rstd[bg],
-                                  gamma + (size_t)g * Cg, beta + (size_t)g * Cg, silu);
+                gn_block_backward(dinp ? dinp + base : NULL, slots + bl * rowc + 2 * (size_t)g * Cg, dout + base,
+                                  inp + base, Cg, HW, mean[bg], rstd[bg], gamma + (size_t)g * Cg, beta + (size_t)g * Cg,
+                                  silu);
             }
-            for (int s = 1; s < first + nb; s++)      // totals += sample rows, b in order
+            for (int s = 1; s < first + nb; s++) // totals += sample rows, b in order
                 for (size_t i = 0; i < rowc; i++) rows[i] += rows[(size_t)s * rowc + i];
             b0 += nb;
         }
@@ -459,8 +452,8 @@ void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *d
         for (int bg = 0; bg < B * G; bg++) {
             const int g = bg % G;
             const size_t base = (size_t)bg * gsize;
-            gn_block_backward(dinp + base, NULL, dout + base, inp + base, Cg, HW, mean[bg],
-                              rstd[bg], gamma + (size_t)g * Cg, beta + (size_t)g * Cg, silu);
+            gn_block_backward(dinp + base, NULL, dout + base, inp + base, Cg, HW, mean[bg], rstd[bg],
+                              gamma + (size_t)g * Cg, beta + (size_t)g * Cg, silu);
         }
     }
     if (want_p) {
@@ -469,10 +462,10 @@ void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *d
             const int g = c / Cg;
             double tdy = 0.0, tdx = 0.0;
             for (int b = 0; b < B; b++) {
-                const size_t off = ((size_t)b * C + c) * HW;     // [b, c, :]
+                const size_t off = ((size_t)b * C + c) * HW; // [b, c, :]
                 double sdy, sdx;
-                gn_row_sums(NULL, 0.0f, dout + off, inp + off, (size_t)HW, mean[b * G + g],
-                            rstd[b * G + g], gamma[c], beta[c], silu, &sdy, &sdx);
+                gn_row_sums(NULL, 0.0f, dout + off, inp + off, (size_t)HW, mean[b * G + g], rstd[b * G + g], gamma[c],
+                            beta[c], silu, &sdy, &sdx);
                 if (b == 0)
                     tdy = sdy, tdx = sdx;
                 else

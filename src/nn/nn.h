@@ -30,32 +30,29 @@ int conv2d_out_w(const conv2d_dims *d);
  * nn_init_threads (a workspace must be re-sized when that changes). */
 size_t conv2d_forward_scratch(const conv2d_dims *d);
 size_t conv2d_backward_scratch(const conv2d_dims *d);
-void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
-                    const conv2d_dims *d, float *scratch);
-void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                     const float *inp, const float *weight, const conv2d_dims *d, float *scratch);
+void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, const conv2d_dims *d,
+                    float *scratch);
+void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                     const float *weight, const conv2d_dims *d, float *scratch);
 
 /* ---- GroupNorm over G groups of C/G channels, eps 1e-5, affine.
  * mean, rstd: [B*G] cache written by forward, read by backward.
  * silu != 0 fuses a SiLU after the affine transform (out = silu(norm(x))):
  * the backward then needs the same flag and recomputes the pre-SiLU value. */
-void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                       const float *gamma, const float *beta, int B, int C, int HW, int G,
-                       int silu);
-void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
-                        const float *inp, const float *mean, const float *rstd,
-                        const float *gamma, const float *beta, int B, int C, int HW, int G,
-                        int silu);
+void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *gamma, const float *beta,
+                       int B, int C, int HW, int G, int silu);
+void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp,
+                        const float *mean, const float *rstd, const float *gamma, const float *beta, int B, int C,
+                        int HW, int G, int silu);
 
 /* ---- SiLU, elementwise over n values: out = x * sigmoid(x). out may equal inp. */
 void silu_forward(float *out, const float *inp, size_t n);
 void silu_backward(float *dinp, const float *dout, const float *inp, size_t n);
 
 /* ---- Linear: out [B, Cout] = inp [B, Cin] @ weight[Cout, Cin]^T + bias. */
-void linear_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
-                    int Cin, int Cout);
-void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                     const float *inp, const float *weight, int B, int Cin, int Cout);
+void linear_forward(float *out, const float *inp, const float *weight, const float *bias, int B, int Cin, int Cout);
+void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                     const float *weight, int B, int Cin, int Cout);
 
 /* ---- Single-head self-attention core over N = H*W positions.
  * qkv [B, 3C, N] (channels q, k, v), out [B, C, N]:
@@ -65,10 +62,9 @@ void linear_backward(float *dinp, float *dweight, float *dbias, const float *dou
  * scratch of attention_forward_scratch floats is used instead). */
 size_t attention_forward_scratch(int C, int N);
 size_t attention_backward_scratch(int C, int N);
-void attention_forward(float *out, float *att, const float *qkv, int B, int C, int N,
-                       float *scratch);
-void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B,
-                        int C, int N, float *scratch);
+void attention_forward(float *out, float *att, const float *qkv, int B, int C, int N, float *scratch);
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int C, int N,
+                        float *scratch);
 
 /* ---- Nearest-neighbour x2 upsampling: inp [B, C, H, W] -> out [B, C, 2H, 2W]. */
 void upsample2x_forward(float *out, const float *inp, int B, int C, int H, int W);
@@ -125,10 +121,10 @@ int nn_bf16_round_hw(uint16_t *dst, const float *src, size_t n);
  * kernel (bf16 operands rounded to nearest even, exact products, fp32
  * accumulation) and returns -1, doing nothing, without AVX512-BF16.
  * Single-threaded: callers split the work (as for sgemm, nn_init_threads). */
-void nn_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-             const float *B, int ldb, float beta, float *C, int ldc);
-int nn_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                 const float *B, int ldb, float beta, float *C, int ldc);
+void nn_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+             float beta, float *C, int ldc);
+int nn_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                 int ldb, float beta, float *C, int ldc);
 
 /* ---- Profiling by layer kind (for `diffrestore bench`): when enabled, the
  * U-Net wraps each layer call in NN_TIMED and the seconds add up here. */
@@ -136,15 +132,15 @@ typedef enum { NN_PROF_CONV, NN_PROF_NORM, NN_PROF_ATTN, NN_PROF_LINEAR, NN_PROF
 extern int nn_prof_on;
 extern double nn_prof_sec[NN_PROF_N];
 double nn_prof_now(void);
-#define NN_TIMED(kind, call)                                     \
-    do {                                                         \
-        if (nn_prof_on) {                                        \
-            double nn_t0_ = nn_prof_now();                       \
-            call;                                                \
-            nn_prof_sec[kind] += nn_prof_now() - nn_t0_;         \
-        } else {                                                 \
-            call;                                                \
-        }                                                        \
+#define NN_TIMED(kind, call)                                                                                           \
+    do {                                                                                                               \
+        if (nn_prof_on) {                                                                                              \
+            double nn_t0_ = nn_prof_now();                                                                             \
+            call;                                                                                                      \
+            nn_prof_sec[kind] += nn_prof_now() - nn_t0_;                                                               \
+        } else {                                                                                                       \
+            call;                                                                                                      \
+        }                                                                                                              \
     } while (0)
 
 #endif

@@ -44,12 +44,12 @@
  * has one shape); the double accumulation of rows i < nci (WDK_ADD1, per
  * instruction set). */
 #define WD_VROW(i) (v + (nci > (i) ? (i) : 0) * vs)
-#define WDK_ADD(i)                                  \
-    do {                                            \
-        if ((i) < nci) {                            \
-            WDK_ADD1(i, 0);                         \
-            if (NV > 1) WDK_ADD1(i, 1);             \
-        }                                           \
+#define WDK_ADD(i)                                                                                                     \
+    do {                                                                                                               \
+        if ((i) < nci) {                                                                                               \
+            WDK_ADD1(i, 0);                                                                                            \
+            if (NV > 1) WDK_ADD1(i, 1);                                                                                \
+        }                                                                                                              \
     } while (0)
 
 #if defined(__AVX512F__)
@@ -78,7 +78,9 @@ static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
  * reads one contiguous stream. Floats per V_k of a slice: one cache line more
  * than needed, so the 16 rows a transform writes do not share an L1 set. */
 static size_t wg_ks_floats(int Cin) { return (size_t)WG_NS * Cin + 16; }
-static size_t wg_u_floats(int Cin, int Cout) { return round16((size_t)16 * ((Cout + WG_MR - 1) / WG_MR) * WG_MR * Cin); }
+static size_t wg_u_floats(int Cin, int Cout) {
+    return round16((size_t)16 * ((Cout + WG_MR - 1) / WG_MR) * WG_MR * Cin);
+}
 static size_t wg_thread_floats(int Cin) {
     return (size_t)(wg_block_tiles(Cin) / WG_NS) * 16 * wg_ks_floats(Cin) + (size_t)16 * WG_MR * WG_NS;
 }
@@ -86,7 +88,7 @@ static size_t wg_thread_floats(int Cin) {
 size_t wino_scratch_floats(int Cin, int Cout) {
     return wg_u_floats(Cin, Cout) + (size_t)nn_threads() * wg_thread_floats(Cin)
 #if WG_BF16
-           + wg_u_floats(Cin + 1, Cout) / 2 + 16 /* the bf16 pairs of U (half of U's floats, bf16.c) */
+        + wg_u_floats(Cin + 1, Cout) / 2 + 16 /* the bf16 pairs of U (half of U's floats, bf16.c) */
 #endif
         ;
 }
@@ -109,7 +111,8 @@ static wg_geom wg_geom_make(int B, int Cin, int Cout, int H, int W) {
 }
 
 /* The group of WG_L consecutive tiles from t0. */
-static __attribute__((noinline)) void wg_describe(wg_group *gr, const wg_geom *g, long t0, int Cin_stride, int Cout_stride) {
+static __attribute__((noinline)) void wg_describe(wg_group *gr, const wg_geom *g, long t0, int Cin_stride,
+                                                  int Cout_stride) {
     const int H = g->H, W = g->W;
     const size_t HW = (size_t)H * W;
     const long b0 = t0 / g->nt;
@@ -166,9 +169,15 @@ static inline __attribute__((always_inline)) void wg_tf_in(wg_vf v[16], wg_vf d[
 }
 
 /* The GEMM micro-kernels (wg_gemm), one instance per number of lane groups. */
-static __attribute__((noinline)) void wg_gemm1(float *M, const float *V, size_t vs, const float *U, int Cin) { wg_gemm(M, V, vs, U, Cin, 1); }
-static __attribute__((noinline)) void wg_gemm2(float *M, const float *V, size_t vs, const float *U, int Cin) { wg_gemm(M, V, vs, U, Cin, 2); }
-static __attribute__((noinline)) void wg_gemm3(float *M, const float *V, size_t vs, const float *U, int Cin) { wg_gemm(M, V, vs, U, Cin, 3); }
+static __attribute__((noinline)) void wg_gemm1(float *M, const float *V, size_t vs, const float *U, int Cin) {
+    wg_gemm(M, V, vs, U, Cin, 1);
+}
+static __attribute__((noinline)) void wg_gemm2(float *M, const float *V, size_t vs, const float *U, int Cin) {
+    wg_gemm(M, V, vs, U, Cin, 2);
+}
+static __attribute__((noinline)) void wg_gemm3(float *M, const float *V, size_t vs, const float *U, int Cin) {
+    wg_gemm(M, V, vs, U, Cin, 3);
+}
 
 /* The transforms of input channels [ci0, ci1) for the ng groups of a block:
  * group gi, channel ci, matrix k in [k0, k1) goes to V + (gi / 3) * ss +
@@ -177,8 +186,8 @@ typedef struct {
     size_t ss, cs, ks;
     int k0, k1;
 } wg_vlayout;
-static __attribute__((noinline)) void wg_input(float *V, const wg_vlayout *L, const float *in, const wg_group *grs, int ng,
-                                               int ci0, int ci1, const wg_geom *g) {
+static __attribute__((noinline)) void wg_input(float *V, const wg_vlayout *L, const float *in, const wg_group *grs,
+                                               int ng, int ci0, int ci1, const wg_geom *g) {
     const int Cin = g->Cin, W = g->W;
     const size_t HW = (size_t)g->H * W;
     const wg_vf z = wg_zero();
@@ -212,8 +221,8 @@ static __attribute__((noinline)) void wg_input(float *V, const wg_vlayout *L, co
 
 /* out (=, or +=) A^T M A (+ bias) for output channels co0 + m, m < mmax, and
  * the nv groups grs[0..nv) whose products are Mb[k][m][WG_L * j + lane]. */
-static __attribute__((noinline)) void wg_output(float *out, int accumulate, const float *bias, const float *Mb, const wg_group *grs, int nv,
-                      int co0, int mmax, const wg_geom *g) {
+static __attribute__((noinline)) void wg_output(float *out, int accumulate, const float *bias, const float *Mb,
+                                                const wg_group *grs, int nv, int co0, int mmax, const wg_geom *g) {
     const int W = g->W;
     const size_t HW = (size_t)g->H * W;
     for (int m = 0; m < mmax; m++) {
@@ -315,15 +324,21 @@ void wino_conv3x3(float *out, int accumulate, const float *in, const float *w, i
 #if WG_BF16
                         if (bf) {
                             const uint32_t *Ub = Ubf + ((size_t)k * nb + jb) * np * WG_MR;
-                            if (nv == 3) wg_gemm_bf3(M, Vk, Ub, np);
-                            else if (nv == 2) wg_gemm_bf2(M, Vk, Ub, np);
-                            else wg_gemm_bf1(M, Vk, Ub, np);
+                            if (nv == 3)
+                                wg_gemm_bf3(M, Vk, Ub, np);
+                            else if (nv == 2)
+                                wg_gemm_bf2(M, Vk, Ub, np);
+                            else
+                                wg_gemm_bf1(M, Vk, Ub, np);
                             continue;
                         }
 #endif
-                        if (nv == 3) wg_gemm3(M, Vk, WG_NS, Uk, Cin);
-                        else if (nv == 2) wg_gemm2(M, Vk, WG_NS, Uk, Cin);
-                        else wg_gemm1(M, Vk, WG_NS, Uk, Cin);
+                        if (nv == 3)
+                            wg_gemm3(M, Vk, WG_NS, Uk, Cin);
+                        else if (nv == 2)
+                            wg_gemm2(M, Vk, WG_NS, Uk, Cin);
+                        else
+                            wg_gemm1(M, Vk, WG_NS, Uk, Cin);
                     }
                     const int mmax = Cout - jb * WG_MR < WG_MR ? Cout - jb * WG_MR : WG_MR;
                     wg_output(out, accumulate, bias, Mb, grs + s, nv, jb * WG_MR, mmax, &g);
@@ -358,16 +373,16 @@ static size_t wd_zk(int Cout, int TC) { return (size_t)TC * wd_ldz(Cout) + 16; }
 size_t wino_dweight_scratch_floats(int B, int Cin, int Cout, int H, int W) {
     const int TC = wd_chunk(Cin, Cout);
     return 2 * (size_t)16 * Cin * wd_ldz(Cout) + 16 * wd_vk(Cin, TC) + 16 * wd_zk(Cout, TC) +
-           (size_t)B * H * W * wd_ldz(Cout);
+        (size_t)B * H * W * wd_ldz(Cout);
 }
 
 /* The weight gradient's micro-kernels (wd_gemm), for 1 or 2 vectors of output channels. */
-static __attribute__((noinline)) void wd_gemm1(double *m, size_t ldm, const float *z, int ldz, const float *v, size_t vs,
-                                               int n, int nci) {
+static __attribute__((noinline)) void wd_gemm1(double *m, size_t ldm, const float *z, int ldz, const float *v,
+                                               size_t vs, int n, int nci) {
     wd_gemm(m, ldm, z, ldz, v, vs, n, nci, 1);
 }
-static __attribute__((noinline)) void wd_gemm2(double *m, size_t ldm, const float *z, int ldz, const float *v, size_t vs,
-                                               int n, int nci) {
+static __attribute__((noinline)) void wd_gemm2(double *m, size_t ldm, const float *z, int ldz, const float *v,
+                                               size_t vs, int n, int nci) {
     wd_gemm(m, ldm, z, ldz, v, vs, n, nci, 2);
 }
 
@@ -386,7 +401,8 @@ static __attribute__((noinline)) void wd_ztransform(float *Z, size_t zk, int ldz
     int r = (int)(t0 % g->nt), ty = r / g->tw, tx = r % g->tw;
     for (int t = n; t < wd_gemm_tiles(n); t++)
         for (int i = i0; i < i1; i++)
-            for (int j = 0; j < 4; j++) memset(Z + (size_t)(4 * (i - i0) + j) * zk + wd_zrow(t) * ldz, 0, ldz * sizeof(float));
+            for (int j = 0; j < 4; j++)
+                memset(Z + (size_t)(4 * (i - i0) + j) * zk + wd_zrow(t) * ldz, 0, ldz * sizeof(float));
     for (int t = 0; t < n; t++) {
         const float *p = GT + ((size_t)b * HW + (size_t)(2 * ty) * W + 2 * tx) * ldz;
         const int right = 2 * tx + 1 < W, below = 2 * ty + 1 < H;
@@ -471,12 +487,16 @@ void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, 
                             double *m = M + ((size_t)(4 * i0 + kk) * Cin + ci0) * ldm + co0;
                             const float *z = Zt + kk * zk + co0, *v = Vt + kk * vk + (size_t)ci0 * TC;
 #if WG_BF16
-                            if (bf && nv == 2) wd_gemm_bf2(m, ldm, z, ldz, v, (size_t)TC, (n + 1) / 2, nci);
-                            else if (bf) wd_gemm_bf1(m, ldm, z, ldz, v, (size_t)TC, (n + 1) / 2, nci);
+                            if (bf && nv == 2)
+                                wd_gemm_bf2(m, ldm, z, ldz, v, (size_t)TC, (n + 1) / 2, nci);
+                            else if (bf)
+                                wd_gemm_bf1(m, ldm, z, ldz, v, (size_t)TC, (n + 1) / 2, nci);
                             else
 #endif
-                            if (nv == 2) wd_gemm2(m, ldm, z, ldz, v, (size_t)TC, wd_gemm_tiles(n), nci);
-                            else wd_gemm1(m, ldm, z, ldz, v, (size_t)TC, wd_gemm_tiles(n), nci);
+                                if (nv == 2)
+                                wd_gemm2(m, ldm, z, ldz, v, (size_t)TC, wd_gemm_tiles(n), nci);
+                            else
+                                wd_gemm1(m, ldm, z, ldz, v, (size_t)TC, wd_gemm_tiles(n), nci);
                         }
                     }
             }
@@ -505,7 +525,9 @@ void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, 
 
 int wino_supported(void) { return 0; }
 size_t wino_scratch_floats(int Cin, int Cout) { return 0 * (size_t)(Cin + Cout); }
-size_t wino_dweight_scratch_floats(int B, int Cin, int Cout, int H, int W) { return 0 * (size_t)(B + Cin + Cout + H + W); }
+size_t wino_dweight_scratch_floats(int B, int Cin, int Cout, int H, int W) {
+    return 0 * (size_t)(B + Cin + Cout + H + W);
+}
 void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, int Cin, int Cout, int H, int W,
                      float *scratch) {
     (void)dweight, (void)dout, (void)in, (void)B, (void)Cin, (void)Cout, (void)H, (void)W, (void)scratch;

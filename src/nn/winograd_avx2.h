@@ -23,18 +23,18 @@
  */
 #include <immintrin.h>
 
-#define WG_L 8        /* tiles per lane group (one ymm) */
-#define WG_MR 4       /* output channels per GEMM tile */
-#define WG_NS 24      /* tiles per GEMM slice (3 ymm) */
-#define WG_MAXNT 768  /* largest tile block */
-#define WG_PF 2       /* input transform: prefetch distance in channels */
+#define WG_L       8           /* tiles per lane group (one ymm) */
+#define WG_MR      4           /* output channels per GEMM tile */
+#define WG_NS      24          /* tiles per GEMM slice (3 ymm) */
+#define WG_MAXNT   768         /* largest tile block */
+#define WG_PF      2           /* input transform: prefetch distance in channels */
 #define WG_VBUDGET (48 * 1024) /* floats of V per block: 192 KB of a 512 KB L2 */
-#define WG_BF16 0     /* no bf16 GEMMs */
+#define WG_BF16    0           /* no bf16 GEMMs */
 
 #define WD_BUDGET 12288 /* TC * (Cin + ldz) */
-#define WD_CT 16        /* output channels per GEMM tile */
-#define WD_CI 6         /* input channels per GEMM tile */
-#define WD_TCMIN 32     /* fewest tiles per chunk */
+#define WD_CT     16    /* output channels per GEMM tile */
+#define WD_CI     6     /* input channels per GEMM tile */
+#define WD_TCMIN  32    /* fewest tiles per chunk */
 
 typedef __m256 wg_vf;
 static inline __attribute__((always_inline)) wg_vf wg_zero(void) { return _mm256_setzero_ps(); }
@@ -51,16 +51,16 @@ static inline __attribute__((always_inline)) int wg_lane_tile(int l) { return wg
 
 /* One group of 8 consecutive tiles. Masks are ymm integer lanes (-1 = in). */
 typedef struct {
-    __m256i lm[4];          /* fast: load masks at patch columns 0, 8, 2, 10 (used unless lfull) */
-    __m256i rm[4], cm[4];   /* slow: per-lane masks of patch row r / column c inside the image */
-    __m256i idx;            /* slow: per-lane offset of patch (0, 0) from in + in_off + ci * HW */
-    ptrdiff_t in_off;       /* fast: offset of patch (0, 0) of lane 0 (sample b, channel 0); slow: sample b0 */
-    ptrdiff_t out_off;      /* fast: offset of output (2ty, 2tx0) of lane 0 (channel 0) */
-    ptrdiff_t lane_out[8];  /* slow: per-lane offset of output (2ty, 2tx), channel 0; -1 past the last tile */
+    __m256i lm[4];            /* fast: load masks at patch columns 0, 8, 2, 10 (used unless lfull) */
+    __m256i rm[4], cm[4];     /* slow: per-lane masks of patch row r / column c inside the image */
+    __m256i idx;              /* slow: per-lane offset of patch (0, 0) from in + in_off + ci * HW */
+    ptrdiff_t in_off;         /* fast: offset of patch (0, 0) of lane 0 (sample b, channel 0); slow: sample b0 */
+    ptrdiff_t out_off;        /* fast: offset of output (2ty, 2tx0) of lane 0 (channel 0) */
+    ptrdiff_t lane_out[8];    /* slow: per-lane offset of output (2ty, 2tx), channel 0; -1 past the last tile */
     unsigned char lane_fl[8]; /* slow: bit 0 column 2tx+1 inside, bit 1 row 2ty+1 inside */
-    int fast, rows;         /* fast: bit r set when patch row r is inside; bit 4: output row 2ty+1 inside */
-    int lfull;              /* fast: all 18 patch columns inside: plain loads */
-    int ocols;              /* fast: output columns inside, of the 16 at 2tx0.. */
+    int fast, rows;           /* fast: bit r set when patch row r is inside; bit 4: output row 2ty+1 inside */
+    int lfull;                /* fast: all 18 patch columns inside: plain loads */
+    int ocols;                /* fast: output columns inside, of the 16 at 2tx0.. */
 } wg_group;
 
 static __m256i wg_span_mask(int s, int W) { /* lanes i with 0 <= s + i < W */
@@ -123,7 +123,8 @@ static inline __attribute__((always_inline)) void wg_prefetch_row(const float *q
     _mm_prefetch((const char *)q, _MM_HINT_T0);
 }
 /* Slow group: patch element (r, c) of every lane, zero outside the image. */
-static inline __attribute__((always_inline)) wg_vf wg_gather(const wg_group *gr, const float *base, int r, int c, int W) {
+static inline __attribute__((always_inline)) wg_vf wg_gather(const wg_group *gr, const float *base, int r, int c,
+                                                             int W) {
     return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, _mm256_add_epi32(gr->idx, _mm256_set1_epi32(r * W + c)),
                                     _mm256_castsi256_ps(_mm256_and_si256(gr->rm[r], gr->cm[c])), 4);
 }
@@ -168,7 +169,7 @@ static __attribute__((noinline)) void wg_weights(float *Upk, const float *w, int
             float g[9], Gg[4][3];
             for (int t = 0; t < 9; t++)
                 g[t] = co >= Cout ? 0.0f
-                       : flip     ? w[((size_t)ci * Cout + co) * 9 + 8 - t]
+                    : flip        ? w[((size_t)ci * Cout + co) * 9 + 8 - t]
                                   : w[((size_t)co * Cin + ci) * 9 + t];
             for (int c = 0; c < 3; c++) {
                 Gg[0][c] = g[c];
@@ -190,24 +191,27 @@ static __attribute__((noinline)) void wg_weights(float *Upk, const float *w, int
 /* M[m][8 * j + lane] (row stride WG_NS) = sum_ci u[ci][m] * V[ci * vs + 8 * j + lane], j < NV.
  * The sum runs over ci in order in each lane, the same for every NV. */
 #define WK_DECL(m) __m256 c##m##0 = z, c##m##1 = z, c##m##2 = z
-#define WK_FMA(m)                                                     \
-    do {                                                              \
-        const __m256 wb = _mm256_broadcast_ss(u + (m));               \
-        c##m##0 = _mm256_fmadd_ps(wb, x0, c##m##0);                   \
-        if (NV > 1) c##m##1 = _mm256_fmadd_ps(wb, x1, c##m##1);       \
-        if (NV > 2) c##m##2 = _mm256_fmadd_ps(wb, x2, c##m##2);       \
+#define WK_FMA(m)                                                                                                      \
+    do {                                                                                                               \
+        const __m256 wb = _mm256_broadcast_ss(u + (m));                                                                \
+        c##m##0 = _mm256_fmadd_ps(wb, x0, c##m##0);                                                                    \
+        if (NV > 1) c##m##1 = _mm256_fmadd_ps(wb, x1, c##m##1);                                                        \
+        if (NV > 2) c##m##2 = _mm256_fmadd_ps(wb, x2, c##m##2);                                                        \
     } while (0)
-#define WK_STORE(m)                                                   \
-    do {                                                              \
-        _mm256_storeu_ps(M + (m) * WG_NS, c##m##0);                   \
-        if (NV > 1) _mm256_storeu_ps(M + (m) * WG_NS + 8, c##m##1);   \
-        if (NV > 2) _mm256_storeu_ps(M + (m) * WG_NS + 16, c##m##2);  \
+#define WK_STORE(m)                                                                                                    \
+    do {                                                                                                               \
+        _mm256_storeu_ps(M + (m)*WG_NS, c##m##0);                                                                      \
+        if (NV > 1) _mm256_storeu_ps(M + (m)*WG_NS + 8, c##m##1);                                                      \
+        if (NV > 2) _mm256_storeu_ps(M + (m)*WG_NS + 16, c##m##2);                                                     \
     } while (0)
 
 static inline __attribute__((always_inline)) void wg_gemm(float *M, const float *V, size_t vs, const float *U, int Cin,
                                                           const int NV) {
     const __m256 z = _mm256_setzero_ps();
-    WK_DECL(0); WK_DECL(1); WK_DECL(2); WK_DECL(3);
+    WK_DECL(0);
+    WK_DECL(1);
+    WK_DECL(2);
+    WK_DECL(3);
     for (int ci = 0; ci < Cin; ci++) {
         const float *v = V + (size_t)ci * vs, *u = U + (size_t)ci * WG_MR;
         __m256 x0 = _mm256_loadu_ps(v);
@@ -218,9 +222,15 @@ static inline __attribute__((always_inline)) void wg_gemm(float *M, const float 
          * 16 loads per 12 FMAs, more than Zen 3's two 256-bit loads a cycle
          * sustain. Pinned: 7 loads per 12 FMAs, and the loop is FMA-bound. */
         __asm__("" : "+x"(x0), "+x"(x1), "+x"(x2));
-        WK_FMA(0); WK_FMA(1); WK_FMA(2); WK_FMA(3);
+        WK_FMA(0);
+        WK_FMA(1);
+        WK_FMA(2);
+        WK_FMA(3);
     }
-    WK_STORE(0); WK_STORE(1); WK_STORE(2); WK_STORE(3);
+    WK_STORE(0);
+    WK_STORE(1);
+    WK_STORE(2);
+    WK_STORE(3);
 }
 
 /* ---- weight gradient */
@@ -256,8 +266,10 @@ static void wd_transpose(float *GT, int ldz, const float *dout, int b, int co0, 
     __m256 r[8];
     for (int i = 0; i < 8; i++) {
         const float *src = dout + ((size_t)b * Cout + co0 + i) * HW + p0;
-        if (co0 + i >= Cout) r[i] = _mm256_setzero_ps();
-        else if (n == 8) r[i] = _mm256_loadu_ps(src);
+        if (co0 + i >= Cout)
+            r[i] = _mm256_setzero_ps();
+        else if (n == 8)
+            r[i] = _mm256_loadu_ps(src);
         else {
             float buf[8] = {0};
             for (int j = 0; j < n; j++) buf[j] = src[j];
@@ -270,44 +282,57 @@ static void wd_transpose(float *GT, int ldz, const float *dout, int b, int co0, 
 }
 
 #define WDK_DECL(i) __m256 e##i##0 = z, e##i##1 = z
-#define WDK_FMA(i)                                                   \
-    do {                                                             \
-        const __m256 vb = _mm256_broadcast_ss(v##i + t);             \
-        e##i##0 = _mm256_fmadd_ps(vb, z0, e##i##0);                  \
-        if (NV > 1) e##i##1 = _mm256_fmadd_ps(vb, z1, e##i##1);      \
+#define WDK_FMA(i)                                                                                                     \
+    do {                                                                                                               \
+        const __m256 vb = _mm256_broadcast_ss(v##i + t);                                                               \
+        e##i##0 = _mm256_fmadd_ps(vb, z0, e##i##0);                                                                    \
+        if (NV > 1) e##i##1 = _mm256_fmadd_ps(vb, z1, e##i##1);                                                        \
     } while (0)
-#define WDK_ADD1(i, j)                                                                                      \
-    do {                                                                                                    \
-        double *mm = m + (size_t)(i) * ldm + 8 * (j);                                                       \
-        _mm256_storeu_pd(mm, _mm256_add_pd(_mm256_loadu_pd(mm), _mm256_cvtps_pd(_mm256_castps256_ps128(e##i##j)))); \
-        _mm256_storeu_pd(mm + 4, _mm256_add_pd(_mm256_loadu_pd(mm + 4), _mm256_cvtps_pd(_mm256_extractf128_ps(e##i##j, 1)))); \
+#define WDK_ADD1(i, j)                                                                                                 \
+    do {                                                                                                               \
+        double *mm = m + (size_t)(i)*ldm + 8 * (j);                                                                    \
+        _mm256_storeu_pd(mm, _mm256_add_pd(_mm256_loadu_pd(mm), _mm256_cvtps_pd(_mm256_castps256_ps128(e##i##j))));    \
+        _mm256_storeu_pd(mm + 4,                                                                                       \
+                         _mm256_add_pd(_mm256_loadu_pd(mm + 4), _mm256_cvtps_pd(_mm256_extractf128_ps(e##i##j, 1))));  \
     } while (0)
 
 /* m[i][co] (double, row stride ldm) += sum_{t < n} v[i * vs + t] * z[t * ldz + co]
  * (z = zp) for input channels i < nci <= 6 and 8 * NV output channels; the float sum
  * over t runs in order, then lands in the double once. Rows i >= nci read row 0
  * and are dropped, so the loop has one shape. */
-static inline __attribute__((always_inline)) void wd_gemm(double *m, size_t ldm, const float *zp, int ldz, const float *v,
-                                                          size_t vs, int n, int nci, const int NV) {
+static inline __attribute__((always_inline)) void wd_gemm(double *m, size_t ldm, const float *zp, int ldz,
+                                                          const float *v, size_t vs, int n, int nci, const int NV) {
     const __m256 zz = _mm256_setzero_ps(), z = zz;
     const float *v0 = v, *v1 = WD_VROW(1), *v2 = WD_VROW(2);
     const float *v3 = WD_VROW(3), *v4 = WD_VROW(4), *v5 = WD_VROW(5);
-    WDK_DECL(0); WDK_DECL(1); WDK_DECL(2);
-    WDK_DECL(3); WDK_DECL(4); WDK_DECL(5);
+    WDK_DECL(0);
+    WDK_DECL(1);
+    WDK_DECL(2);
+    WDK_DECL(3);
+    WDK_DECL(4);
+    WDK_DECL(5);
     for (int t = 0; t < n; t++) {
         const __m256 z0 = _mm256_loadu_ps(zp + (size_t)t * ldz);
         const __m256 z1 = NV > 1 ? _mm256_loadu_ps(zp + (size_t)t * ldz + 8) : zz;
-        WDK_FMA(0); WDK_FMA(1); WDK_FMA(2);
-        WDK_FMA(3); WDK_FMA(4); WDK_FMA(5);
+        WDK_FMA(0);
+        WDK_FMA(1);
+        WDK_FMA(2);
+        WDK_FMA(3);
+        WDK_FMA(4);
+        WDK_FMA(5);
     }
-    WDK_ADD(0); WDK_ADD(1); WDK_ADD(2);
-    WDK_ADD(3); WDK_ADD(4); WDK_ADD(5);
+    WDK_ADD(0);
+    WDK_ADD(1);
+    WDK_ADD(2);
+    WDK_ADD(3);
+    WDK_ADD(4);
+    WDK_ADD(5);
 }
 
 /* res[3 * a + b][m] = (G^T M G)[a][b] for output channels co0 + m, m < 8, and
  * input channel ci, in double for 8 output channels at once (two ymm of 4). */
-static inline __attribute__((always_inline)) void wd_finish(float res[9][8], const double *M, size_t ldm, int Cin, int ci,
-                                                            int co0) {
+static inline __attribute__((always_inline)) void wd_finish(float res[9][8], const double *M, size_t ldm, int Cin,
+                                                            int ci, int co0) {
     const __m256d h = _mm256_set1_pd(0.5);
     for (int half = 0; half < 2; half++) {
         __m256d mm[4][4], gm[3][4];
@@ -322,7 +347,8 @@ static inline __attribute__((always_inline)) void wd_finish(float res[9][8], con
         for (int a = 0; a < 3; a++) {
             const __m256d s12 = _mm256_mul_pd(h, _mm256_add_pd(gm[a][1], gm[a][2]));
             _mm_storeu_ps(res[3 * a + 0] + 4 * half, _mm256_cvtpd_ps(_mm256_add_pd(gm[a][0], s12)));
-            _mm_storeu_ps(res[3 * a + 1] + 4 * half, _mm256_cvtpd_ps(_mm256_mul_pd(h, _mm256_sub_pd(gm[a][1], gm[a][2]))));
+            _mm_storeu_ps(res[3 * a + 1] + 4 * half,
+                          _mm256_cvtpd_ps(_mm256_mul_pd(h, _mm256_sub_pd(gm[a][1], gm[a][2]))));
             _mm_storeu_ps(res[3 * a + 2] + 4 * half, _mm256_cvtpd_ps(_mm256_add_pd(s12, gm[a][3])));
         }
     }

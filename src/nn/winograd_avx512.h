@@ -16,18 +16,18 @@
  */
 #include <immintrin.h>
 
-#define WG_L 16      /* tiles per lane group (one zmm) */
-#define WG_MR 8      /* output channels per GEMM tile */
-#define WG_NS 48     /* tiles per GEMM slice (3 zmm) */
-#define WG_MAXNT 768 /* largest tile block */
-#define WG_PF 2      /* input transform: prefetch distance in channels */
+#define WG_L       16          /* tiles per lane group (one zmm) */
+#define WG_MR      8           /* output channels per GEMM tile */
+#define WG_NS      48          /* tiles per GEMM slice (3 zmm) */
+#define WG_MAXNT   768         /* largest tile block */
+#define WG_PF      2           /* input transform: prefetch distance in channels */
 #define WG_VBUDGET (96 * 1024) /* floats of V per block: 384 KB (L2 is 2 MB per core) */
-#define WG_BF16 1    /* has the bf16 GEMMs (run only when nn_use_bf16) */
+#define WG_BF16    1           /* has the bf16 GEMMs (run only when nn_use_bf16) */
 
 #define WD_BUDGET 24576 /* TC * (Cin + ldz): V and Z of a chunk take ~1.5 MB */
-#define WD_CT 32        /* output channels per GEMM tile */
-#define WD_CI 9         /* input channels per GEMM tile */
-#define WD_TCMIN 48     /* fewest tiles per chunk */
+#define WD_CT     32    /* output channels per GEMM tile */
+#define WD_CI     9     /* input channels per GEMM tile */
+#define WD_TCMIN  48    /* fewest tiles per chunk */
 
 typedef __m512 wg_vf;
 static inline __attribute__((always_inline)) wg_vf wg_zero(void) { return _mm512_setzero_ps(); }
@@ -42,15 +42,15 @@ static inline __attribute__((always_inline)) int wg_lane_tile(int l) { return l;
 
 /* One group of 16 consecutive tiles. */
 typedef struct {
-    __m512i idx;           /* slow: per-lane offset of patch (0, 0) from in + in_off + ci * HW */
-    ptrdiff_t in_off;      /* fast: offset of patch (0, 0) of lane 0 (sample b, channel 0); slow: sample b0 */
-    ptrdiff_t out_off;     /* fast: offset of output (2ty, 2tx0) of lane 0 (channel 0) */
-    ptrdiff_t lane_out[16]; /* slow: per-lane offset of output (2ty, 2tx), channel 0; -1 past the last tile */
+    __m512i idx;               /* slow: per-lane offset of patch (0, 0) from in + in_off + ci * HW */
+    ptrdiff_t in_off;          /* fast: offset of patch (0, 0) of lane 0 (sample b, channel 0); slow: sample b0 */
+    ptrdiff_t out_off;         /* fast: offset of output (2ty, 2tx0) of lane 0 (channel 0) */
+    ptrdiff_t lane_out[16];    /* slow: per-lane offset of output (2ty, 2tx), channel 0; -1 past the last tile */
     unsigned char lane_fl[16]; /* slow: bit 0 column 2tx+1 inside, bit 1 row 2ty+1 inside */
-    __mmask16 lm[4];       /* fast: load masks at patch columns 0, 16, 2, 18 */
-    __mmask16 rm[4], cm[4]; /* slow: per-lane masks of patch row r / column c inside the image */
-    __mmask16 sm[2];       /* fast: store masks of output columns 2tx0 + 0..15, 16..31 */
-    int fast, rows;        /* fast: bit r set when patch row r is inside; bit 4: output row 2ty+1 inside */
+    __mmask16 lm[4];           /* fast: load masks at patch columns 0, 16, 2, 18 */
+    __mmask16 rm[4], cm[4];    /* slow: per-lane masks of patch row r / column c inside the image */
+    __mmask16 sm[2];           /* fast: store masks of output columns 2tx0 + 0..15, 16..31 */
+    int fast, rows;            /* fast: bit r set when patch row r is inside; bit 4: output row 2ty+1 inside */
 } wg_group;
 
 static __mmask16 wg_span_mask(int s, int W) { /* bits i with 0 <= s + i < W */
@@ -92,7 +92,8 @@ static inline __attribute__((always_inline)) void wg_prefetch_row(const float *q
     _mm_prefetch((const char *)q + 64, _MM_HINT_T0);
 }
 /* Slow group: patch element (r, c) of every lane, zero outside the image. */
-static inline __attribute__((always_inline)) wg_vf wg_gather(const wg_group *gr, const float *base, int r, int c, int W) {
+static inline __attribute__((always_inline)) wg_vf wg_gather(const wg_group *gr, const float *base, int r, int c,
+                                                             int W) {
     return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), gr->rm[r] & gr->cm[c],
                                     _mm512_add_epi32(gr->idx, _mm512_set1_epi32(r * W + c)), base, 4);
 }
@@ -130,8 +131,8 @@ static __attribute__((noinline)) void wg_weights(float *Upk, const float *w, int
         __mmask16 k = 0;
         for (int l = 0; l < 16; l++)
             if (jb * WG_MR + l % 8 < Cout && ci0 + l / 8 < Cin) k |= (__mmask16)(1u << l);
-        const float *base = flip ? w + ((size_t)ci0 * Cout + (size_t)jb * WG_MR) * 9
-                                 : w + ((size_t)jb * WG_MR * Cin + ci0) * 9;
+        const float *base =
+            flip ? w + ((size_t)ci0 * Cout + (size_t)jb * WG_MR) * 9 : w + ((size_t)jb * WG_MR * Cin + ci0) * 9;
         __m512 g[9], Gg[4][3];
         for (int t = 0; t < 9; t++)
             g[t] = _mm512_mask_i32gather_ps(z, k, _mm512_add_epi32(vidx, _mm512_set1_epi32(flip ? -t : t)), base, 4);
@@ -159,35 +160,53 @@ static __attribute__((noinline)) void wg_weights(float *Upk, const float *w, int
 /* M[m][16 * j + lane] (row stride WG_NS) = sum_ci u[ci][m] * V[ci * vs + 16 * j + lane], j < NV.
  * The sum runs over ci in order in each lane, the same for every NV. */
 #define WK_DECL(m) __m512 c##m##0 = z, c##m##1 = z, c##m##2 = z
-#define WK_FMA(m)                                                     \
-    do {                                                              \
-        const __m512 wb = _mm512_set1_ps(u[m]);                       \
-        c##m##0 = _mm512_fmadd_ps(wb, x0, c##m##0);                   \
-        if (NV > 1) c##m##1 = _mm512_fmadd_ps(wb, x1, c##m##1);       \
-        if (NV > 2) c##m##2 = _mm512_fmadd_ps(wb, x2, c##m##2);       \
+#define WK_FMA(m)                                                                                                      \
+    do {                                                                                                               \
+        const __m512 wb = _mm512_set1_ps(u[m]);                                                                        \
+        c##m##0 = _mm512_fmadd_ps(wb, x0, c##m##0);                                                                    \
+        if (NV > 1) c##m##1 = _mm512_fmadd_ps(wb, x1, c##m##1);                                                        \
+        if (NV > 2) c##m##2 = _mm512_fmadd_ps(wb, x2, c##m##2);                                                        \
     } while (0)
-#define WK_STORE(m)                                                   \
-    do {                                                              \
-        _mm512_storeu_ps(M + (m) * WG_NS, c##m##0);                   \
-        if (NV > 1) _mm512_storeu_ps(M + (m) * WG_NS + 16, c##m##1);  \
-        if (NV > 2) _mm512_storeu_ps(M + (m) * WG_NS + 32, c##m##2);  \
+#define WK_STORE(m)                                                                                                    \
+    do {                                                                                                               \
+        _mm512_storeu_ps(M + (m)*WG_NS, c##m##0);                                                                      \
+        if (NV > 1) _mm512_storeu_ps(M + (m)*WG_NS + 16, c##m##1);                                                     \
+        if (NV > 2) _mm512_storeu_ps(M + (m)*WG_NS + 32, c##m##2);                                                     \
     } while (0)
 
 static inline __attribute__((always_inline)) void wg_gemm(float *M, const float *V, size_t vs, const float *U, int Cin,
                                                           const int NV) {
     const __m512 z = _mm512_setzero_ps();
-    WK_DECL(0); WK_DECL(1); WK_DECL(2); WK_DECL(3);
-    WK_DECL(4); WK_DECL(5); WK_DECL(6); WK_DECL(7);
+    WK_DECL(0);
+    WK_DECL(1);
+    WK_DECL(2);
+    WK_DECL(3);
+    WK_DECL(4);
+    WK_DECL(5);
+    WK_DECL(6);
+    WK_DECL(7);
     for (int ci = 0; ci < Cin; ci++) {
         const float *v = V + (size_t)ci * vs, *u = U + (size_t)ci * WG_MR;
         const __m512 x0 = _mm512_loadu_ps(v);
         const __m512 x1 = NV > 1 ? _mm512_loadu_ps(v + 16) : z;
         const __m512 x2 = NV > 2 ? _mm512_loadu_ps(v + 32) : z;
-        WK_FMA(0); WK_FMA(1); WK_FMA(2); WK_FMA(3);
-        WK_FMA(4); WK_FMA(5); WK_FMA(6); WK_FMA(7);
+        WK_FMA(0);
+        WK_FMA(1);
+        WK_FMA(2);
+        WK_FMA(3);
+        WK_FMA(4);
+        WK_FMA(5);
+        WK_FMA(6);
+        WK_FMA(7);
     }
-    WK_STORE(0); WK_STORE(1); WK_STORE(2); WK_STORE(3);
-    WK_STORE(4); WK_STORE(5); WK_STORE(6); WK_STORE(7);
+    WK_STORE(0);
+    WK_STORE(1);
+    WK_STORE(2);
+    WK_STORE(3);
+    WK_STORE(4);
+    WK_STORE(5);
+    WK_STORE(6);
+    WK_STORE(7);
 }
 
 /* ---- bf16 GEMMs (nn_use_bf16): U and V go to pairs of input channels,
@@ -200,7 +219,8 @@ static inline __attribute__((always_inline)) void wg_gemm(float *M, const float 
 
 /* Ubf[k][jb][p][m] from Upk[k][jb][ci][m]: rows 2p and 2p + 1 are 16
  * consecutive floats; interleave their bf16s by m. omp for. */
-static WG_BF16_TARGET __attribute__((noinline)) void wg_weights_bf16(uint32_t *Ubf, const float *Upk, int Cin, int Cout) {
+static WG_BF16_TARGET __attribute__((noinline)) void wg_weights_bf16(uint32_t *Ubf, const float *Upk, int Cin,
+                                                                     int Cout) {
     const int nb = (Cout + WG_MR - 1) / WG_MR, np = (Cin + 1) / 2;
     const __m256i il = _mm256_setr_epi16(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
 #pragma omp for schedule(static)
@@ -224,41 +244,66 @@ static WG_BF16_TARGET __attribute__((noinline)) void wg_v_bf16(float *V, int Cin
     for (int p = 0; p < np; p++)
         for (int j = 0; j < nv; j++) {
             const __m512 a = _mm512_loadu_ps(V + (size_t)2 * p * WG_NS + 16 * j);
-            const __m512 b = 2 * p + 1 < Cin ? _mm512_loadu_ps(V + (size_t)(2 * p + 1) * WG_NS + 16 * j) : _mm512_setzero_ps();
+            const __m512 b =
+                2 * p + 1 < Cin ? _mm512_loadu_ps(V + (size_t)(2 * p + 1) * WG_NS + 16 * j) : _mm512_setzero_ps();
             const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(a));
             const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(b));
             _mm512_storeu_si512(V + (size_t)p * WG_NS + 16 * j, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
         }
 }
 
-#define WB_FMA(m)                                                             \
-    do {                                                                      \
-        const __m512bh wb = (__m512bh)_mm512_set1_epi32((int)u[m]);           \
-        c##m##0 = _mm512_dpbf16_ps(c##m##0, x0, wb);                          \
-        if (NV > 1) c##m##1 = _mm512_dpbf16_ps(c##m##1, x1, wb);              \
-        if (NV > 2) c##m##2 = _mm512_dpbf16_ps(c##m##2, x2, wb);              \
+#define WB_FMA(m)                                                                                                      \
+    do {                                                                                                               \
+        const __m512bh wb = (__m512bh)_mm512_set1_epi32((int)u[m]);                                                    \
+        c##m##0 = _mm512_dpbf16_ps(c##m##0, x0, wb);                                                                   \
+        if (NV > 1) c##m##1 = _mm512_dpbf16_ps(c##m##1, x1, wb);                                                       \
+        if (NV > 2) c##m##2 = _mm512_dpbf16_ps(c##m##2, x2, wb);                                                       \
     } while (0)
 static inline WG_BF16_TARGET __attribute__((always_inline)) void wg_gemm_bf(float *M, const float *V, const uint32_t *U,
                                                                             int np, const int NV) {
     const __m512 z = _mm512_setzero_ps();
     const __m512bh zb = (__m512bh)_mm512_setzero_si512();
-    WK_DECL(0); WK_DECL(1); WK_DECL(2); WK_DECL(3);
-    WK_DECL(4); WK_DECL(5); WK_DECL(6); WK_DECL(7);
+    WK_DECL(0);
+    WK_DECL(1);
+    WK_DECL(2);
+    WK_DECL(3);
+    WK_DECL(4);
+    WK_DECL(5);
+    WK_DECL(6);
+    WK_DECL(7);
     for (int p = 0; p < np; p++) {
         const float *v = V + (size_t)p * WG_NS;
         const uint32_t *u = U + (size_t)p * WG_MR;
         const __m512bh x0 = (__m512bh)_mm512_loadu_si512(v);
         const __m512bh x1 = NV > 1 ? (__m512bh)_mm512_loadu_si512(v + 16) : zb;
         const __m512bh x2 = NV > 2 ? (__m512bh)_mm512_loadu_si512(v + 32) : zb;
-        WB_FMA(0); WB_FMA(1); WB_FMA(2); WB_FMA(3);
-        WB_FMA(4); WB_FMA(5); WB_FMA(6); WB_FMA(7);
+        WB_FMA(0);
+        WB_FMA(1);
+        WB_FMA(2);
+        WB_FMA(3);
+        WB_FMA(4);
+        WB_FMA(5);
+        WB_FMA(6);
+        WB_FMA(7);
     }
-    WK_STORE(0); WK_STORE(1); WK_STORE(2); WK_STORE(3);
-    WK_STORE(4); WK_STORE(5); WK_STORE(6); WK_STORE(7);
+    WK_STORE(0);
+    WK_STORE(1);
+    WK_STORE(2);
+    WK_STORE(3);
+    WK_STORE(4);
+    WK_STORE(5);
+    WK_STORE(6);
+    WK_STORE(7);
 }
-static WG_BF16_TARGET __attribute__((noinline)) void wg_gemm_bf1(float *M, const float *V, const uint32_t *U, int np) { wg_gemm_bf(M, V, U, np, 1); }
-static WG_BF16_TARGET __attribute__((noinline)) void wg_gemm_bf2(float *M, const float *V, const uint32_t *U, int np) { wg_gemm_bf(M, V, U, np, 2); }
-static WG_BF16_TARGET __attribute__((noinline)) void wg_gemm_bf3(float *M, const float *V, const uint32_t *U, int np) { wg_gemm_bf(M, V, U, np, 3); }
+static WG_BF16_TARGET __attribute__((noinline)) void wg_gemm_bf1(float *M, const float *V, const uint32_t *U, int np) {
+    wg_gemm_bf(M, V, U, np, 1);
+}
+static WG_BF16_TARGET __attribute__((noinline)) void wg_gemm_bf2(float *M, const float *V, const uint32_t *U, int np) {
+    wg_gemm_bf(M, V, U, np, 2);
+}
+static WG_BF16_TARGET __attribute__((noinline)) void wg_gemm_bf3(float *M, const float *V, const uint32_t *U, int np) {
+    wg_gemm_bf(M, V, U, np, 3);
+}
 
 /* ---- weight gradient */
 
@@ -308,47 +353,66 @@ static void wd_transpose(float *GT, int ldz, const float *dout, int b, int co0, 
 }
 
 #define WDK_DECL(i) __m512 e##i##0 = z, e##i##1 = z
-#define WDK_FMA(i)                                                   \
-    do {                                                             \
-        const __m512 vb = _mm512_set1_ps(v##i[t]);                   \
-        e##i##0 = _mm512_fmadd_ps(vb, z0, e##i##0);                  \
-        if (NV > 1) e##i##1 = _mm512_fmadd_ps(vb, z1, e##i##1);      \
+#define WDK_FMA(i)                                                                                                     \
+    do {                                                                                                               \
+        const __m512 vb = _mm512_set1_ps(v##i[t]);                                                                     \
+        e##i##0 = _mm512_fmadd_ps(vb, z0, e##i##0);                                                                    \
+        if (NV > 1) e##i##1 = _mm512_fmadd_ps(vb, z1, e##i##1);                                                        \
     } while (0)
-#define WDK_ADD1(i, j)                                                                                        \
-    do {                                                                                                      \
-        double *mm = m + (size_t)(i) * ldm + 16 * (j);                                                        \
-        _mm512_storeu_pd(mm, _mm512_add_pd(_mm512_loadu_pd(mm), _mm512_cvtps_pd(_mm512_castps512_ps256(e##i##j)))); \
-        _mm512_storeu_pd(mm + 8, _mm512_add_pd(_mm512_loadu_pd(mm + 8),                                       \
-                                               _mm512_cvtps_pd(_mm256_castpd_ps(                              \
-                                                   _mm512_extractf64x4_pd(_mm512_castps_pd(e##i##j), 1))))); \
+#define WDK_ADD1(i, j)                                                                                                 \
+    do {                                                                                                               \
+        double *mm = m + (size_t)(i)*ldm + 16 * (j);                                                                   \
+        _mm512_storeu_pd(mm, _mm512_add_pd(_mm512_loadu_pd(mm), _mm512_cvtps_pd(_mm512_castps512_ps256(e##i##j))));    \
+        _mm512_storeu_pd(                                                                                              \
+            mm + 8,                                                                                                    \
+            _mm512_add_pd(_mm512_loadu_pd(mm + 8),                                                                     \
+                          _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e##i##j), 1)))));   \
     } while (0)
 /* v0..v8: the rows of input channels i < nci; rows i >= nci read row 0 and
  * are dropped, so the loop has one shape. */
-#define WDK_ROWS                                                             \
-    const float *v0 = v, *v1 = WD_VROW(1), *v2 = WD_VROW(2);                 \
-    const float *v3 = WD_VROW(3), *v4 = WD_VROW(4), *v5 = WD_VROW(5);        \
+#define WDK_ROWS                                                                                                       \
+    const float *v0 = v, *v1 = WD_VROW(1), *v2 = WD_VROW(2);                                                           \
+    const float *v3 = WD_VROW(3), *v4 = WD_VROW(4), *v5 = WD_VROW(5);                                                  \
     const float *v6 = WD_VROW(6), *v7 = WD_VROW(7), *v8 = WD_VROW(8)
 
 /* m[i][co] (double, row stride ldm) += sum_{t < n} v[i * vs + t] * z[t * ldz + co]
  * (z = zp) for input channels i < nci <= 9 and 16 * NV output channels; the float sum
  * over t runs in order, then lands in the double once. */
-static inline __attribute__((always_inline)) void wd_gemm(double *m, size_t ldm, const float *zp, int ldz, const float *v,
-                                                          size_t vs, int n, int nci, const int NV) {
+static inline __attribute__((always_inline)) void wd_gemm(double *m, size_t ldm, const float *zp, int ldz,
+                                                          const float *v, size_t vs, int n, int nci, const int NV) {
     const __m512 zz = _mm512_setzero_ps(), z = zz;
     WDK_ROWS;
-    WDK_DECL(0); WDK_DECL(1); WDK_DECL(2);
-    WDK_DECL(3); WDK_DECL(4); WDK_DECL(5);
-    WDK_DECL(6); WDK_DECL(7); WDK_DECL(8);
+    WDK_DECL(0);
+    WDK_DECL(1);
+    WDK_DECL(2);
+    WDK_DECL(3);
+    WDK_DECL(4);
+    WDK_DECL(5);
+    WDK_DECL(6);
+    WDK_DECL(7);
+    WDK_DECL(8);
     for (int t = 0; t < n; t++) {
         const __m512 z0 = _mm512_loadu_ps(zp + (size_t)t * ldz);
         const __m512 z1 = NV > 1 ? _mm512_loadu_ps(zp + (size_t)t * ldz + 16) : zz;
-        WDK_FMA(0); WDK_FMA(1); WDK_FMA(2);
-        WDK_FMA(3); WDK_FMA(4); WDK_FMA(5);
-        WDK_FMA(6); WDK_FMA(7); WDK_FMA(8);
+        WDK_FMA(0);
+        WDK_FMA(1);
+        WDK_FMA(2);
+        WDK_FMA(3);
+        WDK_FMA(4);
+        WDK_FMA(5);
+        WDK_FMA(6);
+        WDK_FMA(7);
+        WDK_FMA(8);
     }
-    WDK_ADD(0); WDK_ADD(1); WDK_ADD(2);
-    WDK_ADD(3); WDK_ADD(4); WDK_ADD(5);
-    WDK_ADD(6); WDK_ADD(7); WDK_ADD(8);
+    WDK_ADD(0);
+    WDK_ADD(1);
+    WDK_ADD(2);
+    WDK_ADD(3);
+    WDK_ADD(4);
+    WDK_ADD(5);
+    WDK_ADD(6);
+    WDK_ADD(7);
+    WDK_ADD(8);
 }
 
 /* ---- bf16 weight gradient (nn_use_bf16): the reduction runs over tiles, so
@@ -363,7 +427,8 @@ static WG_BF16_TARGET __attribute__((noinline)) void wd_v_bf16(float *V, size_t 
             const __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
             const __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
             /* tiles t0..t0+31 as bf16 in order; pairs (2q, 2q+1) are then adjacent words */
-            const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, row + t0 + 16), _mm512_maskz_loadu_ps(m0, row + t0));
+            const __m512bh b =
+                _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, row + t0 + 16), _mm512_maskz_loadu_ps(m0, row + t0));
             const __mmask16 ms = nq - q0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nq - q0)) - 1);
             _mm512_mask_storeu_epi32(row + q0, ms, (__m512i)b);
         }
@@ -380,46 +445,63 @@ static WG_BF16_TARGET __attribute__((noinline)) void wd_z_bf16(float *Z, int ldz
             _mm512_storeu_si512(Z + (size_t)q * ldz + c, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
         }
 }
-#define WDB_FMA(i)                                                                   \
-    do {                                                                             \
-        const __m512bh vb = (__m512bh)_mm512_set1_epi32(((const int *)v##i)[q]);     \
-        e##i##0 = _mm512_dpbf16_ps(e##i##0, z0, vb);                                 \
-        if (NV > 1) e##i##1 = _mm512_dpbf16_ps(e##i##1, z1, vb);                     \
+#define WDB_FMA(i)                                                                                                     \
+    do {                                                                                                               \
+        const __m512bh vb = (__m512bh)_mm512_set1_epi32(((const int *)v##i)[q]);                                       \
+        e##i##0 = _mm512_dpbf16_ps(e##i##0, z0, vb);                                                                   \
+        if (NV > 1) e##i##1 = _mm512_dpbf16_ps(e##i##1, z1, vb);                                                       \
     } while (0)
-static inline WG_BF16_TARGET __attribute__((always_inline)) void wd_gemm_bf(double *m, size_t ldm, const float *zp, int ldz,
-                                                                           const float *v, size_t vs, int nq, int nci,
-                                                                           const int NV) {
+static inline WG_BF16_TARGET __attribute__((always_inline)) void
+wd_gemm_bf(double *m, size_t ldm, const float *zp, int ldz, const float *v, size_t vs, int nq, int nci, const int NV) {
     const __m512 z = _mm512_setzero_ps();
     const __m512bh zb = (__m512bh)_mm512_setzero_si512();
     WDK_ROWS;
-    WDK_DECL(0); WDK_DECL(1); WDK_DECL(2);
-    WDK_DECL(3); WDK_DECL(4); WDK_DECL(5);
-    WDK_DECL(6); WDK_DECL(7); WDK_DECL(8);
+    WDK_DECL(0);
+    WDK_DECL(1);
+    WDK_DECL(2);
+    WDK_DECL(3);
+    WDK_DECL(4);
+    WDK_DECL(5);
+    WDK_DECL(6);
+    WDK_DECL(7);
+    WDK_DECL(8);
     for (int q = 0; q < nq; q++) {
         const __m512bh z0 = (__m512bh)_mm512_loadu_si512(zp + (size_t)q * ldz);
         const __m512bh z1 = NV > 1 ? (__m512bh)_mm512_loadu_si512(zp + (size_t)q * ldz + 16) : zb;
-        WDB_FMA(0); WDB_FMA(1); WDB_FMA(2);
-        WDB_FMA(3); WDB_FMA(4); WDB_FMA(5);
-        WDB_FMA(6); WDB_FMA(7); WDB_FMA(8);
+        WDB_FMA(0);
+        WDB_FMA(1);
+        WDB_FMA(2);
+        WDB_FMA(3);
+        WDB_FMA(4);
+        WDB_FMA(5);
+        WDB_FMA(6);
+        WDB_FMA(7);
+        WDB_FMA(8);
     }
-    WDK_ADD(0); WDK_ADD(1); WDK_ADD(2);
-    WDK_ADD(3); WDK_ADD(4); WDK_ADD(5);
-    WDK_ADD(6); WDK_ADD(7); WDK_ADD(8);
+    WDK_ADD(0);
+    WDK_ADD(1);
+    WDK_ADD(2);
+    WDK_ADD(3);
+    WDK_ADD(4);
+    WDK_ADD(5);
+    WDK_ADD(6);
+    WDK_ADD(7);
+    WDK_ADD(8);
 }
-static WG_BF16_TARGET __attribute__((noinline)) void wd_gemm_bf1(double *m, size_t ldm, const float *z, int ldz, const float *v,
-                                                                 size_t vs, int nq, int nci) {
+static WG_BF16_TARGET __attribute__((noinline)) void wd_gemm_bf1(double *m, size_t ldm, const float *z, int ldz,
+                                                                 const float *v, size_t vs, int nq, int nci) {
     wd_gemm_bf(m, ldm, z, ldz, v, vs, nq, nci, 1);
 }
-static WG_BF16_TARGET __attribute__((noinline)) void wd_gemm_bf2(double *m, size_t ldm, const float *z, int ldz, const float *v,
-                                                                 size_t vs, int nq, int nci) {
+static WG_BF16_TARGET __attribute__((noinline)) void wd_gemm_bf2(double *m, size_t ldm, const float *z, int ldz,
+                                                                 const float *v, size_t vs, int nq, int nci) {
     wd_gemm_bf(m, ldm, z, ldz, v, vs, nq, nci, 2);
 }
 
 /* res[3 * a + b][m] = (G^T M G)[a][b] for output channels co0 + m, m < 8, and
  * input channel ci, G^T = [[1, .5, .5, 0], [0, .5, -.5, 0], [0, .5, .5, 1]],
  * in double for 8 output channels at once. */
-static inline __attribute__((always_inline)) void wd_finish(float res[9][8], const double *M, size_t ldm, int Cin, int ci,
-                                                            int co0) {
+static inline __attribute__((always_inline)) void wd_finish(float res[9][8], const double *M, size_t ldm, int Cin,
+                                                            int ci, int co0) {
     const __m512d h = _mm512_set1_pd(0.5);
     __m512d mm[4][4], gm[3][4];
     for (int k = 0; k < 16; k++) mm[k / 4][k % 4] = _mm512_loadu_pd(M + ((size_t)k * Cin + ci) * ldm + co0);

@@ -33,7 +33,7 @@ int dr_quality_from_name(const char *name, dr_quality *out) {
             *out = (dr_quality)i;
             return DR_OK;
         }
-    return dr_error(DR_ERR_INVALID, "unknown preset '%s' (" DR_QUALITY_NAMES ")", name ? name : "");
+    return error_set(DR_ERR_INVALID, "unknown preset '%s' (" DR_QUALITY_NAMES ")", name ? name : "");
 }
 
 /* The presets are each mode's row (mode_ops.presets), from the sampler
@@ -55,7 +55,8 @@ static void preset_apply(dr_params *p, const mode_preset *ps) {
 int dr_params_init_quality(dr_params *p, dr_mode mode, dr_quality q) {
     dr_params_init(p);
     const mode_preset *ps = preset_find(mode, q);
-    if (!ps) return dr_error(DR_ERR_INVALID, "dr_params_init_quality: unknown mode %d or preset %d", (int)mode, (int)q);
+    if (!ps)
+        return error_set(DR_ERR_INVALID, "dr_params_init_quality: unknown mode %d or preset %d", (int)mode, (int)q);
     preset_apply(p, ps);
     return DR_OK;
 }

@@ -32,7 +32,7 @@ int restore_all_tiles = 0;
 
 typedef struct {
     const restore_net *net_;
-    const dr_schedule *sch;
+    const noise_schedule *sch;
     const mode_ops *ops;
     mode_job job; /* the canvas, cond, gen and the mode's state */
     int out_ch, cond_ch, in_ch;
@@ -93,8 +93,8 @@ static int run_network(restore_ctx *c, const float *xt, int t) {
         if (rc != DR_OK) return rc;
         if (c->p->progress_tile) c->p->progress_tile(k0 + nb, c->n_active, c->p->user);
         if (c->p->cancel && *c->p->cancel) /* a large photo's step can take minutes: stop between tiles */
-            return dr_error(DR_ERR_CANCELLED, "cancelled in a sampler step, after %d of %d tiles", k0 + nb,
-                            c->n_active);
+            return error_set(DR_ERR_CANCELLED, "cancelled in a sampler step, after %d of %d tiles", k0 + nb,
+                             c->n_active);
         if (single) break;
         for (int b = 0; b < nb; b++) { /* scatter with blend weights */
             const int k = c->active[k0 + b];
@@ -130,7 +130,8 @@ static int predict(void *user, const float *xt, int t, float *eps, float *x0) {
 #pragma omp parallel for schedule(static) reduction(| : bad) num_threads(nn_threads())
     for (size_t i = 0; i < n; i++) bad |= !isfinite(c->net[i]);
     if (bad)
-        return dr_error(DR_ERR_NUMERIC, "the network produced a non-finite value at step t = %d: no output written", t);
+        return error_set(DR_ERR_NUMERIC, "the network produced a non-finite value at step t = %d: no output written",
+                         t);
     const int v = c->net_->info->predict_v;
     const float *o = c->net;
 #pragma omp parallel for schedule(static) num_threads(nn_threads())
@@ -178,7 +179,7 @@ static int ctx_network(restore_ctx *c) {
     const int overlap = c->p->tile_overlap > 0 ? c->p->tile_overlap : DEFAULT_OVERLAP;
     DR_TRY(tiling_build(&c->tl, c->H, c->W, tile, overlap, f));
     c->active = malloc(sizeof(int) * c->tl.n);
-    if (!c->active) return dr_error(DR_ERR_NOMEM, "out of memory for %d tiles", c->tl.n);
+    if (!c->active) return error_set(DR_ERR_NOMEM, "out of memory for %d tiles", c->tl.n);
     c->n_active = 0;
     const float *gen = c->job.gen;
     for (int k = 0; k < c->tl.n; k++) {
@@ -200,14 +201,14 @@ static int ctx_network(restore_ctx *c) {
 
 static int round_up(int v, int f) { return (v + f - 1) / f * f; }
 
-static int ctx_build(restore_ctx *c, const restore_net *net, const dr_schedule *sch, const dr_image *in,
+static int ctx_build(restore_ctx *c, const restore_net *net, const noise_schedule *sch, const dr_image *in,
                      const dr_image *mask, const dr_params *p) {
     memset(c, 0, sizeof *c);
     c->net_ = net;
     c->sch = sch;
     c->p = p;
     c->ops = mode_ops_get(net->info->mode);
-    if (!c->ops) return dr_error(DR_ERR_INVALID, "model has no mode");
+    if (!c->ops) return error_set(DR_ERR_INVALID, "model has no mode");
     mode_job *j = &c->job;
     j->ops = c->ops;
     j->info = net->info;
@@ -222,7 +223,8 @@ static int ctx_build(restore_ctx *c, const restore_net *net, const dr_schedule *
     if (c->ops->plan) DR_TRY(c->ops->plan(j, in));
     c->H = j->H = round_up(j->h, f);
     c->W = j->W = round_up(j->w, f);
-    if ((int64_t)c->H * c->W > MAX_CANVAS_PIXELS) return dr_error(DR_ERR_LIMIT, "image %dx%d is too large", j->w, j->h);
+    if ((int64_t)c->H * c->W > MAX_CANVAS_PIXELS)
+        return error_set(DR_ERR_LIMIT, "image %dx%d is too large", j->w, j->h);
     float *rgb = NULL;
     DR_TRY(image_rgb_planes(in, &rgb));
     int rc = c->ops->build(j, in, mask, &rgb);
@@ -248,7 +250,7 @@ static int write_output(restore_ctx *c, const dr_image *in, const float *x, dr_i
      * would be 400 MB more at the peak of a 4096x4096 superres. */
     enum { OUT_CHUNK = 16384 };
     float *rgb = malloc(sizeof(float) * 3 * OUT_CHUNK), *ycc = malloc(sizeof(float) * 3 * OUT_CHUNK);
-    int rc = rgb && ycc ? DR_OK : dr_error(DR_ERR_NOMEM, "out of memory for the output");
+    int rc = rgb && ycc ? DR_OK : error_set(DR_ERR_NOMEM, "out of memory for the output");
     for (size_t i0 = 0; rc == DR_OK && i0 < np; i0 += OUT_CHUNK) {
         const size_t k = np - i0 < OUT_CHUNK ? np - i0 : OUT_CHUNK; /* pixels in this chunk */
         c->ops->to_rgb(j, x, i0, k, rgb, ycc);
@@ -276,60 +278,60 @@ static int write_output(restore_ctx *c, const dr_image *in, const float *x, dr_i
 /* ------------------------------------------------------------------ API */
 
 static int check_inputs(const restore_net *net, const dr_image *in, const dr_params *p) {
-    if (!net || !in || !p) return dr_error(DR_ERR_INVALID, "dr_restore: NULL argument");
+    if (!net || !in || !p) return error_set(DR_ERR_INVALID, "dr_restore: NULL argument");
     if (!in->data || in->width < 1 || in->height < 1 || in->channels < 1 || in->channels > 4 ||
         (in->depth != 8 && in->depth != 16))
-        return dr_error(DR_ERR_INVALID, "dr_restore: invalid input image");
+        return error_set(DR_ERR_INVALID, "dr_restore: invalid input image");
     if (p->render_size != DR_RENDER_SIZE_AUTO && p->render_size != 0 &&
         (p->render_size < DR_RENDER_SIZE_MIN || p->render_size > DR_RENDER_SIZE_MAX))
-        return dr_error(DR_ERR_INVALID, "render size %d: 0 (full resolution) or %d..%d", p->render_size,
-                        DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
+        return error_set(DR_ERR_INVALID, "render size %d: 0 (full resolution) or %d..%d", p->render_size,
+                         DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
     const mode_ops *ops = mode_ops_get(net->info->mode);
     if (p->render_size > 0 && !(ops && (ops->info.flags & DR_MODE_TAKES_RENDER_SIZE)))
-        return dr_error(DR_ERR_INVALID, "render size %d: a working resolution is only for colorize, not %s",
-                        p->render_size, dr_mode_name(net->info->mode));
+        return error_set(DR_ERR_INVALID, "render size %d: a working resolution is only for colorize, not %s",
+                         p->render_size, dr_mode_name(net->info->mode));
     if (p->steps < 1 || p->steps > net->info->timesteps)
-        return dr_error(DR_ERR_INVALID, "steps %d out of range 1..%d", p->steps, net->info->timesteps);
+        return error_set(DR_ERR_INVALID, "steps %d out of range 1..%d", p->steps, net->info->timesteps);
     return DR_OK;
 }
 
 int restore_samples(const restore_net *net, const dr_image *in, const dr_image *mask, const dr_params *p, int n,
                     dr_image *outs, dr_image *mean, dr_image *uncertainty) {
     DR_TRY(check_inputs(net, in, p));
-    if (n < 1 || n > 1000) return dr_error(DR_ERR_INVALID, "samples %d out of range 1..1000", n);
-    dr_schedule sch;
-    DR_TRY(dr_schedule_build(&sch, net->info->timesteps, net->info->schedule_linear));
+    if (n < 1 || n > 1000) return error_set(DR_ERR_INVALID, "samples %d out of range 1..1000", n);
+    noise_schedule sch;
+    DR_TRY(noise_schedule_build(&sch, net->info->timesteps, net->info->schedule_linear));
     restore_ctx c;
     int rc = ctx_build(&c, net, &sch, in, mask, p);
     const size_t nx = (size_t)c.out_ch * c.H * c.W;
     float *x = NULL, *scratch = NULL;
     double *sum = NULL, *sum2 = NULL, *xsum = NULL;
     if (rc == DR_OK) rc = mode_alloc(&x, nx, "the sample");
-    dr_sample_options so = {p->sampler, p->steps, p->spacing, p->eta, 0};
-    if (rc == DR_OK) rc = mode_alloc(&scratch, dr_sample_scratch_floats(&so, nx), "the sampler");
+    sample_options so = {p->sampler, p->steps, p->spacing, p->eta, 0};
+    if (rc == DR_OK) rc = mode_alloc(&scratch, sample_scratch_floats(&so, nx), "the sampler");
     const size_t nout = 3 * (size_t)c.job.oh * c.job.ow;
     if (rc == DR_OK && (mean || uncertainty)) {
         sum = calloc(nout, sizeof(double));
         sum2 = calloc(nout, sizeof(double));
-        if (!sum || !sum2) rc = dr_error(DR_ERR_NOMEM, "out of memory");
+        if (!sum || !sum2) rc = error_set(DR_ERR_NOMEM, "out of memory");
     }
     /* colorize's mean is taken over the network's chroma and written once,
      * so the output keeps the input's luma exactly as a single sample does
      * (averaging the written RGB samples moved it by up to a level) */
     const int mean_of_x = mean && (c.ops->info.flags & DR_MODE_MEAN_OF_X);
     if (rc == DR_OK && mean_of_x && !(xsum = calloc(nx, sizeof(double))))
-        rc = dr_error(DR_ERR_NOMEM, "out of memory for the mean");
-    dr_denoiser dn = {predict, x0_hook, x_hook, on_progress, &c};
+        rc = error_set(DR_ERR_NOMEM, "out of memory for the mean");
+    denoiser dn = {predict, x0_hook, x_hook, on_progress, &c};
     c.steps_total = n * p->steps;
     for (int k = 0; rc == DR_OK && k < n; k++) {
         so.seed = p->seed + (uint64_t)k;
         c.step_base = k * p->steps;
         /* x_T: noise, with inpaint's known pixels already clean */
-        dr_rng rng;
-        dr_rng_derive(&rng, so.seed, 0, 0);
-        dr_rng_fill_normal(&rng, x, nx);
+        rng_state rng;
+        rng_derive(&rng, so.seed, 0, 0);
+        rng_fill_normal(&rng, x, nx);
         x_hook(&c, x, sch.T - 1);
-        rc = dr_sample(&sch, &so, &dn, x, nx, 0, scratch);
+        rc = diffusion_sample(&sch, &so, &dn, x, nx, 0, scratch);
         if (rc != DR_OK) break;
         if (xsum)
             for (size_t i = 0; i < nx; i++) xsum[i] += x[i];
@@ -392,6 +394,6 @@ int restore_samples(const restore_net *net, const dr_image *in, const dr_image *
     free(sum2);
     free(xsum);
     ctx_free(&c);
-    dr_schedule_free(&sch);
+    noise_schedule_free(&sch);
     return rc;
 }

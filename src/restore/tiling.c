@@ -62,7 +62,7 @@ int tiling_build(tiling *t, int H, int W, int tile, int overlap, int f) {
     t->tw = W < ts ? W : ts;
     int oy[4096], ox[4096];
     if (H / (ts - ov > 0 ? ts - ov : 1) > 4000 || W / (ts - ov > 0 ? ts - ov : 1) > 4000)
-        return dr_error(DR_ERR_LIMIT, "image needs too many tiles; use a larger --tile");
+        return error_set(DR_ERR_LIMIT, "image needs too many tiles; use a larger --tile");
     const int ny = axis_origins(H, t->th, ov, f, oy), nx = axis_origins(W, t->tw, ov, f, ox);
     t->n = ny * nx;
     t->pos = malloc(sizeof(tile_pos) * t->n);
@@ -71,7 +71,7 @@ int tiling_build(tiling *t, int H, int W, int tile, int overlap, int f) {
     t->inv_wsum = calloc((size_t)H * W, sizeof(float));
     if (!t->pos || !t->wy || !t->wx || !t->inv_wsum) {
         tiling_free(t);
-        return dr_error(DR_ERR_NOMEM, "out of memory for %d tiles", ny * nx);
+        return error_set(DR_ERR_NOMEM, "out of memory for %d tiles", ny * nx);
     }
     for (int iy = 0; iy < ny; iy++)
         for (int ix = 0; ix < nx; ix++) {

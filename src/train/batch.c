@@ -28,7 +28,7 @@ void train_batch_free(train_batch *bb) {
 int train_batch_build(train_batch *bb, const train_state *st, const dataset *ds, int B, int P, int run_B) {
     memset(bb, 0, sizeof *bb);
     bb->st = st;
-    if (!mode_ops_get(st->info.mode)) return dr_error(DR_ERR_INVALID, "unknown mode %d", (int)st->info.mode);
+    if (!mode_ops_get(st->info.mode)) return error_set(DR_ERR_INVALID, "unknown mode %d", (int)st->info.mode);
     mode_train_options_init(&bb->mo);
     bb->mo.scale_min = st->opt.scale_min;
     bb->mo.scale_max = st->opt.scale_max;
@@ -53,7 +53,7 @@ int train_batch_build(train_batch *bb, const train_state *st, const dataset *ds,
     bb->w = malloc(sizeof(float) * B);
     if (!bb->x_in || !bb->target || !bb->gen || !bb->y || !bb->dy || !bb->work || !bb->t || !bb->w) {
         train_batch_free(bb);
-        return dr_error(DR_ERR_NOMEM, "out of memory for a batch of %d at %dx%d", B, P, P);
+        return error_set(DR_ERR_NOMEM, "out of memory for a batch of %d at %dx%d", B, P, P);
     }
     int rc = unet_run_build(&bb->run, &st->L, run_B, P, P, 1);
     if (rc != DR_OK) train_batch_free(bb);
@@ -62,7 +62,7 @@ int train_batch_build(train_batch *bb, const train_state *st, const dataset *ds,
 
 /* Sample b of a batch: crop, degrade, pick t and noise, build x_t and the
  * regression target. All draws come from rng (its own stream). */
-static int make_sample(train_batch *bb, const dataset *ds, const dr_schedule *sch, dr_rng *rng, int b,
+static int make_sample(train_batch *bb, const dataset *ds, const noise_schedule *sch, rng_state *rng, int b,
                        float target_scale, int val) {
     const train_state *st = bb->st;
     const int in = st->info.cfg.in_channels, out = st->info.cfg.out_channels;
@@ -79,15 +79,15 @@ static int make_sample(train_batch *bb, const dataset *ds, const dr_schedule *sc
                              gen, tmp));
     /* validation always draws t uniformly: runs with other t samplings compare on it */
     const int t = st->opt.t_sampling == DR_T_LOGNORMAL && !val
-        ? train_t_from_log_snr(sch, st->opt.t_mean + st->opt.t_std * dr_rng_normal(rng))
-        : (int)dr_rng_below(rng, (uint32_t)sch->T);
+        ? train_t_from_log_snr(sch, st->opt.t_mean + st->opt.t_std * rng_normal(rng))
+        : (int)rng_below(rng, (uint32_t)sch->T);
     const double ab = sch->alpha_bar[t], sa = sqrt(ab), sb = sqrt(1.0 - ab);
     bb->w[b] = st->opt.loss_weight == DR_LOSS_MIN_SNR
         ? (float)train_min_snr_weight(ab, st->opt.snr_gamma, st->info.predict_v)
         : 1.0f;
     float *xt = xin; // [out, P, P]
     for (size_t i = 0; i < (size_t)out * np; i++) {
-        const float e = dr_rng_normal(rng);
+        const float e = rng_normal(rng);
         const float z = x0[i] * target_scale;  // x0 = target_scale * target
         const float keep = 1.0f - gen[i % np]; // inpaint: known pixels stay clean
         xt[i] = keep > 0.5f ? z : (float)diffusion_xt(sa, sb, z, e);
@@ -99,13 +99,13 @@ static int make_sample(train_batch *bb, const dataset *ds, const dr_schedule *sc
 
 /* Fill samples lo..hi-1 of the batch for (seed, step): inputs, targets, and t
  * in bb->t. */
-int fill_batch(train_batch *bb, const dataset *ds, const dr_schedule *sch, uint64_t seed, uint64_t step,
+int fill_batch(train_batch *bb, const dataset *ds, const noise_schedule *sch, uint64_t seed, uint64_t step,
                float target_scale, int val, int lo, int hi) {
     int rc = DR_OK;
 #pragma omp parallel for schedule(static) num_threads(nn_threads())
     for (int b = lo; b < hi; b++) {
-        dr_rng rng;
-        dr_rng_derive(&rng, seed, step, (uint64_t)b);
+        rng_state rng;
+        rng_derive(&rng, seed, step, (uint64_t)b);
         int r = make_sample(bb, ds, sch, &rng, b, target_scale, val);
         if (r != DR_OK) {
 #pragma omp critical
@@ -147,8 +147,8 @@ float measure_target_scale(const train_state *st, const dataset *ds) {
     if (train_batch_build(&bb, st, ds, 8, st->opt.patch, 1) != DR_OK) return 1.0f;
     const int out = st->info.cfg.out_channels;
     double s = 0, s2 = 0, n = 0;
-    dr_schedule dummy = {0};
-    dr_schedule_build(&dummy, 1000, 0);
+    noise_schedule dummy = {0};
+    noise_schedule_build(&dummy, 1000, 0);
     for (int rep = 0; rep < 8; rep++) {
         if (fill_batch(&bb, ds, &dummy, st->opt.seed ^ 0x5ca1e, (uint64_t)rep, 1.0f, 1, 0, bb.B) != DR_OK) break;
         /* with target_scale 1, x0 of generated pixels = the target: recover it
@@ -165,7 +165,7 @@ float measure_target_scale(const train_state *st, const dataset *ds) {
                 }
         }
     }
-    dr_schedule_free(&dummy);
+    noise_schedule_free(&dummy);
     train_batch_free(&bb);
     if (n < 2) return 1.0f;
     double sd = sqrt(fmax(s2 / n - (s / n) * (s / n), 1e-12));
@@ -179,7 +179,7 @@ float measure_target_scale(const train_state *st, const dataset *ds) {
  * steps), plus the error of the implied x0 estimate in target units (clipped
  * to the valid range as the samplers do), which compares eps- and
  * v-prediction runs on one scale. */
-double val_loss(train_state *st, const float *w, train_batch *bb, const dataset *val, const dr_schedule *sch,
+double val_loss(train_state *st, const float *w, train_batch *bb, const dataset *val, const noise_schedule *sch,
                 uint64_t vseed, double *x0_mse) {
     double sum = 0, xsum = 0, xcount = 0;
     const int out = st->info.cfg.out_channels;

@@ -39,7 +39,7 @@ void train_batch_free(train_batch *bb);
 int train_batch_build(train_batch *bb, const train_state *st, const dataset *ds, int B, int P, int run_B);
 /* Fill samples lo..hi-1 of the batch for (seed, step): inputs, targets, and t
  * in bb->t. */
-int fill_batch(train_batch *bb, const dataset *ds, const dr_schedule *sch, uint64_t seed, uint64_t step,
+int fill_batch(train_batch *bb, const dataset *ds, const noise_schedule *sch, uint64_t seed, uint64_t step,
                float target_scale, int val, int lo, int hi);
 /* Loss = mean of w_b (y - target)^2 over generated pixels (weighted: 0 for
  * validation); dy = d loss / d y when want_grad. */
@@ -47,7 +47,7 @@ double loss_and_grad(train_batch *bb, int want_grad, int weighted);
 /* target_scale from the target's std over a few fixed crops (batch.c). */
 float measure_target_scale(const train_state *st, const dataset *ds);
 /* Val loss of weights w on fixed crops, t and noise; *x0_mse the implied x0's error. */
-double val_loss(train_state *st, const float *w, train_batch *bb, const dataset *val, const dr_schedule *sch,
+double val_loss(train_state *st, const float *w, train_batch *bb, const dataset *val, const noise_schedule *sch,
                 uint64_t vseed, double *x0_mse);
 
 #endif

@@ -77,18 +77,18 @@ int checkpoint_save(const train_state *st, const char *path) {
 static int meta_num(const dr_tensor_file *tf, const char *path, const char *key, double *out) {
     const char *v = dr_tensor_file_meta(tf, key);
     char *end;
-    if (!v || !*v) return dr_error(DR_ERR_FORMAT, "%s: checkpoint metadata '%s' is missing", path, key);
+    if (!v || !*v) return error_set(DR_ERR_FORMAT, "%s: checkpoint metadata '%s' is missing", path, key);
     *out = strtod(v, &end);
-    if (*end) return dr_error(DR_ERR_FORMAT, "%s: checkpoint metadata '%s' = '%s' is not a number", path, key, v);
+    if (*end) return error_set(DR_ERR_FORMAT, "%s: checkpoint metadata '%s' = '%s' is not a number", path, key, v);
     return DR_OK;
 }
 
 static int meta_hex(const dr_tensor_file *tf, const char *path, const char *key, uint64_t *out) {
     const char *v = dr_tensor_file_meta(tf, key);
     char *end;
-    if (!v || !*v) return dr_error(DR_ERR_FORMAT, "%s: checkpoint metadata '%s' is missing", path, key);
+    if (!v || !*v) return error_set(DR_ERR_FORMAT, "%s: checkpoint metadata '%s' is missing", path, key);
     *out = strtoull(v, &end, 16);
-    if (*end) return dr_error(DR_ERR_FORMAT, "%s: checkpoint metadata '%s' is not hex", path, key);
+    if (*end) return error_set(DR_ERR_FORMAT, "%s: checkpoint metadata '%s' is not hex", path, key);
     return DR_OK;
 }
 
@@ -99,7 +99,7 @@ int checkpoint_load(train_state *st, const char *path) {
     int rc = DR_OK;
     const char *fmt = dr_tensor_file_meta(&tf, "format");
     if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0) {
-        rc = dr_error(DR_ERR_FORMAT, "%s: not a diffrestore training checkpoint (format '%s')", path, fmt ? fmt : "");
+        rc = error_set(DR_ERR_FORMAT, "%s: not a diffrestore training checkpoint (format '%s')", path, fmt ? fmt : "");
         goto fail;
     }
     /* The model part of the metadata is a weights file's: parse it as one. */
@@ -111,14 +111,14 @@ int checkpoint_load(train_state *st, const char *path) {
     for (int k = 0; k < 4; k++) {
         const dr_tensor *t = dr_tensor_file_get(&tf, names[k]);
         if (!t || t->ndim != 1 || (size_t)t->numel != st->L.n_floats) {
-            rc = dr_error(DR_ERR_FORMAT, "%s: tensor '%s' is missing or has the wrong size for the config", path,
-                          names[k]);
+            rc = error_set(DR_ERR_FORMAT, "%s: tensor '%s' is missing or has the wrong size for the config", path,
+                           names[k]);
             goto fail;
         }
         memcpy(dst[k], t->data, st->L.n_floats * sizeof(float));
     }
     if (tf.n_tensors != 4) {
-        rc = dr_error(DR_ERR_FORMAT, "%s: %d tensors, a checkpoint has 4", path, tf.n_tensors);
+        rc = error_set(DR_ERR_FORMAT, "%s: %d tensors, a checkpoint has 4", path, tf.n_tensors);
         goto fail;
     }
     double v;
@@ -148,7 +148,7 @@ int checkpoint_load(train_state *st, const char *path) {
         if (!dr_tensor_file_meta(&tf, key)) break;                                                                     \
         if ((rc = meta_num(&tf, path, key, &v)) != DR_OK) goto fail;                                                   \
         if (!(v >= (lo) && v <= (hi))) {                                                                               \
-            rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint metadata '%s' out of range", path, key);                      \
+            rc = error_set(DR_ERR_FORMAT, "%s: checkpoint metadata '%s' out of range", path, key);                     \
             goto fail;                                                                                                 \
         }                                                                                                              \
         field = (type)v;                                                                                               \
@@ -162,8 +162,8 @@ int checkpoint_load(train_state *st, const char *path) {
     st->opt.micro_batch = st->opt.batch; /* older checkpoints: one forward and backward per batch */
     OPT_NUM("micro_batch", st->opt.micro_batch, int, 1, 1024);
     if (st->opt.batch % st->opt.micro_batch != 0) {
-        rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint micro_batch %d does not divide its batch %d", path,
-                      st->opt.micro_batch, st->opt.batch);
+        rc = error_set(DR_ERR_FORMAT, "%s: checkpoint micro_batch %d does not divide its batch %d", path,
+                       st->opt.micro_batch, st->opt.batch);
         goto fail;
     }
 #undef OPT_NUM
@@ -171,11 +171,11 @@ int checkpoint_load(train_state *st, const char *path) {
     {
         const char *lw = dr_tensor_file_meta(&tf, "loss_weight"), *ts = dr_tensor_file_meta(&tf, "t_sampling");
         if (lw && strcmp(lw, "uniform") && strcmp(lw, "min_snr")) {
-            rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint loss_weight '%s' is not uniform or min_snr", path, lw);
+            rc = error_set(DR_ERR_FORMAT, "%s: checkpoint loss_weight '%s' is not uniform or min_snr", path, lw);
             goto fail;
         }
         if (ts && strcmp(ts, "uniform") && strcmp(ts, "lognormal")) {
-            rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint t_sampling '%s' is not uniform or lognormal", path, ts);
+            rc = error_set(DR_ERR_FORMAT, "%s: checkpoint t_sampling '%s' is not uniform or lognormal", path, ts);
             goto fail;
         }
         st->opt.loss_weight = lw && !strcmp(lw, "min_snr") ? DR_LOSS_MIN_SNR : DR_LOSS_UNIFORM;
@@ -184,11 +184,11 @@ int checkpoint_load(train_state *st, const char *path) {
          * with the legacy masks and uniform scales */
         const char *mk = dr_tensor_file_meta(&tf, "masks"), *sd = dr_tensor_file_meta(&tf, "scale_dist");
         if (mk && strcmp(mk, "legacy") && strcmp(mk, "damage")) {
-            rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint masks '%s' is not legacy or damage", path, mk);
+            rc = error_set(DR_ERR_FORMAT, "%s: checkpoint masks '%s' is not legacy or damage", path, mk);
             goto fail;
         }
         if (sd && strcmp(sd, "uniform") && strcmp(sd, "high")) {
-            rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint scale_dist '%s' is not uniform or high", path, sd);
+            rc = error_set(DR_ERR_FORMAT, "%s: checkpoint scale_dist '%s' is not uniform or high", path, sd);
             goto fail;
         }
         st->opt.masks = mk && !strcmp(mk, "damage") ? DR_MASKS_DAMAGE : DR_MASKS_LEGACY;
@@ -207,7 +207,7 @@ int checkpoint_load(train_state *st, const char *path) {
     if (dr_tensor_file_meta(&tf, "init_steps")) {
         if ((rc = meta_num(&tf, path, "init_steps", &v)) != DR_OK) goto fail;
         if (!(v >= 0 && v <= 1e9)) {
-            rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint metadata 'init_steps' out of range", path);
+            rc = error_set(DR_ERR_FORMAT, "%s: checkpoint metadata 'init_steps' out of range", path);
             goto fail;
         }
         st->init_steps = (int)v;
@@ -217,7 +217,7 @@ int checkpoint_load(train_state *st, const char *path) {
     {
         const char *sv = dr_tensor_file_meta(&tf, "seed");
         if (!sv) {
-            rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint metadata 'seed' is missing", path);
+            rc = error_set(DR_ERR_FORMAT, "%s: checkpoint metadata 'seed' is missing", path);
             goto fail;
         }
         st->opt.seed = strtoull(sv, NULL, 10);
@@ -231,11 +231,11 @@ int checkpoint_load(train_state *st, const char *path) {
     if ((rc = meta_hex(&tf, path, "checksum", &sum)) != DR_OK) goto fail;
     const float *arrays[4] = {st->params, st->ema, st->adam_m, st->adam_v};
     if (sum != state_checksum(arrays, st->L.n_floats, st->step)) {
-        rc = dr_error(DR_ERR_FORMAT, "%s: checksum mismatch: the checkpoint is damaged", path);
+        rc = error_set(DR_ERR_FORMAT, "%s: checksum mismatch: the checkpoint is damaged", path);
         goto fail;
     }
     if (st->opt.batch < 1 || st->opt.patch < 8 || st->step < 0) {
-        rc = dr_error(DR_ERR_FORMAT, "%s: checkpoint options out of range", path);
+        rc = error_set(DR_ERR_FORMAT, "%s: checkpoint options out of range", path);
         goto fail;
     }
     dr_tensor_file_free(&tf);
@@ -249,8 +249,8 @@ fail:
 int checkpoint_export(const train_state *st, const char *path, int f16) {
     const double ts = st->info.target_scale;
     if (!(ts >= DR_TARGET_SCALE_MIN && ts <= DR_TARGET_SCALE_MAX))
-        return dr_error(DR_ERR_INVALID, "%s: target_scale %.4g is outside %g..%g: these weights would not load", path,
-                        ts, DR_TARGET_SCALE_MIN, DR_TARGET_SCALE_MAX);
+        return error_set(DR_ERR_INVALID, "%s: target_scale %.4g is outside %g..%g: these weights would not load", path,
+                         ts, DR_TARGET_SCALE_MIN, DR_TARGET_SCALE_MAX);
     dr_tensor_file tf = {0};
     char buf[1024];
     int rc = model_meta_from_config(&tf, &st->info);

@@ -39,11 +39,11 @@ typedef struct {
 } dir_chain;
 
 static int walk(const char *root, const char *rel, strvec *out, dir_chain *chain) {
-    if (chain->n > 32) return dr_error(DR_ERR_LIMIT, "%s/%s: directories nested too deep (more than 32)", root, rel);
+    if (chain->n > 32) return error_set(DR_ERR_LIMIT, "%s/%s: directories nested too deep (more than 32)", root, rel);
     char path[4096];
     snprintf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel);
     DIR *d = opendir(path);
-    if (!d) return dr_error(DR_ERR_IO, "%s: cannot open directory: %s", path, strerror(errno));
+    if (!d) return error_set(DR_ERR_IO, "%s: cannot open directory: %s", path, strerror(errno));
     struct dirent *e;
     int rc = DR_OK;
     while (rc == DR_OK && (e = readdir(d))) {
@@ -63,7 +63,7 @@ static int walk(const char *root, const char *rel, strvec *out, dir_chain *chain
             rc = walk(root, sub, out, chain);
             chain->n--;
         } else if (S_ISREG(st.st_mode) && !strvec_push(out, sub)) {
-            rc = dr_error(DR_ERR_NOMEM, "out of memory");
+            rc = error_set(DR_ERR_NOMEM, "out of memory");
         }
     }
     closedir(d);
@@ -137,7 +137,7 @@ int dataset_load(dataset *ds, const char *dir, int min_side, void (*log)(const c
     if (!ds->images || !ds->paths) {
         free_file_list(files, nf);
         dataset_free(ds);
-        return dr_error(DR_ERR_NOMEM, "out of memory");
+        return error_set(DR_ERR_NOMEM, "out of memory");
     }
     ds->hash = 0xcbf29ce484222325ULL;
     char msg[8400];
@@ -169,7 +169,7 @@ int dataset_load(dataset *ds, const char *dir, int min_side, void (*log)(const c
             dr_image_free(&img);
             free_file_list(files, nf);
             dataset_free(ds);
-            return dr_error(DR_ERR_NOMEM, "out of memory loading %s", full);
+            return error_set(DR_ERR_NOMEM, "out of memory loading %s", full);
         }
         const int shift = img.depth == 16 ? 8 : 0, gray = img.channels <= 2;
         for (size_t p = 0; p < (size_t)img.width * img.height; p++)
@@ -186,7 +186,7 @@ int dataset_load(dataset *ds, const char *dir, int min_side, void (*log)(const c
     free_file_list(files, nf);
     if (ds->n == 0) {
         dataset_free(ds);
-        return dr_error(DR_ERR_INVALID, "%s: no usable PNG or JPEG images (at least %dx%d)", dir, min_side, min_side);
+        return error_set(DR_ERR_INVALID, "%s: no usable PNG or JPEG images (at least %dx%d)", dir, min_side, min_side);
     }
     return DR_OK;
 }
@@ -239,17 +239,17 @@ static int crop_resample(const ds_image *im, int x0, int y0, int S, int flip, in
     return DR_OK;
 }
 
-int dataset_random_crop(const dataset *ds, dr_rng *rng, int P, int render_size, float *out, float *tmp) {
-    const ds_image *im = &ds->images[dr_rng_below(rng, (uint32_t)ds->n)];
+int dataset_random_crop(const dataset *ds, rng_state *rng, int P, int render_size, float *out, float *tmp) {
+    const ds_image *im = &ds->images[rng_below(rng, (uint32_t)ds->n)];
     if (render_size > 0) {
         const int lng = im->w > im->h ? im->w : im->h, shrt = im->w < im->h ? im->w : im->h;
-        const double z = exp(log(0.8) + (log(1.25) - log(0.8)) * dr_rng_uniform(rng));
+        const double z = exp(log(0.8) + (log(1.25) - log(0.8)) * rng_uniform(rng));
         long S = lround(P * (double)lng / (render_size * z));
         if (S < P) S = P;
         if (S > shrt) S = shrt;
-        const int x0 = (int)dr_rng_below(rng, (uint32_t)(im->w - S + 1));
-        const int y0 = (int)dr_rng_below(rng, (uint32_t)(im->h - S + 1));
-        const int flip = dr_rng_below(rng, 2);
+        const int x0 = (int)rng_below(rng, (uint32_t)(im->w - S + 1));
+        const int y0 = (int)rng_below(rng, (uint32_t)(im->h - S + 1));
+        const int flip = rng_below(rng, 2);
         if (S > P) return crop_resample(im, x0, y0, (int)S, flip, P, out, tmp);
         const size_t pp = (size_t)P * P; /* S == P: the pixels as they are */
         for (int y = 0; y < P; y++)
@@ -262,13 +262,13 @@ int dataset_random_crop(const dataset *ds, dr_rng *rng, int P, int render_size, 
     int smax = im->w < im->h ? im->w : im->h;
     if (smax > 4 * P) smax = 4 * P;
     /* zoom: S uniform in log space between P and smax */
-    double u = dr_rng_uniform(rng);
+    double u = rng_uniform(rng);
     int S = (int)(P * pow((double)smax / P, u) + 0.5);
     if (S < P) S = P;
     if (S > smax) S = smax;
-    const int x0 = (int)dr_rng_below(rng, (uint32_t)(im->w - S + 1));
-    const int y0 = (int)dr_rng_below(rng, (uint32_t)(im->h - S + 1));
-    const int flip = dr_rng_below(rng, 2);
+    const int x0 = (int)rng_below(rng, (uint32_t)(im->w - S + 1));
+    const int y0 = (int)rng_below(rng, (uint32_t)(im->h - S + 1));
+    const int flip = rng_below(rng, 2);
     float *src = S == P ? out : tmp; /* [3, S, S] */
     const size_t ss = (size_t)S * S;
     for (int y = 0; y < S; y++)

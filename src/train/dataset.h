@@ -36,7 +36,7 @@ void dataset_free(dataset *ds);
  *     S = round(P * max(w, h) / (R * z)), clamped to P..min(w, h) (never
  *     upscaled; a crop always fits).
  * tmp: at least dataset_crop_tmp(ds, P, render_size) floats. */
-int dataset_random_crop(const dataset *ds, dr_rng *rng, int P, int render_size, float *out, float *tmp);
+int dataset_random_crop(const dataset *ds, rng_state *rng, int P, int render_size, float *out, float *tmp);
 size_t dataset_crop_tmp(const dataset *ds, int P, int render_size);
 
 /* Every path (relative to dir) below dir that is a file, sorted. */

@@ -79,9 +79,9 @@ int grad_tree_build(grad_tree *g, const dr_train_comm *comm, int B, int M, float
     g->K = B / M;
     g->n = n;
     if (M < 1 || B % M != 0)
-        return dr_error(DR_ERR_INVALID, "train: the batch %d is not a multiple of the micro-batch %d", B, M);
+        return error_set(DR_ERR_INVALID, "train: the batch %d is not a multiple of the micro-batch %d", B, M);
     if (g->N > g->K)
-        return dr_error(
+        return error_set(
             DR_ERR_INVALID,
             "train: %d ranks, but a batch of %d has only %d micro-batches of %d: every rank needs at least one "
             "(a smaller --micro-batch or a larger --batch; the run's result depends on both, not on the ranks)",
@@ -126,7 +126,7 @@ int grad_tree_build(grad_tree *g, const dr_train_comm *comm, int B, int M, float
     return DR_OK;
 nomem:
     grad_tree_free(g);
-    return dr_error(DR_ERR_NOMEM, "out of memory for the gradient buffers of a batch of %d", B);
+    return error_set(DR_ERR_NOMEM, "out of memory for the gradient buffers of a batch of %d", B);
 }
 
 /* Every rank's doubles: rank r gives head + k * (its samples) of them, its
@@ -145,7 +145,7 @@ int exchange_doubles(grad_tree *g, const double *mine, int head, int k, double *
         off += cnt[r];
     }
     const int rc = g->comm->allgatherv(mine, g->dex, cnt, dsp, g->comm->user);
-    if (rc != 0) return dr_error(DR_ERR_IO, "train: exchanging the step's numbers between ranks failed");
+    if (rc != 0) return error_set(DR_ERR_IO, "train: exchanging the step's numbers between ranks failed");
     for (int r = 0; r < g->N; r++) {
         const double *src = g->dex + dsp[r] / sizeof(double);
         const int rlo = rank_sample(g, r), rn = rank_sample(g, r + 1) - rlo;
@@ -238,14 +238,14 @@ int tree_grad(grad_tree *g, leaf_ctx *c) {
     }
     const double t0 = now_sec();
     if (g->comm->alltoallv(g->send, g->sb, g->sd, g->recv, g->rb, g->rd, g->comm->user) != 0)
-        return dr_error(DR_ERR_IO, "train: exchanging gradients between ranks failed (alltoallv)");
+        return error_set(DR_ERR_IO, "train: exchanging gradients between ranks failed (alltoallv)");
     top_sum(g, 0, g->K, 0);
     for (int j = 0; j < g->N; j++) {
         g->xb[j] = sizeof(float) * (slice_lo(g, j + 1) - slice_lo(g, j));
         g->xd[j] = sizeof(float) * slice_lo(g, j);
     }
     if (g->comm->allgatherv(g->sbuf[0], g->gbuf[0], g->xb, g->xd, g->comm->user) != 0)
-        return dr_error(DR_ERR_IO, "train: exchanging gradients between ranks failed (allgatherv)");
+        return error_set(DR_ERR_IO, "train: exchanging gradients between ranks failed (allgatherv)");
     g->reduce_sec = now_sec() - t0;
     return DR_OK;
 }

@@ -3,7 +3,7 @@
  * and clipping, an EMA of the weights, atomic checkpoints and exact resume.
  *
  * Reproducibility: every random draw of step s, sample b comes from its own
- * stream dr_rng_derive(seed, s, b) (crop, flip, degradation, t, noise), so a
+ * stream rng_derive(seed, s, b) (crop, flip, degradation, t, noise), so a
  * run resumed at step s draws exactly what the uninterrupted run drew, and
  * samples can be prepared in parallel. The checkpoint holds parameters, EMA,
  * both Adam moments, the step and the options that shape the stream.
@@ -49,7 +49,7 @@ static void probe_csv_path(char *buf, size_t n, const char *csv) {
 
 /* One row per probe: its val numbers on the same fixed crops as the main EMA's. */
 static void probes_validate(train_state *st, const dr_train_options *o, const float *probes, FILE *pcsv,
-                            train_batch *vb, const dataset *val, const dr_schedule *sch, uint64_t vseed) {
+                            train_batch *vb, const dataset *val, const noise_schedule *sch, uint64_t vseed) {
     if (!probes || !pcsv) return;
     for (int k = 0; k < o->n_ema_probe; k++) {
         double vx0 = NAN, vl = val_loss(st, probes + (size_t)k * st->L.n_floats, vb, val, sch, vseed, &vx0);
@@ -98,31 +98,33 @@ static int check_output(const dr_train_options *o, const char *path, const char 
     struct stat st;
     const int exists = stat(path, &st) == 0;
     if (exists && S_ISDIR(st.st_mode))
-        return dr_error(DR_ERR_INVALID, "the %s %s is a directory: give a file name", what, path);
+        return error_set(DR_ERR_INVALID, "the %s %s is a directory: give a file name", what, path);
     const char *slash = strrchr(path, '/');
     if (slash && slash != path) {
         char dir[4096];
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
         struct stat ds;
         if (stat(dir, &ds) != 0 || !S_ISDIR(ds.st_mode))
-            return dr_error(DR_ERR_INVALID, "cannot write the %s %s: the directory %s does not exist", what, path, dir);
+            return error_set(DR_ERR_INVALID, "cannot write the %s %s: the directory %s does not exist", what, path,
+                             dir);
     }
     const char *in[2] = {o->data_dir, o->val_dir}, *in_name[2] = {"training data", "validation data"};
     for (int i = 0; i < 2; i++)
         if (in[i] && dr_path_within(path, in[i]))
-            return dr_error(DR_ERR_INVALID,
-                            "refusing to write the %s %s: it lies inside the %s folder %s (an output never goes into "
-                            "an input folder)",
-                            what, path, in_name[i], in[i]);
+            return error_set(DR_ERR_INVALID,
+                             "refusing to write the %s %s: it lies inside the %s folder %s (an output never goes into "
+                             "an input folder)",
+                             what, path, in_name[i], in[i]);
     if (!exists) return DR_OK;
     if (same_file(o->init_path, &st))
-        return dr_error(DR_ERR_INVALID, "refusing to write the %s %s: it is the --init weights", what, path);
+        return error_set(DR_ERR_INVALID, "refusing to write the %s %s: it is the --init weights", what, path);
     if (same_file(o->resume_path, &st) && path != o->out_path)
-        return dr_error(DR_ERR_INVALID, "refusing to write the %s %s: it is the checkpoint being resumed", what, path);
+        return error_set(DR_ERR_INVALID, "refusing to write the %s %s: it is the checkpoint being resumed", what, path);
     for (int i = 0; i < 2; i++)
         if (in[i] && dataset_dir_has_file(in[i], st.st_dev, st.st_ino))
-            return dr_error(DR_ERR_INVALID, "refusing to write the %s %s: it is a file of the %s (another name for it)",
-                            what, path, in_name[i]);
+            return error_set(DR_ERR_INVALID,
+                             "refusing to write the %s %s: it is a file of the %s (another name for it)", what, path,
+                             in_name[i]);
     return DR_OK;
 }
 static int check_outputs(const dr_train_options *o, int training) {
@@ -132,7 +134,7 @@ static int check_outputs(const dr_train_options *o, int training) {
         if (!o->log_path) snprintf(csv, sizeof csv, "%s.csv", o->out_path);
         DR_TRY(check_output(o, o->log_path ? o->log_path : csv, "training log"));
         if (o->n_ema_probe > 0) {
-            if (!o->val_dir) return dr_error(DR_ERR_INVALID, "train: EMA probes are validated: they need --val DIR");
+            if (!o->val_dir) return error_set(DR_ERR_INVALID, "train: EMA probes are validated: they need --val DIR");
             char pp[4300];
             probe_csv_path(pp, sizeof pp, o->log_path ? o->log_path : csv);
             DR_TRY(check_output(o, pp, "EMA probes' log"));
@@ -143,26 +145,27 @@ static int check_outputs(const dr_train_options *o, int training) {
 }
 
 int dr_train(const dr_train_options *o) {
-    if (!o->out_path) return dr_error(DR_ERR_INVALID, "train: an output checkpoint path is required");
+    if (!o->out_path) return error_set(DR_ERR_INVALID, "train: an output checkpoint path is required");
     if (!o->data_dir && !(o->resume_path && o->steps <= 0))
-        return dr_error(DR_ERR_INVALID, "train: --data is required");
+        return error_set(DR_ERR_INVALID, "train: --data is required");
     if (o->batch < 1 || o->batch > 1024 || o->patch < 8 || o->patch > 1024)
-        return dr_error(DR_ERR_INVALID, "train: batch %d or patch %d out of range", o->batch, o->patch);
+        return error_set(DR_ERR_INVALID, "train: batch %d or patch %d out of range", o->batch, o->patch);
     if (o->resume_lr != 0 && (!o->resume_path || !(o->resume_lr > 0 && o->resume_lr <= 1)))
-        return dr_error(DR_ERR_INVALID, "train: resume learning rate %g: 0 (keep), or 0..1 with a checkpoint to resume",
-                        (double)o->resume_lr);
+        return error_set(DR_ERR_INVALID,
+                         "train: resume learning rate %g: 0 (keep), or 0..1 with a checkpoint to resume",
+                         (double)o->resume_lr);
     if (o->render_size != 0 && (o->render_size < DR_RENDER_SIZE_MIN || o->render_size > DR_RENDER_SIZE_MAX))
-        return dr_error(DR_ERR_INVALID, "train: render size %d: 0 (full resolution) or %d..%d", o->render_size,
-                        DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
+        return error_set(DR_ERR_INVALID, "train: render size %d: 0 (full resolution) or %d..%d", o->render_size,
+                         DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
     const int root = !o->comm || o->comm->size <= 1 || o->comm->rank == 0;
     if (o->comm && o->comm->size > 1 &&
         (o->comm->rank < 0 || o->comm->rank >= o->comm->size || !o->comm->allgatherv || !o->comm->alltoallv))
-        return dr_error(DR_ERR_INVALID, "train: rank %d of %d, or a collective missing", o->comm->rank, o->comm->size);
+        return error_set(DR_ERR_INVALID, "train: rank %d of %d, or a collective missing", o->comm->rank, o->comm->size);
     if (root) DR_TRY(check_outputs(o, o->data_dir != NULL)); /* rank 0 alone writes them */
     train_state st;
     int rc;
     if (o->resume_path && o->init_path)
-        return dr_error(DR_ERR_INVALID, "train: --resume and --init exclude each other");
+        return error_set(DR_ERR_INVALID, "train: --resume and --init exclude each other");
     if (o->resume_path) {
         rc = checkpoint_load(&st, o->resume_path);
         if (rc != DR_OK) return rc;
@@ -188,10 +191,10 @@ int dr_train(const dr_train_options *o) {
         }
     } else {
         if (o->target_scale > 0 && !(o->target_scale >= DR_TARGET_SCALE_MIN && o->target_scale <= DR_TARGET_SCALE_MAX))
-            return dr_error(DR_ERR_INVALID, "train: --target-scale %g is outside %g..%g", o->target_scale,
-                            DR_TARGET_SCALE_MIN, DR_TARGET_SCALE_MAX);
+            return error_set(DR_ERR_INVALID, "train: --target-scale %g is outside %g..%g", o->target_scale,
+                             DR_TARGET_SCALE_MIN, DR_TARGET_SCALE_MAX);
         if (o->init_path && o->target_scale > 0)
-            return dr_error(DR_ERR_INVALID, "train: --target-scale cannot change the --init weights' target_scale");
+            return error_set(DR_ERR_INVALID, "train: --target-scale cannot change the --init weights' target_scale");
         if (o->init_path) {
             /* the state comes from the weights: their mode when none is given */
             rc = train_state_from_weights(&st, o);
@@ -219,7 +222,7 @@ int dr_train(const dr_train_options *o) {
     if (st.opt.micro_batch > st.opt.batch || st.opt.batch % st.opt.micro_batch != 0) {
         const int mb = st.opt.micro_batch, b = st.opt.batch;
         train_state_free(&st);
-        return dr_error(DR_ERR_INVALID, "train: --micro-batch %d must divide --batch %d", mb, b);
+        return error_set(DR_ERR_INVALID, "train: --micro-batch %d must divide --batch %d", mb, b);
     }
     const dr_train_options *opt = &st.opt;
     const mode_ops *ops = mode_ops_get(st.info.mode);
@@ -233,22 +236,22 @@ int dr_train(const dr_train_options *o) {
     if (!ops || only) {
         const dr_mode md = st.info.mode;
         train_state_free(&st);
-        if (!ops) return dr_error(DR_ERR_INVALID, "train: unknown mode %d", (int)md);
-        return dr_error(DR_ERR_INVALID, "train: %s, not %s", only, dr_mode_name(md));
+        if (!ops) return error_set(DR_ERR_INVALID, "train: unknown mode %d", (int)md);
+        return error_set(DR_ERR_INVALID, "train: %s, not %s", only, dr_mode_name(md));
     }
     if (o->n_ema_probe < 0 || o->n_ema_probe > DR_EMA_PROBES_MAX) {
         train_state_free(&st);
-        return dr_error(DR_ERR_INVALID, "train: %d EMA probes; at most %d", o->n_ema_probe, DR_EMA_PROBES_MAX);
+        return error_set(DR_ERR_INVALID, "train: %d EMA probes; at most %d", o->n_ema_probe, DR_EMA_PROBES_MAX);
     }
     for (int k = 0; k < o->n_ema_probe; k++)
         if (!(o->ema_probe[k] >= 0 && o->ema_probe[k] < 1)) {
             train_state_free(&st);
-            return dr_error(DR_ERR_INVALID, "train: EMA probe decay %g is not in 0..1", (double)o->ema_probe[k]);
+            return error_set(DR_ERR_INVALID, "train: EMA probe decay %g is not in 0..1", (double)o->ema_probe[k]);
         }
     {
         /* a run killed while writing its checkpoint (SIGKILL, power loss)
          * leaves the temp file; the checkpoint itself is the previous one */
-        const int stale = root ? dr_atomic_remove_stale(o->out_path) : 0;
+        const int stale = root ? file_atomic_remove_stale(o->out_path) : 0;
         if (stale > 0)
             logf_(o, "removed %d stale temporary file%s of %s (a write was interrupted)", stale, stale > 1 ? "s" : "",
                   o->out_path);
@@ -258,19 +261,19 @@ int dr_train(const dr_train_options *o) {
     grad_tree gt = {0};
     double *xd = NULL; /* the step's exchanged numbers: mine, heads, per sample */
     void (*note)(const char *, void *) = root ? o->log : NULL;
-    dr_schedule sch = {0};
+    noise_schedule sch = {0};
     FILE *csv = NULL, *pcsv = NULL;
     char csv_path[4200];
     float *probes = NULL; /* o->n_ema_probe EMAs of L.n_floats, one allocation (rank 0) */
-    rc = dr_schedule_build(&sch, st.info.timesteps, st.info.schedule_linear);
+    rc = noise_schedule_build(&sch, st.info.timesteps, st.info.schedule_linear);
     if (rc != DR_OK) goto done;
     if (st.step < opt->steps) {
         rc = dataset_load(&ds, o->data_dir, opt->patch, note, o->user);
         if (rc != DR_OK) goto done;
         if (st.step > 0 && st.data_hash != ds.hash) {
-            rc =
-                dr_error(DR_ERR_INVALID, "%s: the checkpoint was trained on different data than %s (file list differs)",
-                         o->resume_path, o->data_dir);
+            rc = error_set(DR_ERR_INVALID,
+                           "%s: the checkpoint was trained on different data than %s (file list differs)",
+                           o->resume_path, o->data_dir);
             goto done;
         }
         st.data_hash = ds.hash;
@@ -288,7 +291,7 @@ int dr_train(const dr_train_options *o) {
             if (!(ts >= DR_TARGET_SCALE_MIN && ts <= DR_TARGET_SCALE_MAX)) {
                 /* e.g. colorize on gray photos: nothing to learn, and weights
                  * that no command would load; stop before the first step */
-                rc = dr_error(
+                rc = error_set(
                     DR_ERR_INVALID, "%s: the data gives target_scale %.4g, outside the %g..%g weights may hold: %s",
                     o->data_dir, ts, DR_TARGET_SCALE_MIN, DR_TARGET_SCALE_MAX, mode_ops_get(st.info.mode)->flat_data);
                 goto done;
@@ -300,7 +303,7 @@ int dr_train(const dr_train_options *o) {
         rc = train_batch_build(&bb, &st, &ds, opt->batch, opt->patch, opt->micro_batch);
         if (rc != DR_OK) goto done;
         if (!(xd = malloc(sizeof(double) * (6 * (size_t)opt->batch + 4 * (size_t)gt.N + 4)))) {
-            rc = dr_error(DR_ERR_NOMEM, "out of memory");
+            rc = error_set(DR_ERR_NOMEM, "out of memory");
             goto done;
         }
         if (gt.N > 1)
@@ -311,7 +314,7 @@ int dr_train(const dr_train_options *o) {
         if (!o->log_path) snprintf(csv_path, sizeof csv_path, "%s.csv", o->out_path);
         csv = fopen(csv_path, "a");
         if (!csv) {
-            rc = dr_error(DR_ERR_IO, "%s: cannot open the training log", csv_path);
+            rc = error_set(DR_ERR_IO, "%s: cannot open the training log", csv_path);
             goto done;
         }
         if (ftell(csv) == 0)
@@ -323,14 +326,14 @@ int dr_train(const dr_train_options *o) {
              * decays share one history up to here and differ only after it */
             const size_t n = st.L.n_floats;
             if (!(probes = malloc(sizeof(float) * n * (size_t)o->n_ema_probe))) {
-                rc = dr_error(DR_ERR_NOMEM, "out of memory (EMA probes)");
+                rc = error_set(DR_ERR_NOMEM, "out of memory (EMA probes)");
                 goto done;
             }
             for (int k = 0; k < o->n_ema_probe; k++) memcpy(probes + (size_t)k * n, st.ema, sizeof(float) * n);
             char pp[4300];
             probe_csv_path(pp, sizeof pp, csv_path);
             if (!(pcsv = fopen(pp, "a"))) {
-                rc = dr_error(DR_ERR_IO, "%s: cannot open the EMA probes' log", pp);
+                rc = error_set(DR_ERR_IO, "%s: cannot open the EMA probes' log", pp);
                 goto done;
             }
             if (ftell(pcsv) == 0) fprintf(pcsv, "step,cpu_seconds,decay,decay_now,val_loss,val_x0_mse\n");
@@ -381,7 +384,7 @@ int dr_train(const dr_train_options *o) {
         if (cancel) {
             rc = root ? checkpoint_save(&st, o->out_path) : DR_OK;
             if (rc == DR_OK)
-                rc = dr_error(DR_ERR_CANCELLED, "interrupted at step %d; checkpoint %s written", st.step, o->out_path);
+                rc = error_set(DR_ERR_CANCELLED, "interrupted at step %d; checkpoint %s written", st.step, o->out_path);
             goto done;
         }
         double count = 0;
@@ -406,15 +409,15 @@ int dr_train(const dr_train_options *o) {
         loss /= count;
         for (int r = 0; r < gt.N; r++) step_cpu += heads[r];
         if (!isfinite(loss)) {
-            rc = dr_error(DR_ERR_NUMERIC, "loss is %g at step %d: stopped; the last checkpoint (step %d) is kept", loss,
-                          st.step, last_ckpt_step);
+            rc = error_set(DR_ERR_NUMERIC, "loss is %g at step %d: stopped; the last checkpoint (step %d) is kept",
+                           loss, st.step, last_ckpt_step);
             goto done;
         }
         double gn = grad_norm(st.grads, st.L.n_floats);
         if (!isfinite(gn)) {
-            rc = dr_error(DR_ERR_NUMERIC,
-                          "gradient norm is %g at step %d: stopped; the last checkpoint (step %d) is kept", gn, st.step,
-                          last_ckpt_step);
+            rc = error_set(DR_ERR_NUMERIC,
+                           "gradient norm is %g at step %d: stopped; the last checkpoint (step %d) is kept", gn,
+                           st.step, last_ckpt_step);
             goto done;
         }
         double lr = opt->lr * fmin(1.0, (st.step + 1.0) / fmax(1.0, opt->warmup_steps));
@@ -488,15 +491,15 @@ done:
     train_batch_free(&vb);
     dataset_free(&ds);
     dataset_free(&val);
-    dr_schedule_free(&sch);
+    noise_schedule_free(&sch);
     train_state_free(&st);
     return rc;
 }
 
 int dr_train_validate(const dr_train_options *o, double *val_loss_out, double *val_x0_mse) {
-    if (!o->val_dir) return dr_error(DR_ERR_INVALID, "train: validation needs --val");
+    if (!o->val_dir) return error_set(DR_ERR_INVALID, "train: validation needs --val");
     if (!!o->resume_path == !!o->init_path)
-        return dr_error(DR_ERR_INVALID, "train: validation needs either a checkpoint (--resume) or weights (--init)");
+        return error_set(DR_ERR_INVALID, "train: validation needs either a checkpoint (--resume) or weights (--init)");
     train_state st;
     int rc = o->resume_path ? checkpoint_load(&st, o->resume_path) : train_state_from_weights(&st, o);
     if (rc != DR_OK) {
@@ -511,17 +514,17 @@ int dr_train_validate(const dr_train_options *o, double *val_loss_out, double *v
     const uint64_t vseed = o->val_seed >= 0 ? (uint64_t)o->val_seed : st.opt.seed;
     dataset val = {0};
     train_batch vb = {0};
-    dr_schedule sch = {0};
-    if ((rc = dr_schedule_build(&sch, st.info.timesteps, st.info.schedule_linear)) == DR_OK &&
+    noise_schedule sch = {0};
+    if ((rc = noise_schedule_build(&sch, st.info.timesteps, st.info.schedule_linear)) == DR_OK &&
         (rc = dataset_load(&val, o->val_dir, st.opt.patch, o->log, o->user)) == DR_OK &&
         (rc = train_batch_build(&vb, &st, &val, VAL_BATCH, st.opt.patch, VAL_BATCH)) == DR_OK) {
         *val_loss_out = val_loss(&st, o->resume_path && o->validate_params ? st.params : st.ema, &vb, &val, &sch, vseed,
                                  val_x0_mse);
-        if (!isfinite(*val_loss_out)) rc = dr_error(DR_ERR_NUMERIC, "validation loss is not finite");
+        if (!isfinite(*val_loss_out)) rc = error_set(DR_ERR_NUMERIC, "validation loss is not finite");
     }
     train_batch_free(&vb);
     dataset_free(&val);
-    dr_schedule_free(&sch);
+    noise_schedule_free(&sch);
     train_state_free(&st);
     return rc;
 }
@@ -529,7 +532,7 @@ int dr_train_validate(const dr_train_options *o, double *val_loss_out, double *v
 int dr_train_export(const char *checkpoint, const char *out_path, int f16) {
     struct stat st_ck;
     if (checkpoint && stat(checkpoint, &st_ck) == 0 && same_file(out_path, &st_ck))
-        return dr_error(DR_ERR_INVALID, "refusing to export into %s: it is the checkpoint being read", out_path);
+        return error_set(DR_ERR_INVALID, "refusing to export into %s: it is the checkpoint being read", out_path);
     train_state st;
     DR_TRY(checkpoint_load(&st, checkpoint));
     int rc = checkpoint_export(&st, out_path, f16);

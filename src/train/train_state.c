@@ -26,7 +26,7 @@ int train_state_alloc(train_state *st) {
     st->ema = calloc(n, sizeof(float));
     if (!st->params || !st->grads || !st->adam_m || !st->adam_v || !st->ema) {
         train_state_free(st);
-        return dr_error(DR_ERR_NOMEM, "out of memory for training state (%zu parameters)", n);
+        return error_set(DR_ERR_NOMEM, "out of memory for training state (%zu parameters)", n);
     }
     return DR_OK;
 }
@@ -68,15 +68,15 @@ int train_state_from_weights(train_state *st, const dr_train_options *o) {
     if (o->mode != DR_MODE_NONE && m->info.mode != o->mode) {
         const dr_mode have = m->info.mode;
         dr_model_free(m);
-        return dr_error(DR_ERR_INVALID, "%s: weights for %s, but training %s", path, dr_mode_name(have),
-                        dr_mode_name(o->mode));
+        return error_set(DR_ERR_INVALID, "%s: weights for %s, but training %s", path, dr_mode_name(have),
+                         dr_mode_name(o->mode));
     }
     const char *ts = dr_tensor_file_meta(&m->meta, "train_steps");
     char *end = NULL;
     const long steps = ts ? strtol(ts, &end, 10) : 0;
     if (ts && (end == ts || *end || ts[0] == '+' || ts[0] == ' ' || steps < 0 || steps > 1000000000L)) {
         dr_model_free(m);
-        return dr_error(DR_ERR_FORMAT, "%s: metadata train_steps = '%s' is not a step count", path, ts);
+        return error_set(DR_ERR_FORMAT, "%s: metadata train_steps = '%s' is not a step count", path, ts);
     }
     /* the weights' model description wins over the options: the network
      * must keep the shape and the conventions it was trained with */

@@ -8,12 +8,12 @@ double train_min_snr_weight(double alpha_bar, double gamma, int predict_v) {
     return clipped / (predict_v ? snr + 1.0 : fmax(snr, 1e-300));
 }
 
-static double log_snr_at(const dr_schedule *sch, int t) {
+static double log_snr_at(const noise_schedule *sch, int t) {
     const double ab = sch->alpha_bar[t];
     return log(ab) - log1p(-ab);
 }
 
-int train_t_from_log_snr(const dr_schedule *sch, double log_snr) {
+int train_t_from_log_snr(const noise_schedule *sch, double log_snr) {
     /* binary search for the first t whose log-SNR is <= log_snr */
     int lo = 0, hi = sch->T - 1;
     if (log_snr >= log_snr_at(sch, 0)) return 0;

@@ -18,6 +18,6 @@ double train_min_snr_weight(double alpha_bar, double gamma, int predict_v);
 /* The timestep whose log-SNR is nearest to log_snr (alpha_bar falls with t,
  * so log-SNR does too): a normal draw of log_snr gives the log-normal
  * sampling of EDM (ln sigma = -log_snr / 2). */
-int train_t_from_log_snr(const dr_schedule *sch, double log_snr);
+int train_t_from_log_snr(const noise_schedule *sch, double log_snr);
 
 #endif

@@ -38,14 +38,14 @@ int dr_unet_config_parse(dr_unet_config *cfg, const char *spec) {
     const char *p = spec;
     while (*p) {
         const char *eq = strchr(p, '=');
-        if (!eq) return dr_error(DR_ERR_INVALID, "config '%s': expected key=value at '%s'", spec, p);
+        if (!eq) return error_set(DR_ERR_INVALID, "config '%s': expected key=value at '%s'", spec, p);
         size_t klen = (size_t)(eq - p);
         int which = -1;
         for (int i = 0; i < (int)(sizeof keys / sizeof *keys); i++)
             if (strlen(keys[i]) == klen && strncmp(p, keys[i], klen) == 0) which = i;
         if (which < 0)
-            return dr_error(DR_ERR_INVALID, "config '%s': unknown key '%.*s' (base, mult, res, attn, groups, in, out)",
-                            spec, (int)klen, p);
+            return error_set(DR_ERR_INVALID, "config '%s': unknown key '%.*s' (base, mult, res, attn, groups, in, out)",
+                             spec, (int)klen, p);
         const char *v = eq + 1, *end = v;
         /* the value ends at the comma that starts the next "key=" */
         for (;;) {
@@ -66,7 +66,7 @@ int dr_unet_config_parse(dr_unet_config *cfg, const char *spec) {
         int vals[DR_MAX_LEVELS + 1];
         int n = parse_int_list(v, vlen, vals, DR_MAX_LEVELS, which == 3);
         if (n < 0 || (which != 1 && which != 3 && n != 1))
-            return dr_error(DR_ERR_INVALID, "config '%s': bad value for '%.*s'", spec, (int)klen, p);
+            return error_set(DR_ERR_INVALID, "config '%s': bad value for '%.*s'", spec, (int)klen, p);
         switch (which) {
         case 0: cfg->base_channels = vals[0]; break;
         case 1:
@@ -78,7 +78,7 @@ int dr_unet_config_parse(dr_unet_config *cfg, const char *spec) {
             memset(cfg->attention, 0, sizeof cfg->attention);
             for (int i = 0; i < n; i++) {
                 if (vals[i] >= DR_MAX_LEVELS)
-                    return dr_error(DR_ERR_INVALID, "config '%s': attention level %d out of range", spec, vals[i]);
+                    return error_set(DR_ERR_INVALID, "config '%s': attention level %d out of range", spec, vals[i]);
                 cfg->attention[vals[i]] = 1;
             }
             break;
@@ -93,22 +93,22 @@ int dr_unet_config_parse(dr_unet_config *cfg, const char *spec) {
 
 int dr_unet_config_validate(const dr_unet_config *c) {
     if (c->in_channels < 1 || c->in_channels > 64 || c->out_channels < 1 || c->out_channels > 64)
-        return dr_error(DR_ERR_INVALID, "config: in/out channels %d/%d out of range 1..64", c->in_channels,
-                        c->out_channels);
+        return error_set(DR_ERR_INVALID, "config: in/out channels %d/%d out of range 1..64", c->in_channels,
+                         c->out_channels);
     if (c->base_channels < 2 || c->base_channels > 1024 || c->base_channels % 2)
-        return dr_error(DR_ERR_INVALID, "config: base_channels %d must be even, 2..1024", c->base_channels);
+        return error_set(DR_ERR_INVALID, "config: base_channels %d must be even, 2..1024", c->base_channels);
     if (c->n_levels < 1 || c->n_levels > DR_MAX_LEVELS)
-        return dr_error(DR_ERR_INVALID, "config: %d levels, need 1..%d", c->n_levels, DR_MAX_LEVELS);
+        return error_set(DR_ERR_INVALID, "config: %d levels, need 1..%d", c->n_levels, DR_MAX_LEVELS);
     if (c->num_res_blocks < 1 || c->num_res_blocks > 8)
-        return dr_error(DR_ERR_INVALID, "config: num_res_blocks %d out of range 1..8", c->num_res_blocks);
-    if (c->groups < 1) return dr_error(DR_ERR_INVALID, "config: groups %d must be positive", c->groups);
+        return error_set(DR_ERR_INVALID, "config: num_res_blocks %d out of range 1..8", c->num_res_blocks);
+    if (c->groups < 1) return error_set(DR_ERR_INVALID, "config: groups %d must be positive", c->groups);
     if (c->base_channels % c->groups)
-        return dr_error(DR_ERR_INVALID, "config: groups %d must divide base_channels %d", c->groups, c->base_channels);
+        return error_set(DR_ERR_INVALID, "config: groups %d must divide base_channels %d", c->groups, c->base_channels);
     for (int l = 0; l < c->n_levels; l++)
         if (c->channel_mult[l] < 1 || c->channel_mult[l] > 64)
-            return dr_error(DR_ERR_INVALID, "config: channel_mult[%d] = %d out of range 1..64", l, c->channel_mult[l]);
+            return error_set(DR_ERR_INVALID, "config: channel_mult[%d] = %d out of range 1..64", l, c->channel_mult[l]);
     for (int l = c->n_levels; l < DR_MAX_LEVELS; l++)
         if (c->attention[l])
-            return dr_error(DR_ERR_INVALID, "config: attention on level %d, but there are %d levels", l, c->n_levels);
+            return error_set(DR_ERR_INVALID, "config: attention on level %d, but there are %d levels", l, c->n_levels);
     return DR_OK;
 }

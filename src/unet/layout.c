@@ -240,7 +240,7 @@ int unet_layout_build(unet_layout *L, const dr_unet_config *cfg) {
     op_conv(b, "out_conv", a, cfg->out_channels, 3, 1); // last tensor: y [out, H, W]
     if (b->nomem) {
         unet_layout_free(L);
-        return dr_error(DR_ERR_NOMEM, "out of memory building the U-Net layout");
+        return error_set(DR_ERR_NOMEM, "out of memory building the U-Net layout");
     }
     return DR_OK;
 }
@@ -252,8 +252,8 @@ const unet_param *unet_layout_find(const unet_layout *L, const char *name) {
 }
 
 void unet_init_params(const unet_layout *L, float *params, uint64_t seed) {
-    dr_rng rng;
-    dr_rng_seed(&rng, seed);
+    rng_state rng;
+    rng_seed(&rng, seed);
     for (int i = 0; i < L->n_params; i++) {
         const unet_param *p = &L->params[i];
         float *w = params + p->offset;
@@ -270,7 +270,7 @@ void unet_init_params(const unet_layout *L, float *params, uint64_t seed) {
         size_t fan_in = 1;
         for (int d = 1; d < wp->ndim; d++) fan_in *= (size_t)wp->shape[d];
         float bound = 1.0f / sqrtf((float)fan_in);
-        for (size_t j = 0; j < p->numel; j++) w[j] = (float)((2.0 * dr_rng_uniform(&rng) - 1.0) * bound);
+        for (size_t j = 0; j < p->numel; j++) w[j] = (float)((2.0 * rng_uniform(&rng) - 1.0) * bound);
     }
 }
 

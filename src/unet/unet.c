@@ -154,7 +154,7 @@ static int plan_inference(const unet_layout *L, unet_run *R, size_t *total) {
     if (!last || !live) {
         free(last);
         free(live);
-        return dr_error(DR_ERR_NOMEM, "out of memory planning the U-Net");
+        return error_set(DR_ERR_NOMEM, "out of memory planning the U-Net");
     }
     for (int i = 0; i < nt; i++) last[i] = -1;
     for (int i = 0; i < L->n_ops; i++) {
@@ -223,10 +223,10 @@ int unet_run_build(unet_run *R, const unet_layout *L, int B, int H, int W, int t
     memset(R, 0, sizeof *R);
     const int f = 1 << (L->cfg.n_levels - 1);
     if (B < 1 || H < f || W < f || H % f || W % f)
-        return dr_error(DR_ERR_INVALID, "U-Net input %dx%d (batch %d): H and W must be positive multiples of %d", H, W,
-                        B, f);
+        return error_set(DR_ERR_INVALID, "U-Net input %dx%d (batch %d): H and W must be positive multiples of %d", H, W,
+                         B, f);
     if ((int64_t)H * W > (int64_t)1 << 26)
-        return dr_error(DR_ERR_LIMIT, "U-Net input %dx%d is too large for one pass (tile it)", H, W);
+        return error_set(DR_ERR_LIMIT, "U-Net input %dx%d is too large for one pass (tile it)", H, W);
     R->B = B;
     R->H = H;
     R->W = W;
@@ -272,7 +272,7 @@ int unet_run_build(unet_run *R, const unet_layout *L, int B, int H, int W, int t
     return DR_OK;
 nomem:
     unet_run_free(R);
-    return dr_error(DR_ERR_NOMEM, "out of memory for U-Net activations (%dx%d, batch %d)", H, W, B);
+    return error_set(DR_ERR_NOMEM, "out of memory for U-Net activations (%dx%d, batch %d)", H, W, B);
 }
 
 /* ------------------------------------------------------------------ forward */
@@ -350,8 +350,8 @@ static void time_embed_forward(unet_run *R, const unet_layout *L, const float *P
 
 int unet_forward(unet_run *R, const unet_layout *L, const float *P, const float *x, const float *t, float *y) {
     if (R->threads != nn_threads())
-        return dr_error(DR_ERR_INVALID, "U-Net run was planned for %d threads, now %d: rebuild it", R->threads,
-                        nn_threads());
+        return error_set(DR_ERR_INVALID, "U-Net run was planned for %d threads, now %d: rebuild it", R->threads,
+                         nn_threads());
     R->x = x;
     R->t = t;
     R->y = y;
@@ -466,7 +466,7 @@ static void attn_backward_op(unet_run *R, const unet_layout *L, const float *P, 
 }
 
 int unet_backward(unet_run *R, const unet_layout *L, const float *P, float *Gp, const float *dy, float *dx) {
-    if (!R->train || !R->grad) return dr_error(DR_ERR_INVALID, "unet_backward needs a training-mode run");
+    if (!R->train || !R->grad) return error_set(DR_ERR_INVALID, "unet_backward needs a training-mode run");
     const int B = R->B, C = L->cfg.base_channels, E = 4 * C;
     memset(R->grad, 0, R->act_floats * sizeof(float));
     memset(R->demb, 0, 3 * (size_t)B * E * sizeof(float));

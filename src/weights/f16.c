@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-float dr_f16_to_f32(uint16_t h) {
+float f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ffu, bits;
     if (exp == 0) {
@@ -26,7 +26,7 @@ float dr_f16_to_f32(uint16_t h) {
     return f;
 }
 
-uint16_t dr_f32_to_f16(float f) {
+uint16_t f32_to_f16(float f) {
     uint32_t x;
     memcpy(&x, &f, 4);
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);

@@ -3,6 +3,6 @@
 #ifndef DR_WEIGHTS_F16_H
 #define DR_WEIGHTS_F16_H
 #include <stdint.h>
-float dr_f16_to_f32(uint16_t h);
-uint16_t dr_f32_to_f16(float f);
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
 #endif

@@ -68,14 +68,14 @@ static int64_t shape_numel(int ndim, const int64_t *shape) {
 
 int dr_tensor_file_add(dr_tensor_file *tf, const char *name, int ndim, const int64_t *shape, const float *data) {
     if (!name || !*name || ndim < 0 || ndim > DR_MAX_DIMS)
-        return dr_error(DR_ERR_INVALID, "tensor '%s': bad name or rank %d", name ? name : "", ndim);
-    if (strcmp(name, "__metadata__") == 0) return dr_error(DR_ERR_INVALID, "tensor name '__metadata__' is reserved");
-    if (dr_tensor_file_get(tf, name)) return dr_error(DR_ERR_INVALID, "tensor '%s' added twice", name);
+        return error_set(DR_ERR_INVALID, "tensor '%s': bad name or rank %d", name ? name : "", ndim);
+    if (strcmp(name, "__metadata__") == 0) return error_set(DR_ERR_INVALID, "tensor name '__metadata__' is reserved");
+    if (dr_tensor_file_get(tf, name)) return error_set(DR_ERR_INVALID, "tensor '%s' added twice", name);
     int64_t numel = shape_numel(ndim, shape);
     if (numel < 0 || (uint64_t)numel > SIZE_MAX / sizeof(float))
-        return dr_error(DR_ERR_INVALID, "tensor '%s': bad shape", name);
+        return error_set(DR_ERR_INVALID, "tensor '%s': bad shape", name);
     dr_tensor *nt = realloc(tf->tensors, sizeof(dr_tensor) * (tf->n_tensors + 1));
-    if (!nt) return dr_error(DR_ERR_NOMEM, "out of memory adding tensor '%s'", name);
+    if (!nt) return error_set(DR_ERR_NOMEM, "out of memory adding tensor '%s'", name);
     tf->tensors = nt;
     dr_tensor *t = &tf->tensors[tf->n_tensors];
     memset(t, 0, sizeof *t);
@@ -84,7 +84,7 @@ int dr_tensor_file_add(dr_tensor_file *tf, const char *name, int ndim, const int
     if (!t->name || !t->data) {
         free(t->name);
         free(t->data);
-        return dr_error(DR_ERR_NOMEM, "out of memory adding tensor '%s'", name);
+        return error_set(DR_ERR_NOMEM, "out of memory adding tensor '%s'", name);
     }
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
@@ -98,27 +98,27 @@ int dr_tensor_file_add(dr_tensor_file *tf, const char *name, int ndim, const int
 }
 
 int dr_tensor_file_set_meta(dr_tensor_file *tf, const char *key, const char *value) {
-    if (!key || !value) return dr_error(DR_ERR_INVALID, "metadata key and value must be set");
+    if (!key || !value) return error_set(DR_ERR_INVALID, "metadata key and value must be set");
     for (int i = 0; i < tf->n_meta; i++) {
         if (strcmp(tf->meta_keys[i], key) == 0) {
             char *v = dup_str(value);
-            if (!v) return dr_error(DR_ERR_NOMEM, "out of memory");
+            if (!v) return error_set(DR_ERR_NOMEM, "out of memory");
             free(tf->meta_values[i]);
             tf->meta_values[i] = v;
             return DR_OK;
         }
     }
     char **nk = realloc(tf->meta_keys, sizeof(char *) * (tf->n_meta + 1));
-    if (!nk) return dr_error(DR_ERR_NOMEM, "out of memory");
+    if (!nk) return error_set(DR_ERR_NOMEM, "out of memory");
     tf->meta_keys = nk;
     char **nv = realloc(tf->meta_values, sizeof(char *) * (tf->n_meta + 1));
-    if (!nv) return dr_error(DR_ERR_NOMEM, "out of memory");
+    if (!nv) return error_set(DR_ERR_NOMEM, "out of memory");
     tf->meta_values = nv;
     char *k = dup_str(key), *v = dup_str(value);
     if (!k || !v) {
         free(k);
         free(v);
-        return dr_error(DR_ERR_NOMEM, "out of memory");
+        return error_set(DR_ERR_NOMEM, "out of memory");
     }
     tf->meta_keys[tf->n_meta] = k;
     tf->meta_values[tf->n_meta] = v;
@@ -150,47 +150,47 @@ static int span_cmp(const void *a, const void *b) {
 int dr_tensor_file_read_memory(const void *buf, size_t size, const char *name, dr_tensor_file *tf) {
     memset(tf, 0, sizeof *tf);
     const unsigned char *p = buf;
-    if (size == 0) return dr_error(DR_ERR_FORMAT, "%s: empty file (0 bytes), not a safetensors file", name);
+    if (size == 0) return error_set(DR_ERR_FORMAT, "%s: empty file (0 bytes), not a safetensors file", name);
     /* an image given where weights were expected: say so, not "header length ..." */
     const dr_format img = dr_format_detect(buf, size);
     if (img != DR_FORMAT_UNKNOWN)
-        return dr_error(DR_ERR_FORMAT, "%s: not a safetensors file: it is a %s image", name, dr_format_name(img));
-    if (size < 8) return dr_error(DR_ERR_FORMAT, "%s: too short for a safetensors file (%zu bytes)", name, size);
+        return error_set(DR_ERR_FORMAT, "%s: not a safetensors file: it is a %s image", name, dr_format_name(img));
+    if (size < 8) return error_set(DR_ERR_FORMAT, "%s: too short for a safetensors file (%zu bytes)", name, size);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | p[i];
     if (hlen > size - 8)
-        return dr_error(DR_ERR_FORMAT, "%s: header length %llu is larger than the file (%zu bytes)", name,
-                        (unsigned long long)hlen, size);
+        return error_set(DR_ERR_FORMAT, "%s: header length %llu is larger than the file (%zu bytes)", name,
+                         (unsigned long long)hlen, size);
     if (hlen > ST_MAX_HEADER)
-        return dr_error(DR_ERR_LIMIT, "%s: header length %llu is over the limit", name, (unsigned long long)hlen);
+        return error_set(DR_ERR_LIMIT, "%s: header length %llu is over the limit", name, (unsigned long long)hlen);
     const char *json = (const char *)p + 8;
     const unsigned char *data = p + 8 + hlen;
     const uint64_t dsize = size - 8 - hlen;
 
     const char *endp = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, (size_t)hlen, &endp, 0);
-    if (!root) return dr_error(DR_ERR_FORMAT, "%s: header is not valid JSON", name);
+    if (!root) return error_set(DR_ERR_FORMAT, "%s: header is not valid JSON", name);
     /* Allow only trailing spaces (padding) after the JSON value. */
     for (const char *q = endp; q && q < json + hlen; q++)
         if (*q != ' ' && *q != '\n' && *q != '\r' && *q != '\t' && *q != '\0') {
             cJSON_Delete(root);
-            return dr_error(DR_ERR_FORMAT, "%s: trailing bytes after the JSON header", name);
+            return error_set(DR_ERR_FORMAT, "%s: trailing bytes after the JSON header", name);
         }
     int rc = DR_OK;
     st_span *spans = NULL;
     if (!cJSON_IsObject(root)) {
-        rc = dr_error(DR_ERR_FORMAT, "%s: header is not a JSON object", name);
+        rc = error_set(DR_ERR_FORMAT, "%s: header is not a JSON object", name);
         goto done;
     }
     int count = cJSON_GetArraySize(root);
     spans = calloc(count ? (size_t)count : 1, sizeof *spans);
     tf->tensors = calloc(count ? (size_t)count : 1, sizeof(dr_tensor));
     if (!spans || !tf->tensors) {
-        rc = dr_error(DR_ERR_NOMEM, "%s: out of memory", name);
+        rc = error_set(DR_ERR_NOMEM, "%s: out of memory", name);
         goto done;
     }
     if (count > ST_MAX_TENSORS) {
-        rc = dr_error(DR_ERR_LIMIT, "%s: %d header entries, over the limit of %d", name, count, ST_MAX_TENSORS);
+        rc = error_set(DR_ERR_LIMIT, "%s: %d header entries, over the limit of %d", name, count, ST_MAX_TENSORS);
         goto done;
     }
     /* Duplicate keys are ambiguous (which one would a reader pick?): sort the
@@ -198,7 +198,7 @@ int dr_tensor_file_read_memory(const void *buf, size_t size, const char *name, d
     {
         const char **keys = malloc(sizeof(char *) * (count ? (size_t)count : 1));
         if (!keys) {
-            rc = dr_error(DR_ERR_NOMEM, "%s: out of memory", name);
+            rc = error_set(DR_ERR_NOMEM, "%s: out of memory", name);
             goto done;
         }
         int nk = 0;
@@ -206,7 +206,7 @@ int dr_tensor_file_read_memory(const void *buf, size_t size, const char *name, d
         qsort(keys, nk, sizeof(char *), cmp_keys);
         for (int i = 1; i < nk; i++)
             if (strcmp(keys[i - 1], keys[i]) == 0) {
-                rc = dr_error(DR_ERR_FORMAT, "%s: key '%s' appears twice in the header", name, keys[i]);
+                rc = error_set(DR_ERR_FORMAT, "%s: key '%s' appears twice in the header", name, keys[i]);
                 break;
             }
         free(keys);
@@ -217,16 +217,17 @@ int dr_tensor_file_read_memory(const void *buf, size_t size, const char *name, d
         const char *key = it->string ? it->string : "";
         if (strcmp(key, "__metadata__") == 0) {
             if (seen_meta++ || !cJSON_IsObject(it)) {
-                rc = dr_error(DR_ERR_FORMAT, "%s: __metadata__ must be one object of strings", name);
+                rc = error_set(DR_ERR_FORMAT, "%s: __metadata__ must be one object of strings", name);
                 goto done;
             }
             if (cJSON_GetArraySize(it) > ST_MAX_META) {
-                rc = dr_error(DR_ERR_LIMIT, "%s: more than %d metadata entries", name, ST_MAX_META);
+                rc = error_set(DR_ERR_LIMIT, "%s: more than %d metadata entries", name, ST_MAX_META);
                 goto done;
             }
             for (cJSON *m = it->child; m; m = m->next) {
                 if (!cJSON_IsString(m) || !m->string) {
-                    rc = dr_error(DR_ERR_FORMAT, "%s: metadata '%s' is not a string", name, m->string ? m->string : "");
+                    rc =
+                        error_set(DR_ERR_FORMAT, "%s: metadata '%s' is not a string", name, m->string ? m->string : "");
                     goto done;
                 }
                 if ((rc = dr_tensor_file_set_meta(tf, m->string, m->valuestring)) != DR_OK) goto done;
@@ -234,7 +235,7 @@ int dr_tensor_file_read_memory(const void *buf, size_t size, const char *name, d
             continue;
         }
         if (!*key) {
-            rc = dr_error(DR_ERR_FORMAT, "%s: empty tensor name", name);
+            rc = error_set(DR_ERR_FORMAT, "%s: empty tensor name", name);
             goto done;
         }
         const cJSON *jd = cJSON_GetObjectItemCaseSensitive(it, "dtype");
@@ -242,7 +243,7 @@ int dr_tensor_file_read_memory(const void *buf, size_t size, const char *name, d
         const cJSON *jo = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
         if (!cJSON_IsObject(it) || !cJSON_IsString(jd) || !cJSON_IsArray(js) || !cJSON_IsArray(jo) ||
             cJSON_GetArraySize(jo) != 2) {
-            rc = dr_error(DR_ERR_FORMAT, "%s: tensor '%s': needs dtype, shape and data_offsets", name, key);
+            rc = error_set(DR_ERR_FORMAT, "%s: tensor '%s': needs dtype, shape and data_offsets", name, key);
             goto done;
         }
         int esize;
@@ -251,13 +252,13 @@ int dr_tensor_file_read_memory(const void *buf, size_t size, const char *name, d
         else if (strcmp(jd->valuestring, "F16") == 0)
             esize = 2;
         else {
-            rc = dr_error(DR_ERR_UNSUPPORTED, "%s: tensor '%s': dtype %s is not supported (F32 or F16)", name, key,
-                          jd->valuestring);
+            rc = error_set(DR_ERR_UNSUPPORTED, "%s: tensor '%s': dtype %s is not supported (F32 or F16)", name, key,
+                           jd->valuestring);
             goto done;
         }
         int ndim = cJSON_GetArraySize(js);
         if (ndim > DR_MAX_DIMS) {
-            rc = dr_error(DR_ERR_UNSUPPORTED, "%s: tensor '%s': rank %d is over %d", name, key, ndim, DR_MAX_DIMS);
+            rc = error_set(DR_ERR_UNSUPPORTED, "%s: tensor '%s': rank %d is over %d", name, key, ndim, DR_MAX_DIMS);
             goto done;
         }
         dr_tensor *t = &tf->tensors[tf->n_tensors];
@@ -266,33 +267,33 @@ int dr_tensor_file_read_memory(const void *buf, size_t size, const char *name, d
         for (cJSON *d = js->child; d; d = d->next, k++) {
             uint64_t v;
             if (!json_uint(d, &v) || v > (1ull << 40)) {
-                rc = dr_error(DR_ERR_FORMAT, "%s: tensor '%s': bad shape entry", name, key);
+                rc = error_set(DR_ERR_FORMAT, "%s: tensor '%s': bad shape entry", name, key);
                 goto done;
             }
             t->shape[k] = (int64_t)v;
         }
         t->numel = shape_numel(ndim, t->shape);
         if (t->numel < 0) {
-            rc = dr_error(DR_ERR_FORMAT, "%s: tensor '%s': bad shape (element count overflows)", name, key);
+            rc = error_set(DR_ERR_FORMAT, "%s: tensor '%s': bad shape (element count overflows)", name, key);
             goto done;
         }
         uint64_t b0, b1;
         if (!json_uint(jo->child, &b0) || !json_uint(jo->child->next, &b1) || b0 > b1 || b1 > dsize) {
-            rc = dr_error(DR_ERR_FORMAT, "%s: tensor '%s': data_offsets out of range (data is %llu bytes)", name, key,
-                          (unsigned long long)dsize);
+            rc = error_set(DR_ERR_FORMAT, "%s: tensor '%s': data_offsets out of range (data is %llu bytes)", name, key,
+                           (unsigned long long)dsize);
             goto done;
         }
         if (t->numel < 0 || (uint64_t)t->numel > dsize / (uint64_t)esize ||
             (uint64_t)t->numel * (uint64_t)esize != b1 - b0) {
-            rc = dr_error(DR_ERR_FORMAT, "%s: tensor '%s': %llu bytes do not match %s x shape", name, key,
-                          (unsigned long long)(b1 - b0), jd->valuestring);
+            rc = error_set(DR_ERR_FORMAT, "%s: tensor '%s': %llu bytes do not match %s x shape", name, key,
+                           (unsigned long long)(b1 - b0), jd->valuestring);
             goto done;
         }
         t->name = dup_str(key);
         t->data = malloc(t->numel ? (size_t)t->numel * sizeof(float) : 1);
         tf->n_tensors++; /* owns name/data now, freed on error */
         if (!t->name || !t->data) {
-            rc = dr_error(DR_ERR_NOMEM, "%s: tensor '%s': out of memory", name, key);
+            rc = error_set(DR_ERR_NOMEM, "%s: tensor '%s': out of memory", name, key);
             goto done;
         }
         const unsigned char *src = data + b0;
@@ -300,7 +301,7 @@ int dr_tensor_file_read_memory(const void *buf, size_t size, const char *name, d
             memcpy(t->data, src, (size_t)t->numel * 4); /* little-endian host assumed (x86-64, arm64) */
         } else {
             for (int64_t i = 0; i < t->numel; i++)
-                t->data[i] = dr_f16_to_f32((uint16_t)(src[2 * i] | (src[2 * i + 1] << 8)));
+                t->data[i] = f16_to_f32((uint16_t)(src[2 * i] | (src[2 * i + 1] << 8)));
         }
         spans[nspan].begin = b0;
         spans[nspan].end = b1;
@@ -312,19 +313,19 @@ int dr_tensor_file_read_memory(const void *buf, size_t size, const char *name, d
     uint64_t pos = 0;
     for (int i = 0; i < nspan; i++) {
         if (spans[i].begin < pos) {
-            rc = dr_error(DR_ERR_FORMAT, "%s: tensor '%s' overlaps another tensor's data", name,
-                          tf->tensors[spans[i].idx].name);
+            rc = error_set(DR_ERR_FORMAT, "%s: tensor '%s' overlaps another tensor's data", name,
+                           tf->tensors[spans[i].idx].name);
             goto done;
         }
         if (spans[i].begin > pos) {
-            rc = dr_error(DR_ERR_FORMAT, "%s: hole in the data before tensor '%s'", name,
-                          tf->tensors[spans[i].idx].name);
+            rc = error_set(DR_ERR_FORMAT, "%s: hole in the data before tensor '%s'", name,
+                           tf->tensors[spans[i].idx].name);
             goto done;
         }
         pos = spans[i].end;
     }
     if (pos != dsize)
-        rc = dr_error(DR_ERR_FORMAT, "%s: %llu bytes after the last tensor", name, (unsigned long long)(dsize - pos));
+        rc = error_set(DR_ERR_FORMAT, "%s: %llu bytes after the last tensor", name, (unsigned long long)(dsize - pos));
 done:
     free(spans);
     cJSON_Delete(root);
@@ -336,7 +337,7 @@ int dr_tensor_file_read(const char *path, dr_tensor_file *tf) {
     memset(tf, 0, sizeof *tf);
     unsigned char *buf;
     size_t n;
-    DR_TRY(dr_file_read_all(path, ST_MAX_FILE, &buf, &n));
+    DR_TRY(file_read_all(path, ST_MAX_FILE, &buf, &n));
     int rc = dr_tensor_file_read_memory(buf, n, path, tf);
     free(buf);
     return rc;
@@ -345,7 +346,7 @@ int dr_tensor_file_read(const char *path, dr_tensor_file *tf) {
 int dr_tensor_file_write(const char *path, const dr_tensor_file *tf, int dtype_f16) {
     const int esize = dtype_f16 ? 2 : 4;
     cJSON *root = cJSON_CreateObject();
-    if (!root) return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
+    if (!root) return error_set(DR_ERR_NOMEM, "%s: out of memory", path);
     int rc = DR_OK;
     char *json = NULL;
     if (tf->n_meta) {
@@ -354,7 +355,7 @@ int dr_tensor_file_write(const char *path, const dr_tensor_file *tf, int dtype_f
             if (!cJSON_AddStringToObject(meta, tf->meta_keys[i], tf->meta_values[i])) meta = NULL;
         if (!meta) {
             cJSON_Delete(root);
-            return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
+            return error_set(DR_ERR_NOMEM, "%s: out of memory", path);
         }
     }
     uint64_t off = 0;
@@ -370,18 +371,18 @@ int dr_tensor_file_write(const char *path, const dr_tensor_file *tf, int dtype_f
             cJSON_AddItemToArray(of, cJSON_CreateNumber((double)end));
         if (!ok) {
             cJSON_Delete(root);
-            return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
+            return error_set(DR_ERR_NOMEM, "%s: out of memory", path);
         }
         off = end;
     }
     json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
-    if (!json) return dr_error(DR_ERR_NOMEM, "%s: out of memory", path);
+    if (!json) return error_set(DR_ERR_NOMEM, "%s: out of memory", path);
     size_t jlen = strlen(json);
     size_t padded = (jlen + 7) & ~(size_t)7; /* data starts 8-byte aligned */
 
-    dr_atomic_file w;
-    rc = dr_atomic_open(&w, path, 1);
+    file_atomic w;
+    rc = file_atomic_open(&w, path, 1);
     if (rc != DR_OK) {
         free(json);
         return rc;
@@ -402,7 +403,7 @@ int dr_tensor_file_write(const char *path, const dr_tensor_file *tf, int dtype_f
         while (ok && j < t->numel) {
             size_t n = 0;
             for (; n + 2 <= sizeof chunk && j < t->numel; j++, n += 2) {
-                uint16_t h = dr_f32_to_f16(t->data[j]);
+                uint16_t h = f32_to_f16(t->data[j]);
                 chunk[n] = (unsigned char)h;
                 chunk[n + 1] = (unsigned char)(h >> 8);
             }
@@ -410,8 +411,8 @@ int dr_tensor_file_write(const char *path, const dr_tensor_file *tf, int dtype_f
         }
     }
     if (!ok) {
-        dr_atomic_abort(&w);
-        return dr_error(DR_ERR_IO, "%s: write failed", path);
+        file_atomic_abort(&w);
+        return error_set(DR_ERR_IO, "%s: write failed", path);
     }
-    return dr_atomic_commit(&w, 1);
+    return file_atomic_commit(&w, 1);
 }

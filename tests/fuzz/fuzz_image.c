@@ -96,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (grown > FUZZ_MAX_RSS_GROWTH_MB) fprintf(stderr, "fuzz_image: one input raised the peak RSS by %ld MB\n", grown);
     FUZZ_CHECK(grown <= FUZZ_MAX_RSS_GROWTH_MB);
     /* The EXIF parser on the raw bytes too (looping IFDs, bad counts). */
-    int o = dr_exif_orientation(data, size);
+    int o = io_exif_orientation(data, size);
     FUZZ_CHECK(o >= 1 && o <= 8);
     return 0;
 }
@@ -119,10 +119,10 @@ static void decode_one(const uint8_t *data, size_t size) {
     int prc = DR_ERR_UNSUPPORTED;
     dr_metadata pm;
     memset(&pm, 0, sizeof pm);
-    if (fmt == DR_FORMAT_PNG) prc = dr_png_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe, &pm);
-    if (fmt == DR_FORMAT_JPEG) prc = dr_jpeg_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe, &pm);
-    if (fmt == DR_FORMAT_TIFF) prc = dr_tiff_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe, &pm);
-    if (fmt == DR_FORMAT_WEBP) prc = dr_webp_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe, &pm);
+    if (fmt == DR_FORMAT_PNG) prc = io_png_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe, &pm);
+    if (fmt == DR_FORMAT_JPEG) prc = io_jpeg_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe, &pm);
+    if (fmt == DR_FORMAT_TIFF) prc = io_tiff_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe, &pm);
+    if (fmt == DR_FORMAT_WEBP) prc = io_webp_decode(data, size, "fuzz", FUZZ_MAX_PIXELS, NULL, &probe, &pm);
     /* the raw blocks within their limits */
     FUZZ_CHECK(pm.icc_size <= DR_MAX_ICC_SIZE && pm.exif_size <= DR_MAX_META_SIZE);
     FUZZ_CHECK(pm.xmp_size <= DR_MAX_META_SIZE && pm.iptc_size <= DR_MAX_META_SIZE);

@@ -124,8 +124,8 @@ static void check_random_mask(const uint8_t *data, size_t size) {
     if (size < 4) return;
     const int H = 1 + data[0] % MAX_SIDE, W = 1 + data[1] % MAX_SIDE;
     const double lo = frac_of(data[2]), hi = frac_of(data[3]);
-    dr_rng rng;
-    dr_rng_seed(&rng, fnv1a(data, size));
+    rng_state rng;
+    rng_seed(&rng, fnv1a(data, size));
     float m[MAX_SIDE * MAX_SIDE];
     const int64_t npix = (int64_t)H * W;
     for (int64_t i = 0; i < npix; i++) m[i] = -7.0f;
@@ -146,8 +146,8 @@ static void check_random_mask(const uint8_t *data, size_t size) {
     FUZZ_CHECK(count <= max_count);            /* never above max_frac */
     if (max_count >= 1) FUZZ_CHECK(count > 0); /* never empty unless max_frac allows no pixel */
     /* Deterministic for a given rng state. */
-    dr_rng rng2;
-    dr_rng_seed(&rng2, fnv1a(data, size));
+    rng_state rng2;
+    rng_seed(&rng2, fnv1a(data, size));
     float m2[MAX_SIDE * MAX_SIDE];
     FUZZ_CHECK(ip_random_mask(&rng2, m2, H, W, lo, hi) == f);
     FUZZ_CHECK(memcmp(m, m2, (size_t)npix * sizeof *m) == 0);
