@@ -86,6 +86,15 @@ void cli_report_error(const char *context);
 int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
 /* 1 when s is a number within lo..hi (stored in *out), 0 otherwise. */
 int cli_parse_double(const char *s, double lo, double hi, double *out);
+/* A range "A-B" of numbers with lo <= A <= B <= hi (or, when single_ok, a
+ * number A alone: B = A). Returns 1 and sets *a, *b when valid. */
+int cli_parse_range(const char *s, double lo, double hi, int single_ok, double *a, double *b);
+/* Superres: the library accepts factors this far outside the weights' range;
+ * the CLI's early checks (which name the range and fail before any work)
+ * must not be stricter than the library. */
+#define CLI_SCALE_TOL 0.02
+/* 1 when factor f is within lo..hi give or take CLI_SCALE_TOL. */
+static inline int cli_scale_fits(double f, double lo, double hi) { return !(f < lo - CLI_SCALE_TOL || f > hi + CLI_SCALE_TOL); }
 /* Monotonic seconds, for rates and ETAs. */
 double cli_now(void);
 /* SIGINT/SIGTERM raise cli_cancel (the library's cancel flag) and record the

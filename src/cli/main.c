@@ -47,6 +47,18 @@ int cli_parse_double(const char *s, double lo, double hi, double *out) {
     return 1;
 }
 
+int cli_parse_range(const char *s, double lo, double hi, int single_ok, double *a, double *b) {
+    if (!s || !*s) return 0;
+    const char *dash = strchr(s + 1, '-'); /* A may have a sign */
+    if (!dash) return single_ok && cli_parse_double(s, lo, hi, a) && (*b = *a, 1);
+    char left[64];
+    size_t n = (size_t)(dash - s);
+    if (n >= sizeof left) return 0;
+    memcpy(left, s, n);
+    left[n] = 0;
+    return cli_parse_double(left, lo, hi, a) && cli_parse_double(dash + 1, lo, hi, b) && *a <= *b;
+}
+
 volatile int cli_cancel;
 volatile sig_atomic_t cli_signal;
 
