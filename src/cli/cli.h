@@ -25,6 +25,12 @@ enum {
     OPT_QUALITY,
     OPT_PRECISION,
     OPT_PRESET,
+    OPT_STEPS, /* the sampling options of restore and eval (cli_sampling_option) */
+    OPT_SAMPLER,
+    OPT_ETA,
+    OPT_SPACING,
+    OPT_SAMPLES,
+    OPT_REDUCE,
     OPT_CMD_BASE = 1100 /* commands number their own long-only options from here */
 };
 
@@ -78,6 +84,23 @@ void cli_apply_compute(const cli_common *c, const char *cmd);
     "                        where the CPU has it)\n"                                   \
     "      --version         print the version\n"                                    \
     "  -h, --help            this help\n"
+
+/* The sampling options restore and eval share. */
+typedef struct {
+    int samples, reduce_mean; /* --samples N, --reduce mean */
+    int steps_given, sampler_given, eta_given, spacing_given; /* else the preset's */
+} cli_sampling;
+#define CLI_SAMPLING_LONGOPTS                               \
+    {"steps", required_argument, 0, OPT_STEPS},             \
+        {"sampler", required_argument, 0, OPT_SAMPLER},     \
+        {"eta", required_argument, 0, OPT_ETA},             \
+        {"spacing", required_argument, 0, OPT_SPACING},     \
+        {"samples", required_argument, 0, OPT_SAMPLES},     \
+        {"reduce", required_argument, 0, OPT_REDUCE}
+/* Handle --steps, --sampler, --eta, --spacing (into p), --samples and
+ * --reduce (into s). Returns 1 if handled, 0 if not one of them, -1 after a
+ * usage error. */
+int cli_sampling_option(cli_sampling *s, dr_params *p, int opt, const char *arg, const char *cmd);
 
 /* Print "diffrestore CMD: message" and a hint, return EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -80,8 +80,8 @@ static void print_help(void) {
            "                          (degraded | restored | ground truth; superres shows the\n"
            "                          LR by nearest neighbour, inpaint the holes in magenta);\n"
            "                          inpaint also NAME_input.png and NAME_mask.png (the\n"
-           "                          baseline's inputs). NAME mirrors the relative path. Files\n"
-           "                          from an earlier run are replaced; inputs never\n"
+           "                          baseline's inputs). NAME mirrors the relative path.\n"
+           "                          Files from an earlier run are replaced; inputs never\n"
            "                          (default: no files)\n"
            "      --json              one JSON object per line on stdout instead of the\n"
            "                          table: {\"file\",\"model\":{...},\"baseline\":{...}} per\n"
@@ -130,34 +130,13 @@ static void print_help(void) {
 }
 
 enum {
-    O_MODE = OPT_CMD_BASE, O_DATA, O_SCALE, O_HOLES, O_MASKS, O_CROP, O_STEPS, O_SAMPLER, O_ETA, O_SPACING, O_SEED,
-    O_SAMPLES, O_REDUCE, O_JSON, O_BASELINE_DIR, O_INPUTS_ONLY, O_TILE, O_RENDER
+    O_MODE = OPT_CMD_BASE, O_DATA, O_SCALE, O_HOLES, O_MASKS, O_CROP, O_SEED,
+    O_JSON, O_BASELINE_DIR, O_INPUTS_ONLY, O_TILE, O_RENDER
 };
 
-/* The sampling options: -1 handled, -2 not one of them, or an exit code. */
+/* The sampling options eval has of its own: -1 handled, -2 not one of them, or an exit code. */
 static int sampling_option(eopts *o, int opt, const char *arg) {
-    long long v;
-    double d;
     switch (opt) {
-    case O_STEPS:
-        if (!cli_parse_int(arg, 1, 100000, &v)) return cli_usage_error(CMD, "--steps needs 1..100000, got '%s'", arg);
-        o->p.steps = (int)v;
-        o->steps_given = 1;
-        break;
-    case O_SAMPLER:
-        if (dr_sampler_from_name(arg, &o->p.sampler) != DR_OK)
-            return cli_usage_error(CMD, "--sampler must be one of " DR_SAMPLER_NAMES ", not '%s'", arg);
-        o->sampler_given = 1;
-        break;
-    case O_ETA:
-        if (!cli_parse_double(arg, 0, 1, &d)) return cli_usage_error(CMD, "--eta needs 0..1, got '%s'", arg);
-        o->p.eta = d;
-        o->eta_given = 1;
-        break;
-    case O_SPACING:
-        if (dr_spacing_from_name(arg, &o->p.spacing) != DR_OK) return cli_usage_error(CMD, "%s", dr_last_error());
-        o->spacing_given = 1;
-        break;
     case O_RENDER: {
         long long v;
         if (!cli_parse_int(arg, 0, DR_RENDER_SIZE_MAX, &v) || (v > 0 && v < DR_RENDER_SIZE_MIN))
@@ -183,14 +162,6 @@ static int sampling_option(eopts *o, int opt, const char *arg) {
         o->e.seed = s;
         break;
     }
-    case O_SAMPLES:
-        if (!cli_parse_int(arg, 1, 1000, &v)) return cli_usage_error(CMD, "--samples needs 1..1000, got '%s'", arg);
-        o->samples = (int)v;
-        break;
-    case O_REDUCE:
-        if (strcmp(arg, "mean") != 0) return cli_usage_error(CMD, "--reduce supports only 'mean', not '%s'", arg);
-        o->reduce_mean = 1;
-        break;
     case OPT_PRESET: {
         dr_quality q;
         if (dr_quality_from_name(arg, &q) != DR_OK)
@@ -269,19 +240,19 @@ static int check_options(eopts *o, int argc, char **argv) {
     { /* --mode may come after the sampling options: fill in the mode's defaults now */
         dr_params d;
         dr_params_init_quality(&d, o->mode, (dr_quality)o->preset);
-        if (!o->sampler_given) o->p.sampler = d.sampler;
-        if (!o->steps_given) o->p.steps = d.steps;
-        if (!o->eta_given) o->p.eta = d.eta;
-        if (!o->spacing_given) o->p.spacing = d.spacing;
+        if (!o->s.sampler_given) o->p.sampler = d.sampler;
+        if (!o->s.steps_given) o->p.steps = d.steps;
+        if (!o->s.eta_given) o->p.eta = d.eta;
+        if (!o->s.spacing_given) o->p.spacing = d.spacing;
     }
     if (!o->data || !*o->data) return cli_usage_error(CMD, "--data DIR is required");
     if (o->scale_given && o->mode != DR_MODE_SUPERRES) return cli_usage_error(CMD, "--scale is only for superres");
     if (o->holes_given && o->mode != DR_MODE_INPAINT) return cli_usage_error(CMD, "--holes is only for inpaint");
     if (o->masks_given && o->mode != DR_MODE_INPAINT) return cli_usage_error(CMD, "--masks is only for inpaint");
     if (o->render_given && o->mode != DR_MODE_COLORIZE) return cli_usage_error(CMD, "--render-size is only for colorize");
-    if (o->samples > 1 && !o->reduce_mean)
-        return cli_usage_error(CMD, "--samples %d needs --reduce mean (the mean of the samples is scored)", o->samples);
-    if (o->reduce_mean && o->samples < 2) return cli_usage_error(CMD, "--reduce mean needs --samples 2 or more");
+    if (o->s.samples > 1 && !o->s.reduce_mean)
+        return cli_usage_error(CMD, "--samples %d needs --reduce mean (the mean of the samples is scored)", o->s.samples);
+    if (o->s.reduce_mean && o->s.samples < 2) return cli_usage_error(CMD, "--reduce mean needs --samples 2 or more");
     if (o->out && !*o->out) return cli_usage_error(CMD, "--out needs a directory");
     if (o->baseline_dir && o->mode != DR_MODE_INPAINT) return cli_usage_error(CMD, "--baseline-dir is only for inpaint");
     if (o->inputs_only && o->mode != DR_MODE_INPAINT) return cli_usage_error(CMD, "--inputs-only is only for inpaint");
@@ -295,19 +266,14 @@ static int check_options(eopts *o, int argc, char **argv) {
 /* Returns -1 to go on, or an exit code. */
 static int parse_options(eopts *o, int argc, char **argv) {
     static const struct option longopts[] = {
+        CLI_SAMPLING_LONGOPTS,
         {"mode", required_argument, 0, O_MODE},
         {"data", required_argument, 0, O_DATA},
         {"scale", required_argument, 0, O_SCALE},
         {"holes", required_argument, 0, O_HOLES},
         {"masks", required_argument, 0, O_MASKS},
         {"crop", required_argument, 0, O_CROP},
-        {"steps", required_argument, 0, O_STEPS},
-        {"sampler", required_argument, 0, O_SAMPLER},
-        {"eta", required_argument, 0, O_ETA},
-        {"spacing", required_argument, 0, O_SPACING},
         {"seed", required_argument, 0, O_SEED},
-        {"samples", required_argument, 0, O_SAMPLES},
-        {"reduce", required_argument, 0, O_REDUCE},
         {"json", no_argument, 0, O_JSON},
         {"baseline-dir", required_argument, 0, O_BASELINE_DIR},
         {"inputs-only", no_argument, 0, O_INPUTS_ONLY},
@@ -335,7 +301,10 @@ static int parse_options(eopts *o, int argc, char **argv) {
             printf("diffrestore %s\n", dr_version());
             return EXIT_DONE;
         }
-        int r = sampling_option(o, opt, optarg);
+        int r = cli_sampling_option(&o->s, &o->p, opt, optarg, CMD);
+        if (r < 0) return EXIT_USAGE;
+        if (r > 0) continue;
+        r = sampling_option(o, opt, optarg);
         if (r == -2) r = data_option(o, opt, optarg);
         if (r == -2) return cli_usage_error(CMD, "unknown option");
         if (r != -1) return r;
@@ -472,7 +441,7 @@ int cmd_eval(int argc, char **argv) {
     dr_params_init(&o.p);
     dr_eval_options_init(&o.e);
     o.e.seed = o.p.seed;
-    o.samples = 1;
+    o.s.samples = 1;
     o.max_pixels = DR_DEFAULT_MAX_PIXELS;
     ectx x;
     memset(&x, 0, sizeof x);

@@ -18,11 +18,10 @@ typedef struct {
     int inputs_only;          /* inpaint: only write NAME_input.png and NAME_mask.png */
     dr_params p;
     dr_eval_options e;
-    int samples, reduce_mean;
+    cli_sampling s; /* --steps, --sampler, --eta, --spacing, --samples, --reduce */
     int json, quiet, threads, precision;
     long long max_pixels;
     int scale_given, holes_given, masks_given, render_given;
-    int sampler_given, steps_given, eta_given, spacing_given; /* else the preset's */
     int preset;                                               /* dr_quality */
 } eopts;
 

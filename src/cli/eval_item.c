@@ -141,7 +141,7 @@ static int restore_case(ectx *x, const dr_eval_case *c, dr_image *out) {
         p.out_height = c->truth.height;
     }
     const dr_image *mask = o->mode == DR_MODE_INPAINT ? &c->mask : NULL; /* MODE-SPECIFIC */
-    return o->samples > 1 ? dr_restore_samples(x->m, &c->input, mask, &p, o->samples, NULL, out, NULL)
+    return o->s.samples > 1 ? dr_restore_samples(x->m, &c->input, mask, &p, o->s.samples, NULL, out, NULL)
                           : dr_restore(x->m, &c->input, mask, &p, out);
 }
 

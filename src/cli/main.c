@@ -147,6 +147,41 @@ int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd) 
     }
 }
 
+int cli_sampling_option(cli_sampling *s, dr_params *p, int opt, const char *arg, const char *cmd) {
+    long long v;
+    double d;
+    switch (opt) {
+    case OPT_STEPS:
+        if (!cli_parse_int(arg, 1, 100000, &v)) return cli_usage_error(cmd, "--steps needs 1..100000, got '%s'", arg), -1;
+        p->steps = (int)v;
+        s->steps_given = 1;
+        return 1;
+    case OPT_SAMPLER:
+        if (dr_sampler_from_name(arg, &p->sampler) != DR_OK)
+            return cli_usage_error(cmd, "--sampler must be one of " DR_SAMPLER_NAMES ", not '%s'", arg), -1;
+        s->sampler_given = 1;
+        return 1;
+    case OPT_ETA:
+        if (!cli_parse_double(arg, 0, 1, &d)) return cli_usage_error(cmd, "--eta needs 0..1, got '%s'", arg), -1;
+        p->eta = d;
+        s->eta_given = 1;
+        return 1;
+    case OPT_SPACING:
+        if (dr_spacing_from_name(arg, &p->spacing) != DR_OK) return cli_usage_error(cmd, "%s", dr_last_error()), -1;
+        s->spacing_given = 1;
+        return 1;
+    case OPT_SAMPLES:
+        if (!cli_parse_int(arg, 1, 1000, &v)) return cli_usage_error(cmd, "--samples needs 1..1000, got '%s'", arg), -1;
+        s->samples = (int)v;
+        return 1;
+    case OPT_REDUCE:
+        if (strcmp(arg, "mean") != 0) return cli_usage_error(cmd, "--reduce supports only 'mean', not '%s'", arg), -1;
+        s->reduce_mean = 1;
+        return 1;
+    default: return 0;
+    }
+}
+
 void cli_apply_compute(const cli_common *c, const char *cmd) {
     dr_set_threads(c->threads);
     if (dr_set_precision((dr_precision)c->precision) != DR_OK)

@@ -21,7 +21,7 @@ typedef struct {
     const char *cmd;
     cli_common c;
     dr_params p;
-    int samples, reduce_mean;
+    cli_sampling s; /* --steps, --sampler, --eta, --spacing, --samples, --reduce */
     const char *uncertainty;
     const char *mask;
     box *boxes;
@@ -32,7 +32,6 @@ typedef struct {
     int shard_k, shard_n, shard_given;
     int seed_random;
     int scale_given, width_given, height_given;
-    int steps_given, sampler_given, eta_given; /* else the preset's */
     int keep_profile, strip_metadata;
 } ropts;
 

@@ -66,9 +66,9 @@ static int save_output(run *x, const char *file, dr_image *im, const dr_metadata
     const char *prov[32];
     int n = 0;
     if (!o->strip_metadata) {
-        if (o->samples > 1 && o->reduce_mean)
+        if (o->s.samples > 1 && o->s.reduce_mean)
             snprintf(seed, sizeof seed, "%llu-%llu (mean of %d samples)", (unsigned long long)o->p.seed,
-                     (unsigned long long)(o->p.seed + (uint64_t)o->samples - 1), o->samples);
+                     (unsigned long long)(o->p.seed + (uint64_t)o->s.samples - 1), o->s.samples);
         else
             snprintf(seed, sizeof seed, "%llu", (unsigned long long)(o->p.seed + (uint64_t)sample));
         snprintf(steps, sizeof steps, "%d", o->p.steps);
@@ -139,7 +139,7 @@ typedef struct {
 
 static void item_free(run *x, item *t) {
     if (t->outs) {
-        for (int k = 0; k < x->o->samples; k++) dr_image_free(&t->outs[k]);
+        for (int k = 0; k < x->o->s.samples; k++) dr_image_free(&t->outs[k]);
         free(t->outs);
     }
     dr_image_free(&t->img);
@@ -157,7 +157,7 @@ static void item_free(run *x, item *t) {
  * samples, and the uncertainty map. Returns 0, or -1 after the report. */
 static int plan_files(run *x, item *t, const char *primary) {
     const ropts *o = x->o;
-    t->n_files = (o->samples > 1 && !o->reduce_mean) ? o->samples : 1;
+    t->n_files = (o->s.samples > 1 && !o->s.reduce_mean) ? o->s.samples : 1;
     t->files = calloc((size_t)t->n_files + 1, sizeof *t->files);
     if (!t->files) return progress_fail(&x->pr, t->it->path, "out of memory"), -1;
     for (int k = 0; k < t->n_files; k++) {
@@ -292,23 +292,23 @@ static int restore_and_save(run *x, item *t, const dr_image *maskp) {
     progress_item_start(&x->pr);
     progress_bar(&x->pr, 0, 0);
     int rc;
-    if (o->samples == 1 && !t->unc_path) {
+    if (o->s.samples == 1 && !t->unc_path) {
         t->outs = calloc(1, sizeof *t->outs);
         rc = t->outs ? dr_restore(x->m, &t->img, maskp, &p, &t->outs[0]) : DR_ERR_NOMEM;
     } else {
         /* with --reduce mean the samples themselves are not kept (outs NULL) */
-        t->outs = o->reduce_mean ? NULL : calloc((size_t)o->samples, sizeof *t->outs);
-        rc = (t->outs || o->reduce_mean) ? dr_restore_samples(x->m, &t->img, maskp, &p, o->samples, t->outs,
-                                                              o->reduce_mean ? &t->mean : NULL, t->unc_path ? &t->unc : NULL)
+        t->outs = o->s.reduce_mean ? NULL : calloc((size_t)o->s.samples, sizeof *t->outs);
+        rc = (t->outs || o->s.reduce_mean) ? dr_restore_samples(x->m, &t->img, maskp, &p, o->s.samples, t->outs,
+                                                              o->s.reduce_mean ? &t->mean : NULL, t->unc_path ? &t->unc : NULL)
                                          : DR_ERR_NOMEM;
     }
     if (rc == DR_ERR_CANCELLED || (rc != DR_OK && cli_cancel)) return 1;
     if (rc != DR_OK)
         return progress_fail(&x->pr, t->it->path, "%s",
-                             rc == DR_ERR_NOMEM && !t->outs && !o->reduce_mean ? "out of memory" : dr_last_error()), -1;
+                             rc == DR_ERR_NOMEM && !t->outs && !o->s.reduce_mean ? "out of memory" : dr_last_error()), -1;
     progress_item_timed(&x->pr);
     for (int k = 0; k < t->n_files; k++) {
-        dr_image *im = o->reduce_mean ? &t->mean : &t->outs[k];
+        dr_image *im = o->s.reduce_mean ? &t->mean : &t->outs[k];
         if (save_output(x, t->files[k], im, &t->meta, &t->info, k, 0) != DR_OK)
             return progress_fail(&x->pr, t->it->path, "%s", dr_last_error()), -1;
     }

@@ -147,32 +147,16 @@ static void print_help(dr_mode mode) {
 /* ------------------------------------------------------------------ options */
 
 enum {
-    O_STEPS = OPT_CMD_BASE, O_SAMPLER, O_ETA, O_SEED, O_SAMPLES, O_REDUCE, O_UNCERT, O_TILE, O_TILE_OVERLAP,
-    O_SPACING, O_PROGRESS, O_FORMAT, O_SKIP_EXISTING, O_SHARD, O_MASK, O_BOX, O_SCALE, O_WIDTH, O_HEIGHT,
+    O_SEED = OPT_CMD_BASE, O_UNCERT, O_TILE, O_TILE_OVERLAP,
+    O_PROGRESS, O_FORMAT, O_SKIP_EXISTING, O_SHARD, O_MASK, O_BOX, O_SCALE, O_WIDTH, O_HEIGHT,
     O_RENDER, O_KEEP_PROFILE, O_STRIP_METADATA
 };
 
-/* The sampling options: -1 handled, -2 not one of them, or an exit code. */
+/* The sampling options restore has of its own: -1 handled, -2 not one of them, or an exit code. */
 static int sampling_option(ropts *o, int opt, const char *arg) {
     const char *C = o->cmd;
     long long v;
-    double d;
     switch (opt) {
-    case O_STEPS:
-        if (!cli_parse_int(arg, 1, 100000, &v)) return cli_usage_error(C, "--steps needs 1..100000, got '%s'", arg);
-        o->p.steps = (int)v;
-        o->steps_given = 1;
-        return -1;
-    case O_SAMPLER:
-        if (dr_sampler_from_name(arg, &o->p.sampler) != DR_OK)
-            return cli_usage_error(C, "--sampler must be one of " DR_SAMPLER_NAMES ", not '%s'", arg);
-        o->sampler_given = 1;
-        return -1;
-    case O_ETA:
-        if (!cli_parse_double(arg, 0, 1, &d)) return cli_usage_error(C, "--eta needs 0..1, got '%s'", arg);
-        o->p.eta = d;
-        o->eta_given = 1;
-        return -1;
     case O_SEED:
         if (strcmp(arg, "random") == 0) {
             o->seed_random = 1;
@@ -186,14 +170,6 @@ static int sampling_option(ropts *o, int opt, const char *arg) {
             o->seed_random = 0;
         }
         return -1;
-    case O_SAMPLES:
-        if (!cli_parse_int(arg, 1, 1000, &v)) return cli_usage_error(C, "--samples needs 1..1000, got '%s'", arg);
-        o->samples = (int)v;
-        return -1;
-    case O_REDUCE:
-        if (strcmp(arg, "mean") != 0) return cli_usage_error(C, "--reduce supports only 'mean', not '%s'", arg);
-        o->reduce_mean = 1;
-        return -1;
     case O_TILE:
         if (!cli_parse_int(arg, 0, 1 << 20, &v)) return cli_usage_error(C, "--tile needs a size in pixels, got '%s'", arg);
         o->p.tile = (int)v;
@@ -201,9 +177,6 @@ static int sampling_option(ropts *o, int opt, const char *arg) {
     case O_TILE_OVERLAP:
         if (!cli_parse_int(arg, 0, 1 << 16, &v)) return cli_usage_error(C, "--tile-overlap needs pixels, got '%s'", arg);
         o->p.tile_overlap = (int)v;
-        return -1;
-    case O_SPACING:
-        if (dr_spacing_from_name(arg, &o->p.spacing) != DR_OK) return cli_usage_error(C, "%s", dr_last_error());
         return -1;
     default: return -2;
     }
@@ -313,9 +286,9 @@ static int check_options(ropts *o, int mode_only, int argc) {
     if (o->c.preset_given) { /* the preset's sampler, steps and eta, unless given */
         dr_params q;
         dr_params_init_quality(&q, o->mode, (dr_quality)o->c.preset);
-        if (!o->sampler_given) o->p.sampler = q.sampler;
-        if (!o->steps_given) o->p.steps = q.steps;
-        if (!o->eta_given) o->p.eta = q.eta;
+        if (!o->s.sampler_given) o->p.sampler = q.sampler;
+        if (!o->s.steps_given) o->p.steps = q.steps;
+        if (!o->s.eta_given) o->p.eta = q.eta;
     }
     if (optind >= argc) return cli_usage_error(C, "no input given");
     if (o->mode == DR_MODE_SUPERRES) { /* MODE-SPECIFIC */
@@ -325,8 +298,8 @@ static int check_options(ropts *o, int mode_only, int argc) {
             return cli_usage_error(C, "--scale and --width/--height exclude each other");
     }
     if (o->mask && o->n_boxes) return cli_usage_error(C, "--mask and --box exclude each other");
-    if (o->reduce_mean && o->samples < 2) return cli_usage_error(C, "--reduce mean needs --samples 2 or more");
-    if (o->uncertainty && o->samples < 2) return cli_usage_error(C, "--uncertainty needs --samples 2 or more");
+    if (o->s.reduce_mean && o->s.samples < 2) return cli_usage_error(C, "--reduce mean needs --samples 2 or more");
+    if (o->uncertainty && o->s.samples < 2) return cli_usage_error(C, "--uncertainty needs --samples 2 or more");
     if (o->skip_existing && o->c.overwrite) return cli_usage_error(C, "--skip-existing and --overwrite exclude each other");
     if (o->c.output && !*o->c.output) return cli_usage_error(C, "-o needs a path");
     if (o->uncertainty && !*o->uncertainty) return cli_usage_error(C, "--uncertainty needs a path");
@@ -335,16 +308,11 @@ static int check_options(ropts *o, int mode_only, int argc) {
 
 int restore_parse_options(ropts *o, int argc, char **argv) {
     static const struct option longopts[] = {
-        {"steps", required_argument, 0, O_STEPS},
-        {"sampler", required_argument, 0, O_SAMPLER},
-        {"eta", required_argument, 0, O_ETA},
+        CLI_SAMPLING_LONGOPTS,
         {"seed", required_argument, 0, O_SEED},
-        {"samples", required_argument, 0, O_SAMPLES},
-        {"reduce", required_argument, 0, O_REDUCE},
         {"uncertainty", required_argument, 0, O_UNCERT},
         {"tile", required_argument, 0, O_TILE},
         {"tile-overlap", required_argument, 0, O_TILE_OVERLAP},
-        {"spacing", required_argument, 0, O_SPACING},
         {"progress", optional_argument, 0, O_PROGRESS},
         {"format", required_argument, 0, O_FORMAT},
         {"recursive", no_argument, 0, 'r'},
@@ -367,7 +335,7 @@ int restore_parse_options(ropts *o, int argc, char **argv) {
     o->cmd = dr_mode_name(mode);
     cli_common_init(&o->c);
     dr_params_init_mode(&o->p, mode);
-    o->samples = 1;
+    o->s.samples = 1;
     o->progress = PROG_BAR;
     int opt, mode_only = 0;
     optind = 1;
@@ -376,7 +344,10 @@ int restore_parse_options(ropts *o, int argc, char **argv) {
             print_help(o->mode);
             return EXIT_DONE;
         }
-        int r = sampling_option(o, opt, optarg);
+        int r = cli_sampling_option(&o->s, &o->p, opt, optarg, o->cmd);
+        if (r < 0) return EXIT_USAGE;
+        if (r > 0) continue;
+        r = sampling_option(o, opt, optarg);
         if (r == -2) r = files_option(o, opt, optarg);
         if (r == -2) r = mode_option(o, opt, optarg, &mode_only);
         if (r == -2) {
