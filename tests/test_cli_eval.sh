@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # diffrestore eval through the CLI: help, usage errors (exit 2), each mode on
 # two tiny generated images (the table, --json, --out's outputs and sheets),
-# determinism, the Telea baseline (run, or skipped with a note), a bad file in
+# determinism, the Telea baseline (scripts/telea_baseline.py on --inputs-only's
+# files, scored through --baseline-dir; skipped with a note without it), a bad file in
 # the data (exit 1, the others still evaluated), --crop, --samples/--reduce,
 # an output directory inside the data (refused).
 # Tiny random-init weights keep it fast (--steps 2).
@@ -12,7 +13,7 @@ MK="$2"
 SRC="$3"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-unset DIFFRESTORE_WEIGHTS DIFFRESTORE_PYTHON DIFFRESTORE_TELEA_SCRIPT
+unset DIFFRESTORE_WEIGHTS
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 . "$(dirname "$0")/lib.sh"
 size_is() { # size_is FILE "WxH C D" description
@@ -63,7 +64,7 @@ S=(--steps 2)
 expect 0 "eval --help" "$BIN" eval --help
 for s in "Usage: diffrestore eval" "--mode M" "--data DIR" "--scale S" "(default 4)" "--holes A-B" "(default 0.10-0.30)" \
   "--crop N" "(default 0: the whole image)" "--steps N" "--preset P" "sampler steps (default: the preset's)" "--sampler S" "--seed N" \
-  "(default 0)" "--samples N" "--reduce mean" "--out DIR" "--json" "--telea-radius R" "(default 3)" "-w, --weights" \
+  "(default 0)" "--samples N" "--reduce mean" "--out DIR" "--json" "--baseline-dir DIR" "--inputs-only" "telea_baseline.py" "-w, --weights" \
   "python3-opencv" "Exit codes"; do
   contains "$TMP/out" "$s" "eval --help lists $s"
 done
@@ -146,23 +147,45 @@ contains "$TMP/err" "only for colorize" "--render-size is colorize's"
 
 # ------------------------------------------------------------------ Telea
 for f in a_input.png a_mask.png sub/b_input.png sub/b_mask.png; do exists "$TMP/out-inpaint/$f" "inpaint --out keeps $f"; done
+# --inputs-only writes the same inputs and masks, without weights or restoring
+expect 0 "inpaint --inputs-only" "$BIN" eval --mode inpaint --data "$D" --out "$TMP/tel" --inputs-only
+for f in a_input.png a_mask.png sub/b_input.png sub/b_mask.png; do
+  if cmp -s "$TMP/out-inpaint/$f" "$TMP/tel/$f"; then ok; else bad "--inputs-only: $f differs from the eval run's"; fi
+done
+absent "$TMP/tel/a.png" "--inputs-only restores nothing"
+lacks "$TMP/out" "PSNR" "--inputs-only prints no table"
+expect 2 "--inputs-only without --out" "$BIN" eval --mode inpaint --data "$D" --inputs-only
+expect 2 "--inputs-only on colorize" "$BIN" eval --mode colorize --data "$D" --out "$TMP/tel2" --inputs-only
+expect 2 "--baseline-dir on superres" "$BIN" eval --mode superres --data "$D" --baseline-dir "$TMP/tel"
+contains "$TMP/err" "only for inpaint" "--baseline-dir is inpaint's"
+expect 2 "--baseline-dir missing" "$BIN" eval --mode inpaint --data "$D" --baseline-dir "$TMP/nope"
 if telea_available; then
-  exists "$TMP/out-inpaint/a_telea.png" "Telea output written"
-  exists "$TMP/out-inpaint/sub/b_telea.png" "Telea output written (subdirectory)"
-  json_check "$TMP/json-inpaint" "all(x['baseline'] is not None and x['baseline']['name'] == 'telea' and x['baseline']['max_known_diff'] == 0 for x in L)" "Telea baseline scored"
-  lacks "$TMP/table-inpaint" "Telea baseline skipped" "no skip note when cv2 is there"
+  expect 0 "telea_baseline.py" /usr/bin/python3 "$SRC/scripts/telea_baseline.py" "$TMP/tel"
+  exists "$TMP/tel/a_telea.png" "Telea output written"
+  exists "$TMP/tel/sub/b_telea.png" "Telea output written (subdirectory)"
+  expect 0 "inpaint --baseline-dir" "$BIN" eval --mode inpaint --data "$D" -w "$W/inpaint.safetensors" "${S[@]}" --json -q \
+    --baseline-dir "$TMP/tel"
+  json_check "$TMP/out" "all(x['baseline'] is not None and x['baseline']['name'] == 'telea' and x['baseline']['max_known_diff'] == 0 for x in L)" "Telea baseline scored"
+  lacks "$TMP/err" "Telea baseline skipped" "no skip note with --baseline-dir"
+  expect 0 "inpaint --baseline-dir, table" "$BIN" eval --mode inpaint --data "$D" -w "$W/inpaint.safetensors" "${S[@]}" \
+    --baseline-dir "$TMP/tel"
+  contains "$TMP/out" "mean (2)" "table with the Telea baseline"
+  rm "$TMP/tel/sub/b_telea.png"
+  expect 0 "inpaint --baseline-dir, a result missing" "$BIN" eval --mode inpaint --data "$D" -w "$W/inpaint.safetensors" "${S[@]}" \
+    --json --baseline-dir "$TMP/tel"
+  contains "$TMP/err" "no Telea result" "a missing Telea result is noted"
+  json_check "$TMP/out" "L[0]['baseline'] is not None and L[1]['baseline'] is None and L[2]['baseline']['images'] == 1" "only the Telea results there are scored"
 else
   echo "note: python3-opencv missing: the Telea run itself is not tested" >&2
 fi
-# without OpenCV (another python): the baseline is skipped with the note, the rest works
-expect 0 "inpaint without cv2" env DIFFRESTORE_PYTHON="$TMP/nonexistent-python" "$BIN" eval --mode inpaint --data "$D" \
-  -w "$W/inpaint.safetensors" "${S[@]}" --json -q
-contains "$TMP/err" "Telea baseline skipped: install python3-opencv" "skip note"
-json_check "$TMP/out" "all(x['baseline'] is None for x in L)" "no baseline without cv2"
-# without --out, the Telea files live in a temporary directory that is removed
+# without --baseline-dir: the baseline is skipped with the note, the rest works
+expect 0 "inpaint without --baseline-dir" "$BIN" eval --mode inpaint --data "$D" -w "$W/inpaint.safetensors" "${S[@]}" --json -q
+contains "$TMP/err" "Telea baseline skipped" "skip note"
+json_check "$TMP/out" "all(x['baseline'] is None for x in L)" "no baseline without --baseline-dir"
+# without --out, nothing is written (no temporary files either)
 mkdir -p "$TMP/tt"
 expect 0 "inpaint without --out" env TMPDIR="$TMP/tt" "$BIN" eval --mode inpaint --data "$D" -w "$W/inpaint.safetensors" "${S[@]}" -q
-if [ -z "$(ls -A "$TMP/tt")" ]; then ok; else bad "temporary Telea directory left: $(ls -A "$TMP/tt")"; fi
+if [ -z "$(ls -A "$TMP/tt")" ]; then ok; else bad "temporary files left: $(ls -A "$TMP/tt")"; fi
 
 # ------------------------------------------------------------------ determinism
 for m in colorize inpaint superres; do

@@ -384,3 +384,83 @@ int shard_from_slurm(int *k, int *n, char *msg, size_t msg_n) {
     *n = (int)count;
     return 1;
 }
+
+/* ------------------------------------------------------------------ outputs */
+
+int batch_skip_dir(file_id *skip, int *n, const char *path) {
+    struct stat st;
+    if (path && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        skip[*n].dev = st.st_dev;
+        skip[*n].ino = st.st_ino;
+        (*n)++;
+        return 1;
+    }
+    return 0;
+}
+
+char *batch_out_path(const char *dir, const char *rel, const char *ext, const char *suffix) {
+    char *name = path_set_ext(rel, ext);
+    if (name && suffix && suffix[0]) {
+        char *with = path_add_suffix(name, suffix);
+        free(name);
+        name = with;
+    }
+    if (!name || !dir) return name;
+    char *r = path_join(dir, name);
+    free(name);
+    return r;
+}
+
+typedef struct {
+    const char *path;
+    int index;
+} name_ref;
+
+static int cmp_name_ref(const void *a, const void *b) {
+    const name_ref *x = a, *y = b;
+    int c = strcmp(x->path, y->path);
+    return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+int batch_mark_collisions(batch_list *b, char *const *outputs, batch_collision_msg why, void *user) {
+    const int n = b->n;
+    if (n < 2) return 0;
+    name_ref *r = malloc((size_t)n * sizeof *r);
+    if (!r) return -1;
+    for (int i = 0; i < n; i++) r[i] = (name_ref){outputs[i], i};
+    qsort(r, (size_t)n, sizeof *r, cmp_name_ref);
+    int first = 0, rc = 0;
+    for (int k = 1; k < n && rc == 0; k++) {
+        if (strcmp(r[k].path, r[first].path) != 0) {
+            first = k;
+            continue;
+        }
+        batch_item *it = &b->items[r[k].index];
+        if (it->error) continue;
+        char msg[1024];
+        why(msg, sizeof msg, r[k].path, b->items[r[first].index].path, user);
+        if (!(it->error = strdup(msg))) rc = -1;
+    }
+    free(r);
+    return rc;
+}
+
+int batch_outputs_done(char *const *files, int n) {
+    struct stat st;
+    for (int k = 0; k < n; k++)
+        if (stat(files[k], &st) != 0 || st.st_size <= 0) return 0;
+    return 1;
+}
+
+int batch_mkdir_parent(const char *path, char *msg, size_t msg_n) {
+    char *dir = path_dirname(path);
+    const char *bad;
+    if (!dir) {
+        snprintf(msg, msg_n, "out of memory");
+        return -1;
+    }
+    int rc = mkdir_p(dir, &bad);
+    if (rc != 0) snprintf(msg, msg_n, "cannot create the directory %s: %s", bad, strerror(errno));
+    free(dir);
+    return rc;
+}

@@ -1,6 +1,7 @@
-/* Batch plumbing for the restore commands: collecting inputs from files and
- * directories, deterministic order, sharding, output paths, mkdir -p and the
- * "never overwrite an input" check. Nothing here knows about the model. */
+/* Batch planning for the commands that work through images (restore, eval):
+ * collecting inputs from files and directories, deterministic order,
+ * sharding, output paths and their collisions, skip-existing, mkdir -p and
+ * the "never overwrite an input" check. Nothing here knows about the model. */
 #ifndef DR_CLI_BATCH_H
 #define DR_CLI_BATCH_H
 
@@ -46,6 +47,29 @@ void batch_free(batch_list *b);
 int batch_is_input(const batch_list *b, dev_t dev, ino_t ino);
 /* Remember one more input-side file (a shared mask): outputs must avoid it too. */
 int batch_add_id(batch_list *b, dev_t dev, ino_t ino);
+
+/* Record the directory path (when it is one) in skip[*n] for batch_collect.
+ * Returns 1 when added. */
+int batch_skip_dir(file_id *skip, int *n, const char *path);
+
+/* ---- outputs */
+
+/* [dir/]rel with its extension replaced by ext and suffix inserted before it
+ * (dir NULL: the name alone). NULL when out of memory. */
+char *batch_out_path(const char *dir, const char *rel, const char *ext, const char *suffix);
+/* Why item i fails when its output is also first's (msg of msg_n bytes). */
+typedef void (*batch_collision_msg)(char *msg, size_t msg_n, const char *output, const char *first_input, void *user);
+/* Items whose outputs[i] equals an earlier item's (in sorted order) fail with
+ * why(): done over the full list, so every shard agrees. Items failing
+ * already keep their error. Returns 0, or -1 when out of memory. */
+int batch_mark_collisions(batch_list *b, char *const *outputs, batch_collision_msg why, void *user);
+/* --skip-existing: 1 when every one of files[0..n) exists and is not empty
+ * (outputs are written whole: an empty file is no finished output). */
+int batch_outputs_done(char *const *files, int n);
+/* Create path's directory. Returns 0, or -1 with msg "cannot create the directory D: reason". */
+int batch_mkdir_parent(const char *path, char *msg, size_t msg_n);
+
+/* ---- shards */
 
 /* "K/N" with 0 <= K < N. Returns 1 when valid. */
 int parse_shard(const char *s, int *k, int *n);

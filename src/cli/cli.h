@@ -25,6 +25,12 @@ enum {
     OPT_QUALITY,
     OPT_PRECISION,
     OPT_PRESET,
+    OPT_STEPS, /* the sampling options of restore and eval (cli_sampling_option) */
+    OPT_SAMPLER,
+    OPT_ETA,
+    OPT_SPACING,
+    OPT_SAMPLES,
+    OPT_REDUCE,
     OPT_CMD_BASE = 1100 /* commands number their own long-only options from here */
 };
 
@@ -79,6 +85,23 @@ void cli_apply_compute(const cli_common *c, const char *cmd);
     "      --version         print the version\n"                                    \
     "  -h, --help            this help\n"
 
+/* The sampling options restore and eval share. */
+typedef struct {
+    int samples, reduce_mean; /* --samples N, --reduce mean */
+    int steps_given, sampler_given, eta_given, spacing_given; /* else the preset's */
+} cli_sampling;
+#define CLI_SAMPLING_LONGOPTS                               \
+    {"steps", required_argument, 0, OPT_STEPS},             \
+        {"sampler", required_argument, 0, OPT_SAMPLER},     \
+        {"eta", required_argument, 0, OPT_ETA},             \
+        {"spacing", required_argument, 0, OPT_SPACING},     \
+        {"samples", required_argument, 0, OPT_SAMPLES},     \
+        {"reduce", required_argument, 0, OPT_REDUCE}
+/* Handle --steps, --sampler, --eta, --spacing (into p), --samples and
+ * --reduce (into s). Returns 1 if handled, 0 if not one of them, -1 after a
+ * usage error. */
+int cli_sampling_option(cli_sampling *s, dr_params *p, int opt, const char *arg, const char *cmd);
+
 /* Print "diffrestore CMD: message" and a hint, return EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print "diffrestore: <library error>" to stderr. */
@@ -86,6 +109,15 @@ void cli_report_error(const char *context);
 int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
 /* 1 when s is a number within lo..hi (stored in *out), 0 otherwise. */
 int cli_parse_double(const char *s, double lo, double hi, double *out);
+/* A range "A-B" of numbers with lo <= A <= B <= hi (or, when single_ok, a
+ * number A alone: B = A). Returns 1 and sets *a, *b when valid. */
+int cli_parse_range(const char *s, double lo, double hi, int single_ok, double *a, double *b);
+/* Superres: the library accepts factors this far outside the weights' range;
+ * the CLI's early checks (which name the range and fail before any work)
+ * must not be stricter than the library. */
+#define CLI_SCALE_TOL 0.02
+/* 1 when factor f is within lo..hi give or take CLI_SCALE_TOL. */
+static inline int cli_scale_fits(double f, double lo, double hi) { return !(f < lo - CLI_SCALE_TOL || f > hi + CLI_SCALE_TOL); }
 /* Monotonic seconds, for rates and ETAs. */
 double cli_now(void);
 /* SIGINT/SIGTERM raise cli_cancel (the library's cancel flag) and record the

@@ -127,20 +127,6 @@ static void on_log(const char *msg, void *user) {
     cli_eprintf("diffrestore train: %s\n", msg);
 }
 
-static int parse_range(const char *s, float *a, float *b) {
-    char *end;
-    *a = strtof(s, &end);
-    if (end == s) return 0;
-    if (*end == '\0') {
-        *b = *a;
-        return 1;
-    }
-    if (*end != '-') return 0;
-    const char *p = end + 1;
-    *b = strtof(p, &end);
-    return end != p && *end == '\0' && *a > 0 && *b >= *a;
-}
-
 static int parse_float(const char *s, float lo, float hi, float *out) {
     char *end;
     float v = strtof(s, &end);
@@ -191,6 +177,7 @@ int cmd_train(int argc, char **argv) {
     cli_common_init(&c);
     int steps_given = 0, validate = 0, render_given = 0, lr_given = 0, opt;
     long long v;
+    double lo, hi;
     optind = 1;
     /* options a checkpoint stores: on --resume they are kept, whatever is given */
     static const int kept[] = {'m', O_CONFIG, O_BATCH, O_PATCH, O_WARMUP, O_WD, O_CLIP, O_EMA, O_PRED, O_SCHED,
@@ -314,8 +301,9 @@ int cmd_train(int argc, char **argv) {
             o.schedule_linear = strcmp(optarg, "linear") == 0;
             break;
         case O_SCALES:
-            if (!parse_range(optarg, &o.scale_min, &o.scale_max) || o.scale_min < 1 || o.scale_max > 8)
+            if (!cli_parse_range(optarg, 1, 8, 1, &lo, &hi))
                 return cli_usage_error(C, "--scales needs A-B within 1..8, got '%s'", optarg);
+            o.scale_min = (float)lo, o.scale_max = (float)hi;
             break;
         case O_RENDER:
             if (!cli_parse_int(optarg, 0, DR_RENDER_SIZE_MAX, &v) || (v > 0 && v < DR_RENDER_SIZE_MIN))
@@ -335,8 +323,9 @@ int cmd_train(int argc, char **argv) {
             else return cli_usage_error(C, "--scale-dist must be uniform or high, not '%s'", optarg);
             break;
         case O_HOLES:
-            if (!parse_range(optarg, &o.hole_min, &o.hole_max) || o.hole_max > 0.95f)
+            if (!cli_parse_range(optarg, 0, 0.95, 1, &lo, &hi))
                 return cli_usage_error(C, "--holes needs A-B within 0..0.95, got '%s'", optarg);
+            o.hole_min = (float)lo, o.hole_max = (float)hi;
             break;
         default: {
             int r = cli_common_option(&c, opt, optarg, C);

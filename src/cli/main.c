@@ -47,6 +47,18 @@ int cli_parse_double(const char *s, double lo, double hi, double *out) {
     return 1;
 }
 
+int cli_parse_range(const char *s, double lo, double hi, int single_ok, double *a, double *b) {
+    if (!s || !*s) return 0;
+    const char *dash = strchr(s + 1, '-'); /* A may have a sign */
+    if (!dash) return single_ok && cli_parse_double(s, lo, hi, a) && (*b = *a, 1);
+    char left[64];
+    size_t n = (size_t)(dash - s);
+    if (n >= sizeof left) return 0;
+    memcpy(left, s, n);
+    left[n] = 0;
+    return cli_parse_double(left, lo, hi, a) && cli_parse_double(dash + 1, lo, hi, b) && *a <= *b;
+}
+
 volatile int cli_cancel;
 volatile sig_atomic_t cli_signal;
 
@@ -130,6 +142,41 @@ int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd) 
             return cli_usage_error(cmd, "--quality needs 1..100 or a preset (" DR_QUALITY_NAMES "), got '%s'", arg), -1;
         c->quality = (int)v;
         c->quality_given = 1;
+        return 1;
+    default: return 0;
+    }
+}
+
+int cli_sampling_option(cli_sampling *s, dr_params *p, int opt, const char *arg, const char *cmd) {
+    long long v;
+    double d;
+    switch (opt) {
+    case OPT_STEPS:
+        if (!cli_parse_int(arg, 1, 100000, &v)) return cli_usage_error(cmd, "--steps needs 1..100000, got '%s'", arg), -1;
+        p->steps = (int)v;
+        s->steps_given = 1;
+        return 1;
+    case OPT_SAMPLER:
+        if (dr_sampler_from_name(arg, &p->sampler) != DR_OK)
+            return cli_usage_error(cmd, "--sampler must be one of " DR_SAMPLER_NAMES ", not '%s'", arg), -1;
+        s->sampler_given = 1;
+        return 1;
+    case OPT_ETA:
+        if (!cli_parse_double(arg, 0, 1, &d)) return cli_usage_error(cmd, "--eta needs 0..1, got '%s'", arg), -1;
+        p->eta = d;
+        s->eta_given = 1;
+        return 1;
+    case OPT_SPACING:
+        if (dr_spacing_from_name(arg, &p->spacing) != DR_OK) return cli_usage_error(cmd, "%s", dr_last_error()), -1;
+        s->spacing_given = 1;
+        return 1;
+    case OPT_SAMPLES:
+        if (!cli_parse_int(arg, 1, 1000, &v)) return cli_usage_error(cmd, "--samples needs 1..1000, got '%s'", arg), -1;
+        s->samples = (int)v;
+        return 1;
+    case OPT_REDUCE:
+        if (strcmp(arg, "mean") != 0) return cli_usage_error(cmd, "--reduce supports only 'mean', not '%s'", arg), -1;
+        s->reduce_mean = 1;
         return 1;
     default: return 0;
     }
