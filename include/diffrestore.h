@@ -290,11 +290,13 @@ dr_mode dr_mode_from_name(const char *name); /* DR_MODE_NONE if unknown */
 
 /* What a mode takes beyond an image (dr_mode_info.flags). */
 enum {
-    DR_MODE_TAKES_SCALE = 1,       /* an output size or factor (dr_params.scale / out_width / out_height) */
-    DR_MODE_TAKES_MASK = 2,        /* a hole mask (or the input's alpha) */
-    DR_MODE_TAKES_RENDER_SIZE = 4, /* a working resolution (dr_params.render_size) */
-    DR_MODE_COLOR_OUT = 8,         /* colour out of a gray input */
-    DR_MODE_MEAN_OF_X = 16         /* dr_restore_samples' mean is taken before the output is written */
+    DR_MODE_TAKES_SCALE = 1,        /* an output size or factor (dr_params.scale / out_width / out_height) */
+    DR_MODE_TAKES_MASK = 2,         /* a hole mask (or the input's alpha) */
+    DR_MODE_TAKES_RENDER_SIZE = 4,  /* a working resolution (dr_params.render_size) */
+    DR_MODE_COLOR_OUT = 8,          /* colour out of a gray input */
+    DR_MODE_MEAN_OF_X = 16,         /* dr_restore_samples' mean is taken before the output is written */
+    DR_MODE_BASELINE_EXTERNAL = 32, /* eval's baseline is made outside (dr_eval_case.baseline empty) */
+    DR_MODE_EVAL_NOISE = 64         /* eval degrades with dr_eval_options.noise_sigma / jpeg_quality */
 };
 
 /* One mode, as the library's table describes it: the commands, the model
@@ -302,7 +304,8 @@ enum {
 typedef struct {
     dr_mode mode;
     const char *name;              /* "colorize": the command and the weights' metadata */
-    const char *summary;           /* one line: what it restores */
+    const char *brief;             /* a few words for the command list: "colorize black-and-white photos" */
+    const char *summary;           /* what it does, for MODE --help (may span lines) */
     const char *options_help;      /* help lines of the mode's own options ("" when none) */
     const char *baseline;          /* eval's classical baseline: "gray", "telea", "bicubic", "input" */
     int in_channels, out_channels; /* the U-Net's (MODEL.md, "Modes") */
@@ -325,7 +328,9 @@ typedef struct {
     int groups;
 } dr_unet_config;
 
-/* Parse "base=32,mult=1,2,2,4,res=2,attn=3,groups=8" on top of *cfg. */
+/* The U-Net every shipped model uses (dr_train_options_init's). */
+#define DR_UNET_CONFIG_DEFAULT "base=32,mult=1,2,2,4,res=2,attn=3,groups=8"
+/* Parse a spec such as DR_UNET_CONFIG_DEFAULT on top of *cfg. */
 int dr_unet_config_parse(dr_unet_config *cfg, const char *spec);
 /* Check channel counts against groups etc. */
 int dr_unet_config_validate(const dr_unet_config *cfg);
@@ -495,6 +500,9 @@ typedef struct {
  * random stream derived from (o->seed, index). Deterministic. For superres,
  * restore to exactly truth's size: dr_params.out_width / out_height. */
 int dr_eval_degrade(const dr_image *gt, dr_mode mode, const dr_eval_options *o, int index, dr_eval_case *c);
+/* The options of o that shape mode's cases, for a report's title: " x4",
+ * " holes 0.1-0.3 damage", " noise 25" ("" when none), into buf. */
+void dr_eval_options_describe(dr_mode mode, const dr_eval_options *o, char *buf, size_t n);
 void dr_eval_case_free(dr_eval_case *c);
 
 /* Scores of one restored image (or baseline). NaN where not measured. */

@@ -44,7 +44,7 @@ const char *path_ext(const char *path) {
 int path_has_image_ext(const char *path) {
     const char *e = path_ext(path);
     return strcasecmp(e, "png") == 0 || strcasecmp(e, "jpg") == 0 || strcasecmp(e, "jpeg") == 0 ||
-           strcasecmp(e, "tif") == 0 || strcasecmp(e, "tiff") == 0 || strcasecmp(e, "webp") == 0;
+        strcasecmp(e, "tif") == 0 || strcasecmp(e, "tiff") == 0 || strcasecmp(e, "webp") == 0;
 }
 
 char *path_set_ext(const char *rel, const char *ext) {

@@ -28,7 +28,7 @@ typedef struct {
     char **ignored; /* "PATH: reason" of entries the walk passed over that a user may have
                      * meant: hidden image files, FIFOs, sockets, devices (counted as skipped) */
     int n_ignored, cap_ignored;
-    file_id *ids;   /* (dev, ino) of every input file, sorted: the outputs must avoid them */
+    file_id *ids;                 /* (dev, ino) of every input file, sorted: the outputs must avoid them */
     int n_ids, cap_ids, n_sorted; /* ids[0..n_sorted) are sorted (binary search) */
 } batch_list;
 

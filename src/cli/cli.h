@@ -3,6 +3,7 @@
 #define DR_CLI_H
 
 #include "diffrestore.h"
+#include "modes.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -44,7 +45,7 @@ typedef struct {
     long long max_pixels;
     int quality;
     int quality_given; /* --quality was given (WebP is lossless without it) */
-    int precision; /* --precision: dr_precision */
+    int precision;     /* --precision: dr_precision */
     int preset;        /* --preset, or --quality fast|default|best: dr_quality */
     int preset_given;
 } cli_common;
@@ -56,47 +57,42 @@ int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd);
  * for on a CPU without it: the run goes on in fp32). */
 void cli_apply_compute(const cli_common *c, const char *cmd);
 /* The common long options, for appending to a command's table. */
-#define CLI_COMMON_LONGOPTS                                        \
-    {"output", required_argument, 0, 'o'},                         \
-        {"weights", required_argument, 0, 'w'},                    \
-        {"threads", required_argument, 0, 't'},                    \
-        {"quiet", no_argument, 0, 'q'},                            \
-        {"verbose", no_argument, 0, 'v'},                          \
-        {"overwrite", no_argument, 0, OPT_OVERWRITE},              \
-        {"max-pixels", required_argument, 0, OPT_MAX_PIXELS},      \
-        {"quality", required_argument, 0, OPT_QUALITY},            \
-        {"precision", required_argument, 0, OPT_PRECISION},        \
-        {"version", no_argument, 0, OPT_VERSION},                  \
-        {"help", no_argument, 0, 'h'}
+#define CLI_COMMON_LONGOPTS                                                                                            \
+    {"output", required_argument, 0, 'o'}, {"weights", required_argument, 0, 'w'},                                     \
+        {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'},      \
+        {"overwrite", no_argument, 0, OPT_OVERWRITE}, {"max-pixels", required_argument, 0, OPT_MAX_PIXELS},            \
+        {"quality", required_argument, 0, OPT_QUALITY}, {"precision", required_argument, 0, OPT_PRECISION},            \
+        {"version", no_argument, 0, OPT_VERSION}, {                                                                    \
+        "help", no_argument, 0, 'h'                                                                                    \
+    }
 #define CLI_COMMON_SHORTOPTS "o:w:t:qvh"
-#define CLI_COMMON_HELP                                                                 \
-    "Common options:\n"                                                                 \
-    "  -o, --output PATH     output file (or directory for several inputs)\n"          \
-    "  -w, --weights FILE    weights (.safetensors); default: the shipped ones\n"      \
-    "  -t, --threads N       threads (default: all cores)\n"                           \
-    "  -q, --quiet           no progress output\n"                                     \
-    "  -v, --verbose         also name what a folder walk passed over, and why\n"     \
-    "      --overwrite       replace an existing output (never an input)\n"            \
-    "      --max-pixels N    refuse larger images (default 64000000)\n"                \
-    "      --quality Q       JPEG quality 1..100 (default 92); WebP: lossy at Q\n"                       \
-    "      --precision P     fp32 (default, the reference), bf16 (3x3 convolutions in\n" \
-    "                        bf16 with fp32 sums; needs AVX512-BF16) or auto (bf16\n"  \
-    "                        where the CPU has it)\n"                                   \
-    "      --version         print the version\n"                                    \
+#define CLI_COMMON_HELP                                                                                                \
+    "Common options:\n"                                                                                                \
+    "  -o, --output PATH     output file (or directory for several inputs)\n"                                          \
+    "  -w, --weights FILE    weights (.safetensors); default: the shipped ones\n"                                      \
+    "  -t, --threads N       threads (default: all cores)\n"                                                           \
+    "  -q, --quiet           no progress output\n"                                                                     \
+    "  -v, --verbose         also name what a folder walk passed over, and why\n"                                      \
+    "      --overwrite       replace an existing output (never an input)\n"                                            \
+    "      --max-pixels N    refuse larger images (default 64000000)\n"                                                \
+    "      --quality Q       JPEG quality 1..100 (default 92); WebP: lossy at Q\n"                                     \
+    "      --precision P     fp32 (default, the reference), bf16 (3x3 convolutions in\n"                               \
+    "                        bf16 with fp32 sums; needs AVX512-BF16) or auto (bf16\n"                                  \
+    "                        where the CPU has it)\n"                                                                  \
+    "      --version         print the version\n"                                                                      \
     "  -h, --help            this help\n"
 
 /* The sampling options restore and eval share. */
 typedef struct {
-    int samples, reduce_mean; /* --samples N, --reduce mean */
+    int samples, reduce_mean;                                 /* --samples N, --reduce mean */
     int steps_given, sampler_given, eta_given, spacing_given; /* else the preset's */
 } cli_sampling;
-#define CLI_SAMPLING_LONGOPTS                               \
-    {"steps", required_argument, 0, OPT_STEPS},             \
-        {"sampler", required_argument, 0, OPT_SAMPLER},     \
-        {"eta", required_argument, 0, OPT_ETA},             \
-        {"spacing", required_argument, 0, OPT_SPACING},     \
-        {"samples", required_argument, 0, OPT_SAMPLES},     \
-        {"reduce", required_argument, 0, OPT_REDUCE}
+#define CLI_SAMPLING_LONGOPTS                                                                                          \
+    {"steps", required_argument, 0, OPT_STEPS}, {"sampler", required_argument, 0, OPT_SAMPLER},                        \
+        {"eta", required_argument, 0, OPT_ETA}, {"spacing", required_argument, 0, OPT_SPACING},                        \
+        {"samples", required_argument, 0, OPT_SAMPLES}, {                                                              \
+        "reduce", required_argument, 0, OPT_REDUCE                                                                     \
+    }
 /* Handle --steps, --sampler, --eta, --spacing (into p), --samples and
  * --reduce (into s). Returns 1 if handled, 0 if not one of them, -1 after a
  * usage error. */
@@ -117,7 +113,9 @@ int cli_parse_range(const char *s, double lo, double hi, int single_ok, double *
  * must not be stricter than the library. */
 #define CLI_SCALE_TOL 0.02
 /* 1 when factor f is within lo..hi give or take CLI_SCALE_TOL. */
-static inline int cli_scale_fits(double f, double lo, double hi) { return !(f < lo - CLI_SCALE_TOL || f > hi + CLI_SCALE_TOL); }
+static inline int cli_scale_fits(double f, double lo, double hi) {
+    return !(f < lo - CLI_SCALE_TOL || f > hi + CLI_SCALE_TOL);
+}
 /* Monotonic seconds, for rates and ETAs. */
 double cli_now(void);
 /* SIGINT/SIGTERM raise cli_cancel (the library's cancel flag) and record the
@@ -143,8 +141,7 @@ int cmd_serve(int argc, char **argv);
 /* diffrestore eval (cmd_eval.c): measure a model on ground-truth images. */
 int cmd_eval(int argc, char **argv);
 /* The restore commands (cmd_restore.c): one implementation, three modes. */
-int cmd_colorize(int argc, char **argv);
-int cmd_inpaint(int argc, char **argv);
-int cmd_superres(int argc, char **argv);
+/* diffrestore MODE: restore photos with one mode of the library's table */
+int cmd_restore(dr_mode mode, int argc, char **argv);
 
 #endif

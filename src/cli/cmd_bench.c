@@ -4,23 +4,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *HELP =
-    "Usage: diffrestore bench [--weights W | --config SPEC] [options]\n"
-    "Time one U-Net forward (or, with --train, one training step: forward,\n"
-    "backward, AdamW) on random data and report the median over --iters runs,\n"
-    "GFLOP (2 x MACs of convolutions, linears and attention matmuls), GFLOP/s,\n"
-    "the time per layer kind and the peak RSS.\n\n"
-    "  -w, --weights W      take the config and mode from a weights file\n"
-    "      --config SPEC    U-Net config (default base=32,mult=1,2,2,4,res=2,attn=3,groups=8)\n"
-    "  -m, --mode MODE      channel layout: colorize, inpaint or superres (default superres)\n"
-    "      --size H[xW]     input size (default 256)\n"
-    "      --batch B        batch size (default 1)\n"
-    "      --train          time a training step instead of a forward\n"
-    "      --iters N        timed iterations after one warm-up (default 5)\n"
-    "      --json           one JSON object per measurement\n"
-    "  -t, --threads N      threads (default: all cores)\n"
-    "      --precision P    fp32 (default), bf16 or auto (bf16 where the CPU has it)\n"
-    "  -h, --help           this help\n";
+static const char *HELP = "Usage: diffrestore bench [--weights W | --config SPEC] [options]\n"
+                          "Time one U-Net forward (or, with --train, one training step: forward,\n"
+                          "backward, AdamW) on random data and report the median over --iters runs,\n"
+                          "GFLOP (2 x MACs of convolutions, linears and attention matmuls), GFLOP/s,\n"
+                          "the time per layer kind and the peak RSS.\n\n"
+                          "  -w, --weights W      take the config and mode from a weights file\n"
+                          "      --config SPEC    U-Net config (default " DR_UNET_CONFIG_DEFAULT ")\n"
+                          "  -m, --mode MODE      channel layout: colorize, inpaint or superres (default superres)\n"
+                          "      --size H[xW]     input size (default 256)\n"
+                          "      --batch B        batch size (default 1)\n"
+                          "      --train          time a training step instead of a forward\n"
+                          "      --iters N        timed iterations after one warm-up (default 5)\n"
+                          "      --json           one JSON object per measurement\n"
+                          "  -t, --threads N      threads (default: all cores)\n"
+                          "      --precision P    fp32 (default), bf16 or auto (bf16 where the CPU has it)\n"
+                          "  -h, --help           this help\n";
 
 enum { O_CONFIG = OPT_CMD_BASE, O_SIZE, O_BATCH, O_TRAIN, O_ITERS, O_JSON };
 
@@ -61,7 +60,8 @@ int cmd_bench(int argc, char **argv) {
             char *end;
             long h = strtol(optarg, &end, 10), w = h;
             if (*end == 'x') w = strtol(end + 1, &end, 10);
-            if (*end || h < 8 || w < 8 || h > 16384 || w > 16384) return cli_usage_error(C, "--size needs H or HxW (8..16384)");
+            if (*end || h < 8 || w < 8 || h > 16384 || w > 16384)
+                return cli_usage_error(C, "--size needs H or HxW (8..16384)");
             o.height = (int)h;
             o.width = (int)w;
             break;
@@ -112,7 +112,8 @@ int cmd_bench(int argc, char **argv) {
                r.activation_bytes / 1048576.0, dr_bf16_active() ? "bf16" : "fp32");
     } else {
         printf("%s %dx%d batch %d, %d threads, %s, %d iters: median %.2f ms (min %.2f, max %.2f)\n", what, o.height,
-               o.width, o.batch, dr_get_threads(), dr_bf16_active() ? "bf16" : "fp32", r.iters, r.ms_median, r.ms_min, r.ms_max);
+               o.width, o.batch, dr_get_threads(), dr_bf16_active() ? "bf16" : "fp32", r.iters, r.ms_median, r.ms_min,
+               r.ms_max);
         printf("  %.3f GFLOP, %.1f GFLOP/s\n", r.gflop, r.gflops);
         printf("  per iteration: conv %.2f ms, norm %.2f ms, attention %.2f ms, linear %.2f ms, other %.2f ms\n",
                r.ms_conv, r.ms_norm, r.ms_attn, r.ms_linear, r.ms_other);

@@ -30,16 +30,19 @@ static void print_help(void) {
     dr_params_init(&d);
     dr_eval_options e;
     dr_eval_options_init(&e);
-    printf("Usage: diffrestore eval --mode colorize|inpaint|superres --data DIR [options]\n"
+    char modes[128];
+    cli_modes_with(0, modes, sizeof modes);
+    printf("Usage: diffrestore eval --mode MODE --data DIR [options]\n"
            "Measure a model on ground-truth photos: each image is degraded as training\n"
            "degrades (colorize: its luma rounded to 8 bits; inpaint: random holes;\n"
-           "superres: an antialiased bicubic downscale rounded to 8 bits), restored, and\n"
-           "scored against the original beside a classical baseline (colorize: the gray\n"
-           "input; inpaint: OpenCV's Telea; superres: bicubic upscaling). Prints a table,\n"
+           "superres: an antialiased bicubic downscale rounded to 8 bits; denoise: JPEG\n"
+           "artefacts and/or Gaussian noise), restored, and scored against the original\n"
+           "beside a classical baseline (colorize: the gray input; inpaint: OpenCV's\n"
+           "Telea; superres: bicubic upscaling; denoise: the noisy input). Prints a table,\n"
            "one row per image and their mean. The same --seed gives the same numbers.\n"
            "\n"
            "What to measure:\n"
-           "      --mode M            colorize, inpaint or superres (required)\n"
+           "      --mode M            %s (required)\n"
            "      --data DIR          ground-truth PNG and JPEG files below DIR, walked\n"
            "                          recursively, in sorted order of relative path\n"
            "                          (a single file works too) (required)\n"
@@ -51,6 +54,10 @@ static void print_help(void) {
            "      --masks G           inpaint: the hole generator, legacy (brush strokes\n"
            "                          and boxes) or damage (scratches, cracks, blotches,\n"
            "                          strokes and boxes, as on old photos) (default legacy)\n"
+           "      --noise S           denoise: Gaussian noise of std S on 0..255, from a\n"
+           "                          stream of --seed and the image's position (default %g)\n"
+           "      --jpeg Q            denoise: JPEG-compress at quality Q first (default 0:\n"
+           "                          not)\n"
            "      --crop N            score the centred N x N crop (a side shorter than N\n"
            "                          is kept whole) (default 0: the whole image)\n"
            "      --max-pixels N      refuse larger images (default %lld)\n"
@@ -118,7 +125,8 @@ static void print_help(void) {
            "Without --baseline-dir that baseline is skipped with a note.\n"
            "\n"
            "Weights:\n",
-           e.scale, e.hole_min, e.hole_max, (long long)DR_DEFAULT_MAX_PIXELS, dr_spacing_name(d.spacing), (unsigned long long)d.seed, DR_EVAL_PSNR_CAP);
+           modes, e.scale, e.hole_min, e.hole_max, e.noise_sigma, (long long)DR_DEFAULT_MAX_PIXELS,
+           dr_spacing_name(d.spacing), (unsigned long long)d.seed, DR_EVAL_PSNR_CAP);
     printf("  -w FILE if given, else the first that exists of $DIFFRESTORE_WEIGHTS (a file,\n"
            "  or a directory holding MODE.safetensors), weights/MODE.safetensors beside the\n"
            "  executable, the installed weights (as for 'diffrestore colorize --help').\n"
@@ -130,8 +138,20 @@ static void print_help(void) {
 }
 
 enum {
-    O_MODE = OPT_CMD_BASE, O_DATA, O_SCALE, O_HOLES, O_MASKS, O_CROP, O_SEED,
-    O_JSON, O_BASELINE_DIR, O_INPUTS_ONLY, O_TILE, O_RENDER
+    O_MODE = OPT_CMD_BASE,
+    O_DATA,
+    O_SCALE,
+    O_HOLES,
+    O_MASKS,
+    O_CROP,
+    O_SEED,
+    O_JSON,
+    O_BASELINE_DIR,
+    O_INPUTS_ONLY,
+    O_TILE,
+    O_RENDER,
+    O_NOISE,
+    O_JPEG
 };
 
 /* The sampling options eval has of its own: -1 handled, -2 not one of them, or an exit code. */
@@ -148,7 +168,8 @@ static int sampling_option(eopts *o, int opt, const char *arg) {
     }
     case O_TILE: {
         long long v;
-        if (!cli_parse_int(arg, 16, 1 << 20, &v)) return cli_usage_error(CMD, "--tile needs a size in pixels (>= 16), got '%s'", arg);
+        if (!cli_parse_int(arg, 16, 1 << 20, &v))
+            return cli_usage_error(CMD, "--tile needs a size in pixels (>= 16), got '%s'", arg);
         o->p.tile = (int)v;
         break;
     }
@@ -189,12 +210,16 @@ static int data_option(eopts *o, int opt, const char *arg) {
     switch (opt) {
     case O_MODE:
         o->mode = dr_mode_from_name(arg);
-        if (o->mode == DR_MODE_NONE)
-            return cli_usage_error(CMD, "--mode must be colorize, inpaint or superres, not '%s'", arg);
+        if (o->mode == DR_MODE_NONE) {
+            char modes[128];
+            cli_modes_with(0, modes, sizeof modes);
+            return cli_usage_error(CMD, "--mode must be %s, not '%s'", modes, arg);
+        }
         break;
     case O_DATA: o->data = arg; break;
     case O_SCALE:
-        if (!cli_parse_double(arg, 1, 64, &d)) return cli_usage_error(CMD, "--scale needs a factor 1..64, got '%s'", arg);
+        if (!cli_parse_double(arg, 1, 64, &d))
+            return cli_usage_error(CMD, "--scale needs a factor 1..64, got '%s'", arg);
         o->e.scale = d;
         o->scale_given = 1;
         break;
@@ -204,13 +229,29 @@ static int data_option(eopts *o, int opt, const char *arg) {
         o->holes_given = 1;
         break;
     case O_MASKS:
-        if (!strcmp(arg, "legacy")) o->e.masks = DR_MASKS_LEGACY;
-        else if (!strcmp(arg, "damage")) o->e.masks = DR_MASKS_DAMAGE;
-        else return cli_usage_error(CMD, "--masks must be legacy or damage, not '%s'", arg);
+        if (!strcmp(arg, "legacy"))
+            o->e.masks = DR_MASKS_LEGACY;
+        else if (!strcmp(arg, "damage"))
+            o->e.masks = DR_MASKS_DAMAGE;
+        else
+            return cli_usage_error(CMD, "--masks must be legacy or damage, not '%s'", arg);
         o->masks_given = 1;
         break;
+    case O_NOISE:
+        if (!cli_parse_double(arg, 0, 255, &d))
+            return cli_usage_error(CMD, "--noise needs a std 0..255, got '%s'", arg);
+        o->e.noise_sigma = d;
+        o->noise_given = 1;
+        break;
+    case O_JPEG:
+        if (!cli_parse_int(arg, 0, 100, &v))
+            return cli_usage_error(CMD, "--jpeg needs a quality 0..100, got '%s'", arg);
+        o->e.jpeg_quality = (int)v;
+        o->noise_given = 1;
+        break;
     case O_CROP:
-        if (!cli_parse_int(arg, 0, 1 << 20, &v)) return cli_usage_error(CMD, "--crop needs a size in pixels, got '%s'", arg);
+        if (!cli_parse_int(arg, 0, 1 << 20, &v))
+            return cli_usage_error(CMD, "--crop needs a size in pixels, got '%s'", arg);
         o->e.crop = (int)v;
         break;
     case O_JSON: o->json = 1; break;
@@ -220,7 +261,8 @@ static int data_option(eopts *o, int opt, const char *arg) {
     case 'w': o->weights = arg; break;
     case 'q': o->quiet = 1; break;
     case 't':
-        if (!cli_parse_int(arg, 0, 1024, &v)) return cli_usage_error(CMD, "--threads needs a number 0..1024, got '%s'", arg);
+        if (!cli_parse_int(arg, 0, 1024, &v))
+            return cli_usage_error(CMD, "--threads needs a number 0..1024, got '%s'", arg);
         o->threads = (int)v;
         break;
     case OPT_MAX_PIXELS:
@@ -235,8 +277,13 @@ static int data_option(eopts *o, int opt, const char *arg) {
 
 /* The checks of the options together, after the loop: -1 to go on, or an exit code. */
 static int check_options(eopts *o, int argc, char **argv) {
-    if (optind < argc) return cli_usage_error(CMD, "unexpected argument '%s' (the images come from --data DIR)", argv[optind]);
-    if (o->mode == DR_MODE_NONE) return cli_usage_error(CMD, "--mode is required (colorize, inpaint or superres)");
+    if (optind < argc)
+        return cli_usage_error(CMD, "unexpected argument '%s' (the images come from --data DIR)", argv[optind]);
+    char modes[128];
+    if (o->mode == DR_MODE_NONE) {
+        cli_modes_with(0, modes, sizeof modes);
+        return cli_usage_error(CMD, "--mode is required (%s)", modes);
+    }
     { /* --mode may come after the sampling options: fill in the mode's defaults now */
         dr_params d;
         dr_params_init_quality(&d, o->mode, (dr_quality)o->preset);
@@ -246,18 +293,32 @@ static int check_options(eopts *o, int argc, char **argv) {
         if (!o->s.spacing_given) o->p.spacing = d.spacing;
     }
     if (!o->data || !*o->data) return cli_usage_error(CMD, "--data DIR is required");
-    if (o->scale_given && o->mode != DR_MODE_SUPERRES) return cli_usage_error(CMD, "--scale is only for superres");
-    if (o->holes_given && o->mode != DR_MODE_INPAINT) return cli_usage_error(CMD, "--holes is only for inpaint");
-    if (o->masks_given && o->mode != DR_MODE_INPAINT) return cli_usage_error(CMD, "--masks is only for inpaint");
-    if (o->render_given && o->mode != DR_MODE_COLORIZE) return cli_usage_error(CMD, "--render-size is only for colorize");
+    /* an option of the modes whose table entry takes it */
+    const struct {
+        int given;
+        unsigned flag;
+        const char *name;
+    } only[] = {{o->scale_given, DR_MODE_TAKES_SCALE, "--scale"},
+                {o->holes_given, DR_MODE_TAKES_MASK, "--holes"},
+                {o->masks_given, DR_MODE_TAKES_MASK, "--masks"},
+                {o->render_given, DR_MODE_TAKES_RENDER_SIZE, "--render-size"},
+                {o->noise_given, DR_MODE_EVAL_NOISE, "--noise and --jpeg"},
+                {o->baseline_dir != NULL, DR_MODE_BASELINE_EXTERNAL, "--baseline-dir"},
+                {o->inputs_only, DR_MODE_BASELINE_EXTERNAL, "--inputs-only"}};
+    for (size_t k = 0; k < sizeof only / sizeof *only; k++)
+        if (only[k].given && !cli_mode_takes(o->mode, only[k].flag)) {
+            cli_modes_with(only[k].flag, modes, sizeof modes);
+            return cli_usage_error(CMD, "%s %s only for %s", only[k].name, strchr(only[k].name, ' ') ? "are" : "is",
+                                   modes);
+        }
     if (o->s.samples > 1 && !o->s.reduce_mean)
-        return cli_usage_error(CMD, "--samples %d needs --reduce mean (the mean of the samples is scored)", o->s.samples);
+        return cli_usage_error(CMD, "--samples %d needs --reduce mean (the mean of the samples is scored)",
+                               o->s.samples);
     if (o->s.reduce_mean && o->s.samples < 2) return cli_usage_error(CMD, "--reduce mean needs --samples 2 or more");
     if (o->out && !*o->out) return cli_usage_error(CMD, "--out needs a directory");
-    if (o->baseline_dir && o->mode != DR_MODE_INPAINT) return cli_usage_error(CMD, "--baseline-dir is only for inpaint");
-    if (o->inputs_only && o->mode != DR_MODE_INPAINT) return cli_usage_error(CMD, "--inputs-only is only for inpaint");
     if (o->inputs_only && !o->out) return cli_usage_error(CMD, "--inputs-only needs --out DIR");
-    if (o->inputs_only && o->baseline_dir) return cli_usage_error(CMD, "--inputs-only and --baseline-dir exclude each other");
+    if (o->inputs_only && o->baseline_dir)
+        return cli_usage_error(CMD, "--inputs-only and --baseline-dir exclude each other");
     if (o->baseline_dir && !is_dir(o->baseline_dir))
         return cli_usage_error(CMD, "--baseline-dir %s is not a directory", o->baseline_dir);
     return -1;
@@ -265,31 +326,32 @@ static int check_options(eopts *o, int argc, char **argv) {
 
 /* Returns -1 to go on, or an exit code. */
 static int parse_options(eopts *o, int argc, char **argv) {
-    static const struct option longopts[] = {
-        CLI_SAMPLING_LONGOPTS,
-        {"mode", required_argument, 0, O_MODE},
-        {"data", required_argument, 0, O_DATA},
-        {"scale", required_argument, 0, O_SCALE},
-        {"holes", required_argument, 0, O_HOLES},
-        {"masks", required_argument, 0, O_MASKS},
-        {"crop", required_argument, 0, O_CROP},
-        {"seed", required_argument, 0, O_SEED},
-        {"json", no_argument, 0, O_JSON},
-        {"baseline-dir", required_argument, 0, O_BASELINE_DIR},
-        {"inputs-only", no_argument, 0, O_INPUTS_ONLY},
-        {"tile", required_argument, 0, O_TILE},
-        {"render-size", required_argument, 0, O_RENDER},
-        {"out", required_argument, 0, 'o'},
-        {"output", required_argument, 0, 'o'},
-        {"weights", required_argument, 0, 'w'},
-        {"threads", required_argument, 0, 't'},
-        {"precision", required_argument, 0, OPT_PRECISION},
-        {"preset", required_argument, 0, OPT_PRESET},
-        {"quiet", no_argument, 0, 'q'},
-        {"max-pixels", required_argument, 0, OPT_MAX_PIXELS},
-        {"version", no_argument, 0, OPT_VERSION},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option longopts[] = {CLI_SAMPLING_LONGOPTS,
+                                             {"mode", required_argument, 0, O_MODE},
+                                             {"data", required_argument, 0, O_DATA},
+                                             {"scale", required_argument, 0, O_SCALE},
+                                             {"holes", required_argument, 0, O_HOLES},
+                                             {"masks", required_argument, 0, O_MASKS},
+                                             {"crop", required_argument, 0, O_CROP},
+                                             {"seed", required_argument, 0, O_SEED},
+                                             {"json", no_argument, 0, O_JSON},
+                                             {"baseline-dir", required_argument, 0, O_BASELINE_DIR},
+                                             {"inputs-only", no_argument, 0, O_INPUTS_ONLY},
+                                             {"tile", required_argument, 0, O_TILE},
+                                             {"render-size", required_argument, 0, O_RENDER},
+                                             {"noise", required_argument, 0, O_NOISE},
+                                             {"jpeg", required_argument, 0, O_JPEG},
+                                             {"out", required_argument, 0, 'o'},
+                                             {"output", required_argument, 0, 'o'},
+                                             {"weights", required_argument, 0, 'w'},
+                                             {"threads", required_argument, 0, 't'},
+                                             {"precision", required_argument, 0, OPT_PRECISION},
+                                             {"preset", required_argument, 0, OPT_PRESET},
+                                             {"quiet", no_argument, 0, 'q'},
+                                             {"max-pixels", required_argument, 0, OPT_MAX_PIXELS},
+                                             {"version", no_argument, 0, OPT_VERSION},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "o:w:t:qh", longopts, NULL)) != -1) {
@@ -383,7 +445,7 @@ static int prepare_run(ectx *x) {
     const eopts *o = x->o;
     if (!o->inputs_only) {
         if (weights_load(o->weights, o->mode, CMD, &x->m, &x->weights_path) != 0) return -1;
-        if (o->mode == DR_MODE_SUPERRES) { /* MODE-SPECIFIC: --scale within the weights' range */
+        if (cli_mode_takes(o->mode, DR_MODE_TAKES_SCALE)) { /* --scale within the weights' range */
             double lo, hi;
             dr_model_scale_range(x->m, &lo, &hi);
             if (lo > 0 && hi >= lo && !cli_scale_fits(o->e.scale, lo, hi)) {
@@ -414,10 +476,14 @@ static int write_inputs_only(ectx *x) {
 /* Every image, the means and the summary. Returns the exit code. */
 static int eval_all(ectx *x) {
     const eopts *o = x->o;
-    if (o->mode == DR_MODE_INPAINT) { /* MODE-SPECIFIC: the Telea baseline's inputs and results */
+    if (cli_mode_takes(o->mode, DR_MODE_BASELINE_EXTERNAL)) { /* the baseline's inputs and results */
+        char suffix[40], name[32];
+        eval_baseline_names(o->mode, suffix, sizeof suffix, name, sizeof name);
         if (!o->baseline_dir)
-            fprintf(stderr, "Telea baseline skipped: no --baseline-dir (scripts/telea_baseline.py writes one: "
-                            "see 'diffrestore eval --help')\n");
+            fprintf(stderr,
+                    "%s baseline skipped: no --baseline-dir (scripts/%s_baseline.py writes one: "
+                    "see 'diffrestore eval --help')\n",
+                    name, dr_mode_get(o->mode)->baseline);
         if (o->out) eval_write_inputs(x, 0); /* failures are reported by the main pass */
     }
     int interrupted = cli_cancel != 0, broken = 0;
@@ -431,7 +497,8 @@ static int eval_all(ectx *x) {
     eval_report_mean(x);
     if (interrupted) progress_interrupted("the mean covers the images evaluated so far");
     if (!o->quiet || interrupted || x->pr.failed)
-        fprintf(stderr, "%d evaluated, %d failed%s\n", x->done, x->pr.failed, interrupted ? ", the rest not evaluated" : "");
+        fprintf(stderr, "%d evaluated, %d failed%s\n", x->done, x->pr.failed,
+                interrupted ? ", the rest not evaluated" : "");
     return progress_exit_code(interrupted, x->pr.failed);
 }
 

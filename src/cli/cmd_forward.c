@@ -6,11 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *HELP =
-    "Usage: diffrestore forward --weights W [options] IN.safetensors OUT.safetensors\n"
-    "Run one U-Net forward. IN holds tensors 'x' [N, in, H, W] and 't' [N] (float\n"
-    "timestep indices); OUT receives 'y' [N, out, H, W] as F32. H and W must be\n"
-    "multiples of 2^(levels-1).\n\n" CLI_COMMON_HELP;
+static const char *HELP = "Usage: diffrestore forward --weights W [options] IN.safetensors OUT.safetensors\n"
+                          "Run one U-Net forward. IN holds tensors 'x' [N, in, H, W] and 't' [N] (float\n"
+                          "timestep indices); OUT receives 'y' [N, out, H, W] as F32. H and W must be\n"
+                          "multiples of 2^(levels-1).\n\n" CLI_COMMON_HELP;
 
 int cmd_forward(int argc, char **argv) {
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS, {0, 0, 0, 0}};
@@ -45,8 +44,7 @@ int cmd_forward(int argc, char **argv) {
     const dr_tensor *x = dr_tensor_file_get(&in, "x"), *t = dr_tensor_file_get(&in, "t");
     if (!x || !t || x->ndim != 4 || t->ndim != 1 || x->shape[0] != t->shape[0] || x->shape[1] != cfg->in_channels ||
         x->shape[0] < 1 || x->shape[0] > 4096 || x->shape[2] > 65536 || x->shape[3] > 65536) {
-        fprintf(stderr,
-                "diffrestore: %s: needs 'x' [N, %d, H, W] and 't' [N] (the weights take %d input channels)\n",
+        fprintf(stderr, "diffrestore: %s: needs 'x' [N, %d, H, W] and 't' [N] (the weights take %d input channels)\n",
                 in_path, cfg->in_channels, cfg->in_channels);
         goto done;
     }

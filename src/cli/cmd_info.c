@@ -57,8 +57,7 @@ static int info_one(const char *path) {
         printf("%s: %s %dx%d, %d channel%s (%s), %d-bit%s%s\n", path, dr_format_name(info.format), info.width,
                info.height, info.channels, info.channels == 1 ? "" : "s",
                layouts[info.channels >= 1 && info.channels <= 4 ? info.channels : 0], info.depth,
-               info.interlaced ? (info.format == DR_FORMAT_PNG ? ", interlaced" : ", progressive") : "",
-               orient);
+               info.interlaced ? (info.format == DR_FORMAT_PNG ? ", interlaced" : ", progressive") : "", orient);
         if (info.icc_size)
             printf("  ICC profile: \"%s\", %zu bytes (%s)\n", info.icc_description, info.icc_size,
                    info.icc_converted ? "converted to sRGB on load"
@@ -93,8 +92,10 @@ static int info_one(const char *path) {
     if (format && strcmp(format, "diffrestore-checkpoint") == 0) {
         /* data-parallel training: how many processes trained the last steps */
         const char *r = dr_tensor_file_meta(&tf, "ranks");
-        if (r) printf("  checkpoint written by %s rank%s\n", r, strcmp(r, "1") ? "s" : "");
-        else printf("  checkpoint written by 1 rank (an older checkpoint: no 'ranks' key)\n");
+        if (r)
+            printf("  checkpoint written by %s rank%s\n", r, strcmp(r, "1") ? "s" : "");
+        else
+            printf("  checkpoint written by 1 rank (an older checkpoint: no 'ranks' key)\n");
     }
     dr_tensor_file_free(&tf);
     return 0;

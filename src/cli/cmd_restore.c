@@ -95,15 +95,17 @@ static int check_run_kind(run *x, char **inputs, int n_inputs) {
         if (stat(o->c.output, &st) == 0 && !S_ISDIR(st.st_mode))
             return cli_usage_error(C, "-o %s is a file: %s need an output directory", o->c.output, what);
         if (o->uncertainty && stat(o->uncertainty, &st) == 0 && !S_ISDIR(st.st_mode))
-            return cli_usage_error(C, "--uncertainty %s is a file: with several inputs it is a directory", o->uncertainty);
+            return cli_usage_error(C, "--uncertainty %s is a file: with several inputs it is a directory",
+                                   o->uncertainty);
         return -1;
     }
     if (o->c.output) {
         x->out_is_dir = is_dir(o->c.output) || ends_with_slash(o->c.output);
         if (!x->out_is_dir) {
             if (!path_has_image_ext(o->c.output))
-                return cli_usage_error(C, "-o %s: the name must end in .png, .jpg, .jpeg, .tif, .tiff or .webp (or be a directory)",
-                                       o->c.output);
+                return cli_usage_error(
+                    C, "-o %s: the name must end in .png, .jpg, .jpeg, .tif, .tiff or .webp (or be a directory)",
+                    o->c.output);
             if (o->format && !same_ext_kind(o->c.output, o->format))
                 return cli_usage_error(C, "-o %s does not match --format %s", o->c.output, o->format);
         }
@@ -111,7 +113,8 @@ static int check_run_kind(run *x, char **inputs, int n_inputs) {
     if (o->uncertainty) {
         x->unc_is_dir = is_dir(o->uncertainty) || ends_with_slash(o->uncertainty);
         if (!x->unc_is_dir && !path_has_image_ext(o->uncertainty))
-            return cli_usage_error(C, "--uncertainty %s: the name must end in .png, .jpg, .jpeg, .tif, .tiff or .webp", o->uncertainty);
+            return cli_usage_error(C, "--uncertainty %s: the name must end in .png, .jpg, .jpeg, .tif, .tiff or .webp",
+                                   o->uncertainty);
     }
     return -1;
 }
@@ -123,7 +126,8 @@ static int resolve_shard(ropts *o) {
     int r = shard_from_slurm(&o->shard_k, &o->shard_n, msg, sizeof msg);
     if (r < 0) return cli_usage_error(o->cmd, "%s", msg);
     if (r > 0 && !o->c.quiet)
-        cli_eprintf("diffrestore: shard %d/%d from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT\n", o->shard_k, o->shard_n);
+        cli_eprintf("diffrestore: shard %d/%d from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT\n", o->shard_k,
+                    o->shard_n);
     if (r == 0) o->shard_k = 0, o->shard_n = 1;
     return -1;
 }
@@ -138,8 +142,9 @@ static int check_outputs_outside(run *x, char **inputs, int n_inputs) {
     for (int i = 0; i < n_inputs; i++)
         for (int k = 0; k < 2; k++)
             if (outs[k] && is_dir(inputs[i]) && dr_path_within(outs[k], inputs[i]))
-                return cli_usage_error(o->cmd, "%s %s lies inside the input folder %s walked with -r: choose a folder outside it",
-                                       k ? "--uncertainty" : "-o", outs[k], inputs[i]);
+                return cli_usage_error(
+                    o->cmd, "%s %s lies inside the input folder %s walked with -r: choose a folder outside it",
+                    k ? "--uncertainty" : "-o", outs[k], inputs[i]);
     return -1;
 }
 
@@ -194,7 +199,7 @@ static int load_model(run *x) {
         cli_report_error(NULL);
         return -1;
     }
-    if (o->mode == DR_MODE_SUPERRES) { /* MODE-SPECIFIC: --scale within the weights' range */
+    if (cli_mode_takes(o->mode, DR_MODE_TAKES_SCALE)) { /* --scale within the weights' range */
         dr_model_scale_range(x->m, &x->scale_min, &x->scale_max);
         x->have_range = x->scale_min > 0 && x->scale_max >= x->scale_min;
         if (x->have_range && o->scale_given && !cli_scale_fits(o->p.scale, x->scale_min, x->scale_max)) {
@@ -221,7 +226,8 @@ static int make_output_dirs(run *x) {
     if (x->batch) {
         const char *bad;
         if (mkdir_p(o->c.output, &bad) != 0) {
-            cli_eprintf("diffrestore: cannot create the output directory %s: %s: %s\n", o->c.output, bad, strerror(errno));
+            cli_eprintf("diffrestore: cannot create the output directory %s: %s: %s\n", o->c.output, bad,
+                        strerror(errno));
             return EXIT_FAILED;
         }
         if (o->uncertainty && mkdir_p(o->uncertainty, &bad) != 0) {
@@ -269,7 +275,8 @@ static int restore_all(run *x) {
     if (!o->c.quiet || interrupted) {
         fprintf(stderr, "%d done, %d failed, %d skipped", x->done, x->pr.failed, x->skipped);
         if (interrupted) fprintf(stderr, ", %d not processed", not_processed);
-        if (o->shard_n > 1) fprintf(stderr, " (shard %d/%d: %d of %d inputs)", o->shard_k, o->shard_n, x->pr.total, x->b.n);
+        if (o->shard_n > 1)
+            fprintf(stderr, " (shard %d/%d: %d of %d inputs)", o->shard_k, o->shard_n, x->pr.total, x->b.n);
         fputc('\n', stderr);
     }
     return progress_exit_code(interrupted, x->pr.failed);
@@ -341,6 +348,4 @@ static int restore_main(dr_mode mode, int argc, char **argv) {
     return code;
 }
 
-int cmd_colorize(int argc, char **argv) { return restore_main(DR_MODE_COLORIZE, argc, argv); }
-int cmd_inpaint(int argc, char **argv) { return restore_main(DR_MODE_INPAINT, argc, argv); }
-int cmd_superres(int argc, char **argv) { return restore_main(DR_MODE_SUPERRES, argc, argv); }
+int cmd_restore(dr_mode mode, int argc, char **argv) { return restore_main(mode, argc, argv); }

@@ -7,95 +7,94 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *HELP =
-    "Usage: diffrestore train --mode MODE --data DIR --out CKPT [options]\n"
-    "Train a model on every PNG and JPEG below DIR. The checkpoint CKPT (weights,\n"
-    "EMA, Adam state, step) is written atomically every --checkpoint-every steps\n"
-    "and on Ctrl-C / SIGTERM; --resume continues exactly where it stopped.\n\n"
-    "  -m, --mode MODE          colorize, inpaint or superres\n"
-    "      --data DIR           training images (recursive)\n"
-    "      --val DIR            validation images: val loss every --val-every steps\n"
-    "      --out CKPT           checkpoint file to write\n"
-    "      --resume CKPT        continue from a checkpoint (config, options and\n"
-    "                           random stream come from it)\n"
-    "      --init WEIGHTS       start from a weights file (e.g. the shipped ones):\n"
-    "                           its config and conventions, fresh Adam state\n"
-    "      --export FILE        at the end, write the EMA weights as F16 safetensors\n"
-    "                           (with --resume and no --steps: export only)\n"
-    "      --config SPEC        U-Net, default base=32,mult=1,2,2,4,res=2,attn=3,groups=8\n"
-    "      --steps N            total steps (default 10000)\n"
-    "      --batch B            batch size (default 16): the global batch, whatever\n"
-    "                           the number of ranks\n"
-    "      --micro-batch M      samples per forward and backward, M divides B\n"
-    "                           (default: B alone, B / ranks under MPI; kept on\n"
-    "                           --resume); the result depends on B and M, never\n"
-    "                           on the number of ranks (up to B / M)\n"
-    "      --patch P            crop size (default 64)\n"
-    "      --lr LR              AdamW learning rate (default 2e-4); with --resume,\n"
-    "                           the rate from the checkpoint's step on\n"
-    "      --warmup N           linear warmup steps (default 200)\n"
-    "      --weight-decay W     AdamW weight decay on weights (default 0)\n"
-    "      --clip C             gradient norm clip (default 1, 0 = off)\n"
-    "      --ema D              EMA decay (default 0.999)\n"
-    "      --ema-probe D[,D...] up to 4 more EMAs with these decays, from the EMA\n"
-    "                           the run starts with, validated beside it into\n"
-    "                           OUT.ema.csv (not saved in checkpoints): which\n"
-    "                           decay is best at this horizon, in one run\n"
-    "      --prediction P       v or eps (default v: docs/TRAINING.md's A/B)\n"
-    "      --loss-weight W      uniform, or min-snr[:GAMMA] (Min-SNR-gamma, default\n"
-    "                           gamma 5) (default uniform)\n"
-    "      --t-sampling S       uniform, or lognormal[:MEAN,STD] of the log-SNR\n"
-    "                           (default MEAN 2.4, STD 2.4, as EDM) (default uniform)\n"
-    "      --budget-cpu-minutes M  stop (checkpoint written, exit 0) once the run's\n"
-    "                           training CPU time, summed over resumes, reaches M:\n"
-    "                           recipes compared at equal CPU time\n"
-    "      --val-seed S         fixed validation crops, t and noise of seed S\n"
-    "                           (default: the training --seed)\n"
-    "      --validate[=params]  only print the val loss and x0 MSE of --init WEIGHTS\n"
-    "                           or --resume CKPT (its EMA; =params: its raw\n"
-    "                           parameters) on --val DIR, and exit\n"
-    "      --schedule S         cosine or linear (default cosine)\n"
-    "      --target-scale X     x0 = X * target (default: measured from the data)\n"
-    "      --scales A-B         superres scale factors (default 2-4)\n"
-    "      --scale-dist D       superres: how each crop's factor is drawn in --scales:\n"
-    "                           uniform, or high (density rising linearly to 3x at\n"
-    "                           the top: mean 2 + 2 * 7/12 = 3.17 for 2-4)\n"
-    "                           (default uniform)\n"
-    "      --holes A-B          inpaint hole fraction (default 0.05-0.5), for both\n"
-    "                           --masks generators\n"
-    "      --masks M            inpaint training masks: legacy (brush strokes and\n"
-    "                           boxes) or damage (thin scratches and branching\n"
-    "                           cracks, blotches, brush strokes, boxes)\n"
-    "                           (default legacy); validation always uses legacy\n"
-    "      --render-size R      colorize: crops from the photo as if downscaled to a\n"
-    "                           long side of R (x0.8-1.25 jitter), the working\n"
-    "                           resolution restore then uses (default 0: full size);\n"
-    "                           with --resume CKPT --export W only: the working\n"
-    "                           size written into W for restore\n"
-    "      --seed S             random seed (default 1)\n"
-    "      --checkpoint-every N (default 250)\n"
-    "      --val-every N        (default 500)\n"
-    "      --log FILE           CSV log (default CKPT.csv)\n"
-    "  -t, --threads N          threads (default: all cores)\n"
-    "      --precision P        fp32 (default, the reference), bf16 or auto: convs,\n"
-    "                           linears and attention matmuls in bf16 with fp32 sums\n"
-    "                           (AVX512-BF16); weights, Adam state, GroupNorm, softmax\n"
-    "                           and loss stay fp32\n"
-    "  -q, --quiet              no progress line\n"
-    "  -h, --help               this help\n"
-    "Data-parallel on a cluster (a CLI built with MPI): launch the same command\n"
-    "with mpirun or srun, e.g.\n"
-    "  mpirun -np 4 -x OMP_NUM_THREADS=8 diffrestore train --mode superres \\\n"
-    "      --data DIR --out CKPT --batch 16\n"
-    "Each rank computes B / ranks samples of every batch; the gradients are summed\n"
-    "in a fixed order, so the run equals one process's with the same --batch and\n"
-    "--micro-batch bit for bit (ranks <= B / M; `info CKPT` shows both).\n"
-    "Rank 0 writes the checkpoint, log and export; any --resume works with any\n"
-    "number of ranks. A rank that fails takes the job down.\n"
-    "Outputs (checkpoint, log, export) never go into --data or --val and never\n"
-    "replace a file the run reads; their directories must exist.\n"
-    "Exit codes: 0 done, 1 failed, 2 usage error, 130 stopped by Ctrl-C (SIGINT),\n"
-    "143 by SIGTERM (the checkpoint is written first).\n";
+static const char *HELP = "Usage: diffrestore train --mode MODE --data DIR --out CKPT [options]\n"
+                          "Train a model on every PNG and JPEG below DIR. The checkpoint CKPT (weights,\n"
+                          "EMA, Adam state, step) is written atomically every --checkpoint-every steps\n"
+                          "and on Ctrl-C / SIGTERM; --resume continues exactly where it stopped.\n\n"
+                          "  -m, --mode MODE          %s\n"
+                          "      --data DIR           training images (recursive)\n"
+                          "      --val DIR            validation images: val loss every --val-every steps\n"
+                          "      --out CKPT           checkpoint file to write\n"
+                          "      --resume CKPT        continue from a checkpoint (config, options and\n"
+                          "                           random stream come from it)\n"
+                          "      --init WEIGHTS       start from a weights file (e.g. the shipped ones):\n"
+                          "                           its config and conventions, fresh Adam state\n"
+                          "      --export FILE        at the end, write the EMA weights as F16 safetensors\n"
+                          "                           (with --resume and no --steps: export only)\n"
+                          "      --config SPEC        U-Net, default " DR_UNET_CONFIG_DEFAULT "\n"
+                          "      --steps N            total steps (default 10000)\n"
+                          "      --batch B            batch size (default 16): the global batch, whatever\n"
+                          "                           the number of ranks\n"
+                          "      --micro-batch M      samples per forward and backward, M divides B\n"
+                          "                           (default: B alone, B / ranks under MPI; kept on\n"
+                          "                           --resume); the result depends on B and M, never\n"
+                          "                           on the number of ranks (up to B / M)\n"
+                          "      --patch P            crop size (default 64)\n"
+                          "      --lr LR              AdamW learning rate (default 2e-4); with --resume,\n"
+                          "                           the rate from the checkpoint's step on\n"
+                          "      --warmup N           linear warmup steps (default 200)\n"
+                          "      --weight-decay W     AdamW weight decay on weights (default 0)\n"
+                          "      --clip C             gradient norm clip (default 1, 0 = off)\n"
+                          "      --ema D              EMA decay (default 0.999)\n"
+                          "      --ema-probe D[,D...] up to 4 more EMAs with these decays, from the EMA\n"
+                          "                           the run starts with, validated beside it into\n"
+                          "                           OUT.ema.csv (not saved in checkpoints): which\n"
+                          "                           decay is best at this horizon, in one run\n"
+                          "      --prediction P       v or eps (default v: docs/TRAINING.md's A/B)\n"
+                          "      --loss-weight W      uniform, or min-snr[:GAMMA] (Min-SNR-gamma, default\n"
+                          "                           gamma 5) (default uniform)\n"
+                          "      --t-sampling S       uniform, or lognormal[:MEAN,STD] of the log-SNR\n"
+                          "                           (default MEAN 2.4, STD 2.4, as EDM) (default uniform)\n"
+                          "      --budget-cpu-minutes M  stop (checkpoint written, exit 0) once the run's\n"
+                          "                           training CPU time, summed over resumes, reaches M:\n"
+                          "                           recipes compared at equal CPU time\n"
+                          "      --val-seed S         fixed validation crops, t and noise of seed S\n"
+                          "                           (default: the training --seed)\n"
+                          "      --validate[=params]  only print the val loss and x0 MSE of --init WEIGHTS\n"
+                          "                           or --resume CKPT (its EMA; =params: its raw\n"
+                          "                           parameters) on --val DIR, and exit\n"
+                          "      --schedule S         cosine or linear (default cosine)\n"
+                          "      --target-scale X     x0 = X * target (default: measured from the data)\n"
+                          "      --scales A-B         superres scale factors (default %g-%g)\n"
+                          "      --scale-dist D       superres: how each crop's factor is drawn in --scales:\n"
+                          "                           uniform, or high (density rising linearly to 3x at\n"
+                          "                           the top: mean 2 + 2 * 7/12 = 3.17 for 2-4)\n"
+                          "                           (default uniform)\n"
+                          "      --holes A-B          inpaint hole fraction (default %g-%g), for both\n"
+                          "                           --masks generators\n"
+                          "      --masks M            inpaint training masks: legacy (brush strokes and\n"
+                          "                           boxes) or damage (thin scratches and branching\n"
+                          "                           cracks, blotches, brush strokes, boxes)\n"
+                          "                           (default legacy); validation always uses legacy\n"
+                          "      --render-size R      colorize: crops from the photo as if downscaled to a\n"
+                          "                           long side of R (x0.8-1.25 jitter), the working\n"
+                          "                           resolution restore then uses (default 0: full size);\n"
+                          "                           with --resume CKPT --export W only: the working\n"
+                          "                           size written into W for restore\n"
+                          "      --seed S             random seed (default 1)\n"
+                          "      --checkpoint-every N (default 250)\n"
+                          "      --val-every N        (default 500)\n"
+                          "      --log FILE           CSV log (default CKPT.csv)\n"
+                          "  -t, --threads N          threads (default: all cores)\n"
+                          "      --precision P        fp32 (default, the reference), bf16 or auto: convs,\n"
+                          "                           linears and attention matmuls in bf16 with fp32 sums\n"
+                          "                           (AVX512-BF16); weights, Adam state, GroupNorm, softmax\n"
+                          "                           and loss stay fp32\n"
+                          "  -q, --quiet              no progress line\n"
+                          "  -h, --help               this help\n"
+                          "Data-parallel on a cluster (a CLI built with MPI): launch the same command\n"
+                          "with mpirun or srun, e.g.\n"
+                          "  mpirun -np 4 -x OMP_NUM_THREADS=8 diffrestore train --mode superres \\\n"
+                          "      --data DIR --out CKPT --batch 16\n"
+                          "Each rank computes B / ranks samples of every batch; the gradients are summed\n"
+                          "in a fixed order, so the run equals one process's with the same --batch and\n"
+                          "--micro-batch bit for bit (ranks <= B / M; `info CKPT` shows both).\n"
+                          "Rank 0 writes the checkpoint, log and export; any --resume works with any\n"
+                          "number of ranks. A rank that fails takes the job down.\n"
+                          "Outputs (checkpoint, log, export) never go into --data or --val and never\n"
+                          "replace a file the run reads; their directories must exist.\n"
+                          "Exit codes: 0 done, 1 failed, 2 usage error, 130 stopped by Ctrl-C (SIGINT),\n"
+                          "143 by SIGTERM (the checkpoint is written first).\n";
 
 typedef struct {
     int quiet;
@@ -136,10 +135,40 @@ static int parse_float(const char *s, float lo, float hi, float *out) {
 }
 
 enum {
-    O_DATA = OPT_CMD_BASE, O_VAL, O_OUT, O_RESUME, O_EXPORT, O_CONFIG, O_STEPS, O_BATCH, O_PATCH, O_LR, O_WARMUP,
-    O_WD, O_CLIP, O_EMA, O_PRED, O_SCHED, O_TSCALE, O_SCALES, O_HOLES, O_SEED, O_CKPT_EVERY, O_VAL_EVERY, O_LOG,
-    O_INIT, O_LOSS_WEIGHT, O_T_SAMPLING, O_BUDGET, O_VAL_SEED, O_VALIDATE, O_RENDER,
-    O_MASKS, O_SCALE_DIST, O_MICRO, O_EMA_PROBE
+    O_DATA = OPT_CMD_BASE,
+    O_VAL,
+    O_OUT,
+    O_RESUME,
+    O_EXPORT,
+    O_CONFIG,
+    O_STEPS,
+    O_BATCH,
+    O_PATCH,
+    O_LR,
+    O_WARMUP,
+    O_WD,
+    O_CLIP,
+    O_EMA,
+    O_PRED,
+    O_SCHED,
+    O_TSCALE,
+    O_SCALES,
+    O_HOLES,
+    O_SEED,
+    O_CKPT_EVERY,
+    O_VAL_EVERY,
+    O_LOG,
+    O_INIT,
+    O_LOSS_WEIGHT,
+    O_T_SAMPLING,
+    O_BUDGET,
+    O_VAL_SEED,
+    O_VALIDATE,
+    O_RENDER,
+    O_MASKS,
+    O_SCALE_DIST,
+    O_MICRO,
+    O_EMA_PROBE
 };
 
 /* "NAME" or "NAME:ARGS": ARGS after the colon, or NULL */
@@ -151,25 +180,43 @@ static const char *name_args(const char *s, const char *name) {
 }
 
 int cmd_train(int argc, char **argv) {
-    static const struct option longopts[] = {
-        {"mode", required_argument, 0, 'm'}, {"data", required_argument, 0, O_DATA},
-        {"val", required_argument, 0, O_VAL}, {"out", required_argument, 0, O_OUT},
-        {"resume", required_argument, 0, O_RESUME}, {"export", required_argument, 0, O_EXPORT},
-        {"config", required_argument, 0, O_CONFIG}, {"steps", required_argument, 0, O_STEPS},
-        {"batch", required_argument, 0, O_BATCH}, {"patch", required_argument, 0, O_PATCH},
-        {"lr", required_argument, 0, O_LR}, {"warmup", required_argument, 0, O_WARMUP},
-        {"weight-decay", required_argument, 0, O_WD}, {"clip", required_argument, 0, O_CLIP},
-        {"ema", required_argument, 0, O_EMA}, {"ema-probe", required_argument, 0, O_EMA_PROBE}, {"prediction", required_argument, 0, O_PRED},
-        {"schedule", required_argument, 0, O_SCHED}, {"target-scale", required_argument, 0, O_TSCALE},
-        {"scales", required_argument, 0, O_SCALES}, {"holes", required_argument, 0, O_HOLES},
-        {"masks", required_argument, 0, O_MASKS}, {"scale-dist", required_argument, 0, O_SCALE_DIST},
-        {"seed", required_argument, 0, O_SEED}, {"checkpoint-every", required_argument, 0, O_CKPT_EVERY},
-        {"val-every", required_argument, 0, O_VAL_EVERY}, {"log", required_argument, 0, O_LOG},
-        {"init", required_argument, 0, O_INIT}, {"loss-weight", required_argument, 0, O_LOSS_WEIGHT},
-        {"t-sampling", required_argument, 0, O_T_SAMPLING}, {"budget-cpu-minutes", required_argument, 0, O_BUDGET},
-        {"val-seed", required_argument, 0, O_VAL_SEED}, {"validate", optional_argument, 0, O_VALIDATE},
-        {"render-size", required_argument, 0, O_RENDER}, {"micro-batch", required_argument, 0, O_MICRO},
-        CLI_COMMON_LONGOPTS, {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"mode", required_argument, 0, 'm'},
+                                             {"data", required_argument, 0, O_DATA},
+                                             {"val", required_argument, 0, O_VAL},
+                                             {"out", required_argument, 0, O_OUT},
+                                             {"resume", required_argument, 0, O_RESUME},
+                                             {"export", required_argument, 0, O_EXPORT},
+                                             {"config", required_argument, 0, O_CONFIG},
+                                             {"steps", required_argument, 0, O_STEPS},
+                                             {"batch", required_argument, 0, O_BATCH},
+                                             {"patch", required_argument, 0, O_PATCH},
+                                             {"lr", required_argument, 0, O_LR},
+                                             {"warmup", required_argument, 0, O_WARMUP},
+                                             {"weight-decay", required_argument, 0, O_WD},
+                                             {"clip", required_argument, 0, O_CLIP},
+                                             {"ema", required_argument, 0, O_EMA},
+                                             {"ema-probe", required_argument, 0, O_EMA_PROBE},
+                                             {"prediction", required_argument, 0, O_PRED},
+                                             {"schedule", required_argument, 0, O_SCHED},
+                                             {"target-scale", required_argument, 0, O_TSCALE},
+                                             {"scales", required_argument, 0, O_SCALES},
+                                             {"holes", required_argument, 0, O_HOLES},
+                                             {"masks", required_argument, 0, O_MASKS},
+                                             {"scale-dist", required_argument, 0, O_SCALE_DIST},
+                                             {"seed", required_argument, 0, O_SEED},
+                                             {"checkpoint-every", required_argument, 0, O_CKPT_EVERY},
+                                             {"val-every", required_argument, 0, O_VAL_EVERY},
+                                             {"log", required_argument, 0, O_LOG},
+                                             {"init", required_argument, 0, O_INIT},
+                                             {"loss-weight", required_argument, 0, O_LOSS_WEIGHT},
+                                             {"t-sampling", required_argument, 0, O_T_SAMPLING},
+                                             {"budget-cpu-minutes", required_argument, 0, O_BUDGET},
+                                             {"val-seed", required_argument, 0, O_VAL_SEED},
+                                             {"validate", optional_argument, 0, O_VALIDATE},
+                                             {"render-size", required_argument, 0, O_RENDER},
+                                             {"micro-batch", required_argument, 0, O_MICRO},
+                                             CLI_COMMON_LONGOPTS,
+                                             {0, 0, 0, 0}};
     const char *C = "train";
     dr_train_options o;
     dr_train_options_init(&o);
@@ -180,18 +227,29 @@ int cmd_train(int argc, char **argv) {
     double lo, hi;
     optind = 1;
     /* options a checkpoint stores: on --resume they are kept, whatever is given */
-    static const int kept[] = {'m', O_CONFIG, O_BATCH, O_PATCH, O_WARMUP, O_WD, O_CLIP, O_EMA, O_PRED, O_SCHED,
-                               O_TSCALE, O_SCALES, O_HOLES, O_SEED, O_LOSS_WEIGHT, O_T_SAMPLING, O_MASKS,
-                               O_SCALE_DIST, O_RENDER};
+    static const int kept[] = {'m',           O_CONFIG,     O_BATCH, O_PATCH,      O_WARMUP, O_WD,    O_CLIP,
+                               O_EMA,         O_PRED,       O_SCHED, O_TSCALE,     O_SCALES, O_HOLES, O_SEED,
+                               O_LOSS_WEIGHT, O_T_SAMPLING, O_MASKS, O_SCALE_DIST, O_RENDER};
     unsigned kept_given = 0; /* bit i: kept[i] was given */
     while ((opt = getopt_long(argc, argv, "m:" CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         for (unsigned i = 0; i < sizeof kept / sizeof kept[0]; i++)
             if (opt == kept[i]) kept_given |= 1u << i;
         switch (opt) {
-        case 'h': fputs(HELP, stdout); return EXIT_DONE;
+        case 'h': {
+            char modes[128];
+            cli_modes_with(0, modes, sizeof modes);
+            dr_train_options d;
+            dr_train_options_init(&d);
+            printf(HELP, modes, d.scale_min, d.scale_max, d.hole_min, d.hole_max);
+            return EXIT_DONE;
+        }
         case 'm':
             o.mode = dr_mode_from_name(optarg);
-            if (o.mode == DR_MODE_NONE) return cli_usage_error(C, "--mode must be colorize, inpaint or superres, not '%s'", optarg);
+            if (o.mode == DR_MODE_NONE) {
+                char modes[128];
+                cli_modes_with(0, modes, sizeof modes);
+                return cli_usage_error(C, "--mode must be %s, not '%s'", modes, optarg);
+            }
             break;
         case O_DATA: o.data_dir = optarg; break;
         case O_VAL: o.val_dir = optarg; break;
@@ -204,49 +262,65 @@ int cmd_train(int argc, char **argv) {
             if (dr_unet_config_parse(&o.config, optarg) != DR_OK) return cli_usage_error(C, "%s", dr_last_error());
             break;
         case O_STEPS:
-            if (!cli_parse_int(optarg, 0, 100000000, &v)) return cli_usage_error(C, "--steps needs a number, got '%s'", optarg);
+            if (!cli_parse_int(optarg, 0, 100000000, &v))
+                return cli_usage_error(C, "--steps needs a number, got '%s'", optarg);
             o.steps = (int)v;
             steps_given = 1;
             break;
         case O_BATCH:
-            if (!cli_parse_int(optarg, 1, 1024, &v)) return cli_usage_error(C, "--batch needs 1..1024, got '%s'", optarg);
+            if (!cli_parse_int(optarg, 1, 1024, &v))
+                return cli_usage_error(C, "--batch needs 1..1024, got '%s'", optarg);
             o.batch = (int)v;
             break;
         case O_MICRO:
-            if (!cli_parse_int(optarg, 1, 1024, &v)) return cli_usage_error(C, "--micro-batch needs 1..1024, got '%s'", optarg);
+            if (!cli_parse_int(optarg, 1, 1024, &v))
+                return cli_usage_error(C, "--micro-batch needs 1..1024, got '%s'", optarg);
             o.micro_batch = (int)v;
             break;
         case O_PATCH:
-            if (!cli_parse_int(optarg, 8, 1024, &v)) return cli_usage_error(C, "--patch needs 8..1024, got '%s'", optarg);
+            if (!cli_parse_int(optarg, 8, 1024, &v))
+                return cli_usage_error(C, "--patch needs 8..1024, got '%s'", optarg);
             o.patch = (int)v;
             break;
         case O_SEED:
-            if (!cli_parse_int(optarg, 0, (long long)(~0ULL >> 1), &v)) return cli_usage_error(C, "--seed needs a number");
+            if (!cli_parse_int(optarg, 0, (long long)(~0ULL >> 1), &v))
+                return cli_usage_error(C, "--seed needs a number");
             o.seed = (uint64_t)v;
             break;
         case O_CKPT_EVERY:
-            if (!cli_parse_int(optarg, 1, 100000000, &v)) return cli_usage_error(C, "--checkpoint-every needs a positive number");
+            if (!cli_parse_int(optarg, 1, 100000000, &v))
+                return cli_usage_error(C, "--checkpoint-every needs a positive number");
             o.checkpoint_every = (int)v;
             break;
         case O_VAL_EVERY:
-            if (!cli_parse_int(optarg, 1, 100000000, &v)) return cli_usage_error(C, "--val-every needs a positive number");
+            if (!cli_parse_int(optarg, 1, 100000000, &v))
+                return cli_usage_error(C, "--val-every needs a positive number");
             o.val_every = (int)v;
             break;
         case O_LR:
             if (!parse_float(optarg, 0, 1, &o.lr) || !(o.lr > 0)) return cli_usage_error(C, "--lr needs 0..1, above 0");
             lr_given = 1;
             break;
-        case O_WARMUP: if (!parse_float(optarg, 0, 1e8f, &o.warmup_steps)) return cli_usage_error(C, "--warmup needs >= 0"); break;
-        case O_WD: if (!parse_float(optarg, 0, 1, &o.weight_decay)) return cli_usage_error(C, "--weight-decay needs 0..1"); break;
-        case O_CLIP: if (!parse_float(optarg, 0, 1e6f, &o.grad_clip)) return cli_usage_error(C, "--clip needs >= 0"); break;
-        case O_EMA: if (!parse_float(optarg, 0, 0.999999f, &o.ema_decay)) return cli_usage_error(C, "--ema needs 0..1"); break;
+        case O_WARMUP:
+            if (!parse_float(optarg, 0, 1e8f, &o.warmup_steps)) return cli_usage_error(C, "--warmup needs >= 0");
+            break;
+        case O_WD:
+            if (!parse_float(optarg, 0, 1, &o.weight_decay)) return cli_usage_error(C, "--weight-decay needs 0..1");
+            break;
+        case O_CLIP:
+            if (!parse_float(optarg, 0, 1e6f, &o.grad_clip)) return cli_usage_error(C, "--clip needs >= 0");
+            break;
+        case O_EMA:
+            if (!parse_float(optarg, 0, 0.999999f, &o.ema_decay)) return cli_usage_error(C, "--ema needs 0..1");
+            break;
         case O_EMA_PROBE: {
             o.n_ema_probe = 0;
             char buf[256];
             snprintf(buf, sizeof buf, "%s", optarg);
             for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
                 if (o.n_ema_probe == DR_EMA_PROBES_MAX)
-                    return cli_usage_error(C, "--ema-probe takes at most %d decays, got '%s'", DR_EMA_PROBES_MAX, optarg);
+                    return cli_usage_error(C, "--ema-probe takes at most %d decays, got '%s'", DR_EMA_PROBES_MAX,
+                                           optarg);
                 if (!parse_float(tok, 0, 0.999999f, &o.ema_probe[o.n_ema_probe++]))
                     return cli_usage_error(C, "--ema-probe needs decays in 0..1 separated by commas, got '%s'", optarg);
             }
@@ -255,49 +329,65 @@ int cmd_train(int argc, char **argv) {
         }
         case O_LOSS_WEIGHT: {
             const char *a = name_args(optarg, "min-snr");
-            if (!strcmp(optarg, "uniform")) o.loss_weight = DR_LOSS_UNIFORM;
-            else if (a && (!*a || parse_float(a, 0.001f, 1000, &o.snr_gamma))) o.loss_weight = DR_LOSS_MIN_SNR;
-            else return cli_usage_error(C, "--loss-weight must be uniform or min-snr[:GAMMA] with GAMMA in 0.001..1000, not '%s'", optarg);
+            if (!strcmp(optarg, "uniform"))
+                o.loss_weight = DR_LOSS_UNIFORM;
+            else if (a && (!*a || parse_float(a, 0.001f, 1000, &o.snr_gamma)))
+                o.loss_weight = DR_LOSS_MIN_SNR;
+            else
+                return cli_usage_error(
+                    C, "--loss-weight must be uniform or min-snr[:GAMMA] with GAMMA in 0.001..1000, not '%s'", optarg);
             break;
         }
         case O_T_SAMPLING: {
             const char *a = name_args(optarg, "lognormal");
-            if (!strcmp(optarg, "uniform")) o.t_sampling = DR_T_UNIFORM;
-            else if (a && !*a) o.t_sampling = DR_T_LOGNORMAL;
+            if (!strcmp(optarg, "uniform"))
+                o.t_sampling = DR_T_UNIFORM;
+            else if (a && !*a)
+                o.t_sampling = DR_T_LOGNORMAL;
             else if (a) {
                 char *end;
                 float m = strtof(a, &end), sd;
                 if (end == a || *end != ',' || !parse_float(end + 1, 0.001f, 50, &sd) || !(m >= -50 && m <= 50))
-                    return cli_usage_error(C, "--t-sampling lognormal:MEAN,STD needs MEAN in -50..50 and STD in 0.001..50, not '%s'", a);
+                    return cli_usage_error(
+                        C, "--t-sampling lognormal:MEAN,STD needs MEAN in -50..50 and STD in 0.001..50, not '%s'", a);
                 o.t_sampling = DR_T_LOGNORMAL;
                 o.t_mean = m;
                 o.t_std = sd;
-            } else return cli_usage_error(C, "--t-sampling must be uniform or lognormal[:MEAN,STD], not '%s'", optarg);
+            } else
+                return cli_usage_error(C, "--t-sampling must be uniform or lognormal[:MEAN,STD], not '%s'", optarg);
             break;
         }
         case O_BUDGET: {
             float m;
-            if (!parse_float(optarg, 0.01f, 1e7f, &m)) return cli_usage_error(C, "--budget-cpu-minutes needs a positive number of minutes, not '%s'", optarg);
+            if (!parse_float(optarg, 0.01f, 1e7f, &m))
+                return cli_usage_error(C, "--budget-cpu-minutes needs a positive number of minutes, not '%s'", optarg);
             o.budget_cpu_seconds = 60.0 * m;
             break;
         }
         case O_VALIDATE:
             validate = 1;
-            if (optarg && strcmp(optarg, "params") == 0) o.validate_params = 1;
+            if (optarg && strcmp(optarg, "params") == 0)
+                o.validate_params = 1;
             else if (optarg && strcmp(optarg, "ema") != 0)
                 return cli_usage_error(C, "--validate takes =ema or =params, not '%s'", optarg);
             break;
         case O_VAL_SEED:
-            if (!cli_parse_int(optarg, 0, (long long)(~0ULL >> 1), &v)) return cli_usage_error(C, "--val-seed needs a number");
+            if (!cli_parse_int(optarg, 0, (long long)(~0ULL >> 1), &v))
+                return cli_usage_error(C, "--val-seed needs a number");
             o.val_seed = v;
             break;
-        case O_TSCALE: if (!parse_float(optarg, 0.001f, 1000, &o.target_scale)) return cli_usage_error(C, "--target-scale needs 0.001..1000"); break;
+        case O_TSCALE:
+            if (!parse_float(optarg, 0.001f, 1000, &o.target_scale))
+                return cli_usage_error(C, "--target-scale needs 0.001..1000");
+            break;
         case O_PRED:
-            if (strcmp(optarg, "eps") && strcmp(optarg, "v")) return cli_usage_error(C, "--prediction must be eps or v");
+            if (strcmp(optarg, "eps") && strcmp(optarg, "v"))
+                return cli_usage_error(C, "--prediction must be eps or v");
             o.predict_v = strcmp(optarg, "v") == 0;
             break;
         case O_SCHED:
-            if (strcmp(optarg, "cosine") && strcmp(optarg, "linear")) return cli_usage_error(C, "--schedule must be cosine or linear");
+            if (strcmp(optarg, "cosine") && strcmp(optarg, "linear"))
+                return cli_usage_error(C, "--schedule must be cosine or linear");
             o.schedule_linear = strcmp(optarg, "linear") == 0;
             break;
         case O_SCALES:
@@ -313,14 +403,20 @@ int cmd_train(int argc, char **argv) {
             render_given = 1;
             break;
         case O_MASKS:
-            if (!strcmp(optarg, "legacy")) o.masks = DR_MASKS_LEGACY;
-            else if (!strcmp(optarg, "damage")) o.masks = DR_MASKS_DAMAGE;
-            else return cli_usage_error(C, "--masks must be legacy or damage, not '%s'", optarg);
+            if (!strcmp(optarg, "legacy"))
+                o.masks = DR_MASKS_LEGACY;
+            else if (!strcmp(optarg, "damage"))
+                o.masks = DR_MASKS_DAMAGE;
+            else
+                return cli_usage_error(C, "--masks must be legacy or damage, not '%s'", optarg);
             break;
         case O_SCALE_DIST:
-            if (!strcmp(optarg, "uniform")) o.scale_dist = DR_SCALE_DIST_UNIFORM;
-            else if (!strcmp(optarg, "high")) o.scale_dist = DR_SCALE_DIST_HIGH;
-            else return cli_usage_error(C, "--scale-dist must be uniform or high, not '%s'", optarg);
+            if (!strcmp(optarg, "uniform"))
+                o.scale_dist = DR_SCALE_DIST_UNIFORM;
+            else if (!strcmp(optarg, "high"))
+                o.scale_dist = DR_SCALE_DIST_HIGH;
+            else
+                return cli_usage_error(C, "--scale-dist must be uniform or high, not '%s'", optarg);
             break;
         case O_HOLES:
             if (!cli_parse_range(optarg, 0, 0.95, 1, &lo, &hi))
@@ -340,7 +436,8 @@ int cmd_train(int argc, char **argv) {
     if (lr_given && o.resume_path) o.resume_lr = o.lr; /* a resumed run keeps its rate unless --lr says otherwise */
     if (validate) {
         if (!o.val_dir) return cli_usage_error(C, "--validate needs --val DIR");
-        if (!!o.resume_path == !!o.init_path) return cli_usage_error(C, "--validate needs --init WEIGHTS or --resume CKPT");
+        if (!!o.resume_path == !!o.init_path)
+            return cli_usage_error(C, "--validate needs --init WEIGHTS or --resume CKPT");
         if (o.validate_params && !o.resume_path)
             return cli_usage_error(C, "--validate=params needs --resume CKPT (a weights file has only the EMA)");
         double vl = 0, vx = 0;
@@ -363,8 +460,11 @@ int cmd_train(int argc, char **argv) {
             char mode[32];
             snprintf(mode, sizeof mode, "%s", m ? m : "this one");
             dr_tensor_file_free(&ck);
-            if (strcmp(mode, "colorize") != 0)
-                return cli_usage_error(C, "--render-size is only for colorize models, not %s", mode);
+            if (!cli_mode_takes(dr_mode_from_name(mode), DR_MODE_TAKES_RENDER_SIZE)) {
+                char modes[128];
+                cli_modes_with(DR_MODE_TAKES_RENDER_SIZE, modes, sizeof modes);
+                return cli_usage_error(C, "--render-size is only for %s models, not %s", modes, mode);
+            }
         }
         if (dr_train_export(o.resume_path, o.export_path, 1) != DR_OK) {
             cli_report_error(NULL);
@@ -403,11 +503,13 @@ int cmd_train(int argc, char **argv) {
             const char *name = "mode";
             for (const struct option *lo = longopts; lo->name; lo++)
                 if (lo->val == kept[i]) name = lo->name;
-            len += (size_t)snprintf(names + len, len < sizeof names ? sizeof names - len : 0, "%s--%s",
-                                    len ? ", " : "", name);
+            len += (size_t)snprintf(names + len, len < sizeof names ? sizeof names - len : 0, "%s--%s", len ? ", " : "",
+                                    name);
         }
-        cli_eprintf("diffrestore train: note: %s: kept from the checkpoint %s on --resume, not changed (of the recipe, only --lr "
-                    "and --steps apply to a resumed run)\n", names, o.resume_path);
+        cli_eprintf("diffrestore train: note: %s: kept from the checkpoint %s on --resume, not changed (of the recipe, "
+                    "only --lr "
+                    "and --steps apply to a resumed run)\n",
+                    names, o.resume_path);
     }
     if (!steps_given && o.resume_path) o.steps = 0; /* keep the checkpoint's target */
     if (o.micro_batch > 0 && o.batch % o.micro_batch != 0 && !o.resume_path)
@@ -445,6 +547,7 @@ int cmd_train(int argc, char **argv) {
         cli_eprintf("%d ranks: gradient exchange %.1f ms per step (mean of %d steps)\n", ranks,
                     1e3 * ui.reduce_sum / ui.reduce_steps, ui.reduce_steps);
     train_mpi_finish();
-    if (!c.quiet) cli_eprintf("done: %s%s%s\n", o.out_path, o.export_path ? ", " : "", o.export_path ? o.export_path : "");
+    if (!c.quiet)
+        cli_eprintf("done: %s%s%s\n", o.out_path, o.export_path ? ", " : "", o.export_path ? o.export_path : "");
     return EXIT_DONE;
 }

@@ -21,8 +21,8 @@ typedef struct {
     cli_sampling s; /* --steps, --sampler, --eta, --spacing, --samples, --reduce */
     int json, quiet, threads, precision;
     long long max_pixels;
-    int scale_given, holes_given, masks_given, render_given;
-    int preset;                                               /* dr_quality */
+    int scale_given, holes_given, masks_given, render_given, noise_given;
+    int preset; /* dr_quality */
 } eopts;
 
 /* One run. */
@@ -31,18 +31,20 @@ typedef struct {
     dr_model *m;
     char *weights_path;
     batch_list b;
-    char **names;    /* per item: NAME.png relative to the output directory (NULL on OOM) */
+    char **names; /* per item: NAME.png relative to the output directory (NULL on OOM) */
     /* results */
     dr_eval_metrics *model, *base;
     int n_model, n_base;
     int done;
-    int name_w;      /* table: width of the name column */
+    int name_w; /* table: width of the name column */
     int header_done;
     progress_run pr; /* the bar, notes, failures (pr.failed) */
 } ectx;
 
 /* eval_item.c */
 /* Evaluate one image. Returns 1 when interrupted. */
+/* An external baseline's file suffix ("_telea") and its name in messages ("Telea"). */
+void eval_baseline_names(dr_mode mode, char *suffix, size_t ns, char *name, size_t nn);
 int eval_item(ectx *x, const batch_item *it);
 /* inpaint: write every image's degraded input and mask (NAME_input.png,
  * NAME_mask.png under --out), the inputs of the Telea baseline. report: name

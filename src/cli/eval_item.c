@@ -66,7 +66,8 @@ int eval_write_inputs(ectx *x, int report) {
         }
         char *fi = item_file(x, it, o->out, "_input"), *fm = item_file(x, it, o->out, "_mask");
         char msg[1024] = "out of memory";
-        if (fi && fm && save_output(x, fi, &c.input, msg, sizeof msg) == 0 && save_output(x, fm, &c.mask, msg, sizeof msg) == 0)
+        if (fi && fm && save_output(x, fi, &c.input, msg, sizeof msg) == 0 &&
+            save_output(x, fm, &c.mask, msg, sizeof msg) == 0)
             written++;
         else if (report)
             progress_fail(&x->pr, it->path, "%s", msg);
@@ -83,13 +84,20 @@ static void on_progress(int step, int steps, void *user) {
     progress_bar(&x->pr, step, steps);
 }
 
-/* MODE-SPECIFIC: the baseline's metrics into *bm: colorize's gray input and
- * superres' bicubic upscale come with the case; inpaint's Telea result is
- * read from --baseline-dir. Returns 1 when scored, 0 when there is none
+void eval_baseline_names(dr_mode mode, char *suffix, size_t ns, char *name, size_t nn) {
+    const char *b = dr_mode_get(mode)->baseline;
+    snprintf(suffix, ns, "_%s", b);
+    snprintf(name, nn, "%s", b);
+    if (name[0] >= 'a' && name[0] <= 'z') name[0] = (char)(name[0] - 'a' + 'A');
+}
+
+/* The baseline's metrics into *bm: most modes' baselines come with the case
+ * (colorize's gray input, superres' bicubic upscale); an external one
+ * (DR_MODE_BASELINE_EXTERNAL: inpaint's Telea) is read from --baseline-dir. Returns 1 when scored, 0 when there is none
  * (a note says why), -1 after the report. */
 static int score_baseline(ectx *x, const batch_item *it, const dr_eval_case *c, dr_eval_metrics *bm) {
     const eopts *o = x->o;
-    if (o->mode != DR_MODE_INPAINT) {
+    if (!cli_mode_takes(o->mode, DR_MODE_BASELINE_EXTERNAL)) {
         if (dr_eval_score(c, &c->baseline, bm) != DR_OK)
             return progress_fail(&x->pr, it->path, "baseline: %s", dr_last_error()), -1;
         return 1;
@@ -97,14 +105,18 @@ static int score_baseline(ectx *x, const batch_item *it, const dr_eval_case *c, 
     if (!o->baseline_dir) return 0;
     int scored = 0;
     dr_image img = {0};
-    char *telea = item_file(x, it, o->baseline_dir, "_telea");
+    char suffix[40], name[32]; /* DIR/NAME_telea.png; "Telea" in messages */
+    eval_baseline_names(o->mode, suffix, sizeof suffix, name, sizeof name);
+    char *telea = item_file(x, it, o->baseline_dir, suffix);
     if (telea && file_exists(telea)) {
-        if (dr_image_load(telea, 0, &img, NULL) != DR_OK) progress_note(&x->pr, "diffrestore: Telea baseline: %s", dr_last_error());
+        if (dr_image_load(telea, 0, &img, NULL) != DR_OK)
+            progress_note(&x->pr, "diffrestore: %s baseline: %s", name, dr_last_error());
         else if (dr_eval_score(c, &img, bm) != DR_OK)
-            progress_note(&x->pr, "diffrestore: Telea baseline %s: %s", telea, dr_last_error());
-        else scored = 1;
+            progress_note(&x->pr, "diffrestore: %s baseline %s: %s", name, telea, dr_last_error());
+        else
+            scored = 1;
     } else {
-        progress_note(&x->pr, "diffrestore: %s: no Telea result (%s)", it->path, telea ? telea : "out of memory");
+        progress_note(&x->pr, "diffrestore: %s: no %s result (%s)", it->path, name, telea ? telea : "out of memory");
     }
     dr_image_free(&img);
     free(telea);
@@ -117,11 +129,14 @@ static int write_outputs(ectx *x, const batch_item *it, const dr_eval_case *c, c
     dr_image sheet = {0};
     char *f_out = item_file(x, it, x->o->out, ""), *f_sheet = item_file(x, it, x->o->out, "_sheet");
     int rc = -1;
-    if (!f_out || !f_sheet) progress_fail(&x->pr, it->path, "out of memory");
-    else if (dr_eval_sheet(c, out, &sheet) != DR_OK) progress_fail(&x->pr, it->path, "%s", dr_last_error());
+    if (!f_out || !f_sheet)
+        progress_fail(&x->pr, it->path, "out of memory");
+    else if (dr_eval_sheet(c, out, &sheet) != DR_OK)
+        progress_fail(&x->pr, it->path, "%s", dr_last_error());
     else if (save_output(x, f_out, out, msg, sizeof msg) != 0 || save_output(x, f_sheet, &sheet, msg, sizeof msg) != 0)
         progress_fail(&x->pr, it->path, "%s", msg);
-    else rc = 0;
+    else
+        rc = 0;
     dr_image_free(&sheet);
     free(f_out);
     free(f_sheet);
@@ -135,14 +150,14 @@ static int restore_case(ectx *x, const dr_eval_case *c, dr_image *out) {
     p.progress = on_progress;
     p.user = x;
     p.cancel = &cli_cancel;
-    if (o->mode == DR_MODE_SUPERRES) { /* MODE-SPECIFIC: exactly the ground truth's size */
+    if (cli_mode_takes(o->mode, DR_MODE_TAKES_SCALE)) { /* exactly the ground truth's size */
         p.scale = 0;
         p.out_width = c->truth.width;
         p.out_height = c->truth.height;
     }
-    const dr_image *mask = o->mode == DR_MODE_INPAINT ? &c->mask : NULL; /* MODE-SPECIFIC */
+    const dr_image *mask = cli_mode_takes(o->mode, DR_MODE_TAKES_MASK) ? &c->mask : NULL;
     return o->s.samples > 1 ? dr_restore_samples(x->m, &c->input, mask, &p, o->s.samples, NULL, out, NULL)
-                          : dr_restore(x->m, &c->input, mask, &p, out);
+                            : dr_restore(x->m, &c->input, mask, &p, out);
 }
 
 int eval_item(ectx *x, const batch_item *it) {
@@ -172,8 +187,10 @@ int eval_item(ectx *x, const batch_item *it) {
         progress_fail(&x->pr, it->path, "%s", dr_last_error());
     } else {
         progress_item_timed(&x->pr);
-        if (dr_eval_score(&c, &out, &mm) != DR_OK) progress_fail(&x->pr, it->path, "%s", dr_last_error());
-        else if ((have_base = score_baseline(x, it, &c, &bm)) >= 0 && (!x->o->out || write_outputs(x, it, &c, &out) == 0)) {
+        if (dr_eval_score(&c, &out, &mm) != DR_OK)
+            progress_fail(&x->pr, it->path, "%s", dr_last_error());
+        else if ((have_base = score_baseline(x, it, &c, &bm)) >= 0 &&
+                 (!x->o->out || write_outputs(x, it, &c, &out) == 0)) {
             x->model[x->n_model++] = mm;
             if (have_base) x->base[x->n_base++] = bm;
             x->done++;

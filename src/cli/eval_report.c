@@ -10,59 +10,22 @@
 
 /* ------------------------------------------------------------------ metrics shown per mode */
 
-typedef struct {
-    const char *key;   /* JSON name */
-    const char *label; /* table header; NULL: JSON only */
-    size_t off;        /* in dr_eval_metrics */
-    const char *fmt;   /* table format */
-} metric_col;
+/* The columns of the mode, from the library's table (dr_eval_columns). */
+#define MAX_COLS 16
+typedef const dr_eval_column *colp;
 
-#define M(f) offsetof(dr_eval_metrics, f)
-static const metric_col k_cols_colorize[] = {
-    {"psnr", "PSNR dB", M(psnr), "%.2f"},
-    {"ssim", "SSIM", M(ssim), "%.4f"},
-    {"chroma_psnr", "chroma PSNR", M(chroma_psnr), "%.2f"},
-    {"colorfulness_ratio", "colorful/GT", M(colorfulness_ratio), "%.3f"},
-    {"max_luma_diff", "max |dY|", M(max_luma_diff), "%.3f"},
-    {"colorfulness", NULL, M(colorfulness), NULL},
-    {"colorfulness_gt", NULL, M(colorfulness_gt), NULL},
-};
-static const metric_col k_cols_inpaint[] = {
-    {"psnr", "PSNR dB", M(psnr), "%.2f"},
-    {"ssim", "SSIM", M(ssim), "%.4f"},
-    {"hole_psnr", "hole PSNR", M(hole_psnr), "%.2f"},
-    {"hole_hf_ratio", "hole HF", M(hole_hf_ratio), "%.3f"},
-    {"max_known_diff", "max known", M(max_known_diff), "%.0f"},
-};
-static const metric_col k_cols_superres[] = {
-    {"psnr", "PSNR dB", M(psnr), "%.2f"},
-    {"ssim", "SSIM", M(ssim), "%.4f"},
-    {"hf_ratio", "HF ratio", M(hf_ratio), "%.3f"},
-    {"consistency_psnr", "consist. dB", M(consistency_psnr), "%.2f"},
-};
-#undef M
+static int mode_cols(dr_mode mode, colp *cols) { return dr_eval_columns(mode, cols, MAX_COLS); }
 
-/* MODE-SPECIFIC: the columns of a mode. */
-static const metric_col *mode_cols(dr_mode mode, int *n) {
-    switch (mode) {
-    case DR_MODE_COLORIZE: *n = (int)(sizeof k_cols_colorize / sizeof *k_cols_colorize); return k_cols_colorize;
-    case DR_MODE_INPAINT: *n = (int)(sizeof k_cols_inpaint / sizeof *k_cols_inpaint); return k_cols_inpaint;
-    default: *n = (int)(sizeof k_cols_superres / sizeof *k_cols_superres); return k_cols_superres;
-    }
-}
+/* the classical baseline each mode is compared with */
+static const char *baseline_name(dr_mode mode) { return dr_mode_get(mode)->baseline; }
 
-/* MODE-SPECIFIC: the classical baseline each mode is compared with. */
-static const char *baseline_name(dr_mode mode) {
-    return mode == DR_MODE_COLORIZE ? "gray" : mode == DR_MODE_INPAINT ? "telea" : "bicubic";
-}
-
-static double col_value(const dr_eval_metrics *m, const metric_col *c) {
-    return *(const double *)((const char *)m + c->off);
-}
+static double col_value(const dr_eval_metrics *m, colp c) { return *(const double *)((const char *)m + c->offset); }
 
 static void json_num(FILE *f, double v) {
-    if (isfinite(v)) fprintf(f, "%.6g", v);
-    else fputs("null", f);
+    if (isfinite(v))
+        fprintf(f, "%.6g", v);
+    else
+        fputs("null", f);
 }
 
 /* ------------------------------------------------------------------ table */
@@ -71,19 +34,16 @@ static void table_header(ectx *x) {
     if (x->header_done || x->o->json) return;
     x->header_done = 1;
     const eopts *o = x->o;
-    int n;
-    const metric_col *cols = mode_cols(o->mode, &n);
-    char what[64] = "";
-    if (o->mode == DR_MODE_SUPERRES) snprintf(what, sizeof what, " x%g", o->e.scale);
-    else if (o->mode == DR_MODE_INPAINT)
-        snprintf(what, sizeof what, " holes %g-%g%s", o->e.hole_min, o->e.hole_max,
-                 o->e.masks == DR_MASKS_DAMAGE ? " damage" : "");
+    colp cols[MAX_COLS];
+    const int n = mode_cols(o->mode, cols);
+    char what[64];
+    dr_eval_options_describe(o->mode, &o->e, what, sizeof what);
     printf("%s%s | %s | %s, %d steps", dr_mode_name(o->mode), what, x->weights_path, dr_sampler_name(o->p.sampler),
            o->p.steps);
     if (o->p.sampler == DR_SAMPLER_DDIM || o->p.sampler == DR_SAMPLER_DPMPP_2M_SDE) printf(", eta %g", o->p.eta);
     printf(", %s, seed %llu", dr_spacing_name(o->p.spacing), (unsigned long long)o->p.seed);
     if (o->s.samples > 1) printf(", mean of %d samples", o->s.samples);
-    if (o->mode == DR_MODE_COLORIZE) { /* the working resolution in force */
+    if (cli_mode_takes(o->mode, DR_MODE_TAKES_RENDER_SIZE)) { /* the working resolution in force */
         const char *mr = x->m ? dr_model_meta(x->m, "render_size") : NULL;
         const int r = o->p.render_size >= 0 ? o->p.render_size : mr ? atoi(mr) : 0;
         if (r > 0) printf(", render size %d", r);
@@ -93,45 +53,49 @@ static void table_header(ectx *x) {
     char line[1024];
     int len = snprintf(line, sizeof line, "%-*s", x->name_w, "image");
     for (int k = 0; k < n && len < (int)sizeof line; k++)
-        if (cols[k].label) len += snprintf(line + len, sizeof line - len, " | %-17s", cols[k].label);
+        if (cols[k]->label) len += snprintf(line + len, sizeof line - len, " | %-17s", cols[k]->label);
     while (len > 0 && line[len - 1] == ' ') line[--len] = 0; /* no trailing blanks */
     printf("%s\n%-*s", line, x->name_w, "");
     for (int k = 0; k < n; k++)
-        if (cols[k].label) printf(" | %8s %8s", "model", baseline_name(o->mode));
+        if (cols[k]->label) printf(" | %8s %8s", "model", baseline_name(o->mode));
     putchar('\n');
     fflush(stdout);
 }
 
-static void cell(const metric_col *c, const dr_eval_metrics *m) {
+static void cell(colp c, const dr_eval_metrics *m) {
     char buf[32];
     const double v = m ? col_value(m, c) : NAN;
-    if (isfinite(v)) snprintf(buf, sizeof buf, c->fmt, v);
-    else snprintf(buf, sizeof buf, "-");
+    if (isfinite(v))
+        snprintf(buf, sizeof buf, c->fmt, v);
+    else
+        snprintf(buf, sizeof buf, "-");
     printf(" %8s", buf);
 }
 
 static void table_row(ectx *x, const char *name, const dr_eval_metrics *m, const dr_eval_metrics *b) {
-    int n;
-    const metric_col *cols = mode_cols(x->o->mode, &n);
+    colp cols[MAX_COLS];
+    const int n = mode_cols(x->o->mode, cols);
     int len = (int)strlen(name);
-    if (len > x->name_w) printf("...%s", name + len - (x->name_w - 3));
-    else printf("%-*s", x->name_w, name);
+    if (len > x->name_w)
+        printf("...%s", name + len - (x->name_w - 3));
+    else
+        printf("%-*s", x->name_w, name);
     for (int k = 0; k < n; k++) {
-        if (!cols[k].label) continue;
+        if (!cols[k]->label) continue;
         printf(" |");
-        cell(&cols[k], m);
-        cell(&cols[k], b);
+        cell(cols[k], m);
+        cell(cols[k], b);
     }
     putchar('\n');
     fflush(stdout);
 }
 
 static void json_metrics(const ectx *x, const dr_eval_metrics *m) {
-    int n;
-    const metric_col *cols = mode_cols(x->o->mode, &n);
+    colp cols[MAX_COLS];
+    const int n = mode_cols(x->o->mode, cols);
     for (int k = 0; k < n; k++) {
-        printf("%s\"%s\":", k ? "," : "", cols[k].key);
-        json_num(stdout, col_value(m, &cols[k]));
+        printf("%s\"%s\":", k ? "," : "", cols[k]->key);
+        json_num(stdout, col_value(m, cols[k]));
     }
 }
 
@@ -143,11 +107,12 @@ static void json_row(ectx *x, const batch_item *it, const dr_eval_case *c, const
     cli_json_str(stdout, it->path);
     printf(",\"index\":%d,\"mode\":\"%s\",\"width\":%d,\"height\":%d", it->index, dr_mode_name(x->o->mode),
            c->truth.width, c->truth.height);
-    if (x->o->mode == DR_MODE_INPAINT) {
+    if (cli_mode_takes(x->o->mode, DR_MODE_TAKES_MASK)) {
         printf(",\"hole_fraction\":");
         json_num(stdout, c->hole_fraction);
     }
-    if (x->o->mode == DR_MODE_SUPERRES) printf(",\"lr_width\":%d,\"lr_height\":%d", c->input.width, c->input.height);
+    if (cli_mode_takes(x->o->mode, DR_MODE_TAKES_SCALE))
+        printf(",\"lr_width\":%d,\"lr_height\":%d", c->input.width, c->input.height);
     printf(",\"model\":{");
     json_metrics(x, m);
     printf("},\"baseline\":");

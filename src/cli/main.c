@@ -8,10 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+/* The restore commands are the library's modes (dr_mode_get), one each:
+ * cmd_restore. These are the others. */
 static const cli_command g_commands[] = {
-    {"colorize", "colorize black-and-white photos", cmd_colorize},
-    {"inpaint", "fill holes given by a mask, boxes or the alpha channel", cmd_inpaint},
-    {"superres", "upscale photos by a factor or to a size", cmd_superres},
     {"info", "show an image's format and size, or a weights file's metadata", cmd_info},
     {"train", "train a model for one mode, with checkpoints and resume", cmd_train},
     {"eval", "measure a model against classical baselines on ground-truth images", cmd_eval},
@@ -93,8 +92,10 @@ void cli_json_str(FILE *f, const char *s) {
         case '\r': fputs("\\r", f); break;
         case '\t': fputs("\\t", f); break;
         default:
-            if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\u%04x", *p);
-            else fputc(*p, f);
+            if (*p < 0x20 || *p == 0x7f)
+                fprintf(f, "\\u%04x", *p);
+            else
+                fputc(*p, f);
         }
     }
     fputc('"', f);
@@ -109,7 +110,8 @@ int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd) 
     case 'v': c->verbose = 1; return 1;
     case OPT_OVERWRITE: c->overwrite = 1; return 1;
     case 't':
-        if (!cli_parse_int(arg, 0, 1024, &v)) return cli_usage_error(cmd, "--threads needs a number 0..1024, got '%s'", arg), -1;
+        if (!cli_parse_int(arg, 0, 1024, &v))
+            return cli_usage_error(cmd, "--threads needs a number 0..1024, got '%s'", arg), -1;
         c->threads = (int)v;
         return 1;
     case OPT_MAX_PIXELS:
@@ -121,10 +123,14 @@ int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd) 
         printf("diffrestore %s\n", dr_version());
         exit(EXIT_DONE); /* the CLI may exit; the library never does */
     case OPT_PRECISION:
-        if (!strcmp(arg, "fp32")) c->precision = DR_PRECISION_FP32;
-        else if (!strcmp(arg, "bf16")) c->precision = DR_PRECISION_BF16;
-        else if (!strcmp(arg, "auto")) c->precision = DR_PRECISION_AUTO;
-        else return cli_usage_error(cmd, "--precision needs fp32, bf16 or auto, got '%s'", arg), -1;
+        if (!strcmp(arg, "fp32"))
+            c->precision = DR_PRECISION_FP32;
+        else if (!strcmp(arg, "bf16"))
+            c->precision = DR_PRECISION_BF16;
+        else if (!strcmp(arg, "auto"))
+            c->precision = DR_PRECISION_AUTO;
+        else
+            return cli_usage_error(cmd, "--precision needs fp32, bf16 or auto, got '%s'", arg), -1;
         return 1;
     case OPT_PRESET:
     case OPT_QUALITY: {
@@ -135,8 +141,7 @@ int cli_common_option(cli_common *c, int opt, const char *arg, const char *cmd) 
             c->preset_given = 1;
             return 1;
         }
-        if (opt == OPT_PRESET)
-            return cli_usage_error(cmd, "--preset needs " DR_QUALITY_NAMES ", got '%s'", arg), -1;
+        if (opt == OPT_PRESET) return cli_usage_error(cmd, "--preset needs " DR_QUALITY_NAMES ", got '%s'", arg), -1;
     }
         if (!cli_parse_int(arg, 1, 100, &v))
             return cli_usage_error(cmd, "--quality needs 1..100 or a preset (" DR_QUALITY_NAMES "), got '%s'", arg), -1;
@@ -152,7 +157,8 @@ int cli_sampling_option(cli_sampling *s, dr_params *p, int opt, const char *arg,
     double d;
     switch (opt) {
     case OPT_STEPS:
-        if (!cli_parse_int(arg, 1, 100000, &v)) return cli_usage_error(cmd, "--steps needs 1..100000, got '%s'", arg), -1;
+        if (!cli_parse_int(arg, 1, 100000, &v))
+            return cli_usage_error(cmd, "--steps needs 1..100000, got '%s'", arg), -1;
         p->steps = (int)v;
         s->steps_given = 1;
         return 1;
@@ -190,8 +196,10 @@ void cli_apply_compute(const cli_common *c, const char *cmd) {
 
 void cli_fputs_safe(const char *s, FILE *f) {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\x%02x", *p); /* ESC and friends would drive the terminal */
-        else fputc(*p, f);
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p); /* ESC and friends would drive the terminal */
+        else
+            fputc(*p, f);
 }
 
 void cli_eprintf(const char *fmt, ...) {
@@ -201,8 +209,10 @@ void cli_eprintf(const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     for (const unsigned char *q = (const unsigned char *)msg; *q; q++)
-        if ((*q < 0x20 && *q != '\n') || *q == 0x7f) fprintf(stderr, "\\x%02x", *q);
-        else fputc(*q, stderr);
+        if ((*q < 0x20 && *q != '\n') || *q == 0x7f)
+            fprintf(stderr, "\\x%02x", *q);
+        else
+            fputc(*q, stderr);
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
@@ -229,6 +239,10 @@ static void print_help(FILE *f) {
             "Usage: diffrestore COMMAND [options] INPUT...\n"
             "Restore photos with a conditional diffusion model, on the CPU.\n\n"
             "Commands:\n");
+    for (int m = 1; m <= dr_mode_count(); m++) {
+        const dr_mode_info *mi = dr_mode_get((dr_mode)m);
+        fprintf(f, "  %-10s %s\n", mi->name, mi->brief);
+    }
     for (size_t i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-10s %s\n", g_commands[i].name, g_commands[i].summary);
     fprintf(f,
             "\n'diffrestore COMMAND --help' describes a command's options.\n"
@@ -249,6 +263,8 @@ int main(int argc, char **argv) {
         printf("diffrestore %s\n", dr_version());
         return EXIT_DONE;
     }
+    const dr_mode mode = dr_mode_from_name(cmd);
+    if (mode != DR_MODE_NONE) return cmd_restore(mode, argc - 1, argv + 1);
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (strcmp(cmd, g_commands[i].name) == 0) return g_commands[i].run(argc - 1, argv + 1);
     return cli_usage_error(NULL, "unknown command '%s'", cmd);

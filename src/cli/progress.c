@@ -18,9 +18,12 @@ void progress_fmt_eta(char *buf, int n, double s) {
         return;
     }
     int t = (int)(s + 0.5);
-    if (t >= 3600) snprintf(buf, n, "%dh%02dm", t / 3600, t / 60 % 60);
-    else if (t >= 60) snprintf(buf, n, "%dm%02ds", t / 60, t % 60);
-    else snprintf(buf, n, "%ds", t);
+    if (t >= 3600)
+        snprintf(buf, n, "%dh%02dm", t / 3600, t / 60 % 60);
+    else if (t >= 60)
+        snprintf(buf, n, "%dm%02ds", t / 60, t % 60);
+    else
+        snprintf(buf, n, "%ds", t);
 }
 
 void progress_line(const char *fmt, ...) {
@@ -67,8 +70,10 @@ void progress_bar(progress_run *r, int step, int steps) {
     bar[w] = 0;
     fputs("\r\033[K", stderr);
     if (r->total > 1 || r->count_always) fprintf(stderr, "[%d/%d] ", r->pos, r->total);
-    if (steps > 0) cli_eprintf("%s [%s] %d/%d  ETA %s", short_name(r->cur, 40), bar, step, steps, eta);
-    else cli_eprintf("%s", short_name(r->cur, 60));
+    if (steps > 0)
+        cli_eprintf("%s [%s] %d/%d  ETA %s", short_name(r->cur, 40), bar, step, steps, eta);
+    else
+        cli_eprintf("%s", short_name(r->cur, 60));
     fflush(stderr);
     r->drawn = 1;
 }

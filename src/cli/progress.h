@@ -22,12 +22,12 @@ typedef struct {
     const char *json_fail; /* what a JSON failure holds between "file" and "error" ("" or ",\"done\":false") */
     int count_always;      /* "[K/N]" in the bar even when N is 1 */
     /* state */
-    int total, pos;        /* images of this run; the current one, from 1 */
-    const char *cur;       /* the current image's name, for the bar */
+    int total, pos;          /* images of this run; the current one, from 1 */
+    const char *cur;         /* the current image's name, for the bar */
     double t_item, sum_time; /* start of the current image; time of the finished ones */
     int n_timed;
-    int failed;            /* failures reported */
-    int drawn;             /* the bar is on the screen */
+    int failed; /* failures reported */
+    int drawn;  /* the bar is on the screen */
 } progress_run;
 
 /* The image r->cur starts (its clock) / its restoration ended (for the ETA). */

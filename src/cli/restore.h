@@ -41,9 +41,9 @@ typedef struct {
     dr_model *m;
     char *weights_path;
     batch_list b;
-    char **outs;        /* primary output of every item (sorted list order) */
-    int batch;          /* several inputs or a directory: -o is a directory */
-    int out_is_dir;     /* single input with -o DIR */
+    char **outs;    /* primary output of every item (sorted list order) */
+    int batch;      /* several inputs or a directory: -o is a directory */
+    int out_is_dir; /* single input with -o DIR */
     int unc_is_dir;
     int mask_is_dir;
     dr_image shared_mask; /* --mask FILE, as loaded */
@@ -51,15 +51,15 @@ typedef struct {
     double scale_min, scale_max;
     int have_range;
     dr_save_options save;
-    progress_run pr;    /* the bar, notes, failures (pr.failed) */
+    progress_run pr; /* the bar, notes, failures (pr.failed) */
     int done, skipped;
     /* metadata */
     char weights_sha256[65];
     unsigned char *srgb_icc; /* the sRGB profile embedded in outputs of inputs that had a profile */
     size_t srgb_icc_size;
-    unsigned dropped[5];     /* per output dr_format: DR_META_* parts left out, reported once */
-    int exif_partial;        /* EXIF into a TIFF: only its IFD0 text fields */
-    int profile_mismatch;    /* --keep-profile impossible for some output (gray/RGB) */
+    unsigned dropped[5];  /* per output dr_format: DR_META_* parts left out, reported once */
+    int exif_partial;     /* EXIF into a TIFF: only its IFD0 text fields */
+    int profile_mismatch; /* --keep-profile impossible for some output (gray/RGB) */
 } run;
 
 /* restore_options.c: parse argv into o (defaults set first). Returns -1 to

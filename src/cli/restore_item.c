@@ -18,7 +18,8 @@ const char *restore_base_of(const char *p) {
 char *restore_uncertainty_output(run *x, const batch_item *it) {
     const ropts *o = x->o;
     if (!o->uncertainty) return NULL;
-    if (x->batch || x->unc_is_dir) return batch_out_path(o->uncertainty, x->batch ? it->rel : restore_base_of(it->path), "png", "");
+    if (x->batch || x->unc_is_dir)
+        return batch_out_path(o->uncertainty, x->batch ? it->rel : restore_base_of(it->path), "png", "");
     return strdup(o->uncertainty);
 }
 
@@ -39,8 +40,8 @@ static void on_progress(int step, int steps, void *user) {
  * provenance unless --strip-metadata; in sRGB (with the sRGB profile when the
  * input had a profile it was converted from), or converted back to the
  * input's profile with --keep-profile. im may be converted in place. */
-static int save_output(run *x, const char *file, dr_image *im, const dr_metadata *meta,
-                       const dr_image_info *info, int sample, int copy) {
+static int save_output(run *x, const char *file, dr_image *im, const dr_metadata *meta, const dr_image_info *info,
+                       int sample, int copy) {
     const ropts *o = x->o;
     dr_metadata sm;
     memset(&sm, 0, sizeof sm);
@@ -56,9 +57,12 @@ static int save_output(run *x, const char *file, dr_image *im, const dr_metadata
             x->profile_mismatch = 1;
         } else if (o->keep_profile) {
             int rc = dr_image_from_srgb(im, meta->icc, meta->icc_size, file);
-            if (rc == DR_OK) sm.icc = meta->icc, sm.icc_size = meta->icc_size, kept = 1;
-            else if (rc == DR_ERR_UNSUPPORTED) x->profile_mismatch = 1;
-            else return rc;
+            if (rc == DR_OK)
+                sm.icc = meta->icc, sm.icc_size = meta->icc_size, kept = 1;
+            else if (rc == DR_ERR_UNSUPPORTED)
+                x->profile_mismatch = 1;
+            else
+                return rc;
         }
         if (!kept && !o->strip_metadata && im->channels >= 3) sm.icc = x->srgb_icc, sm.icc_size = x->srgb_icc_size;
     }
@@ -113,22 +117,26 @@ void restore_report_dropped(run *x) {
                 strncat(list, parts[b], sizeof list - strlen(list) - 1);
             }
         progress_note(&x->pr, "diffrestore: note: %s of the inputs dropped from the %s outputs (%s)", list,
-             dr_format_name((dr_format)f),
-             f == DR_FORMAT_JPEG ? "too large for a JPEG marker segment" : "the format has no place for it");
+                      dr_format_name((dr_format)f),
+                      f == DR_FORMAT_JPEG ? "too large for a JPEG marker segment" : "the format has no place for it");
     }
     if (x->exif_partial)
-        progress_note(&x->pr, "diffrestore: note: TIFF outputs keep only the EXIF's text fields (Make, Model, DateTime, Artist, "
-                "Copyright, ImageDescription, Software, DateTimeOriginal, DateTimeDigitized, LensModel, "
-                "BodySerialNumber, CameraOwnerName); the rest of the EXIF was dropped from them");
+        progress_note(
+            &x->pr,
+            "diffrestore: note: TIFF outputs keep only the EXIF's text fields (Make, Model, DateTime, Artist, "
+            "Copyright, ImageDescription, Software, DateTimeOriginal, DateTimeDigitized, LensModel, "
+            "BodySerialNumber, CameraOwnerName); the rest of the EXIF was dropped from them");
     if (x->profile_mismatch)
-        progress_note(&x->pr, "diffrestore: note: --keep-profile: a gray profile cannot describe a colour output (or the other way "
-                "round, or a gray WebP, which is stored as RGB); those outputs were written in sRGB");
+        progress_note(
+            &x->pr,
+            "diffrestore: note: --keep-profile: a gray profile cannot describe a colour output (or the other way "
+            "round, or a gray WebP, which is stored as RGB); those outputs were written in sRGB");
 }
 
 /* The state of one input. */
 typedef struct {
     batch_item *it;
-    char **files;   /* the n_files outputs, then the uncertainty map (or NULL) */
+    char **files; /* the n_files outputs, then the uncertainty map (or NULL) */
     int n_files, n_all;
     char *unc_path; /* files[n_files] */
     dr_image img, mask, unc, mean, *outs;
@@ -197,16 +205,21 @@ static int check_files(run *x, item *t) {
         const char *f = t->files[k];
         if (!path_exists(f, &st)) continue;
         if (batch_is_input(&x->b, st.st_dev, st.st_ino))
-            return progress_fail(&x->pr, in, "refusing to write %s: it is an input file (an output never replaces an input)", f), -1;
+            return progress_fail(&x->pr, in,
+                                 "refusing to write %s: it is an input file (an output never replaces an input)", f),
+                   -1;
         if (S_ISDIR(st.st_mode)) return progress_fail(&x->pr, in, "cannot write %s: it is a directory", f), -1;
         if (o->skip_existing && S_ISREG(st.st_mode) && st.st_size == 0) {
             /* e.g. a placeholder, or a copy that failed: nothing to keep */
-            if (unlink(f) != 0) return progress_fail(&x->pr, in, "cannot replace the empty file %s: %s", f, strerror(errno)), -1;
+            if (unlink(f) != 0)
+                return progress_fail(&x->pr, in, "cannot replace the empty file %s: %s", f, strerror(errno)), -1;
             progress_note(&x->pr, "diffrestore: %s was empty (0 bytes): not a finished output, restored again", f);
             continue;
         }
         if (!o->c.overwrite)
-            return progress_fail(&x->pr, in, "%s exists (use --overwrite to replace it, or --skip-existing to skip it)", f), -1;
+            return progress_fail(&x->pr, in, "%s exists (use --overwrite to replace it, or --skip-existing to skip it)",
+                                 f),
+                   -1;
     }
     for (int k = 0; k < t->n_all; k++) {
         char msg[1024];
@@ -216,10 +229,10 @@ static int check_files(run *x, item *t) {
     return 0;
 }
 
-/* MODE-SPECIFIC (inpaint): the mask, never written over; a mask without a
+/* A mode that takes a mask (DR_MODE_TAKES_MASK): the mask, never written over; a mask without a
  * hole gives copies of the input. Returns 0 to restore (*maskp set), 1 when
  * the copies are written, -1 after the report. */
-static int inpaint_prepare(run *x, item *t, const dr_image **maskp) {
+static int mask_prepare(run *x, item *t, const dr_image **maskp) {
     const char *in = t->it->path;
     long long holes;
     int use_alpha = 0;
@@ -244,18 +257,20 @@ static int inpaint_prepare(run *x, item *t, const dr_image **maskp) {
     return 1;
 }
 
-/* MODE-SPECIFIC (superres): --width / --height mean a factor within the
+/* A mode that takes a scale (DR_MODE_TAKES_SCALE): --width / --height mean a factor within the
  * weights' range. Returns 0, or -1 after the report. */
-static int superres_check_size(run *x, item *t) {
+static int scale_check_size(run *x, item *t) {
     const ropts *o = x->o;
     if (!x->have_range || !(o->width_given || o->height_given)) return 0;
     const double f[2] = {o->width_given ? (double)o->p.out_width / t->img.width : 0,
                          o->height_given ? (double)o->p.out_height / t->img.height : 0};
     for (int i = 0; i < 2; i++)
         if (f[i] != 0 && !cli_scale_fits(f[i], x->scale_min, x->scale_max))
-            return progress_fail(&x->pr, t->it->path, "--%s %d means a factor of %.3g for this %dx%d image, outside %g..%g of %s",
+            return progress_fail(&x->pr, t->it->path,
+                                 "--%s %d means a factor of %.3g for this %dx%d image, outside %g..%g of %s",
                                  i ? "height" : "width", i ? o->p.out_height : o->p.out_width, f[i], t->img.width,
-                                 t->img.height, x->scale_min, x->scale_max, x->weights_path), -1;
+                                 t->img.height, x->scale_min, x->scale_max, x->weights_path),
+                   -1;
     return 0;
 }
 
@@ -273,11 +288,11 @@ static int load_input(run *x, item *t, const dr_image **maskp) {
         return -1;
     }
     *maskp = NULL;
-    if (o->mode == DR_MODE_INPAINT) { /* MODE-SPECIFIC */
-        int r = inpaint_prepare(x, t, maskp);
+    if (cli_mode_takes(o->mode, DR_MODE_TAKES_MASK)) {
+        int r = mask_prepare(x, t, maskp);
         if (r != 0) return r;
     }
-    if (o->mode == DR_MODE_SUPERRES && superres_check_size(x, t) != 0) return -1; /* MODE-SPECIFIC */
+    if (cli_mode_takes(o->mode, DR_MODE_TAKES_SCALE) && scale_check_size(x, t) != 0) return -1;
     return 0;
 }
 
@@ -298,14 +313,16 @@ static int restore_and_save(run *x, item *t, const dr_image *maskp) {
     } else {
         /* with --reduce mean the samples themselves are not kept (outs NULL) */
         t->outs = o->s.reduce_mean ? NULL : calloc((size_t)o->s.samples, sizeof *t->outs);
-        rc = (t->outs || o->s.reduce_mean) ? dr_restore_samples(x->m, &t->img, maskp, &p, o->s.samples, t->outs,
-                                                              o->s.reduce_mean ? &t->mean : NULL, t->unc_path ? &t->unc : NULL)
-                                         : DR_ERR_NOMEM;
+        rc = (t->outs || o->s.reduce_mean)
+            ? dr_restore_samples(x->m, &t->img, maskp, &p, o->s.samples, t->outs, o->s.reduce_mean ? &t->mean : NULL,
+                                 t->unc_path ? &t->unc : NULL)
+            : DR_ERR_NOMEM;
     }
     if (rc == DR_ERR_CANCELLED || (rc != DR_OK && cli_cancel)) return 1;
     if (rc != DR_OK)
         return progress_fail(&x->pr, t->it->path, "%s",
-                             rc == DR_ERR_NOMEM && !t->outs && !o->s.reduce_mean ? "out of memory" : dr_last_error()), -1;
+                             rc == DR_ERR_NOMEM && !t->outs && !o->s.reduce_mean ? "out of memory" : dr_last_error()),
+               -1;
     progress_item_timed(&x->pr);
     for (int k = 0; k < t->n_files; k++) {
         dr_image *im = o->s.reduce_mean ? &t->mean : &t->outs[k];

@@ -1,4 +1,4 @@
-/* MODE-SPECIFIC (inpaint): the mask of an input, from --box, --mask FILE,
+/* The mask of an input, for a mode that takes one (inpaint), from --box, --mask FILE,
  * --mask DIR (paired by relative path) or the input's alpha channel
  * (see restore.h). */
 #include "restore.h"
@@ -18,8 +18,10 @@ static int mask_from_image(const dr_image *src, dr_image *dst, long long *holes)
     for (long long i = 0; i < n; i++) {
         const uint16_t *px = src->data + i * src->channels;
         int hole;
-        if (src->channels >= 3) hole = 2 * (299LL * px[0] + 587LL * px[1] + 114LL * px[2]) > 1000 * maxv;
-        else hole = 2LL * px[0] > maxv;
+        if (src->channels >= 3)
+            hole = 2 * (299LL * px[0] + 587LL * px[1] + 114LL * px[2]) > 1000 * maxv;
+        else
+            hole = 2LL * px[0] > maxv;
         dst->data[i] = hole ? 255 : 0;
         h += hole;
     }
@@ -74,8 +76,8 @@ int restore_build_mask(run *x, const batch_item *it, const dr_image *img, dr_ima
             long long x1 = b->x + b->w > img->width ? img->width : b->x + b->w;
             long long y1 = b->y + b->h > img->height ? img->height : b->y + b->h;
             if (x1 <= x0 || y1 <= y0) {
-                progress_fail(&x->pr, it->path, "--box %lld,%lld,%lld,%lld lies outside the %dx%d image", b->x, b->y, b->w,
-                          b->h, img->width, img->height);
+                progress_fail(&x->pr, it->path, "--box %lld,%lld,%lld,%lld lies outside the %dx%d image", b->x, b->y,
+                              b->w, b->h, img->width, img->height);
                 return -1;
             }
             for (long long yy = y0; yy < y1; yy++)
@@ -89,7 +91,7 @@ int restore_build_mask(run *x, const batch_item *it, const dr_image *img, dr_ima
     if (!o->mask) {
         if (img->channels != 2 && img->channels != 4) {
             progress_fail(&x->pr, it->path,
-                      "the image has no alpha channel to use as the mask: give --mask MASK or --box x,y,w,h");
+                          "the image has no alpha channel to use as the mask: give --mask MASK or --box x,y,w,h");
             return -1;
         }
         *use_alpha = 1;
@@ -102,8 +104,10 @@ int restore_build_mask(run *x, const batch_item *it, const dr_image *img, dr_ima
     if (x->mask_is_dir) {
         *mask_path = find_mask_in_dir(x, it);
         if (!*mask_path) {
-            progress_fail(&x->pr, it->path, "no mask for it in %s (looked for the same relative name as .png, .jpg, .jpeg, .tif, .tiff or .webp)",
-                      o->mask);
+            progress_fail(
+                &x->pr, it->path,
+                "no mask for it in %s (looked for the same relative name as .png, .jpg, .jpeg, .tif, .tiff or .webp)",
+                o->mask);
             return -1;
         }
         mpath = *mask_path;
@@ -118,7 +122,7 @@ int restore_build_mask(run *x, const batch_item *it, const dr_image *img, dr_ima
     }
     if (src->width != img->width || src->height != img->height) {
         progress_fail(&x->pr, it->path, "the mask %s is %dx%d but the image is %dx%d", mpath, src->width, src->height,
-                  img->width, img->height);
+                      img->width, img->height);
         dr_image_free(&loaded);
         return -1;
     }

@@ -21,42 +21,11 @@ static void print_help(dr_mode mode) {
         snprintf(pre[q], sizeof pre[q], "%s %d steps eta %g", dr_sampler_name(x.sampler), x.steps, x.eta);
     }
     const char *name = dr_mode_name(mode);
-    switch (mode) { /* MODE-SPECIFIC: each mode's usage and its own options */
-    case DR_MODE_COLORIZE:
-        fprintf(f, "Usage: diffrestore colorize [options] INPUT... -o OUTPUT\n"
-                   "Colorize black-and-white photos. The output's luma is the input's; colour\n"
-                   "input is treated as gray (its luma is used).\n\n"
-                   "Working resolution:\n"
-                   "      --render-size R   colour the photo downscaled to a long side of R\n"
-                   "                        (never upscaled) and bring the colour back to full\n"
-                   "                        size guided by the full-size luma; 0 = full size.\n"
-                   "                        Default: the weights' render_size (see 'diffrestore\n"
-                   "                        info WEIGHTS'), else 0\n\n");
-        break;
-    case DR_MODE_INPAINT:
-        fprintf(f, "Usage: diffrestore inpaint [options] INPUT... [--mask MASK | --box x,y,w,h...] -o OUTPUT\n"
-                   "Fill holes in photos. Known pixels are kept bit for bit.\n\n"
-                   "Where the holes are:\n"
-                   "      --mask MASK       an image of the same size, white (> half range) where\n"
-                   "                        the hole is; any layout (gray: first channel, colour:\n"
-                   "                        luma). A directory: masks paired by relative path, with\n"
-                   "                        the same name as .png, .jpg, .jpeg, .tif(f) or .webp.\n"
-                   "                        Masks are in the upright frame: the input's EXIF\n"
-                   "                        orientation is applied before the mask is used\n"
-                   "      --box x,y,w,h     a rectangular hole (repeatable); boxes reaching past\n"
-                   "                        the edge are clipped, one entirely outside is an error\n"
-                   "  (neither)             the input's alpha channel: transparent = hole\n"
-                   "  A mask without any hole gives a copy of the input (with a note).\n\n");
-        break;
-    default:
-        fprintf(f, "Usage: diffrestore superres (--scale S | --width W | --height H) [options] INPUT... -o OUTPUT\n"
-                   "Upscale photos. Downscaling the output gives back the input.\n\n"
-                   "Output size (one of):\n"
-                   "      --scale S         factor, within the weights' range (see 'diffrestore\n"
-                   "                        info WEIGHTS': scale_min..scale_max)\n"
-                   "      --width W         output width (with --height too: both fixed;\n"
-                   "      --height H        alone: the other keeps the aspect ratio)\n\n");
-    }
+    const dr_mode_info *mi = dr_mode_get(mode); /* the usage, summary and options of the mode's table entry */
+    fprintf(f, "Usage: diffrestore %s%s [options] INPUT...%s -o OUTPUT\n%s\n\n", name,
+            (mi->flags & DR_MODE_TAKES_SCALE) ? " (--scale S | --width W | --height H)" : "",
+            (mi->flags & DR_MODE_TAKES_MASK) ? " [--mask MASK | --box x,y,w,h...]" : "", mi->summary);
+    if (mi->options_help[0]) fprintf(f, "%s\n", mi->options_help);
     fprintf(f,
             "Inputs and outputs:\n"
             "  INPUT                   PNG, JPEG, TIFF (first page) or WebP files and\n"
@@ -128,10 +97,9 @@ static void print_help(dr_mode mode) {
             "  -h, --help              this help\n"
             "\n"
             "Weights:\n",
-            name, (long long)DR_DEFAULT_MAX_PIXELS, pre[DR_QUALITY_FAST], pre[DR_QUALITY_DEFAULT],
-            pre[DR_QUALITY_BEST], d.steps, dr_sampler_name(d.sampler), d.eta,
-            dr_spacing_name(d.spacing), (unsigned long long)d.seed, d.tile, d.tile ? "" : ": automatic", d.tile_overlap,
-            d.tile_overlap ? "" : ": automatic", name);
+            name, (long long)DR_DEFAULT_MAX_PIXELS, pre[DR_QUALITY_FAST], pre[DR_QUALITY_DEFAULT], pre[DR_QUALITY_BEST],
+            d.steps, dr_sampler_name(d.sampler), d.eta, dr_spacing_name(d.spacing), (unsigned long long)d.seed, d.tile,
+            d.tile ? "" : ": automatic", d.tile_overlap, d.tile_overlap ? "" : ": automatic", name);
     weights_print_search(f, mode);
     fprintf(f,
             "\n"
@@ -147,9 +115,22 @@ static void print_help(dr_mode mode) {
 /* ------------------------------------------------------------------ options */
 
 enum {
-    O_SEED = OPT_CMD_BASE, O_UNCERT, O_TILE, O_TILE_OVERLAP,
-    O_PROGRESS, O_FORMAT, O_SKIP_EXISTING, O_SHARD, O_MASK, O_BOX, O_SCALE, O_WIDTH, O_HEIGHT,
-    O_RENDER, O_KEEP_PROFILE, O_STRIP_METADATA
+    O_SEED = OPT_CMD_BASE,
+    O_UNCERT,
+    O_TILE,
+    O_TILE_OVERLAP,
+    O_PROGRESS,
+    O_FORMAT,
+    O_SKIP_EXISTING,
+    O_SHARD,
+    O_MASK,
+    O_BOX,
+    O_SCALE,
+    O_WIDTH,
+    O_HEIGHT,
+    O_RENDER,
+    O_KEEP_PROFILE,
+    O_STRIP_METADATA
 };
 
 /* The sampling options restore has of its own: -1 handled, -2 not one of them, or an exit code. */
@@ -171,11 +152,13 @@ static int sampling_option(ropts *o, int opt, const char *arg) {
         }
         return -1;
     case O_TILE:
-        if (!cli_parse_int(arg, 0, 1 << 20, &v)) return cli_usage_error(C, "--tile needs a size in pixels, got '%s'", arg);
+        if (!cli_parse_int(arg, 0, 1 << 20, &v))
+            return cli_usage_error(C, "--tile needs a size in pixels, got '%s'", arg);
         o->p.tile = (int)v;
         return -1;
     case O_TILE_OVERLAP:
-        if (!cli_parse_int(arg, 0, 1 << 16, &v)) return cli_usage_error(C, "--tile-overlap needs pixels, got '%s'", arg);
+        if (!cli_parse_int(arg, 0, 1 << 16, &v))
+            return cli_usage_error(C, "--tile-overlap needs pixels, got '%s'", arg);
         o->p.tile_overlap = (int)v;
         return -1;
     default: return -2;
@@ -189,18 +172,27 @@ static int files_option(ropts *o, int opt, const char *arg) {
     case 'r': o->recursive = 1; return -1;
     case O_UNCERT: o->uncertainty = arg; return -1;
     case O_PROGRESS:
-        if (!arg || strcmp(arg, "bar") == 0) o->progress = PROG_BAR;
-        else if (strcmp(arg, "json") == 0) o->progress = PROG_JSON;
-        else if (strcmp(arg, "none") == 0) o->progress = PROG_NONE;
-        else return cli_usage_error(C, "--progress must be bar, json or none, not '%s'", arg);
+        if (!arg || strcmp(arg, "bar") == 0)
+            o->progress = PROG_BAR;
+        else if (strcmp(arg, "json") == 0)
+            o->progress = PROG_JSON;
+        else if (strcmp(arg, "none") == 0)
+            o->progress = PROG_NONE;
+        else
+            return cli_usage_error(C, "--progress must be bar, json or none, not '%s'", arg);
         o->progress_given = 1;
         return -1;
     case O_FORMAT:
-        if (strcasecmp(arg, "png") == 0) o->format = "png";
-        else if (strcasecmp(arg, "jpg") == 0 || strcasecmp(arg, "jpeg") == 0) o->format = "jpg";
-        else if (strcasecmp(arg, "tif") == 0 || strcasecmp(arg, "tiff") == 0) o->format = "tif";
-        else if (strcasecmp(arg, "webp") == 0) o->format = "webp";
-        else return cli_usage_error(C, "--format must be png, jpg, tif or webp, not '%s'", arg);
+        if (strcasecmp(arg, "png") == 0)
+            o->format = "png";
+        else if (strcasecmp(arg, "jpg") == 0 || strcasecmp(arg, "jpeg") == 0)
+            o->format = "jpg";
+        else if (strcasecmp(arg, "tif") == 0 || strcasecmp(arg, "tiff") == 0)
+            o->format = "tif";
+        else if (strcasecmp(arg, "webp") == 0)
+            o->format = "webp";
+        else
+            return cli_usage_error(C, "--format must be png, jpg, tif or webp, not '%s'", arg);
         return -1;
     case O_SKIP_EXISTING: o->skip_existing = 1; return -1;
     case O_KEEP_PROFILE: o->keep_profile = 1; return -1;
@@ -214,9 +206,9 @@ static int files_option(ropts *o, int opt, const char *arg) {
     }
 }
 
-/* MODE-SPECIFIC: the options of one mode (inpaint: --mask, --box; superres:
- * --scale, --width, --height; colorize: --render-size). Given to another
- * mode, *mode_only records it (the usage error comes after the loop).
+/* The options of the modes that take a mask (--mask, --box), a scale
+ * (--scale, --width, --height) or a working resolution (--render-size). Given
+ * to another mode, *mode_only records it (the usage error comes after the loop).
  * Returns -1 handled, -2 not one of them, or an exit code. */
 static int mode_option(ropts *o, int opt, const char *arg, int *mode_only) {
     const char *C = o->cmd;
@@ -224,17 +216,18 @@ static int mode_option(ropts *o, int opt, const char *arg, int *mode_only) {
     double d;
     switch (opt) {
     case O_MASK:
-        if (o->mode != DR_MODE_INPAINT) *mode_only = opt;
+        if (!cli_mode_takes(o->mode, DR_MODE_TAKES_MASK)) *mode_only = opt;
         o->mask = arg;
         return -1;
     case O_BOX: {
-        if (o->mode != DR_MODE_INPAINT) {
+        if (!cli_mode_takes(o->mode, DR_MODE_TAKES_MASK)) {
             *mode_only = opt;
             return -1;
         }
         int bx, by, bw, bh;
         if (!cli_parse_box(arg, &bx, &by, &bw, &bh))
-            return cli_usage_error(C, "--box needs x,y,w,h: integers within -1000000000..1000000000, w and h > 0, got '%s'", arg);
+            return cli_usage_error(
+                C, "--box needs x,y,w,h: integers within -1000000000..1000000000, w and h > 0, got '%s'", arg);
         box *nb = realloc(o->boxes, (size_t)(o->n_boxes + 1) * sizeof *nb);
         if (!nb) return cli_eprintf("diffrestore: out of memory\n"), EXIT_FAILED;
         o->boxes = nb;
@@ -242,13 +235,16 @@ static int mode_option(ropts *o, int opt, const char *arg, int *mode_only) {
         return -1;
     }
     case O_SCALE:
-        if (o->mode != DR_MODE_SUPERRES) *mode_only = opt;
-        else if (!cli_parse_double(arg, 1, 64, &d)) return cli_usage_error(C, "--scale needs a factor 1..64, got '%s'", arg);
-        else o->p.scale = d;
+        if (!cli_mode_takes(o->mode, DR_MODE_TAKES_SCALE))
+            *mode_only = opt;
+        else if (!cli_parse_double(arg, 1, 64, &d))
+            return cli_usage_error(C, "--scale needs a factor 1..64, got '%s'", arg);
+        else
+            o->p.scale = d;
         o->scale_given = 1;
         return -1;
     case O_RENDER:
-        if (o->mode != DR_MODE_COLORIZE) {
+        if (!cli_mode_takes(o->mode, DR_MODE_TAKES_RENDER_SIZE)) {
             *mode_only = opt;
             return -1;
         }
@@ -259,14 +255,17 @@ static int mode_option(ropts *o, int opt, const char *arg, int *mode_only) {
         return -1;
     case O_WIDTH:
     case O_HEIGHT:
-        if (o->mode != DR_MODE_SUPERRES) {
+        if (!cli_mode_takes(o->mode, DR_MODE_TAKES_SCALE)) {
             *mode_only = opt;
             return -1;
         }
         if (!cli_parse_int(arg, 1, 1 << 20, &v))
-            return cli_usage_error(C, "--%s needs a size in pixels, got '%s'", opt == O_WIDTH ? "width" : "height", arg);
-        if (opt == O_WIDTH) o->p.out_width = (int)v, o->width_given = 1;
-        else o->p.out_height = (int)v, o->height_given = 1;
+            return cli_usage_error(C, "--%s needs a size in pixels, got '%s'", opt == O_WIDTH ? "width" : "height",
+                                   arg);
+        if (opt == O_WIDTH)
+            o->p.out_width = (int)v, o->width_given = 1;
+        else
+            o->p.out_height = (int)v, o->height_given = 1;
         return -1;
     default: return -2;
     }
@@ -276,12 +275,18 @@ static int mode_option(ropts *o, int opt, const char *arg, int *mode_only) {
 static int check_options(ropts *o, int mode_only, int argc) {
     const char *C = o->cmd;
     if (mode_only) {
-        const char *n = mode_only == O_MASK ? "--mask" : mode_only == O_BOX ? "--box" : mode_only == O_SCALE ? "--scale"
-                        : mode_only == O_WIDTH ? "--width" : mode_only == O_RENDER ? "--render-size" : "--height";
-        return cli_usage_error(C, "%s is only for %s", n,
-                               (mode_only == O_MASK || mode_only == O_BOX) ? "inpaint"
-                               : mode_only == O_RENDER                     ? "colorize"
-                                                                           : "superres");
+        const char *n = mode_only == O_MASK ? "--mask"
+            : mode_only == O_BOX            ? "--box"
+            : mode_only == O_SCALE          ? "--scale"
+            : mode_only == O_WIDTH          ? "--width"
+            : mode_only == O_RENDER         ? "--render-size"
+                                            : "--height";
+        char modes[128];
+        cli_modes_with((mode_only == O_MASK || mode_only == O_BOX) ? DR_MODE_TAKES_MASK
+                           : mode_only == O_RENDER                 ? DR_MODE_TAKES_RENDER_SIZE
+                                                                   : DR_MODE_TAKES_SCALE,
+                       modes, sizeof modes);
+        return cli_usage_error(C, "%s is only for %s", n, modes);
     }
     if (o->c.preset_given) { /* the preset's sampler, steps and eta, unless given */
         dr_params q;
@@ -291,7 +296,7 @@ static int check_options(ropts *o, int mode_only, int argc) {
         if (!o->s.eta_given) o->p.eta = q.eta;
     }
     if (optind >= argc) return cli_usage_error(C, "no input given");
-    if (o->mode == DR_MODE_SUPERRES) { /* MODE-SPECIFIC */
+    if (cli_mode_takes(o->mode, DR_MODE_TAKES_SCALE)) {
         if (!o->scale_given && !o->width_given && !o->height_given)
             return cli_usage_error(C, "give the output size: --scale S, --width W or --height H");
         if (o->scale_given && (o->width_given || o->height_given))
@@ -300,35 +305,35 @@ static int check_options(ropts *o, int mode_only, int argc) {
     if (o->mask && o->n_boxes) return cli_usage_error(C, "--mask and --box exclude each other");
     if (o->s.reduce_mean && o->s.samples < 2) return cli_usage_error(C, "--reduce mean needs --samples 2 or more");
     if (o->uncertainty && o->s.samples < 2) return cli_usage_error(C, "--uncertainty needs --samples 2 or more");
-    if (o->skip_existing && o->c.overwrite) return cli_usage_error(C, "--skip-existing and --overwrite exclude each other");
+    if (o->skip_existing && o->c.overwrite)
+        return cli_usage_error(C, "--skip-existing and --overwrite exclude each other");
     if (o->c.output && !*o->c.output) return cli_usage_error(C, "-o needs a path");
     if (o->uncertainty && !*o->uncertainty) return cli_usage_error(C, "--uncertainty needs a path");
     return -1;
 }
 
 int restore_parse_options(ropts *o, int argc, char **argv) {
-    static const struct option longopts[] = {
-        CLI_SAMPLING_LONGOPTS,
-        {"seed", required_argument, 0, O_SEED},
-        {"uncertainty", required_argument, 0, O_UNCERT},
-        {"tile", required_argument, 0, O_TILE},
-        {"tile-overlap", required_argument, 0, O_TILE_OVERLAP},
-        {"progress", optional_argument, 0, O_PROGRESS},
-        {"format", required_argument, 0, O_FORMAT},
-        {"recursive", no_argument, 0, 'r'},
-        {"skip-existing", no_argument, 0, O_SKIP_EXISTING},
-        {"shard", required_argument, 0, O_SHARD},
-        {"mask", required_argument, 0, O_MASK},
-        {"box", required_argument, 0, O_BOX},
-        {"scale", required_argument, 0, O_SCALE},
-        {"width", required_argument, 0, O_WIDTH},
-        {"height", required_argument, 0, O_HEIGHT},
-        {"render-size", required_argument, 0, O_RENDER},
-        {"preset", required_argument, 0, OPT_PRESET},
-        {"keep-profile", no_argument, 0, O_KEEP_PROFILE},
-        {"strip-metadata", no_argument, 0, O_STRIP_METADATA},
-        CLI_COMMON_LONGOPTS,
-        {0, 0, 0, 0}};
+    static const struct option longopts[] = {CLI_SAMPLING_LONGOPTS,
+                                             {"seed", required_argument, 0, O_SEED},
+                                             {"uncertainty", required_argument, 0, O_UNCERT},
+                                             {"tile", required_argument, 0, O_TILE},
+                                             {"tile-overlap", required_argument, 0, O_TILE_OVERLAP},
+                                             {"progress", optional_argument, 0, O_PROGRESS},
+                                             {"format", required_argument, 0, O_FORMAT},
+                                             {"recursive", no_argument, 0, 'r'},
+                                             {"skip-existing", no_argument, 0, O_SKIP_EXISTING},
+                                             {"shard", required_argument, 0, O_SHARD},
+                                             {"mask", required_argument, 0, O_MASK},
+                                             {"box", required_argument, 0, O_BOX},
+                                             {"scale", required_argument, 0, O_SCALE},
+                                             {"width", required_argument, 0, O_WIDTH},
+                                             {"height", required_argument, 0, O_HEIGHT},
+                                             {"render-size", required_argument, 0, O_RENDER},
+                                             {"preset", required_argument, 0, OPT_PRESET},
+                                             {"keep-profile", no_argument, 0, O_KEEP_PROFILE},
+                                             {"strip-metadata", no_argument, 0, O_STRIP_METADATA},
+                                             CLI_COMMON_LONGOPTS,
+                                             {0, 0, 0, 0}};
     const dr_mode mode = o->mode;
     memset(o, 0, sizeof *o);
     o->mode = mode;

@@ -13,9 +13,7 @@ int train_mpi_built(void) { return 1; }
 
 /* Launched by a launcher: Open MPI's mpirun, MPICH's hydra or Slurm's srun
  * (PMI-2 or PMIx). A plain `diffrestore train` runs alone, without MPI. */
-static int launched(void) {
-    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
-}
+static int launched(void) { return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK"); }
 
 /* Byte counts to 4-byte words: every buffer exchanged holds floats or doubles. */
 static int words(const size_t *bytes, const size_t *displs, int n, int *cnt, int *dsp) {
@@ -35,9 +33,9 @@ static int mpi_allgatherv(const void *send, void *recv, const size_t *send_bytes
     int *cnt = malloc(sizeof(int) * 2 * size);
     if (cnt && words(send_bytes, displs, size, cnt, cnt + size) == 0)
         rc = MPI_Allgatherv(send, cnt[rank], MPI_UINT32_T, recv, cnt, cnt + size, MPI_UINT32_T, MPI_COMM_WORLD) ==
-                     MPI_SUCCESS
-                 ? 0
-                 : -1;
+                MPI_SUCCESS
+            ? 0
+            : -1;
     free(cnt);
     return rc;
 }
@@ -52,8 +50,8 @@ static int mpi_alltoallv(const void *send, const size_t *send_bytes, const size_
         words(recv_bytes, recv_displs, size, c + 2 * size, c + 3 * size) == 0)
         rc = MPI_Alltoallv(send, c, c + size, MPI_UINT32_T, recv, c + 2 * size, c + 3 * size, MPI_UINT32_T,
                            MPI_COMM_WORLD) == MPI_SUCCESS
-                 ? 0
-                 : -1;
+            ? 0
+            : -1;
     free(c);
     return rc;
 }

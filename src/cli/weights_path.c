@@ -27,9 +27,12 @@ static void exe_dir(char *buf, size_t n) {
     }
     buf[len] = 0;
     char *slash = strrchr(buf, '/');
-    if (!slash) buf[0] = 0;
-    else if (slash == buf) buf[1] = 0;
-    else *slash = 0;
+    if (!slash)
+        buf[0] = 0;
+    else if (slash == buf)
+        buf[1] = 0;
+    else
+        *slash = 0;
 }
 
 static int is_file(const char *p) {
@@ -62,14 +65,15 @@ static int candidates(dr_mode mode, place *pl) {
         char parent[PATH_MAX];
         snprintf(parent, sizeof parent, "%s", dir);
         char *slash = strrchr(parent, '/');
-        if (slash && slash != parent) *slash = 0;
-        else snprintf(parent, sizeof parent, "/");
-        snprintf(pl[n].path, sizeof pl[n].path, "%s%sweights/%s.safetensors", parent,
-                 strcmp(parent, "/") ? "/" : "", name);
+        if (slash && slash != parent)
+            *slash = 0;
+        else
+            snprintf(parent, sizeof parent, "/");
+        snprintf(pl[n].path, sizeof pl[n].path, "%s%sweights/%s.safetensors", parent, strcmp(parent, "/") ? "/" : "",
+                 name);
         snprintf(pl[n].why, sizeof pl[n].why, "beside the executable");
         n++;
-        snprintf(pl[n].path, sizeof pl[n].path, "%s%sweights/%s.safetensors", dir, strcmp(dir, "/") ? "/" : "",
-                 name);
+        snprintf(pl[n].path, sizeof pl[n].path, "%s%sweights/%s.safetensors", dir, strcmp(dir, "/") ? "/" : "", name);
         snprintf(pl[n].why, sizeof pl[n].why, "beside the executable");
         n++;
     }
@@ -103,8 +107,26 @@ char *weights_find(const char *explicit_path, dr_mode mode, const char *cmd) {
     const char *env = getenv("DIFFRESTORE_WEIGHTS");
     if (!env || !*env) fprintf(stderr, "  $DIFFRESTORE_WEIGHTS (not set)\n");
     for (int i = 0; i < n; i++) fprintf(stderr, "  %s (%s)\n", pl[i].path, pl[i].why);
-    fprintf(stderr, "Give a weights file with -w FILE, or set DIFFRESTORE_WEIGHTS to a file or to a\n"
-                    "directory holding %s.safetensors.\n",
+    /* the other modes' weights found where these were looked for: the install
+     * is fine, this mode has not been trained (shipped) yet */
+    char found_modes[128] = "";
+    size_t o = 0;
+    for (int m = 1; m <= dr_mode_count(); m++) {
+        char *p = m == (int)mode ? NULL : weights_locate((dr_mode)m);
+        if (p && o < sizeof found_modes)
+            o += (size_t)snprintf(found_modes + o, sizeof found_modes - o, "%s%s", o ? ", " : "",
+                                  dr_mode_name((dr_mode)m));
+        free(p);
+    }
+    if (found_modes[0])
+        fprintf(stderr,
+                "%s has no trained weights yet (those found here are for %s).\n"
+                "Train them: 'diffrestore train --mode %s --data DIR --out CKPT', then\n"
+                "'diffrestore train --resume CKPT --export FILE' (see 'diffrestore train --help').\n",
+                dr_mode_name(mode), found_modes, dr_mode_name(mode));
+    fprintf(stderr,
+            "Give a weights file with -w FILE, or set DIFFRESTORE_WEIGHTS to a file or to a\n"
+            "directory holding %s.safetensors.\n",
             dr_mode_name(mode));
     return NULL;
 }
@@ -118,21 +140,25 @@ int weights_load(const char *explicit_path, dr_mode mode, const char *cmd, dr_mo
     if (dr_model_load(path, &m) != DR_OK) {
         const char *msg = dr_last_error();
         size_t pn = strlen(path);
-        if (strncmp(msg, path, pn) == 0 && msg[pn] == ':') cli_eprintf("diffrestore: %s\n", msg);
-        else cli_eprintf("diffrestore: %s: %s\n", path, msg);
+        if (strncmp(msg, path, pn) == 0 && msg[pn] == ':')
+            cli_eprintf("diffrestore: %s\n", msg);
+        else
+            cli_eprintf("diffrestore: %s: %s\n", path, msg);
         free(path);
         return -1;
     }
     if (dr_model_mode(m) != mode) {
         cli_eprintf("diffrestore: %s: these weights are for %s, not %s\n", path, dr_mode_name(dr_model_mode(m)),
-                dr_mode_name(mode));
+                    dr_mode_name(mode));
         dr_model_free(m);
         free(path);
         return -1;
     }
     *out = m;
-    if (path_out) *path_out = path;
-    else free(path);
+    if (path_out)
+        *path_out = path;
+    else
+        free(path);
     return 0;
 }
 

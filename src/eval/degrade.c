@@ -29,6 +29,12 @@ void dr_eval_options_init(dr_eval_options *o) {
     o->jpeg_quality = 0;
 }
 
+void dr_eval_options_describe(dr_mode mode, const dr_eval_options *o, char *buf, size_t n) {
+    const mode_ops *ops = mode_ops_get(mode);
+    if (n) buf[0] = 0;
+    if (ops && ops->eval_describe && o && n) ops->eval_describe(o, buf, n);
+}
+
 void dr_eval_case_free(dr_eval_case *c) {
     if (!c) return;
     dr_image_free(&c->truth);

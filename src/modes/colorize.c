@@ -216,6 +216,7 @@ const mode_ops mode_colorize = {
         {
             .mode = DR_MODE_COLORIZE,
             .name = "colorize",
+            .brief = "colorize black-and-white photos",
             .summary = "Colorize black-and-white photos. The output's luma is the input's; colour\n"
                        "input is treated as gray (its luma is used).",
             .options_help = "Working resolution:\n"

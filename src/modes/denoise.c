@@ -15,6 +15,7 @@
 #include "imgproc/imgproc.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,6 +106,13 @@ static int denoise_score(const dr_eval_case *c, const dr_image *out, dr_eval_met
     return DR_OK;
 }
 
+static void denoise_eval_describe(const dr_eval_options *o, char *buf, size_t n) {
+    if (o->jpeg_quality > 0)
+        snprintf(buf, n, " JPEG %d, noise %g", o->jpeg_quality, o->noise_sigma);
+    else
+        snprintf(buf, n, " noise %g", o->noise_sigma);
+}
+
 static const char *const denoise_metrics[] = {NULL};
 
 /* Presets: not tuned (no trained weights yet); those of inpaint, the other
@@ -114,12 +122,13 @@ const mode_ops mode_denoise = {
         {
             .mode = DR_MODE_DENOISE,
             .name = "denoise",
+            .brief = "remove noise and JPEG artefacts (no trained weights yet)",
             .summary = "Remove noise and JPEG artefacts from photos.",
             .options_help = "",
             .baseline = "input",
             .in_channels = 6,
             .out_channels = 3,
-            .flags = 0,
+            .flags = DR_MODE_EVAL_NOISE,
         },
     .presets = {{DR_SAMPLER_DDIM, 14, 1}, {DR_SAMPLER_DDIM, 4, 1}, {DR_SAMPLER_DDIM, 20, 1}},
     .flat_data = "the targets are (almost) constant",
@@ -128,6 +137,7 @@ const mode_ops mode_denoise = {
     .clip_x0 = denoise_clip,
     .to_rgb = mode_to_rgb_x,
     .free_state = NULL,
+    .eval_describe = denoise_eval_describe,
     .degrade = denoise_degrade,
     .eval_metrics = denoise_metrics,
     .score = denoise_score,

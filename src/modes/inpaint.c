@@ -13,6 +13,7 @@
 #include "imgproc/quality.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -195,6 +196,10 @@ static int inpaint_score(const dr_eval_case *c, const dr_image *out, dr_eval_met
     return DR_OK;
 }
 
+static void inpaint_eval_describe(const dr_eval_options *o, char *buf, size_t n) {
+    snprintf(buf, n, " holes %g-%g%s", o->hole_min, o->hole_max, o->masks == DR_MASKS_DAMAGE ? " damage" : "");
+}
+
 static const char *const inpaint_metrics[] = {"hole_psnr", "hole_hf_ratio", "max_known_diff", NULL};
 
 /* Presets: SDE-DPM-Solver++ loses 0.3-0.5 dB of hole PSNR at every step count
@@ -206,6 +211,7 @@ const mode_ops mode_inpaint = {
         {
             .mode = DR_MODE_INPAINT,
             .name = "inpaint",
+            .brief = "fill holes given by a mask, boxes or the alpha channel",
             .summary = "Fill holes in photos. Known pixels are kept bit for bit.",
             .options_help = "Where the holes are:\n"
                             "      --mask MASK       an image of the same size, white (> half range) where\n"
@@ -221,7 +227,7 @@ const mode_ops mode_inpaint = {
             .baseline = "telea",
             .in_channels = 7,
             .out_channels = 3,
-            .flags = DR_MODE_TAKES_MASK,
+            .flags = DR_MODE_TAKES_MASK | DR_MODE_BASELINE_EXTERNAL,
         },
     .presets = {{DR_SAMPLER_DDIM, 14, 1}, {DR_SAMPLER_DDIM, 4, 1}, {DR_SAMPLER_DDIM, 20, 1}},
     .flat_data = "the targets are (almost) constant",
@@ -233,6 +239,7 @@ const mode_ops mode_inpaint = {
     .to_rgb = mode_to_rgb_x,
     .finish = inpaint_finish,
     .free_state = inpaint_free,
+    .eval_describe = inpaint_eval_describe,
     .degrade = inpaint_degrade,
     .eval_metrics = inpaint_metrics,
     .score = inpaint_score,

@@ -104,6 +104,8 @@ typedef struct mode_ops {
     int (*finish)(const mode_job *j, const dr_image *in, dr_image *out);
     void (*free_state)(mode_job *j);
 
+    /* evaluation: the options that shape the cases, for a report's title (NULL: none) */
+    void (*eval_describe)(const dr_eval_options *o, char *buf, size_t n);
     /* evaluation: the degraded input (and baseline, mask) of c->truth */
     int (*degrade)(dr_eval_case *c, const dr_eval_options *o, int index);
     /* the dr_eval_metrics fields the mode reports beyond PSNR and SSIM, in its

@@ -11,6 +11,7 @@
 #include "imgproc/quality.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -207,6 +208,10 @@ static int superres_score(const dr_eval_case *c, const dr_image *out, dr_eval_me
     return dr_eval_consistency_psnr(out, &c->input, &m->consistency_psnr);
 }
 
+static void superres_eval_describe(const dr_eval_options *o, char *buf, size_t n) {
+    snprintf(buf, n, " x%g", o->scale);
+}
+
 static const char *const superres_metrics[] = {"hf_ratio", "consistency_psnr", NULL};
 
 /* Presets: SDE-DPM-Solver++(2M) at 6 steps is within 0.1 dB and 0.02 HF ratio
@@ -216,6 +221,7 @@ const mode_ops mode_superres = {
         {
             .mode = DR_MODE_SUPERRES,
             .name = "superres",
+            .brief = "upscale photos by a factor or to a size",
             .summary = "Upscale photos. Downscaling the output gives back the input.",
             .options_help = "Output size (one of):\n"
                             "      --scale S         factor, within the weights' range (see 'diffrestore\n"
@@ -237,6 +243,7 @@ const mode_ops mode_superres = {
     .to_rgb = superres_to_rgb,
     .finish = superres_finish,
     .free_state = superres_free,
+    .eval_describe = superres_eval_describe,
     .degrade = superres_degrade,
     .eval_metrics = superres_metrics,
     .score = superres_score,

@@ -7,7 +7,7 @@
 
 void dr_train_options_init(dr_train_options *o) {
     memset(o, 0, sizeof *o);
-    dr_unet_config_parse(&o->config, "base=32,mult=1,2,2,4,res=2,attn=3,groups=8");
+    dr_unet_config_parse(&o->config, DR_UNET_CONFIG_DEFAULT);
     o->steps = 10000;
     o->batch = 16;
     o->patch = 64;

@@ -45,18 +45,25 @@ static void usage(FILE *f) {
             "  diffrestore serve            then open http://127.0.0.1:8642/\n");
 }
 
-enum { O_PORT = OPT_CMD_BASE, O_LISTEN, O_ALLOW_HOST, O_WEIGHTS_DIR, O_QUEUE, O_PER_CLIENT, O_MAX_UPLOAD, O_KEEP,
-       O_ABANDON };
+enum {
+    O_PORT = OPT_CMD_BASE,
+    O_LISTEN,
+    O_ALLOW_HOST,
+    O_WEIGHTS_DIR,
+    O_QUEUE,
+    O_PER_CLIENT,
+    O_MAX_UPLOAD,
+    O_KEEP,
+    O_ABANDON
+};
 
-static int is_loopback(const char *a) {
-    return !strncmp(a, "127.", 4) || !strcmp(a, "::1");
-}
+static int is_loopback(const char *a) { return !strncmp(a, "127.", 4) || !strcmp(a, "::1"); }
 
 /* The models, loaded once. The reasons a mode is missing go to stderr with
  * their paths; the API says only which mode and why in general (no server
  * path reaches a client). */
 static void load_models(serve_state *s, const char *dir, int quiet) {
-    for (int m = DR_MODE_COLORIZE; m <= DR_MODE_SUPERRES; m++) {
+    for (int m = 1; m <= dr_mode_count() && m < SERVE_MAX_MODES; m++) {
         serve_model *sm = &s->models[m];
         const char *name = dr_mode_name((dr_mode)m);
         char *path = NULL;
@@ -92,8 +99,10 @@ static void load_models(serve_state *s, const char *dir, int quiet) {
             }
         }
         free(path);
-        if (!sm->model) cli_eprintf("diffrestore serve: %s is not available: %s\n", name, detail);
-        else if (!quiet) cli_eprintf("diffrestore serve: %s: %s\n", name, sm->path);
+        if (!sm->model)
+            cli_eprintf("diffrestore serve: %s is not available: %s\n", name, detail);
+        else if (!quiet)
+            cli_eprintf("diffrestore serve: %s: %s\n", name, sm->path);
     }
 }
 
@@ -105,18 +114,17 @@ int cmd_serve(int argc, char **argv) {
     const char *weights_dir = NULL;
     const char *allow[17] = {0};
     int n_allow = 0;
-    static const struct option opts[] = {
-        {"port", required_argument, 0, O_PORT},
-        {"listen", required_argument, 0, O_LISTEN},
-        {"allow-host", required_argument, 0, O_ALLOW_HOST},
-        {"weights-dir", required_argument, 0, O_WEIGHTS_DIR},
-        {"queue", required_argument, 0, O_QUEUE},
-        {"jobs-per-client", required_argument, 0, O_PER_CLIENT},
-        {"max-upload", required_argument, 0, O_MAX_UPLOAD},
-        {"keep-minutes", required_argument, 0, O_KEEP},
-        {"abandon-seconds", required_argument, 0, O_ABANDON},
-        CLI_COMMON_LONGOPTS,
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"port", required_argument, 0, O_PORT},
+                                         {"listen", required_argument, 0, O_LISTEN},
+                                         {"allow-host", required_argument, 0, O_ALLOW_HOST},
+                                         {"weights-dir", required_argument, 0, O_WEIGHTS_DIR},
+                                         {"queue", required_argument, 0, O_QUEUE},
+                                         {"jobs-per-client", required_argument, 0, O_PER_CLIENT},
+                                         {"max-upload", required_argument, 0, O_MAX_UPLOAD},
+                                         {"keep-minutes", required_argument, 0, O_KEEP},
+                                         {"abandon-seconds", required_argument, 0, O_ABANDON},
+                                         CLI_COMMON_LONGOPTS,
+                                         {0, 0, 0, 0}};
     optind = 1;
     int o;
     long long v;
@@ -125,7 +133,8 @@ int cmd_serve(int argc, char **argv) {
         switch (o) {
         case 'h': usage(stdout); return EXIT_DONE;
         case O_PORT:
-            if (!cli_parse_int(optarg, 0, 65535, &v)) return cli_usage_error(C, "--port needs 0..65535, got '%s'", optarg);
+            if (!cli_parse_int(optarg, 0, 65535, &v))
+                return cli_usage_error(C, "--port needs 0..65535, got '%s'", optarg);
             hc.port = (int)v;
             break;
         case O_LISTEN: hc.listen = optarg; break;
@@ -135,7 +144,8 @@ int cmd_serve(int argc, char **argv) {
             break;
         case O_WEIGHTS_DIR: weights_dir = optarg; break;
         case O_QUEUE:
-            if (!cli_parse_int(optarg, 0, 1000, &v)) return cli_usage_error(C, "--queue needs 0..1000, got '%s'", optarg);
+            if (!cli_parse_int(optarg, 0, 1000, &v))
+                return cli_usage_error(C, "--queue needs 0..1000, got '%s'", optarg);
             cfg.queue_max = (int)v;
             break;
         case O_PER_CLIENT:
@@ -189,7 +199,7 @@ int cmd_serve(int argc, char **argv) {
     serve_state_init(&s, &cfg);
     load_models(&s, weights_dir, com.quiet);
     int any = 0;
-    for (int m = DR_MODE_COLORIZE; m <= DR_MODE_SUPERRES; m++) any |= s.models[m].model != NULL;
+    for (int m = 1; m <= dr_mode_count() && m < SERVE_MAX_MODES; m++) any |= s.models[m].model != NULL;
     if (!any) {
         cli_eprintf("diffrestore serve: no weights for any mode; give --weights-dir DIR with MODE.safetensors\n");
         serve_state_stop(&s);

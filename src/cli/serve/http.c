@@ -42,8 +42,8 @@ static void add_common_headers(struct MHD_Response *r, int api) {
     if (api) MHD_add_response_header(r, "Cache-Control", "no-store");
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type, const void *data,
-                             size_t n, int api) {
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type, const void *data, size_t n,
+                             int api) {
     struct MHD_Response *r = MHD_create_response_from_buffer(n, (void *)data, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
@@ -128,7 +128,8 @@ static void client_of(struct MHD_Connection *c, char *buf, size_t n) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (!ci || !ci->client_addr) return;
     const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET) inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)n);
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)n);
     else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, (socklen_t)n);
 }
@@ -218,7 +219,7 @@ static enum MHD_Result get_status(serve_http *h, struct MHD_Connection *c) {
 
 static enum MHD_Result get_models(serve_http *h, struct MHD_Connection *c) {
     cJSON *arr = cJSON_CreateArray();
-    for (int m = DR_MODE_COLORIZE; m <= DR_MODE_SUPERRES; m++) {
+    for (int m = 1; m <= dr_mode_count() && m < SERVE_MAX_MODES; m++) {
         const serve_model *sm = &h->s->models[m];
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "mode", dr_mode_name((dr_mode)m));
@@ -234,7 +235,7 @@ static enum MHD_Result get_models(serve_http *h, struct MHD_Connection *c) {
                 const char *v = dr_model_meta(sm->model, keys[k]);
                 if (v) cJSON_AddStringToObject(meta, keys[k], v);
             }
-            if (m == DR_MODE_SUPERRES) {
+            if (dr_mode_get((dr_mode)m)->flags & DR_MODE_TAKES_SCALE) {
                 double lo, hi;
                 dr_model_scale_range(sm->model, &lo, &hi);
                 cJSON_AddNumberToObject(o, "scale_min", lo);
@@ -308,8 +309,10 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
     ssize_t n = 0;
     for (;;) {
         if (s->stopping) {
-            n = snprintf(buf, max, "event: end\ndata: {\"id\":\"%s\",\"state\":\"cancelled\",\"error\":\"the server "
-                                   "is stopping\"}\n\n", x->id);
+            n = snprintf(buf, max,
+                         "event: end\ndata: {\"id\":\"%s\",\"state\":\"cancelled\",\"error\":\"the server "
+                         "is stopping\"}\n\n",
+                         x->id);
             x->ended = 1;
             break;
         }
@@ -424,7 +427,8 @@ static enum MHD_Result job_route(serve_http *h, struct MHD_Connection *c, const 
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "id", id);
         cJSON_AddStringToObject(o, "was", was);
-        cJSON_AddStringToObject(o, "state", j->state == JOB_QUEUED || j->state == JOB_RUNNING ? "cancelled" : "removed");
+        cJSON_AddStringToObject(o, "state",
+                                j->state == JOB_QUEUED || j->state == JOB_RUNNING ? "cancelled" : "removed");
         serve_job_remove(s, j);
         pthread_mutex_unlock(&s->mu);
         return reply_json(c, 200, o);
@@ -488,8 +492,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = rc;
         const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
         if (!host_allowed(h, host))
-            return reply_error(c, 403, "Host \"%.100s\" is not accepted: open the page at http://127.0.0.1:%d/, or "
-                                       "start the server with --allow-host NAME",
+            return reply_error(c, 403,
+                               "Host \"%.100s\" is not accepted: open the page at http://127.0.0.1:%d/, or "
+                               "start the server with --allow-host NAME",
                                host ? host : "", h->port);
         int changes = strcmp(method, "GET") && strcmp(method, "HEAD");
         if (changes && !origin_ok(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"), host))
@@ -500,8 +505,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 return reply_error(c, 415, "send the job as JSON (Content-Type: application/json)");
             const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
             if (cl && strtoull(cl, NULL, 10) > h->hc.max_upload)
-                return reply_error(c, 413, "the request is %s bytes, more than the limit of %zu", cl,
-                                   h->hc.max_upload);
+                return reply_error(c, 413, "the request is %s bytes, more than the limit of %zu", cl, h->hc.max_upload);
         }
         return MHD_YES;
     }
@@ -573,8 +577,8 @@ serve_http *serve_http_start(serve_state *s, const serve_http_config *hc, serve_
     }
     h->d = MHD_start_daemon(flags, (uint16_t)hc->port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
                             (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)120, MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                            MHD_OPTION_END);
     if (!h->d) {
         snprintf(err, errn, "cannot listen on %s port %d: %s", hc->listen, hc->port,
                  errno ? strerror(errno) : "libmicrohttpd refused to start");

@@ -94,7 +94,7 @@ int serve_job_position(serve_state *s, const job *j) {
 }
 
 int serve_job_submit(serve_state *s, serve_request *rq, const char *client, char id[33], char *err, size_t errn) {
-    if (!s->models[rq->mode].model) {
+    if ((int)rq->mode >= SERVE_MAX_MODES || !s->models[rq->mode].model) {
         snprintf(err, errn, "%s: this server cannot %s", s->models[rq->mode].why, dr_mode_name(rq->mode));
         return 422;
     }
@@ -328,7 +328,7 @@ void serve_state_stop(serve_state *s) {
         s->jobs = j->next;
         job_free(j);
     }
-    for (int m = 0; m < 4; m++) dr_model_free(s->models[m].model), s->models[m].model = NULL;
+    for (int m = 0; m < SERVE_MAX_MODES; m++) dr_model_free(s->models[m].model), s->models[m].model = NULL;
     pthread_cond_destroy(&s->work);
     pthread_cond_destroy(&s->changed);
     pthread_mutex_destroy(&s->mu);

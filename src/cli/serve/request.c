@@ -2,6 +2,8 @@
  * state, so the fuzzer (tests/fuzz/fuzz_serve.c) can drive it directly. */
 #include "serve.h"
 
+#include "../modes.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
@@ -89,8 +91,8 @@ static int get_int(const cJSON *v, double lo, double hi, long long *out) {
 }
 
 /* Decode a base64 image field into img. */
-static int decode_image(const cJSON *v, const char *field, const serve_limits *lim, dr_image *img,
-                        dr_image_info *info, char *err, size_t errn) {
+static int decode_image(const cJSON *v, const char *field, const serve_limits *lim, dr_image *img, dr_image_info *info,
+                        char *err, size_t errn) {
     if (!cJSON_IsString(v) || !v->valuestring)
         return fail(err, errn, 400, "\"%s\" must be a string: the file's bytes in base64", field);
     unsigned char *bytes;
@@ -109,9 +111,8 @@ static int decode_image(const cJSON *v, const char *field, const serve_limits *l
     return 0;
 }
 
-static const char *const known_fields[] = {"mode",    "image", "name",  "mask",   "boxes",  "scale",
-                                           "width",   "height", "quality", "sampler", "steps", "seed",
-                                           "format",  NULL};
+static const char *const known_fields[] = {"mode",   "image",   "name",    "mask",  "boxes", "scale",  "width",
+                                           "height", "quality", "sampler", "steps", "seed",  "format", NULL};
 
 static int parse(const cJSON *root, const serve_limits *lim, serve_request *rq, char *err, size_t errn) {
     if (!cJSON_IsObject(root)) return fail(err, errn, 400, "the request must be a JSON object");
@@ -121,12 +122,14 @@ static int parse(const cJSON *root, const serve_limits *lim, serve_request *rq, 
         if (!known) return fail(err, errn, 400, "unknown field \"%.64s\"", it->string ? it->string : "");
     }
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "mode");
-    if (!cJSON_IsString(v) || !v->valuestring)
-        return fail(err, errn, 400, "\"mode\" is missing: colorize, inpaint or superres");
+    char names[128];
+    cli_modes_with(0, names, sizeof names);
+    if (!cJSON_IsString(v) || !v->valuestring) return fail(err, errn, 400, "\"mode\" is missing: %s", names);
     rq->mode = dr_mode_from_name(v->valuestring);
-    if (rq->mode == DR_MODE_NONE)
-        return fail(err, errn, 400, "unknown mode \"%.32s\": colorize, inpaint or superres", v->valuestring);
+    if (rq->mode == DR_MODE_NONE) return fail(err, errn, 400, "unknown mode \"%.32s\": %s", v->valuestring, names);
     const dr_mode mode = rq->mode;
+    const int takes_mask = cli_mode_takes(mode, DR_MODE_TAKES_MASK),
+              takes_scale = cli_mode_takes(mode, DR_MODE_TAKES_SCALE);
 
     /* the file name, for the download: letters, digits, '.', '-', '_' only */
     snprintf(rq->name, sizeof rq->name, "image");
@@ -139,7 +142,7 @@ static int parse(const cJSON *root, const serve_limits *lim, serve_request *rq, 
         for (const char *p = base; *p && k + 1 < sizeof rq->name; p++) {
             char c = *p;
             int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                     c == '_' || (c == '.' && k > 0);
+                c == '_' || (c == '.' && k > 0);
             rq->name[k++] = ok ? c : '_';
         }
         if (k) rq->name[k] = 0;
@@ -183,14 +186,22 @@ static int parse(const cJSON *root, const serve_limits *lim, serve_request *rq, 
     const cJSON *scale = cJSON_GetObjectItemCaseSensitive(root, "scale");
     const cJSON *width = cJSON_GetObjectItemCaseSensitive(root, "width");
     const cJSON *height = cJSON_GetObjectItemCaseSensitive(root, "height");
-    if (mode != DR_MODE_INPAINT && (mask || boxes))
-        return fail(err, errn, 400, "\"%s\" is for inpaint, not %s", mask ? "mask" : "boxes", dr_mode_name(mode));
-    if (mode != DR_MODE_SUPERRES && (scale || width || height))
-        return fail(err, errn, 400, "\"%s\" is for superres, not %s",
-                    scale ? "scale" : width ? "width" : "height", dr_mode_name(mode));
-    if (mode == DR_MODE_SUPERRES) {
+    if (!takes_mask && (mask || boxes)) {
+        cli_modes_with(DR_MODE_TAKES_MASK, names, sizeof names);
+        return fail(err, errn, 400, "\"%s\" is for %s, not %s", mask ? "mask" : "boxes", names, dr_mode_name(mode));
+    }
+    if (!takes_scale && (scale || width || height)) {
+        cli_modes_with(DR_MODE_TAKES_SCALE, names, sizeof names);
+        return fail(err, errn, 400, "\"%s\" is for %s, not %s",
+                    scale       ? "scale"
+                        : width ? "width"
+                                : "height",
+                    names, dr_mode_name(mode));
+    }
+    if (takes_scale) {
         if (!scale && !width && !height)
-            return fail(err, errn, 400, "superres needs \"scale\", or \"width\" or \"height\" of the output");
+            return fail(err, errn, 400, "%s needs \"scale\", or \"width\" or \"height\" of the output",
+                        dr_mode_name(mode));
         if (scale && (width || height))
             return fail(err, errn, 400, "\"scale\" and \"width\"/\"height\" exclude each other");
         if (scale) {
@@ -200,7 +211,8 @@ static int parse(const cJSON *root, const serve_limits *lim, serve_request *rq, 
             rq->params.scale = scale->valuedouble;
         }
         if (width) {
-            if (!get_int(width, 1, 1 << 20, &ll)) return fail(err, errn, 400, "\"width\" must be an integer 1..1048576");
+            if (!get_int(width, 1, 1 << 20, &ll))
+                return fail(err, errn, 400, "\"width\" must be an integer 1..1048576");
             rq->params.out_width = (int)ll;
         }
         if (height) {
@@ -222,7 +234,7 @@ static int parse(const cJSON *root, const serve_limits *lim, serve_request *rq, 
     rq->in_format = info.format;
     const int W = rq->image.width, H = rq->image.height;
 
-    if (mode == DR_MODE_SUPERRES) {
+    if (takes_scale) {
         /* the output's pixels count against the same limit as the input's */
         double ow = rq->params.scale > 0 ? W * rq->params.scale : rq->params.out_width;
         double oh = rq->params.scale > 0 ? H * rq->params.scale : rq->params.out_height;
@@ -232,7 +244,7 @@ static int parse(const cJSON *root, const serve_limits *lim, serve_request *rq, 
             return fail(err, errn, 413, "the output would be %.0fx%.0f pixels, more than the limit of %lld", ow, oh,
                         (long long)lim->max_pixels);
     }
-    if (mode == DR_MODE_INPAINT && (mask || boxes)) {
+    if (takes_mask && (mask || boxes)) {
         if (dr_image_alloc(&rq->mask, W, H, 1, 8) != DR_OK) return fail(err, errn, 413, "%s", dr_last_error());
         rq->have_mask = 1;
         if (mask) {
@@ -246,8 +258,7 @@ static int parse(const cJSON *root, const serve_limits *lim, serve_request *rq, 
                 return st;
             }
             const unsigned half = m.depth == 16 ? 32767 : 127;
-            for (size_t i = 0; i < (size_t)W * H; i++)
-                rq->mask.data[i] = m.data[i * m.channels] > half ? 255 : 0;
+            for (size_t i = 0; i < (size_t)W * H; i++) rq->mask.data[i] = m.data[i * m.channels] > half ? 255 : 0;
             dr_image_free(&m);
         }
         int nb = boxes ? cJSON_GetArraySize(boxes) : 0;
@@ -262,17 +273,18 @@ static int parse(const cJSON *root, const serve_limits *lim, serve_request *rq, 
             long long x1 = xywh[0] + xywh[2], y1 = xywh[1] + xywh[3];
             if (x1 > W) x1 = W;
             if (y1 > H) y1 = H;
-            if (x0 >= x1 || y0 >= y1)
-                return fail(err, errn, 422, "box %d lies outside the %dx%d image", b + 1, W, H);
+            if (x0 >= x1 || y0 >= y1) return fail(err, errn, 422, "box %d lies outside the %dx%d image", b + 1, W, H);
             for (long long y = y0; y < y1; y++)
                 for (long long x = x0; x < x1; x++) rq->mask.data[y * W + x] = 255;
         }
         size_t holes = 0;
         for (size_t i = 0; i < (size_t)W * H; i++) holes += rq->mask.data[i] != 0;
         if (!holes) return fail(err, errn, 422, "the mask marks no pixel to fill: paint over the damage first");
-    } else if (mode == DR_MODE_INPAINT && rq->image.channels != 2 && rq->image.channels != 4) {
-        return fail(err, errn, 422, "inpaint needs a \"mask\", \"boxes\", or an image whose transparent pixels "
-                                    "are the holes");
+    } else if (takes_mask && rq->image.channels != 2 && rq->image.channels != 4) {
+        return fail(err, errn, 422,
+                    "%s needs a \"mask\", \"boxes\", or an image whose transparent pixels "
+                    "are the holes",
+                    dr_mode_name(mode));
     }
     return 0;
 }

@@ -16,7 +16,9 @@
 /* ------------------------------------------------------------------ requests */
 
 #define SERVE_MAX_BOXES 64
-#define SERVE_NAME_MAX 128
+#define SERVE_NAME_MAX  128
+
+#define SERVE_MAX_MODES 16 /* more than the library's modes (checked at start) */
 
 typedef struct {
     int64_t max_pixels; /* per image (the decompression-bomb limit) */
@@ -28,10 +30,10 @@ typedef struct {
     dr_format in_format; /* the upload's format */
     dr_image mask;       /* inpaint: 1 channel, 255 = hole (from "mask" and/or "boxes"); else empty */
     int have_mask;
-    dr_params params;    /* the mode's preset, then the request's sampler, steps, seed, size */
+    dr_params params; /* the mode's preset, then the request's sampler, steps, seed, size */
     dr_quality quality;
     int seed_given;
-    int result_input_format; /* 1: encode the result in the upload's format; 0: PNG */
+    int result_input_format;   /* 1: encode the result in the upload's format; 0: PNG */
     char name[SERVE_NAME_MAX]; /* the upload's file name, sanitised ("image" if none) */
 } serve_request;
 
@@ -39,8 +41,7 @@ typedef struct {
  * fills rq, or an HTTP status (400 malformed or wrong field, 413 over a limit,
  * 415 an image that cannot be decoded, 422 a mask that does not fit) with a
  * sentence in err. The mode's weights are not consulted here. */
-int serve_request_parse(const char *body, size_t n, const serve_limits *lim, serve_request *rq, char *err,
-                        size_t errn);
+int serve_request_parse(const char *body, size_t n, const serve_limits *lim, serve_request *rq, char *err, size_t errn);
 void serve_request_free(serve_request *rq);
 
 /* Base64 (RFC 4648, '=' padding optional, whitespace ignored) into a malloc'd
@@ -57,28 +58,28 @@ typedef struct job {
     char client[64];
     char name[SERVE_NAME_MAX]; /* the upload's name, for the download */
     job_state state;
-    serve_request rq;        /* freed once the job ends */
+    serve_request rq; /* freed once the job ends */
     dr_mode mode;
     uint64_t seed;
-    int width, height;       /* the input's size */
-    int step, steps;         /* sampler steps done, of: dr_params.progress */
-    int tile, tiles;         /* tiles done in the current step, of: dr_params.progress_tile */
+    int width, height; /* the input's size */
+    int step, steps;   /* sampler steps done, of: dr_params.progress */
+    int tile, tiles;   /* tiles done in the current step, of: dr_params.progress_tile */
     int sampler_steps;
-    unsigned char *result;   /* encoded output, once done */
+    unsigned char *result; /* encoded output, once done */
     size_t result_size;
     dr_format result_format;
     int out_width, out_height;
     char error[512];
     volatile int cancel;
     double t_submit, t_start, t_end, t_touch; /* monotonic seconds */
-    uint64_t version;        /* bumped on every change, for event streams */
+    uint64_t version;                         /* bumped on every change, for event streams */
     struct job *next;
 } job;
 
 typedef struct {
-    dr_model *model;   /* NULL: not available */
+    dr_model *model; /* NULL: not available */
     char path[1024];
-    char why[256];     /* why not available */
+    char why[256]; /* why not available */
 } serve_model;
 
 typedef struct {
@@ -87,12 +88,12 @@ typedef struct {
     double keep_seconds;    /* a finished job is kept this long after its last request */
     double abandon_seconds; /* a queued or running job nobody asked about this long is cancelled */
     int threads;
-    int log_jobs;           /* a line on stderr as each job ends */
+    int log_jobs; /* a line on stderr as each job ends */
 } serve_config;
 
 typedef struct {
     serve_config cfg;
-    serve_model models[4]; /* by dr_mode */
+    serve_model models[SERVE_MAX_MODES]; /* by dr_mode: 1 .. dr_mode_count() */
     pthread_mutex_t mu;
     pthread_cond_t work;    /* a job was queued, or stopping */
     pthread_cond_t changed; /* any job changed (progress, state) */
@@ -131,10 +132,10 @@ double serve_now(void);
 /* ------------------------------------------------------------------ http */
 
 typedef struct {
-    const char *listen;      /* address to bind */
+    const char *listen; /* address to bind */
     int port;
-    int exposed;             /* bound to something other than loopback */
-    size_t max_upload;       /* request body bytes */
+    int exposed;              /* bound to something other than loopback */
+    size_t max_upload;        /* request body bytes */
     const char **allow_hosts; /* extra Host names accepted (NULL-terminated) */
     int verbose;
 } serve_http_config;

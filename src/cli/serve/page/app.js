@@ -48,6 +48,7 @@ async function loadInfo() {
     for (const e of models) {
       state.models[e.mode] = e;
       const radio = document.querySelector(`input[name=mode][value=${e.mode}]`);
+      if (!radio) continue; // a mode this page has no control for
       if (!e.available) {
         radio.disabled = true;
         radio.parentElement.title = e.why;
