@@ -53,7 +53,7 @@ telea_available() { /usr/bin/python3 -c "import cv2" >/dev/null 2>&1; }
 W="$TMP/w"
 D="$TMP/data"
 mkdir -p "$W" "$D/sub"
-for m in colorize inpaint superres; do
+for m in colorize inpaint superres denoise; do
   "$MK" "$m" "$W/$m.safetensors" || { echo "make_tiny_weights $m failed" >&2; exit 1; }
 done
 "$MK" --image "$D/a.png" 24 24 3 8 1 || exit 1
@@ -76,6 +76,9 @@ expect 2 "bad --mode" "$BIN" eval --mode paint --data "$D"
 expect 2 "no --data" "$BIN" eval --mode colorize
 expect 2 "--scale with colorize" "$BIN" eval --mode colorize --data "$D" --scale 2
 expect 2 "--holes with superres" "$BIN" eval --mode superres --data "$D" --holes 0.1-0.2
+expect 2 "--noise with colorize" "$BIN" eval --mode colorize --data "$D" --noise 10
+contains "$TMP/err" "--noise and --jpeg are only for denoise" "--noise message"
+expect 2 "bad --jpeg" "$BIN" eval --mode denoise --data "$D" --jpeg 101
 expect 2 "--tile too small" "$BIN" eval --mode superres --data "$D" --tile 3
 contains "$TMP/err" "--tile needs" "--tile usage error explained"
 expect 2 "bad --holes" "$BIN" eval --mode inpaint --data "$D" --holes 0.3-0.1
@@ -92,14 +95,16 @@ declare -A NAMES=(
   [colorize]="chroma PSNR;colorful/GT;max |dY|"
   [inpaint]="hole PSNR;hole HF;max known"
   [superres]="HF ratio;consist. dB"
+  [denoise]=""
 )
 declare -A KEYS=(
   [colorize]="chroma_psnr colorfulness_ratio max_luma_diff"
   [inpaint]="hole_psnr hole_hf_ratio max_known_diff"
   [superres]="hf_ratio consistency_psnr"
+  [denoise]=""
 )
-declare -A BASE=([colorize]=gray [inpaint]=telea [superres]=bicubic)
-for m in colorize inpaint superres; do
+declare -A BASE=([colorize]=gray [inpaint]=telea [superres]=bicubic [denoise]=input)
+for m in colorize inpaint superres denoise; do
   O="$TMP/out-$m"
   expect 0 "$m: eval" "$BIN" eval --mode "$m" --data "$D" -w "$W/$m.safetensors" "${S[@]}" --out "$O"
   cp "$TMP/out" "$TMP/table-$m"
@@ -126,6 +131,12 @@ for m in colorize inpaint superres; do
   json_check "$TMP/out" "all(x['mode'] == '$m' for x in L)" "$m --json mode"
   lacks "$TMP/out" "PSNR dB" "$m --json prints no table"
 done
+
+# denoise (the mode added by a table line): the title says the noise, the baseline is the noisy input
+contains "$TMP/table-denoise" "denoise noise 25" "denoise table title names the noise"
+json_check "$TMP/json-denoise" "all(x['baseline']['name'] == 'input' for x in L[:2])" "denoise baseline is the noisy input"
+expect 0 "denoise --jpeg 30 --noise 5" "$BIN" eval --mode denoise --data "$D" -w "$W/denoise.safetensors" "${S[@]}" --jpeg 30 --noise 5
+contains "$TMP/out" "denoise JPEG 30, noise 5" "denoise title with JPEG"
 
 # mode guarantees, as measured
 json_check "$TMP/json-colorize" "all(x['model']['max_luma_diff'] <= 0.5 + 1e-6 for x in L)" "colorize keeps the luma"

@@ -490,4 +490,31 @@ wait "$rb_pid" && ok || bad "random-signal batch: the final --skip-existing run 
 for i in 1 2 3 4; do same "$TMP/rb_int/im$i.png" "$TMP/rb_ref/im$i.png" "random-signal batch, final resume"; done
 echo "random signals: $signals interrupted runs, $finished finished batches, $round runs (batch ${rb_ms} ms)"
 
+# ------------------------------------------------------------------ denoise: a mode from the table alone
+# The fourth mode was added by one file and one table line in the library:
+# the command, its help, its option checks and the weights search follow.
+expect 0 "--help lists denoise" "$BIN" --help
+contains "$TMP/out" "denoise" "the command list names denoise"
+expect 0 "denoise --help" "$BIN" denoise --help
+contains "$TMP/out" "Usage: diffrestore denoise [options] INPUT... -o OUTPUT" "denoise --help usage line"
+lacks "$TMP/out" "--mask MASK" "denoise --help has no mask options"
+expect 2 "denoise --scale" "$BIN" denoise --scale 2 "$TMP/img/rgb.png"
+contains "$TMP/err" "--scale is only for superres" "denoise --scale message"
+expect 2 "denoise --box" "$BIN" denoise --box 1,1,2,2 "$TMP/img/rgb.png"
+contains "$TMP/err" "--box is only for inpaint" "denoise --box message"
+# no weights for it where the others are: said plainly, nothing written
+DIFFRESTORE_WEIGHTS="$W" expect 1 "denoise without weights" "$BIN" denoise "$TMP/img/rgb.png" -o "$TMP/dn_none.png"
+contains "$TMP/err" "denoise has no trained weights yet" "untrained mode message"
+contains "$TMP/err" "colorize, inpaint, superres" "the modes that have weights are named"
+absent "$TMP/dn_none.png" "no output without weights"
+"$MK" denoise "$W/denoise.safetensors" || bad "make_tiny_weights denoise"
+expect 0 "denoise restores" "$BIN" denoise -w "$W/denoise.safetensors" "${S[@]}" "$TMP/img/rgb.png" -o "$TMP/dn.png"
+size_is "$TMP/dn.png" "24x24 3 8" "denoise keeps the size"
+expect 0 "denoise keeps gray" "$BIN" denoise -w "$W/denoise.safetensors" "${S[@]}" "$TMP/img/gray.png" -o "$TMP/dn_gray.png"
+size_is "$TMP/dn_gray.png" "24x24 1 8" "denoise: gray in, gray out"
+expect 0 "denoise keeps alpha" "$BIN" denoise -w "$W/denoise.safetensors" "${S[@]}" "$TMP/img/rgba.png" -o "$TMP/dn_rgba.png"
+size_is "$TMP/dn_rgba.png" "24x24 4 8" "denoise keeps the alpha channel"
+expect 1 "colorize weights for denoise" "$BIN" denoise -w "$W/colorize.safetensors" "${S[@]}" "$TMP/img/rgb.png" -o "$TMP/dn_bad.png"
+contains "$TMP/err" "these weights are for colorize, not denoise" "wrong mode's weights named"
+
 finish test_cli_restore
