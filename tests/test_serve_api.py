@@ -174,6 +174,8 @@ check(modes.get("superres", {}).get("scale_min") == 2 and modes["superres"].get(
       "models: superres scale range 2..4")
 check("presets" in modes.get("inpaint", {}) and modes["inpaint"]["presets"]["best"]["steps"] == 20,
       "models: presets listed")
+check(modes.get("denoise", {}).get("available") is False and modes["denoise"].get("why"),
+      "models: every mode of the table listed, denoise unavailable with a reason: %s" % modes.get("denoise"))
 st, j, _, _ = A.req("POST", "/api/status", body={})
 check(st == 405, "POST /api/status is 405")
 
@@ -192,7 +194,10 @@ bad = [
     ("an array", [1, 2], 400, "JSON object"),
     ("no mode", {"image": b64(IMG)}, 400, "mode"),
     ("mode a number", {"mode": 1, "image": b64(IMG)}, 400, "mode"),
-    ("unknown mode", {"mode": "denoise", "image": b64(IMG)}, 400, "unknown mode"),
+    ("unknown mode", {"mode": "sharpen", "image": b64(IMG)}, 400, "unknown mode"),
+    # a mode of the library's table with no weights on this server: said plainly
+    ("a mode without weights", {"mode": "denoise", "image": b64(IMG)}, 422, "cannot denoise"),
+    ("scale for denoise", {"mode": "denoise", "image": b64(IMG), "scale": 2}, 400, "for superres"),
     ("unknown field", dict(INPAINT, colour="red"), 400, "unknown field"),
     ("no image", {"mode": "colorize"}, 400, "image"),
     ("image a number", {"mode": "colorize", "image": 5}, 400, "image"),
