@@ -4,6 +4,18 @@
 pass=0
 fail=0
 ok() { pass=$((pass + 1)); }
+# The commands' environment made plain: no weights or shard variables from
+# the caller, two threads unless set.
+cli_clean_env() {
+  unset DIFFRESTORE_WEIGHTS SLURM_ARRAY_TASK_ID SLURM_ARRAY_TASK_COUNT SLURM_ARRAY_TASK_MIN SLURM_ARRAY_TASK_STEP
+  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+}
+# size_is FILE "WxH C D" description: the image's layout, read by make_tiny_weights ($MK)
+size_is() {
+  local got
+  got=$("$MK" --size "$1" 2>&1)
+  if [ "$got" = "$2" ]; then ok; else bad "$3: $1 is '$got', want '$2'"; fi
+}
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 # expect CODE "description" cmd...   (stdout in $TMP/out, stderr in $TMP/err)
 expect() {

@@ -13,14 +13,8 @@ MK="$2"
 SRC="$3"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-unset DIFFRESTORE_WEIGHTS
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 . "$(dirname "$0")/lib.sh"
-size_is() { # size_is FILE "WxH C D" description
-  local got
-  got=$("$MK" --size "$1" 2>&1)
-  if [ "$got" = "$2" ]; then ok; else bad "$3: $1 is '$got', want '$2'"; fi
-}
+cli_clean_env
 lines_are() { # lines_are FILE N description
   local got
   got=$(wc -l <"$1")

@@ -10,14 +10,8 @@ SRC="$3"
 F="$SRC/tests/data/formats"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-unset DIFFRESTORE_WEIGHTS SLURM_ARRAY_TASK_ID SLURM_ARRAY_TASK_COUNT SLURM_ARRAY_TASK_MIN SLURM_ARRAY_TASK_STEP
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 . "$(dirname "$0")/lib.sh"
-size_is() { # size_is FILE "WxH C D" description
-  local got
-  got=$("$MK" --size "$1" 2>&1)
-  if [ "$got" = "$2" ]; then ok; else bad "$3: $1 is '$got', want '$2'"; fi
-}
+cli_clean_env
 W="$TMP/w"
 mkdir -p "$W" "$TMP/in"
 for m in colorize superres; do "$MK" "$m" "$W/$m.safetensors" || exit 1; done

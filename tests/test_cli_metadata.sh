@@ -15,9 +15,8 @@ SRC="$3"
 F="$SRC/tests/data/meta"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-unset DIFFRESTORE_WEIGHTS SLURM_ARRAY_TASK_ID SLURM_ARRAY_TASK_COUNT SLURM_ARRAY_TASK_MIN SLURM_ARRAY_TASK_STEP
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 . "$(dirname "$0")/lib.sh"
+cli_clean_env
 if ! command -v exiftool >/dev/null; then
   echo "test_cli_metadata: exiftool not found: apt-get install libimage-exiftool-perl (scripts/test.sh installs it as root)" >&2
   exit 1

@@ -14,9 +14,8 @@ BIN="$1"
 MK="$2"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-unset DIFFRESTORE_WEIGHTS
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 . "$(dirname "$0")/lib.sh"
+cli_clean_env
 
 W="$TMP/w"
 mkdir -p "$W" "$TMP/in/sub" "$TMP/val"

@@ -11,14 +11,8 @@ MK="$2"
 SRC="$3"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-unset DIFFRESTORE_WEIGHTS SLURM_ARRAY_TASK_ID SLURM_ARRAY_TASK_COUNT SLURM_ARRAY_TASK_MIN SLURM_ARRAY_TASK_STEP
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 . "$(dirname "$0")/lib.sh"
-size_is() { # size_is FILE "WxH C D" description
-  local got
-  got=$("$MK" --size "$1" 2>&1)
-  if [ "$got" = "$2" ]; then ok; else bad "$3: $1 is '$got', want '$2'"; fi
-}
+cli_clean_env
 known_equal() { # known_equal IN OUT [MASK] description: max diff of known pixels is 0
   local got
   got=$("$MK" --compare "$@" 2>&1 | head -1)
