@@ -35,8 +35,7 @@ typedef struct {
     const noise_schedule *sch;
     const mode_ops *ops;
     mode_job job; /* the canvas, cond, gen and the mode's state */
-    int out_ch, cond_ch, in_ch;
-    int H, W; /* canvas (padded): job.H, job.W */
+    int out_ch, in_ch;
     /* network plumbing */
     tiling tl;
     int *active; /* the tiles the network runs on: those holding a generated pixel */
@@ -70,7 +69,7 @@ static void ctx_free(restore_ctx *c) {
  * hold_x put the known values back), so the result is bit-identical to
  * running every tile (tests/test_restore.c). */
 static int run_network(restore_ctx *c, const float *xt, int t) {
-    const int th = c->tl.th, tw = c->tl.tw, H = c->H, W = c->W;
+    const int th = c->tl.th, tw = c->tl.tw, H = c->job.H, W = c->job.W;
     const size_t tp = (size_t)th * tw, canvas = (size_t)H * W;
     const int single = c->tl.n == 1 && c->n_active == 1;
     if (!single) memset(c->net, 0, sizeof(float) * c->out_ch * canvas);
@@ -123,7 +122,7 @@ static int predict(void *user, const float *xt, int t, float *eps, float *x0) {
     restore_ctx *c = user;
     DR_TRY(run_network(c, xt, t));
     const double ab = c->sch->alpha_bar[t], sa = sqrt(ab), sb = sqrt(1.0 - ab);
-    const size_t n = (size_t)c->out_ch * c->H * c->W;
+    const size_t n = (size_t)c->out_ch * c->job.H * c->job.W;
     /* a NaN or Inf from the network (overflow) would be clamped by the
      * sampler into a flat, wrong picture: stop instead, nothing is written */
     int bad = 0;
@@ -177,7 +176,7 @@ static int ctx_network(restore_ctx *c) {
     const int f = 1 << (c->net_->info->cfg.n_levels - 1);
     const int tile = c->p->tile > 0 ? c->p->tile : DEFAULT_TILE;
     const int overlap = c->p->tile_overlap > 0 ? c->p->tile_overlap : DEFAULT_OVERLAP;
-    DR_TRY(tiling_build(&c->tl, c->H, c->W, tile, overlap, f));
+    DR_TRY(tiling_build(&c->tl, c->job.H, c->job.W, tile, overlap, f));
     c->active = malloc(sizeof(int) * c->tl.n);
     if (!c->active) return error_set(DR_ERR_NOMEM, "out of memory for %d tiles", c->tl.n);
     c->n_active = 0;
@@ -186,7 +185,8 @@ static int ctx_network(restore_ctx *c) {
         int hole = !gen || restore_all_tiles;
         const tile_pos *tpz = &c->tl.pos[k];
         for (int y = 0; y < c->tl.th && !hole; y++)
-            for (int x = 0; x < c->tl.tw && !hole; x++) hole = gen[(size_t)(tpz->y0 + y) * c->W + tpz->x0 + x] > 0.5f;
+            for (int x = 0; x < c->tl.tw && !hole; x++)
+                hole = gen[(size_t)(tpz->y0 + y) * c->job.W + tpz->x0 + x] > 0.5f;
         if (hole) c->active[c->n_active++] = k;
     }
     const int B = c->tl.n < TILE_BATCH ? c->tl.n : TILE_BATCH;
@@ -195,7 +195,7 @@ static int ctx_network(restore_ctx *c) {
     DR_TRY(mode_alloc(&c->tile_in, (size_t)B * c->in_ch * tp, "tiles"));
     DR_TRY(mode_alloc(&c->tile_out, (size_t)B * c->out_ch * tp, "tiles"));
     DR_TRY(mode_alloc(&c->tile_t, (size_t)B, "tiles"));
-    DR_TRY(mode_alloc(&c->net, (size_t)c->out_ch * c->H * c->W, "the network output"));
+    DR_TRY(mode_alloc(&c->net, (size_t)c->out_ch * c->job.H * c->job.W, "the network output"));
     return DR_OK;
 }
 
@@ -215,15 +215,14 @@ static int ctx_build(restore_ctx *c, const restore_net *net, const noise_schedul
     j->p = p;
     j->ts = net->info->target_scale;
     c->out_ch = c->ops->info.out_channels;
-    c->cond_ch = c->ops->info.in_channels - c->ops->info.out_channels;
     c->in_ch = net->info->cfg.in_channels;
     const int f = 1 << (net->info->cfg.n_levels - 1);
     j->h = j->oh = in->height;
     j->w = j->ow = in->width;
     if (c->ops->plan) DR_TRY(c->ops->plan(j, in));
-    c->H = j->H = round_up(j->h, f);
-    c->W = j->W = round_up(j->w, f);
-    if ((int64_t)c->H * c->W > MAX_CANVAS_PIXELS)
+    j->H = round_up(j->h, f);
+    j->W = round_up(j->w, f);
+    if ((int64_t)j->H * j->W > MAX_CANVAS_PIXELS)
         return error_set(DR_ERR_LIMIT, "image %dx%d is too large", j->w, j->h);
     float *rgb = NULL;
     DR_TRY(image_rgb_planes(in, &rgb));
@@ -303,7 +302,7 @@ int restore_samples(const restore_net *net, const dr_image *in, const dr_image *
     DR_TRY(noise_schedule_build(&sch, net->info->timesteps, net->info->schedule_linear));
     restore_ctx c;
     int rc = ctx_build(&c, net, &sch, in, mask, p);
-    const size_t nx = (size_t)c.out_ch * c.H * c.W;
+    const size_t nx = (size_t)c.out_ch * c.job.H * c.job.W;
     float *x = NULL, *scratch = NULL;
     double *sum = NULL, *sum2 = NULL, *xsum = NULL;
     if (rc == DR_OK) rc = mode_alloc(&x, nx, "the sample");
@@ -359,7 +358,7 @@ int restore_samples(const restore_net *net, const dr_image *in, const dr_image *
             const unsigned maxv = first.depth == 16 ? 65535u : 255u;
             const int cc = first.channels - (first.channels == 2 || first.channels == 4);
             for (size_t i = 0; i < (size_t)c.job.oh * c.job.ow; i++) {
-                if (c.job.gen && c.job.gen[(i / c.job.w) * c.W + i % c.job.w] < 0.5f) continue;
+                if (c.job.gen && c.job.gen[(i / c.job.w) * c.job.W + i % c.job.w] < 0.5f) continue;
                 for (int ch = 0; ch < cc; ch++)
                     first.data[i * first.channels + ch] =
                         (uint16_t)lround(fmin(fmax(sum[ch * (size_t)c.job.oh * c.job.ow + i] / n, 0.0), 1.0) * maxv);
