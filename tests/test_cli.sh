@@ -69,6 +69,8 @@ contains "$TMP/err" "'bogus'" "--validate's bad value named"
 expect 2 "train --validate=params of weights" "$BIN" train --validate=params --init "$W" --val "$TMP/data"
 contains "$TMP/err" "needs --resume" "--validate=params needs a checkpoint"
 expect 2 "train --validate without --val" "$BIN" train --validate --init "$W"
+expect 2 "train --val-batches 0" "$BIN" train --validate --val-batches 0 --init "$W" --val "$TMP/data"
+contains "$TMP/err" "--val-batches needs 1..4096" "bad --val-batches named"
 
 # --- train --masks / --scale-dist (issue 14): parsing, bad values, wrong modes
 expect 0 "train --help" "$BIN" train --help

@@ -600,6 +600,18 @@ static void test_budget_and_recipe_options(void) {
               vl16, vx16);
         CHECK(fabs(vx16 - vx0) <= 1e-6 * fmax(1, vx0), "weights validate to %.9g, the batch-4 run logged %.9g", vx16,
               vx0);
+        /* --val-batches: more crops, the first 4 batches those of the default */
+        v.val_batches = 1;
+        double vl1 = NAN, vx1 = NAN, vl8 = NAN, vx8 = NAN;
+        CHECK(dr_train_validate(&v, &vl1, &vx1) == DR_OK, "validate 1 batch: %s", dr_last_error());
+        v.val_batches = 8;
+        CHECK(dr_train_validate(&v, &vl8, &vx8) == DR_OK, "validate 8 batches: %s", dr_last_error());
+        CHECK(isfinite(vl1) && isfinite(vl8) && vl1 != vl16 && vl8 != vl16 && vx8 != vx16,
+              "1, 4 and 8 batches must measure different crops: %.9g %.9g %.9g", vl1, vl16, vl8);
+        v.val_batches = 0;
+        CHECK(dr_train_validate(&v, &vl1, &vx1) != DR_OK && strstr(dr_last_error(), "validation batches"),
+              "0 validation batches must be refused: %s", dr_last_error());
+        v.val_batches = 4;
         remove(w);
     }
     /* a larger budget continues the same run (the resumed options come from the checkpoint) */

@@ -50,6 +50,9 @@ static const char *HELP = "Usage: diffrestore train --mode MODE --data DIR --out
                           "                           recipes compared at equal CPU time\n"
                           "      --val-seed S         fixed validation crops, t and noise of seed S\n"
                           "                           (default: the training --seed)\n"
+                          "      --val-batches N      validation crops: N batches of 16 (default 4: 64\n"
+                          "                           crops); batch i is the same whatever N, so 32\n"
+                          "                           extends the default's crops to 512\n"
                           "      --validate[=params]  only print the val loss and x0 MSE of --init WEIGHTS\n"
                           "                           or --resume CKPT (its EMA; =params: its raw\n"
                           "                           parameters) on --val DIR, and exit\n"
@@ -163,6 +166,7 @@ enum {
     O_T_SAMPLING,
     O_BUDGET,
     O_VAL_SEED,
+    O_VAL_BATCHES,
     O_VALIDATE,
     O_RENDER,
     O_MASKS,
@@ -212,6 +216,7 @@ int cmd_train(int argc, char **argv) {
                                              {"t-sampling", required_argument, 0, O_T_SAMPLING},
                                              {"budget-cpu-minutes", required_argument, 0, O_BUDGET},
                                              {"val-seed", required_argument, 0, O_VAL_SEED},
+                                             {"val-batches", required_argument, 0, O_VAL_BATCHES},
                                              {"validate", optional_argument, 0, O_VALIDATE},
                                              {"render-size", required_argument, 0, O_RENDER},
                                              {"micro-batch", required_argument, 0, O_MICRO},
@@ -375,6 +380,11 @@ int cmd_train(int argc, char **argv) {
             if (!cli_parse_int(optarg, 0, (long long)(~0ULL >> 1), &v))
                 return cli_usage_error(C, "--val-seed needs a number");
             o.val_seed = v;
+            break;
+        case O_VAL_BATCHES:
+            if (!cli_parse_int(optarg, 1, 4096, &v))
+                return cli_usage_error(C, "--val-batches needs 1..4096");
+            o.val_batches = (int)v;
             break;
         case O_TSCALE:
             if (!parse_float(optarg, 0.001f, 1000, &o.target_scale))

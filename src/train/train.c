@@ -150,6 +150,8 @@ int dr_train(const dr_train_options *o) {
         return error_set(DR_ERR_INVALID, "train: --data is required");
     if (o->batch < 1 || o->batch > 1024 || o->patch < 8 || o->patch > 1024)
         return error_set(DR_ERR_INVALID, "train: batch %d or patch %d out of range", o->batch, o->patch);
+    if (o->val_batches < 1 || o->val_batches > 4096)
+        return error_set(DR_ERR_INVALID, "train: %d validation batches; 1..4096", o->val_batches);
     if (o->resume_lr != 0 && (!o->resume_path || !(o->resume_lr > 0 && o->resume_lr <= 1)))
         return error_set(DR_ERR_INVALID,
                          "train: resume learning rate %g: 0 (keep), or 0..1 with a checkpoint to resume",
@@ -183,6 +185,7 @@ int dr_train(const dr_train_options *o) {
         st.opt.log_path = o->log_path;
         st.opt.budget_cpu_seconds = o->budget_cpu_seconds;
         st.opt.val_seed = o->val_seed;
+        st.opt.val_batches = o->val_batches; /* measurement only: the training stream is the same */
         if (o->micro_batch > 0) st.opt.micro_batch = o->micro_batch; /* changes the sums' rounding only */
         logf_(o, "resumed %s at step %d of %d", o->resume_path, st.step, st.opt.steps);
         if (o->resume_lr > 0 && o->resume_lr != st.opt.lr) {
@@ -500,6 +503,8 @@ int dr_train_validate(const dr_train_options *o, double *val_loss_out, double *v
     if (!o->val_dir) return error_set(DR_ERR_INVALID, "train: validation needs --val");
     if (!!o->resume_path == !!o->init_path)
         return error_set(DR_ERR_INVALID, "train: validation needs either a checkpoint (--resume) or weights (--init)");
+    if (o->val_batches < 1 || o->val_batches > 4096)
+        return error_set(DR_ERR_INVALID, "train: %d validation batches; 1..4096", o->val_batches);
     train_state st;
     int rc = o->resume_path ? checkpoint_load(&st, o->resume_path) : train_state_from_weights(&st, o);
     if (rc != DR_OK) {
