@@ -382,8 +382,7 @@ int cmd_train(int argc, char **argv) {
             o.val_seed = v;
             break;
         case O_VAL_BATCHES:
-            if (!cli_parse_int(optarg, 1, 4096, &v))
-                return cli_usage_error(C, "--val-batches needs 1..4096");
+            if (!cli_parse_int(optarg, 1, 4096, &v)) return cli_usage_error(C, "--val-batches needs 1..4096");
             o.val_batches = (int)v;
             break;
         case O_TSCALE:
