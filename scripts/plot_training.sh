@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # docs/TRAINING.md's plot: val x0 MSE against cumulative training CPU-hours,
 # one panel per mode, across all sessions, from docs/training/history.csv
-# (milestones, and the validation points of each session's runs).
-#   scripts/plot_training.sh [OUT.png]   (default docs/training/val_x0_mse.png)
+# (milestones, and the validation points of each session's runs); and beside
+# it the train/val gap of each milestone against its steps, from
+# docs/training/train_val_gap.csv (scripts/train_val_gap.sh): a falling train
+# line under a flat val line is a model short of photos, not of steps.
+#   scripts/plot_training.sh [OUT.png [GAP.png]]
+#   (default docs/training/val_x0_mse.png and docs/training/train_val_gap.png)
 # Needs gnuplot (Debian: gnuplot-nox).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-docs/training/val_x0_mse.png}"
+gap_out="${2:-docs/training/train_val_gap.png}"
 csv=docs/training/history.csv
+gap_csv=docs/training/train_val_gap.csv
 command -v gnuplot >/dev/null || { echo "plot_training.sh: gnuplot is missing (apt-get install gnuplot-nox)" >&2; exit 2; }
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -15,6 +21,7 @@ for m in colorize inpaint superres; do
   # milestones (what column starts with "milestone") and run points, as "cpu_hours val_x0_mse"
   awk -F, -v m="$m" '!/^#/ && $1 == m && $7 ~ /^milestone/ {print $4, $6}' "$csv" >"$tmp/$m.ms"
   awk -F, -v m="$m" '!/^#/ && $1 == m && $7 !~ /^milestone/ {print $4, $6, $7}' "$csv" | sort -t' ' -k3,3 -k1,1g >"$tmp/$m.run"
+  awk -F, -v m="$m" '!/^#/ && $1 == m {print $3, $4, $5}' "$gap_csv" | sort -g >"$tmp/$m.gap"
 done
 gnuplot <<GP
 set terminal pngcairo size 1500,480 font ",10"
@@ -32,5 +39,15 @@ do for [m in "colorize inpaint superres"] {
        "$tmp/".m.".ms" using 1:2 with points pt 5 ps 1.5 lc rgb "black" title "shipped milestones"
 }
 unset multiplot
+set output "$gap_out"
+set multiplot layout 1,3 title "x0 MSE on the training photos and on the val photos (512 fixed crops each), by milestone"
+set xlabel "training steps"
+set ylabel "x0 MSE"
+do for [m in "colorize inpaint superres"] {
+  set title m
+  plot "$tmp/".m.".gap" using 1:2 with linespoints pt 7 title "train photos", \
+       "$tmp/".m.".gap" using 1:3 with linespoints pt 5 title "val photos"
+}
+unset multiplot
 GP
-echo "wrote $out"
+echo "wrote $out and $gap_out"
