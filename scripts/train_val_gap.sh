@@ -29,7 +29,10 @@ row() { # row NAME STEPS WEIGHTS-ARGS
   local t v
   t=$(x0 "$3" "$train")
   v=$(x0 "$3" "$val")
-  [ -n "$t" ] && [ -n "$v" ] || { echo "train_val_gap.sh: validation of $1 ($3) failed" >&2; exit 1; }
+  if [ -z "$t" ] || [ -z "$v" ]; then
+    echo "train_val_gap.sh: validation of $1 ($3) failed" >&2
+    exit 1
+  fi
   awk -v n="$1" -v s="$2" -v t="$t" -v v="$v" -v m="$mode" 'BEGIN {printf "%s,%s,%s,%s,%s,%.1f\n", m, n, s, t, v, 100 * (v - t) / t}'
 }
 echo "mode,version,train_steps,train_x0_mse,val_x0_mse,val_over_train_pct"
