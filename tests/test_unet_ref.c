@@ -10,6 +10,12 @@
  * written by this C code (regenerated here and compared byte for byte) and
  * tests/data/c_written.io.safetensors holds PyTorch's forward on it.
  *
+ * ResBlock dropout (training runs only): the mask drops about p of every
+ * block's a2 and scales the rest by 1 / (1 - p), is the same whatever the
+ * run's batch (it follows the global sample index), never touches an
+ * inference run, and the gradient with a fixed mask matches finite
+ * differences of the loss.
+ *
  * `test_unet_ref --write-c-weights PATH` regenerates that weights file.
  */
 #include "api/model_internal.h"
@@ -199,6 +205,186 @@ static void check_c_written(void) {
     dr_model_free(m);
 }
 
+/* ------------------------------------------------------------------ dropout */
+
+#define DROP_P    0.3f
+#define DROP_SEED 0x1234abcdULL
+
+/* sum_i w_i y_i: a loss whose dy is w */
+static double lin_loss(const float *y, const float *w, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)w[i] * y[i];
+    return s;
+}
+
+/* Every ResBlock's a2 of a training forward with dropout p: dropped elements
+ * are 0, kept ones are nonzero (in the first block, whose input dropout has
+ * not changed yet: the p = 0 run's times 1 / (1 - p) bit for bit), the
+ * mask is unet_dropout_keep's, and about p of the elements drop. A run of
+ * one sample with sample0 = 1 drops what sample 1 of the batch of 2 drops. */
+static void test_dropout_mask(const dr_model *m, const float *x, const float *t, int B, int H, int W) {
+    const unet_layout *L = &m->L;
+    unet_run r0, rp, r1;
+    const size_t nout = (size_t)B * L->cfg.out_channels * H * W;
+    float *y = malloc(nout * sizeof(float));
+    int rc = unet_run_build(&r0, L, B, H, W, 1);
+    rc |= unet_run_build(&rp, L, B, H, W, 1);
+    rc |= unet_run_build(&r1, L, 1, H, W, 1);
+    CHECK(rc == DR_OK, "dropout runs: %s", dr_last_error());
+    if (rc != DR_OK) return;
+    rp.dropout = r1.dropout = DROP_P;
+    rp.dropout_seed = r1.dropout_seed = DROP_SEED;
+    r1.sample0 = 1;
+    unet_forward(&r0, L, m->params, x, t, y);
+    unet_forward(&rp, L, m->params, x, t, y);
+    const size_t in1 = (size_t)L->cfg.in_channels * H * W;
+    float *y1 = malloc(nout * sizeof(float));
+    unet_forward(&r1, L, m->params, x + in1, t + 1, y1);
+    const float scale = 1.0f / (1.0f - DROP_P);
+    size_t n = 0, zeros = 0, bad_value = 0, bad_mask = 0, bad_split = 0;
+    int blocks = 0, first = 1;
+    for (int i = 0; i < L->n_ops; i++) {
+        const float *a0 = unet_res_a2(&r0, L, i), *ap = unet_res_a2(&rp, L, i), *a1 = unet_res_a2(&r1, L, i);
+        if (!a0) continue;
+        blocks++;
+        const unet_res *r = &L->res[L->ops[i].block];
+        const int s = L->tensors[L->ops[i].in].shift;
+        const size_t per = (size_t)r->cout * (H >> s) * (W >> s);
+        for (int b = 0; b < B; b++)
+            for (size_t e = 0; e < per; e++) {
+                const float v0 = a0[b * per + e], vp = ap[b * per + e];
+                const int keep = unet_dropout_keep(DROP_SEED, b, L->ops[i].block, e, DROP_P);
+                n++;
+                zeros += vp == 0.0f;
+                if (first && (keep ? vp != v0 * scale : vp != 0.0f)) bad_value++;
+                if (keep != (vp != 0.0f)) bad_mask++;
+                if (b == 1 && (a1[e] == 0.0f) != (vp == 0.0f)) bad_split++;
+            }
+        first = 0;
+    }
+    const double frac = (double)zeros / (double)(n ? n : 1);
+    printf("dropout p=%.2f: %zu of %zu a2 elements dropped (%.4f) over %d ResBlocks\n", DROP_P, zeros, n, frac, blocks);
+    CHECK(blocks >= 2 && n > 10000, "dropout: %d ResBlocks, %zu elements checked", blocks, n);
+    CHECK(fabs(frac - DROP_P) < 0.015, "dropout: %.4f of a2 dropped, expected %.2f", frac, DROP_P);
+    CHECK(bad_value == 0, "dropout: %zu a2 elements are neither 0 nor the undropped value / (1 - p)", bad_value);
+    CHECK(bad_mask == 0, "dropout: %zu elements disagree with unet_dropout_keep", bad_mask);
+    CHECK(bad_split == 0, "dropout: %zu elements of sample 1 drop differently alone (sample0 = 1) than in the batch",
+          bad_split);
+
+    /* an inference run never drops, whatever its fields say */
+    unet_run ri;
+    float *yi = malloc(nout * sizeof(float)), *yr = malloc(nout * sizeof(float));
+    rc = unet_run_build(&ri, L, B, H, W, 0);
+    CHECK(rc == DR_OK, "inference run: %s", dr_last_error());
+    if (rc == DR_OK) {
+        unet_forward(&ri, L, m->params, x, t, yr);
+        ri.dropout = DROP_P;
+        ri.dropout_seed = DROP_SEED;
+        unet_forward(&ri, L, m->params, x, t, yi);
+        CHECK(memcmp(yi, yr, nout * sizeof(float)) == 0, "dropout changed an inference forward");
+        unet_run_free(&ri);
+    }
+    free(yi);
+    free(yr);
+    free(y);
+    free(y1);
+    unet_run_free(&r0);
+    unet_run_free(&rp);
+    unet_run_free(&r1);
+}
+
+/* Finite differences of sum(w * y) with the mask fixed (dropout p, fixed
+ * seed) against unet_backward's gradient: a few entries of every parameter
+ * tensor, and of x. The same differences against the p = 0 gradient must
+ * miss (the check sees the mask). */
+static void test_dropout_gradient(const dr_model *m, const float *x, const float *t, int B, int H, int W) {
+    const unet_layout *L = &m->L;
+    const size_t nout = (size_t)B * L->cfg.out_channels * H * W, nx = (size_t)B * L->cfg.in_channels * H * W;
+    float *P = malloc(L->n_floats * sizeof(float)), *g = calloc(L->n_floats, sizeof(float));
+    float *g0 = calloc(L->n_floats, sizeof(float)), *y = malloc(nout * sizeof(float));
+    float *w = malloc(nout * sizeof(float)), *dx = calloc(nx, sizeof(float)), *xx = malloc(nx * sizeof(float));
+    memcpy(P, m->params, L->n_floats * sizeof(float));
+    memcpy(xx, x, nx * sizeof(float));
+    test_rng rng = {77};
+    test_fill_normal(&rng, w, nout, 1.0f);
+    unet_run R;
+    int rc = unet_run_build(&R, L, B, H, W, 1);
+    CHECK(rc == DR_OK, "fd run: %s", dr_last_error());
+    if (rc != DR_OK) return;
+    unet_forward(&R, L, P, xx, t, y); /* p = 0: the gradient the check must reject */
+    unet_backward(&R, L, P, g0, w, NULL);
+    R.dropout = DROP_P;
+    R.dropout_seed = DROP_SEED;
+    R.sample0 = 3;
+    unet_forward(&R, L, P, xx, t, y);
+    unet_backward(&R, L, P, g, w, dx);
+    const float eps = 1e-2f;
+    double worst = 0, worst0 = 0, gmax = 0;
+    const char *worst_name = "";
+    int checked = 0;
+    for (int k = 0; k <= L->n_params; k++) {
+        float *base = k < L->n_params ? P + L->params[k].offset : xx;
+        const float *gk = k < L->n_params ? g + L->params[k].offset : dx;
+        const float *gk0 = k < L->n_params ? g0 + L->params[k].offset : NULL;
+        const size_t numel = k < L->n_params ? L->params[k].numel : nx;
+        for (int j = 0; j < 3; j++) {
+            const size_t e = (size_t)(test_rng_u64(&rng) % numel);
+            const float keep = base[e];
+            base[e] = keep + eps;
+            unet_forward(&R, L, P, xx, t, y);
+            const double lp = lin_loss(y, w, nout);
+            base[e] = keep - eps;
+            unet_forward(&R, L, P, xx, t, y);
+            const double lm = lin_loss(y, w, nout);
+            base[e] = keep;
+            const double fd = (lp - lm) / (2.0 * eps);
+            const double err = fabs(fd - gk[e]) / (fabs(fd) + fabs(gk[e]) + 5e-2);
+            if (err > worst) {
+                worst = err;
+                worst_name = k < L->n_params ? L->params[k].name : "x";
+            }
+            if (gk0) {
+                const double e0 = fabs(fd - gk0[e]) / (fabs(fd) + fabs(gk0[e]) + 5e-2);
+                if (e0 > worst0) worst0 = e0;
+            }
+            if (fabs(gk[e]) > gmax) gmax = fabs(gk[e]);
+            checked++;
+        }
+    }
+    printf("dropout p=%.2f: %d finite differences, worst rel err %.2e (%s); against the p = 0 gradient %.2e\n", DROP_P,
+           checked, worst, worst_name, worst0);
+    CHECK(gmax > 0.1, "dropout fd: gradients too small to check (max %.3g)", gmax);
+    CHECK(worst < 2e-2, "dropout fd: worst rel err %.3e (%s)", worst, worst_name);
+    CHECK(worst0 > 10 * worst && worst0 > 0.1,
+          "dropout fd: the p = 0 gradient passes too (%.3e): the check does not see the mask", worst0);
+    unet_run_free(&R);
+    free(P);
+    free(g);
+    free(g0);
+    free(y);
+    free(w);
+    free(dx);
+    free(xx);
+}
+
+static void test_dropout(void) {
+    dr_model *m = NULL;
+    dr_unet_config cfg = {0};
+    int rc = dr_unet_config_parse(&cfg, "base=8,mult=1,2,res=1,attn=1,groups=4");
+    rc |= dr_model_new_random(&cfg, DR_MODE_INPAINT, 4321, &m);
+    CHECK(rc == DR_OK, "dropout model: %s", dr_last_error());
+    if (rc != DR_OK) return;
+    const int B = 2, H = 16, W = 16;
+    const size_t nx = (size_t)B * m->L.cfg.in_channels * H * W;
+    float *x = malloc(nx * sizeof(float)), t[2] = {37.0f, 611.0f};
+    test_rng rng = {5};
+    test_fill_normal(&rng, x, nx, 1.0f);
+    test_dropout_mask(m, x, t, B, H, W);
+    test_dropout_gradient(m, x, t, B, 8, 8);
+    free(x);
+    dr_model_free(m);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--write-c-weights") == 0) {
         dr_model *m = NULL;
@@ -212,5 +398,6 @@ int main(int argc, char **argv) {
     const char *cases[] = {"tiny", "deep", "f16", "attn0"};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) check_case(cases[i]);
     check_c_written();
+    test_dropout();
     return test_summary("test_unet_ref");
 }

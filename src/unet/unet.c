@@ -283,6 +283,57 @@ static float *tensor_ptr(const unet_layout *L, unet_run *R, int id) {
     return R->act + R->toff[id];
 }
 
+/* ------------------------------------------------------------------ dropout */
+
+static uint64_t mix64(uint64_t z) { /* splitmix64's finaliser */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* The stream of (seed, global sample, block); element i's draw is its
+ * (i + 1)-th splitmix64 output, so no mask is ever stored. */
+static uint64_t dropout_stream(uint64_t seed, int sample, int block) {
+    const uint64_t k = mix64(seed ^ 0x64726f706f7574ULL) ^ ((uint64_t)(uint32_t)sample * 0xd1342543de82ef95ULL);
+    return mix64(mix64(k) ^ ((uint64_t)(uint32_t)block * 0xaf251af3b0f025b5ULL));
+}
+
+static uint64_t dropout_threshold(float p) { return (uint64_t)((double)p * 4294967296.0); }
+
+static int dropout_keep_in(uint64_t stream, size_t elem, uint64_t thr) {
+    return (mix64(stream + (uint64_t)(elem + 1) * 0x9e3779b97f4a7c15ULL) >> 32) >= thr;
+}
+
+int unet_dropout_keep(uint64_t seed, int sample, int block, size_t elem, float p) {
+    return dropout_keep_in(dropout_stream(seed, sample, block), elem, dropout_threshold(p));
+}
+
+/* a [B, n] (n = C x hw per sample): a *= keep / (1 - p), elementwise. The
+ * forward applies it to a2, the backward to d a2 (the same mask). */
+static void dropout_apply(const unet_run *R, float *a, int block, size_t n) {
+    const uint64_t thr = dropout_threshold(R->dropout);
+    const float scale = 1.0f / (1.0f - R->dropout);
+    const int B = R->B;
+    const size_t chunk = 4096, nch = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) num_threads(nn_threads())
+    for (long long j = 0; j < (long long)B * (long long)nch; j++) {
+        const int b = (int)(j / (long long)nch);
+        const size_t lo = (size_t)(j % (long long)nch) * chunk, hi = lo + chunk < n ? lo + chunk : n;
+        const uint64_t st = dropout_stream(R->dropout_seed, R->sample0 + b, block);
+        float *ab = a + (size_t)b * n;
+        for (size_t i = lo; i < hi; i++) ab[i] = dropout_keep_in(st, i, thr) ? ab[i] * scale : 0.0f;
+    }
+}
+
+const float *unet_res_a2(const unet_run *R, const unet_layout *L, int i) {
+    if (!R->train || i < 0 || i >= L->n_ops || L->ops[i].kind != UOP_RES) return NULL;
+    const unet_res *r = &L->res[L->ops[i].block];
+    const res_cache k = res_cache_layout(R->B, L->cfg.groups, r->cin, r->cout, op_hw(L, R, L->ops[i].in));
+    return R->act + R->cacheoff[i] + k.a2;
+}
+
+/* ------------------------------------------------------------------ ResBlock */
+
 static void res_forward(unet_run *R, const unet_layout *L, const float *P, const unet_op *op) {
     const unet_res *r = &L->res[op->block];
     const int B = R->B, G = L->cfg.groups, s = L->tensors[op->in].shift;
@@ -306,6 +357,8 @@ static void res_forward(unet_run *R, const unet_layout *L, const float *P, const
     NN_TIMED(NN_PROF_NORM,
              groupnorm_forward(c + k.a2, c + k.mean2, c + k.rstd2, c + k.h, P + r->norm2.w, P + r->norm2.b, B, r->cout,
                                (int)hw, G, 1)); // a2 = silu(norm2(h))
+    if (R->train && R->dropout > 0)
+        dropout_apply(R, c + k.a2, op->block, (size_t)r->cout * hw); // a2 = dropout(a2), kept for conv2's backward
     NN_TIMED(NN_PROF_CONV,
              conv2d_forward(out, c + k.a2, P + r->conv2.w, P + r->conv2.b, &d2, R->scratch)); // out = conv2(a2)
     if (r->skip.w != UNET_NO_PARAM) {
@@ -422,6 +475,7 @@ static void res_backward(unet_run *R, const unet_layout *L, const float *P, floa
     memset(da2, 0, nout * sizeof(float));
     NN_TIMED(NN_PROF_CONV,
              conv2d_backward(da2, Gp + r->conv2.w, Gp + r->conv2.b, dout, c + k.a2, P + r->conv2.w, &d2, R->scratch));
+    if (R->dropout > 0) dropout_apply(R, da2, op->block, (size_t)r->cout * hw); // through the same mask
     memset(dh, 0, nout * sizeof(float));
     NN_TIMED(NN_PROF_NORM,
              groupnorm_backward(dh, Gp + r->norm2.w, Gp + r->norm2.b, da2, c + k.h, c + k.mean2, c + k.rstd2,

@@ -100,6 +100,15 @@ typedef struct {
     const float *x; /* the last forward's input (train: needed by the backward) */
     const float *t;
     float *y;
+    /* ResBlock dropout (training runs only; inference never drops): each
+     * ResBlock's a2 = silu(norm2(h)) is zeroed with probability dropout and
+     * the rest scaled by 1 / (1 - dropout) before conv2. The mask is a hash of
+     * (dropout_seed, sample0 + the sample's index in the run, the block, the
+     * element within the sample), so a sample drops the same elements
+     * whatever the run's batch, the threads or the ranks. 0 after build. */
+    float dropout;
+    uint64_t dropout_seed;
+    int sample0; /* global index of the run's first sample */
 } unet_run;
 
 /* Plan and allocate activations for a batch of B at H x W. */
@@ -114,5 +123,11 @@ int unet_forward(unet_run *R, const unet_layout *L, const float *params, const f
 /* Accumulate d loss / d params into grads (and d loss / d x into dx if not
  * NULL), given dy = d loss / d y. Needs a training-mode forward just before. */
 int unet_backward(unet_run *R, const unet_layout *L, const float *params, float *grads, const float *dy, float *dx);
+/* Whether ResBlock dropout at p keeps element elem of global sample `sample`
+ * in block `block` (the mask unet_forward applies; for tests). */
+int unet_dropout_keep(uint64_t seed, int sample, int block, size_t elem, float p);
+/* A training run's cached conv2 input a2 of ResBlock op i ([B, cout, h, w],
+ * after dropout), or NULL if op i is not a ResBlock (for tests). */
+const float *unet_res_a2(const unet_run *R, const unet_layout *L, int i);
 
 #endif
