@@ -627,6 +627,15 @@ typedef struct {
      * checkpoints: the whole batch). */
     int micro_batch;
     float lr, warmup_steps, weight_decay, grad_clip, ema_decay;
+    /* ResBlock dropout in training only (guided-diffusion, Palette): each
+     * ResBlock's silu(norm2(h)) is zeroed with this probability before conv2
+     * (0 <= dropout < 1; default 0: none). The mask is a function of the
+     * seed, the step, the sample's index in the batch, the block and the
+     * element, so it is the same for any threads, micro-batch or ranks.
+     * Validation and restore never drop; weights files are unchanged. Stored
+     * in the checkpoint (older ones: 0) and kept on resume unless
+     * resume_dropout is set. */
+    float dropout;
     int predict_v;              /* 0: eps, 1: v (the default: docs/TRAINING.md's A/B) */
     int schedule_linear;        /* 0: cosine */
     float target_scale;         /* 0: measure from the data (std of the target -> ~0.5) */
@@ -669,6 +678,8 @@ typedef struct {
     float resume_lr;           /* with resume_path: > 0 trains on at this learning rate from the
                               * checkpoint's step (the checkpoint then stores it); 0 keeps the
                               * checkpoint's. The campaign lowers it as the model improves */
+    int resume_dropout;        /* with resume_path: nonzero trains on at dropout from the checkpoint's
+                                * step (the checkpoint then stores it); 0 keeps the checkpoint's */
     long long val_seed;        /* -1: validate with the training seed's fixed crops (the default) */
     int validate_params;       /* dr_train_validate of a checkpoint: its raw parameters, not its EMA */
     /* NULL (or size 1): train alone. Otherwise data-parallel: rank r draws and

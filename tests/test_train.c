@@ -9,7 +9,11 @@
  *  - colorize crops at a working resolution (render_size): the crop covers the
  *    expected share of the photo, never upscales, stays within its tmp; the
  *    default draws today's crops; the option is kept by checkpoint and export
- *    and resume stays exact.
+ *    and resume stays exact;
+ *  - ResBlock dropout: the same run bit for bit at 1 and 2 threads, an exact
+ *    resume, kept by the checkpoint and overridden on resume, out-of-range
+ *    values refused, and validation never drops (the logged val numbers are
+ *    those of the checkpoint, and of its exported weights).
  */
 #include "testutil.h"
 #include "common/fileio.h"
@@ -1048,6 +1052,139 @@ static void test_ema_probes(void) {
     CHECK(access(out, F_OK) != 0, "a refused run writes no checkpoint");
 }
 
+static int same_state(const train_state *a, const train_state *b) {
+    const size_t n = a->L.n_floats * sizeof(float);
+    return a->step == b->step && memcmp(a->params, b->params, n) == 0 && memcmp(a->ema, b->ema, n) == 0 &&
+        memcmp(a->adam_m, b->adam_m, n) == 0 && memcmp(a->adam_v, b->adam_v, n) == 0;
+}
+
+static void test_dropout(void) {
+    char a[1200], b[1200], c[1200], w[1200], csv[1300];
+    path_in(a, sizeof a, "drop.ckpt");
+    path_in(b, sizeof b, "drop_b.ckpt");
+    path_in(c, sizeof c, "drop_c.ckpt");
+    path_in(w, sizeof w, "drop.safetensors");
+    snprintf(csv, sizeof csv, "%s.csv", a);
+    /* the reference: 6 steps at dropout 0.5, validated at the end (2 threads) */
+    dr_train_options o = base_options(DR_MODE_COLORIZE, a);
+    o.steps = 6;
+    o.target_scale = 2.0f;
+    o.dropout = 0.5f;
+    o.val_dir = g_data;
+    o.val_every = 6;
+    o.val_batches = 1;
+    CHECK(dr_train(&o) == DR_OK, "dropout run: %s", dr_last_error());
+    train_state s1, s2;
+    if (load_state(a, &s1) != DR_OK) return;
+    CHECK(s1.opt.dropout == 0.5f, "checkpoint dropout %g, want 0.5", (double)s1.opt.dropout);
+    /* 1 thread: the same bits */
+    dr_train_options p = o;
+    p.out_path = b;
+    p.val_dir = NULL;
+    p.val_every = 0;
+    dr_set_threads(1);
+    CHECK(dr_train(&p) == DR_OK, "dropout run, 1 thread: %s", dr_last_error());
+    dr_set_threads(2);
+    if (load_state(b, &s2) == DR_OK) {
+        CHECK(same_state(&s1, &s2), "dropout: 1 and 2 threads train differently");
+        train_state_free(&s2);
+    }
+    /* without dropout: another run (the option does something) */
+    remove(b);
+    p.dropout = 0;
+    CHECK(dr_train(&p) == DR_OK, "run without dropout: %s", dr_last_error());
+    if (load_state(b, &s2) == DR_OK) {
+        CHECK(!same_state(&s1, &s2), "dropout 0.5 trains the same as 0");
+        CHECK(s2.opt.dropout == 0, "checkpoint dropout %g, want 0", (double)s2.opt.dropout);
+        train_state_free(&s2);
+    }
+    /* stopped at step 3 and resumed: exact, the dropout coming from the checkpoint */
+    remove(b);
+    p.dropout = 0.5f;
+    p.steps = 3;
+    CHECK(dr_train(&p) == DR_OK, "first half: %s", dr_last_error());
+    dr_train_options q = base_options(DR_MODE_COLORIZE, b);
+    q.resume_path = b;
+    q.steps = 6;
+    CHECK(dr_train(&q) == DR_OK, "resumed half: %s", dr_last_error());
+    if (load_state(b, &s2) == DR_OK) {
+        CHECK(same_state(&s1, &s2), "dropout: the resumed run differs");
+        train_state_free(&s2);
+    }
+    /* resumed with another dropout: stored, and the run changes from step 3 */
+    remove(b);
+    CHECK(dr_train(&p) == DR_OK, "first half again: %s", dr_last_error());
+    q.resume_dropout = 1;
+    q.dropout = 0.1f;
+    CHECK(dr_train(&q) == DR_OK, "resumed at dropout 0.1: %s", dr_last_error());
+    if (load_state(b, &s2) == DR_OK) {
+        CHECK(s2.opt.dropout == 0.1f && s2.step == 6, "resumed: dropout %g, step %d", (double)s2.opt.dropout, s2.step);
+        CHECK(!same_state(&s1, &s2), "dropout 0.1 from step 3 trains the same as 0.5");
+        train_state_free(&s2);
+    }
+    /* micro-batches of 1: the sums round differently (the checkpoints differ
+     * as without dropout), but each sample drops what it dropped in the
+     * batch of 4, so the losses of steps 6..8 (the output conv starts at 0:
+     * the first steps' losses hardly see the masks) agree to the log's 6
+     * digits; other masks (dropout 0.45, nested in 0.5's) move them by more */
+    char csvb[1300], csvc[1300];
+    snprintf(csvb, sizeof csvb, "%s.csv", b);
+    snprintf(csvc, sizeof csvc, "%s.csv", c);
+    for (int k = 0; k < 3; k++) { /* k 0: micro-batch 4 (the reference); 1: micro-batch 1; 2: dropout 0.45 */
+        remove(k ? b : c);
+        remove(k ? csvb : csvc);
+        p = o;
+        p.out_path = k ? b : c;
+        p.val_dir = NULL;
+        p.val_every = 0;
+        p.steps = 8;
+        p.micro_batch = k == 1 ? 1 : 4;
+        p.dropout = k == 2 ? 0.45f : o.dropout;
+        CHECK(dr_train(&p) == DR_OK, "micro-batch %d: %s", p.micro_batch, dr_last_error());
+        if (k == 0) continue;
+        double worst = 0;
+        for (int s = 6; s <= 8; s++) {
+            const double la = csv_loss_mean(csvc, s, s), lb = csv_loss_mean(csvb, s, s);
+            const double d = fabs(la - lb) / la;
+            if (!(d <= worst)) worst = d;
+        }
+        printf("dropout %.2f, micro-batch %d: worst relative loss difference %.2e at steps 6..8\n", (double)p.dropout,
+               p.micro_batch, worst);
+        if (k == 1) CHECK(worst <= 2e-6, "micro-batch 1: losses differ by %.3e from micro-batch 4's", worst);
+        if (k == 2) CHECK(worst > 1e-4, "other masks: losses differ by only %.3e (the check cannot fail)", worst);
+    }
+    remove(c);
+    /* out of range: refused */
+    dr_train_options bad = base_options(DR_MODE_COLORIZE, c);
+    const float bad_p[3] = {1.0f, -0.1f, NAN};
+    for (int k = 0; k < 3; k++) {
+        bad.dropout = bad_p[k];
+        CHECK(dr_train(&bad) == DR_ERR_INVALID && strstr(dr_last_error(), "dropout"), "dropout %g refused: %s",
+              (double)bad_p[k], dr_last_error());
+    }
+    CHECK(access(c, F_OK) != 0, "a refused run writes no checkpoint");
+    /* validation never drops: the logged val x0 MSE is the checkpoint's (which
+     * says dropout 0.5) and its exported weights' (which say nothing) */
+    int step = 0;
+    double logged = NAN, cpu, vp, v_ck = NAN, x_ck = NAN, v_w = NAN, x_w = NAN;
+    CHECK(csv_last(csv, &step, &logged, &cpu, &vp) && step == 6 && isfinite(logged), "val row: step %d, x0 %g", step,
+          logged);
+    dr_train_options v = base_options(DR_MODE_COLORIZE, c);
+    v.val_dir = g_data;
+    v.val_batches = 1;
+    v.resume_path = a;
+    CHECK(dr_train_validate(&v, &v_ck, &x_ck) == DR_OK, "validate the checkpoint: %s", dr_last_error());
+    CHECK(dr_train_export(a, w, 0) == DR_OK, "export: %s", dr_last_error());
+    v.resume_path = NULL;
+    v.init_path = w;
+    CHECK(dr_train_validate(&v, &v_w, &x_w) == DR_OK, "validate the weights: %s", dr_last_error());
+    printf("dropout 0.5: val x0 MSE logged %.6f, checkpoint %.6f, exported weights %.6f\n", logged, x_ck, x_w);
+    CHECK(fabs(x_ck - logged) <= 1e-6 && x_ck == x_w && v_ck == v_w,
+          "validation dropped: logged %.6f, checkpoint %.8f (loss %.8f), weights %.8f (loss %.8f)", logged, x_ck, v_ck,
+          x_w, v_w);
+    train_state_free(&s1);
+}
+
 int main(void) {
     dr_set_threads(2);
     make_dataset();
@@ -1066,5 +1203,6 @@ int main(void) {
     test_render_crops();
     test_render_train();
     test_ema_probes();
+    test_dropout();
     return test_summary("test_train");
 }

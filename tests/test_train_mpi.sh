@@ -2,7 +2,7 @@
 # Data-parallel training under MPI (issue 19), 2 and 3 ranks on localhost:
 #  - N ranks give the single-process run bit for bit: the checkpoint's checksum
 #    (FNV-1a over params, EMA, Adam m and v, and the step) and the log's loss,
-#    |g| and t columns are equal;
+#    |g| and t columns are equal, with ResBlock dropout too;
 #  - a checkpoint written by 2 ranks resumes in 1 process, and the reverse,
 #    equal to the uninterrupted run; `info` shows how many ranks wrote it;
 #  - killing one rank (SIGKILL) ends the whole job, and the last checkpoint
@@ -68,6 +68,15 @@ contains "$TMP/out" "micro_batch = 6" "alone, the default micro-batch is the who
 expect 0 "1 process, inpaint" env OMP_NUM_THREADS=1 "$BIN" "${T[@]}" --mode inpaint --out "$TMP/i1.ckpt" --steps 2 --batch 6 --micro-batch 1
 expect 0 "3 ranks, inpaint" run_mpi 3 1 "${T[@]}" --mode inpaint --out "$TMP/i3.ckpt" --steps 2 --batch 6 --micro-batch 1
 equal_runs "$TMP/i1.ckpt" "$TMP/i3.ckpt" "inpaint, 3 ranks vs 1 process"
+
+# --- ResBlock dropout: the mask follows the sample's index in the global batch,
+# so 3 ranks still give the process's run (batch 6, micro-batch 2: one each)
+D=(--mode inpaint --steps 2 --batch 6 --micro-batch 2 --dropout 0.3)
+expect 0 "1 process, dropout" env OMP_NUM_THREADS=2 "$BIN" "${T[@]}" "${D[@]}" --out "$TMP/d1.ckpt"
+expect 0 "3 ranks, dropout" run_mpi 3 1 "${T[@]}" "${D[@]}" --out "$TMP/d3.ckpt"
+equal_runs "$TMP/d1.ckpt" "$TMP/d3.ckpt" "dropout 0.3, 3 ranks vs 1 process"
+expect 0 "1 process, no dropout" env OMP_NUM_THREADS=2 "$BIN" "${T[@]}" "${D[@]}" --dropout 0 --out "$TMP/d0.ckpt"
+[ "$(sum "$TMP/d1.ckpt")" != "$(sum "$TMP/d0.ckpt")" ] && ok || bad "dropout 0.3 gave dropout 0's checkpoint"
 
 # --- too many ranks for the micro-batches: refused by every rank, the job ends
 expect 1 "3 ranks, 2 micro-batches" run_mpi 3 1 "${T[@]}" --mode inpaint --out "$TMP/x.ckpt" --steps 2 --batch 4 --micro-batch 2

@@ -36,6 +36,9 @@ static const char *HELP = "Usage: diffrestore train --mode MODE --data DIR --out
                           "      --weight-decay W     AdamW weight decay on weights (default 0)\n"
                           "      --clip C             gradient norm clip (default 1, 0 = off)\n"
                           "      --ema D              EMA decay (default 0.999)\n"
+                          "      --dropout P          ResBlock dropout in training only (default 0);\n"
+                          "                           restore never drops (with --resume: from the\n"
+                          "                           checkpoint's step on)\n"
                           "      --ema-probe D[,D...] up to 4 more EMAs with these decays, from the EMA\n"
                           "                           the run starts with, validated beside it into\n"
                           "                           OUT.ema.csv (not saved in checkpoints): which\n"
@@ -172,7 +175,8 @@ enum {
     O_MASKS,
     O_SCALE_DIST,
     O_MICRO,
-    O_EMA_PROBE
+    O_EMA_PROBE,
+    O_DROPOUT
 };
 
 /* "NAME" or "NAME:ARGS": ARGS after the colon, or NULL */
@@ -200,6 +204,7 @@ int cmd_train(int argc, char **argv) {
                                              {"clip", required_argument, 0, O_CLIP},
                                              {"ema", required_argument, 0, O_EMA},
                                              {"ema-probe", required_argument, 0, O_EMA_PROBE},
+                                             {"dropout", required_argument, 0, O_DROPOUT},
                                              {"prediction", required_argument, 0, O_PRED},
                                              {"schedule", required_argument, 0, O_SCHED},
                                              {"target-scale", required_argument, 0, O_TSCALE},
@@ -317,6 +322,11 @@ int cmd_train(int argc, char **argv) {
             break;
         case O_EMA:
             if (!parse_float(optarg, 0, 0.999999f, &o.ema_decay)) return cli_usage_error(C, "--ema needs 0..1");
+            break;
+        case O_DROPOUT:
+            if (!parse_float(optarg, 0, 1, &o.dropout) || !(o.dropout < 1))
+                return cli_usage_error(C, "--dropout needs 0 <= P < 1, got '%s'", optarg);
+            o.resume_dropout = 1; /* with --resume: from the checkpoint's step on */
             break;
         case O_EMA_PROBE: {
             o.n_ema_probe = 0;

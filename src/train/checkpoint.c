@@ -68,6 +68,7 @@ int checkpoint_save(const train_state *st, const char *path) {
     SET("cpu_seconds", "%.17g", st->cpu_seconds);
     SET("ranks", "%d", st->ranks > 0 ? st->ranks : 1);
     SET("micro_batch", "%d", o->micro_batch);
+    if (o->dropout > 0) SET("dropout", "%.9g", o->dropout); /* absent: 0, as every older checkpoint */
 #undef SET
     if (rc == DR_OK) rc = dr_tensor_file_write(path, &tf, 0);
     dr_tensor_file_free(&tf);
@@ -166,6 +167,7 @@ int checkpoint_load(train_state *st, const char *path) {
                        st->opt.micro_batch, st->opt.batch);
         goto fail;
     }
+    OPT_NUM("dropout", st->opt.dropout, float, 0, 0.999999);
 #undef OPT_NUM
 #undef NUM
     {

@@ -189,6 +189,7 @@ static int leaf_grad(grad_tree *g, leaf_ctx *c, int k, float *gr) {
     const size_t in = (size_t)st->info.cfg.in_channels * bb->np, out = (size_t)st->info.cfg.out_channels * bb->np;
     const size_t b0 = (size_t)k * g->M;
     memset(gr, 0, sizeof(float) * g->n);
+    bb->run.sample0 = (int)b0; /* the dropout mask follows the sample, not the micro-batch */
     DR_TRY(unet_forward(&bb->run, &st->L, st->params, bb->x_in + b0 * in, bb->t + b0, bb->y + b0 * out));
     for (int b = (int)b0; b < (int)b0 + g->M; b++) c->loss_b[b] = sample_loss(bb, b, c->count);
     return unet_backward(&bb->run, &st->L, st->params, gr, bb->dy + b0 * out, NULL);

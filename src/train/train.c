@@ -33,6 +33,13 @@
 #include <sys/stat.h>
 #include <time.h>
 
+/* The seed of step s's dropout masks: its own stream of the run's seed. */
+static uint64_t dropout_step_seed(uint64_t seed, int step) {
+    rng_state r;
+    rng_derive(&r, seed ^ 0x64726f706f7574ULL /* "dropout" */, (uint64_t)step, 0);
+    return rng_u64(&r);
+}
+
 static double grad_norm(const float *g, size_t n) {
     double s = 0;
     for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
@@ -156,6 +163,8 @@ int dr_train(const dr_train_options *o) {
         return error_set(DR_ERR_INVALID,
                          "train: resume learning rate %g: 0 (keep), or 0..1 with a checkpoint to resume",
                          (double)o->resume_lr);
+    if (!(o->dropout >= 0 && o->dropout < 1))
+        return error_set(DR_ERR_INVALID, "train: dropout %g: 0 <= dropout < 1", (double)o->dropout);
     if (o->render_size != 0 && (o->render_size < DR_RENDER_SIZE_MIN || o->render_size > DR_RENDER_SIZE_MAX))
         return error_set(DR_ERR_INVALID, "train: render size %d: 0 (full resolution) or %d..%d", o->render_size,
                          DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
@@ -191,6 +200,10 @@ int dr_train(const dr_train_options *o) {
         if (o->resume_lr > 0 && o->resume_lr != st.opt.lr) {
             logf_(o, "learning rate %g -> %g from step %d", (double)st.opt.lr, (double)o->resume_lr, st.step);
             st.opt.lr = o->resume_lr;
+        }
+        if (o->resume_dropout && o->dropout != st.opt.dropout) {
+            logf_(o, "dropout %g -> %g from step %d", (double)st.opt.dropout, (double)o->dropout, st.step);
+            st.opt.dropout = o->dropout;
         }
     } else {
         if (o->target_scale > 0 && !(o->target_scale >= DR_TARGET_SCALE_MIN && o->target_scale <= DR_TARGET_SCALE_MAX))
@@ -394,6 +407,10 @@ int dr_train(const dr_train_options *o) {
         for (int b = 0; b < B; b++) count += per[b];
         count *= st.info.cfg.out_channels;
         if (count <= 0) count = 1;
+        /* ResBlock dropout: the step's mask seed (leaf_grad gives each
+         * micro-batch its first sample's index in the batch) */
+        bb.run.dropout = opt->dropout;
+        bb.run.dropout_seed = dropout_step_seed(opt->seed, st.step);
         leaf_ctx lc = {&bb, &st, count, per + B};
         if ((rc = tree_grad(&gt, &lc)) != DR_OK) goto done;
         /* every rank's CPU time and its samples' loss sums and t */
