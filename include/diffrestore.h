@@ -714,8 +714,9 @@ int dr_train_export(const char *checkpoint, const char *out_path, int f16);
 
 typedef struct {
     int height, width, batch;
-    int train; /* 0: one forward; 1: one training step (forward, backward, AdamW) */
-    int iters; /* timed iterations (after one warm-up) */
+    int train;     /* 0: one forward; 1: one training step (forward, backward, AdamW) */
+    int iters;     /* timed iterations (after one warm-up) */
+    float dropout; /* train: ResBlock dropout in the step (0 <= dropout < 1; default 0) */
 } dr_bench_options;
 
 typedef struct {

@@ -51,6 +51,8 @@ static int cmp_double(const void *a, const void *b) {
 int dr_bench(const dr_unet_config *cfg, dr_mode mode, const dr_bench_options *o, dr_bench_result *r) {
     memset(r, 0, sizeof *r);
     if (o->iters < 1 || o->iters > 10000) return error_set(DR_ERR_INVALID, "bench: iters %d out of range", o->iters);
+    if (!(o->dropout >= 0 && o->dropout < 1))
+        return error_set(DR_ERR_INVALID, "bench: dropout %g: 0 <= dropout < 1", (double)o->dropout);
     dr_train_options to;
     dr_train_options_init(&to);
     to.mode = mode;
@@ -80,6 +82,8 @@ int dr_bench(const dr_unet_config *cfg, dr_mode mode, const dr_bench_options *o,
         memset(nn_prof_sec, 0, sizeof nn_prof_sec);
         nn_prof_on = 1;
         double t0 = nn_prof_now();
+        run.dropout = o->train ? o->dropout : 0;
+        run.dropout_seed = (uint64_t)st.step;
         unet_forward(&run, &st.L, st.params, x, t, y);
         if (o->train) {
             for (size_t i = 0; i < ny; i++) y[i] *= 1e-3f; /* use y as dy */

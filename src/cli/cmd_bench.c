@@ -15,13 +15,14 @@ static const char *HELP = "Usage: diffrestore bench [--weights W | --config SPEC
                           "      --size H[xW]     input size (default 256)\n"
                           "      --batch B        batch size (default 1)\n"
                           "      --train          time a training step instead of a forward\n"
+                          "      --dropout P      with --train: ResBlock dropout P in the step (default 0)\n"
                           "      --iters N        timed iterations after one warm-up (default 5)\n"
                           "      --json           one JSON object per measurement\n"
                           "  -t, --threads N      threads (default: all cores)\n"
                           "      --precision P    fp32 (default), bf16 or auto (bf16 where the CPU has it)\n"
                           "  -h, --help           this help\n";
 
-enum { O_CONFIG = OPT_CMD_BASE, O_SIZE, O_BATCH, O_TRAIN, O_ITERS, O_JSON };
+enum { O_CONFIG = OPT_CMD_BASE, O_SIZE, O_BATCH, O_TRAIN, O_ITERS, O_JSON, O_DROPOUT };
 
 int cmd_bench(int argc, char **argv) {
     static const struct option longopts[] = {{"config", required_argument, 0, O_CONFIG},
@@ -31,6 +32,7 @@ int cmd_bench(int argc, char **argv) {
                                              {"train", no_argument, 0, O_TRAIN},
                                              {"iters", required_argument, 0, O_ITERS},
                                              {"json", no_argument, 0, O_JSON},
+                                             {"dropout", required_argument, 0, O_DROPOUT},
                                              CLI_COMMON_LONGOPTS,
                                              {0, 0, 0, 0}};
     const char *C = "bench";
@@ -75,6 +77,13 @@ int cmd_bench(int argc, char **argv) {
             o.iters = (int)v;
             break;
         case O_TRAIN: o.train = 1; break;
+        case O_DROPOUT: {
+            char *end;
+            o.dropout = strtof(optarg, &end);
+            if (end == optarg || *end || !(o.dropout >= 0 && o.dropout < 1))
+                return cli_usage_error(C, "--dropout needs 0 <= P < 1, got '%s'", optarg);
+            break;
+        }
         case O_JSON: json = 1; break;
         default: {
             int r = cli_common_option(&c, opt, optarg, C);
