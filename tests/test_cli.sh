@@ -108,4 +108,25 @@ contains "$TMP/err" "note: --batch, --seed: kept from the checkpoint" "resume sa
 expect 2 "train --lr 0" "$BIN" train --mode colorize --data "$TMP/data" --out "$TMP/lr0.ckpt" --lr 0
 contains "$TMP/err" "above 0" "--lr 0 refused"
 
+# --- train --dropout: parsing, stored in the checkpoint, kept or changed on resume
+expect 0 "train --help" "$BIN" train --help
+contains "$TMP/out" "--dropout P          ResBlock dropout in training only (default 0)" "train --help lists --dropout"
+for p in 1 -0.1 0.5x; do
+  expect 2 "train --dropout $p" "$BIN" train --dropout "$p" --mode colorize --data "$TMP/lrdata" --out "$TMP/d.ckpt"
+  contains "$TMP/err" "--dropout needs 0 <= P < 1" "--dropout $p refused"
+done
+expect 0 "train --dropout 0.2" "$BIN" train -q --mode colorize --config base=8,mult=1,2,res=1,attn=1,groups=2 \
+  --batch 2 --patch 16 --data "$TMP/lrdata" --out "$TMP/d.ckpt" --steps 1 --dropout 0.2
+expect 0 "info on a dropout checkpoint" "$BIN" info "$TMP/d.ckpt"
+contains "$TMP/out" "dropout = 0.200000003" "the checkpoint stores dropout"
+expect 0 "train --resume" "$BIN" train -q --resume "$TMP/d.ckpt" --out "$TMP/d.ckpt" --data "$TMP/lrdata" --steps 2
+expect 0 "info after resume" "$BIN" info "$TMP/d.ckpt"
+contains "$TMP/out" "dropout = 0.200000003" "resume keeps dropout"
+expect 0 "train --resume --dropout 0.1" "$BIN" train --resume "$TMP/d.ckpt" --out "$TMP/d.ckpt" --data "$TMP/lrdata" --steps 3 --dropout 0.1
+contains "$TMP/err" "dropout 0.2 -> 0.1 from step 2" "resume --dropout is logged"
+expect 0 "info after resume --dropout" "$BIN" info "$TMP/d.ckpt"
+contains "$TMP/out" "dropout = 0.100000001" "resume --dropout is stored"
+expect 0 "info on a checkpoint without dropout" "$BIN" info "$TMP/lr.ckpt"
+lacks "$TMP/out" "dropout" "a run without dropout stores no dropout key"
+
 finish test_cli

@@ -167,7 +167,7 @@ int checkpoint_load(train_state *st, const char *path) {
                        st->opt.micro_batch, st->opt.batch);
         goto fail;
     }
-    OPT_NUM("dropout", st->opt.dropout, float, 0, 0.999999);
+    OPT_NUM("dropout", st->opt.dropout, float, 0, 0.99999994); /* the largest float below 1 */
 #undef OPT_NUM
 #undef NUM
     {
