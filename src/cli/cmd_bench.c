@@ -78,10 +78,10 @@ int cmd_bench(int argc, char **argv) {
             break;
         case O_TRAIN: o.train = 1; break;
         case O_DROPOUT: {
-            char *end;
-            o.dropout = strtof(optarg, &end);
-            if (end == optarg || *end || !(o.dropout >= 0 && o.dropout < 1))
+            double d;
+            if (!cli_parse_double(optarg, 0, 1, &d) || !((float)d < 1))
                 return cli_usage_error(C, "--dropout needs 0 <= P < 1, got '%s'", optarg);
+            o.dropout = (float)d;
             break;
         }
         case O_JSON: json = 1; break;
