@@ -129,4 +129,30 @@ contains "$TMP/out" "dropout = 0.100000001" "resume --dropout is stored"
 expect 0 "info on a checkpoint without dropout" "$BIN" info "$TMP/lr.ckpt"
 lacks "$TMP/out" "dropout" "a run without dropout stores no dropout key"
 
+# --- scripts/ship_check.sh: the ship rule (lower on every val crop set) as one command.
+# A model trained 60 steps on the val photo against one of 1 step: lower on both sets.
+SC="$SRC/scripts/ship_check.sh"
+TINY=(--mode colorize --config base=8,mult=1,2,res=1,attn=1,groups=2 --batch 2 --patch 16 --data "$TMP/lrdata" --lr 1e-3)
+expect 0 "train 1 step (ship_check's old model)" "$BIN" train -q "${TINY[@]}" --out "$TMP/sc_old.ckpt" --steps 1
+expect 0 "train 60 steps (ship_check's new model)" "$BIN" train -q "${TINY[@]}" --out "$TMP/sc_new.ckpt" --steps 60
+expect 0 "export the new model" "$BIN" train -q --resume "$TMP/sc_new.ckpt" --export "$TMP/sc_new.safetensors"
+export DIFFRESTORE="$BIN" VAL="$TMP/lrdata" BATCHES=2
+expect 0 "ship_check: better checkpoint ships" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+contains "$TMP/out" "SHIP: colorize candidate is lower on all 2 sets of 32 crops" "ship verdict"
+[ "$(grep -c '%$' "$TMP/out")" -eq 2 ] && ok || bad "ship_check: want one row per seed: $(cat "$TMP/out")"
+expect 0 "ship_check: better weights file ships" bash "$SC" colorize "$TMP/sc_new.safetensors" "$TMP/sc_old.ckpt"
+expect 3 "ship_check: worse model holds" bash "$SC" colorize "$TMP/sc_old.ckpt" "$TMP/sc_new.ckpt"
+contains "$TMP/out" "HOLD: colorize candidate is lower on 0 of 2 sets" "hold verdict"
+expect 3 "ship_check: an equal model holds" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_new.ckpt"
+SEEDS=5 expect 0 "ship_check: SEEDS" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+contains "$TMP/out" "lower on all 1 sets" "SEEDS chooses the sets"
+expect 2 "ship_check: missing candidate" bash "$SC" colorize "$TMP/nope.ckpt" "$TMP/sc_old.ckpt"
+contains "$TMP/err" "nope.ckpt: no such file" "missing candidate named"
+expect 2 "ship_check: no arguments" bash "$SC"
+expect 1 "ship_check: a text file as candidate" bash "$SC" colorize "$TMP/text.png" "$TMP/sc_old.ckpt"
+contains "$TMP/err" "validating $TMP/text.png (seed 1) failed" "failed validation names the file"
+expect 0 "ship_check --help" bash "$SC" --help
+contains "$TMP/out" "scripts/ship_check.sh MODE CANDIDATE [SHIPPED]" "ship_check --help usage"
+unset DIFFRESTORE VAL BATCHES
+
 finish test_cli

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The ship rule of docs/TRAINING.md, as one command: a candidate model ships
+# only if its val x0 MSE is lower than the shipped model's on BOTH 512-crop
+# sets (`train --validate --val-batches 32`, val seeds 1 and 2). 64 crops were
+# too noisy to ship on (TRAINING.md, session 30).
+#
+#   scripts/ship_check.sh MODE CANDIDATE [SHIPPED]
+#
+# CANDIDATE and SHIPPED: a weights file (.safetensors) or a training
+# checkpoint (validated on its EMA, as exported). SHIPPED defaults to the
+# committed weights/MODE.safetensors of HEAD (not the work tree's, which an
+# export may already have replaced).
+# Prints one row per seed (shipped, candidate, change) and a verdict.
+# Exit: 0 ship, 3 hold (not lower on both), 1 a validation failed, 2 usage.
+# Environment: DIFFRESTORE (binary, default build/diffrestore), VAL (default
+# ../shared/data/val), BATCHES (default 32), SEEDS (default "1 2").
+set -euo pipefail
+usage() {
+  echo "usage: scripts/ship_check.sh MODE CANDIDATE [SHIPPED]" >&2
+  exit 2
+}
+[ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] && {
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  exit 0
+}
+[ $# -ge 2 ] && [ $# -le 3 ] || usage
+mode="$1"
+cand="$2"
+ship="${3:-}"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bin="${DIFFRESTORE:-$root/build/diffrestore}"
+val="${VAL:-$root/../shared/data/val}"
+batches="${BATCHES:-32}"
+seeds="${SEEDS:-1 2}"
+[ -x "$bin" ] || {
+  echo "ship_check.sh: $bin is missing: build first (scripts/build.sh)" >&2
+  exit 2
+}
+[ -f "$cand" ] || {
+  echo "ship_check.sh: $cand: no such file" >&2
+  exit 2
+}
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+if [ -z "$ship" ]; then
+  ship="$tmp/shipped.safetensors"
+  git -C "$root" show "HEAD:weights/$mode.safetensors" >"$ship" 2>/dev/null || {
+    echo "ship_check.sh: no committed weights/$mode.safetensors in HEAD" >&2
+    exit 2
+  }
+fi
+[ -f "$ship" ] || {
+  echo "ship_check.sh: $ship: no such file" >&2
+  exit 2
+}
+args() { # a checkpoint is validated on its EMA (--resume), a weights file with --init
+  case "$1" in
+  *.safetensors) echo "--init" ;;
+  *) echo "--resume" ;;
+  esac
+}
+x0() { # x0 FILE SEED -> val x0 MSE
+  local out
+  if ! out=$("$bin" train --validate "$(args "$1")" "$1" --val "$val" --val-seed "$2" --val-batches "$batches" \
+    --threads 1 --precision auto 2>"$tmp/err"); then
+    echo "ship_check.sh: validating $1 (seed $2) failed: $(tail -n 1 "$tmp/err")" >&2
+    exit 1
+  fi
+  awk '/val_x0_mse/ {print $4}' <<<"$out"
+}
+printf '%-6s %-12s %-12s %s\n' seed shipped candidate change
+lower=0
+n=0
+for s in $seeds; do
+  a=$(x0 "$ship" "$s")
+  b=$(x0 "$cand" "$s")
+  [ -n "$a" ] && [ -n "$b" ] || {
+    echo "ship_check.sh: no val_x0_mse in the output (seed $s)" >&2
+    exit 1
+  }
+  printf '%-6s %-12s %-12s %s\n' "$s" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%+.1f%%", 100 * (b - a) / a}')"
+  n=$((n + 1))
+  if awk -v a="$a" -v b="$b" 'BEGIN {exit !(b < a)}'; then lower=$((lower + 1)); fi
+done
+crops=$((batches * 16))
+if [ "$lower" -eq "$n" ]; then
+  echo "SHIP: $mode candidate is lower on all $n sets of $crops crops"
+  exit 0
+fi
+echo "HOLD: $mode candidate is lower on $lower of $n sets of $crops crops"
+exit 3
