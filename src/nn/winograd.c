@@ -186,38 +186,86 @@ typedef struct {
     size_t ss, cs, ks;
     int k0, k1;
 } wg_vlayout;
-static __attribute__((noinline)) void wg_input(float *V, const wg_vlayout *L, const float *in, const wg_group *grs,
-                                               int ng, int ci0, int ci1, const wg_geom *g) {
+/* v = B^T d B of channel ci's patches for the WG_L tiles of group gr. */
+static inline __attribute__((always_inline)) void wg_patch(wg_vf v[16], const wg_group *gr, const float *in, int ci,
+                                                           const wg_geom *g) {
     const int Cin = g->Cin, W = g->W;
     const size_t HW = (size_t)g->H * W;
     const wg_vf z = wg_zero();
+    wg_vf d[4][4];
+    if (gr->fast) {
+        const float *p = in + gr->in_off + (ptrdiff_t)(ci * HW);
+        if (ci + WG_PF < Cin) /* the same rows WG_PF channels ahead: they come from memory */
+            for (int r = 0; r < 4; r++)
+                if (gr->rows >> r & 1) wg_prefetch_row(p + (ptrdiff_t)(WG_PF * HW) + (ptrdiff_t)r * W);
+        for (int r = 0; r < 4; r++) {
+            if (!(gr->rows >> r & 1)) {
+                d[r][0] = d[r][1] = d[r][2] = d[r][3] = z;
+                continue;
+            }
+            wg_load_row(d[r], gr, p + (ptrdiff_t)r * W);
+        }
+    } else {
+        const float *base = in + gr->in_off + (ptrdiff_t)(ci * HW);
+        for (int r = 0; r < 4; r++)
+            for (int c = 0; c < 4; c++) d[r][c] = wg_gather(gr, base, r, c, W);
+    }
+    wg_tf_in(v, d);
+}
+
+static __attribute__((noinline)) void wg_input(float *V, const wg_vlayout *L, const float *in, const wg_group *grs,
+                                               int ng, int ci0, int ci1, const wg_geom *g) {
     for (int ci = ci0; ci < ci1; ci++) {
         for (int gi = 0; gi < ng; gi++) {
-            const wg_group *gr = &grs[gi];
-            wg_vf d[4][4], v[16];
-            if (gr->fast) {
-                const float *p = in + gr->in_off + (ptrdiff_t)(ci * HW);
-                if (ci + WG_PF < Cin) /* the same rows WG_PF channels ahead: they come from memory */
-                    for (int r = 0; r < 4; r++)
-                        if (gr->rows >> r & 1) wg_prefetch_row(p + (ptrdiff_t)(WG_PF * HW) + (ptrdiff_t)r * W);
-                for (int r = 0; r < 4; r++) {
-                    if (!(gr->rows >> r & 1)) {
-                        d[r][0] = d[r][1] = d[r][2] = d[r][3] = z;
-                        continue;
-                    }
-                    wg_load_row(d[r], gr, p + (ptrdiff_t)r * W);
-                }
-            } else {
-                const float *base = in + gr->in_off + (ptrdiff_t)(ci * HW);
-                for (int r = 0; r < 4; r++)
-                    for (int c = 0; c < 4; c++) d[r][c] = wg_gather(gr, base, r, c, W);
-            }
-            wg_tf_in(v, d);
+            wg_vf v[16];
+            wg_patch(v, &grs[gi], in, ci, g);
             float *dst = V + (size_t)(gi / 3) * L->ss + (size_t)(gi % 3) * WG_L + (size_t)ci * L->cs;
             for (int k = L->k0; k < L->k1; k++) wg_storeu(dst + (k - L->k0) * L->ks, v[k]);
         }
     }
 }
+
+#if WG_BF16
+/* wg_input for the bf16 GEMMs, all channels: the transforms of channels 2p and
+ * 2p + 1 (zero past Cin) go straight to row p of channel pairs, in the layout
+ * and rounding the GEMMs read (wg_store_pair). V is written once, at half the
+ * bytes, and never read back to be packed: bit for bit what transforming in
+ * fp32 and then packing V in place gave. */
+static WG_BF16_TARGET __attribute__((noinline)) void wg_input_bf16(float *V, const wg_vlayout *L, const float *in,
+                                                                   const wg_group *grs, int ng, const wg_geom *g) {
+    const int Cin = g->Cin, np = (Cin + 1) / 2;
+    for (int p = 0; p < np; p++) {
+        for (int gi = 0; gi < ng; gi++) {
+            wg_vf a[16], b[16];
+            wg_patch(a, &grs[gi], in, 2 * p, g);
+            if (2 * p + 1 < Cin)
+                wg_patch(b, &grs[gi], in, 2 * p + 1, g);
+            else
+                for (int k = 0; k < 16; k++) b[k] = wg_zero();
+            float *dst = V + (size_t)(gi / 3) * L->ss + (size_t)(gi % 3) * WG_L + (size_t)p * L->cs;
+            for (int k = L->k0; k < L->k1; k++) wg_store_pair(dst + (k - L->k0) * L->ks, a[k], b[k]);
+        }
+    }
+}
+
+/* wg_input for the bf16 weight gradient (wino_dweight3x3's layout: the tiles
+ * of a chunk in one row per channel and matrix): word q of a row holds tiles
+ * 2q and 2q + 1 as bf16, zero from tile n on, as wd_gemm_bf reads them.
+ * Written once, never read back to be packed. */
+static WG_BF16_TARGET __attribute__((noinline)) void
+wd_input_bf16(float *V, const wg_vlayout *L, const float *in, const wg_group *grs, int ng, int n, const wg_geom *g) {
+    for (int ci = 0; ci < g->Cin; ci++) {
+        for (int gi = 0; gi < ng; gi++) {
+            wg_vf v[16];
+            wg_patch(v, &grs[gi], in, ci, g);
+            const int left = n - WG_L * gi;
+            const __mmask16 live = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            float *dst = V + (size_t)ci * L->cs + (size_t)gi * (WG_L / 2);
+            for (int k = L->k0; k < L->k1; k++) wd_store_tiles(dst + (k - L->k0) * L->ks, live, v[k]);
+        }
+    }
+}
+#endif
 
 /* out (=, or +=) A^T M A (+ bias) for output channels co0 + m, m < mmax, and
  * the nv groups grs[0..nv) whose products are Mb[k][m][WG_L * j + lane]. */
@@ -307,13 +355,12 @@ void wino_conv3x3(float *out, int accumulate, const float *in, const float *w, i
             const int nvalid = g.total - t0 < g.NT ? (int)(g.total - t0) : g.NT;
             const int ng = (nvalid + WG_L - 1) / WG_L;
             for (int gi = 0; gi < ng; gi++) wg_describe(&grs[gi], &g, t0 + WG_L * gi, Cin, Cout);
-            wg_input(V, &vl, in, grs, ng, 0, Cin, &g);
 #if WG_BF16
             if (bf)
-                for (int s = 0; s < ng; s += 3)
-                    for (int k = 0; k < 16; k++)
-                        wg_v_bf16(V + (size_t)(s / 3) * 16 * g.KS + k * g.KS, Cin, ng - s < 3 ? ng - s : 3);
+                wg_input_bf16(V, &vl, in, grs, ng, &g);
+            else
 #endif
+                wg_input(V, &vl, in, grs, ng, 0, Cin, &g);
             for (int s = 0; s < ng; s += 3) {
                 const int nv = ng - s < 3 ? ng - s : 3;
                 for (int jb = 0; jb < nb; jb++) {
@@ -470,14 +517,16 @@ void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, 
                 const long t0 = c * TC;
                 const int n = g.total - t0 < TC ? (int)(g.total - t0) : TC, ng = (n + WG_L - 1) / WG_L;
                 for (int gi = 0; gi < ng; gi++) wg_describe(&grs[gi], &g, t0 + WG_L * gi, Cin, Cout);
-                wg_input(Vt, &vl, in, grs, ng, 0, Cin, &g);
+#if WG_BF16
+                if (bf)
+                    wd_input_bf16(Vt, &vl, in, grs, ng, n, &g);
+                else
+#endif
+                    wg_input(Vt, &vl, in, grs, ng, 0, Cin, &g);
                 wd_ztransform(Zt, zk, ldz, GT, t0, n, i0, i1, &g);
 #if WG_BF16
                 if (bf)
-                    for (int kk = 0; kk < nk; kk++) {
-                        wd_v_bf16(Vt + kk * vk, (size_t)TC, Cin, n);
-                        wd_z_bf16(Zt + kk * zk, ldz, n);
-                    }
+                    for (int kk = 0; kk < nk; kk++) wd_z_bf16(Zt + kk * zk, ldz, n);
 #endif
                 for (int kk = 0; kk < nk; kk++)
                     for (int jt = 0; jt < ntile; jt++) {

@@ -235,21 +235,13 @@ static WG_BF16_TARGET __attribute__((noinline)) void wg_weights_bf16(uint32_t *U
     }
 }
 
-/* In place: rows ci (stride WG_NS floats) of one V_k of a slice become rows p
- * of channel pairs (stride WG_NS words), for the first nv groups of 16 tiles.
- * Row p is written after rows 2p and 2p + 1 are read, and every row below 2p
- * has been read already. */
-static WG_BF16_TARGET __attribute__((noinline)) void wg_v_bf16(float *V, int Cin, int nv) {
-    const int np = (Cin + 1) / 2;
-    for (int p = 0; p < np; p++)
-        for (int j = 0; j < nv; j++) {
-            const __m512 a = _mm512_loadu_ps(V + (size_t)2 * p * WG_NS + 16 * j);
-            const __m512 b =
-                2 * p + 1 < Cin ? _mm512_loadu_ps(V + (size_t)(2 * p + 1) * WG_NS + 16 * j) : _mm512_setzero_ps();
-            const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(a));
-            const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(b));
-            _mm512_storeu_si512(V + (size_t)p * WG_NS + 16 * j, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-        }
+/* Row p of channel pairs of a V_k (wg_input_bf16): lane l holds the bf16 of
+ * channel 2p's a[l] in its low half and of channel 2p + 1's b[l] in its high
+ * half, rounded to nearest even (the operand layout of vdpbf16ps). */
+static inline WG_BF16_TARGET __attribute__((always_inline)) void wg_store_pair(float *dst, __m512 a, __m512 b) {
+    const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(a));
+    const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(b));
+    _mm512_storeu_si512(dst, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
 }
 
 #define WB_FMA(m)                                                                                                      \
@@ -417,22 +409,11 @@ static inline __attribute__((always_inline)) void wd_gemm(double *m, size_t ldm,
 
 /* ---- bf16 weight gradient (nn_use_bf16): the reduction runs over tiles, so
  * tiles pair up: word q of a V row holds bf16 of tiles 2q and 2q + 1, word
- * (q, co) of Z likewise (zero past tile n). In place, as wg_v_bf16. */
-static WG_BF16_TARGET __attribute__((noinline)) void wd_v_bf16(float *V, size_t vs, int Cin, int n) {
-    const int nq = (n + 1) / 2;
-    for (int ci = 0; ci < Cin; ci++) {
-        float *row = V + (size_t)ci * vs;
-        for (int q0 = 0; q0 < nq; q0 += 16) {
-            const int t0 = 2 * q0, left = n - t0;
-            const __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-            const __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
-            /* tiles t0..t0+31 as bf16 in order; pairs (2q, 2q+1) are then adjacent words */
-            const __m512bh b =
-                _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, row + t0 + 16), _mm512_maskz_loadu_ps(m0, row + t0));
-            const __mmask16 ms = nq - q0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nq - q0)) - 1);
-            _mm512_mask_storeu_epi32(row + q0, ms, (__m512i)b);
-        }
-    }
+ * (q, co) of Z likewise (zero past tile n). V is written so by wd_input_bf16
+ * (winograd.c) through wd_store_tiles; Z is packed in place. */
+static inline WG_BF16_TARGET __attribute__((always_inline)) void wd_store_tiles(float *dst, __mmask16 live, __m512 v) {
+    /* 16 tiles as bf16 in order (zero where live is clear): pairs (2q, 2q+1) are adjacent words */
+    _mm256_storeu_si256((__m256i *)(void *)dst, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_mov_ps(live, v)));
 }
 static WG_BF16_TARGET __attribute__((noinline)) void wd_z_bf16(float *Z, int ldz, int n) {
     const int nq = (n + 1) / 2;
