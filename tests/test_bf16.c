@@ -664,6 +664,8 @@ int main(void) {
     test_agreement(2, 128, 64, 8, 8);
     test_agreement(1, 17, 33, 9, 11); /* odd channels and sizes */
     test_agreement(3, 256, 128, 5, 7);
+    test_agreement(1, 24, 16, 9, 9); /* 25 tiles: the weight gradient's last tile pair is half empty */
+    test_agreement(3, 16, 16, 5, 5); /* 27 tiles over 3 samples */
     test_gemm();
     test_linear(16, 128, 512);
     test_linear(3, 513, 65);

@@ -439,6 +439,23 @@ static __attribute__((noinline)) void wd_gemm2(double *m, size_t ldm, const floa
  * past the edges), read from the transposed dout GT [B*H*W][ldz] (a tile
  * reads 4 rows of GT, sequentially per tile row). Rows from n up to
  * wd_gemm_tiles(n) are zeroed, so the GEMM can run over whole groups. */
+/* A Y A^T's rows a[i] = (A Y)[i] of one tile's 2x2 of dout at p, output
+ * channels co0..co0+WG_L-1; the matrices of row i are then (a, a + b, a - b,
+ * -b) for (a, b) = a[i]. */
+static inline __attribute__((always_inline)) void wd_tile_rows(wg_vf a[4][2], const float *p, int ldz, int W, int right,
+                                                               int below, int co0) {
+    const wg_vf zero = wg_zero();
+    const wg_vf y00 = wg_loadu(p + co0);
+    const wg_vf y01 = right ? wg_loadu(p + ldz + co0) : zero;
+    const wg_vf y10 = below ? wg_loadu(p + (size_t)W * ldz + co0) : zero;
+    const wg_vf y11 = right && below ? wg_loadu(p + (size_t)(W + 1) * ldz + co0) : zero;
+    /* A Y: rows (y00, y01), (y00 + y10, y01 + y11), (y00 - y10, y01 - y11), (-y10, -y11) */
+    a[0][0] = y00, a[0][1] = y01;
+    a[1][0] = wg_add(y00, y10), a[1][1] = wg_add(y01, y11);
+    a[2][0] = wg_sub(y00, y10), a[2][1] = wg_sub(y01, y11);
+    a[3][0] = wg_sub(zero, y10), a[3][1] = wg_sub(zero, y11);
+}
+
 static __attribute__((noinline)) void wd_ztransform(float *Z, size_t zk, int ldz, const float *GT, long t0, int n,
                                                     int i0, int i1, const wg_geom *g) {
     const int H = g->H, W = g->W;
@@ -454,16 +471,8 @@ static __attribute__((noinline)) void wd_ztransform(float *Z, size_t zk, int ldz
         const float *p = GT + ((size_t)b * HW + (size_t)(2 * ty) * W + 2 * tx) * ldz;
         const int right = 2 * tx + 1 < W, below = 2 * ty + 1 < H;
         for (int co0 = 0; co0 < ldz; co0 += WG_L) {
-            const wg_vf y00 = wg_loadu(p + co0);
-            const wg_vf y01 = right ? wg_loadu(p + ldz + co0) : zero;
-            const wg_vf y10 = below ? wg_loadu(p + (size_t)W * ldz + co0) : zero;
-            const wg_vf y11 = right && below ? wg_loadu(p + (size_t)(W + 1) * ldz + co0) : zero;
-            /* A Y: rows (y00, y01), (y00 + y10, y01 + y11), (y00 - y10, y01 - y11), (-y10, -y11);
-             * then each row (a, b) -> (a, a + b, a - b, -b) */
-            const wg_vf a[4][2] = {{y00, y01},
-                                   {wg_add(y00, y10), wg_add(y01, y11)},
-                                   {wg_sub(y00, y10), wg_sub(y01, y11)},
-                                   {wg_sub(zero, y10), wg_sub(zero, y11)}};
+            wg_vf a[4][2];
+            wd_tile_rows(a, p, ldz, W, right, below, co0);
             float *dst = Z + wd_zrow(t) * ldz + co0;
             for (int i = i0; i < i1; i++) { /* matrices 4 * (i - i0) + j */
                 float *di = dst + (size_t)4 * (i - i0) * zk;
@@ -479,6 +488,53 @@ static __attribute__((noinline)) void wd_ztransform(float *Z, size_t zk, int ldz
         }
     }
 }
+
+#if WG_BF16
+/* wd_ztransform for the bf16 weight gradient: tiles 2q and 2q + 1 (zero past
+ * tile n) go straight to word rows q of Z as pairs (wg_store_pair), the layout
+ * wd_gemm_bf reads; the same values, rounded once, as transforming in fp32
+ * and packing Z in place. */
+static WG_BF16_TARGET __attribute__((noinline)) void
+wd_ztransform_bf16(float *Z, size_t zk, int ldz, const float *GT, long t0, int n, int i0, int i1, const wg_geom *g) {
+    const int H = g->H, W = g->W;
+    const size_t HW = (size_t)H * W;
+    const wg_vf zero = wg_zero();
+    long b = t0 / g->nt;
+    int r = (int)(t0 % g->nt), ty = r / g->tw, tx = r % g->tw;
+    for (int q = 0; q < (n + 1) / 2; q++) {
+        const float *p[2] = {NULL, NULL};
+        int right[2] = {0, 0}, below[2] = {0, 0};
+        for (int h = 0; h < 2 && 2 * q + h < n; h++) {
+            p[h] = GT + ((size_t)b * HW + (size_t)(2 * ty) * W + 2 * tx) * ldz;
+            right[h] = 2 * tx + 1 < W, below[h] = 2 * ty + 1 < H;
+            if (++tx == g->tw) {
+                tx = 0;
+                if (++ty == (H + 1) / 2) ty = 0, b++;
+            }
+        }
+        for (int co0 = 0; co0 < ldz; co0 += WG_L) {
+            wg_vf a[4][2], c[4][2];
+            wd_tile_rows(a, p[0], ldz, W, right[0], below[0], co0);
+            if (p[1]) wd_tile_rows(c, p[1], ldz, W, right[1], below[1], co0);
+            float *dst = Z + (size_t)q * ldz + co0;
+            for (int i = i0; i < i1; i++) { /* matrices 4 * (i - i0) + j */
+                float *di = dst + (size_t)4 * (i - i0) * zk;
+                if (p[1]) {
+                    wg_store_pair(di, a[i][0], c[i][0]);
+                    wg_store_pair(di + zk, wg_add(a[i][0], a[i][1]), wg_add(c[i][0], c[i][1]));
+                    wg_store_pair(di + 2 * zk, wg_sub(a[i][0], a[i][1]), wg_sub(c[i][0], c[i][1]));
+                    wg_store_pair(di + 3 * zk, wg_sub(zero, a[i][1]), wg_sub(zero, c[i][1]));
+                } else {
+                    wg_store_pair(di, a[i][0], zero);
+                    wg_store_pair(di + zk, wg_add(a[i][0], a[i][1]), zero);
+                    wg_store_pair(di + 2 * zk, wg_sub(a[i][0], a[i][1]), zero);
+                    wg_store_pair(di + 3 * zk, wg_sub(zero, a[i][1]), zero);
+                }
+            }
+        }
+    }
+}
+#endif
 
 void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, int Cin, int Cout, int H, int W,
                      float *scratch) {
@@ -523,11 +579,12 @@ void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, 
                 else
 #endif
                     wg_input(Vt, &vl, in, grs, ng, 0, Cin, &g);
-                wd_ztransform(Zt, zk, ldz, GT, t0, n, i0, i1, &g);
 #if WG_BF16
                 if (bf)
-                    for (int kk = 0; kk < nk; kk++) wd_z_bf16(Zt + kk * zk, ldz, n);
+                    wd_ztransform_bf16(Zt, zk, ldz, GT, t0, n, i0, i1, &g);
+                else
 #endif
+                    wd_ztransform(Zt, zk, ldz, GT, t0, n, i0, i1, &g);
                 for (int kk = 0; kk < nk; kk++)
                     for (int jt = 0; jt < ntile; jt++) {
                         const int co0 = jt * WD_CT, nv = ldz - co0 >= 2 * WG_L ? 2 : 1;

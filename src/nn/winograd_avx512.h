@@ -409,22 +409,11 @@ static inline __attribute__((always_inline)) void wd_gemm(double *m, size_t ldm,
 
 /* ---- bf16 weight gradient (nn_use_bf16): the reduction runs over tiles, so
  * tiles pair up: word q of a V row holds bf16 of tiles 2q and 2q + 1, word
- * (q, co) of Z likewise (zero past tile n). V is written so by wd_input_bf16
- * (winograd.c) through wd_store_tiles; Z is packed in place. */
+ * (q, co) of Z likewise (zero past tile n). winograd.c writes them so:
+ * wd_input_bf16 through wd_store_tiles, wd_ztransform_bf16 through wg_store_pair. */
 static inline WG_BF16_TARGET __attribute__((always_inline)) void wd_store_tiles(float *dst, __mmask16 live, __m512 v) {
     /* 16 tiles as bf16 in order (zero where live is clear): pairs (2q, 2q+1) are adjacent words */
     _mm256_storeu_si256((__m256i *)(void *)dst, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_mov_ps(live, v)));
-}
-static WG_BF16_TARGET __attribute__((noinline)) void wd_z_bf16(float *Z, int ldz, int n) {
-    const int nq = (n + 1) / 2;
-    for (int q = 0; q < nq; q++)
-        for (int c = 0; c < ldz; c += 16) {
-            const __m512 a = _mm512_loadu_ps(Z + (size_t)2 * q * ldz + c);
-            const __m512 b = 2 * q + 1 < n ? _mm512_loadu_ps(Z + (size_t)(2 * q + 1) * ldz + c) : _mm512_setzero_ps();
-            const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(a));
-            const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(b));
-            _mm512_storeu_si512(Z + (size_t)q * ldz + c, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-        }
 }
 #define WDB_FMA(i)                                                                                                     \
     do {                                                                                                               \
