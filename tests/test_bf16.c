@@ -12,6 +12,7 @@
  * the mode's default sampler, bf16 against fp32 through the public API
  * (issue 21: agreement >= 45 dB PSNR; inpaint also over the hole alone). */
 #include "nn/nn.h"
+#include "nn/winograd.h"
 #include "testutil.h"
 
 #include <diffrestore.h>
@@ -113,7 +114,16 @@ static void test_agreement(int B, int Cin, int Cout, int H, int W) {
     conv_res b = run_conv(&d, inp, w, bias, g);
     const double eo = rel(b.out, a.out, nout), ex = rel(b.dinp, a.dinp, nin), ew = rel(b.dw, a.dw, nw);
     printf("  %dx%dx%d %d->%d: rel max err out %.2e dinp %.2e dW %.2e\n", B, H, W, Cin, Cout, eo, ex, ew);
-    CHECK(eo < 2e-2 && eo > 0, "forward bf16 within 2%% (and not the fp32 path): %.2e", eo);
+    if (wino_supported() && !wino_bf16_built() && Cin >= 16) {
+        /* an AVX2 Winograd build on a CPU with bf16: its 3x3 convs stay fp32 */
+        static int said;
+        if (!said++)
+            printf("SKIP (bf16 3x3 convs NOT tested): this build's Winograd kernels are AVX2, without bf16 GEMMs, "
+                   "so the 3x3 convs run fp32 under bf16; checked: they equal fp32 exactly\n");
+        CHECK(eo == 0 && test_max_abs_diff(b.dw, a.dw, nw) == 0, "AVX2 Winograd under bf16 is the fp32 path: %.2e", eo);
+    } else {
+        CHECK(eo < 2e-2 && eo > 0, "forward bf16 within 2%% (and not the fp32 path): %.2e", eo);
+    }
     CHECK(ex < 2e-2, "backward-data bf16 within 2%%: %.2e", ex);
     CHECK(ew < 2e-2, "weight gradient bf16 within 2%%: %.2e", ew);
     CHECK(test_max_abs_diff(b.db, a.db, Cout) == 0, "bias gradient stays fp32");

@@ -62,6 +62,7 @@
 #include <omp.h>
 
 int wino_supported(void) { return 1; }
+int wino_bf16_built(void) { return WG_BF16; }
 
 /* Tiles per block: V [16][Cin][NT] of about WG_VBUDGET floats, a multiple of
  * the slice. Depends only on Cin (so the blocking, hence every result, is
@@ -630,6 +631,7 @@ void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, 
 #else /* neither AVX-512 nor AVX2 + FMA: conv2d.c never takes this path */
 
 int wino_supported(void) { return 0; }
+int wino_bf16_built(void) { return 0; }
 size_t wino_scratch_floats(int Cin, int Cout) { return 0 * (size_t)(Cin + Cout); }
 size_t wino_dweight_scratch_floats(int B, int Cin, int Cout, int H, int W) {
     return 0 * (size_t)(B + Cin + Cout + H + W);

@@ -9,6 +9,10 @@
 /* 1 when this build has the kernel (AVX-512, or AVX2 + FMA). */
 int wino_supported(void);
 
+/* 1 when it also has the bf16 GEMMs (the AVX-512 build): without them an
+ * AVX2 build runs its 3x3 convolutions in fp32 even under nn_use_bf16. */
+int wino_bf16_built(void);
+
 /* Floats of scratch wino_conv3x3 needs for these channel counts at the
  * thread count set by nn_init_threads: the transformed weights plus one
  * tile block (input transforms and products) per thread. */
