@@ -434,13 +434,7 @@ static __attribute__((noinline)) void wd_gemm2(double *m, size_t ldm, const floa
     wd_gemm(m, ldm, z, ldz, v, vs, n, nci, 2);
 }
 
-/* Z[k - 4 * i0][wd_zrow(t)][co], for the matrices k of rows i0..i1-1 of the
- * 4x4, the tiles t0 + t, t < n (at the row of the lane that V has them in),
- * and all ldz output channels: Z = A Y A^T of the tile's 2x2 of dout (zero
- * past the edges), read from the transposed dout GT [B*H*W][ldz] (a tile
- * reads 4 rows of GT, sequentially per tile row). Rows from n up to
- * wd_gemm_tiles(n) are zeroed, so the GEMM can run over whole groups. */
-/* A Y A^T's rows a[i] = (A Y)[i] of one tile's 2x2 of dout at p, output
+/* The rows a[i] = (A Y)[i] of one tile's 2x2 of dout Y at p, output
  * channels co0..co0+WG_L-1; the matrices of row i are then (a, a + b, a - b,
  * -b) for (a, b) = a[i]. */
 static inline __attribute__((always_inline)) void wd_tile_rows(wg_vf a[4][2], const float *p, int ldz, int W, int right,
@@ -457,6 +451,12 @@ static inline __attribute__((always_inline)) void wd_tile_rows(wg_vf a[4][2], co
     a[3][0] = wg_sub(zero, y10), a[3][1] = wg_sub(zero, y11);
 }
 
+/* Z[k - 4 * i0][wd_zrow(t)][co], for the matrices k of rows i0..i1-1 of the
+ * 4x4, the tiles t0 + t, t < n (at the row of the lane that V has them in),
+ * and all ldz output channels: Z = A Y A^T of the tile's 2x2 of dout (zero
+ * past the edges), read from the transposed dout GT [B*H*W][ldz] (a tile
+ * reads 4 rows of GT, sequentially per tile row). Rows from n up to
+ * wd_gemm_tiles(n) are zeroed, so the GEMM can run over whole groups. */
 static __attribute__((noinline)) void wd_ztransform(float *Z, size_t zk, int ldz, const float *GT, long t0, int n,
                                                     int i0, int i1, const wg_geom *g) {
     const int H = g->H, W = g->W;
