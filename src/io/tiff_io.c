@@ -145,6 +145,7 @@ static int read_direct(TIFF *t, tiff_io *m, const char *name, dr_image *img, int
             return tiff_fail(m, name, "bad tile size");
         unsigned char *tb = _TIFFmalloc(ts);
         if (!tb) return error_set(DR_ERR_NOMEM, "%s: out of memory", name);
+        memset(tb, 0, (size_t)ts); /* a short tile leaves zeros, not heap (as the raster above) */
         for (uint32_t y0 = 0; y0 < (uint32_t)h; y0 += th)
             for (uint32_t x0 = 0; x0 < (uint32_t)w; x0 += tw) {
                 if (TIFFReadTile(t, tb, x0, y0, 0, 0) < 0) {
@@ -164,6 +165,7 @@ static int read_direct(TIFF *t, tiff_io *m, const char *name, dr_image *img, int
     if (ls <= 0 || (uint64_t)ls < (uint64_t)w * c * bpsmp) return tiff_fail(m, name, "bad scanline size");
     unsigned char *lb = _TIFFmalloc(ls);
     if (!lb) return error_set(DR_ERR_NOMEM, "%s: out of memory", name);
+    memset(lb, 0, (size_t)ls);
     for (int y = 0; y < h; y++) {
         if (TIFFReadScanline(t, lb, (uint32_t)y, 0) < 0) {
             _TIFFfree(lb);
@@ -183,7 +185,10 @@ static int read_rgba(TIFF *t, tiff_io *m, const char *name, dr_image *img, int g
     /* Rows in stored order: the orientation is applied by image.c. */
     ri.req_orientation = ri.orientation;
     const size_t n = (size_t)img->width * img->height;
-    uint32_t *raster = malloc(n * sizeof *raster);
+    /* Zeroed: TIFFRGBAImageGet can report success while a corrupt strip (a
+     * JPEG-in-TIFF stream that ends early, found by fuzz_tiff) leaves pixels
+     * unwritten; they must come out the same (black) every time, never heap. */
+    uint32_t *raster = calloc(n, sizeof *raster);
     if (!raster) {
         TIFFRGBAImageEnd(&ri);
         return error_set(DR_ERR_NOMEM, "%s: out of memory", name);
