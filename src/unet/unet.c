@@ -215,7 +215,7 @@ void unet_run_free(unet_run *R) {
 
 size_t unet_run_bytes(const unet_run *R) {
     size_t n = R->act_floats + R->scratch_floats;
-    if (R->grad) n += R->act_floats;
+    if (R->grad) n += R->grad_floats;
     return n * sizeof(float);
 }
 
@@ -242,12 +242,11 @@ int unet_run_build(unet_run *R, const unet_layout *L, int B, int H, int W, int t
             R->toff[i] = total;
             total += align_up(tensor_floats(L, R, i));
         }
-        size_t tensors_end = total;
+        R->grad_floats = total; /* the caches after the tensors have no gradient */
         for (int i = 0; i < L->n_ops; i++) {
             R->cacheoff[i] = total;
             total += op_cache_floats(L, R, &L->ops[i]);
         }
-        (void)tensors_end;
     } else {
         int rc = plan_inference(L, R, &total);
         if (rc != DR_OK) {
@@ -265,7 +264,7 @@ int unet_run_build(unet_run *R, const unet_layout *L, int B, int H, int W, int t
     R->emb = malloc(sizeof(float) * 5 * E);
     if (!R->act || !R->scratch || !R->emb) goto nomem;
     if (train) {
-        R->grad = malloc(sizeof(float) * (total ? total : 1));
+        R->grad = malloc(sizeof(float) * (R->grad_floats ? R->grad_floats : 1));
         R->demb = malloc(sizeof(float) * 3 * E);
         if (!R->grad || !R->demb) goto nomem;
     }
@@ -522,7 +521,7 @@ static void attn_backward_op(unet_run *R, const unet_layout *L, const float *P, 
 int unet_backward(unet_run *R, const unet_layout *L, const float *P, float *Gp, const float *dy, float *dx) {
     if (!R->train || !R->grad) return error_set(DR_ERR_INVALID, "unet_backward needs a training-mode run");
     const int B = R->B, C = L->cfg.base_channels, E = 4 * C;
-    memset(R->grad, 0, R->act_floats * sizeof(float));
+    memset(R->grad, 0, R->grad_floats * sizeof(float));
     memset(R->demb, 0, 3 * (size_t)B * E * sizeof(float));
     for (int i = L->n_ops - 1; i >= 0; i--) {
         const unet_op *op = &L->ops[i];

@@ -92,11 +92,12 @@ typedef struct {
     size_t *toff;     /* offset of each tensor in act (UNET_NO_PARAM for x and y) */
     size_t *cacheoff; /* train: each op's cache; inference: all ops share offset temp */
     float *act;       /* activations, tensors and caches, one allocation */
-    float *grad;      /* train: one gradient buffer per tensor, same offsets as toff */
+    float *grad;      /* train: one gradient buffer per tensor, same offsets as toff (no caches) */
     float *scratch;   /* conv / attention scratch and backward temporaries */
     float *emb;       /* [B, 4C] time-embedding chain: sin, e1, s1, emb, semb */
     float *demb;      /* train: [B, 4C] x 3 gradients of the chain */
     size_t act_floats, scratch_floats;
+    size_t grad_floats; /* train: the tensors' part of act (toff), which grad mirrors */
     const float *x; /* the last forward's input (train: needed by the backward) */
     const float *t;
     float *y;
