@@ -215,8 +215,8 @@ static inline __attribute__((always_inline)) void wg_patch(wg_vf v[16], const wg
 }
 
 static __attribute__((noinline)) void wg_input(float *V, const wg_vlayout *L, const float *in, const wg_group *grs,
-                                               int ng, int ci0, int ci1, const wg_geom *g) {
-    for (int ci = ci0; ci < ci1; ci++) {
+                                               int ng, const wg_geom *g) {
+    for (int ci = 0; ci < g->Cin; ci++) {
         for (int gi = 0; gi < ng; gi++) {
             wg_vf v[16];
             wg_patch(v, &grs[gi], in, ci, g);
@@ -361,7 +361,7 @@ void wino_conv3x3(float *out, int accumulate, const float *in, const float *w, i
                 wg_input_bf16(V, &vl, in, grs, ng, &g);
             else
 #endif
-                wg_input(V, &vl, in, grs, ng, 0, Cin, &g);
+                wg_input(V, &vl, in, grs, ng, &g);
             for (int s = 0; s < ng; s += 3) {
                 const int nv = ng - s < 3 ? ng - s : 3;
                 for (int jb = 0; jb < nb; jb++) {
@@ -514,23 +514,17 @@ wd_ztransform_bf16(float *Z, size_t zk, int ldz, const float *GT, long t0, int n
             }
         }
         for (int co0 = 0; co0 < ldz; co0 += WG_L) {
-            wg_vf a[4][2], c[4][2];
+            wg_vf a[4][2], c[4][2] = {{zero, zero}, {zero, zero}, {zero, zero}, {zero, zero}};
             wd_tile_rows(a, p[0], ldz, W, right[0], below[0], co0);
+            /* no second tile (odd n, last pair): its half stays zeros (0 + 0 and 0 - 0 are +0) */
             if (p[1]) wd_tile_rows(c, p[1], ldz, W, right[1], below[1], co0);
             float *dst = Z + (size_t)q * ldz + co0;
             for (int i = i0; i < i1; i++) { /* matrices 4 * (i - i0) + j */
                 float *di = dst + (size_t)4 * (i - i0) * zk;
-                if (p[1]) {
-                    wg_store_pair(di, a[i][0], c[i][0]);
-                    wg_store_pair(di + zk, wg_add(a[i][0], a[i][1]), wg_add(c[i][0], c[i][1]));
-                    wg_store_pair(di + 2 * zk, wg_sub(a[i][0], a[i][1]), wg_sub(c[i][0], c[i][1]));
-                    wg_store_pair(di + 3 * zk, wg_sub(zero, a[i][1]), wg_sub(zero, c[i][1]));
-                } else {
-                    wg_store_pair(di, a[i][0], zero);
-                    wg_store_pair(di + zk, wg_add(a[i][0], a[i][1]), zero);
-                    wg_store_pair(di + 2 * zk, wg_sub(a[i][0], a[i][1]), zero);
-                    wg_store_pair(di + 3 * zk, wg_sub(zero, a[i][1]), zero);
-                }
+                wg_store_pair(di, a[i][0], c[i][0]);
+                wg_store_pair(di + zk, wg_add(a[i][0], a[i][1]), wg_add(c[i][0], c[i][1]));
+                wg_store_pair(di + 2 * zk, wg_sub(a[i][0], a[i][1]), wg_sub(c[i][0], c[i][1]));
+                wg_store_pair(di + 3 * zk, wg_sub(zero, a[i][1]), wg_sub(zero, c[i][1]));
             }
         }
     }
@@ -579,7 +573,7 @@ void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, 
                     wd_input_bf16(Vt, &vl, in, grs, ng, n, &g);
                 else
 #endif
-                    wg_input(Vt, &vl, in, grs, ng, 0, Cin, &g);
+                    wg_input(Vt, &vl, in, grs, ng, &g);
 #if WG_BF16
                 if (bf)
                     wd_ztransform_bf16(Zt, zk, ldz, GT, t0, n, i0, i1, &g);
