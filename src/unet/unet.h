@@ -98,7 +98,7 @@ typedef struct {
     float *demb;      /* train: [B, 4C] x 3 gradients of the chain */
     size_t act_floats, scratch_floats;
     size_t grad_floats; /* train: the tensors' part of act (toff), which grad mirrors */
-    const float *x; /* the last forward's input (train: needed by the backward) */
+    const float *x;     /* the last forward's input (train: needed by the backward) */
     const float *t;
     float *y;
     /* ResBlock dropout (training runs only; inference never drops): each
