@@ -59,14 +59,13 @@ args() { # a checkpoint is validated on its EMA (--resume), a weights file with 
   *) echo "--resume" ;;
   esac
 }
+# shellcheck source=scripts/lib/val_x0.sh
+. "$root/scripts/lib/val_x0.sh"
 x0() { # x0 FILE SEED -> val x0 MSE
-  local out
-  if ! out=$("$bin" train --validate "$(args "$1")" "$1" --val "$val" --val-seed "$2" --val-batches "$batches" \
-    --threads 1 --precision auto 2>"$tmp/err"); then
+  val_x0 "$bin" "$val" "$2" "$batches" "$(args "$1")" "$1" 2>"$tmp/err" || {
     echo "ship_check.sh: validating $1 (seed $2) failed: $(tail -n 1 "$tmp/err")" >&2
     exit 1
-  fi
-  awk '/val_x0_mse/ {print $4}' <<<"$out"
+  }
 }
 printf '%-6s %-12s %-12s %s\n' seed shipped candidate change
 lower=0

@@ -20,17 +20,16 @@ val="${VAL:-../shared/data/val}"
 [ -x "$bin" ] || { echo "train_val_gap.sh: $bin is missing: build first (scripts/build.sh)" >&2; exit 2; }
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
+# shellcheck source=scripts/lib/val_x0.sh
+. scripts/lib/val_x0.sh
 x0() { # x0 WEIGHTS-ARGS DIR -> the x0 MSE
   # shellcheck disable=SC2086
-  "$bin" train --validate $1 --val "$2" --val-seed 1 --val-batches "$batches" --threads 1 --precision auto 2>/dev/null |
-    awk '/val_x0_mse/ {print $4}'
+  val_x0 "$bin" "$2" 1 "$batches" $1 2>>"$tmp/err"
 }
 row() { # row NAME STEPS WEIGHTS-ARGS
   local t v
-  t=$(x0 "$3" "$train")
-  v=$(x0 "$3" "$val")
-  if [ -z "$t" ] || [ -z "$v" ]; then
-    echo "train_val_gap.sh: validation of $1 ($3) failed" >&2
+  if ! t=$(x0 "$3" "$train") || ! v=$(x0 "$3" "$val"); then
+    echo "train_val_gap.sh: validation of $1 ($3) failed: $(tail -n 1 "$tmp/err")" >&2
     exit 1
   fi
   awk -v n="$1" -v s="$2" -v t="$t" -v v="$v" -v m="$mode" 'BEGIN {printf "%s,%s,%s,%s,%s,%.1f\n", m, n, s, t, v, 100 * (v - t) / t}'

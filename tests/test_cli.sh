@@ -155,4 +155,17 @@ expect 0 "ship_check --help" bash "$SC" --help
 contains "$TMP/out" "scripts/ship_check.sh MODE CANDIDATE [SHIPPED]" "ship_check --help usage"
 unset DIFFRESTORE VAL BATCHES
 
+# --- scripts/train_val_gap.sh: x0 MSE on the training and the val photos (the same
+# helper as ship_check). A mode with no committed weights gives only the EXTRA row;
+# the same photos on both sides must give the same MSE: a gap of exactly 0.0.
+TVG="$SRC/scripts/train_val_gap.sh"
+export DIFFRESTORE="$BIN" TRAIN="$TMP/lrdata" VAL="$TMP/lrdata"
+EXTRA="new=--resume $TMP/sc_new.ckpt" expect 0 "train_val_gap: a checkpoint's row" bash "$TVG" nomode 2
+contains "$TMP/out" "mode,version,train_steps,train_x0_mse,val_x0_mse,val_over_train_pct" "train_val_gap header"
+grep -Eq '^nomode,new,\?,[0-9.e-]+,[0-9.e-]+,0\.0$' "$TMP/out" && ok || bad "train_val_gap: want one row, gap 0.0: $(cat "$TMP/out")"
+[ "$(wc -l <"$TMP/out")" -eq 2 ] && ok || bad "train_val_gap: want a header and one row: $(cat "$TMP/out")"
+EXTRA="bad=--init $TMP/text.png" expect 1 "train_val_gap: a text file as model" bash "$TVG" nomode 2
+contains "$TMP/err" "validation of bad (--init $TMP/text.png) failed" "train_val_gap names the failed model"
+unset DIFFRESTORE TRAIN VAL
+
 finish test_cli
