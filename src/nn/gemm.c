@@ -71,27 +71,58 @@ static GB_TARGET void pack_krows(uint32_t *dst, const float *src, size_t ld, int
     }
 }
 
+/* In-register transpose of 16 x 16 32-bit words: word j of r[i] becomes word
+ * i of r[j] (pairs of rows, then of pairs, then 128-bit lanes twice). */
+static GB_TARGET inline void transpose16(__m512i r[16]) {
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int h = 0; h < 16; h += 8)
+        for (int i = 0; i < 4; i++) {
+            t[h + i] = _mm512_shuffle_i32x4(r[h + i], r[h + i + 4], 0x88);
+            t[h + i + 4] = _mm512_shuffle_i32x4(r[h + i], r[h + i + 4], 0xdd);
+        }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
+    }
+}
+
 /* dst[p * W + j] = pair(src(j, 2p), src(j, 2p + 1)): the k axis runs along
  * the rows of src, src(j, k) = src[j * ld + k], valid for j < w, k < kn. Used
  * for A not transposed (W = GB_MR) and B transposed (W = GB_NR). A row's bf16
- * values in order are already its pair words; they go out with stride W. */
+ * values in order are already its pair words; 16 rows x 16 pairs at a time
+ * are transposed in registers, so that each dst row goes out as one store
+ * (16 scalar stores per row of src before: the top of this GEMM's profile). */
 static GB_TARGET void pack_kcols(uint32_t *dst, const float *src, size_t ld, int kn, int np, int w, int W) {
-    uint32_t tmp[16];
-    for (int j = 0; j < W; j++) {
-        if (j >= w) {
-            for (int p = 0; p < np; p++) dst[(size_t)p * W + j] = 0;
-            continue;
-        }
-        const float *row = src + (size_t)j * ld;
+    for (int j0 = 0; j0 < W; j0 += 16) {
+        const int wj = W - j0 < 16 ? W - j0 : 16; /* words of a dst row from these rows */
+        const __mmask16 sm = wj >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << wj) - 1);
         for (int p0 = 0; p0 < np; p0 += 16) {
             const int k0 = 2 * p0, left = kn - k0;
-            const __mmask16 ma = left >= 16 ? (__mmask16)0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+            const __mmask16 ma = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
             const __mmask16 mb = left >= 32 ? (__mmask16)0xFFFF : left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
-            const __m512 a = _mm512_maskz_loadu_ps(ma, row + k0);
-            const __m512 b = _mm512_maskz_loadu_ps(mb, row + k0 + 16);
-            _mm512_storeu_si512(tmp, (__m512i)_mm512_cvtne2ps_pbh(b, a)); /* bf16 k0..k0+31 in order */
+            __m512i r[16];
+            for (int j = 0; j < 16; j++) {
+                if (j >= wj || j0 + j >= w) { /* rows past w (and past W) are zeros */
+                    r[j] = _mm512_setzero_si512();
+                    continue;
+                }
+                const float *row = src + (size_t)(j0 + j) * ld + k0;
+                const __m512 a = _mm512_maskz_loadu_ps(ma, row), b = _mm512_maskz_loadu_ps(mb, row + 16);
+                r[j] = (__m512i)_mm512_cvtne2ps_pbh(b, a); /* bf16 k0..k0+31 in order: pair words */
+            }
+            transpose16(r);
             const int n = np - p0 < 16 ? np - p0 : 16;
-            for (int q = 0; q < n; q++) dst[(size_t)(p0 + q) * W + j] = tmp[q];
+            for (int q = 0; q < n; q++) _mm512_mask_storeu_epi32(dst + (size_t)(p0 + q) * W + j0, sm, r[q]);
         }
     }
 }
