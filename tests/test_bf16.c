@@ -361,7 +361,14 @@ static void test_conv_gemm(int B, int Cin, int Cout, int H, int W, int K, int st
         float *fs = falloc(conv2d_forward_scratch(&d)), *bs = falloc(conv2d_backward_scratch(&d));
         conv2d_forward(o[v], inp, w, bias, &d, fs);
         conv2d_backward(dx[v], dw[v], db[v], g, inp, w, &d, bs);
-        free(fs), free(bs);
+        float *dxi = falloc(nin); /* conv2d_backward_into: the same values, dinp never read */
+        for (size_t i = 0; i < nin; i++) dxi[i] = NAN;
+        conv2d_backward_into(dxi, NULL, NULL, g, inp, w, &d, bs);
+        size_t bad = 0;
+        for (size_t i = 0; i < nin; i++) bad += !(dxi[i] == dx[v][i]);
+        CHECK(bad == 0, "conv%dx%d/%d %s: conv2d_backward_into differs from conv2d_backward in %zu of %zu", K, K, st,
+              v ? "bf16" : "fp32", bad, nin);
+        free(fs), free(bs), free(dxi);
     }
     nn_init_threads(2);
     nn_set_precision(NN_PREC_FP32);

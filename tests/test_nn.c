@@ -166,6 +166,14 @@ static void check_twice(const char *layer, const char *what, const float *once, 
           "%s: d%s after two backward calls is not 2x one call (max diff %.3g, scale %.3g)", layer, what, worst, scale);
 }
 
+/* Equal values (a zero's sign may differ: 0 + -0 is +0), no NaN. */
+static void check_equal(const char *layer, const char *what, const float *a, const float *b, size_t n) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += !(a[i] == b[i]);
+    CHECK(bad == 0, "%s: %s: %zu of %zu values differ (max diff %.3g)", layer, what, bad, n,
+          test_max_abs_diff(a, b, n));
+}
+
 static void check_same(const char *layer, const char *what, const float *a, const float *b, size_t n) {
     CHECK(memcmp(a, b, n * sizeof(float)) == 0, "%s: %s differs (max diff %.3g)", layer, what,
           test_max_abs_diff(a, b, n));
@@ -252,6 +260,16 @@ static void conv2d_case(test_rng *rng, conv2d_dims d) {
     conv2d_backward(dinp3, NULL, NULL, R, inp, w, &d, bs);
     check_same("conv2d", "dinp with dweight=dbias=NULL", dinp, dinp3, ni);
 
+    // (e) conv2d_backward_into sets dinp (NaN before: never read) to what (b)
+    // accumulated into zeros; the parameter gradients still accumulate
+    float *dinp4 = falloc(ni), *dw4 = fdup(dw, nw), *db4 = fdup(db, d.Cout);
+    for (size_t i = 0; i < ni; i++) dinp4[i] = NAN;
+    conv2d_backward_into(dinp4, dw4, db4, R, inp, w, &d, bs);
+    check_equal("conv2d_backward_into", "dinp against conv2d_backward's from zeros", dinp, dinp4, ni);
+    check_twice("conv2d_backward_into", "weight", dw, dw4, nw);
+    check_twice("conv2d_backward_into", "bias", db, db4, d.Cout);
+    free(dinp4), free(dw4), free(db4);
+
     free(inp), free(w), free(bias), free(R), free(out), free(fs), free(bs), free(ref);
     free(dinp), free(dw), free(db), free(inp_p), free(w_p), free(b_p), free(cx.base.out);
     free(dinp2), free(dw2), free(db2), free(dw3), free(db3), free(dinp3);
@@ -292,6 +310,8 @@ static void test_conv2d(void) {
             for (int z = 0; z < 2; z++) conv2d_case(&rng, (conv2d_dims){2, 3, sizes[z][0], sizes[z][1], 5, K, s});
     // Cin * 9 = 72 im2col rows: more than one block of the weight gradient
     conv2d_case(&rng, (conv2d_dims){2, 8, 5, 5, 4, 3, 1});
+    // Cout >= 16: the backward-data pass runs through Winograd where it is built
+    conv2d_case(&rng, (conv2d_dims){2, 4, 7, 6, 16, 3, 1});
     // large enough for several position chunks and weight blocks per sample
     conv2d_threads(&rng, (conv2d_dims){2, 8, 24, 23, 16, 3, 1});
     conv2d_threads(&rng, (conv2d_dims){2, 8, 24, 23, 16, 3, 2});

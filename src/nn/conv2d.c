@@ -186,15 +186,17 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
     }
 }
 
-static void conv2d_backward_direct(float *dinp, float *dweight, const float *dout, const float *inp,
+static void conv2d_backward_direct(float *dinp, int add, float *dweight, const float *dout, const float *inp,
                                    const float *weight, const conv2d_dims *d, float *scratch);
 static void conv2d_bias_backward(float *dbias, const float *dout, int B, int Cout, int P);
 
-void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                     const float *weight, const conv2d_dims *d, float *scratch) {
+/* The backward of both entry points: dinp += (add) or = (!add) the input
+ * gradient; dweight, dbias always +=. */
+static void conv2d_backward_add(float *dinp, int add, float *dweight, float *dbias, const float *dout, const float *inp,
+                                const float *weight, const conv2d_dims *d, float *scratch) {
     if (use_direct(d, 1) && (d->K == 3 || dinp)) {
         if (dbias) conv2d_bias_backward(dbias, dout, d->B, d->Cout, d->H * d->W);
-        conv2d_backward_direct(dinp, dweight, dout, inp, weight, d, scratch);
+        conv2d_backward_direct(dinp, add, dweight, dout, inp, weight, d, scratch);
         if (d->K == 3 || !dweight) return;
         /* a 1x1 dW is a plain GEMM on the raw input: the im2col path below */
         dinp = NULL;
@@ -241,12 +243,12 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
             if (dinp) {
                 float *dx = dinp + (size_t)b * d->Cin * H * W;
                 if (pw) {
-                    /* dx [Cin, P] += W^T [Cin, Cout] @ g [Cout, P], split by fixed column chunks */
+                    /* dx [Cin, P] (+)= W^T [Cin, Cout] @ g [Cout, P], split by fixed column chunks */
                     const int nch = (P + CONV_CHUNK - 1) / CONV_CHUNK;
 #pragma omp for schedule(static)
                     for (int c = 0; c < nch; c++) {
                         const int p0 = c * CONV_CHUNK, n = p0 + CONV_CHUNK < P ? CONV_CHUNK : P - p0;
-                        nn_gemm(1, 0, d->Cin, n, d->Cout, 1.0f, weight, R, g + p0, P, 1.0f, dx + p0, P);
+                        nn_gemm(1, 0, d->Cin, n, d->Cout, 1.0f, weight, R, g + p0, P, add ? 1.0f : 0.0f, dx + p0, P);
                     }
                 } else {
                     const int nch = (P + CONV_CHUNK - 1) / CONV_CHUNK;
@@ -258,6 +260,7 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
 #pragma omp for schedule(static)
                     for (int ci = 0; ci < d->Cin; ci++) { // col2im: channel ci only
                         float *dst = dx + (size_t)ci * H * W;
+                        if (!add) memset(dst, 0, sizeof(float) * H * W);
                         for (int k = 0; k < K * K; k++) {
                             const int ky = k / K, kx = k % K;
                             const float *src = scratch + ((size_t)ci * K * K + k) * P;
@@ -275,6 +278,16 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
             }
         }
     }
+}
+
+void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                     const float *weight, const conv2d_dims *d, float *scratch) {
+    conv2d_backward_add(dinp, 1, dweight, dbias, dout, inp, weight, d, scratch);
+}
+
+void conv2d_backward_into(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                          const float *weight, const conv2d_dims *d, float *scratch) {
+    conv2d_backward_add(dinp, 0, dweight, dbias, dout, inp, weight, d, scratch);
 }
 
 static void conv2d_bias_backward(float *dbias, const float *dout, int B, int Cout, int P) {
@@ -295,23 +308,23 @@ static void conv2d_bias_backward(float *dbias, const float *dout, int B, int Cou
 }
 
 /* 3x3 stride 1 (and 1x1 dinp) through the direct kernel:
- *  - dinp += conv(dout, transposed flipped W): Winograd where use_winograd
+ *  - dinp (+)= conv(dout, transposed flipped W): Winograd where use_winograd
  *    says so, else the direct kernel on zero-framed dout planes;
  *  - dW[co][ci][t] += sum over positions of dout[co] * in_pad[ci] shifted by
  *    tap t: Winograd where use_winograd_dweight says so, else
  *    conv_direct_dweight3x3. */
-static void conv2d_backward_direct(float *dinp, float *dweight, const float *dout, const float *inp,
+static void conv2d_backward_direct(float *dinp, int add, float *dweight, const float *dout, const float *inp,
                                    const float *weight, const conv2d_dims *d, float *scratch) {
     const int K = d->K, T = K * K, H = d->H, W = d->W, Cin = d->Cin, Cout = d->Cout;
     if (dinp && use_winograd(d, 1)) {
-        wino_conv3x3(dinp, 1, dout, weight, 1, NULL, d->B, Cout, Cin, H, W, scratch);
+        wino_conv3x3(dinp, add, dout, weight, 1, NULL, d->B, Cout, Cin, H, W, scratch);
     } else if (dinp) {
         float *wpk = scratch;
         float *dpad = wpk + conv_direct_pack_floats(Cin, Cout, K);
         float *tail = dpad + conv_direct_pad_floats(d->B, Cout, H, W, K);
         if (K == 3) conv_direct_pad(dpad, dout, d->B, Cout, H, W);
         conv_direct_pack(wpk, weight, Cin, Cout, T, 1);
-        conv_direct_run(dinp, 1, K == 3 ? dpad : dout, wpk, NULL, d->B, Cout, Cin, H, W, K, tail);
+        conv_direct_run(dinp, add, K == 3 ? dpad : dout, wpk, NULL, d->B, Cout, Cin, H, W, K, tail);
     }
     if (!dweight || K != 3) return;
     if (use_winograd_dweight(d)) {

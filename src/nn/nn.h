@@ -34,6 +34,11 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
                     float *scratch);
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                      const float *weight, const conv2d_dims *d, float *scratch);
+/* The same, but dinp = (not +=) the input gradient, so dinp needs no zeroing
+ * and is never read (dweight, dbias still accumulate). For a dinp that has no
+ * other contribution: it saves zeroing it and reading the zeros back. */
+void conv2d_backward_into(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                          const float *weight, const conv2d_dims *d, float *scratch);
 
 /* ---- GroupNorm over G groups of C/G channels, eps 1e-5, affine.
  * mean, rstd: [B*G] cache written by forward, read by backward.
