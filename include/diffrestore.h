@@ -703,9 +703,10 @@ void dr_train_options_init(dr_train_options *o);
  * error. */
 int dr_train(const dr_train_options *o);
 /* The validation loss and x0 MSE (as logged in training) of a checkpoint's
- * EMA (o->resume_path; its raw parameters with o->validate_params) or of a weights file (o->init_path, at
- * o->patch) on o->val_dir's fixed crops, t and noise of o->val_seed (val_batches batches of 16 crops,
- * whatever the training batch): models of different runs and sessions measured on one scale. */
+ * EMA (o->resume_path; its raw parameters with o->validate_params) or of a weights file (o->init_path)
+ * on o->val_dir's fixed crops of o->patch pixels (for a checkpoint too, whatever patch it trained at),
+ * t and noise of o->val_seed (val_batches batches of 16 crops, whatever the training batch): models
+ * of different runs and sessions measured on one scale. */
 int dr_train_validate(const dr_train_options *o, double *val_loss, double *val_x0_mse);
 /* Write a checkpoint's EMA weights as a weights file (F16 or F32). */
 int dr_train_export(const char *checkpoint, const char *out_path, int f16);

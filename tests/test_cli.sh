@@ -136,6 +136,14 @@ TINY=(--mode colorize --config base=8,mult=1,2,res=1,attn=1,groups=2 --batch 2 -
 expect 0 "train 1 step (ship_check's old model)" "$BIN" train -q "${TINY[@]}" --out "$TMP/sc_old.ckpt" --steps 1
 expect 0 "train 60 steps (ship_check's new model)" "$BIN" train -q "${TINY[@]}" --out "$TMP/sc_new.ckpt" --steps 60
 expect 0 "export the new model" "$BIN" train -q --resume "$TMP/sc_new.ckpt" --export "$TMP/sc_new.safetensors"
+# --validate measures on crops of --patch, for a checkpoint too (it trained at 16): a
+# checkpoint and its F16 export agree at 32, and 32 is not the checkpoint's 16
+vx0() { "$BIN" train --validate "$@" --val "$TMP/lrdata" --val-seed 1 --val-batches 2 2>/dev/null | awk '/val_x0_mse/ {print $4}'; }
+v16=$(vx0 --resume "$TMP/sc_new.ckpt" --patch 16)
+v32=$(vx0 --resume "$TMP/sc_new.ckpt" --patch 32)
+w32=$(vx0 --init "$TMP/sc_new.safetensors" --patch 32)
+awk -v a="$v16" -v b="$v32" -v w="$w32" 'BEGIN {d = (w - b) / b; exit !(a != "" && b != "" && a != b && d < 0.02 && d > -0.02)}' &&
+  ok || bad "validate --patch: checkpoint at 16 $v16, at 32 $v32, its export at 32 $w32"
 export DIFFRESTORE="$BIN" VAL="$TMP/lrdata" BATCHES=2
 expect 0 "ship_check: better checkpoint ships" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
 contains "$TMP/out" "SHIP: colorize candidate is lower on all 2 sets of 32 crops" "ship verdict"

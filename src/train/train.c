@@ -528,10 +528,10 @@ int dr_train_validate(const dr_train_options *o, double *val_loss_out, double *v
         if (o->init_path) train_state_free(&st);
         return rc;
     }
-    if (o->init_path) {
-        st.opt.batch = o->batch;
-        st.opt.patch = o->patch;
-    }
+    if (o->init_path) st.opt.batch = o->batch;
+    /* the crop size is the caller's, for a checkpoint too (not the one it trained at):
+     * models trained at different patch sizes are then measured on the same crops */
+    st.opt.patch = o->patch;
     st.opt.val_batches = o->val_batches;
     const uint64_t vseed = o->val_seed >= 0 ? (uint64_t)o->val_seed : st.opt.seed;
     dataset val = {0};
