@@ -13,7 +13,8 @@
 # Prints one row per seed (shipped, candidate, change) and a verdict.
 # Exit: 0 ship, 3 hold (not lower on both), 1 a validation failed, 2 usage.
 # Environment: DIFFRESTORE (binary, default build/diffrestore), VAL (default
-# ../shared/data/val), BATCHES (default 32), SEEDS (default "1 2").
+# ../shared/data/val), BATCHES (default 32), SEEDS (default "1 2"), PATCH (crop
+# size, default 64: both models on the same crops, whatever they trained at).
 set -euo pipefail
 usage() {
   echo "usage: scripts/ship_check.sh MODE CANDIDATE [SHIPPED]" >&2
@@ -32,6 +33,7 @@ bin="${DIFFRESTORE:-$root/build/diffrestore}"
 val="${VAL:-$root/../shared/data/val}"
 batches="${BATCHES:-32}"
 seeds="${SEEDS:-1 2}"
+patch="${PATCH:-64}"
 [ -x "$bin" ] || {
   echo "ship_check.sh: $bin is missing: build first (scripts/build.sh)" >&2
   exit 2
@@ -62,7 +64,7 @@ args() { # a checkpoint is validated on its EMA (--resume), a weights file with 
 # shellcheck source=scripts/lib/val_x0.sh
 . "$root/scripts/lib/val_x0.sh"
 x0() { # x0 FILE SEED -> val x0 MSE
-  val_x0 "$bin" "$val" "$2" "$batches" "$(args "$1")" "$1" 2>"$tmp/err" || {
+  val_x0 "$bin" "$val" "$2" "$batches" "$(args "$1")" "$1" --patch "$patch" 2>"$tmp/err" || {
     echo "ship_check.sh: validating $1 (seed $2) failed: $(tail -n 1 "$tmp/err")" >&2
     exit 1
   }

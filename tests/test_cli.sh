@@ -154,6 +154,8 @@ contains "$TMP/out" "HOLD: colorize candidate is lower on 0 of 2 sets" "hold ver
 expect 3 "ship_check: an equal model holds" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_new.ckpt"
 SEEDS=5 expect 0 "ship_check: SEEDS" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
 contains "$TMP/out" "lower on all 1 sets" "SEEDS chooses the sets"
+PATCH=32 SEEDS=1 expect 0 "ship_check: PATCH" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+grep -q "^1 .*${v32}" "$TMP/out" && ok || bad "ship_check PATCH=32: want the candidate's x0 at 32 ($v32): $(cat "$TMP/out")"
 expect 2 "ship_check: missing candidate" bash "$SC" colorize "$TMP/nope.ckpt" "$TMP/sc_old.ckpt"
 contains "$TMP/err" "nope.ckpt: no such file" "missing candidate named"
 expect 2 "ship_check: no arguments" bash "$SC"
