@@ -7,6 +7,8 @@
  *    convolution which takes a caller-sized scratch workspace.
  *  - X_backward ACCUMULATES (+=) into dinp and into parameter gradients, so the
  *    caller zeroes gradients once per step and skip connections just add up.
+ *    (conv2d_backward_into is the one exception: it sets dinp, for a dinp
+ *    with no other contribution.)
  *    A NULL dinp means "no input gradient needed" (e.g. the first layer).
  *  - Results do not depend on the number of OpenMP threads: work is split on
  *    fixed boundaries and every reduction runs in a fixed order.
