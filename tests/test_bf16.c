@@ -364,8 +364,7 @@ static void test_conv_gemm(int B, int Cin, int Cout, int H, int W, int K, int st
         float *dxi = falloc(nin); /* conv2d_backward_into: the same values, dinp never read */
         for (size_t i = 0; i < nin; i++) dxi[i] = NAN;
         conv2d_backward_into(dxi, NULL, NULL, g, inp, w, &d, bs);
-        size_t bad = 0;
-        for (size_t i = 0; i < nin; i++) bad += !(dxi[i] == dx[v][i]);
+        const size_t bad = test_count_unequal(dxi, dx[v], nin);
         CHECK(bad == 0, "conv%dx%d/%d %s: conv2d_backward_into differs from conv2d_backward in %zu of %zu", K, K, st,
               v ? "bf16" : "fp32", bad, nin);
         free(fs), free(bs), free(dxi);

@@ -168,8 +168,7 @@ static void check_twice(const char *layer, const char *what, const float *once, 
 
 /* Equal values (a zero's sign may differ: 0 + -0 is +0), no NaN. */
 static void check_equal(const char *layer, const char *what, const float *a, const float *b, size_t n) {
-    size_t bad = 0;
-    for (size_t i = 0; i < n; i++) bad += !(a[i] == b[i]);
+    const size_t bad = test_count_unequal(a, b, n);
     CHECK(bad == 0, "%s: %s: %zu of %zu values differ (max diff %.3g)", layer, what, bad, n,
           test_max_abs_diff(a, b, n));
 }

@@ -46,6 +46,12 @@ void test_fill_normal(test_rng *r, float *x, size_t n, float scale) {
     for (size_t i = 0; i < n; i++) x[i] = scale * test_rng_normal(r);
 }
 
+size_t test_count_unequal(const float *a, const float *b, size_t n) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += !(a[i] == b[i]);
+    return bad;
+}
+
 double test_max_abs_diff(const float *a, const float *b, size_t n) {
     double m = 0;
     for (size_t i = 0; i < n; i++) {

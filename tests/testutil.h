@@ -26,6 +26,8 @@ void test_fill_normal(test_rng *r, float *x, size_t n, float scale);
 /* Max |a-b| and max |a| over n values. */
 double test_max_abs_diff(const float *a, const float *b, size_t n);
 double test_max_abs(const float *a, size_t n);
+/* How many of n values differ (a[i] != b[i], NaN counts; a zero's sign does not). */
+size_t test_count_unequal(const float *a, const float *b, size_t n);
 
 /* A fresh empty temporary directory (mkdtemp under $TMPDIR or /tmp). */
 const char *test_tmpdir(void);
