@@ -586,6 +586,10 @@ typedef struct {
 typedef enum { DR_LOSS_UNIFORM = 0, DR_LOSS_MIN_SNR = 1 } dr_loss_weight;
 typedef enum { DR_T_UNIFORM = 0, DR_T_LOGNORMAL = 1 } dr_t_sampling;
 typedef enum { DR_SCALE_DIST_UNIFORM = 0, DR_SCALE_DIST_HIGH = 1 } dr_scale_dist;
+/* How a training crop is turned: flip, a random left-right mirror (the
+ * default, as every run before had); dihedral, also a random up-down mirror
+ * and transpose: all 8 rotations and mirrors of the square, equally likely. */
+typedef enum { DR_AUGMENT_FLIP = 0, DR_AUGMENT_DIHEDRAL = 1 } dr_train_augment;
 
 /* Data-parallel training: the collectives of a group of processes ("ranks")
  * that train one model together. The library never calls MPI itself: the
@@ -649,6 +653,10 @@ typedef struct {
      * density rising linearly to 3x at scale_max (docs/TRAINING.md).
      * Validation always draws uniformly. */
     dr_scale_dist scale_dist;
+    /* Training crops' orientations (dr_train_augment; validation never turns
+     * its crops). Stored in the checkpoint (older ones: flip) and kept on
+     * resume unless resume_augment is set. */
+    dr_train_augment augment;
     int render_size; /* colorize: > 0 crops come from the photo as if downscaled so that
                               * its long side is render_size (times a random zoom in 0.8..1.25,
                               * never upscaled); stored in the checkpoint and as the exported
@@ -679,6 +687,8 @@ typedef struct {
                               * checkpoint's step (the checkpoint then stores it); 0 keeps the
                               * checkpoint's. The campaign lowers it as the model improves */
     int resume_dropout;        /* with resume_path: nonzero trains on at dropout from the checkpoint's
+                                * step (the checkpoint then stores it); 0 keeps the checkpoint's */
+    int resume_augment;        /* with resume_path: nonzero trains on with augment from the checkpoint's
                                 * step (the checkpoint then stores it); 0 keeps the checkpoint's */
     long long val_seed;        /* -1: validate with the training seed's fixed crops (the default) */
     int validate_params;       /* dr_train_validate of a checkpoint: its raw parameters, not its EMA */

@@ -77,6 +77,7 @@ expect 0 "train --help" "$BIN" train --help
 contains "$TMP/out" "--masks M" "train --help lists --masks"
 contains "$TMP/out" "--scale-dist D" "train --help lists --scale-dist"
 contains "$TMP/out" "--ema-probe D[,D...]" "train --help lists --ema-probe"
+contains "$TMP/out" "--augment A" "train --help lists --augment"
 expect 2 "train --masks cracks" "$BIN" train --masks cracks --mode inpaint --data "$TMP/data" --out "$TMP/m.ckpt"
 contains "$TMP/err" "--masks must be legacy or damage, not 'cracks'" "bad --masks named"
 expect 2 "train --masks empty" "$BIN" train --masks "" --mode inpaint --data "$TMP/data" --out "$TMP/m.ckpt"
@@ -87,6 +88,10 @@ expect 1 "train --masks damage on colorize" "$BIN" train -q --mode colorize --ma
 contains "$TMP/err" "--masks damage is only for inpaint" "--masks is inpaint's"
 expect 1 "train --scale-dist high on inpaint weights" "$BIN" train -q --init "$W" --scale-dist high --data "$TMP/data" --out "$TMP/m.ckpt" --steps 1
 contains "$TMP/err" "--scale-dist high is only for superres" "--scale-dist is superres'"
+# --- train --augment: parsing and bad values (reaching the checkpoint: test_cli_protect)
+expect 2 "train --augment rot45" "$BIN" train --augment rot45 --mode superres --data "$TMP/data" --out "$TMP/m.ckpt"
+contains "$TMP/err" "--augment must be flip or dihedral, not 'rot45'" "bad --augment named"
+expect 2 "train --augment empty" "$BIN" train --augment "" --mode superres --data "$TMP/data" --out "$TMP/m.ckpt"
 # --- train --ema-probe: parsing and its need of --val
 
 expect 2 "train --ema-probe 1.5" "$BIN" train --ema-probe 0.99,1.5 --mode inpaint --data "$TMP/data" --out "$TMP/m.ckpt"

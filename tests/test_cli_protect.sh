@@ -115,6 +115,15 @@ expect 0 "train --scale-dist high" "$BIN" train -q --mode superres --scale-dist 
 expect 0 "info of the high checkpoint" "$BIN" info "$TMP/hi.ckpt"
 contains "$TMP/out" "scale_dist = high" "--scale-dist high stored"
 contains "$TMP/out" "masks = legacy" "superres keeps the legacy masks key"
+expect 0 "train --augment dihedral" "$BIN" train -q --mode superres --augment dihedral --data "$TMP/in" --steps 1 --batch 1 --patch 16 --out "$TMP/aug.ckpt"
+expect 0 "info of the dihedral checkpoint" "$BIN" info "$TMP/aug.ckpt"
+contains "$TMP/out" "augment = dihedral" "--augment dihedral stored"
+expect 0 "resume the dihedral checkpoint" "$BIN" train -q --resume "$TMP/aug.ckpt" --data "$TMP/in" --steps 2 --out "$TMP/aug.ckpt"
+expect 0 "info of the resumed checkpoint" "$BIN" info "$TMP/aug.ckpt"
+contains "$TMP/out" "augment = dihedral" "--augment kept on resume"
+expect 0 "resume with --augment flip" "$BIN" train -q --resume "$TMP/aug.ckpt" --augment flip --data "$TMP/in" --steps 3 --out "$TMP/aug.ckpt"
+expect 0 "info of the flip-resumed checkpoint" "$BIN" info "$TMP/aug.ckpt"
+if grep -q "augment" "$TMP/out"; then bad "--augment flip on resume left the dihedral key"; else ok; fi
 untouched "train recipe options"
 
 # ---- train ends on SIGTERM like every command: checkpoint written, exit 143

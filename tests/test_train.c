@@ -1185,6 +1185,157 @@ static void test_dropout(void) {
     train_state_free(&s1);
 }
 
+/* ---- --augment dihedral: the crop's 8 rotations and mirrors */
+
+/* dataset_crop_turn after the crop's own left-right mirror gives the 8
+ * elements of the square's symmetry group, each once: checked against
+ * rotations and mirrors written out here on a crop whose every value
+ * differs (so no two transforms can agree by chance). */
+static void test_crop_turn(void) {
+    enum { P = 5 };
+    const size_t pp = (size_t)P * P;
+    float img[3 * P * P], got[8][3 * P * P], want[8][3 * P * P], tmp[3 * P * P];
+    for (size_t i = 0; i < 3 * pp; i++) img[i] = (float)i;
+    /* want[r + 4 m]: rotated r quarter turns (counter-clockwise: (y, x) <- (x, P-1-y)), after m mirrors */
+    for (int m = 0; m < 2; m++)
+        for (int r = 0; r < 4; r++)
+            for (int c = 0; c < 3; c++)
+                for (int y = 0; y < P; y++)
+                    for (int x = 0; x < P; x++) {
+                        int sy = y, sx = x;
+                        for (int q = 0; q < r; q++) { /* undo one quarter turn */
+                            const int ty = sx, tx = P - 1 - sy;
+                            sy = ty, sx = tx;
+                        }
+                        if (m) sx = P - 1 - sx;
+                        want[r + 4 * m][c * pp + (size_t)y * P + x] = img[c * pp + (size_t)sy * P + sx];
+                    }
+    for (int f = 0; f < 2; f++)
+        for (int k = 0; k < 4; k++) {
+            float *g = got[k + 4 * f];
+            for (int c = 0; c < 3; c++) /* the crop's own mirror */
+                for (int y = 0; y < P; y++)
+                    for (int x = 0; x < P; x++)
+                        g[c * pp + (size_t)y * P + x] = img[c * pp + (size_t)y * P + (f ? P - 1 - x : x)];
+            dataset_crop_turn(g, P, k, tmp);
+        }
+    /* k = 0 leaves the crop; 1 mirrors it up-down: row y is row P-1-y */
+    CHECK(!memcmp(got[0], img, sizeof img), "turn 0 changed the crop");
+    CHECK(got[1][0] == img[(P - 1) * P] && got[1][P - 1] == img[(P - 1) * P + P - 1], "turn 1 is not up-down");
+    CHECK(got[2][1] == img[P] && got[2][P] == img[1], "turn 2 is not a transpose");
+    int hits[8] = {0};
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 8; j++)
+            if (!memcmp(got[i], want[j], sizeof img)) hits[j]++;
+    for (int j = 0; j < 8; j++)
+        CHECK(hits[j] == 1, "rotation %d x %d, mirror %d: made by %d of the 8 (flip, turn) pairs, want 1", j % 4, 90,
+              j / 4, hits[j]);
+    /* the random turn draws the 4 equally often: 5 standard errors */
+    enum { N = 40000 };
+    int seen[4] = {0};
+    rng_state rng;
+    rng_seed(&rng, 7);
+    float cur[3 * P * P];
+    for (int i = 0; i < N; i++) {
+        memcpy(cur, img, sizeof img);
+        dataset_crop_turn_random(cur, P, &rng, tmp);
+        for (int k = 0; k < 4; k++) /* got[k]: img turned by k */
+            if (!memcmp(cur, got[k], sizeof img)) seen[k]++;
+    }
+    const double sd = sqrt(N * 0.25 * 0.75);
+    for (int k = 0; k < 4; k++)
+        CHECK(fabs(seen[k] - N / 4.0) < 5 * sd, "turn %d drawn %d times of %d, want %.0f +- %.0f", k, seen[k], N,
+              N / 4.0, 5 * sd);
+}
+
+/* The option reaches the run and the checkpoint, resumes exactly, can be
+ * changed on resume, and never turns the validation crops. */
+static void test_augment(void) {
+    char a[1200], b[1200], bad[1200];
+    path_in(a, sizeof a, "aug.ckpt");
+    path_in(b, sizeof b, "aug_b.ckpt");
+    path_in(bad, sizeof bad, "aug_bad.ckpt");
+    dr_train_options o = base_options(DR_MODE_SUPERRES, a);
+    o.steps = 6;
+    o.augment = DR_AUGMENT_DIHEDRAL;
+    CHECK(dr_train(&o) == DR_OK, "dihedral run: %s", dr_last_error());
+    train_state s1, s2;
+    if (load_state(a, &s1) != DR_OK) return;
+    CHECK(s1.opt.augment == DR_AUGMENT_DIHEDRAL, "checkpoint augment %d, want dihedral", (int)s1.opt.augment);
+    /* flip: another run, and its checkpoint has no augment key (as before the option) */
+    dr_train_options p = o;
+    p.out_path = b;
+    p.augment = DR_AUGMENT_FLIP;
+    CHECK(dr_train(&p) == DR_OK, "flip run: %s", dr_last_error());
+    dr_tensor_file tf;
+    if (dr_tensor_file_read(b, &tf) == DR_OK) {
+        CHECK(dr_tensor_file_meta(&tf, "augment") == NULL, "a flip checkpoint writes an augment key");
+        dr_tensor_file_free(&tf);
+    }
+    if (load_state(b, &s2) == DR_OK) {
+        CHECK(!same_state(&s1, &s2), "dihedral trains the same as flip");
+        CHECK(s2.opt.augment == DR_AUGMENT_FLIP, "checkpoint augment %d, want flip", (int)s2.opt.augment);
+        train_state_free(&s2);
+    }
+    /* stopped at step 3 and resumed: exact, the option coming from the checkpoint */
+    remove(b);
+    p.augment = DR_AUGMENT_DIHEDRAL;
+    p.steps = 3;
+    CHECK(dr_train(&p) == DR_OK, "first half: %s", dr_last_error());
+    dr_train_options q = base_options(DR_MODE_SUPERRES, b);
+    q.resume_path = b;
+    q.steps = 6;
+    CHECK(dr_train(&q) == DR_OK, "resumed half: %s", dr_last_error());
+    if (load_state(b, &s2) == DR_OK) {
+        CHECK(same_state(&s1, &s2), "dihedral: the resumed run differs");
+        train_state_free(&s2);
+    }
+    /* resumed with flip: stored, and the run changes from step 3 */
+    remove(b);
+    CHECK(dr_train(&p) == DR_OK, "first half again: %s", dr_last_error());
+    q.resume_augment = 1;
+    q.augment = DR_AUGMENT_FLIP;
+    CHECK(dr_train(&q) == DR_OK, "resumed with flip: %s", dr_last_error());
+    if (load_state(b, &s2) == DR_OK) {
+        CHECK(s2.opt.augment == DR_AUGMENT_FLIP && s2.step == 6, "resumed: augment %d, step %d", (int)s2.opt.augment,
+              s2.step);
+        CHECK(!same_state(&s1, &s2), "flip from step 3 trains the same as dihedral");
+        train_state_free(&s2);
+    }
+    /* validation is not turned: the dihedral checkpoint validates as the same
+     * state with the key removed (a flip checkpoint) */
+    dr_train_options v = base_options(DR_MODE_SUPERRES, NULL);
+    v.resume_path = a;
+    v.val_dir = g_data;
+    double vl1 = NAN, vx1 = NAN, vl2 = NAN, vx2 = NAN;
+    CHECK(dr_train_validate(&v, &vl1, &vx1) == DR_OK, "validate: %s", dr_last_error());
+    if (dr_tensor_file_read(a, &tf) != DR_OK) {
+        CHECK(0, "read %s", a);
+        train_state_free(&s1);
+        return;
+    }
+    CHECK(dr_tensor_file_meta(&tf, "augment") && !strcmp(dr_tensor_file_meta(&tf, "augment"), "dihedral"),
+          "checkpoint key augment=dihedral");
+    for (int i = 0; i < tf.n_meta; i++)
+        if (!strcmp(tf.meta_keys[i], "augment")) tf.meta_keys[i][0] = 'X';
+    CHECK(dr_tensor_file_write(bad, &tf, 0) == DR_OK, "write %s", bad);
+    v.resume_path = bad;
+    CHECK(dr_train_validate(&v, &vl2, &vx2) == DR_OK, "validate without the key: %s", dr_last_error());
+    CHECK(vl1 == vl2 && vx1 == vx2, "validation turned its crops: %.9g %.9g vs %.9g %.9g", vl1, vx1, vl2, vx2);
+    /* an unknown value is refused with the key's name; a bad enum too */
+    CHECK(dr_tensor_file_set_meta(&tf, "augment", "rot45") == DR_OK, "set meta");
+    CHECK(dr_tensor_file_write(bad, &tf, 0) == DR_OK, "write %s", bad);
+    CHECK(checkpoint_load(&s2, bad) == DR_ERR_FORMAT && strstr(dr_last_error(), "augment 'rot45'"),
+          "bogus augment: %s", dr_last_error());
+    dr_tensor_file_free(&tf);
+    remove(bad);
+    dr_train_options w = base_options(DR_MODE_SUPERRES, bad);
+    w.augment = (dr_train_augment)7;
+    CHECK(dr_train(&w) == DR_ERR_INVALID && strstr(dr_last_error(), "augment 7"), "augment 7: %s", dr_last_error());
+    CHECK(access(bad, F_OK) != 0, "a refused run writes no checkpoint");
+    train_state_free(&s1);
+}
+
 int main(void) {
     dr_set_threads(2);
     make_dataset();
@@ -1204,5 +1355,7 @@ int main(void) {
     test_render_train();
     test_ema_probes();
     test_dropout();
+    test_crop_turn();
+    test_augment();
     return test_summary("test_train");
 }

@@ -39,6 +39,10 @@ static const char *HELP = "Usage: diffrestore train --mode MODE --data DIR --out
                           "      --dropout P          ResBlock dropout in training only (default 0);\n"
                           "                           restore never drops (with --resume: from the\n"
                           "                           checkpoint's step on)\n"
+                          "      --augment A          how training crops are turned: flip (a random\n"
+                          "                           left-right mirror) or dihedral (also up-down and\n"
+                          "                           transposed: all 8 rotations and mirrors) (default\n"
+                          "                           flip; with --resume: from the checkpoint's step on)\n"
                           "      --ema-probe D[,D...] up to 4 more EMAs with these decays, from the EMA\n"
                           "                           the run starts with, validated beside it into\n"
                           "                           OUT.ema.csv (not saved in checkpoints): which\n"
@@ -178,7 +182,8 @@ enum {
     O_SCALE_DIST,
     O_MICRO,
     O_EMA_PROBE,
-    O_DROPOUT
+    O_DROPOUT,
+    O_AUGMENT
 };
 
 /* "NAME" or "NAME:ARGS": ARGS after the colon, or NULL */
@@ -207,6 +212,7 @@ int cmd_train(int argc, char **argv) {
                                              {"ema", required_argument, 0, O_EMA},
                                              {"ema-probe", required_argument, 0, O_EMA_PROBE},
                                              {"dropout", required_argument, 0, O_DROPOUT},
+                                             {"augment", required_argument, 0, O_AUGMENT},
                                              {"prediction", required_argument, 0, O_PRED},
                                              {"schedule", required_argument, 0, O_SCHED},
                                              {"target-scale", required_argument, 0, O_TSCALE},
@@ -430,6 +436,15 @@ int cmd_train(int argc, char **argv) {
                 o.masks = DR_MASKS_DAMAGE;
             else
                 return cli_usage_error(C, "--masks must be legacy or damage, not '%s'", optarg);
+            break;
+        case O_AUGMENT:
+            if (!strcmp(optarg, "flip"))
+                o.augment = DR_AUGMENT_FLIP;
+            else if (!strcmp(optarg, "dihedral"))
+                o.augment = DR_AUGMENT_DIHEDRAL;
+            else
+                return cli_usage_error(C, "--augment must be flip or dihedral, not '%s'", optarg);
+            o.resume_augment = 1; /* with --resume: from the checkpoint's step on */
             break;
         case O_SCALE_DIST:
             if (!strcmp(optarg, "uniform"))

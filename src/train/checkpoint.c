@@ -69,6 +69,7 @@ int checkpoint_save(const train_state *st, const char *path) {
     SET("ranks", "%d", st->ranks > 0 ? st->ranks : 1);
     SET("micro_batch", "%d", o->micro_batch);
     if (o->dropout > 0) SET("dropout", "%.9g", o->dropout); /* absent: 0, as every older checkpoint */
+    if (o->augment == DR_AUGMENT_DIHEDRAL) SET("augment", "%s", "dihedral"); /* absent: flip, as every older one */
 #undef SET
     if (rc == DR_OK) rc = dr_tensor_file_write(path, &tf, 0);
     dr_tensor_file_free(&tf);
@@ -195,6 +196,12 @@ int checkpoint_load(train_state *st, const char *path) {
         }
         st->opt.masks = mk && !strcmp(mk, "damage") ? DR_MASKS_DAMAGE : DR_MASKS_LEGACY;
         st->opt.scale_dist = sd && !strcmp(sd, "high") ? DR_SCALE_DIST_HIGH : DR_SCALE_DIST_UNIFORM;
+        const char *ag = dr_tensor_file_meta(&tf, "augment"); /* absent: flip (every run before it) */
+        if (ag && strcmp(ag, "flip") && strcmp(ag, "dihedral")) {
+            rc = error_set(DR_ERR_FORMAT, "%s: checkpoint augment '%s' is not flip or dihedral", path, ag);
+            goto fail;
+        }
+        st->opt.augment = ag && !strcmp(ag, "dihedral") ? DR_AUGMENT_DIHEDRAL : DR_AUGMENT_FLIP;
     }
     st->opt.scale_min = st->info.scale_min;
     st->opt.scale_max = st->info.scale_max;

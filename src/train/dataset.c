@@ -279,3 +279,24 @@ int dataset_random_crop(const dataset *ds, rng_state *rng, int P, int render_siz
     if (S != P) DR_TRY(ip_resize(src, 3, S, S, out, P, P));
     return DR_OK;
 }
+
+void dataset_crop_turn(float *rgb, int P, int k, float *tmp) {
+    if (k <= 0) return;
+    const size_t pp = (size_t)P * P;
+    memcpy(tmp, rgb, sizeof(float) * 3 * pp);
+    for (int c = 0; c < 3; c++) {
+        const float *s = tmp + c * pp;
+        float *d = rgb + c * pp;
+        for (int y = 0; y < P; y++)
+            for (int x = 0; x < P; x++) {
+                /* source pixel of the turned crop's (y, x): undo the transpose, then the mirror */
+                const int sy0 = k & 2 ? x : y, sx = k & 2 ? y : x;
+                const int sy = k & 1 ? P - 1 - sy0 : sy0;
+                d[(size_t)y * P + x] = s[(size_t)sy * P + sx];
+            }
+    }
+}
+
+void dataset_crop_turn_random(float *rgb, int P, rng_state *rng, float *tmp) {
+    dataset_crop_turn(rgb, P, (int)rng_below(rng, 4), tmp);
+}

@@ -38,6 +38,14 @@ void dataset_free(dataset *ds);
  * tmp: at least dataset_crop_tmp(ds, P, render_size) floats. */
 int dataset_random_crop(const dataset *ds, rng_state *rng, int P, int render_size, float *out, float *tmp);
 size_t dataset_crop_tmp(const dataset *ds, int P, int render_size);
+/* Turn a crop rgb [3, P, P] in place by k (0..3): 1 mirrors it up-down, 2
+ * transposes it, 3 does both (mirror, then transpose). With the crop's own
+ * random left-right mirror, k uniform in 0..3 gives each of the square's 8
+ * rotations and mirrors with probability 1/8 (train --augment dihedral).
+ * tmp: at least 3 P^2 floats. */
+void dataset_crop_turn(float *rgb, int P, int k, float *tmp);
+/* dataset_crop_turn by a k drawn uniformly in 0..3 from rng. */
+void dataset_crop_turn_random(float *rgb, int P, rng_state *rng, float *tmp);
 
 /* Every path (relative to dir) below dir that is a file, sorted. */
 int list_files_recursive(const char *dir, char ***paths, int *n);

@@ -165,6 +165,9 @@ int dr_train(const dr_train_options *o) {
                          (double)o->resume_lr);
     if (!(o->dropout >= 0 && o->dropout < 1))
         return error_set(DR_ERR_INVALID, "train: dropout %g: 0 <= dropout < 1", (double)o->dropout);
+    if (o->augment != DR_AUGMENT_FLIP && o->augment != DR_AUGMENT_DIHEDRAL)
+        return error_set(DR_ERR_INVALID, "train: augment %d: flip (%d) or dihedral (%d)", (int)o->augment,
+                         (int)DR_AUGMENT_FLIP, (int)DR_AUGMENT_DIHEDRAL);
     if (o->render_size != 0 && (o->render_size < DR_RENDER_SIZE_MIN || o->render_size > DR_RENDER_SIZE_MAX))
         return error_set(DR_ERR_INVALID, "train: render size %d: 0 (full resolution) or %d..%d", o->render_size,
                          DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
@@ -204,6 +207,11 @@ int dr_train(const dr_train_options *o) {
         if (o->resume_dropout && o->dropout != st.opt.dropout) {
             logf_(o, "dropout %g -> %g from step %d", (double)st.opt.dropout, (double)o->dropout, st.step);
             st.opt.dropout = o->dropout;
+        }
+        if (o->resume_augment && o->augment != st.opt.augment) {
+            logf_(o, "augment %s -> %s from step %d", st.opt.augment == DR_AUGMENT_DIHEDRAL ? "dihedral" : "flip",
+                  o->augment == DR_AUGMENT_DIHEDRAL ? "dihedral" : "flip", st.step);
+            st.opt.augment = o->augment;
         }
     } else {
         if (o->target_scale > 0 && !(o->target_scale >= DR_TARGET_SCALE_MIN && o->target_scale <= DR_TARGET_SCALE_MAX))
