@@ -1325,8 +1325,8 @@ static void test_augment(void) {
     /* an unknown value is refused with the key's name; a bad enum too */
     CHECK(dr_tensor_file_set_meta(&tf, "augment", "rot45") == DR_OK, "set meta");
     CHECK(dr_tensor_file_write(bad, &tf, 0) == DR_OK, "write %s", bad);
-    CHECK(checkpoint_load(&s2, bad) == DR_ERR_FORMAT && strstr(dr_last_error(), "augment 'rot45'"),
-          "bogus augment: %s", dr_last_error());
+    CHECK(checkpoint_load(&s2, bad) == DR_ERR_FORMAT && strstr(dr_last_error(), "augment 'rot45'"), "bogus augment: %s",
+          dr_last_error());
     dr_tensor_file_free(&tf);
     remove(bad);
     dr_train_options w = base_options(DR_MODE_SUPERRES, bad);

@@ -68,7 +68,7 @@ int checkpoint_save(const train_state *st, const char *path) {
     SET("cpu_seconds", "%.17g", st->cpu_seconds);
     SET("ranks", "%d", st->ranks > 0 ? st->ranks : 1);
     SET("micro_batch", "%d", o->micro_batch);
-    if (o->dropout > 0) SET("dropout", "%.9g", o->dropout); /* absent: 0, as every older checkpoint */
+    if (o->dropout > 0) SET("dropout", "%.9g", o->dropout);                  /* absent: 0, as every older checkpoint */
     if (o->augment == DR_AUGMENT_DIHEDRAL) SET("augment", "%s", "dihedral"); /* absent: flip, as every older one */
 #undef SET
     if (rc == DR_OK) rc = dr_tensor_file_write(path, &tf, 0);
