@@ -149,9 +149,9 @@ v32=$(vx0 --resume "$TMP/sc_new.ckpt" --patch 32)
 w32=$(vx0 --init "$TMP/sc_new.safetensors" --patch 32)
 awk -v a="$v16" -v b="$v32" -v w="$w32" 'BEGIN {d = (w - b) / b; exit !(a != "" && b != "" && a != b && d < 0.02 && d > -0.02)}' &&
   ok || bad "validate --patch: checkpoint at 16 $v16, at 32 $v32, its export at 32 $w32"
-export DIFFRESTORE="$BIN" VAL="$TMP/lrdata" BATCHES=2
+export DIFFRESTORE="$BIN" VAL="$TMP/lrdata" SIZES=64:2
 expect 0 "ship_check: better checkpoint ships" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
-contains "$TMP/out" "SHIP: colorize candidate is lower on all 2 sets of 32 crops" "ship verdict"
+contains "$TMP/out" "SHIP: colorize candidate is lower on all 2 sets of val crops" "ship verdict"
 [ "$(grep -c '%$' "$TMP/out")" -eq 2 ] && ok || bad "ship_check: want one row per seed: $(cat "$TMP/out")"
 expect 0 "ship_check: better weights file ships" bash "$SC" colorize "$TMP/sc_new.safetensors" "$TMP/sc_old.ckpt"
 expect 3 "ship_check: worse model holds" bash "$SC" colorize "$TMP/sc_old.ckpt" "$TMP/sc_new.ckpt"
@@ -159,16 +159,21 @@ contains "$TMP/out" "HOLD: colorize candidate is lower on 0 of 2 sets" "hold ver
 expect 3 "ship_check: an equal model holds" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_new.ckpt"
 SEEDS=5 expect 0 "ship_check: SEEDS" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
 contains "$TMP/out" "lower on all 1 sets" "SEEDS chooses the sets"
-PATCH=32 SEEDS=1 expect 0 "ship_check: PATCH" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
-grep -q "^1 .*${v32}" "$TMP/out" && ok || bad "ship_check PATCH=32: want the candidate's x0 at 32 ($v32): $(cat "$TMP/out")"
+SIZES=32:2 SEEDS=1 expect 0 "ship_check: SIZES" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+grep -q "^32 *1 *32 .*${v32}" "$TMP/out" && ok || bad "ship_check SIZES=32:2: want the candidate's x0 at 32 ($v32): $(cat "$TMP/out")"
+SIZES="32:2 64:2" expect 0 "ship_check: two sizes" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+[ "$(grep -c '%$' "$TMP/out")" -eq 4 ] && ok || bad "ship_check: want a row per size and seed: $(cat "$TMP/out")"
+contains "$TMP/out" "lower on all 4 sets" "every size and seed decides"
+SIZES=32 expect 2 "ship_check: a size without batches" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+contains "$TMP/err" "SIZES: '32' is not PATCH:BATCHES" "bad SIZES named"
 expect 2 "ship_check: missing candidate" bash "$SC" colorize "$TMP/nope.ckpt" "$TMP/sc_old.ckpt"
 contains "$TMP/err" "nope.ckpt: no such file" "missing candidate named"
 expect 2 "ship_check: no arguments" bash "$SC"
 expect 1 "ship_check: a text file as candidate" bash "$SC" colorize "$TMP/text.png" "$TMP/sc_old.ckpt"
-contains "$TMP/err" "validating $TMP/text.png (seed 1) failed" "failed validation names the file"
+contains "$TMP/err" "validating $TMP/text.png (seed 1, 64 px) failed" "failed validation names the file, seed and size"
 expect 0 "ship_check --help" bash "$SC" --help
 contains "$TMP/out" "scripts/ship_check.sh MODE CANDIDATE [SHIPPED]" "ship_check --help usage"
-unset DIFFRESTORE VAL BATCHES
+unset DIFFRESTORE VAL SIZES
 
 # --- scripts/train_val_gap.sh: x0 MSE on the training and the val photos (the same
 # helper as ship_check). A mode with no committed weights gives only the EXTRA row;
