@@ -35,10 +35,14 @@ ship="${3:-}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${DIFFRESTORE:-$root/build/diffrestore}"
 val="${VAL:-$root/../shared/data/val}"
+if [ -n "${PATCH:-}${BATCHES:-}" ]; then
+  echo "ship_check.sh: PATCH and BATCHES are gone: use SIZES=PATCH:BATCHES (e.g. SIZES=128:32)" >&2
+  exit 2
+fi
 sizes="${SIZES:-128:32 256:8}"
 seeds="${SEEDS:-1 2}"
 for sz in $sizes; do
-  [[ "$sz" =~ ^[0-9]+:[0-9]+$ ]] || {
+  [[ "$sz" =~ ^[1-9][0-9]*:[1-9][0-9]*$ ]] || {
     echo "ship_check.sh: SIZES: '$sz' is not PATCH:BATCHES" >&2
     exit 2
   }
@@ -97,6 +101,10 @@ for sz in $sizes; do
     if awk -v a="$a" -v b="$b" 'BEGIN {exit !(b < a)}'; then lower=$((lower + 1)); fi
   done
 done
+[ "$n" -gt 0 ] || {
+  echo "ship_check.sh: no crop sets to compare (SIZES '$sizes', SEEDS '$seeds')" >&2
+  exit 2
+}
 if [ "$lower" -eq "$n" ]; then
   echo "SHIP: $mode candidate is lower on all $n sets of val crops"
   exit 0

@@ -92,6 +92,7 @@ contains "$TMP/err" "--scale-dist high is only for superres" "--scale-dist is su
 expect 2 "train --augment rot45" "$BIN" train --augment rot45 --mode superres --data "$TMP/data" --out "$TMP/m.ckpt"
 contains "$TMP/err" "--augment must be flip or dihedral, not 'rot45'" "bad --augment named"
 expect 2 "train --augment empty" "$BIN" train --augment "" --mode superres --data "$TMP/data" --out "$TMP/m.ckpt"
+contains "$TMP/err" "--augment must be flip or dihedral, not ''" "empty --augment named"
 # --- train --ema-probe: parsing and its need of --val
 
 expect 2 "train --ema-probe 1.5" "$BIN" train --ema-probe 0.99,1.5 --mode inpaint --data "$TMP/data" --out "$TMP/m.ckpt"
@@ -166,6 +167,12 @@ SIZES="32:2 64:2" expect 0 "ship_check: two sizes" bash "$SC" colorize "$TMP/sc_
 contains "$TMP/out" "lower on all 4 sets" "every size and seed decides"
 SIZES=32 expect 2 "ship_check: a size without batches" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
 contains "$TMP/err" "SIZES: '32' is not PATCH:BATCHES" "bad SIZES named"
+SIZES=64:08 expect 2 "ship_check: a leading zero" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+SIZES=" " expect 2 "ship_check: no sizes" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+contains "$TMP/err" "no crop sets to compare" "no sets is not a ship"
+SEEDS=" " expect 2 "ship_check: no seeds" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+PATCH=128 expect 2 "ship_check: the old PATCH" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+contains "$TMP/err" "use SIZES=PATCH:BATCHES" "the old PATCH points to SIZES"
 expect 2 "ship_check: missing candidate" bash "$SC" colorize "$TMP/nope.ckpt" "$TMP/sc_old.ckpt"
 contains "$TMP/err" "nope.ckpt: no such file" "missing candidate named"
 expect 2 "ship_check: no arguments" bash "$SC"

@@ -77,6 +77,13 @@ expect 0 "3 ranks, dropout" run_mpi 3 1 "${T[@]}" "${D[@]}" --out "$TMP/d3.ckpt"
 equal_runs "$TMP/d1.ckpt" "$TMP/d3.ckpt" "dropout 0.3, 3 ranks vs 1 process"
 expect 0 "1 process, no dropout" env OMP_NUM_THREADS=2 "$BIN" "${T[@]}" "${D[@]}" --dropout 0 --out "$TMP/d0.ckpt"
 [ "$(sum "$TMP/d1.ckpt")" != "$(sum "$TMP/d0.ckpt")" ] && ok || bad "dropout 0.3 gave dropout 0's checkpoint"
+# --- --augment dihedral: the turn is drawn from the sample's own stream, so 3 ranks too
+A=(--mode superres --steps 2 --batch 6 --micro-batch 2 --augment dihedral)
+expect 0 "1 process, dihedral" env OMP_NUM_THREADS=2 "$BIN" "${T[@]}" "${A[@]}" --out "$TMP/a1.ckpt"
+expect 0 "3 ranks, dihedral" run_mpi 3 1 "${T[@]}" "${A[@]}" --out "$TMP/a3.ckpt"
+equal_runs "$TMP/a1.ckpt" "$TMP/a3.ckpt" "dihedral, 3 ranks vs 1 process"
+expect 0 "1 process, flip" env OMP_NUM_THREADS=2 "$BIN" "${T[@]}" "${A[@]}" --augment flip --out "$TMP/a0.ckpt"
+[ "$(sum "$TMP/a1.ckpt")" != "$(sum "$TMP/a0.ckpt")" ] && ok || bad "dihedral gave flip's checkpoint"
 
 # --- too many ranks for the micro-batches: refused by every rank, the job ends
 expect 1 "3 ranks, 2 micro-batches" run_mpi 3 1 "${T[@]}" --mode inpaint --out "$TMP/x.ckpt" --steps 2 --batch 4 --micro-batch 2

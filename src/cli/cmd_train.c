@@ -543,8 +543,7 @@ int cmd_train(int argc, char **argv) {
                                     name);
         }
         cli_eprintf("diffrestore train: note: %s: kept from the checkpoint %s on --resume, not changed (of the recipe, "
-                    "only --lr "
-                    "and --steps apply to a resumed run)\n",
+                    "only --lr, --dropout, --augment and --steps apply to a resumed run)\n",
                     names, o.resume_path);
     }
     if (!steps_given && o.resume_path) o.steps = 0; /* keep the checkpoint's target */
