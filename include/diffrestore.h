@@ -664,6 +664,8 @@ typedef struct {
     uint64_t seed;
     int checkpoint_every; /* steps; also on cancel */
     int val_every, val_batches;
+    int val_patch; /* the validation crops' size during training (0: the training patch), e.g.
+                    * restore's 256-pixel tiles; measurement only: not stored, any resume may set it */
     /* Loss weight over t (docs/TRAINING.md): uniform, or Min-SNR-gamma (Hang et
      * al. 2023): min(SNR, gamma) / (SNR + 1) for v, min(SNR, gamma) / SNR for eps. */
     dr_loss_weight loss_weight;

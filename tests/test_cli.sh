@@ -78,6 +78,7 @@ contains "$TMP/out" "--masks M" "train --help lists --masks"
 contains "$TMP/out" "--scale-dist D" "train --help lists --scale-dist"
 contains "$TMP/out" "--ema-probe D[,D...]" "train --help lists --ema-probe"
 contains "$TMP/out" "--augment A" "train --help lists --augment"
+contains "$TMP/out" "--val-patch P" "train --help lists --val-patch"
 expect 2 "train --masks cracks" "$BIN" train --masks cracks --mode inpaint --data "$TMP/data" --out "$TMP/m.ckpt"
 contains "$TMP/err" "--masks must be legacy or damage, not 'cracks'" "bad --masks named"
 expect 2 "train --masks empty" "$BIN" train --masks "" --mode inpaint --data "$TMP/data" --out "$TMP/m.ckpt"
@@ -93,6 +94,8 @@ expect 2 "train --augment rot45" "$BIN" train --augment rot45 --mode superres --
 contains "$TMP/err" "--augment must be flip or dihedral, not 'rot45'" "bad --augment named"
 expect 2 "train --augment empty" "$BIN" train --augment "" --mode superres --data "$TMP/data" --out "$TMP/m.ckpt"
 contains "$TMP/err" "--augment must be flip or dihedral, not ''" "empty --augment named"
+expect 2 "train --val-patch 4" "$BIN" train --val-patch 4 --mode superres --data "$TMP/data" --out "$TMP/m.ckpt"
+contains "$TMP/err" "--val-patch needs 8..1024" "bad --val-patch named"
 # --- train --ema-probe: parsing and its need of --val
 
 expect 2 "train --ema-probe 1.5" "$BIN" train --ema-probe 0.99,1.5 --mode inpaint --data "$TMP/data" --out "$TMP/m.ckpt"

@@ -1336,6 +1336,49 @@ static void test_augment(void) {
     train_state_free(&s1);
 }
 
+/* --val-patch: a run validates on crops of that size (the logged val x0 MSE is
+ * what --validate gives its checkpoint at that patch, not at the training
+ * patch); it is not stored; bad sizes are refused. */
+static void test_val_patch(void) {
+    char a[1200], csv[1300];
+    path_in(a, sizeof a, "valpatch.ckpt");
+    snprintf(csv, sizeof csv, "%s.csv", a);
+    dr_train_options o = base_options(DR_MODE_SUPERRES, a);
+    o.steps = 4;
+    o.val_dir = g_data;
+    o.val_every = 4;
+    o.val_batches = 1;
+    o.val_patch = 32;
+    CHECK(dr_train(&o) == DR_OK, "run with --val-patch 32: %s", dr_last_error());
+    int step = 0;
+    double logged = NAN, cpu, vp, l32 = NAN, x32 = NAN, l16 = NAN, x16 = NAN;
+    CHECK(csv_last(csv, &step, &logged, &cpu, &vp) && step == 4 && isfinite(logged), "val row: step %d, x0 %g", step,
+          logged);
+    dr_train_options v = base_options(DR_MODE_SUPERRES, NULL);
+    v.resume_path = a;
+    v.val_dir = g_data;
+    v.val_batches = 1;
+    v.patch = 32;
+    CHECK(dr_train_validate(&v, &l32, &x32) == DR_OK, "validate at 32: %s", dr_last_error());
+    v.patch = 16;
+    CHECK(dr_train_validate(&v, &l16, &x16) == DR_OK, "validate at 16: %s", dr_last_error());
+    printf("--val-patch 32: logged %.6f, validated at 32 %.6f, at 16 %.6f\n", logged, x32, x16);
+    CHECK(fabs(x32 - logged) <= 1e-6, "logged %.6f is not the x0 MSE at 32 (%.8f)", logged, x32);
+    CHECK(fabs(x16 - logged) > 1e-5, "the x0 MSE at 16 (%.8f) is the logged one: the check cannot fail", x16);
+    dr_tensor_file tf;
+    if (dr_tensor_file_read(a, &tf) == DR_OK) {
+        CHECK(dr_tensor_file_meta(&tf, "val_patch") == NULL, "val_patch stored in the checkpoint");
+        dr_tensor_file_free(&tf);
+    }
+    const int bad_p[2] = {4, 2048};
+    for (int k = 0; k < 2; k++) {
+        dr_train_options b = base_options(DR_MODE_SUPERRES, a);
+        b.val_patch = bad_p[k];
+        CHECK(dr_train(&b) == DR_ERR_INVALID && strstr(dr_last_error(), "validation patch"), "val patch %d: %s",
+              bad_p[k], dr_last_error());
+    }
+}
+
 int main(void) {
     dr_set_threads(2);
     make_dataset();
@@ -1357,5 +1400,6 @@ int main(void) {
     test_dropout();
     test_crop_turn();
     test_augment();
+    test_val_patch();
     return test_summary("test_train");
 }

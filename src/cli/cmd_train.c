@@ -60,6 +60,9 @@ static const char *HELP = "Usage: diffrestore train --mode MODE --data DIR --out
                           "      --val-batches N      validation crops: N batches of 16 (default 4: 64\n"
                           "                           crops); batch i is the same whatever N, so 32\n"
                           "                           extends the default's crops to 512\n"
+                          "      --val-patch P        the validation crops' size while training (default:\n"
+                          "                           the training --patch), e.g. 256 for restore's tiles;\n"
+                          "                           measurement only, any resume may change it\n"
                           "      --validate[=params]  only print the val loss and x0 MSE of --init WEIGHTS\n"
                           "                           or --resume CKPT (its EMA; =params: its raw\n"
                           "                           parameters) on --val DIR's crops of --patch\n"
@@ -183,7 +186,8 @@ enum {
     O_MICRO,
     O_EMA_PROBE,
     O_DROPOUT,
-    O_AUGMENT
+    O_AUGMENT,
+    O_VAL_PATCH
 };
 
 /* "NAME" or "NAME:ARGS": ARGS after the colon, or NULL */
@@ -230,6 +234,7 @@ int cmd_train(int argc, char **argv) {
                                              {"budget-cpu-minutes", required_argument, 0, O_BUDGET},
                                              {"val-seed", required_argument, 0, O_VAL_SEED},
                                              {"val-batches", required_argument, 0, O_VAL_BATCHES},
+                                             {"val-patch", required_argument, 0, O_VAL_PATCH},
                                              {"validate", optional_argument, 0, O_VALIDATE},
                                              {"render-size", required_argument, 0, O_RENDER},
                                              {"micro-batch", required_argument, 0, O_MICRO},
@@ -402,6 +407,10 @@ int cmd_train(int argc, char **argv) {
         case O_VAL_BATCHES:
             if (!cli_parse_int(optarg, 1, 4096, &v)) return cli_usage_error(C, "--val-batches needs 1..4096");
             o.val_batches = (int)v;
+            break;
+        case O_VAL_PATCH:
+            if (!cli_parse_int(optarg, 8, 1024, &v)) return cli_usage_error(C, "--val-patch needs 8..1024");
+            o.val_patch = (int)v;
             break;
         case O_TSCALE:
             if (!parse_float(optarg, 0.001f, 1000, &o.target_scale))

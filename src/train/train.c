@@ -157,6 +157,8 @@ int dr_train(const dr_train_options *o) {
         return error_set(DR_ERR_INVALID, "train: --data is required");
     if (o->batch < 1 || o->batch > 1024 || o->patch < 8 || o->patch > 1024)
         return error_set(DR_ERR_INVALID, "train: batch %d or patch %d out of range", o->batch, o->patch);
+    if (o->val_patch != 0 && (o->val_patch < 8 || o->val_patch > 1024))
+        return error_set(DR_ERR_INVALID, "train: validation patch %d: 0 (the training patch) or 8..1024", o->val_patch);
     if (o->val_batches < 1 || o->val_batches > 4096)
         return error_set(DR_ERR_INVALID, "train: %d validation batches; 1..4096", o->val_batches);
     if (o->resume_lr != 0 && (!o->resume_path || !(o->resume_lr > 0 && o->resume_lr <= 1)))
@@ -198,6 +200,7 @@ int dr_train(const dr_train_options *o) {
         st.opt.budget_cpu_seconds = o->budget_cpu_seconds;
         st.opt.val_seed = o->val_seed;
         st.opt.val_batches = o->val_batches; /* measurement only: the training stream is the same */
+        st.opt.val_patch = o->val_patch;     /* the same */
         if (o->micro_batch > 0) st.opt.micro_batch = o->micro_batch; /* changes the sums' rounding only */
         logf_(o, "resumed %s at step %d of %d", o->resume_path, st.step, st.opt.steps);
         if (o->resume_lr > 0 && o->resume_lr != st.opt.lr) {
@@ -303,10 +306,12 @@ int dr_train(const dr_train_options *o) {
         st.data_hash = ds.hash;
         logf_(o, "%d training images from %s", ds.n, o->data_dir);
         if (o->val_dir && opt->val_every > 0 && root) { /* rank 0 alone validates */
-            rc = dataset_load(&val, o->val_dir, opt->patch, note, o->user);
+            const int vp = opt->val_patch > 0 ? opt->val_patch : opt->patch;
+            rc = dataset_load(&val, o->val_dir, vp, note, o->user);
             if (rc != DR_OK) goto done;
-            logf_(o, "%d validation images from %s", val.n, o->val_dir);
-            rc = train_batch_build(&vb, &st, &val, VAL_BATCH, opt->patch, VAL_BATCH);
+            logf_(o, "%d validation images from %s (%d crops of %d pixels)", val.n, o->val_dir,
+                  opt->val_batches * VAL_BATCH, vp);
+            rc = train_batch_build(&vb, &st, &val, VAL_BATCH, vp, VAL_BATCH);
             if (rc != DR_OK) goto done;
         }
         if (st.info.target_scale <= 0) {
