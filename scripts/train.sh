@@ -21,20 +21,23 @@ data="${DATA:-../shared/data}"
 mkdir -p "$runs/$mode"
 ck="$runs/$mode/$mode.ckpt"
 extra=()
-# the recipe per mode, as chosen by the equal-time A/Bs (docs/TRAINING.md, rounds 2-4);
-# bf16 where the CPU has it (same quality at equal steps, 1.2-1.3x less CPU)
+# the recipe per mode (docs/TRAINING.md): since session 33, 128-pixel crops in batches of
+# 4 (the pixels of 16 crops of 64), nearer the 256-pixel tiles restore runs the network
+# on; validated on 32 crops of 256 pixels, the ship rule's size. bf16 where the CPU has
+# it (same quality at equal steps, 1.2-1.3x less CPU). A resume keeps everything but
+# the rate and the dropout, which come from here too.
 case "$mode" in
-  colorize) recipe=(--batch 8 --lr 1e-4) ;;
-  inpaint) recipe=(--batch 16 --lr 5e-4) ;;
-  superres) recipe=(--batch 16 --lr 2e-4 --scales 2-4) ;;
+  colorize) lr=5e-5 dropout=0.1 recipe=(--seed 6) ;;
+  inpaint) lr=1.25e-4 dropout=0 recipe=(--seed 7) ;;
+  superres) lr=2.5e-5 dropout=0.1 recipe=(--seed 7 --scales 2-4) ;;
   *) echo "train.sh: unknown mode '$mode'" >&2; exit 2 ;;
 esac
 if [ -f "$ck" ]; then
-  extra+=(--resume "$ck") # the checkpoint keeps its recipe; only --lr and --steps apply
+  extra+=(--resume "$ck") # the checkpoint keeps its recipe; only --lr, --dropout and --steps apply
 elif [ -n "${INIT:-}" ]; then
   extra+=(--init "$INIT") # continue from weights, e.g. INIT=weights/superres.safetensors (pass a new --seed)
 fi
-start=(--mode "$mode" --prediction v --patch 64 --ema 0.999 --seed 1 "${recipe[@]}")
-[ -f "$ck" ] && start=("${recipe[@]:2:2}") # --lr alone: the rest is the checkpoint's
+start=(--lr "$lr" --dropout "$dropout")
+[ -f "$ck" ] || start+=(--mode "$mode" --prediction v --patch 128 --batch 4 --ema 0.999 "${recipe[@]}")
 exec "$bin" train --data "$data/train" --val "$data/val" --out "$ck" --steps "$steps" "${start[@]}" \
-  --precision auto --checkpoint-every 250 --val-every 500 --val-seed 1 -q "${extra[@]}" "$@"
+  --precision auto --checkpoint-every 250 --val-every 500 --val-seed 1 --val-batches 2 --val-patch 256 -q "${extra[@]}" "$@"
