@@ -19,6 +19,7 @@
 #include "common/fileio.h"
 #include "imgproc/imgproc.h"
 #include "modes/mode.h"
+#include "train/batch.h"
 #include "train/checkpoint.h"
 #include "train/weighting.h"
 #include "train/dataset.h"
@@ -1369,6 +1370,36 @@ static void test_val_patch(void) {
     if (dr_tensor_file_read(a, &tf) == DR_OK) {
         CHECK(dr_tensor_file_meta(&tf, "val_patch") == NULL, "val_patch stored in the checkpoint");
         dr_tensor_file_free(&tf);
+    }
+    /* large validation crops go through the network a few at a time: the same
+     * numbers as all 16 at once to the last printed digit (the fp32 GEMMs of
+     * another width may round a last bit differently; val_run_batch keeps 16 up
+     * to 128 pixels, so those numbers are the bits they always were) */
+    CHECK(val_run_batch(64) == 16 && val_run_batch(128) == 16 && val_run_batch(256) == 4 && val_run_batch(512) == 1,
+          "val_run_batch: %d %d %d %d", val_run_batch(64), val_run_batch(128), val_run_batch(256), val_run_batch(512));
+    train_state st;
+    if (load_state(a, &st) == DR_OK) {
+        dataset val = {0};
+        noise_schedule sch = {0};
+        train_batch b16 = {0}, b4 = {0};
+        st.opt.val_batches = 1;
+        if (noise_schedule_build(&sch, st.info.timesteps, st.info.schedule_linear) == DR_OK &&
+            dataset_load(&val, g_data, 32, NULL, NULL) == DR_OK &&
+            train_batch_build(&b16, &st, &val, VAL_BATCH, 32, VAL_BATCH) == DR_OK &&
+            train_batch_build(&b4, &st, &val, VAL_BATCH, 32, 4) == DR_OK) {
+            double m16 = NAN, m4 = NAN;
+            const double l16v = val_loss(&st, st.ema, &b16, &val, &sch, 1, &m16);
+            const double l4v = val_loss(&st, st.ema, &b4, &val, &sch, 1, &m4);
+            printf("validation 16 at once %.9g %.9g, 4 at a time %.9g %.9g\n", l16v, m16, l4v, m4);
+            CHECK(isfinite(l16v) && fabs(l4v - l16v) <= 1e-7 * l16v && fabs(m4 - m16) <= 1e-7 * m16,
+                  "4 at a time: %.9g %.9g, 16: %.9g %.9g", l4v, m4, l16v, m16);
+        } else
+            CHECK(0, "validation batches: %s", dr_last_error());
+        train_batch_free(&b16);
+        train_batch_free(&b4);
+        dataset_free(&val);
+        noise_schedule_free(&sch);
+        train_state_free(&st);
     }
     const int bad_p[2] = {4, 2048};
     for (int k = 0; k < 2; k++) {

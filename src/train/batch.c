@@ -177,6 +177,12 @@ float measure_target_scale(const train_state *st, const dataset *ds) {
     return (float)pow(2.0, round(2.0 * log2(scale)) / 2.0);
 }
 
+int val_run_batch(int P) {
+    int rb = VAL_BATCH; /* a divisor of VAL_BATCH */
+    while (rb > 1 && (long long)rb * P * P > (long long)VAL_BATCH * 128 * 128) rb /= 2;
+    return rb;
+}
+
 /* Val loss of weights w (the EMA, or the raw parameters) on fixed crops, t
  * and noise (the same every time, so the numbers are comparable across
  * steps), plus the error of the implied x0 estimate in target units (clipped
@@ -190,7 +196,10 @@ double val_loss(train_state *st, const float *w, train_batch *bb, const dataset 
     const float ts = st->info.target_scale;
     for (int i = 0; i < st->opt.val_batches; i++) {
         if (fill_batch(bb, val, sch, vseed ^ VAL_SEED_SALT, (uint64_t)i, ts, 1, 0, bb->B) != DR_OK) return NAN;
-        unet_forward(&bb->run, &st->L, w, bb->x_in, bb->t, bb->y);
+        const int in = st->info.cfg.in_channels, rb = bb->run.B; /* rb divides B (val_run_batch) */
+        for (int b0 = 0; b0 < bb->B; b0 += rb)
+            unet_forward(&bb->run, &st->L, w, bb->x_in + (size_t)b0 * in * np, bb->t + b0,
+                         bb->y + (size_t)b0 * out * np);
         sum += loss_and_grad(bb, 0, 0);
         for (int b = 0; b < bb->B; b++) {
             const double ab = sch->alpha_bar[(int)bb->t[b]], sa = sqrt(ab), sb = sqrt(1 - ab);

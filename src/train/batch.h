@@ -33,6 +33,11 @@ typedef struct {
     unet_run run;
 } train_batch;
 
+/* Validation crops per forward at patch P: the whole VAL_BATCH up to 128 pixels
+ * (as every earlier validation ran), fewer above, so the activations stay those
+ * of 16 crops of 128 (about 2.5 GB at 256 pixels instead of 10). */
+int val_run_batch(int P);
+
 void train_batch_free(train_batch *bb);
 /* Buffers for a batch of B samples; the U-Net run is planned for run_B of
  * them at a time (training: 1, each sample's own forward and backward). */

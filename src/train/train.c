@@ -311,7 +311,7 @@ int dr_train(const dr_train_options *o) {
             if (rc != DR_OK) goto done;
             logf_(o, "%d validation images from %s (%d crops of %d pixels)", val.n, o->val_dir,
                   opt->val_batches * VAL_BATCH, vp);
-            rc = train_batch_build(&vb, &st, &val, VAL_BATCH, vp, VAL_BATCH);
+            rc = train_batch_build(&vb, &st, &val, VAL_BATCH, vp, val_run_batch(vp));
             if (rc != DR_OK) goto done;
         }
         if (st.info.target_scale <= 0) {
@@ -552,7 +552,7 @@ int dr_train_validate(const dr_train_options *o, double *val_loss_out, double *v
     noise_schedule sch = {0};
     if ((rc = noise_schedule_build(&sch, st.info.timesteps, st.info.schedule_linear)) == DR_OK &&
         (rc = dataset_load(&val, o->val_dir, st.opt.patch, o->log, o->user)) == DR_OK &&
-        (rc = train_batch_build(&vb, &st, &val, VAL_BATCH, st.opt.patch, VAL_BATCH)) == DR_OK) {
+        (rc = train_batch_build(&vb, &st, &val, VAL_BATCH, st.opt.patch, val_run_batch(st.opt.patch))) == DR_OK) {
         *val_loss_out = val_loss(&st, o->resume_path && o->validate_params ? st.params : st.ema, &vb, &val, &sch, vseed,
                                  val_x0_mse);
         if (!isfinite(*val_loss_out)) rc = error_set(DR_ERR_NUMERIC, "validation loss is not finite");
