@@ -230,7 +230,7 @@ const mode_ops mode_colorize = {
             .out_channels = 2,
             .flags = DR_MODE_TAKES_RENDER_SIZE | DR_MODE_COLOR_OUT | DR_MODE_MEAN_OF_X,
         },
-    .presets = {{DR_SAMPLER_DDIM, 20, 0}, {DR_SAMPLER_DDIM, 4, 0}, {DR_SAMPLER_DDIM, 20, 0}},
+    .presets = {{DR_SAMPLER_DDIM, 10, 0}, {DR_SAMPLER_DDIM, 4, 0}, {DR_SAMPLER_DDIM, 20, 0}},
     .flat_data = "the photos have (almost) no colour, and colorize learns colour from colour photos",
     .make_example = colorize_example,
     .plan = colorize_plan,
