@@ -19,13 +19,25 @@
 # BATCHES batches of 16; default "128:32 256:8": 512 and 128 crops), SEEDS
 # (default "1 2"). Both models are measured on the same crops, whatever they
 # trained at.
+#
+# The eval gate (session 35): the x0 MSE averages over every noise level, and
+# a sampler visits only a few, so a model can be lower in x0 and sample worse
+# (colorize did, TRAINING.md session 34). When the x0 rule passes, both models
+# also restore the centred EVAL_CROP crops of VAL with `diffrestore eval` at the
+# default preset, one thread, on each seed of EVAL_SEEDS, and neither of the
+# mode's two target metrics may fall on any seed (colorize: chroma PSNR and
+# colourfulness ratio; inpaint: hole PSNR and hole HF ratio; superres x4: PSNR
+# and HF ratio; denoise: PSNR and SSIM). Defaults: EVAL_SEEDS "0 1 2" for
+# colorize and "" (no gate) for the other modes; EVAL_CROP 256. Colorize runs
+# at the shipped weights' render_size for both models. A checkpoint is
+# exported (EMA, F16) to a temporary file first.
 set -euo pipefail
 usage() {
   echo "usage: scripts/ship_check.sh MODE CANDIDATE [SHIPPED]" >&2
   exit 2
 }
 [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] && {
-  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"
   exit 0
 }
 [ $# -ge 2 ] && [ $# -le 3 ] || usage
@@ -41,6 +53,36 @@ if [ -n "${PATCH:-}${BATCHES:-}" ]; then
 fi
 sizes="${SIZES:-128:32 256:8}"
 seeds="${SEEDS:-1 2}"
+# the gate's metrics, one entry per mode: accuracy, then realism
+gate_metrics() {
+  case "$1" in
+  colorize) echo "chroma_psnr colorfulness_ratio" ;;
+  inpaint) echo "hole_psnr hole_hf_ratio" ;;
+  superres) echo "psnr hf_ratio" ;;
+  denoise) echo "psnr ssim" ;;
+  esac
+}
+if [ "$mode" = colorize ]; then
+  eval_seeds="${EVAL_SEEDS-0 1 2}"
+else
+  eval_seeds="${EVAL_SEEDS-}"
+fi
+eval_crop="${EVAL_CROP:-256}"
+for s in $eval_seeds; do
+  [[ "$s" =~ ^(0|[1-9][0-9]*)$ ]] || {
+    echo "ship_check.sh: EVAL_SEEDS: '$s' is not a seed" >&2
+    exit 2
+  }
+done
+[[ "$eval_crop" =~ ^[1-9][0-9]*$ ]] || {
+  echo "ship_check.sh: EVAL_CROP: '$eval_crop' is not a crop size" >&2
+  exit 2
+}
+metrics="$(gate_metrics "$mode")"
+if [ -n "${eval_seeds// /}" ] && [ -z "$metrics" ]; then
+  echo "ship_check.sh: no eval metrics for mode '$mode': set EVAL_SEEDS=\"\"" >&2
+  exit 2
+fi
 for sz in $sizes; do
   [[ "$sz" =~ ^[1-9][0-9]*:[1-9][0-9]*$ ]] || {
     echo "ship_check.sh: SIZES: '$sz' is not PATCH:BATCHES" >&2
@@ -105,9 +147,68 @@ done
   echo "ship_check.sh: no crop sets to compare (SIZES '$sizes', SEEDS '$seeds')" >&2
   exit 2
 }
-if [ "$lower" -eq "$n" ]; then
+if [ "$lower" -ne "$n" ]; then
+  echo "HOLD: $mode candidate is lower on $lower of $n sets of val crops"
+  exit 3
+fi
+if [ -z "${eval_seeds// /}" ]; then
   echo "SHIP: $mode candidate is lower on all $n sets of val crops"
   exit 0
 fi
-echo "HOLD: $mode candidate is lower on $lower of $n sets of val crops"
+
+# --- the eval gate
+weights() { # weights FILE NAME -> a weights file for eval (a checkpoint is exported)
+  case "$1" in
+  *.safetensors) echo "$1" ;;
+  *)
+    "$bin" train -q --resume "$1" --export "$tmp/$2.safetensors" 2>"$tmp/err" || {
+      echo "ship_check.sh: exporting $1 failed: $(tail -n 1 "$tmp/err")" >&2
+      exit 1
+    }
+    echo "$tmp/$2.safetensors"
+    ;;
+  esac
+}
+ship_w=$(weights "$ship" shipped)
+cand_w=$(weights "$cand" candidate)
+rs=()
+if [ "$mode" = colorize ]; then
+  r=$("$bin" info "$ship_w" 2>/dev/null | awk '$1 == "render_size" && $2 == "=" {print $3}')
+  [ -n "$r" ] && rs=(--render-size "$r")
+fi
+ev() { # ev WEIGHTS SEED -> the "model" object of eval's mean line
+  "$bin" eval -q --json --mode "$mode" --data "$val" --crop "$eval_crop" --seed "$2" -t 1 "${rs[@]}" \
+    -w "$1" >"$tmp/ev" 2>"$tmp/err" || {
+    echo "ship_check.sh: eval of $1 (seed $2) failed: $(tail -n 1 "$tmp/err")" >&2
+    exit 1
+  }
+  sed -n 's/^{"mean":true.*"model":{\([^}]*\)}.*/\1/p' "$tmp/ev"
+}
+metric() { # metric OBJECT KEY -> its number
+  tr ',' '\n' <<<"$1" | awk -F: -v k="\"$2\"" '$1 == k {print $2}'
+}
+echo
+printf '%-6s %-20s %-10s %-10s %s\n' seed metric shipped candidate change
+fell=0
+m=0
+for s in $eval_seeds; do
+  a=$(ev "$ship_w" "$s")
+  b=$(ev "$cand_w" "$s")
+  for k in $metrics; do
+    x=$(metric "$a" "$k")
+    y=$(metric "$b" "$k")
+    [[ "$x" =~ ^-?[0-9.]+(e[-+]?[0-9]+)?$ ]] && [[ "$y" =~ ^-?[0-9.]+(e[-+]?[0-9]+)?$ ]] || {
+      echo "ship_check.sh: no $k in eval's mean line (seed $s)" >&2
+      exit 1
+    }
+    printf '%-6s %-20s %-10s %-10s %s\n' "$s" "$k" "$x" "$y" "$(awk -v a="$x" -v b="$y" 'BEGIN {printf "%+.3f", b - a}')"
+    m=$((m + 1))
+    if awk -v a="$x" -v b="$y" 'BEGIN {exit !(b < a)}'; then fell=$((fell + 1)); fi
+  done
+done
+if [ "$fell" -eq 0 ]; then
+  echo "SHIP: $mode candidate is lower on all $n sets of val crops, and none of $m eval metrics falls"
+  exit 0
+fi
+echo "HOLD: $mode candidate is lower on all $n sets of val crops, but $fell of $m eval metrics fall"
 exit 3
