@@ -403,13 +403,6 @@ typedef struct {
      * tiles with (tiles done, tiles run) of this evaluation; inpaint runs only the
      * tiles that hold a hole pixel. The same user pointer. */
     void (*progress_tile)(int tile, int tiles, void *user);
-    /* self-ensemble: at every sampler step the network also runs on mirrored
-     * copies of each tile (its x_t and condition), and its outputs, mirrored
-     * back, are averaged. 1 (or 0): none; 2: a left-right mirror; 4: also
-     * up-down and both. It makes the denoiser more accurate at flips times
-     * the network evaluations; the sampler's noise is the same, so unlike the
-     * mean of samples it keeps the detail (docs/TUNING.md, "Self-ensemble"). */
-    int flips;
 } dr_params;
 
 #define DR_RENDER_SIZE_AUTO (-1)

@@ -58,7 +58,7 @@ S=(--steps 2)
 expect 0 "eval --help" "$BIN" eval --help
 for s in "Usage: diffrestore eval" "--mode M" "--data DIR" "--scale S" "(default 4)" "--holes A-B" "(default 0.10-0.30)" \
   "--crop N" "(default 0: the whole image)" "--steps N" "--preset P" "sampler steps (default: the preset's)" "--sampler S" "--seed N" \
-  "(default 0)" "--samples N" "--reduce mean" "--flips N" "--out DIR" "--json" "--baseline-dir DIR" "--inputs-only" "telea_baseline.py" "-w, --weights" \
+  "(default 0)" "--samples N" "--reduce mean" "--out DIR" "--json" "--baseline-dir DIR" "--inputs-only" "telea_baseline.py" "-w, --weights" \
   "python3-opencv" "Exit codes"; do
   contains "$TMP/out" "$s" "eval --help lists $s"
 done
@@ -250,10 +250,6 @@ expect 2 "--preset turbo" "$BIN" eval --mode superres --data "$D" --preset turbo
 contains "$TMP/err" "--preset needs fast, default, best" "--preset turbo refused"
 expect 0 "--samples 2 --reduce mean" "$BIN" eval --mode superres --data "$D" -w "$W/superres.safetensors" "${S[@]}" --samples 2 --reduce mean -q
 contains "$TMP/out" "mean of 2 samples" "--samples in the title"
-expect 0 "--flips 2" "$BIN" eval --mode superres --data "$D" -w "$W/superres.safetensors" "${S[@]}" --flips 2 -q
-contains "$TMP/out" ", 2 flips" "--flips in the title"
-expect 2 "--flips 3" "$BIN" eval --mode superres --data "$D" -w "$W/superres.safetensors" "${S[@]}" --flips 3 -q
-contains "$TMP/err" "--flips needs 1, 2 or 4, got '3'" "--flips 3 refused and named"
 # an output directory inside the data is refused before any work (issue 20:
 # the files in it would be ground truth to the recursive walk, and replaced)
 cp -r "$D" "$TMP/d2"

@@ -331,11 +331,6 @@ expect 0 "--shard overrides SLURM" env SLURM_ARRAY_TASK_ID=5 SLURM_ARRAY_TASK_CO
 
 # ------------------------------------------------------------------ samples, mean, uncertainty, seeds
 expect 0 "--samples 2" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" --samples 2 "$TMP/img/gray.png" -o "$TMP/s.png"
-expect 0 "--flips 2" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" --flips 2 "$TMP/img/gray.png" -o "$TMP/f2.png"
-exists "$TMP/f2.png" "--flips 2 writes its output"
-expect 2 "--flips 0" "$BIN" colorize "${S[@]}" -w "$W/colorize.safetensors" --flips 0 "$TMP/img/gray.png" -o "$TMP/f0.png"
-contains "$TMP/err" "--flips needs 1, 2 or 4, got '0'" "--flips 0 refused and named"
-absent "$TMP/f0.png" "a refused --flips writes nothing"
 exists "$TMP/s_1.png" "sample 1"
 exists "$TMP/s_2.png" "sample 2"
 absent "$TMP/s.png" "no unnumbered file with --samples 2"

@@ -14,7 +14,6 @@
 #include "imgproc/imgproc.h"
 #include "modes/mode.h"
 #include "restore/restore.h"
-#include "api/model_internal.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -850,86 +849,6 @@ static void test_inpaint_hole_tiles(void) {
     dr_model_free(m);
 }
 
-/* restore_forward_flips against the public forward on mirrored inputs, mirrored
- * here pixel by pixel: y = mean over the copies of mirror(net(mirror(x))), x
- * given back unchanged; then through dr_restore: flips 1 is the old path bit
- * for bit, 2 and 4 change the output, a tiled image runs, 3 is refused. */
-static float mirrored(const float *p, int h, int w, int y, int x, int f) {
-    return p[(size_t)(f & 2 ? h - 1 - y : y) * w + (f & 1 ? w - 1 - x : x)];
-}
-
-static void test_flips(void) {
-    dr_model *m = tiny_model(DR_MODE_SUPERRES, "base=8,mult=1,2,res=1,attn=1,groups=2");
-    if (!m) return;
-    const int B = 2, H = 16, W = 24, in = m->L.cfg.in_channels, out = m->L.cfg.out_channels;
-    const size_t nx = (size_t)B * in * H * W, ny = (size_t)B * out * H * W, hw = (size_t)H * W;
-    float *x = malloc(sizeof(float) * nx), *x0 = malloc(sizeof(float) * nx), *xm = malloc(sizeof(float) * nx);
-    float *y = malloc(sizeof(float) * ny), *tmp = malloc(sizeof(float) * ny), *ym = malloc(sizeof(float) * ny);
-    double *ref = malloc(sizeof(double) * ny);
-    const float t[2] = {700.0f, 90.0f};
-    test_rng r = {5};
-    for (size_t i = 0; i < nx; i++) x[i] = x0[i] = (float)(2.0 * test_rng_uniform(&r) - 1.0);
-    unet_run run = {0};
-    CHECK(unet_run_build(&run, &m->L, B, H, W, 0) == DR_OK, "flips: run");
-    for (int flips = 1; flips <= 4; flips *= 2) {
-        for (size_t i = 0; i < ny; i++) ref[i] = 0;
-        for (int f = 0; f < flips; f++) {
-            for (size_t pl = 0; pl < (size_t)B * in; pl++)
-                for (int yy = 0; yy < H; yy++)
-                    for (int xx = 0; xx < W; xx++) xm[pl * hw + (size_t)yy * W + xx] = mirrored(x0 + pl * hw, H, W, yy, xx, f);
-            CHECK(dr_model_forward(m, xm, t, B, H, W, ym) == DR_OK, "flips: reference forward");
-            for (size_t pl = 0; pl < (size_t)B * out; pl++)
-                for (int yy = 0; yy < H; yy++)
-                    for (int xx = 0; xx < W; xx++) ref[pl * hw + (size_t)yy * W + xx] += mirrored(ym + pl * hw, H, W, yy, xx, f) / flips;
-        }
-        CHECK(restore_forward_flips(&run, &m->L, m->params, x, t, flips, y, tmp) == DR_OK, "flips %d: %s", flips,
-              dr_last_error());
-        double worst = 0, spread = 0;
-        for (size_t i = 0; i < ny; i++) {
-            worst = fmax(worst, fabs(y[i] - ref[i]));
-            spread = fmax(spread, fabs(ref[i]));
-        }
-        CHECK(spread > 1e-3 && worst <= 1e-5 * (1 + spread), "flips %d: max |y - reference| %.3g (|ref| up to %.3g)",
-              flips, worst, spread);
-        CHECK(memcmp(x, x0, sizeof(float) * nx) == 0, "flips %d: the input came back changed", flips);
-    }
-    /* the mirrors matter: an unmirrored second copy would equal flips 1 */
-    CHECK(restore_forward_flips(&run, &m->L, m->params, x, t, 1, ym, tmp) == DR_OK, "flips 1");
-    double d = 0;
-    for (size_t i = 0; i < ny; i++) d = fmax(d, fabs(ym[i] - y[i]));
-    CHECK(d > 1e-4, "flips 4 equals flips 1 (max difference %.3g)", d);
-    unet_run_free(&run);
-    free(x); free(x0); free(xm); free(y); free(tmp); free(ym); free(ref);
-
-    /* through dr_restore, on a tiled image: 1 = 0 = the default, 2 and 4 differ, 3 is refused */
-    dr_image img, a = {0}, b = {0}, c = {0};
-    make_image(&img, 40, 30, 3, 8, 3);
-    dr_params p = fast_params();
-    p.scale = 2;
-    p.tile = 32;
-    p.tile_overlap = 8;
-    CHECK(p.flips == 1, "dr_params_init: flips %d, want 1", p.flips);
-    CHECK(dr_restore(m, &img, NULL, &p, &a) == DR_OK, "flips 1: %s", dr_last_error());
-    p.flips = 0;
-    CHECK(dr_restore(m, &img, NULL, &p, &b) == DR_OK, "flips 0: %s", dr_last_error());
-    CHECK(a.data && b.data && same_image(&a, &b), "flips 0 and 1 differ");
-    dr_image_free(&b);
-    for (int fl = 2; fl <= 4; fl += 2) {
-        p.flips = fl;
-        CHECK(dr_restore(m, &img, NULL, &p, &b) == DR_OK, "flips %d: %s", fl, dr_last_error());
-        CHECK(b.data && b.width == 80 && b.height == 60 && !same_image(&a, &b), "flips %d: no change", fl);
-        CHECK(dr_restore(m, &img, NULL, &p, &c) == DR_OK && same_image(&b, &c), "flips %d: not deterministic", fl);
-        dr_image_free(&b);
-        dr_image_free(&c);
-    }
-    p.flips = 3;
-    CHECK(dr_restore(m, &img, NULL, &p, &b) == DR_ERR_INVALID && strstr(dr_last_error(), "flips 3"),
-          "flips 3: want DR_ERR_INVALID naming it, got '%s'", dr_last_error());
-    dr_image_free(&a);
-    dr_image_free(&img);
-    dr_model_free(m);
-}
-
 int main(void) {
     test_colorize();
     test_inpaint();
@@ -945,6 +864,5 @@ int main(void) {
     test_render_size();
     test_nonfinite_weights();
     test_inpaint_hole_tiles();
-    test_flips();
     return test_summary("test_restore");
 }

@@ -32,7 +32,6 @@ enum {
     OPT_SPACING,
     OPT_SAMPLES,
     OPT_REDUCE,
-    OPT_FLIPS,
     OPT_CMD_BASE = 1100 /* commands number their own long-only options from here */
 };
 
@@ -87,15 +86,14 @@ void cli_apply_compute(const cli_common *c, const char *cmd);
 typedef struct {
     int samples, reduce_mean;                                 /* --samples N, --reduce mean */
     int steps_given, sampler_given, eta_given, spacing_given; /* else the preset's */
-    int flips_given;
 } cli_sampling;
 #define CLI_SAMPLING_LONGOPTS                                                                                          \
     {"steps", required_argument, 0, OPT_STEPS}, {"sampler", required_argument, 0, OPT_SAMPLER},                        \
         {"eta", required_argument, 0, OPT_ETA}, {"spacing", required_argument, 0, OPT_SPACING},                        \
-        {"samples", required_argument, 0, OPT_SAMPLES}, {"reduce", required_argument, 0, OPT_REDUCE}, {                \
-        "flips", required_argument, 0, OPT_FLIPS                                                                       \
+        {"samples", required_argument, 0, OPT_SAMPLES}, {                                                              \
+        "reduce", required_argument, 0, OPT_REDUCE                                                                     \
     }
-/* Handle --steps, --sampler, --eta, --spacing, --flips (into p), --samples and
+/* Handle --steps, --sampler, --eta, --spacing (into p), --samples and
  * --reduce (into s). Returns 1 if handled, 0 if not one of them, -1 after a
  * usage error. */
 int cli_sampling_option(cli_sampling *s, dr_params *p, int opt, const char *arg, const char *cmd);

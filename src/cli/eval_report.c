@@ -43,7 +43,6 @@ static void table_header(ectx *x) {
     if (o->p.sampler == DR_SAMPLER_DDIM || o->p.sampler == DR_SAMPLER_DPMPP_2M_SDE) printf(", eta %g", o->p.eta);
     printf(", %s, seed %llu", dr_spacing_name(o->p.spacing), (unsigned long long)o->p.seed);
     if (o->s.samples > 1) printf(", mean of %d samples", o->s.samples);
-    if (o->p.flips > 1) printf(", %d flips", o->p.flips);
     if (cli_mode_takes(o->mode, DR_MODE_TAKES_RENDER_SIZE)) { /* the working resolution in force */
         const char *mr = x->m ? dr_model_meta(x->m, "render_size") : NULL;
         const int r = o->p.render_size >= 0 ? o->p.render_size : mr ? atoi(mr) : 0;

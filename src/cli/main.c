@@ -180,12 +180,6 @@ int cli_sampling_option(cli_sampling *s, dr_params *p, int opt, const char *arg,
         if (!cli_parse_int(arg, 1, 1000, &v)) return cli_usage_error(cmd, "--samples needs 1..1000, got '%s'", arg), -1;
         s->samples = (int)v;
         return 1;
-    case OPT_FLIPS:
-        if (!cli_parse_int(arg, 1, 4, &v) || v == 3)
-            return cli_usage_error(cmd, "--flips needs 1, 2 or 4, got '%s'", arg), -1;
-        p->flips = (int)v;
-        s->flips_given = 1;
-        return 1;
     case OPT_REDUCE:
         if (strcmp(arg, "mean") != 0) return cli_usage_error(cmd, "--reduce supports only 'mean', not '%s'", arg), -1;
         s->reduce_mean = 1;

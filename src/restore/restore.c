@@ -42,8 +42,6 @@ typedef struct {
     int n_active;
     unet_run run;
     float *tile_in, *tile_out, *tile_t;
-    float *tile_flip; /* [B, out_ch, th, tw]: one mirrored copy's output (flips > 1) */
-    int flips;
     float *net; /* [out_ch, H, W] blended network output */
     /* progress */
     const dr_params *p;
@@ -60,56 +58,8 @@ static void ctx_free(restore_ctx *c) {
     free(c->tile_in);
     free(c->tile_out);
     free(c->tile_t);
-    free(c->tile_flip);
     free(c->net);
     memset(c, 0, sizeof *c);
-}
-
-/* Mirror each [h, w] plane of x (n planes) in place: left-right if fx, up-down if fy. */
-static void planes_mirror(float *x, size_t n, int h, int w, int fx, int fy) {
-    for (size_t k = 0; k < n; k++) {
-        float *p = x + k * (size_t)h * w;
-        if (fy)
-            for (int y = 0; y < h / 2; y++) {
-                float *a = p + (size_t)y * w, *b = p + (size_t)(h - 1 - y) * w;
-                for (int i = 0; i < w; i++) {
-                    const float v = a[i];
-                    a[i] = b[i];
-                    b[i] = v;
-                }
-            }
-        if (fx)
-            for (int y = 0; y < h; y++) {
-                float *r = p + (size_t)y * w;
-                for (int i = 0; i < w / 2; i++) {
-                    const float v = r[i];
-                    r[i] = r[w - 1 - i];
-                    r[w - 1 - i] = v;
-                }
-            }
-    }
-}
-
-int restore_forward_flips(unet_run *run, const unet_layout *L, const float *params, float *x, const float *t,
-                          int flips, float *y, float *tmp) {
-    if (flips <= 1) return unet_forward(run, L, params, x, t, y);
-    const int B = run->B, H = run->H, W = run->W, in = L->cfg.in_channels, out = L->cfg.out_channels;
-    const size_t ny = (size_t)B * out * H * W;
-    /* copy f mirrors left-right when bit 0 is set, up-down when bit 1 is:
-     * 0 as it is, 1 left-right, 2 up-down, 3 both */
-    int cur = 0; /* the mirror x is in now */
-    for (int f = 0; f < flips; f++) {
-        planes_mirror(x, (size_t)B * in, H, W, (cur ^ f) & 1, (cur ^ f) & 2);
-        cur = f;
-        DR_TRY(unet_forward(run, L, params, x, t, f ? tmp : y));
-        if (!f) continue;
-        planes_mirror(tmp, (size_t)B * out, H, W, f & 1, f & 2); /* back to the tile's orientation */
-        for (size_t i = 0; i < ny; i++) y[i] += tmp[i];
-    }
-    planes_mirror(x, (size_t)B * in, H, W, cur & 1, cur & 2); /* x as the caller gave it */
-    const float inv = 1.0f / (float)flips;
-    for (size_t i = 0; i < ny; i++) y[i] *= inv;
-    return DR_OK;
 }
 
 /* The network over the active tiles, blended into c->net. With a gen map
@@ -137,8 +87,8 @@ static int run_network(restore_ctx *c, const float *xt, int t) {
             }
             c->tile_t[b] = (float)t;
         }
-        int rc = restore_forward_flips(&c->run, c->net_->L, c->net_->params, c->tile_in, c->tile_t, c->flips,
-                                       single ? c->net : c->tile_out, c->tile_flip);
+        int rc =
+            unet_forward(&c->run, c->net_->L, c->net_->params, c->tile_in, c->tile_t, single ? c->net : c->tile_out);
         if (rc != DR_OK) return rc;
         if (c->p->progress_tile) c->p->progress_tile(k0 + nb, c->n_active, c->p->user);
         if (c->p->cancel && *c->p->cancel) /* a large photo's step can take minutes: stop between tiles */
@@ -245,8 +195,6 @@ static int ctx_network(restore_ctx *c) {
     DR_TRY(mode_alloc(&c->tile_in, (size_t)B * c->in_ch * tp, "tiles"));
     DR_TRY(mode_alloc(&c->tile_out, (size_t)B * c->out_ch * tp, "tiles"));
     DR_TRY(mode_alloc(&c->tile_t, (size_t)B, "tiles"));
-    c->flips = c->p->flips > 1 ? c->p->flips : 1;
-    if (c->flips > 1) DR_TRY(mode_alloc(&c->tile_flip, (size_t)B * c->out_ch * tp, "tiles"));
     DR_TRY(mode_alloc(&c->net, (size_t)c->out_ch * c->job.H * c->job.W, "the network output"));
     return DR_OK;
 }
@@ -341,8 +289,6 @@ static int check_inputs(const restore_net *net, const dr_image *in, const dr_par
     if (p->render_size > 0 && !(ops && (ops->info.flags & DR_MODE_TAKES_RENDER_SIZE)))
         return error_set(DR_ERR_INVALID, "render size %d: a working resolution is only for colorize, not %s",
                          p->render_size, dr_mode_name(net->info->mode));
-    if (p->flips != 0 && p->flips != 1 && p->flips != 2 && p->flips != 4)
-        return error_set(DR_ERR_INVALID, "flips %d: 1 (none), 2 (left-right) or 4 (also up-down)", p->flips);
     if (p->steps < 1 || p->steps > net->info->timesteps)
         return error_set(DR_ERR_INVALID, "steps %d out of range 1..%d", p->steps, net->info->timesteps);
     return DR_OK;

@@ -24,14 +24,6 @@ typedef struct {
 int restore_samples(const restore_net *net, const dr_image *in, const dr_image *mask, const dr_params *p, int n,
                     dr_image *outs, dr_image *mean, dr_image *uncertainty);
 
-/* The network on a batch of tiles x [B, in, H, W] (run's B, H, W), averaged
- * over `flips` mirrored copies (dr_params.flips: 1 none, 2 left-right, 4 also
- * up-down and both): y = mean_f mirror_f(net(mirror_f(x))), y [B, out, H, W].
- * x is mirrored in place and given back as it came; tmp holds one output
- * (unused when flips is 1). */
-int restore_forward_flips(unet_run *run, const unet_layout *L, const float *params, float *x, const float *t,
-                          int flips, float *y, float *tmp);
-
 /* Tests only: when set, inpaint runs the network on every tile, the
  * reference that skipping the tiles without holes must equal bit for bit. */
 extern int restore_all_tiles;
