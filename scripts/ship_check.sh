@@ -23,12 +23,15 @@
 # The eval gate (session 35): the x0 MSE averages over every noise level, and
 # a sampler visits only a few, so a model can be lower in x0 and sample worse
 # (colorize did, TRAINING.md session 34). When the x0 rule passes, both models
-# also restore the centred EVAL_CROP crops of VAL with `diffrestore eval` at the
-# default preset, one thread, on each seed of EVAL_SEEDS, and neither of the
-# mode's two target metrics may fall on any seed (colorize: chroma PSNR and
+# also restore VAL with `diffrestore eval` at the default preset, one thread,
+# on each crop size of EVAL_CROPS (the centred N x N crops; 0: the whole
+# photos) and each seed of EVAL_SEEDS, and neither of the mode's two target
+# metrics may fall in any of these runs (colorize: chroma PSNR and
 # colourfulness ratio; inpaint: hole PSNR and hole HF ratio; superres x4: PSNR
 # and HF ratio; denoise: PSNR and SSIM). Defaults: EVAL_SEEDS "0 1 2" for
-# colorize and "" (no gate) for the other modes; EVAL_CROP 256. Colorize runs
+# colorize and "" (no gate) for the other modes; EVAL_CROPS "256 0" for
+# colorize (the README's crops, and whole photos as restore colours them:
+# they disagreed in session 35) and "256" for the others. Colorize runs
 # at the shipped weights' render_size for both models. A checkpoint is
 # exported (EMA, F16) to a temporary file first.
 set -euo pipefail
@@ -67,15 +70,29 @@ if [ "$mode" = colorize ]; then
 else
   eval_seeds="${EVAL_SEEDS-}"
 fi
-eval_crop="${EVAL_CROP:-256}"
+if [ -n "${EVAL_CROP:-}" ]; then
+  echo "ship_check.sh: EVAL_CROP is now EVAL_CROPS (a list; 0 = whole photos)" >&2
+  exit 2
+fi
+if [ "$mode" = colorize ]; then
+  eval_crops="${EVAL_CROPS:-256 0}"
+else
+  eval_crops="${EVAL_CROPS:-256}"
+fi
 for s in $eval_seeds; do
   [[ "$s" =~ ^(0|[1-9][0-9]*)$ ]] || {
     echo "ship_check.sh: EVAL_SEEDS: '$s' is not a seed" >&2
     exit 2
   }
 done
-[[ "$eval_crop" =~ ^[1-9][0-9]*$ ]] || {
-  echo "ship_check.sh: EVAL_CROP: '$eval_crop' is not a crop size" >&2
+for c in $eval_crops; do
+  [[ "$c" =~ ^(0|[1-9][0-9]*)$ ]] || {
+    echo "ship_check.sh: EVAL_CROPS: '$c' is not a crop size (0: whole photos)" >&2
+    exit 2
+  }
+done
+[ -n "${eval_crops// /}" ] || {
+  echo "ship_check.sh: EVAL_CROPS is empty (EVAL_SEEDS=\"\" turns the gate off)" >&2
   exit 2
 }
 metrics="$(gate_metrics "$mode")"
@@ -176,10 +193,10 @@ if [ "$mode" = colorize ]; then
   r=$("$bin" info "$ship_w" 2>/dev/null | awk '$1 == "render_size" && $2 == "=" {print $3}')
   [ -n "$r" ] && rs=(--render-size "$r")
 fi
-ev() { # ev WEIGHTS SEED -> the "model" object of eval's mean line
-  "$bin" eval -q --json --mode "$mode" --data "$val" --crop "$eval_crop" --seed "$2" -t 1 "${rs[@]}" \
+ev() { # ev WEIGHTS SEED CROP -> the "model" object of eval's mean line
+  "$bin" eval -q --json --mode "$mode" --data "$val" --crop "$3" --seed "$2" -t 1 "${rs[@]}" \
     -w "$1" >"$tmp/ev" 2>"$tmp/err" || {
-    echo "ship_check.sh: eval of $1 (seed $2) failed: $(tail -n 1 "$tmp/err")" >&2
+    echo "ship_check.sh: eval of $1 (seed $2, crop $3) failed: $(tail -n 1 "$tmp/err")" >&2
     exit 1
   }
   sed -n 's/^{"mean":true.*"model":{\([^}]*\)}.*/\1/p' "$tmp/ev"
@@ -188,22 +205,25 @@ metric() { # metric OBJECT KEY -> its number
   tr ',' '\n' <<<"$1" | awk -F: -v k="\"$2\"" '$1 == k {print $2}'
 }
 echo
-printf '%-6s %-20s %-10s %-10s %s\n' seed metric shipped candidate change
+printf '%-6s %-6s %-20s %-10s %-10s %s\n' crop seed metric shipped candidate change
 fell=0
 m=0
-for s in $eval_seeds; do
-  a=$(ev "$ship_w" "$s")
-  b=$(ev "$cand_w" "$s")
-  for k in $metrics; do
-    x=$(metric "$a" "$k")
-    y=$(metric "$b" "$k")
-    [[ "$x" =~ ^-?[0-9.]+(e[-+]?[0-9]+)?$ ]] && [[ "$y" =~ ^-?[0-9.]+(e[-+]?[0-9]+)?$ ]] || {
-      echo "ship_check.sh: no $k in eval's mean line (seed $s)" >&2
-      exit 1
-    }
-    printf '%-6s %-20s %-10s %-10s %s\n' "$s" "$k" "$x" "$y" "$(awk -v a="$x" -v b="$y" 'BEGIN {printf "%+.3f", b - a}')"
-    m=$((m + 1))
-    if awk -v a="$x" -v b="$y" 'BEGIN {exit !(b < a)}'; then fell=$((fell + 1)); fi
+for c in $eval_crops; do
+  for s in $eval_seeds; do
+    a=$(ev "$ship_w" "$s" "$c")
+    b=$(ev "$cand_w" "$s" "$c")
+    for k in $metrics; do
+      x=$(metric "$a" "$k")
+      y=$(metric "$b" "$k")
+      [[ "$x" =~ ^-?[0-9.]+(e[-+]?[0-9]+)?$ ]] && [[ "$y" =~ ^-?[0-9.]+(e[-+]?[0-9]+)?$ ]] || {
+        echo "ship_check.sh: no $k in eval's mean line (seed $s, crop $c)" >&2
+        exit 1
+      }
+      printf '%-6s %-6s %-20s %-10s %-10s %s\n' "$c" "$s" "$k" "$x" "$y" \
+        "$(awk -v a="$x" -v b="$y" 'BEGIN {printf "%+.3f", b - a}')"
+      m=$((m + 1))
+      if awk -v a="$x" -v b="$y" 'BEGIN {exit !(b < a)}'; then fell=$((fell + 1)); fi
+    done
   done
 done
 if [ "$fell" -eq 0 ]; then

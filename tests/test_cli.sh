@@ -190,10 +190,10 @@ unset EVAL_SEEDS
 # --- ship_check's eval gate. End to end with the real binary: colorize gates by
 # default on seeds 0 1 2, a row per seed and metric, and the verdict follows the rows.
 RC=0
-EVAL_CROP=16 bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt" >"$TMP/out" 2>"$TMP/err" || RC=$?
-[ "$(grep -c -E '^[012] +(chroma_psnr|colorfulness_ratio) ' "$TMP/out")" -eq 6 ] && ok ||
+EVAL_CROPS=16 bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt" >"$TMP/out" 2>"$TMP/err" || RC=$?
+[ "$(grep -c -E '^16 +[012] +(chroma_psnr|colorfulness_ratio) ' "$TMP/out")" -eq 6 ] && ok ||
   bad "ship_check gate: want 6 eval rows (3 seeds x 2 metrics): $(cat "$TMP/out")"
-gate_fell=$(awk '$2 == "chroma_psnr" || $2 == "colorfulness_ratio" {if ($4 < $3) n++} END {print n + 0}' "$TMP/out")
+gate_fell=$(awk '$3 == "chroma_psnr" || $3 == "colorfulness_ratio" {if ($5 < $4) n++} END {print n + 0}' "$TMP/out")
 if [ "$gate_fell" -eq 0 ]; then want=0; else want=3; fi
 [ "$RC" -eq "$want" ] && ok || bad "ship_check gate: $gate_fell metrics fell, want exit $want, got $RC: $(cat "$TMP/out")"
 # the decision, on scripted eval numbers: a wrapper answers eval, the binary the rest
@@ -202,20 +202,21 @@ cat >"$TMP/fakedr" <<FAKE
 if [ "\$1" != eval ]; then exec "$BIN" "\$@"; fi
 echo "\$*" >>"$TMP/fake_args"
 [ -z "\${FAKE_FAIL:-}" ] || { echo "diffrestore: scripted failure" >&2; exit 1; }
-w= ; s=
-while [ \$# -gt 0 ]; do case "\$1" in -w) w="\$2"; shift ;; --seed) s="\$2"; shift ;; esac; shift; done
+w= ; s= ; c=
+while [ \$# -gt 0 ]; do case "\$1" in -w) w="\$2"; shift ;; --seed) s="\$2"; shift ;; --crop) c="\$2"; shift ;; esac; shift; done
 case "\$w" in *candidate*|*sc_new*) who=CAND ;; *) who=SHIP ;; esac
-v="FAKE_\${who}_\$s"; set -- \${!v:-22 0.7}
+v="FAKE_\${who}_\${s}_c\$c"; [ -n "\${!v:-}" ] || v="FAKE_\${who}_\$s"
+set -- \${!v:-22 0.7}
 [ "\$1" = none ] && { echo '{"mean":true,"mode":"colorize","model":{"psnr":1}}'; exit 0; }
 echo '{"file":"a.png","model":{"chroma_psnr":0,"colorfulness_ratio":0}}'
 echo "{\\"mean\\":true,\\"mode\\":\\"colorize\\",\\"model\\":{\\"psnr\\":20.1,\\"chroma_psnr\\":\$1,\\"colorfulness_ratio\\":\$2},\\"baseline\\":{\\"chroma_psnr\\":99,\\"colorfulness_ratio\\":9}}"
 FAKE
 chmod +x "$TMP/fakedr"
-export DIFFRESTORE="$TMP/fakedr"
+export DIFFRESTORE="$TMP/fakedr" EVAL_CROPS=256
 expect 0 "ship_check gate: equal eval numbers ship" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
 contains "$TMP/out" "SHIP: colorize candidate is lower on all 2 sets of val crops, and none of 6 eval metrics falls" "gate ship verdict"
 FAKE_CAND_1="22.5 0.8" expect 0 "ship_check gate: better eval numbers ship" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
-grep -q '^1 *chroma_psnr *22 *22.5 *+0.500$' "$TMP/out" && ok || bad "ship_check gate: want the seed-1 chroma row: $(cat "$TMP/out")"
+grep -q '^256 *1 *chroma_psnr *22 *22.5 *+0.500$' "$TMP/out" && ok || bad "ship_check gate: want the seed-1 chroma row: $(cat "$TMP/out")"
 FAKE_CAND_2="21.99 0.7" expect 3 "ship_check gate: chroma falls on one seed" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
 contains "$TMP/out" "HOLD: colorize candidate is lower on all 2 sets of val crops, but 1 of 6 eval metrics fall" "gate hold verdict"
 FAKE_CAND_0="23 0.69" expect 3 "ship_check gate: colourfulness falls" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
@@ -227,12 +228,27 @@ FAKE_CAND_0="20 0.5" EVAL_SEEDS="" expect 0 "ship_check gate: EVAL_SEEDS=\"\" tu
 grep -q chroma_psnr "$TMP/out" && bad "ship_check gate: off, yet eval rows: $(cat "$TMP/out")" || ok
 FAKE_FAIL=1 expect 3 "ship_check gate: no eval when the x0 rule holds" bash "$SC" colorize "$TMP/sc_old.ckpt" "$TMP/sc_new.ckpt"
 FAKE_FAIL=1 expect 1 "ship_check gate: a failed eval" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
-contains "$TMP/err" "(seed 0) failed: diffrestore: scripted failure" "failed eval named with its seed and reason"
+contains "$TMP/err" "(seed 0, crop 256) failed: diffrestore: scripted failure" "failed eval named with its seed and reason"
 FAKE_CAND_1=none expect 1 "ship_check gate: a metric missing from eval" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
-contains "$TMP/err" "no chroma_psnr in eval's mean line (seed 1)" "missing metric named"
+contains "$TMP/err" "no chroma_psnr in eval's mean line (seed 1, crop 256)" "missing metric named"
 EVAL_SEEDS="0 x" expect 2 "ship_check gate: a bad seed" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
 contains "$TMP/err" "EVAL_SEEDS: 'x' is not a seed" "bad eval seed named"
-EVAL_CROP=0 expect 2 "ship_check gate: a bad crop" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+EVAL_CROPS="256 x" expect 2 "ship_check gate: a bad crop" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+contains "$TMP/err" "EVAL_CROPS: 'x' is not a crop size" "bad crop named"
+EVAL_CROPS=" " expect 2 "ship_check gate: no crops" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+EVAL_CROP=256 expect 2 "ship_check gate: the old EVAL_CROP" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+contains "$TMP/err" "EVAL_CROP is now EVAL_CROPS" "the old EVAL_CROP points to EVAL_CROPS"
+# colorize's default crops: the README's 256 and the whole photos (0), each decides
+unset EVAL_CROPS
+expect 0 "ship_check gate: the default crops" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+contains "$TMP/out" "none of 12 eval metrics falls" "2 crops x 3 seeds x 2 metrics"
+[ "$(grep -c -E '^0 +[012] +' "$TMP/out")" -eq 6 ] && [ "$(grep -c -E '^256 +[012] +' "$TMP/out")" -eq 6 ] && ok ||
+  bad "ship_check gate: want 6 rows at crop 256 and 6 at 0: $(cat "$TMP/out")"
+grep -q -- '--crop 0 ' "$TMP/fake_args" && ok || bad "ship_check gate: no whole-photo eval: $(tail -3 "$TMP/fake_args")"
+FAKE_CAND_1_c0="21 0.7" expect 3 "ship_check gate: falls on whole photos only" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+contains "$TMP/out" "but 1 of 12 eval metrics fall" "a whole-photo fall holds"
+grep -q '^0 *1 *chroma_psnr *22 *21 *-1.000$' "$TMP/out" && ok || bad "ship_check gate: want the whole-photo row: $(cat "$TMP/out")"
+export EVAL_CROPS=256
 EVAL_SEEDS=0 expect 2 "ship_check gate: a mode without metrics" bash "$SC" nomode "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
 contains "$TMP/err" "no eval metrics for mode 'nomode'" "a mode without metrics is named"
 # a checkpoint is exported for eval; colorize runs both at the shipped weights' render_size
@@ -241,7 +257,7 @@ rm -f "$TMP/fake_args"
 expect 0 "ship_check gate: shipped weights with a render size" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old_r.safetensors"
 [ "$(grep -c -- '--render-size 48 -w' "$TMP/fake_args")" -eq 6 ] && ok || bad "ship_check gate: want 6 evals at render size 48: $(cat "$TMP/fake_args")"
 grep -q -- '-w .*candidate.safetensors' "$TMP/fake_args" && ok || bad "ship_check gate: the checkpoint is exported for eval: $(cat "$TMP/fake_args")"
-unset DIFFRESTORE VAL SIZES
+unset DIFFRESTORE VAL SIZES EVAL_CROPS
 
 # --- scripts/train_val_gap.sh: x0 MSE on the training and the val photos (the same
 # helper as ship_check). A mode with no committed weights gives only the EXTRA row;
