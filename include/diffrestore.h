@@ -657,6 +657,12 @@ typedef struct {
      * its crops). Stored in the checkpoint (older ones: flip) and kept on
      * resume unless resume_augment is set. */
     dr_train_augment augment;
+    /* Full-resolution crops' largest zoom: a crop covers S x S source pixels,
+     * P <= S <= min(w, h, zoom_max P), log-uniform, resampled to P; 1 takes
+     * the photos' own pixels only (the scale eval and restore see). 1..4
+     * (default 4, as every run before it); validation always uses 4. Stored
+     * in the checkpoint and kept on resume unless resume_zoom_max is set. */
+    double zoom_max;
     int render_size; /* colorize: > 0 crops come from the photo as if downscaled so that
                               * its long side is render_size (times a random zoom in 0.8..1.25,
                               * never upscaled); stored in the checkpoint and as the exported
@@ -692,6 +698,7 @@ typedef struct {
                                 * step (the checkpoint then stores it); 0 keeps the checkpoint's */
     int resume_augment;        /* with resume_path: nonzero trains on with augment from the checkpoint's
                                 * step (the checkpoint then stores it); 0 keeps the checkpoint's */
+    int resume_zoom_max;       /* the same for zoom_max */
     long long val_seed;        /* -1: validate with the training seed's fixed crops (the default) */
     int validate_params;       /* dr_train_validate of a checkpoint: its raw parameters, not its EMA */
     /* NULL (or size 1): train alone. Otherwise data-parallel: rank r draws and

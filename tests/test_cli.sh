@@ -78,6 +78,7 @@ contains "$TMP/out" "--masks M" "train --help lists --masks"
 contains "$TMP/out" "--scale-dist D" "train --help lists --scale-dist"
 contains "$TMP/out" "--ema-probe D[,D...]" "train --help lists --ema-probe"
 contains "$TMP/out" "--augment A" "train --help lists --augment"
+contains "$TMP/out" "--zoom-max Z" "train --help lists --zoom-max"
 contains "$TMP/out" "--val-patch P" "train --help lists --val-patch"
 expect 2 "train --masks cracks" "$BIN" train --masks cracks --mode inpaint --data "$TMP/data" --out "$TMP/m.ckpt"
 contains "$TMP/err" "--masks must be legacy or damage, not 'cracks'" "bad --masks named"
@@ -89,6 +90,12 @@ expect 1 "train --masks damage on colorize" "$BIN" train -q --mode colorize --ma
 contains "$TMP/err" "--masks damage is only for inpaint" "--masks is inpaint's"
 expect 1 "train --scale-dist high on inpaint weights" "$BIN" train -q --init "$W" --scale-dist high --data "$TMP/data" --out "$TMP/m.ckpt" --steps 1
 contains "$TMP/err" "--scale-dist high is only for superres" "--scale-dist is superres'"
+# --- train --zoom-max: parsing and bad values (the option itself: test_train)
+for z in 0.5 5 x ""; do
+  expect 2 "train --zoom-max '$z'" "$BIN" train --zoom-max "$z" --mode superres --data "$TMP/data" --out "$TMP/m.ckpt"
+  contains "$TMP/err" "--zoom-max needs 1..4, got '$z'" "bad --zoom-max '$z' named"
+done
+absent "$TMP/m.ckpt" "a refused --zoom-max writes no checkpoint"
 # --- train --augment: parsing and bad values (reaching the checkpoint: test_cli_protect)
 expect 2 "train --augment rot45" "$BIN" train --augment rot45 --mode superres --data "$TMP/data" --out "$TMP/m.ckpt"
 contains "$TMP/err" "--augment must be flip or dihedral, not 'rot45'" "bad --augment named"

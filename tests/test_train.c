@@ -803,7 +803,7 @@ static void test_render_crops(void) {
     for (int i = 0; i < n; i++) {
         rng_state rng;
         rng_derive(&rng, 5, (uint64_t)i, 0);
-        if (dataset_random_crop(&ds, &rng, P, R, out, tmp) != DR_OK) {
+        if (dataset_random_crop(&ds, &rng, P, R, 4.0, out, tmp) != DR_OK) {
             err++;
             continue;
         }
@@ -833,7 +833,7 @@ static void test_render_crops(void) {
     for (int i = 0; i < 50; i++) {
         rng_state rng;
         rng_derive(&rng, 6, (uint64_t)i, 0);
-        CHECK(dataset_random_crop(&ds, &rng, P, R, out, tmp) == DR_OK, "small crop: %s", dr_last_error());
+        CHECK(dataset_random_crop(&ds, &rng, P, R, 4.0, out, tmp) == DR_OK, "small crop: %s", dr_last_error());
         worst = fmax(worst, fabs(fabs(crop_slope(out, P, 0, 0)) - 1.0) + fabs(crop_slope(out, P, 1, 1) - 1.0));
     }
     CHECK(worst < 1e-4, "a small photo was resampled (slope off by %.3g)", worst);
@@ -849,7 +849,7 @@ static void test_render_crops(void) {
     for (int i = 0; i < 20; i++) {
         rng_state rng;
         rng_derive(&rng, 7, (uint64_t)i, 0);
-        CHECK(dataset_random_crop(&ds, &rng, P2, R2, out, tmp2) == DR_OK, "wide crop: %s", dr_last_error());
+        CHECK(dataset_random_crop(&ds, &rng, P2, R2, 4.0, out, tmp2) == DR_OK, "wide crop: %s", dr_last_error());
     }
     int canary = 1;
     for (int i = 0; i < 64; i++) canary &= tmp2[nt2 + i] == -12345.0f;
@@ -862,15 +862,17 @@ static void test_render_crops(void) {
     ds.n = 2;
     ds.images = imgs;
     float *want = malloc(sizeof(float) * 3 * P * P), *src = malloc(sizeof(float) * 3 * 4 * P * 4 * P);
-    int same = 1;
-    for (int i = 0; i < 40; i++) {
+    int same = 1, native = 1;
+    const double zooms[3] = {4.0, 2.5, 1.0}; /* --zoom-max: the default, a cap, the photos' own pixels */
+    for (int i = 0; i < 120; i++) {
+        const double zm = zooms[i % 3];
         rng_state a, b;
         rng_derive(&a, 8, (uint64_t)i, 0);
         b = a;
-        CHECK(dataset_random_crop(&ds, &a, P, 0, out, tmp) == DR_OK, "crop: %s", dr_last_error());
+        CHECK(dataset_random_crop(&ds, &a, P, 0, zm, out, tmp) == DR_OK, "crop: %s", dr_last_error());
         const ds_image *m = &imgs[rng_below(&b, 2)];
         int sm = m->w < m->h ? m->w : m->h;
-        if (sm > 4 * P) sm = 4 * P;
+        if (sm > (int)(zm * P)) sm = (int)(zm * P);
         int S = (int)(P * pow((double)sm / P, rng_uniform(&b)) + 0.5);
         S = S < P ? P : S > sm ? sm : S;
         const int x0 = (int)rng_below(&b, (uint32_t)(m->w - S + 1)), y0 = (int)rng_below(&b, (uint32_t)(m->h - S + 1));
@@ -886,8 +888,10 @@ static void test_render_crops(void) {
             ip_resize(src, 3, S, S, want, P, P);
         same &= memcmp(want, out, sizeof(float) * 3 * P * P) == 0;
         same &= rng_u64(&a) == rng_u64(&b); /* and the stream is left where it was */
+        if (zm == 1.0) native &= S == P;
     }
-    CHECK(same, "render_size 0 no longer draws today's crops");
+    CHECK(same, "render_size 0 no longer draws today's crops (zoom_max 4, 2.5 and 1)");
+    CHECK(native, "zoom_max 1 resampled a crop");
     free(want);
     free(src);
     for (int k = 0; k < 2; k++) free(imgs[k].rgb);
@@ -1337,6 +1341,94 @@ static void test_augment(void) {
     train_state_free(&s1);
 }
 
+/* --zoom-max: reaches the run and the checkpoint (no key at the default 4),
+ * resumes exactly, can be changed on resume, leaves validation alone, and a
+ * bad value is refused from the options and from a checkpoint. */
+static void test_zoom_max(void) {
+    char a[1200], b[1200], bad[1200];
+    path_in(a, sizeof a, "zoom.ckpt");
+    path_in(b, sizeof b, "zoom_b.ckpt");
+    path_in(bad, sizeof bad, "zoom_bad.ckpt");
+    dr_train_options o = base_options(DR_MODE_SUPERRES, a);
+    o.steps = 6;
+    o.zoom_max = 1;
+    CHECK(dr_train(&o) == DR_OK, "zoom 1 run: %s", dr_last_error());
+    train_state s1, s2;
+    if (load_state(a, &s1) != DR_OK) return;
+    CHECK(s1.opt.zoom_max == 1, "checkpoint zoom_max %g, want 1", s1.opt.zoom_max);
+    dr_train_options p = o;
+    p.out_path = b;
+    p.zoom_max = 4;
+    CHECK(dr_train(&p) == DR_OK, "zoom 4 run: %s", dr_last_error());
+    dr_tensor_file tf;
+    if (dr_tensor_file_read(b, &tf) == DR_OK) {
+        CHECK(dr_tensor_file_meta(&tf, "zoom_max") == NULL, "a default checkpoint writes a zoom_max key");
+        dr_tensor_file_free(&tf);
+    }
+    if (load_state(b, &s2) == DR_OK) {
+        CHECK(!same_state(&s1, &s2), "zoom_max 1 trains the same as 4");
+        CHECK(s2.opt.zoom_max == 4, "checkpoint zoom_max %g, want 4", s2.opt.zoom_max);
+        train_state_free(&s2);
+    }
+    /* stopped at step 3 and resumed: exact, zoom_max from the checkpoint */
+    remove(b);
+    p.zoom_max = 1;
+    p.steps = 3;
+    CHECK(dr_train(&p) == DR_OK, "first half: %s", dr_last_error());
+    dr_train_options q = base_options(DR_MODE_SUPERRES, b);
+    q.resume_path = b;
+    q.steps = 6;
+    CHECK(dr_train(&q) == DR_OK, "resumed half: %s", dr_last_error());
+    if (load_state(b, &s2) == DR_OK) {
+        CHECK(same_state(&s1, &s2), "zoom_max 1: the resumed run differs");
+        train_state_free(&s2);
+    }
+    /* resumed with zoom_max 4: stored, and the run changes from step 3 */
+    remove(b);
+    CHECK(dr_train(&p) == DR_OK, "first half again: %s", dr_last_error());
+    q.resume_zoom_max = 1;
+    q.zoom_max = 4;
+    CHECK(dr_train(&q) == DR_OK, "resumed at zoom 4: %s", dr_last_error());
+    if (load_state(b, &s2) == DR_OK) {
+        CHECK(s2.opt.zoom_max == 4 && s2.step == 6, "resumed: zoom_max %g, step %d", s2.opt.zoom_max, s2.step);
+        CHECK(!same_state(&s1, &s2), "zoom 4 from step 3 trains the same as zoom 1");
+        train_state_free(&s2);
+    }
+    /* validation keeps the full zoom range: the zoom-1 checkpoint validates as
+     * the same state without its key */
+    dr_train_options v = base_options(DR_MODE_SUPERRES, NULL);
+    v.resume_path = a;
+    v.val_dir = g_data;
+    double vl1 = NAN, vx1 = NAN, vl2 = NAN, vx2 = NAN;
+    CHECK(dr_train_validate(&v, &vl1, &vx1) == DR_OK, "validate: %s", dr_last_error());
+    if (dr_tensor_file_read(a, &tf) != DR_OK) {
+        CHECK(0, "read %s", a);
+        train_state_free(&s1);
+        return;
+    }
+    CHECK(dr_tensor_file_meta(&tf, "zoom_max") && atof(dr_tensor_file_meta(&tf, "zoom_max")) == 1,
+          "checkpoint key zoom_max=1");
+    for (int i = 0; i < tf.n_meta; i++)
+        if (!strcmp(tf.meta_keys[i], "zoom_max")) tf.meta_keys[i][0] = 'X';
+    CHECK(dr_tensor_file_write(bad, &tf, 0) == DR_OK, "write %s", bad);
+    v.resume_path = bad;
+    CHECK(dr_train_validate(&v, &vl2, &vx2) == DR_OK, "validate without the key: %s", dr_last_error());
+    CHECK(vl1 == vl2 && vx1 == vx2, "validation used zoom_max: %.9g %.9g vs %.9g %.9g", vl1, vx1, vl2, vx2);
+    /* out of range in a checkpoint, and in the options */
+    CHECK(dr_tensor_file_set_meta(&tf, "zoom_max", "5") == DR_OK, "set meta");
+    CHECK(dr_tensor_file_write(bad, &tf, 0) == DR_OK, "write %s", bad);
+    CHECK(checkpoint_load(&s2, bad) == DR_ERR_FORMAT && strstr(dr_last_error(), "'zoom_max' out of range"),
+          "zoom_max 5 in a checkpoint: %s", dr_last_error());
+    dr_tensor_file_free(&tf);
+    remove(bad);
+    dr_train_options w = base_options(DR_MODE_SUPERRES, bad);
+    w.zoom_max = 0.5;
+    CHECK(dr_train(&w) == DR_ERR_INVALID && strstr(dr_last_error(), "zoom_max 0.5"), "zoom_max 0.5: %s",
+          dr_last_error());
+    CHECK(access(bad, F_OK) != 0, "a refused run writes no checkpoint");
+    train_state_free(&s1);
+}
+
 /* --val-patch: a run validates on crops of that size (the logged val x0 MSE is
  * what --validate gives its checkpoint at that patch, not at the training
  * patch); it is not stored; bad sizes are refused. */
@@ -1431,6 +1523,7 @@ int main(void) {
     test_dropout();
     test_crop_turn();
     test_augment();
+    test_zoom_max();
     test_val_patch();
     return test_summary("test_train");
 }

@@ -43,6 +43,11 @@ static const char *HELP = "Usage: diffrestore train --mode MODE --data DIR --out
                           "                           left-right mirror) or dihedral (also up-down and\n"
                           "                           transposed: all 8 rotations and mirrors) (default\n"
                           "                           flip; with --resume: from the checkpoint's step on)\n"
+                          "      --zoom-max Z         full-resolution crops cover P..Z*P source pixels,\n"
+                          "                           log-uniform, resampled to P: 1 = the photos' own\n"
+                          "                           pixels only, the scale eval and restore see; 1..4\n"
+                          "                           (default 4; validation always 4; with --resume:\n"
+                          "                           from the checkpoint's step on)\n"
                           "      --ema-probe D[,D...] up to 4 more EMAs with these decays, from the EMA\n"
                           "                           the run starts with, validated beside it into\n"
                           "                           OUT.ema.csv (not saved in checkpoints): which\n"
@@ -187,6 +192,7 @@ enum {
     O_EMA_PROBE,
     O_DROPOUT,
     O_AUGMENT,
+    O_ZOOM_MAX,
     O_VAL_PATCH
 };
 
@@ -217,6 +223,7 @@ int cmd_train(int argc, char **argv) {
                                              {"ema-probe", required_argument, 0, O_EMA_PROBE},
                                              {"dropout", required_argument, 0, O_DROPOUT},
                                              {"augment", required_argument, 0, O_AUGMENT},
+                                             {"zoom-max", required_argument, 0, O_ZOOM_MAX},
                                              {"prediction", required_argument, 0, O_PRED},
                                              {"schedule", required_argument, 0, O_SCHED},
                                              {"target-scale", required_argument, 0, O_TSCALE},
@@ -455,6 +462,14 @@ int cmd_train(int argc, char **argv) {
                 return cli_usage_error(C, "--augment must be flip or dihedral, not '%s'", optarg);
             o.resume_augment = 1; /* with --resume: from the checkpoint's step on */
             break;
+        case O_ZOOM_MAX: {
+            double z;
+            if (!cli_parse_double(optarg, 1, 4, &z))
+                return cli_usage_error(C, "--zoom-max needs 1..4, got '%s'", optarg);
+            o.zoom_max = z;
+            o.resume_zoom_max = 1;
+            break;
+        }
         case O_SCALE_DIST:
             if (!strcmp(optarg, "uniform"))
                 o.scale_dist = DR_SCALE_DIST_UNIFORM;
@@ -552,7 +567,7 @@ int cmd_train(int argc, char **argv) {
                                     name);
         }
         cli_eprintf("diffrestore train: note: %s: kept from the checkpoint %s on --resume, not changed (of the recipe, "
-                    "only --lr, --dropout, --augment and --steps apply to a resumed run)\n",
+                    "only --lr, --dropout, --augment, --zoom-max and --steps apply to a resumed run)\n",
                     names, o.resume_path);
     }
     if (!steps_given && o.resume_path) o.steps = 0; /* keep the checkpoint's target */

@@ -71,7 +71,8 @@ static int make_sample(train_batch *bb, const dataset *ds, const noise_schedule 
     float *rgb = w, *x0 = w + 3 * np, *tmp = w + 6 * np;
     float *xin = bb->x_in + (size_t)b * in * np, *tgt = bb->target + (size_t)b * out * np;
     float *gen = bb->gen + (size_t)b * np;
-    DR_TRY(dataset_random_crop(ds, rng, bb->P, st->opt.render_size, rgb, tmp));
+    /* validation keeps the full zoom range, so val numbers compare across --zoom-max recipes */
+    DR_TRY(dataset_random_crop(ds, rng, bb->P, st->opt.render_size, val ? 4.0 : st->opt.zoom_max, rgb, tmp));
     /* drawn only when on, so flip runs keep their random stream; validation
      * crops are never turned: every recipe validates on the same crops */
     if (st->opt.augment == DR_AUGMENT_DIHEDRAL && !val) dataset_crop_turn_random(rgb, bb->P, rng, tmp);

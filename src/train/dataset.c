@@ -239,7 +239,8 @@ static int crop_resample(const ds_image *im, int x0, int y0, int S, int flip, in
     return DR_OK;
 }
 
-int dataset_random_crop(const dataset *ds, rng_state *rng, int P, int render_size, float *out, float *tmp) {
+int dataset_random_crop(const dataset *ds, rng_state *rng, int P, int render_size, double zoom_max, float *out,
+                        float *tmp) {
     const ds_image *im = &ds->images[rng_below(rng, (uint32_t)ds->n)];
     if (render_size > 0) {
         const int lng = im->w > im->h ? im->w : im->h, shrt = im->w < im->h ? im->w : im->h;
@@ -260,7 +261,8 @@ int dataset_random_crop(const dataset *ds, rng_state *rng, int P, int render_siz
         return DR_OK;
     }
     int smax = im->w < im->h ? im->w : im->h;
-    if (smax > 4 * P) smax = 4 * P;
+    const int zmax = (int)(zoom_max * P); /* zoom_max <= 4: within dataset_crop_tmp's 4P */
+    if (smax > zmax) smax = zmax;
     /* zoom: S uniform in log space between P and smax */
     double u = rng_uniform(rng);
     int S = (int)(P * pow((double)smax / P, u) + 0.5);

@@ -30,13 +30,15 @@ void dataset_free(dataset *ds);
 /* A random P x P crop as planar unit RGB [3, P, P]: a random image, a random
  * zoom, a random position and a random horizontal flip; the crop covers
  * S x S source pixels, resampled to P with antialiasing (ip_resampler).
- *   render_size 0: P <= S <= min(w, h, 4P), log-uniform (scale variety).
+ *   render_size 0: P <= S <= min(w, h, zoom_max P), log-uniform (scale
+ *     variety; zoom_max 1..4, 1: the photo's own pixels).
  *   render_size R > 0 (colorize at a working resolution): the photo as if
  *     downscaled so that its long side is R * z, z log-uniform in 0.8..1.25:
  *     S = round(P * max(w, h) / (R * z)), clamped to P..min(w, h) (never
  *     upscaled; a crop always fits).
  * tmp: at least dataset_crop_tmp(ds, P, render_size) floats. */
-int dataset_random_crop(const dataset *ds, rng_state *rng, int P, int render_size, float *out, float *tmp);
+int dataset_random_crop(const dataset *ds, rng_state *rng, int P, int render_size, double zoom_max, float *out,
+                        float *tmp);
 size_t dataset_crop_tmp(const dataset *ds, int P, int render_size);
 /* Turn a crop rgb [3, P, P] in place by k (0..3): 1 mirrors it up-down, 2
  * transposes it, 3 does both (mirror, then transpose). With the crop's own

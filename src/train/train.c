@@ -170,6 +170,8 @@ int dr_train(const dr_train_options *o) {
     if (o->augment != DR_AUGMENT_FLIP && o->augment != DR_AUGMENT_DIHEDRAL)
         return error_set(DR_ERR_INVALID, "train: augment %d: flip (%d) or dihedral (%d)", (int)o->augment,
                          (int)DR_AUGMENT_FLIP, (int)DR_AUGMENT_DIHEDRAL);
+    if (!(o->zoom_max >= 1 && o->zoom_max <= 4))
+        return error_set(DR_ERR_INVALID, "train: zoom_max %g: 1..4", o->zoom_max);
     if (o->render_size != 0 && (o->render_size < DR_RENDER_SIZE_MIN || o->render_size > DR_RENDER_SIZE_MAX))
         return error_set(DR_ERR_INVALID, "train: render size %d: 0 (full resolution) or %d..%d", o->render_size,
                          DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
@@ -215,6 +217,10 @@ int dr_train(const dr_train_options *o) {
             logf_(o, "augment %s -> %s from step %d", st.opt.augment == DR_AUGMENT_DIHEDRAL ? "dihedral" : "flip",
                   o->augment == DR_AUGMENT_DIHEDRAL ? "dihedral" : "flip", st.step);
             st.opt.augment = o->augment;
+        }
+        if (o->resume_zoom_max && o->zoom_max != st.opt.zoom_max) {
+            logf_(o, "zoom_max %g -> %g from step %d", st.opt.zoom_max, o->zoom_max, st.step);
+            st.opt.zoom_max = o->zoom_max;
         }
     } else {
         if (o->target_scale > 0 && !(o->target_scale >= DR_TARGET_SCALE_MIN && o->target_scale <= DR_TARGET_SCALE_MAX))
