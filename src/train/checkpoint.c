@@ -70,7 +70,7 @@ int checkpoint_save(const train_state *st, const char *path) {
     SET("micro_batch", "%d", o->micro_batch);
     if (o->dropout > 0) SET("dropout", "%.9g", o->dropout);                  /* absent: 0, as every older checkpoint */
     if (o->augment == DR_AUGMENT_DIHEDRAL) SET("augment", "%s", "dihedral"); /* absent: flip, as every older one */
-    if (o->zoom_max != 4) SET("zoom_max", "%.17g", o->zoom_max);              /* absent: 4, as every older one */
+    if (o->zoom_max != 4) SET("zoom_max", "%.17g", o->zoom_max);             /* absent: 4, as every older one */
 #undef SET
     if (rc == DR_OK) rc = dr_tensor_file_write(path, &tf, 0);
     dr_tensor_file_free(&tf);
@@ -170,7 +170,7 @@ int checkpoint_load(train_state *st, const char *path) {
         goto fail;
     }
     OPT_NUM("dropout", st->opt.dropout, float, 0, 0.99999994); /* the largest float below 1 */
-    st->opt.zoom_max = 4; /* older checkpoints: the zoom every run had */
+    st->opt.zoom_max = 4;                                      /* older checkpoints: the zoom every run had */
     OPT_NUM("zoom_max", st->opt.zoom_max, double, 1, 4);
 #undef OPT_NUM
 #undef NUM
