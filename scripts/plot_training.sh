@@ -20,7 +20,12 @@ trap 'rm -rf "$tmp"' EXIT
 for m in colorize inpaint superres; do
   # milestones (what column starts with "milestone") and run points, as "cpu_hours val_x0_mse"
   awk -F, -v m="$m" '!/^#/ && $1 == m && $7 ~ /^milestone/ {print $4, $6}' "$csv" >"$tmp/$m.ms"
-  awk -F, -v m="$m" '!/^#/ && $1 == m && $7 !~ /^milestone/ {print $4, $6, $7}' "$csv" | sort -t' ' -k3,3 -k1,1g >"$tmp/$m.run"
+  # held candidates (the note says "held") are end points of branches that did
+  # not ship: points, not joined to the runs' line
+  awk -F, -v m="$m" '!/^#/ && $1 == m && $7 !~ /^milestone/ && $7 !~ /held/ {print $4, $6, $7}' "$csv" |
+    sort -t' ' -k3,3 -k1,1g >"$tmp/$m.run"
+  awk -F, -v m="$m" '!/^#/ && $1 == m && $7 !~ /^milestone/ && $7 ~ /held/ {print $4, $6}' "$csv" >"$tmp/$m.held"
+  [ -s "$tmp/$m.held" ] || echo "nan nan" >"$tmp/$m.held"
   awk -F, -v m="$m" '!/^#/ && $1 == m {print $3, $4, $5}' "$gap_csv" | sort -g >"$tmp/$m.gap"
 done
 gnuplot <<GP
@@ -36,7 +41,8 @@ set key top right
 do for [m in "colorize inpaint superres"] {
   set title m
   plot "$tmp/".m.".run" using 1:2 with linespoints pt 7 ps 0.5 title "runs (validation points)", \
-       "$tmp/".m.".ms" using 1:2 with points pt 5 ps 1.5 lc rgb "black" title "shipped milestones"
+       "$tmp/".m.".ms" using 1:2 with points pt 5 ps 1.5 lc rgb "black" title "shipped milestones", \
+       "$tmp/".m.".held" using 1:2 with points pt 9 ps 1.2 lc rgb "red" title "held candidates"
 }
 unset multiplot
 set output "$gap_out"
