@@ -4,14 +4,19 @@
 # (milestones, and the validation points of each session's runs); and beside
 # it the train/val gap of each milestone against its steps, from
 # docs/training/train_val_gap.csv (scripts/train_val_gap.sh): a falling train
-# line under a flat val line is a model short of photos, not of steps.
-#   scripts/plot_training.sh [OUT.png [GAP.png]]
-#   (default docs/training/val_x0_mse.png and docs/training/train_val_gap.png)
+# line under a flat val line is a model short of photos, not of steps. And
+# the from-scratch colorize arms of docs/training/colorize_arms.csv
+# (scripts/arms_csv.sh: U-Net size and photo count) against training steps,
+# beside the shipped base-32 lineage's points.
+#   scripts/plot_training.sh [OUT.png [GAP.png [ARMS.png]]]
+#   (default docs/training/val_x0_mse.png, train_val_gap.png, colorize_arms.png)
 # Needs gnuplot (Debian: gnuplot-nox).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-docs/training/val_x0_mse.png}"
 gap_out="${2:-docs/training/train_val_gap.png}"
+arms_out="${3:-docs/training/colorize_arms.png}"
+arms_csv=docs/training/colorize_arms.csv
 csv=docs/training/history.csv
 gap_csv=docs/training/train_val_gap.csv
 command -v gnuplot >/dev/null || { echo "plot_training.sh: gnuplot is missing (apt-get install gnuplot-nox)" >&2; exit 2; }
@@ -28,6 +33,13 @@ for m in colorize inpaint superres; do
   [ -s "$tmp/$m.held" ] || echo "nan nan" >"$tmp/$m.held"
   awk -F, -v m="$m" '!/^#/ && $1 == m {print $3, $4, $5}' "$gap_csv" | sort -g >"$tmp/$m.gap"
 done
+# the base-32 lineage by steps (runs and milestones, not held branches), and one file per arm
+awk -F, '!/^#/ && $1 == "colorize" && $7 !~ /held/ {print $3, $6}' "$csv" | sort -g >"$tmp/lineage"
+arms=""
+if [ -r "$arms_csv" ]; then
+  arms=$(awk -F, 'NR > 1 {print $1}' "$arms_csv" | sort -u | tr '\n' ' ')
+  for a in $arms; do awk -F, -v a="$a" 'NR > 1 && $1 == a {print $2, $4}' "$arms_csv" >"$tmp/arm-$a"; done
+fi
 gnuplot <<GP
 set terminal pngcairo size 1500,480 font ",10"
 set output "$out"
@@ -55,5 +67,17 @@ do for [m in "colorize inpaint superres"] {
        "$tmp/".m.".gap" using 1:3 with linespoints pt 5 title "val photos"
 }
 unset multiplot
+if ("$arms" ne "") {
+  set output "$arms_out"
+  set size 1,1
+  set title "colorize from scratch: val x0 MSE (val-seed 1, 64 crops) against steps"
+  set xlabel "training steps"
+  set ylabel "val x0 MSE"
+  set logscale y
+  set xrange [0:*]
+  set yrange [0.002:0.011]
+  plot "$tmp/lineage" using 1:2 with linespoints pt 7 ps 0.5 lc rgb "gray50" title "base 32, 67 photos (the shipped lineage; recipes change)", \
+       for [a in "$arms"] "$tmp/arm-".a using 1:2 with linespoints pt 5 ps 0.6 title a
+}
 GP
-echo "wrote $out and $gap_out"
+if [ -n "$arms" ]; then echo "wrote $out, $gap_out and $arms_out"; else echo "wrote $out and $gap_out"; fi
