@@ -279,4 +279,20 @@ EXTRA="bad=--init $TMP/text.png" expect 1 "train_val_gap: a text file as model" 
 contains "$TMP/err" "validation of bad (--init $TMP/text.png) failed" "train_val_gap names the failed model"
 unset DIFFRESTORE TRAIN VAL
 
+# --- scripts/arms_csv.sh: the validation points of a real training CSV, found by
+# the header's names, over a resume (the header repeats); bad inputs refused.
+AC="$SRC/scripts/arms_csv.sh"
+expect 0 "train 4 steps validating every 2 (arms_csv)" "$BIN" train -q "${TINY[@]}" --out "$TMP/arm.ckpt" --steps 4 --val "$TMP/lrdata" --val-every 2 --val-batches 1
+expect 0 "resume to 6 steps (arms_csv)" "$BIN" train -q --resume "$TMP/arm.ckpt" --out "$TMP/arm.ckpt" --steps 6 --data "$TMP/lrdata" --val "$TMP/lrdata" --val-every 2 --val-batches 1
+expect 0 "arms_csv: a resumed run" bash "$AC" "tiny=$TMP/arm.ckpt.csv"
+[ "$(awk -F, 'NR > 1 {printf "%s:%s ", $1, $2}' "$TMP/out")" = "tiny:2 tiny:4 tiny:6 " ] && ok || bad "arms_csv: want rows at steps 2 4 6: $(cat "$TMP/out")"
+want=$(awk -F, '$1 == "step" {for (i = 1; i <= NF; i++) c[$i] = i; next} $1 == 4 {print $c["val_x0_mse"]}' "$TMP/arm.ckpt.csv")
+[ -n "$want" ] && grep -q "^tiny,4,[0-9.]*,$want\$" "$TMP/out" && ok || bad "arms_csv: step 4's val x0 MSE $want: $(cat "$TMP/out")"
+expect 2 "arms_csv: no arms" bash "$AC"
+expect 2 "arms_csv: not NAME=CSV" bash "$AC" "$TMP/arm.ckpt.csv"
+expect 1 "arms_csv: a missing file" bash "$AC" "x=$TMP/nope.csv"
+contains "$TMP/err" "cannot read $TMP/nope.csv" "arms_csv names the missing file"
+expect 1 "arms_csv: a CSV without the columns" bash "$AC" "x=$TMP/text.png"
+contains "$TMP/err" "has no step, cpu_seconds and val_x0_mse header" "arms_csv says what is missing"
+
 finish test_cli
