@@ -75,7 +75,7 @@ if ("$arms" ne "") {
   set ylabel "val x0 MSE"
   set logscale y
   set xrange [0:*]
-  set yrange [0.002:0.011]
+  set yrange [*:0.011]
   plot "$tmp/lineage" using 1:2 with linespoints pt 7 ps 0.5 lc rgb "gray50" title "base 32, 67 photos (the shipped lineage; recipes change)", \
        for [a in "$arms"] "$tmp/arm-".a using 1:2 with linespoints pt 5 ps 0.6 title a
 }
