@@ -1,7 +1,7 @@
 /* fuzz_serve.c - the job requests of `diffrestore serve` (src/cli/serve/request.c):
  * the whole input is a request body. Whatever it holds, serve_request_parse
  * either fails with an HTTP status and a message, or gives a request whose
- * fields obey the contract in serve.h: a known mode, a decoded image within
+ * fields obey the contract in serve.h: a known mode (any of the mode table), a decoded image within
  * the pixel limit, an inpaint mask of the image's size with at least one hole
  * and nothing but 0 and 255, sampler steps 1..1000. The base64 decoder is
  * also checked on its own against re-encoding. */
@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(err[0] != 0 && memchr(err, 0, sizeof err) != NULL);
         FUZZ_CHECK(rq.image.data == NULL && rq.mask.data == NULL);
     } else {
-        FUZZ_CHECK(rq.mode == DR_MODE_COLORIZE || rq.mode == DR_MODE_INPAINT || rq.mode == DR_MODE_SUPERRES);
+        FUZZ_CHECK(dr_mode_get(rq.mode) != NULL); /* any mode of the table, denoise too */
         FUZZ_CHECK(rq.image.data && (int64_t)rq.image.width * rq.image.height <= lim.max_pixels);
         FUZZ_CHECK(rq.params.steps >= 1 && rq.params.steps <= 1000);
         FUZZ_CHECK(rq.name[0] && !strchr(rq.name, '/'));
