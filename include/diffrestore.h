@@ -393,6 +393,14 @@ typedef struct {
      * DR_RENDER_SIZE_AUTO (the default): the weights' metadata render_size,
      * full resolution when they have none. Other modes: 0 or AUTO only. */
     int render_size;
+    /* Classifier-free guidance (Ho & Salimans 2022): the network runs twice per
+     * step, with the conditioning and with it zeroed, and the sampler gets
+     * o_u + guidance (o_c - o_u). Needs weights trained with
+     * dr_train_options.cond_dropout (metadata cond_dropout; DR_ERR_INVALID
+     * otherwise). 0 (dr_params_init's) or 1: off, one network run per step;
+     * above 1 the prediction moves away from the unconditional one (colorize:
+     * stronger colours). 0..20. */
+    double guidance;
     /* progress: called after every sampler step with (step, steps) counted
      * over all tiles-steps of all samples of the call */
     void (*progress)(int step, int steps, void *user);
@@ -640,6 +648,15 @@ typedef struct {
      * in the checkpoint (older ones: 0) and kept on resume unless
      * resume_dropout is set. */
     float dropout;
+    /* Conditioning dropout (classifier-free guidance, Ho & Salimans 2022):
+     * each training example's conditioning channels are zeroed with this
+     * probability (0 <= cond_dropout < 1; default 0: never), so the network
+     * also learns the unconditional prediction that dr_params.guidance
+     * extrapolates from. Drawn per example from its own stream after all its
+     * other draws (runs without it are unchanged); validation never drops.
+     * Stored in the checkpoint and the exported weights (metadata
+     * cond_dropout); kept on resume. */
+    float cond_dropout;
     int predict_v;              /* 0: eps, 1: v (the default: docs/TRAINING.md's A/B) */
     int schedule_linear;        /* 0: cosine */
     float target_scale;         /* 0: measure from the data (std of the target -> ~0.5) */

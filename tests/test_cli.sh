@@ -145,6 +145,42 @@ contains "$TMP/out" "dropout = 0.100000001" "resume --dropout is stored"
 expect 0 "info on a checkpoint without dropout" "$BIN" info "$TMP/lr.ckpt"
 lacks "$TMP/out" "dropout" "a run without dropout stores no dropout key"
 
+# --- train --cond-dropout and restore/eval --guidance (classifier-free guidance;
+# the batches and the guided sampler: test_train, test_restore)
+expect 0 "train --help" "$BIN" train --help
+contains "$TMP/out" "--cond-dropout P" "train --help lists --cond-dropout"
+for p in 1 -0.1 x; do
+  expect 2 "train --cond-dropout $p" "$BIN" train --cond-dropout "$p" --mode colorize --data "$TMP/lrdata" --out "$TMP/cd.ckpt"
+  contains "$TMP/err" "--cond-dropout needs 0 <= P < 1" "--cond-dropout $p refused"
+done
+absent "$TMP/cd.ckpt" "a refused --cond-dropout writes no checkpoint"
+expect 0 "train --cond-dropout 0.2" "$BIN" train -q --mode colorize --config base=8,mult=1,2,res=1,attn=1,groups=2 \
+  --batch 2 --patch 16 --data "$TMP/lrdata" --out "$TMP/cd.ckpt" --steps 1 --cond-dropout 0.2
+expect 0 "train --resume --cond-dropout 0.5" "$BIN" train --resume "$TMP/cd.ckpt" --out "$TMP/cd.ckpt" --data "$TMP/lrdata" --steps 2 --cond-dropout 0.5
+contains "$TMP/err" "note: --cond-dropout: kept from the checkpoint" "resume keeps cond_dropout and says so"
+expect 0 "export a cond_dropout model" "$BIN" train -q --resume "$TMP/cd.ckpt" --export "$TMP/cd.safetensors"
+expect 0 "info on it" "$BIN" info "$TMP/cd.safetensors"
+contains "$TMP/out" "cond_dropout = 0.2" "the weights carry cond_dropout"
+expect 0 "colorize --help" "$BIN" colorize --help
+contains "$TMP/out" "--guidance W" "colorize --help lists --guidance"
+expect 0 "eval --help" "$BIN" eval --help
+contains "$TMP/out" "--guidance W" "eval --help lists --guidance"
+for g in 21 -1 x; do
+  expect 2 "colorize --guidance $g" "$BIN" colorize -w "$TMP/cd.safetensors" --guidance "$g" "$SRC/samples/kitten_gray.png" -o "$TMP/g.png"
+  contains "$TMP/err" "--guidance needs 0..20" "--guidance $g refused"
+done
+expect 0 "colorize --guidance 2" "$BIN" colorize -q -t 1 --steps 2 -w "$TMP/cd.safetensors" --guidance 2 "$SRC/samples/kitten_gray.png" -o "$TMP/g2.png"
+expect 0 "colorize off" "$BIN" colorize -q -t 1 --steps 2 -w "$TMP/cd.safetensors" "$SRC/samples/kitten_gray.png" -o "$TMP/g0.png"
+expect 0 "colorize --guidance 1" "$BIN" colorize -q -t 1 --steps 2 -w "$TMP/cd.safetensors" --guidance 1 "$SRC/samples/kitten_gray.png" -o "$TMP/g1.png"
+if ! cmp -s "$TMP/g0.png" "$TMP/g1.png"; then bad "--guidance 1 changed the output"; else ok; fi
+if cmp -s "$TMP/g0.png" "$TMP/g2.png"; then bad "--guidance 2 did not change the output"; else ok; fi
+expect 0 "eval --guidance 2" "$BIN" eval -q -t 1 --steps 2 --mode colorize --data "$SRC/samples/kitten_gray.png" -w "$TMP/cd.safetensors" --guidance 2
+contains "$TMP/out" ", guidance 2" "eval's header names the guidance"
+expect 0 "export a model without cond_dropout" "$BIN" train -q --resume "$TMP/d.ckpt" --export "$TMP/d.safetensors"
+expect 1 "colorize --guidance 2 with weights without cond_dropout" "$BIN" colorize -t 1 --steps 2 -w "$TMP/d.safetensors" --guidance 2 "$SRC/samples/kitten_gray.png" -o "$TMP/g3.png"
+contains "$TMP/err" "needs weights trained with conditioning dropout" "guidance without cond_dropout: the reason"
+absent "$TMP/g3.png" "a refused guidance writes no output"
+
 # --- scripts/ship_check.sh: the ship rule (lower on every val crop set) as one command.
 # A model trained 60 steps on the val photo against one of 1 step: lower on both sets.
 SC="$SRC/scripts/ship_check.sh"

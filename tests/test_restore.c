@@ -9,6 +9,7 @@
  * samples/mean/uncertainty, the error paths, and colorize at a working
  * resolution (render_size: output at full size, luma kept, 0 unchanged).
  */
+#include "api/model_internal.h"
 #include "common/error.h"
 #include "diffrestore.h"
 #include "imgproc/imgproc.h"
@@ -849,6 +850,94 @@ static void test_inpaint_hole_tiles(void) {
     dr_model_free(m);
 }
 
+/* Classifier-free guidance (dr_params.guidance): off at 0 and 1 (bit for bit
+ * the plain restore), refused without cond_dropout in the weights or out of
+ * range; the unconditional run is the same network on the same x_t with the
+ * conditioning zeroed, so a network blind to its conditioning is unchanged by
+ * any weight; and a network that sees it is changed, the more the higher the
+ * weight. */
+static double mean_abs_diff(const dr_image *a, const dr_image *b) {
+    const size_t n = (size_t)a->width * a->height * a->channels;
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += fabs((double)a->data[i] - b->data[i]);
+    return s / (double)n;
+}
+
+static void test_guidance(void) {
+    const dr_mode modes[3] = {DR_MODE_COLORIZE, DR_MODE_INPAINT, DR_MODE_SUPERRES};
+    for (int mi = 0; mi < 3; mi++) {
+        dr_model *m = tiny_model(modes[mi], "base=8,mult=1,2,res=1,attn=1,groups=2");
+        if (!m) continue;
+        const char *name = dr_mode_name(modes[mi]);
+        dr_image in, mask = {0}, off = {0}, one = {0}, g2 = {0}, g4 = {0};
+        make_image(&in, 40, 36, 3, 8, 5);
+        const dr_image *mk = NULL;
+        if (modes[mi] == DR_MODE_INPAINT) {
+            CHECK(dr_image_alloc(&mask, 40, 36, 1, 8) == DR_OK, "mask");
+            for (int y = 0; y < 36; y++)
+                for (int x = 0; x < 40; x++) mask.data[y * 40 + x] = (x > 10 && x < 30 && y > 8 && y < 26) ? 255 : 0;
+            mk = &mask;
+        }
+        dr_params p = fast_params();
+        if (modes[mi] == DR_MODE_SUPERRES) p.scale = 2;
+        /* weights without cond_dropout: refused, nothing written */
+        p.guidance = 2;
+        int rc = dr_restore(m, &in, mk, &p, &g2);
+        CHECK(rc == DR_ERR_INVALID && strstr(dr_last_error(), "cond_dropout") && g2.data == NULL,
+              "%s: guidance without cond_dropout: rc %d (%s)", name, rc, dr_last_error());
+        m->info.cond_dropout = 0.1f;
+        p.guidance = 20.5;
+        CHECK(dr_restore(m, &in, mk, &p, &g2) == DR_ERR_INVALID && g2.data == NULL, "%s: guidance 20.5 accepted", name);
+        p.guidance = -1;
+        CHECK(dr_restore(m, &in, mk, &p, &g2) == DR_ERR_INVALID && g2.data == NULL, "%s: guidance -1 accepted", name);
+        p.guidance = 0;
+        CHECK(dr_restore(m, &in, mk, &p, &off) == DR_OK, "%s: off: %s", name, dr_last_error());
+        p.guidance = 1;
+        CHECK(dr_restore(m, &in, mk, &p, &one) == DR_OK, "%s: 1: %s", name, dr_last_error());
+        p.guidance = 2;
+        CHECK(dr_restore(m, &in, mk, &p, &g2) == DR_OK, "%s: 2: %s", name, dr_last_error());
+        p.guidance = 4;
+        CHECK(dr_restore(m, &in, mk, &p, &g4) == DR_OK, "%s: 4: %s", name, dr_last_error());
+        if (off.data && one.data && g2.data && g4.data) {
+            const size_t n = (size_t)off.width * off.height * off.channels;
+            CHECK(!memcmp(off.data, one.data, n * sizeof(uint16_t)), "%s: guidance 1 differs from off", name);
+            const double d2 = mean_abs_diff(&off, &g2), d4 = mean_abs_diff(&off, &g4);
+            printf("guidance, %s: mean |out - off| %.3f levels at 2, %.3f at 4\n", name, d2, d4);
+            CHECK(d2 > 0.05 && d4 > 1.5 * d2, "%s: guidance changes too little: %.3f at 2, %.3f at 4", name, d2, d4);
+        }
+        dr_image_free(&g2);
+        /* blind to its conditioning (in_conv's weights of those channels
+         * zeroed): the unconditional run is the conditional one */
+        const int in_ch = m->info.cfg.in_channels, out_ch = m->info.cfg.out_channels;
+        const unet_param *pc = NULL;
+        for (int i = 0; i < m->L.n_params; i++)
+            if (!strcmp(m->L.params[i].name, "in_conv.weight")) pc = &m->L.params[i];
+        CHECK(pc && pc->shape[1] == in_ch, "in_conv.weight [C, %d, 3, 3]", in_ch);
+        if (pc && off.data) {
+            float *wt = m->params + pc->offset;
+            for (int co = 0; co < pc->shape[0]; co++)
+                for (int ci = out_ch; ci < in_ch; ci++)
+                    memset(wt + ((size_t)co * in_ch + ci) * 9, 0, 9 * sizeof(float));
+            dr_image b0 = {0}, b4 = {0};
+            p.guidance = 0;
+            CHECK(dr_restore(m, &in, mk, &p, &b0) == DR_OK, "%s: blind off: %s", name, dr_last_error());
+            p.guidance = 4;
+            CHECK(dr_restore(m, &in, mk, &p, &b4) == DR_OK, "%s: blind 4: %s", name, dr_last_error());
+            if (b0.data && b4.data)
+                CHECK(!memcmp(b0.data, b4.data, (size_t)b0.width * b0.height * b0.channels * sizeof(uint16_t)),
+                      "%s: a network blind to its conditioning is changed by guidance", name);
+            dr_image_free(&b0);
+            dr_image_free(&b4);
+        }
+        dr_image_free(&off);
+        dr_image_free(&one);
+        dr_image_free(&g4);
+        dr_image_free(&mask);
+        dr_image_free(&in);
+        dr_model_free(m);
+    }
+}
+
 int main(void) {
     test_colorize();
     test_inpaint();
@@ -864,5 +953,6 @@ int main(void) {
     test_render_size();
     test_nonfinite_weights();
     test_inpaint_hole_tiles();
+    test_guidance();
     return test_summary("test_restore");
 }

@@ -1502,6 +1502,130 @@ static void test_val_patch(void) {
     }
 }
 
+/* ---- cond_dropout (classifier-free guidance): a fraction of the training
+ * examples has its conditioning zeroed, everything else as without it; the
+ * checkpoint and the exported weights carry it; validation never drops. */
+static int cond_zero(const train_batch *bb, int b, int in, int out) {
+    const float *c = bb->x_in + ((size_t)b * in + out) * bb->np;
+    for (size_t i = 0; i < (size_t)(in - out) * bb->np; i++)
+        if (c[i] != 0) return 0;
+    return 1;
+}
+
+static void test_cond_dropout(void) {
+    dataset ds = {0};
+    if (dataset_load(&ds, g_data, 16, NULL, NULL) != DR_OK) {
+        CHECK(0, "dataset: %s", dr_last_error());
+        return;
+    }
+    noise_schedule sch;
+    CHECK(noise_schedule_build(&sch, 1000, 0) == DR_OK, "schedule");
+    const dr_mode modes[2] = {DR_MODE_COLORIZE, DR_MODE_INPAINT};
+    for (int mi = 0; mi < 2; mi++) {
+        const int B = 200;
+        train_state s0, s1;
+        train_batch b0, b1;
+        dr_train_options o = base_options(modes[mi], NULL);
+        if (train_state_new(&s0, &o) != DR_OK) {
+            CHECK(0, "state: %s", dr_last_error());
+            continue;
+        }
+        o.cond_dropout = 0.25f;
+        if (train_state_new(&s1, &o) != DR_OK) {
+            CHECK(0, "state: %s", dr_last_error());
+            train_state_free(&s0);
+            continue;
+        }
+        CHECK(s1.info.cond_dropout == 0.25f, "the state's model info has cond_dropout %g",
+              (double)s1.info.cond_dropout);
+        const int in = s0.info.cfg.in_channels, out = s0.info.cfg.out_channels;
+        if (train_batch_build(&b0, &s0, &ds, B, 16, 1) != DR_OK ||
+            train_batch_build(&b1, &s1, &ds, B, 16, 1) != DR_OK) {
+            CHECK(0, "batch: %s", dr_last_error());
+            train_state_free(&s0);
+            train_state_free(&s1);
+            continue;
+        }
+        for (int val = 0; val <= 1; val++) {
+            CHECK(fill_batch(&b0, &ds, &sch, 9, 4, 2.0f, val, 0, B) == DR_OK, "fill: %s", dr_last_error());
+            CHECK(fill_batch(&b1, &ds, &sch, 9, 4, 2.0f, val, 0, B) == DR_OK, "fill: %s", dr_last_error());
+            int dropped = 0, same_rest = 1, same_kept = 1, zero0 = 0;
+            for (int b = 0; b < B; b++) {
+                const size_t base = (size_t)b * in * b0.np, nx = (size_t)out * b0.np, nc = (size_t)(in - out) * b0.np;
+                zero0 += cond_zero(&b0, b, in, out);
+                const int z = cond_zero(&b1, b, in, out);
+                dropped += z;
+                /* x_t, target and t are the same draws with and without it */
+                same_rest &= !memcmp(b0.x_in + base, b1.x_in + base, nx * sizeof(float)) &&
+                    !memcmp(b0.target + (size_t)b * nx, b1.target + (size_t)b * nx, nx * sizeof(float)) &&
+                    b0.t[b] == b1.t[b];
+                if (!z) same_kept &= !memcmp(b0.x_in + base + nx, b1.x_in + base + nx, nc * sizeof(float));
+            }
+            printf("cond_dropout 0.25, %s, %s: %d of %d examples without conditioning\n", dr_mode_name(modes[mi]),
+                   val ? "validation" : "training", dropped, B);
+            CHECK(zero0 == 0, "%s: %d examples without conditioning at cond_dropout 0", dr_mode_name(modes[mi]), zero0);
+            CHECK(same_rest, "%s: cond_dropout changed x_t, the target or t", dr_mode_name(modes[mi]));
+            CHECK(same_kept, "%s: cond_dropout changed a kept conditioning", dr_mode_name(modes[mi]));
+            if (val)
+                CHECK(dropped == 0, "%s: validation dropped %d conditionings", dr_mode_name(modes[mi]), dropped);
+            else /* binomial(200, 0.25): mean 50, sd 6.1 */
+                CHECK(dropped >= 26 && dropped <= 74, "%s: %d of %d dropped at 0.25", dr_mode_name(modes[mi]), dropped,
+                      B);
+        }
+        train_batch_free(&b0);
+        train_batch_free(&b1);
+        train_state_free(&s0);
+        train_state_free(&s1);
+    }
+    noise_schedule_free(&sch);
+    dataset_free(&ds);
+
+    /* a run: the checkpoint and its export carry it, a resume keeps it, and a
+     * run without it writes no key (weights as before the option) */
+    char a[1200], w[1200], b[1200];
+    path_in(a, sizeof a, "cd.ckpt");
+    path_in(w, sizeof w, "cd.safetensors");
+    path_in(b, sizeof b, "cd_none.ckpt");
+    dr_train_options o = base_options(DR_MODE_COLORIZE, a);
+    o.steps = 2;
+    o.cond_dropout = 0.1f;
+    CHECK(dr_train(&o) == DR_OK, "cond_dropout run: %s", dr_last_error());
+    dr_train_options r = base_options(DR_MODE_COLORIZE, a);
+    r.resume_path = a;
+    r.steps = 3;
+    CHECK(dr_train(&r) == DR_OK, "resumed: %s", dr_last_error());
+    train_state st;
+    if (load_state(a, &st) == DR_OK) {
+        CHECK(st.info.cond_dropout == 0.1f && st.step == 3, "resumed checkpoint: cond_dropout %g step %d",
+              (double)st.info.cond_dropout, st.step);
+        train_state_free(&st);
+    }
+    CHECK(dr_train_export(a, w, 1) == DR_OK, "export: %s", dr_last_error());
+    dr_model *m = NULL;
+    if (dr_model_load(w, &m) == DR_OK) {
+        const char *v = dr_model_meta(m, "cond_dropout");
+        CHECK(v && fabs(atof(v) - 0.1) < 1e-7, "exported cond_dropout '%s'", v ? v : "(none)");
+        dr_model_free(m);
+    } else
+        CHECK(0, "load %s: %s", w, dr_last_error());
+    dr_train_options p = base_options(DR_MODE_COLORIZE, b);
+    p.steps = 1;
+    CHECK(dr_train(&p) == DR_OK, "plain run: %s", dr_last_error());
+    dr_tensor_file tf;
+    if (dr_tensor_file_read(b, &tf) == DR_OK) {
+        CHECK(dr_tensor_file_meta(&tf, "cond_dropout") == NULL, "a run without it writes a cond_dropout key");
+        /* a bad value in a file is refused with the key's name */
+        CHECK(dr_tensor_file_set_meta(&tf, "cond_dropout", "1") == DR_OK, "set meta");
+        CHECK(dr_tensor_file_write(b, &tf, 0) == DR_OK, "write");
+        CHECK(checkpoint_load(&st, b) == DR_ERR_FORMAT && strstr(dr_last_error(), "cond_dropout"),
+              "cond_dropout 1 in a checkpoint: %s", dr_last_error());
+        dr_tensor_file_free(&tf);
+    }
+    p.cond_dropout = 1.0f;
+    CHECK(dr_train(&p) == DR_ERR_INVALID && strstr(dr_last_error(), "cond_dropout"), "cond_dropout 1: %s",
+          dr_last_error());
+}
+
 int main(void) {
     dr_set_threads(2);
     make_dataset();
@@ -1525,5 +1649,6 @@ int main(void) {
     test_augment();
     test_zoom_max();
     test_val_patch();
+    test_cond_dropout();
     return test_summary("test_train");
 }

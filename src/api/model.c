@@ -153,6 +153,15 @@ int model_config_from_meta(const dr_tensor_file *tf, const char *path, model_inf
             return error_set(DR_ERR_FORMAT, "%s: metadata render_size = %d (only colorize, %d..%d)", path,
                              mi->render_size, DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
     }
+    /* optional (docs/TRAINING.md, "Classifier-free guidance"): absent in weights
+     * trained without it */
+    mi->cond_dropout = 0;
+    if (dr_tensor_file_meta(tf, "cond_dropout")) {
+        double cd;
+        DR_TRY(meta_float(tf, path, "cond_dropout", 0.0, 0.0, 1.0, &cd));
+        if (!(cd < 1)) return error_set(DR_ERR_FORMAT, "%s: metadata cond_dropout = %g (0 <= it < 1)", path, cd);
+        mi->cond_dropout = (float)cd;
+    }
     return DR_OK;
 }
 
@@ -199,6 +208,7 @@ int model_meta_from_config(dr_tensor_file *tf, const model_info *mi) {
         SETF("scale_max", mi->scale_max);
     }
     if (mi->render_size > 0) SETI("render_size", mi->render_size);
+    if (mi->cond_dropout > 0) SETF("cond_dropout", mi->cond_dropout);
 #undef SETI
 #undef SETF
     return DR_OK;

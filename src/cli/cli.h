@@ -32,6 +32,7 @@ enum {
     OPT_SPACING,
     OPT_SAMPLES,
     OPT_REDUCE,
+    OPT_GUIDANCE,
     OPT_CMD_BASE = 1100 /* commands number their own long-only options from here */
 };
 
@@ -90,10 +91,10 @@ typedef struct {
 #define CLI_SAMPLING_LONGOPTS                                                                                          \
     {"steps", required_argument, 0, OPT_STEPS}, {"sampler", required_argument, 0, OPT_SAMPLER},                        \
         {"eta", required_argument, 0, OPT_ETA}, {"spacing", required_argument, 0, OPT_SPACING},                        \
-        {"samples", required_argument, 0, OPT_SAMPLES}, {                                                              \
-        "reduce", required_argument, 0, OPT_REDUCE                                                                     \
+        {"samples", required_argument, 0, OPT_SAMPLES}, {"reduce", required_argument, 0, OPT_REDUCE}, {                \
+        "guidance", required_argument, 0, OPT_GUIDANCE                                                                 \
     }
-/* Handle --steps, --sampler, --eta, --spacing (into p), --samples and
+/* Handle --steps, --sampler, --eta, --spacing, --guidance (into p), --samples and
  * --reduce (into s). Returns 1 if handled, 0 if not one of them, -1 after a
  * usage error. */
 int cli_sampling_option(cli_sampling *s, dr_params *p, int opt, const char *arg, const char *cmd);

@@ -39,6 +39,11 @@ static const char *HELP = "Usage: diffrestore train --mode MODE --data DIR --out
                           "      --dropout P          ResBlock dropout in training only (default 0);\n"
                           "                           restore never drops (with --resume: from the\n"
                           "                           checkpoint's step on)\n"
+                          "      --cond-dropout P     zero each example's conditioning (the gray,\n"
+                          "                           masked or small image) with probability P, so the\n"
+                          "                           model also learns the unconditional case that\n"
+                          "                           restore --guidance needs (default 0; kept on\n"
+                          "                           --resume)\n"
                           "      --augment A          how training crops are turned: flip (a random\n"
                           "                           left-right mirror) or dihedral (also up-down and\n"
                           "                           transposed: all 8 rotations and mirrors) (default\n"
@@ -193,7 +198,8 @@ enum {
     O_DROPOUT,
     O_AUGMENT,
     O_ZOOM_MAX,
-    O_VAL_PATCH
+    O_VAL_PATCH,
+    O_COND_DROPOUT
 };
 
 /* "NAME" or "NAME:ARGS": ARGS after the colon, or NULL */
@@ -222,6 +228,7 @@ int cmd_train(int argc, char **argv) {
                                              {"ema", required_argument, 0, O_EMA},
                                              {"ema-probe", required_argument, 0, O_EMA_PROBE},
                                              {"dropout", required_argument, 0, O_DROPOUT},
+                                             {"cond-dropout", required_argument, 0, O_COND_DROPOUT},
                                              {"augment", required_argument, 0, O_AUGMENT},
                                              {"zoom-max", required_argument, 0, O_ZOOM_MAX},
                                              {"prediction", required_argument, 0, O_PRED},
@@ -257,9 +264,9 @@ int cmd_train(int argc, char **argv) {
     double lo, hi;
     optind = 1;
     /* options a checkpoint stores: on --resume they are kept, whatever is given */
-    static const int kept[] = {'m',           O_CONFIG,     O_BATCH, O_PATCH,      O_WARMUP, O_WD,    O_CLIP,
-                               O_EMA,         O_PRED,       O_SCHED, O_TSCALE,     O_SCALES, O_HOLES, O_SEED,
-                               O_LOSS_WEIGHT, O_T_SAMPLING, O_MASKS, O_SCALE_DIST, O_RENDER};
+    static const int kept[] = {'m',           O_CONFIG,     O_BATCH, O_PATCH,      O_WARMUP, O_WD,          O_CLIP,
+                               O_EMA,         O_PRED,       O_SCHED, O_TSCALE,     O_SCALES, O_HOLES,       O_SEED,
+                               O_LOSS_WEIGHT, O_T_SAMPLING, O_MASKS, O_SCALE_DIST, O_RENDER, O_COND_DROPOUT};
     unsigned kept_given = 0; /* bit i: kept[i] was given */
     while ((opt = getopt_long(argc, argv, "m:" CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         for (unsigned i = 0; i < sizeof kept / sizeof kept[0]; i++)
@@ -347,6 +354,10 @@ int cmd_train(int argc, char **argv) {
             if (!parse_float(optarg, 0, 1, &o.dropout) || !(o.dropout < 1))
                 return cli_usage_error(C, "--dropout needs 0 <= P < 1, got '%s'", optarg);
             o.resume_dropout = 1; /* with --resume: from the checkpoint's step on */
+            break;
+        case O_COND_DROPOUT:
+            if (!parse_float(optarg, 0, 1, &o.cond_dropout) || !(o.cond_dropout < 1))
+                return cli_usage_error(C, "--cond-dropout needs 0 <= P < 1, got '%s'", optarg);
             break;
         case O_EMA_PROBE: {
             o.n_ema_probe = 0;

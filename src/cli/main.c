@@ -176,6 +176,10 @@ int cli_sampling_option(cli_sampling *s, dr_params *p, int opt, const char *arg,
         if (dr_spacing_from_name(arg, &p->spacing) != DR_OK) return cli_usage_error(cmd, "%s", dr_last_error()), -1;
         s->spacing_given = 1;
         return 1;
+    case OPT_GUIDANCE:
+        if (!cli_parse_double(arg, 0, 20, &d)) return cli_usage_error(cmd, "--guidance needs 0..20, got '%s'", arg), -1;
+        p->guidance = d;
+        return 1;
     case OPT_SAMPLES:
         if (!cli_parse_int(arg, 1, 1000, &v)) return cli_usage_error(cmd, "--samples needs 1..1000, got '%s'", arg), -1;
         s->samples = (int)v;

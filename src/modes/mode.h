@@ -42,6 +42,9 @@ typedef struct {
     float target_scale;
     float scale_min, scale_max; /* DR_MODE_TAKES_SCALE: the factors trained for; 1 otherwise */
     int render_size;            /* DR_MODE_TAKES_RENDER_SIZE: trained at this working long side (0: full resolution) */
+    /* the fraction of training examples whose conditioning was zeroed (0: none): such
+     * weights also model the unconditional case, which classifier-free guidance needs */
+    float cond_dropout;
 } model_info;
 
 /* Options of the training degradations (each mode reads its own). */

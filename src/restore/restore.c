@@ -43,6 +43,9 @@ typedef struct {
     unet_run run;
     float *tile_in, *tile_out, *tile_t;
     float *net; /* [out_ch, H, W] blended network output */
+    /* classifier-free guidance (dr_params.guidance; NULL when off) */
+    float *net_c; /* [out_ch, H, W] the conditional output of the step */
+    float *cond0; /* [in_ch - out_ch, H, W] zeros: the unconditional input */
     /* progress */
     const dr_params *p;
     int step_base, steps_total;
@@ -59,6 +62,8 @@ static void ctx_free(restore_ctx *c) {
     free(c->tile_out);
     free(c->tile_t);
     free(c->net);
+    free(c->net_c);
+    free(c->cond0);
     memset(c, 0, sizeof *c);
 }
 
@@ -118,11 +123,28 @@ static int run_network(restore_ctx *c, const float *xt, int t) {
     return DR_OK;
 }
 
+static int guided(const dr_params *p) { return p->guidance > 0 && p->guidance != 1; }
+
 static int predict(void *user, const float *xt, int t, float *eps, float *x0) {
     restore_ctx *c = user;
-    DR_TRY(run_network(c, xt, t));
-    const double ab = c->sch->alpha_bar[t], sa = sqrt(ab), sb = sqrt(1.0 - ab);
     const size_t n = (size_t)c->out_ch * c->job.H * c->job.W;
+    DR_TRY(run_network(c, xt, t)); // o_c [out_ch, H, W]
+    if (c->net_c) {
+        /* classifier-free guidance: o = o_u + w (o_c - o_u); x0 and eps are
+         * linear in o at a given x_t, so this guides both */
+        memcpy(c->net_c, c->net, sizeof(float) * n);
+        float *cond = c->job.cond;
+        c->job.cond = c->cond0;
+        const int rc = run_network(c, xt, t); // o_u [out_ch, H, W]
+        c->job.cond = cond;
+        DR_TRY(rc);
+        const float w = (float)c->p->guidance;
+        float *o = c->net;
+        const float *oc = c->net_c;
+#pragma omp parallel for schedule(static) num_threads(nn_threads())
+        for (size_t i = 0; i < n; i++) o[i] += w * (oc[i] - o[i]);
+    }
+    const double ab = c->sch->alpha_bar[t], sa = sqrt(ab), sb = sqrt(1.0 - ab);
     /* a NaN or Inf from the network (overflow) would be clamped by the
      * sampler into a flat, wrong picture: stop instead, nothing is written */
     int bad = 0;
@@ -196,6 +218,12 @@ static int ctx_network(restore_ctx *c) {
     DR_TRY(mode_alloc(&c->tile_out, (size_t)B * c->out_ch * tp, "tiles"));
     DR_TRY(mode_alloc(&c->tile_t, (size_t)B, "tiles"));
     DR_TRY(mode_alloc(&c->net, (size_t)c->out_ch * c->job.H * c->job.W, "the network output"));
+    if (guided(c->p)) {
+        const size_t canvas = (size_t)c->job.H * c->job.W;
+        DR_TRY(mode_alloc(&c->net_c, (size_t)c->out_ch * canvas, "guidance"));
+        DR_TRY(mode_alloc(&c->cond0, (size_t)(c->in_ch - c->out_ch) * canvas, "guidance"));
+        memset(c->cond0, 0, sizeof(float) * (size_t)(c->in_ch - c->out_ch) * canvas);
+    }
     return DR_OK;
 }
 
@@ -289,6 +317,13 @@ static int check_inputs(const restore_net *net, const dr_image *in, const dr_par
     if (p->render_size > 0 && !(ops && (ops->info.flags & DR_MODE_TAKES_RENDER_SIZE)))
         return error_set(DR_ERR_INVALID, "render size %d: a working resolution is only for colorize, not %s",
                          p->render_size, dr_mode_name(net->info->mode));
+    if (!(p->guidance >= 0 && p->guidance <= 20))
+        return error_set(DR_ERR_INVALID, "guidance %g: 0..20 (0 or 1: off)", p->guidance);
+    if (guided(p) && !(net->info->cond_dropout > 0))
+        return error_set(DR_ERR_INVALID,
+                         "guidance %g needs weights trained with conditioning dropout (train --cond-dropout); "
+                         "these have no cond_dropout in their metadata",
+                         p->guidance);
     if (p->steps < 1 || p->steps > net->info->timesteps)
         return error_set(DR_ERR_INVALID, "steps %d out of range 1..%d", p->steps, net->info->timesteps);
     return DR_OK;

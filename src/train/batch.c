@@ -97,6 +97,10 @@ static int make_sample(train_batch *bb, const dataset *ds, const noise_schedule 
         xt[i] = keep > 0.5f ? z : (float)diffusion_xt(sa, sb, z, e);
         tgt[i] = (float)diffusion_target(sa, sb, st->info.predict_v, z, e);
     }
+    /* conditioning dropout: the last draw of the sample, so runs without it
+     * keep their random stream; validation always conditions */
+    if (!val && st->info.cond_dropout > 0 && rng_uniform(rng) < st->info.cond_dropout)
+        memset(xin + (size_t)out * np, 0, sizeof(float) * (size_t)(in - out) * np);
     bb->t[b] = (float)t;
     return DR_OK;
 }

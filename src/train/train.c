@@ -170,6 +170,8 @@ int dr_train(const dr_train_options *o) {
     if (o->augment != DR_AUGMENT_FLIP && o->augment != DR_AUGMENT_DIHEDRAL)
         return error_set(DR_ERR_INVALID, "train: augment %d: flip (%d) or dihedral (%d)", (int)o->augment,
                          (int)DR_AUGMENT_FLIP, (int)DR_AUGMENT_DIHEDRAL);
+    if (!(o->cond_dropout >= 0 && o->cond_dropout < 1))
+        return error_set(DR_ERR_INVALID, "train: cond_dropout %g: 0 <= cond_dropout < 1", (double)o->cond_dropout);
     if (!(o->zoom_max >= 1 && o->zoom_max <= 4))
         return error_set(DR_ERR_INVALID, "train: zoom_max %g: 1..4", o->zoom_max);
     if (o->render_size != 0 && (o->render_size < DR_RENDER_SIZE_MIN || o->render_size > DR_RENDER_SIZE_MAX))

@@ -44,6 +44,7 @@ int train_state_new(train_state *st, const dr_train_options *o) {
     st->info.schedule_linear = o->schedule_linear;
     st->info.target_scale = o->target_scale; /* 0: measured by dr_train */
     st->info.render_size = o->render_size;   /* saved with the model metadata (render_size) */
+    st->info.cond_dropout = o->cond_dropout; /* and cond_dropout */
     if (mode_ops_get(o->mode)->info.flags & DR_MODE_TAKES_SCALE) {
         st->info.scale_min = o->scale_min;
         st->info.scale_max = o->scale_max;
@@ -90,6 +91,7 @@ int train_state_from_weights(train_state *st, const dr_train_options *o) {
     st->opt.scale_max = m->info.scale_max;
     /* the crops' working scale is this run's choice, not the weights' */
     st->info.render_size = o->render_size;
+    st->info.cond_dropout = o->cond_dropout; /* likewise: this run's */
     int rc = train_state_alloc(st);
     if (rc == DR_OK) {
         memcpy(st->params, m->params, st->L.n_floats * sizeof(float));
