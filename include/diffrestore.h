@@ -397,9 +397,11 @@ typedef struct {
      * step, with the conditioning and with it zeroed, and the sampler gets
      * o_u + guidance (o_c - o_u). Needs weights trained with
      * dr_train_options.cond_dropout (metadata cond_dropout; DR_ERR_INVALID
-     * otherwise). 0 (dr_params_init's) or 1: off, one network run per step;
-     * above 1 the prediction moves away from the unconditional one (colorize:
-     * stronger colours). 0..20. */
+     * otherwise). 0 or 1: off, one network run per step; above 1 the
+     * prediction moves away from the unconditional one (colorize: stronger
+     * colours). 0..20, or DR_GUIDANCE_AUTO (dr_params_init's default): the
+     * weights' metadata guidance, the weight they were shipped with, and off
+     * for weights without one. */
     double guidance;
     /* progress: called after every sampler step with (step, steps) counted
      * over all tiles-steps of all samples of the call */
@@ -414,6 +416,7 @@ typedef struct {
 } dr_params;
 
 #define DR_RENDER_SIZE_AUTO (-1)
+#define DR_GUIDANCE_AUTO    (-1.0)
 #define DR_RENDER_SIZE_MIN  16
 #define DR_RENDER_SIZE_MAX  65536
 

@@ -180,6 +180,20 @@ expect 0 "export a model without cond_dropout" "$BIN" train -q --resume "$TMP/d.
 expect 1 "colorize --guidance 2 with weights without cond_dropout" "$BIN" colorize -t 1 --steps 2 -w "$TMP/d.safetensors" --guidance 2 "$SRC/samples/kitten_gray.png" -o "$TMP/g3.png"
 contains "$TMP/err" "needs weights trained with conditioning dropout" "guidance without cond_dropout: the reason"
 absent "$TMP/g3.png" "a refused guidance writes no output"
+# the weights' own guidance (train --guidance at export): restore's default, overridable
+expect 0 "export --guidance 2" "$BIN" train -q --resume "$TMP/cd.ckpt" --export "$TMP/cd2.safetensors" --guidance 2
+expect 0 "info" "$BIN" info "$TMP/cd2.safetensors"
+contains "$TMP/out" "guidance = 2" "the export carries guidance"
+expect 0 "colorize with the weights' guidance" "$BIN" colorize -q -t 1 --steps 2 -w "$TMP/cd2.safetensors" "$SRC/samples/kitten_gray.png" -o "$TMP/ga.png"
+expect 0 "colorize --guidance 0 overrides it" "$BIN" colorize -q -t 1 --steps 2 -w "$TMP/cd2.safetensors" --guidance 0 "$SRC/samples/kitten_gray.png" -o "$TMP/gz.png"
+expect 0 "eval with the weights' guidance" "$BIN" eval -q -t 1 --steps 2 --mode colorize --data "$SRC/samples/kitten_gray.png" -w "$TMP/cd2.safetensors"
+contains "$TMP/out" ", guidance 2" "eval's header names the weights' guidance"
+if cmp -s "$TMP/ga.png" "$TMP/gz.png"; then bad "the weights' guidance was not applied"; else ok; fi
+expect 1 "export --guidance 2 of a checkpoint without cond_dropout" "$BIN" train -q --resume "$TMP/d.ckpt" --export "$TMP/d2.safetensors" --guidance 2
+contains "$TMP/err" "needs cond_dropout" "export --guidance without cond_dropout: the reason"
+absent "$TMP/d2.safetensors" "a refused export --guidance leaves no file"
+expect 2 "train --guidance on a training run" "$BIN" train --guidance 2 --mode colorize --data "$TMP/lrdata" --out "$TMP/cdg.ckpt"
+contains "$TMP/err" "--guidance is only for an export" "train --guidance outside an export refused"
 
 # --- scripts/ship_check.sh: the ship rule (lower on every val crop set) as one command.
 # A model trained 60 steps on the val photo against one of 1 step: lower on both sets.

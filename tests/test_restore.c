@@ -879,6 +879,7 @@ static void test_guidance(void) {
             mk = &mask;
         }
         dr_params p = fast_params();
+        CHECK(p.guidance == DR_GUIDANCE_AUTO, "dr_params_init's guidance %g, want AUTO", p.guidance);
         if (modes[mi] == DR_MODE_SUPERRES) p.scale = 2;
         /* weights without cond_dropout: refused, nothing written */
         p.guidance = 2;
@@ -888,8 +889,8 @@ static void test_guidance(void) {
         m->info.cond_dropout = 0.1f;
         p.guidance = 20.5;
         CHECK(dr_restore(m, &in, mk, &p, &g2) == DR_ERR_INVALID && g2.data == NULL, "%s: guidance 20.5 accepted", name);
-        p.guidance = -1;
-        CHECK(dr_restore(m, &in, mk, &p, &g2) == DR_ERR_INVALID && g2.data == NULL, "%s: guidance -1 accepted", name);
+        p.guidance = -2;
+        CHECK(dr_restore(m, &in, mk, &p, &g2) == DR_ERR_INVALID && g2.data == NULL, "%s: guidance -2 accepted", name);
         p.guidance = 0;
         CHECK(dr_restore(m, &in, mk, &p, &off) == DR_OK, "%s: off: %s", name, dr_last_error());
         p.guidance = 1;
@@ -898,14 +899,25 @@ static void test_guidance(void) {
         CHECK(dr_restore(m, &in, mk, &p, &g2) == DR_OK, "%s: 2: %s", name, dr_last_error());
         p.guidance = 4;
         CHECK(dr_restore(m, &in, mk, &p, &g4) == DR_OK, "%s: 4: %s", name, dr_last_error());
-        if (off.data && one.data && g2.data && g4.data) {
+        /* DR_GUIDANCE_AUTO (dr_params_init's): the weights' own weight, off without one */
+        dr_image a0 = {0}, a2 = {0};
+        p.guidance = DR_GUIDANCE_AUTO;
+        CHECK(dr_restore(m, &in, mk, &p, &a0) == DR_OK, "%s: auto, none: %s", name, dr_last_error());
+        m->info.guidance = 2;
+        CHECK(dr_restore(m, &in, mk, &p, &a2) == DR_OK, "%s: auto, 2: %s", name, dr_last_error());
+        m->info.guidance = 0;
+        if (off.data && one.data && g2.data && g4.data && a0.data && a2.data) {
             const size_t n = (size_t)off.width * off.height * off.channels;
             CHECK(!memcmp(off.data, one.data, n * sizeof(uint16_t)), "%s: guidance 1 differs from off", name);
+            CHECK(!memcmp(off.data, a0.data, n * sizeof(uint16_t)), "%s: auto without a weight is not off", name);
+            CHECK(!memcmp(g2.data, a2.data, n * sizeof(uint16_t)), "%s: auto is not the weights' guidance 2", name);
             const double d2 = mean_abs_diff(&off, &g2), d4 = mean_abs_diff(&off, &g4);
             printf("guidance, %s: mean |out - off| %.3f levels at 2, %.3f at 4\n", name, d2, d4);
             CHECK(d2 > 0.05 && d4 > 1.5 * d2, "%s: guidance changes too little: %.3f at 2, %.3f at 4", name, d2, d4);
         }
         dr_image_free(&g2);
+        dr_image_free(&a0);
+        dr_image_free(&a2);
         /* blind to its conditioning (in_conv's weights of those channels
          * zeroed): the unconditional run is the conditional one */
         const int in_ch = m->info.cfg.in_channels, out_ch = m->info.cfg.out_channels;
@@ -928,6 +940,25 @@ static void test_guidance(void) {
                       "%s: a network blind to its conditioning is changed by guidance", name);
             dr_image_free(&b0);
             dr_image_free(&b4);
+        }
+        if (mi == 0) {
+            char path[1200];
+            snprintf(path, sizeof path, "%s/cfg.safetensors", test_tmpdir());
+            m->info.guidance = 1.5f;
+            dr_model *m2 = NULL;
+            CHECK(dr_model_save(m, path, 1) == DR_OK && dr_model_load(path, &m2) == DR_OK, "round trip: %s",
+                  dr_last_error());
+            if (m2)
+                CHECK(m2->info.cond_dropout == 0.1f && m2->info.guidance == 1.5f, "loaded cond_dropout %g guidance %g",
+                      (double)m2->info.cond_dropout, (double)m2->info.guidance);
+            dr_model_free(m2);
+            m2 = NULL;
+            m->info.cond_dropout = 0;
+            CHECK(dr_model_save(m, path, 1) == DR_OK, "save: %s", dr_last_error());
+            CHECK(dr_model_load(path, &m2) == DR_ERR_FORMAT && !m2 && strstr(dr_last_error(), "cfg.safetensors") &&
+                      strstr(dr_last_error(), "guidance"),
+                  "guidance without cond_dropout loaded: %s", dr_last_error());
+            dr_model_free(m2);
         }
         dr_image_free(&off);
         dr_image_free(&one);

@@ -162,6 +162,16 @@ int model_config_from_meta(const dr_tensor_file *tf, const char *path, model_inf
         if (!(cd < 1)) return error_set(DR_ERR_FORMAT, "%s: metadata cond_dropout = %g (0 <= it < 1)", path, cd);
         mi->cond_dropout = (float)cd;
     }
+    /* optional: the guidance weight the weights ship with (dr_params.guidance's AUTO) */
+    mi->guidance = 0;
+    if (dr_tensor_file_meta(tf, "guidance")) {
+        double g;
+        DR_TRY(meta_float(tf, path, "guidance", 0.0, 0.0, 20.0, &g));
+        if (g > 0 && g != 1 && !(mi->cond_dropout > 0))
+            return error_set(DR_ERR_FORMAT, "%s: metadata guidance = %g needs cond_dropout (classifier-free guidance)",
+                             path, g);
+        mi->guidance = (float)g;
+    }
     return DR_OK;
 }
 
@@ -209,6 +219,7 @@ int model_meta_from_config(dr_tensor_file *tf, const model_info *mi) {
     }
     if (mi->render_size > 0) SETI("render_size", mi->render_size);
     if (mi->cond_dropout > 0) SETF("cond_dropout", mi->cond_dropout);
+    if (mi->guidance > 0) SETF("guidance", mi->guidance);
 #undef SETI
 #undef SETF
     return DR_OK;

@@ -99,6 +99,10 @@ typedef struct {
  * usage error. */
 int cli_sampling_option(cli_sampling *s, dr_params *p, int opt, const char *arg, const char *cmd);
 
+/* The guidance weight a restore of m with p runs (DR_GUIDANCE_AUTO: the
+ * weights' metadata guidance); 0 when off. */
+double cli_guidance(const dr_model *m, const dr_params *p);
+
 /* Print "diffrestore CMD: message" and a hint, return EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print "diffrestore: <library error>" to stderr. */

@@ -72,7 +72,7 @@ static void print_help(void) {
            "      --eta E             noise of ddim and dpmpp-sde, 0..1 (default: the preset's)\n"
            "      --spacing S         trailing, leading or linspace (default %s)\n"
            "      --guidance W        classifier-free guidance weight (restore --help;\n"
-           "                          default 0: off)\n"
+           "                          default: the weights' own, else off)\n"
            "      --seed N            seed of the sampler and of the inpaint masks (default %llu)\n"
            "      --tile N            largest tile side in pixels; bigger images are tiled\n"
            "                          (default: the library's, as for the restore commands)\n"

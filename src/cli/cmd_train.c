@@ -96,6 +96,10 @@ static const char *HELP = "Usage: diffrestore train --mode MODE --data DIR --out
                           "                           resolution restore then uses (default 0: full size);\n"
                           "                           with --resume CKPT --export W only: the working\n"
                           "                           size written into W for restore\n"
+                          "      --guidance W         with --resume CKPT --export W only: the\n"
+                          "                           classifier-free guidance weight written into W,\n"
+                          "                           restore's default for it (0..20; the checkpoint\n"
+                          "                           must have trained with --cond-dropout)\n"
                           "      --seed S             random seed (default 1)\n"
                           "      --checkpoint-every N (default 250)\n"
                           "      --val-every N        (default 500)\n"
@@ -199,7 +203,8 @@ enum {
     O_AUGMENT,
     O_ZOOM_MAX,
     O_VAL_PATCH,
-    O_COND_DROPOUT
+    O_COND_DROPOUT,
+    O_GUIDANCE
 };
 
 /* "NAME" or "NAME:ARGS": ARGS after the colon, or NULL */
@@ -229,6 +234,7 @@ int cmd_train(int argc, char **argv) {
                                              {"ema-probe", required_argument, 0, O_EMA_PROBE},
                                              {"dropout", required_argument, 0, O_DROPOUT},
                                              {"cond-dropout", required_argument, 0, O_COND_DROPOUT},
+                                             {"guidance", required_argument, 0, O_GUIDANCE},
                                              {"augment", required_argument, 0, O_AUGMENT},
                                              {"zoom-max", required_argument, 0, O_ZOOM_MAX},
                                              {"prediction", required_argument, 0, O_PRED},
@@ -260,6 +266,7 @@ int cmd_train(int argc, char **argv) {
     cli_common c;
     cli_common_init(&c);
     int steps_given = 0, validate = 0, render_given = 0, lr_given = 0, opt;
+    double guidance = -1; /* --guidance: written into an export */
     long long v;
     double lo, hi;
     optind = 1;
@@ -354,6 +361,10 @@ int cmd_train(int argc, char **argv) {
             if (!parse_float(optarg, 0, 1, &o.dropout) || !(o.dropout < 1))
                 return cli_usage_error(C, "--dropout needs 0 <= P < 1, got '%s'", optarg);
             o.resume_dropout = 1; /* with --resume: from the checkpoint's step on */
+            break;
+        case O_GUIDANCE:
+            if (!cli_parse_double(optarg, 0, 20, &guidance))
+                return cli_usage_error(C, "--guidance needs 0..20, got '%s'", optarg);
             break;
         case O_COND_DROPOUT:
             if (!parse_float(optarg, 0, 1, &o.cond_dropout) || !(o.cond_dropout < 1))
@@ -560,9 +571,31 @@ int cmd_train(int argc, char **argv) {
                 return EXIT_FAILED;
             }
         }
+        if (guidance >= 0) {
+            /* restore's default guidance for these weights; loading the result
+             * checks it as restore will (cond_dropout present) */
+            dr_tensor_file tf;
+            char gs[32];
+            snprintf(gs, sizeof gs, "%.9g", guidance);
+            int rc = dr_tensor_file_read(o.export_path, &tf);
+            if (rc == DR_OK) {
+                if ((rc = dr_tensor_file_set_meta(&tf, "guidance", gs)) == DR_OK)
+                    rc = dr_tensor_file_write(o.export_path, &tf, 1);
+                dr_tensor_file_free(&tf);
+            }
+            dr_model *check = NULL;
+            if (rc == DR_OK) rc = dr_model_load(o.export_path, &check);
+            dr_model_free(check);
+            if (rc != DR_OK) {
+                cli_report_error(NULL);
+                remove(o.export_path); /* no weights with a guidance they cannot run */
+                return EXIT_FAILED;
+            }
+        }
         if (!c.quiet) cli_eprintf("wrote %s\n", o.export_path);
         return EXIT_DONE;
     }
+    if (guidance >= 0) return cli_usage_error(C, "--guidance is only for an export: --resume CKPT --export W");
     if (!o.resume_path && !o.init_path && o.mode == DR_MODE_NONE) return cli_usage_error(C, "--mode is required");
     if (!o.data_dir) return cli_usage_error(C, "--data is required");
     if (!o.out_path) return cli_usage_error(C, "--out is required");

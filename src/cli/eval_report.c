@@ -42,7 +42,7 @@ static void table_header(ectx *x) {
            o->p.steps);
     if (o->p.sampler == DR_SAMPLER_DDIM || o->p.sampler == DR_SAMPLER_DPMPP_2M_SDE) printf(", eta %g", o->p.eta);
     printf(", %s, seed %llu", dr_spacing_name(o->p.spacing), (unsigned long long)o->p.seed);
-    if (o->p.guidance > 0 && o->p.guidance != 1) printf(", guidance %g", o->p.guidance);
+    if (cli_guidance(x->m, &o->p) > 0) printf(", guidance %g", cli_guidance(x->m, &o->p));
     if (o->s.samples > 1) printf(", mean of %d samples", o->s.samples);
     if (cli_mode_takes(o->mode, DR_MODE_TAKES_RENDER_SIZE)) { /* the working resolution in force */
         const char *mr = x->m ? dr_model_meta(x->m, "render_size") : NULL;

@@ -192,6 +192,15 @@ int cli_sampling_option(cli_sampling *s, dr_params *p, int opt, const char *arg,
     }
 }
 
+double cli_guidance(const dr_model *m, const dr_params *p) {
+    double w = p->guidance;
+    if (w == DR_GUIDANCE_AUTO) {
+        const char *g = m ? dr_model_meta(m, "guidance") : NULL;
+        w = g ? atof(g) : 0;
+    }
+    return w > 0 && w != 1 ? w : 0;
+}
+
 void cli_apply_compute(const cli_common *c, const char *cmd) {
     dr_set_threads(c->threads);
     if (dr_set_precision((dr_precision)c->precision) != DR_OK)

@@ -76,7 +76,7 @@ static int save_output(run *x, const char *file, dr_image *im, const dr_metadata
         else
             snprintf(seed, sizeof seed, "%llu", (unsigned long long)(o->p.seed + (uint64_t)sample));
         snprintf(steps, sizeof steps, "%d", o->p.steps);
-        snprintf(guidance, sizeof guidance, "%g", o->p.guidance);
+        snprintf(guidance, sizeof guidance, "%g", cli_guidance(x->m, &o->p));
         const char *wname = strrchr(x->weights_path, '/');
         prov[n++] = "Tool", prov[n++] = "diffrestore " DR_VERSION_STRING;
         prov[n++] = "Mode", prov[n++] = dr_mode_name(o->mode);
@@ -87,7 +87,7 @@ static int save_output(run *x, const char *file, dr_image *im, const dr_metadata
         } else {
             prov[n++] = "Sampler", prov[n++] = dr_sampler_name(o->p.sampler);
             prov[n++] = "Steps", prov[n++] = steps;
-            if (o->p.guidance > 0 && o->p.guidance != 1) prov[n++] = "Guidance", prov[n++] = guidance;
+            if (cli_guidance(x->m, &o->p) > 0) prov[n++] = "Guidance", prov[n++] = guidance;
             prov[n++] = "Seed", prov[n++] = seed;
         }
         prov[n] = NULL;

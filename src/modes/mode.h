@@ -45,6 +45,9 @@ typedef struct {
     /* the fraction of training examples whose conditioning was zeroed (0: none): such
      * weights also model the unconditional case, which classifier-free guidance needs */
     float cond_dropout;
+    /* the guidance weight restore uses by default (metadata guidance; 0: none,
+     * and only with cond_dropout) */
+    float guidance;
 } model_info;
 
 /* Options of the training degradations (each mode reads its own). */

@@ -19,6 +19,7 @@ void dr_params_init(dr_params *p) {
     p->tile = DEFAULT_TILE;
     p->tile_overlap = DEFAULT_OVERLAP;
     p->render_size = DR_RENDER_SIZE_AUTO;
+    p->guidance = DR_GUIDANCE_AUTO;
 }
 
 static const char *const quality_names[] = {"default", "fast", "best"};

@@ -46,6 +46,7 @@ typedef struct {
     /* classifier-free guidance (dr_params.guidance; NULL when off) */
     float *net_c; /* [out_ch, H, W] the conditional output of the step */
     float *cond0; /* [in_ch - out_ch, H, W] zeros: the unconditional input */
+    double w;     /* the guidance weight in force (dr_params.guidance, AUTO resolved) */
     /* progress */
     const dr_params *p;
     int step_base, steps_total;
@@ -123,7 +124,11 @@ static int run_network(restore_ctx *c, const float *xt, int t) {
     return DR_OK;
 }
 
-static int guided(const dr_params *p) { return p->guidance > 0 && p->guidance != 1; }
+/* dr_params.guidance with DR_GUIDANCE_AUTO resolved to the weights' own */
+static double guidance_of(const restore_net *net, const dr_params *p) {
+    return p->guidance == DR_GUIDANCE_AUTO ? net->info->guidance : p->guidance;
+}
+static int guided(double w) { return w > 0 && w != 1; }
 
 static int predict(void *user, const float *xt, int t, float *eps, float *x0) {
     restore_ctx *c = user;
@@ -138,7 +143,7 @@ static int predict(void *user, const float *xt, int t, float *eps, float *x0) {
         const int rc = run_network(c, xt, t); // o_u [out_ch, H, W]
         c->job.cond = cond;
         DR_TRY(rc);
-        const float w = (float)c->p->guidance;
+        const float w = (float)c->w;
         float *o = c->net;
         const float *oc = c->net_c;
 #pragma omp parallel for schedule(static) num_threads(nn_threads())
@@ -218,7 +223,7 @@ static int ctx_network(restore_ctx *c) {
     DR_TRY(mode_alloc(&c->tile_out, (size_t)B * c->out_ch * tp, "tiles"));
     DR_TRY(mode_alloc(&c->tile_t, (size_t)B, "tiles"));
     DR_TRY(mode_alloc(&c->net, (size_t)c->out_ch * c->job.H * c->job.W, "the network output"));
-    if (guided(c->p)) {
+    if (guided(c->w)) {
         const size_t canvas = (size_t)c->job.H * c->job.W;
         DR_TRY(mode_alloc(&c->net_c, (size_t)c->out_ch * canvas, "guidance"));
         DR_TRY(mode_alloc(&c->cond0, (size_t)(c->in_ch - c->out_ch) * canvas, "guidance"));
@@ -235,6 +240,7 @@ static int ctx_build(restore_ctx *c, const restore_net *net, const noise_schedul
     c->net_ = net;
     c->sch = sch;
     c->p = p;
+    c->w = guidance_of(net, p);
     c->ops = mode_ops_get(net->info->mode);
     if (!c->ops) return error_set(DR_ERR_INVALID, "model has no mode");
     mode_job *j = &c->job;
@@ -317,9 +323,9 @@ static int check_inputs(const restore_net *net, const dr_image *in, const dr_par
     if (p->render_size > 0 && !(ops && (ops->info.flags & DR_MODE_TAKES_RENDER_SIZE)))
         return error_set(DR_ERR_INVALID, "render size %d: a working resolution is only for colorize, not %s",
                          p->render_size, dr_mode_name(net->info->mode));
-    if (!(p->guidance >= 0 && p->guidance <= 20))
+    if (!(p->guidance == DR_GUIDANCE_AUTO || (p->guidance >= 0 && p->guidance <= 20)))
         return error_set(DR_ERR_INVALID, "guidance %g: 0..20 (0 or 1: off)", p->guidance);
-    if (guided(p) && !(net->info->cond_dropout > 0))
+    if (guided(guidance_of(net, p)) && !(net->info->cond_dropout > 0))
         return error_set(DR_ERR_INVALID,
                          "guidance %g needs weights trained with conditioning dropout (train --cond-dropout); "
                          "these have no cond_dropout in their metadata",

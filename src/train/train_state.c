@@ -92,6 +92,7 @@ int train_state_from_weights(train_state *st, const dr_train_options *o) {
     /* the crops' working scale is this run's choice, not the weights' */
     st->info.render_size = o->render_size;
     st->info.cond_dropout = o->cond_dropout; /* likewise: this run's */
+    st->info.guidance = 0;                   /* chosen at export (train --guidance), not inherited */
     int rc = train_state_alloc(st);
     if (rc == DR_OK) {
         memcpy(st->params, m->params, st->L.n_floats * sizeof(float));
