@@ -215,6 +215,16 @@ static const char *name_args(const char *s, const char *name) {
     return s[n] == ':' ? s + n + 1 : NULL;
 }
 
+/* Set one metadata key of an exported (F16) weights file in place. */
+static int export_set_meta(const char *path, const char *key, const char *value) {
+    dr_tensor_file tf;
+    int rc = dr_tensor_file_read(path, &tf);
+    if (rc != DR_OK) return rc;
+    if ((rc = dr_tensor_file_set_meta(&tf, key, value)) == DR_OK) rc = dr_tensor_file_write(path, &tf, 1);
+    dr_tensor_file_free(&tf);
+    return rc;
+}
+
 int cmd_train(int argc, char **argv) {
     static const struct option longopts[] = {{"mode", required_argument, 0, 'm'},
                                              {"data", required_argument, 0, O_DATA},
@@ -556,16 +566,9 @@ int cmd_train(int argc, char **argv) {
             /* the working size restore uses by default, written into the
              * weights (a model trained on full-size crops can still colour
              * at a working size: docs/TUNING.md) */
-            dr_tensor_file tf;
             char rs[32];
             snprintf(rs, sizeof rs, "%d", o.render_size);
-            int rc = dr_tensor_file_read(o.export_path, &tf);
-            if (rc == DR_OK) {
-                if ((rc = dr_tensor_file_set_meta(&tf, "render_size", rs)) == DR_OK)
-                    rc = dr_tensor_file_write(o.export_path, &tf, 1);
-                dr_tensor_file_free(&tf);
-            }
-            if (rc != DR_OK) {
+            if (export_set_meta(o.export_path, "render_size", rs) != DR_OK) {
                 cli_report_error(NULL);
                 remove(o.export_path); /* no output without the working size asked for */
                 return EXIT_FAILED;
@@ -574,15 +577,9 @@ int cmd_train(int argc, char **argv) {
         if (guidance >= 0) {
             /* restore's default guidance for these weights; loading the result
              * checks it as restore will (cond_dropout present) */
-            dr_tensor_file tf;
             char gs[32];
             snprintf(gs, sizeof gs, "%.9g", guidance);
-            int rc = dr_tensor_file_read(o.export_path, &tf);
-            if (rc == DR_OK) {
-                if ((rc = dr_tensor_file_set_meta(&tf, "guidance", gs)) == DR_OK)
-                    rc = dr_tensor_file_write(o.export_path, &tf, 1);
-                dr_tensor_file_free(&tf);
-            }
+            int rc = export_set_meta(o.export_path, "guidance", gs);
             dr_model *check = NULL;
             if (rc == DR_OK) rc = dr_model_load(o.export_path, &check);
             dr_model_free(check);
