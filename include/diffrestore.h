@@ -580,6 +580,13 @@ int dr_eval_sheet(const dr_eval_case *c, const dr_image *restored, dr_image *she
 
 /* ------------------------------------------------------------------ training */
 
+/* The validation x0 error split by noise level: band k holds the val crops
+ * whose t lies in [k T / DR_VAL_T_BANDS, (k + 1) T / DR_VAL_T_BANDS) (T = 1000:
+ * t < 200, 200..399, ..., 800..999). The mean over all t can fall while the
+ * top band, where sampling decides the picture's large structure (colorize:
+ * its colours), rises: docs/TRAINING.md, session 40. */
+#define DR_VAL_T_BANDS 5
+
 typedef struct {
     int step, steps;
     double loss;          /* this step's loss */
@@ -590,8 +597,9 @@ typedef struct {
     double val_x0_mse;  /* error of the implied x0 estimate, target units (eps and v comparable) */
     double cpu_seconds; /* training CPU time of the run so far, summed over resumes */
     int is_val;
-    int ranks;             /* processes training together (1: alone) */
-    double reduce_seconds; /* ranks > 1: wall time of this step's gradient exchange */
+    int ranks;                          /* processes training together (1: alone) */
+    double reduce_seconds;              /* ranks > 1: wall time of this step's gradient exchange */
+    double val_x0_band[DR_VAL_T_BANDS]; /* valid when is_val: val_x0_mse by noise level (NAN: no crop there) */
 } dr_train_progress;
 
 typedef enum { DR_LOSS_UNIFORM = 0, DR_LOSS_MIN_SNR = 1 } dr_loss_weight;
@@ -747,6 +755,14 @@ int dr_train(const dr_train_options *o);
  * t and noise of o->val_seed (val_batches batches of 16 crops, whatever the training batch): models
  * of different runs and sessions measured on one scale. */
 int dr_train_validate(const dr_train_options *o, double *val_loss, double *val_x0_mse);
+/* dr_train_validate's numbers and the x0 MSE by noise level (DR_VAL_T_BANDS). */
+typedef struct {
+    double val_loss, val_x0_mse;
+    double x0_band[DR_VAL_T_BANDS]; /* x0 MSE of the crops in band k (NAN: no crop there) */
+    int band_crops[DR_VAL_T_BANDS]; /* how many of the crops fall in band k */
+    int timesteps;                  /* the model's T: band k is t in [k T / DR_VAL_T_BANDS, (k + 1) T / ...) */
+} dr_val_result;
+int dr_train_validate_bands(const dr_train_options *o, dr_val_result *r);
 /* Write a checkpoint's EMA weights as a weights file (F16 or F32). */
 int dr_train_export(const char *checkpoint, const char *out_path, int f16);
 

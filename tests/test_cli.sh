@@ -210,6 +210,11 @@ v32=$(vx0 --resume "$TMP/sc_new.ckpt" --patch 32)
 w32=$(vx0 --init "$TMP/sc_new.safetensors" --patch 32)
 awk -v a="$v16" -v b="$v32" -v w="$w32" 'BEGIN {d = (w - b) / b; exit !(a != "" && b != "" && a != b && d < 0.02 && d > -0.02)}' &&
   ok || bad "validate --patch: checkpoint at 16 $v16, at 32 $v32, its export at 32 $w32"
+# and the same x0 error by noise level: five fifths of t holding the 32 crops
+"$BIN" train --validate --resume "$TMP/sc_new.ckpt" --val "$TMP/lrdata" --val-seed 1 --val-batches 2 >"$TMP/bands" 2>/dev/null
+awk '/^x0_by_t / {n = 0; for (i = 2; i <= NF; i += 3) {n += $(i + 2); if ($i != (i - 2) / 3 * 200 "-" (i - 2) / 3 * 200 + 199) bad = 1}
+  found = NF == 16 && n == 32 && !bad} END {exit !found}' "$TMP/bands" &&
+  [ "$(grep -c val_x0_mse "$TMP/bands")" = 1 ] && ok || bad "validate's x0_by_t line: $(cat "$TMP/bands")"
 # EVAL_SEEDS="": the x0 rule alone here; the eval gate is tested below
 export DIFFRESTORE="$BIN" VAL="$TMP/lrdata" SIZES=64:2 EVAL_SEEDS=""
 expect 0 "ship_check: better checkpoint ships" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"

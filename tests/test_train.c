@@ -508,6 +508,116 @@ static void test_min_snr_weight(void) {
     noise_schedule_free(&sch);
 }
 
+/* Fields of a CSV line (commas, no quoting): how many, and the first n of them. */
+static int csv_fields(char *line, char **fld, int n) {
+    line[strcspn(line, "\n")] = '\0';
+    int k = 0;
+    for (char *p = line;; p++) {
+        if (k < n) fld[k] = p;
+        k++;
+        if (!(p = strchr(p, ','))) break;
+        *p = '\0';
+    }
+    return k;
+}
+
+/* The x0 MSE by noise level (DR_VAL_T_BANDS): the bands partition the val
+ * crops, their crop-weighted mean is the whole x0 MSE (colorize: every pixel
+ * counts, all crops one size), the noisiest band is the hardest, training logs
+ * the same bands that --validate measures, and a log begun before the band
+ * columns existed keeps its shape on resume. */
+static void test_val_bands(void) {
+    char out[1200], csv[1300];
+    path_in(out, sizeof out, "bands.ckpt");
+    snprintf(csv, sizeof csv, "%s.csv", out);
+    remove(csv);
+    dr_train_options o = base_options(DR_MODE_COLORIZE, out);
+    o.steps = 4;
+    o.val_dir = g_data;
+    o.val_every = 2;
+    CHECK(dr_train(&o) == DR_OK, "bands run: %s", dr_last_error());
+    dr_train_options v = base_options(DR_MODE_COLORIZE, NULL);
+    v.resume_path = out;
+    v.val_dir = g_data;
+    dr_val_result r;
+    CHECK(dr_train_validate_bands(&v, &r) == DR_OK, "validate bands: %s", dr_last_error());
+    int crops = 0;
+    double wsum = 0;
+    for (int k = 0; k < DR_VAL_T_BANDS; k++) {
+        crops += r.band_crops[k];
+        CHECK(r.band_crops[k] == 0 ? isnan(r.x0_band[k]) : isfinite(r.x0_band[k]) && r.x0_band[k] > 0,
+              "band %d: %d crops, x0 %g", k, r.band_crops[k], r.x0_band[k]);
+        if (r.band_crops[k]) wsum += r.band_crops[k] * r.x0_band[k];
+    }
+    CHECK(r.timesteps == 1000, "timesteps %d", r.timesteps);
+    CHECK(crops == 4 * 16, "the bands hold %d crops, the val set 64", crops);
+    CHECK(fabs(wsum / crops - r.val_x0_mse) <= 1e-9 * r.val_x0_mse, "bands' mean %.12g, x0 mse %.12g", wsum / crops,
+          r.val_x0_mse);
+    /* near t = 0 x0 is almost x_t; near T it is all the network's guess */
+    CHECK(r.band_crops[0] > 0 && r.band_crops[DR_VAL_T_BANDS - 1] > 0 &&
+              r.x0_band[DR_VAL_T_BANDS - 1] > 4 * r.x0_band[0],
+          "noisiest band %g, cleanest %g", r.x0_band[DR_VAL_T_BANDS - 1], r.x0_band[0]);
+    double vl = NAN, vx = NAN;
+    CHECK(dr_train_validate(&v, &vl, &vx) == DR_OK && vl == r.val_loss && vx == r.val_x0_mse,
+          "dr_train_validate %.9g / %.9g, with bands %.9g / %.9g", vl, vx, r.val_loss, r.val_x0_mse);
+    /* the log: a header naming the bands, and the last (validation) row's
+     * bands are what --validate measures */
+    FILE *f = fopen(csv, "r");
+    CHECK(f != NULL, "open %s", csv);
+    if (!f) return;
+    char line[1024], last[1024] = "", head[1024] = "";
+    if (fgets(head, sizeof head, f))
+        while (fgets(line, sizeof line, f)) snprintf(last, sizeof last, "%s", line);
+    fclose(f);
+    char *fld[16];
+    CHECK(strstr(head, ",val_x0_mse_params,val_x0_band0,val_x0_band1,val_x0_band2,val_x0_band3,val_x0_band4\n") != NULL,
+          "header: %s", head);
+    const int nf = csv_fields(last, fld, 16);
+    CHECK(nf == 16 && atoi(fld[0]) == 4, "last row: %d fields, step %s", nf, nf > 0 ? fld[0] : "?");
+    for (int k = 0; nf == 16 && k < DR_VAL_T_BANDS; k++) {
+        const double logged = *fld[11 + k] ? atof(fld[11 + k]) : NAN;
+        CHECK(r.band_crops[k] == 0 ? isnan(logged) : fabs(logged - r.x0_band[k]) <= 1e-5 * r.x0_band[k],
+              "band %d logged %g, validated %g", k, logged, r.x0_band[k]);
+    }
+    /* a row without validation has the same 16 fields, the bands empty */
+    f = fopen(csv, "r");
+    int rows = 0, short_rows = 0;
+    if (f) {
+        if (fgets(line, sizeof line, f))
+            while (fgets(line, sizeof line, f)) {
+                rows++;
+                short_rows += csv_fields(line, fld, 16) != 16;
+            }
+        fclose(f);
+    }
+    CHECK(rows == 4 && short_rows == 0, "%d rows, %d of them not 16 fields", rows, short_rows);
+    /* a log with the old header: the resumed run appends rows of its 11 columns */
+    f = fopen(csv, "w");
+    if (f) {
+        fprintf(
+            f, "step,loss,loss_smooth,lr,grad_norm,t_mean,seconds,val_loss,val_x0_mse,cpu_seconds,val_x0_mse_params\n");
+        fclose(f);
+    }
+    dr_train_options q = base_options(DR_MODE_COLORIZE, out);
+    q.resume_path = out;
+    q.steps = 6;
+    q.val_dir = g_data;
+    q.val_every = 2;
+    CHECK(dr_train(&q) == DR_OK, "resume with an old log: %s", dr_last_error());
+    f = fopen(csv, "r");
+    rows = short_rows = 0;
+    int other = 0;
+    if (f) {
+        if (fgets(line, sizeof line, f))
+            while (fgets(line, sizeof line, f)) {
+                rows++;
+                other += csv_fields(line, fld, 16) != 11;
+            }
+        fclose(f);
+    }
+    CHECK(rows == 2 && other == 0, "old log: %d rows appended, %d not of its 11 columns", rows, other);
+}
+
 static int csv_last(const char *csv, int *step, double *val_x0, double *cpu, double *val_x0_params) {
     FILE *f = fopen(csv, "r");
     if (!f) return 0;
@@ -1480,8 +1590,8 @@ static void test_val_patch(void) {
             train_batch_build(&b16, &st, &val, VAL_BATCH, 32, VAL_BATCH) == DR_OK &&
             train_batch_build(&b4, &st, &val, VAL_BATCH, 32, 4) == DR_OK) {
             double m16 = NAN, m4 = NAN;
-            const double l16v = val_loss(&st, st.ema, &b16, &val, &sch, 1, &m16);
-            const double l4v = val_loss(&st, st.ema, &b4, &val, &sch, 1, &m4);
+            const double l16v = val_loss(&st, st.ema, &b16, &val, &sch, 1, &m16, NULL, NULL);
+            const double l4v = val_loss(&st, st.ema, &b4, &val, &sch, 1, &m4, NULL, NULL);
             printf("validation 16 at once %.9g %.9g, 4 at a time %.9g %.9g\n", l16v, m16, l4v, m4);
             CHECK(isfinite(l16v) && fabs(l4v - l16v) <= 1e-7 * l16v && fabs(m4 - m16) <= 1e-7 * m16,
                   "4 at a time: %.9g %.9g, 16: %.9g %.9g", l4v, m4, l16v, m16);
@@ -1650,5 +1760,6 @@ int main(void) {
     test_zoom_max();
     test_val_patch();
     test_cond_dropout();
+    test_val_bands();
     return test_summary("test_train");
 }

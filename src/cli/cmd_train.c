@@ -77,7 +77,9 @@ static const char *HELP = "Usage: diffrestore train --mode MODE --data DIR --out
                           "                           or --resume CKPT (its EMA; =params: its raw\n"
                           "                           parameters) on --val DIR's crops of --patch\n"
                           "                           pixels (default 64, whatever the model trained\n"
-                          "                           at), and exit\n"
+                          "                           at), then the x0 MSE by fifths of t (x0_by_t:\n"
+                          "                           LO-HI MSE CROPS per band; the training log's\n"
+                          "                           val_x0_band0..4), and exit\n"
                           "      --schedule S         cosine or linear (default cosine)\n"
                           "      --target-scale X     x0 = X * target (default: measured from the data)\n"
                           "      --scales A-B         superres scale factors (default %g-%g)\n"
@@ -141,8 +143,8 @@ static void on_progress(const dr_train_progress *p, void *user) {
     progress_fmt_eta(eta, sizeof eta, (p->steps - p->step) / (p->steps_per_sec > 0 ? p->steps_per_sec : 1e-9));
     if (p->is_val) {
         progress_done();
-        fprintf(stderr, "step %d: val loss %.5f, val x0 mse %.5f (train loss %.5f)\n", p->step, p->val_loss,
-                p->val_x0_mse, p->loss_smooth);
+        fprintf(stderr, "step %d: val loss %.5f, val x0 mse %.5f, noisiest fifth of t %.5f (train loss %.5f)\n",
+                p->step, p->val_loss, p->val_x0_mse, p->val_x0_band[DR_VAL_T_BANDS - 1], p->loss_smooth);
     }
     if (!ui->quiet)
         progress_line("step %d/%d  loss %.5f (smoothed %.5f)  lr %.2g  |g| %.3f  %.2f steps/s  ETA %s", p->step,
@@ -532,12 +534,21 @@ int cmd_train(int argc, char **argv) {
             return cli_usage_error(C, "--validate needs --init WEIGHTS or --resume CKPT");
         if (o.validate_params && !o.resume_path)
             return cli_usage_error(C, "--validate=params needs --resume CKPT (a weights file has only the EMA)");
-        double vl = 0, vx = 0;
-        if (dr_train_validate(&o, &vl, &vx) != DR_OK) {
+        dr_val_result r;
+        if (dr_train_validate_bands(&o, &r) != DR_OK) {
             cli_report_error("train");
             return EXIT_FAILED;
         }
-        printf("val_loss %.6f val_x0_mse %.6f\n", vl, vx);
+        printf("val_loss %.6f val_x0_mse %.6f\n", r.val_loss, r.val_x0_mse);
+        /* the same error by noise level: "x0_by_t LO-HI MSE CROPS" per band (no
+         * "val_x0_mse" on this line: scripts take the line above by that word) */
+        printf("x0_by_t");
+        for (int k = 0; k < DR_VAL_T_BANDS; k++) {
+            const int T = r.timesteps;
+            printf(" %d-%d %.6g %d", k * T / DR_VAL_T_BANDS, (k + 1) * T / DR_VAL_T_BANDS - 1, r.x0_band[k],
+                   r.band_crops[k]);
+        }
+        printf("\n");
         return EXIT_DONE;
     }
     /* export only: --resume CKPT --export FILE, no --steps */

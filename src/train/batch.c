@@ -194,8 +194,10 @@ int val_run_batch(int P) {
  * to the valid range as the samplers do), which compares eps- and
  * v-prediction runs on one scale. */
 double val_loss(train_state *st, const float *w, train_batch *bb, const dataset *val, const noise_schedule *sch,
-                uint64_t vseed, double *x0_mse) {
+                uint64_t vseed, double *x0_mse, double *band, int *band_crops) {
     double sum = 0, xsum = 0, xcount = 0;
+    double bsum[DR_VAL_T_BANDS] = {0}, bcount[DR_VAL_T_BANDS] = {0};
+    int bcrops[DR_VAL_T_BANDS] = {0};
     const int out = st->info.cfg.out_channels;
     const size_t np = bb->np;
     const float ts = st->info.target_scale;
@@ -211,16 +213,27 @@ double val_loss(train_state *st, const float *w, train_batch *bb, const dataset 
             const float *x0 = bb->work + (size_t)b * bb->work_per_sample + 3 * np; /* unscaled target */
             const float *xt = bb->x_in + (size_t)b * st->info.cfg.in_channels * np;
             const float *y = bb->y + (size_t)b * out * np;
+            const int k = (int)((long long)bb->t[b] * DR_VAL_T_BANDS / sch->T); /* t < T: k < DR_VAL_T_BANDS */
+            double csum = 0, ccount = 0;
             for (size_t i2 = 0; i2 < (size_t)out * np; i2++) {
                 if (bb->gen[(size_t)b * np + i2 % np] < 0.5f) continue;
                 double e = diffusion_x0(sa, sb, st->info.predict_v, xt[i2], y[i2]);
                 e /= ts;
                 e = e < -2 ? -2 : e > 2 ? 2 : e; /* every target lies within -2..2 */
-                xsum += (e - x0[i2]) * (e - x0[i2]);
-                xcount++;
+                csum += (e - x0[i2]) * (e - x0[i2]);
+                ccount++;
             }
+            xsum += csum;
+            xcount += ccount;
+            bsum[k] += csum;
+            bcount[k] += ccount;
+            bcrops[k]++;
         }
     }
     *x0_mse = xsum / (xcount > 0 ? xcount : 1);
+    for (int k = 0; k < DR_VAL_T_BANDS; k++) {
+        if (band) band[k] = bcount[k] > 0 ? bsum[k] / bcount[k] : NAN;
+        if (band_crops) band_crops[k] = bcrops[k];
+    }
     return sum / st->opt.val_batches;
 }

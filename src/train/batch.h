@@ -51,8 +51,10 @@ int fill_batch(train_batch *bb, const dataset *ds, const noise_schedule *sch, ui
 double loss_and_grad(train_batch *bb, int want_grad, int weighted);
 /* target_scale from the target's std over a few fixed crops (batch.c). */
 float measure_target_scale(const train_state *st, const dataset *ds);
-/* Val loss of weights w on fixed crops, t and noise; *x0_mse the implied x0's error. */
+/* Val loss of weights w on fixed crops, t and noise; *x0_mse the implied x0's
+ * error; band (DR_VAL_T_BANDS values, may be NULL) that error by noise level
+ * and band_crops (may be NULL) the crops in each band. */
 double val_loss(train_state *st, const float *w, train_batch *bb, const dataset *val, const noise_schedule *sch,
-                uint64_t vseed, double *x0_mse);
+                uint64_t vseed, double *x0_mse, double *band, int *band_crops);
 
 #endif

@@ -59,11 +59,22 @@ static void probes_validate(train_state *st, const dr_train_options *o, const fl
                             train_batch *vb, const dataset *val, const noise_schedule *sch, uint64_t vseed) {
     if (!probes || !pcsv) return;
     for (int k = 0; k < o->n_ema_probe; k++) {
-        double vx0 = NAN, vl = val_loss(st, probes + (size_t)k * st->L.n_floats, vb, val, sch, vseed, &vx0);
+        double vx0 = NAN, vl = val_loss(st, probes + (size_t)k * st->L.n_floats, vb, val, sch, vseed, &vx0, NULL, NULL);
         fprintf(pcsv, "%d,%.2f,%.6g,%.6f,%.6f,%.6f\n", st->step, st->cpu_seconds, (double)o->ema_probe[k],
                 ema_decay_at(o->ema_probe[k], st->step - 1), vl, vx0);
     }
     fflush(pcsv);
+}
+
+/* The training log's x0 MSE by noise level: DR_VAL_T_BANDS more columns at the
+ * end of each row (empty on rows without validation). A log begun before they
+ * existed keeps its header and its columns (bands = 0). */
+static void csv_bands_write(FILE *csv, int bands, const double *band) {
+    if (!bands) return;
+    for (int k = 0; k < DR_VAL_T_BANDS; k++) {
+        fputc(',', csv);
+        if (band && isfinite(band[k])) fprintf(csv, "%.6g", band[k]);
+    }
 }
 
 static void logf_(const dr_train_options *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -298,6 +309,7 @@ int dr_train(const dr_train_options *o) {
     void (*note)(const char *, void *) = root ? o->log : NULL;
     noise_schedule sch = {0};
     FILE *csv = NULL, *pcsv = NULL;
+    int csv_bands = 0; /* the log has the x0-by-noise-level columns */
     char csv_path[4200];
     float *probes = NULL; /* o->n_ema_probe EMAs of L.n_floats, one allocation (rank 0) */
     rc = noise_schedule_build(&sch, st.info.timesteps, st.info.schedule_linear);
@@ -349,15 +361,21 @@ int dr_train(const dr_train_options *o) {
         if (!root) goto no_log;
         snprintf(csv_path, sizeof csv_path, "%s", o->log_path ? o->log_path : "");
         if (!o->log_path) snprintf(csv_path, sizeof csv_path, "%s.csv", o->out_path);
-        csv = fopen(csv_path, "a");
+        csv = fopen(csv_path, "a+"); /* writes append; reads start at the header */
         if (!csv) {
             rc = error_set(DR_ERR_IO, "%s: cannot open the training log", csv_path);
             goto done;
         }
-        if (ftell(csv) == 0)
+        char head[512];
+        if (!fgets(head, sizeof head, csv)) {
             fprintf(csv,
                     "step,loss,loss_smooth,lr,grad_norm,t_mean,seconds,val_loss,val_x0_mse,cpu_seconds,val_x0_mse_"
-                    "params\n");
+                    "params");
+            for (int k = 0; k < DR_VAL_T_BANDS; k++) fprintf(csv, ",val_x0_band%d", k);
+            fputc('\n', csv);
+            csv_bands = 1;
+        } else
+            csv_bands = strstr(head, ",val_x0_band0") != NULL;
         if (o->n_ema_probe > 0 && vb.B) {
             /* every probe starts from the EMA the run starts with, so all the
              * decays share one history up to here and differ only after it */
@@ -390,11 +408,14 @@ int dr_train(const dr_train_options *o) {
             if (vb.B && st.step % opt->val_every != 0) {
                 /* the comparison needs the val numbers where the run ends: a
                  * row with only the validation columns */
-                double vx0 = NAN, vx0p = NAN, vl = val_loss(&st, st.ema, &vb, &val, &sch, vseed, &vx0);
-                val_loss(&st, st.params, &vb, &val, &sch, vseed, &vx0p);
+                double vx0 = NAN, vx0p = NAN, band[DR_VAL_T_BANDS];
+                double vl = val_loss(&st, st.ema, &vb, &val, &sch, vseed, &vx0, band, NULL);
+                val_loss(&st, st.params, &vb, &val, &sch, vseed, &vx0p, NULL, NULL);
                 probes_validate(&st, o, probes, pcsv, &vb, &val, &sch, vseed);
-                fprintf(csv, "%d,,,,,,%.2f,%.6f,%.6f,%.2f,%.6f\n", st.step, now_sec() - t_start, vl, vx0,
-                        st.cpu_seconds, vx0p);
+                fprintf(csv, "%d,,,,,,%.2f,%.6f,%.6f,%.2f,%.6f", st.step, now_sec() - t_start, vl, vx0, st.cpu_seconds,
+                        vx0p);
+                csv_bands_write(csv, csv_bands, band);
+                fputc('\n', csv);
                 dr_train_progress pr = {.step = st.step,
                                         .steps = opt->steps,
                                         .loss_smooth = st.loss_smooth,
@@ -402,6 +423,7 @@ int dr_train(const dr_train_options *o) {
                                         .val_x0_mse = vx0,
                                         .cpu_seconds = st.cpu_seconds,
                                         .is_val = 1};
+                memcpy(pr.val_x0_band, band, sizeof band);
                 if (o->progress) o->progress(&pr, o->user);
             }
             break;
@@ -485,13 +507,15 @@ int dr_train(const dr_train_options *o) {
                                 .ranks = gt.N,
                                 .reduce_seconds = gt.reduce_sec};
         pr.steps_per_sec = steps_since / fmax(now - t_last, 1e-9);
-        double vl = NAN, vx0 = NAN, vx0p = NAN;
+        double vl = NAN, vx0 = NAN, vx0p = NAN, band[DR_VAL_T_BANDS];
+        for (int k = 0; k < DR_VAL_T_BANDS; k++) band[k] = pr.val_x0_band[k] = NAN;
         if (vb.B && opt->val_every > 0 && st.step % opt->val_every == 0) {
-            vl = val_loss(&st, st.ema, &vb, &val, &sch, vseed, &vx0);
+            vl = val_loss(&st, st.ema, &vb, &val, &sch, vseed, &vx0, band, NULL);
             /* the raw parameters too: whether the EMA's averaging helps at this
              * horizon (the EMA decay lever, docs/TRAINING.md) */
-            val_loss(&st, st.params, &vb, &val, &sch, vseed, &vx0p);
+            val_loss(&st, st.params, &vb, &val, &sch, vseed, &vx0p, NULL, NULL);
             probes_validate(&st, o, probes, pcsv, &vb, &val, &sch, vseed);
+            memcpy(pr.val_x0_band, band, sizeof band);
             pr.val_loss = vl;
             pr.val_x0_mse = vx0;
             pr.is_val = 1;
@@ -505,6 +529,7 @@ int dr_train(const dr_train_options *o) {
                 fputc(',', csv);
             fprintf(csv, ",%.2f,", st.cpu_seconds);
             if (isfinite(vx0p)) fprintf(csv, "%.6f", vx0p);
+            csv_bands_write(csv, csv_bands, band);
             fputc('\n', csv);
         }
         if (o->progress && root) o->progress(&pr, o->user);
@@ -538,6 +563,21 @@ done:
 }
 
 int dr_train_validate(const dr_train_options *o, double *val_loss_out, double *val_x0_mse) {
+    dr_val_result r;
+    DR_TRY(dr_train_validate_bands(o, &r));
+    *val_loss_out = r.val_loss;
+    *val_x0_mse = r.val_x0_mse;
+    return DR_OK;
+}
+
+int dr_train_validate_bands(const dr_train_options *o, dr_val_result *r) {
+    if (!o || !r) return error_set(DR_ERR_INVALID, "train: validation needs options and a result");
+    r->val_loss = r->val_x0_mse = NAN;
+    r->timesteps = 0;
+    for (int k = 0; k < DR_VAL_T_BANDS; k++) {
+        r->x0_band[k] = NAN;
+        r->band_crops[k] = 0;
+    }
     if (!o->val_dir) return error_set(DR_ERR_INVALID, "train: validation needs --val");
     if (!!o->resume_path == !!o->init_path)
         return error_set(DR_ERR_INVALID, "train: validation needs either a checkpoint (--resume) or weights (--init)");
@@ -561,9 +601,10 @@ int dr_train_validate(const dr_train_options *o, double *val_loss_out, double *v
     if ((rc = noise_schedule_build(&sch, st.info.timesteps, st.info.schedule_linear)) == DR_OK &&
         (rc = dataset_load(&val, o->val_dir, st.opt.patch, o->log, o->user)) == DR_OK &&
         (rc = train_batch_build(&vb, &st, &val, VAL_BATCH, st.opt.patch, val_run_batch(st.opt.patch))) == DR_OK) {
-        *val_loss_out = val_loss(&st, o->resume_path && o->validate_params ? st.params : st.ema, &vb, &val, &sch, vseed,
-                                 val_x0_mse);
-        if (!isfinite(*val_loss_out)) rc = error_set(DR_ERR_NUMERIC, "validation loss is not finite");
+        r->val_loss = val_loss(&st, o->resume_path && o->validate_params ? st.params : st.ema, &vb, &val, &sch, vseed,
+                               &r->val_x0_mse, r->x0_band, r->band_crops);
+        r->timesteps = sch.T;
+        if (!isfinite(r->val_loss)) rc = error_set(DR_ERR_NUMERIC, "validation loss is not finite");
     }
     train_batch_free(&vb);
     dataset_free(&val);
