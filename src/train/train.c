@@ -376,6 +376,7 @@ int dr_train(const dr_train_options *o) {
             csv_bands = 1;
         } else
             csv_bands = strstr(head, ",val_x0_band0") != NULL;
+        fseek(csv, 0, SEEK_END); /* C: a write after a read needs a seek between them */
         if (o->n_ema_probe > 0 && vb.B) {
             /* every probe starts from the EMA the run starts with, so all the
              * decays share one history up to here and differ only after it */
