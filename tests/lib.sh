@@ -1,8 +1,19 @@
-# Shared helpers of the shell tests. Source after setting TMP (a scratch dir).
+# Shared helpers of the shell tests. Source first, then call tmp_make.
 # Each check counts one pass or one failure; finish prints the closing line
 # "NAME: N passed, N failed" and returns non-zero on any failure (or no check).
 pass=0
 fail=0
+# tmp_make [CLEANUP]: TMP, a new scratch directory that this shell removes
+# (after running CLEANUP) when it exits. Only this shell: a job started with
+# & is a copy of the shell, EXIT trap included, until it execs, and a signal
+# in that window makes the copy run the trap. The random-signal batch of
+# test_cli_restore hit it and lost TMP under its remaining checks.
+tmp_make() {
+  TMP=$(mktemp -d) || exit 1
+  tmp_owner=$BASHPID
+  tmp_cleanup=${1:-}
+  trap '[ "$BASHPID" = "$tmp_owner" ] && { eval "$tmp_cleanup"; rm -rf "$TMP"; }' EXIT
+}
 ok() { pass=$((pass + 1)); }
 # The commands' environment made plain: no weights or shard variables from
 # the caller, two threads unless set.

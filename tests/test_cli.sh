@@ -5,9 +5,8 @@
 set -u
 BIN="$1"
 SRC="$2"
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 . "$(dirname "$0")/lib.sh"
+tmp_make
 
 # --- top level
 expect 0 "--help" "$BIN" --help

@@ -11,9 +11,8 @@ set -u
 BIN="$1"
 MK="$2"
 SRC="$3"
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 . "$(dirname "$0")/lib.sh"
+tmp_make
 cli_clean_env
 lines_are() { # lines_are FILE N description
   local got

@@ -8,9 +8,8 @@ BIN="$1"
 MK="$2"
 SRC="$3"
 F="$SRC/tests/data/formats"
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 . "$(dirname "$0")/lib.sh"
+tmp_make
 cli_clean_env
 W="$TMP/w"
 mkdir -p "$W" "$TMP/in"

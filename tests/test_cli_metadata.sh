@@ -13,9 +13,8 @@ BIN="$1"
 MK="$2"
 SRC="$3"
 F="$SRC/tests/data/meta"
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 . "$(dirname "$0")/lib.sh"
+tmp_make
 cli_clean_env
 if ! command -v exiftool >/dev/null; then
   echo "test_cli_metadata: exiftool not found: apt-get install libimage-exiftool-perl (scripts/test.sh installs it as root)" >&2

@@ -12,9 +12,8 @@
 set -u
 BIN="$1"
 MK="$2"
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 . "$(dirname "$0")/lib.sh"
+tmp_make
 cli_clean_env
 
 W="$TMP/w"

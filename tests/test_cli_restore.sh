@@ -9,9 +9,8 @@ set -u
 BIN="$1"
 MK="$2"
 SRC="$3"
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 . "$(dirname "$0")/lib.sh"
+tmp_make
 cli_clean_env
 known_equal() { # known_equal IN OUT [MASK] description: max diff of known pixels is 0
   local got
@@ -425,6 +424,18 @@ interrupt() {
 }
 interrupt INT 130
 interrupt TERM 143
+
+# A job signalled before it has exec'd is still a copy of this shell: it must
+# not run the EXIT trap and take TMP with it (tmp_make in lib.sh).
+for i in 1 2 3 4 5 6 7 8 9 10; do
+  set -m
+  sleep 5 >/dev/null 2>"$TMP/fork.err" &
+  fork_pid=$!
+  set +m
+  kill -TERM "$fork_pid" 2>/dev/null
+  wait "$fork_pid" 2>/dev/null
+done
+if [ -d "$TMP" ]; then ok; else bad "a job signalled before exec removed TMP"; fi
 
 # Signals at random moments of a batch (decoding, sampling, saving, between
 # images), each run resumed with --skip-existing, until the batch is done;

@@ -12,10 +12,9 @@ set -u
 BIN="$1"
 MK="$2"
 MPIEXEC="$3"
-TMP=$(mktemp -d)
-trap 'kill -9 $MPIPID 2>/dev/null; rm -rf "$TMP"' EXIT
 MPIPID=
 . "$(dirname "$0")/lib.sh"
+tmp_make '[ -z "$MPIPID" ] || kill -9 "$MPIPID" 2>/dev/null'
 
 # shared memory between the ranks; no single-copy (CMA) in containers
 export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
