@@ -521,6 +521,23 @@ static int csv_fields(char *line, char **fld, int n) {
     return k;
 }
 
+/* Rows after the header of the CSV log at path: how many (*rows), and how
+ * many of them do not have want fields (the return). */
+static int csv_rows_not_of_width(const char *path, int want, int *rows) {
+    char line[1024], *fld[1];
+    int off = 0;
+    *rows = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    if (fgets(line, sizeof line, f))
+        while (fgets(line, sizeof line, f)) {
+            (*rows)++;
+            off += csv_fields(line, fld, 1) != want;
+        }
+    fclose(f);
+    return off;
+}
+
 /* The x0 MSE by noise level (DR_VAL_T_BANDS): the bands partition the val
  * crops, their crop-weighted mean is the whole x0 MSE (colorize: every pixel
  * counts, all crops one size), the noisiest band is the hardest, training logs
@@ -580,16 +597,7 @@ static void test_val_bands(void) {
               "band %d logged %g, validated %g", k, logged, r.x0_band[k]);
     }
     /* a row without validation has the same 16 fields, the bands empty */
-    f = fopen(csv, "r");
-    int rows = 0, short_rows = 0;
-    if (f) {
-        if (fgets(line, sizeof line, f))
-            while (fgets(line, sizeof line, f)) {
-                rows++;
-                short_rows += csv_fields(line, fld, 16) != 16;
-            }
-        fclose(f);
-    }
+    int rows = 0, short_rows = csv_rows_not_of_width(csv, 16, &rows);
     CHECK(rows == 4 && short_rows == 0, "%d rows, %d of them not 16 fields", rows, short_rows);
     /* a log with the old header: the resumed run appends rows of its 11 columns */
     f = fopen(csv, "w");
@@ -604,17 +612,7 @@ static void test_val_bands(void) {
     q.val_dir = g_data;
     q.val_every = 2;
     CHECK(dr_train(&q) == DR_OK, "resume with an old log: %s", dr_last_error());
-    f = fopen(csv, "r");
-    rows = short_rows = 0;
-    int other = 0;
-    if (f) {
-        if (fgets(line, sizeof line, f))
-            while (fgets(line, sizeof line, f)) {
-                rows++;
-                other += csv_fields(line, fld, 16) != 11;
-            }
-        fclose(f);
-    }
+    const int other = csv_rows_not_of_width(csv, 11, &rows);
     CHECK(rows == 2 && other == 0, "old log: %d rows appended, %d not of its 11 columns", rows, other);
 }
 
@@ -624,21 +622,9 @@ static int csv_last(const char *csv, int *step, double *val_x0, double *cpu, dou
     char line[512], last[512] = "";
     while (fgets(line, sizeof line, f)) snprintf(last, sizeof last, "%s", line);
     fclose(f);
-    last[strcspn(last, "\n")] = '\0';
     /* step,loss,loss_smooth,lr,grad_norm,t_mean,seconds,val_loss,val_x0_mse,cpu_seconds,val_x0_mse_params */
-    char *fld[11] = {0};
-    int n = 0;
-    for (char *p = last; n < 11; n++) {
-        fld[n] = p;
-        char *c = strchr(p, ',');
-        if (!c) {
-            n++;
-            break;
-        }
-        *c = '\0';
-        p = c + 1;
-    }
-    if (n < 11) return 0;
+    char *fld[11];
+    if (csv_fields(last, fld, 11) < 11) return 0;
     *step = atoi(fld[0]);
     *val_x0 = *fld[8] ? atof(fld[8]) : NAN;
     *cpu = atof(fld[9]);

@@ -201,6 +201,12 @@ double val_loss(train_state *st, const float *w, train_batch *bb, const dataset 
     const int out = st->info.cfg.out_channels;
     const size_t np = bb->np;
     const float ts = st->info.target_scale;
+    /* what the caller sees if a batch fails: no numbers, not stale ones */
+    *x0_mse = NAN;
+    for (int k = 0; k < DR_VAL_T_BANDS; k++) {
+        if (band) band[k] = NAN;
+        if (band_crops) band_crops[k] = 0;
+    }
     for (int i = 0; i < st->opt.val_batches; i++) {
         if (fill_batch(bb, val, sch, vseed ^ VAL_SEED_SALT, (uint64_t)i, ts, 1, 0, bb->B) != DR_OK) return NAN;
         const int in = st->info.cfg.in_channels, rb = bb->run.B; /* rb divides B (val_run_batch) */
