@@ -66,6 +66,15 @@ typedef enum { DR_PRECISION_FP32 = 0, DR_PRECISION_BF16 = 1, DR_PRECISION_AUTO =
 int dr_set_precision(dr_precision p);
 dr_precision dr_get_precision(void);
 int dr_bf16_active(void);
+/* AMX (Intel Sapphire Rapids and later): where the CPU has AMX-BF16 and the
+ * OS grants its tile state, the bf16 path runs its 3x3 convolutions and its
+ * GEMMs on AMX tiles: the same bf16 products, fp32 sums in another order.
+ * dr_amx_available: 1 on such a machine. dr_set_amx(0) keeps the AVX512-BF16
+ * kernels there (to compare the two; default on). dr_amx_active: 1 when the
+ * AMX kernels run with the current settings. */
+int dr_amx_available(void);
+void dr_set_amx(int on);
+int dr_amx_active(void);
 
 /* ------------------------------------------------------------------ images */
 

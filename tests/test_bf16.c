@@ -80,7 +80,12 @@ static conv_res run_conv(const conv2d_dims *d, const float *inp, const float *w,
     const size_t nin = (size_t)d->B * d->Cin * d->H * d->W, nout = (size_t)d->B * d->Cout * d->H * d->W;
     const size_t nw = (size_t)d->Cout * d->Cin * 9;
     conv_res r = {falloc(nout), falloc(nin), falloc(nw), falloc(d->Cout)};
-    float *fs = falloc(conv2d_forward_scratch(d)), *bs = falloc(conv2d_backward_scratch(d));
+    const size_t nfs = conv2d_forward_scratch(d), nbs = conv2d_backward_scratch(d);
+    float *fs = falloc(nfs), *bs = falloc(nbs);
+    /* scratch full of NaN: the U-Net hands every layer scratch that the
+     * previous one left, so a kernel may not count on what it did not write */
+    memset(fs, 0xFF, sizeof(float) * nfs);
+    memset(bs, 0xFF, sizeof(float) * nbs);
     conv2d_forward(r.out, inp, w, bias, d, fs);
     conv2d_backward(r.dinp, r.dw, r.db, g, inp, w, d, bs);
     free(fs);
@@ -134,6 +139,21 @@ static void test_agreement(int B, int Cin, int Cout, int H, int W) {
     CHECK(memcmp(c.out, b.out, nout * 4) == 0 && memcmp(c.dinp, b.dinp, nin * 4) == 0 &&
               memcmp(c.dw, b.dw, nw * 4) == 0,
           "bf16 results bit-identical for 1 and 2 threads");
+    if (nn_amx_available() && wino_bf16_built() && Cin >= 16) {
+        /* the AMX tiles multiply the same bf16 products as vdpbf16ps and sum
+         * them in fp32 in another order: the two paths agree to fp32
+         * rounding (1e-5 of the largest output), three orders of magnitude
+         * inside bf16's distance from fp32, so a mispaired channel, a lost
+         * K step or unzeroed padding shows */
+        nn_amx_hide(1);
+        conv_res v = run_conv(&d, inp, w, bias, g);
+        nn_amx_hide(0);
+        const double vo = rel(b.out, v.out, nout), vx = rel(b.dinp, v.dinp, nin), vw = rel(b.dw, v.dw, nw);
+        printf("    AMX against vdpbf16ps: rel max diff out %.2e dinp %.2e dW %.2e\n", vo, vx, vw);
+        CHECK(vo < 1e-5 && vx < 1e-5 && vw < 1e-5, "AMX and vdpbf16ps agree to fp32 rounding: %.2e %.2e %.2e", vo, vx,
+              vw);
+        free_res(&v);
+    }
     nn_set_precision(NN_PREC_FP32);
     free_res(&a), free_res(&b), free_res(&c);
     free(inp), free(w), free(bias), free(g);
@@ -237,6 +257,13 @@ static void test_sw_reference(void) {
     }
 }
 
+/* Fill the stack below the caller with NaN bytes, so a GEMM that counts on
+ * zeros in packing buffers (on its stack) that it did not write shows. */
+static __attribute__((noinline)) void stack_poison(void) {
+    volatile unsigned char buf[256 * 1024];
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = 0xFF;
+}
+
 /* nn_gemm_bf16 on its own: every transpose case, odd sizes and K tails,
  * K over one 256-k block, the A B^T path for K >= 2048 (with tails), alpha /
  * beta, beta = 0 over NaN, ldc > N. */
@@ -256,6 +283,7 @@ static void test_gemm(void) {
             test_fill_normal(&r, B, (size_t)(tb ? N : K) * ldb, 1.0f);
             test_fill_normal(&r, C0, (size_t)M * ldc, 1.0f);
             for (size_t i = 0; i < (size_t)M * ldc; i++) C[i] = F[i] = beta == 0.0f ? NAN : C0[i];
+            stack_poison();
             CHECK(nn_gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0, "gemm_bf16 ran");
             nn_set_precision(NN_PREC_FP32);
             nn_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, F, ldc); /* cblas_sgemm */
@@ -571,6 +599,7 @@ static void test_fallback(void) {
     float c = 7.0f;
     CHECK(nn_gemm_bf16(0, 0, 1, 1, 1, 1.0f, &one, 1, &one, 1, 0.0f, &c, 1) == -1 && c == 7.0f,
           "hidden: no bf16 GEMM (returns -1, C untouched)");
+    CHECK(!nn_amx_available() && !nn_use_amx(), "hidden bf16: no AMX either");
     conv_res b = run_conv(&d, inp, w, NULL, g);
     CHECK(memcmp(a.out, b.out, nout * 4) == 0 && memcmp(a.dinp, b.dinp, nin * 4) == 0 &&
               memcmp(a.dw, b.dw, nw * 4) == 0,
@@ -579,6 +608,23 @@ static void test_fallback(void) {
     nn_set_precision(NN_PREC_FP32);
     free_res(&a), free_res(&b);
     free(inp), free(w), free(g);
+}
+
+/* The AMX switch of the public API: dr_amx_available says what the machine
+ * has whatever dr_set_amx said; dr_amx_active follows dr_set_amx and the
+ * precision; off, the layers run the vdpbf16ps kernels (nn_use_amx 0). */
+static void test_amx_switch(void) {
+    const int has = nn_amx_available();
+    CHECK(dr_amx_available() == has, "dr_amx_available %d, the kernels see %d", dr_amx_available(), has);
+    dr_set_precision(DR_PRECISION_FP32);
+    CHECK(!dr_amx_active(), "fp32: AMX not active");
+    CHECK(dr_set_precision(DR_PRECISION_BF16) == DR_OK && dr_amx_active() == has, "bf16: AMX active where available");
+    dr_set_amx(0);
+    CHECK(!dr_amx_active() && !nn_use_amx() && nn_use_bf16(), "dr_set_amx(0): bf16 without AMX");
+    CHECK(dr_amx_available() == has, "dr_set_amx(0) does not change dr_amx_available");
+    dr_set_amx(1);
+    CHECK(dr_amx_active() == has, "dr_set_amx(1): AMX active again where available");
+    dr_set_precision(DR_PRECISION_FP32);
 }
 
 /* PSNR in dB of two same-shape images (over the pixels where sel[i] != 0 when
@@ -675,6 +721,11 @@ int main(void) {
                "the conversion reference and the fp32 fallback were checked\n");
         return test_summary("test_bf16");
     }
+    test_amx_switch();
+    if (nn_amx_available())
+        printf("AMX: the GEMM and the 3x3 convs run on AMX tiles; checked against the vdpbf16ps kernels too\n");
+    else
+        printf("SKIP (AMX path NOT tested): this CPU has no AMX-BF16, or Linux did not grant the tile state\n");
     test_agreement(16, 64, 64, 16, 16);
     test_agreement(4, 32, 32, 24, 20);
     test_agreement(2, 128, 64, 8, 8);
@@ -683,6 +734,11 @@ int main(void) {
     test_agreement(1, 24, 16, 9, 9); /* 25 tiles: the weight gradient's last tile pair is half empty */
     test_agreement(3, 16, 16, 5, 5); /* 27 tiles over 3 samples */
     test_gemm();
+    if (nn_amx_available()) { /* and the vdpbf16ps kernels, which run where there is no AMX */
+        nn_amx_hide(1);
+        test_gemm();
+        nn_amx_hide(0);
+    }
     test_linear(16, 128, 512);
     test_linear(3, 513, 65);
     test_conv_gemm(16, 128, 384, 8, 8, 1, 1); /* attention qkv at 8x8 */

@@ -35,6 +35,15 @@ int dr_set_precision(dr_precision p) {
 }
 dr_precision dr_get_precision(void) { return (dr_precision)nn_precision(); }
 int dr_bf16_active(void) { return nn_use_bf16(); }
+static int g_amx_off;
+int dr_amx_available(void) {
+    nn_amx_hide(0); /* what the machine has, whatever dr_set_amx said */
+    const int a = nn_amx_available();
+    nn_amx_hide(g_amx_off);
+    return a;
+}
+void dr_set_amx(int on) { nn_amx_hide(g_amx_off = !on); }
+int dr_amx_active(void) { return nn_use_amx(); }
 
 /* ------------------------------------------------------------------ metadata */
 

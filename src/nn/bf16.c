@@ -33,6 +33,36 @@ int nn_bf16_available(void) {
 #endif
 }
 
+/* AMX: cpuid leaf 7 says AMX-TILE (edx bit 24) and AMX-BF16 (bit 22), and
+ * Linux lets the process use the tile data: it is off until asked for
+ * (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA, feature 18; the grant is
+ * process-wide, so asking once is enough). Remembered after the first call. */
+static int g_amx_hide = 0;
+void nn_amx_hide(int hide) { g_amx_hide = hide; }
+
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && (__GNUC__ >= 12 || defined(__clang__))
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static int amx_probe(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    if (!(d & (1u << 24)) || !(d & (1u << 22))) return 0;
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+}
+#else
+static int amx_probe(void) { return 0; }
+#endif
+
+int nn_amx_available(void) {
+    static int avail = -1;
+    if (g_amx_hide || !nn_bf16_available()) return 0;
+    if (avail < 0) avail = amx_probe();
+    return avail;
+}
+
+int nn_use_amx(void) { return nn_use_bf16() && nn_amx_available(); }
+
 int nn_set_precision(int prec) {
     if (prec != NN_PREC_FP32 && prec != NN_PREC_BF16 && prec != NN_PREC_AUTO) return -1;
     if (prec == NN_PREC_BF16 && !nn_bf16_available()) {

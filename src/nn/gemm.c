@@ -28,6 +28,7 @@
 
 #include <cblas.h>
 #include <stdint.h>
+#include <string.h>
 
 void nn_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
              float beta, float *C, int ldc) {
@@ -276,11 +277,160 @@ static GB_TARGET void gemm_bf16(int ta, int tb, int M, int N, int K, float alpha
     }
 }
 
+/* ---- The AMX kernel (nn_amx_available): the same blocking with tiles. A
+ * tile is 16 rows of 64 bytes; TDPBF16PS adds to a 16 x 16 fp32 tile the
+ * products of an A tile (16 rows x 16 k pairs: each row a row of A in bf16,
+ * k in order, which is its pair words) and a B tile (16 k pairs x 16
+ * columns: pair words (p, n), as pack_krows and pack_kcols write them). The
+ * micro-kernel keeps a 32 x 32 block of C in four tiles (two when the block
+ * has at most 16 rows or columns) and steps k by 32. K blocks of GA_KP
+ * pairs are zero-padded to whole tiles in both operands (a zero in one
+ * alone would not do: 0 x NaN is NaN) and added to C as gb_kernel does. */
+#define GA_KP     128 /* k pairs per K block (256 k) */
+#define GA_MC     128 /* rows per packed A block: 4 panels of 32 rows, 64 KB */
+#define GA_TARGET __attribute__((target("amx-tile,amx-bf16,avx512bf16,avx512f,avx512bw,avx512vl")))
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_tilecfg;
+
+/* Tiles 0..7, each 16 rows x 64 bytes. The configuration is per thread. */
+static GA_TARGET void amx_config(void) {
+    amx_tilecfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        c.rows[t] = 16;
+        c.colsb[t] = 64;
+    }
+    _tile_loadconfig(&c);
+}
+
+/* A panel of 32 rows: dst[r * npp + p] = pair(A(r, 2p), A(r, 2p + 1)) for
+ * r < 32, p < npp (zero for rows >= w and k >= kn); A(r, k) = src[r * ld + k]
+ * (ta = 0) or src[k * ld + r] (ta = 1, packed as B's columns, then turned). */
+static GA_TARGET void amx_pack_a(uint32_t *dst, const float *src, size_t ld, int ta, int kn, int npp, int w) {
+    if (!ta) {
+        for (int r = 0; r < 32; r++)
+            row_bf16((uint16_t *)(dst + (size_t)r * npp), r < w ? src + (size_t)r * ld : src, r < w ? kn : 0, 2 * npp);
+        return;
+    }
+    uint32_t tmp[GA_KP * 32] __attribute__((aligned(64)));
+    pack_krows(tmp, src, ld, kn, npp, w, 32);
+    for (int r = 0; r < 32; r++)
+        for (int p = 0; p < npp; p++) dst[(size_t)r * npp + p] = tmp[(size_t)p * 32 + r];
+}
+
+/* C[mr x nr] (ldc) = (first ? beta C : C) + alpha * (A panel x B panel), the
+ * panels npp pairs deep (a multiple of 16). */
+static GA_TARGET __attribute__((noinline)) void amx_kernel(const uint32_t *Ap, const uint32_t *Bp, int npp, float *C,
+                                                           size_t ldc, int mr, int nr, float alpha, float beta,
+                                                           int first) {
+    float acc[32 * 32] __attribute__((aligned(64)));
+    const size_t as = (size_t)npp * 4; /* bytes per A row */
+    const uint32_t *A1 = Ap + (size_t)16 * npp;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    if (mr > 16 && nr > 16)
+        for (int p = 0; p < npp; p += 16) {
+            _tile_loadd(4, Ap + p, as);
+            _tile_loadd(5, A1 + p, as);
+            _tile_loadd(6, Bp + (size_t)p * 32, 128);
+            _tile_loadd(7, Bp + (size_t)p * 32 + 16, 128);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+        }
+    else if (nr > 16) /* rows 0..15 only */
+        for (int p = 0; p < npp; p += 16) {
+            _tile_loadd(4, Ap + p, as);
+            _tile_loadd(6, Bp + (size_t)p * 32, 128);
+            _tile_loadd(7, Bp + (size_t)p * 32 + 16, 128);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+        }
+    else if (mr > 16) /* columns 0..15 only */
+        for (int p = 0; p < npp; p += 16) {
+            _tile_loadd(4, Ap + p, as);
+            _tile_loadd(5, A1 + p, as);
+            _tile_loadd(6, Bp + (size_t)p * 32, 128);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(2, 5, 6);
+        }
+    else
+        for (int p = 0; p < npp; p += 16) {
+            _tile_loadd(4, Ap + p, as);
+            _tile_loadd(6, Bp + (size_t)p * 32, 128);
+            _tile_dpbf16ps(0, 4, 6);
+        }
+    _tile_stored(0, acc, 128);
+    _tile_stored(1, acc + 16, 128);
+    _tile_stored(2, acc + 16 * 32, 128);
+    _tile_stored(3, acc + 16 * 32 + 16, 128);
+    const __mmask16 n0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
+    const __mmask16 n1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int m = 0; m < mr; m++) {
+        float *c = C + (size_t)m * ldc;
+        for (int h = 0; h < 2; h++) {
+            const __mmask16 mk = h ? n1 : n0;
+            if (!mk) continue;
+            __m512 old;
+            if (!first)
+                old = _mm512_maskz_loadu_ps(mk, c + 16 * h);
+            else if (beta == 0.0f) /* C is not read (it may hold anything), as in BLAS */
+                old = _mm512_setzero_ps();
+            else
+                old = _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mk, c + 16 * h));
+            _mm512_mask_storeu_ps(c + 16 * h, mk, _mm512_fmadd_ps(va, _mm512_load_ps(acc + m * 32 + 16 * h), old));
+        }
+    }
+}
+
+static GA_TARGET void gemm_amx(int ta, int tb, int M, int N, int K, float alpha, const float *A, size_t lda,
+                               const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+    uint32_t Apk[GA_MC * GA_KP] __attribute__((aligned(64)));
+    uint32_t Bpk[GA_KP * 32] __attribute__((aligned(64)));
+    amx_config();
+    for (int k0 = 0; k0 < K || (k0 == 0 && K == 0); k0 += 2 * GA_KP) {
+        const int kn = K - k0 < 2 * GA_KP ? K - k0 : 2 * GA_KP, np = (kn + 1) / 2, npp = (np + 15) & ~15;
+        const int first = k0 == 0;
+        for (int m0 = 0; m0 < M; m0 += GA_MC) {
+            const int mc = M - m0 < GA_MC ? M - m0 : GA_MC;
+            for (int i = 0; i < mc; i += 32) /* A rows m0 + i .., k from k0 */
+                amx_pack_a(Apk + (size_t)(i / 32) * 32 * npp,
+                           ta ? A + (size_t)k0 * lda + m0 + i : A + (size_t)(m0 + i) * lda + k0, lda, ta, kn, npp,
+                           mc - i < 32 ? mc - i : 32);
+            for (int n0 = 0; n0 < N; n0 += 32) {
+                const int nr = N - n0 < 32 ? N - n0 : 32;
+                if (tb) { /* B(k, n) = B[n * ldb + k]; pair rows np.. zero */
+                    if (np > 0) pack_kcols(Bpk, B + (size_t)n0 * ldb + k0, ldb, kn, np, nr, 32);
+                    memset(Bpk + (size_t)np * 32, 0, sizeof(uint32_t) * (size_t)(npp - np) * 32);
+                } else {
+                    pack_krows(Bpk, B + (size_t)k0 * ldb + n0, ldb, kn, npp, nr, 32);
+                }
+                for (int i = 0; i < mc; i += 32)
+                    amx_kernel(Apk + (size_t)(i / 32) * 32 * npp, Bpk, npp, C + (size_t)(m0 + i) * ldc + n0, ldc,
+                               mc - i < 32 ? mc - i : 32, nr, alpha, beta, first);
+            }
+        }
+        if (K == 0) break;
+    }
+    _tile_release();
+}
+
 int nn_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                  int ldb, float beta, float *C, int ldc) {
     if (!nn_bf16_available()) return -1;
     if (M <= 0 || N <= 0) return 0;
-    if (!transA && transB && K >= 2048) /* measured: below, the lane reductions cost more than the packing */
+    if (nn_amx_available())
+        gemm_amx(transA, transB, M, N, K, alpha, A, (size_t)lda, B, (size_t)ldb, beta, C, (size_t)ldc);
+    else if (!transA && transB && K >= 2048) /* measured: below, the lane reductions cost more than the packing */
         gemm_nt_bf16(M, N, K, alpha, A, (size_t)lda, B, (size_t)ldb, beta, C, (size_t)ldc);
     else
         gemm_bf16(transA, transB, M, N, K, alpha, A, (size_t)lda, B, (size_t)ldb, beta, C, (size_t)ldc);

@@ -116,6 +116,15 @@ int nn_precision(void);
 int nn_use_bf16(void); /* 1 when the bf16 kernels run now */
 /* Tests: behave as if the CPU had no AVX512-BF16 (1) or as it is (0). */
 void nn_bf16_hide(int hide);
+/* AMX (Sapphire Rapids and later): the bf16 GEMM's tile kernel. Available
+ * when the CPU has AMX-TILE and AMX-BF16 and Linux grants the tile state;
+ * used when the bf16 path runs (nn_use_bf16) and AMX is available. The
+ * multiply is the same (bf16 operands, exact products, fp32 sums); the
+ * order of the fp32 sums differs from vdpbf16ps's. */
+int nn_amx_available(void);
+int nn_use_amx(void);
+/* Tests: behave as if the CPU had no AMX (1) or as it is (0). */
+void nn_amx_hide(int hide);
 /* float -> bf16 bits, round to nearest even, denormal inputs as zero:
  * software reference, and the hardware conversion (-1 without AVX512-BF16). */
 uint16_t nn_bf16_round_sw(float f);

@@ -86,10 +86,19 @@ static size_t wg_thread_floats(int Cin) {
     return (size_t)(wg_block_tiles(Cin) / WG_NS) * 16 * wg_ks_floats(Cin) + (size_t)16 * WG_MR * WG_NS;
 }
 
+#if WG_AMX
+static size_t wg_amx_u_words(int Cin, int Cout) {
+    return (size_t)16 * ((Cout + WG_MR - 1) / WG_MR) * WG_MR * wg_npp(Cin);
+}
+#endif
+
 size_t wino_scratch_floats(int Cin, int Cout) {
     return wg_u_floats(Cin, Cout) + (size_t)nn_threads() * wg_thread_floats(Cin)
 #if WG_BF16
         + wg_u_floats(Cin + 1, Cout) / 2 + 16 /* the bf16 pairs of U (half of U's floats, bf16.c) */
+#endif
+#if WG_AMX
+        + wg_amx_u_words(Cin, Cout) + 16 /* U's rows for the AMX tiles */
 #endif
         ;
 }
@@ -341,13 +350,33 @@ void wino_conv3x3(float *out, int accumulate, const float *in, const float *w, i
     const int bf = nn_use_bf16(), np = (Cin + 1) / 2;
     uint32_t *Ubf = (uint32_t *)(void *)(thr + (size_t)nn_threads() * tf);
 #endif
+#if WG_AMX
+    /* npp <= Cin from 16 channels on (the zeroed rows stay inside V_k) */
+    const int amx = bf && nn_use_amx() && Cin >= 16, npp = wg_npp(Cin);
+    uint32_t *Uam = Ubf + wg_u_floats(Cin + 1, Cout) / 2 + 16;
+#endif
 #pragma omp parallel num_threads(nn_threads())
     {
         wg_weights(Upk, w, flip, Cin, Cout); /* omp for: ends with a barrier */
+#if WG_AMX
+        if (amx)
+            wg_weights_amx(Uam, Upk, Cin, Cout); /* likewise */
+        else
+#endif
 #if WG_BF16
-        if (bf) wg_weights_bf16(Ubf, Upk, Cin, Cout); /* likewise */
+            if (bf)
+            wg_weights_bf16(Ubf, Upk, Cin, Cout); /* likewise */
 #endif
         float *V = thr + (size_t)omp_get_thread_num() * tf;
+#if WG_AMX
+        if (amx) { /* V's pair rows np..npp-1 of every slice and k: zero (wg_gemm_amx) */
+            for (int s = 0; s < g.NT / WG_NS; s++)
+                for (int k = 0; k < 16; k++)
+                    memset(V + (size_t)s * 16 * g.KS + (size_t)k * g.KS + (size_t)np * WG_NS, 0,
+                           sizeof(float) * (size_t)(npp - np) * WG_NS);
+            wg_amx_config();
+        }
+#endif
         float *Mb = V + (size_t)(g.NT / WG_NS) * 16 * g.KS; /* [16][WG_MR][WG_NS] */
         wg_group grs[WG_MAXNT / WG_L];
 #pragma omp for schedule(static)
@@ -369,6 +398,12 @@ void wino_conv3x3(float *out, int accumulate, const float *in, const float *w, i
                         float *M = Mb + (size_t)k * WG_MR * WG_NS;
                         const float *Vk = V + (size_t)(s / 3) * 16 * g.KS + k * g.KS;
                         const float *Uk = Upk + ((size_t)k * nb + jb) * Cin * WG_MR;
+#if WG_AMX
+                        if (amx) {
+                            wg_gemm_amx(M, Vk, Uam + ((size_t)k * nb + jb) * WG_MR * npp, npp, nv);
+                            continue;
+                        }
+#endif
 #if WG_BF16
                         if (bf) {
                             const uint32_t *Ub = Ubf + ((size_t)k * nb + jb) * np * WG_MR;
@@ -393,6 +428,9 @@ void wino_conv3x3(float *out, int accumulate, const float *in, const float *w, i
                 }
             }
         }
+#if WG_AMX
+        if (amx) wg_amx_release();
+#endif
     }
 }
 
@@ -541,6 +579,9 @@ void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, 
 #if WG_BF16
     const int bf = nn_use_bf16();
 #endif
+#if WG_AMX
+    const int amx = bf && nn_use_amx();
+#endif
     double *M = (double *)(void *)scratch; /* [16][Cin][ldz] */
     float *Vc = scratch + 2 * (size_t)16 * Cin * ldz, *Zc = Vc + 16 * vk, *GT = Zc + 16 * zk;
     const long nchunk = (g.total + TC - 1) / TC;
@@ -564,6 +605,9 @@ void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, 
             const int i0 = kg * (4 / WD_KG), i1 = i0 + 4 / WD_KG, nk = 4 * (i1 - i0);
             float *Vt = Vc + (size_t)kg * nk * vk, *Zt = Zc + (size_t)kg * nk * zk;
             const wg_vlayout vl = {WG_NS, (size_t)TC, vk, 4 * i0, 4 * i1};
+#if WG_AMX
+            if (amx) wd_amx_config(Cin % 16);
+#endif
             for (long c = 0; c < nchunk; c++) { /* chunks in order */
                 const long t0 = c * TC;
                 const int n = g.total - t0 < TC ? (int)(g.total - t0) : TC, ng = (n + WG_L - 1) / WG_L;
@@ -580,6 +624,28 @@ void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, 
                 else
 #endif
                     wd_ztransform(Zt, zk, ldz, GT, t0, n, i0, i1, &g);
+#if WG_AMX
+                if (amx) {
+                    /* pairs nq..npp-1 zero in both operands (stale from an
+                     * earlier chunk or call otherwise): npp <= TC / 2 + 8 <= TC,
+                     * within a V row and within Z's rows */
+                    const int nq = (n + 1) / 2, npp = (nq + 15) & ~15;
+                    for (int kk = 0; kk < nk; kk++) {
+                        for (int ci = 0; ci < Cin; ci++)
+                            memset(Vt + kk * vk + (size_t)ci * TC + nq, 0, sizeof(float) * (size_t)(npp - nq));
+                        memset(Zt + kk * zk + (size_t)nq * ldz, 0, sizeof(float) * (size_t)(npp - nq) * ldz);
+                    }
+                    for (int kk = 0; kk < nk; kk++)
+                        for (int jt = 0; jt < ntile; jt++) {
+                            const int co0 = jt * WD_CT, nv = ldz - co0 >= 2 * WG_L ? 2 : 1;
+                            for (int ci0 = 0; ci0 < Cin; ci0 += 16)
+                                wd_gemm_amx(M + ((size_t)(4 * i0 + kk) * Cin + ci0) * ldm + co0, ldm,
+                                            Zt + kk * zk + co0, ldz, Vt + kk * vk + (size_t)ci0 * TC, (size_t)TC, npp,
+                                            Cin - ci0 < 16 ? Cin - ci0 : 16, nv);
+                        }
+                    continue;
+                }
+#endif
                 for (int kk = 0; kk < nk; kk++)
                     for (int jt = 0; jt < ntile; jt++) {
                         const int co0 = jt * WD_CT, nv = ldz - co0 >= 2 * WG_L ? 2 : 1;
@@ -601,6 +667,9 @@ void wino_dweight3x3(float *dweight, const float *dout, const float *in, int B, 
                         }
                     }
             }
+#if WG_AMX
+            if (amx) wg_amx_release();
+#endif
         }
         /* dW[co][ci] += G^T M G for 8 output channels at once: a task reads
          * one whole cache line from each of the 16 matrices, where one

@@ -30,6 +30,7 @@
 #define WG_PF      2           /* input transform: prefetch distance in channels */
 #define WG_VBUDGET (48 * 1024) /* floats of V per block: 192 KB of a 512 KB L2 */
 #define WG_BF16    0           /* no bf16 GEMMs */
+#define WG_AMX     0           /* nor AMX tiles */
 
 #define WD_BUDGET 12288 /* TC * (Cin + ldz) */
 #define WD_CT     16    /* output channels per GEMM tile */

@@ -297,6 +297,81 @@ static WG_BF16_TARGET __attribute__((noinline)) void wg_gemm_bf3(float *M, const
     wg_gemm_bf(M, V, U, np, 3);
 }
 
+/* ---- AMX (nn_use_amx): the same GEMM M_k = U_k V_k on tiles. The B tiles
+ * are V's pair rows as wg_input_bf16 writes them (16 pairs x 16 tiles, row
+ * stride WG_NS words); the A tile is WG_MR rows of U in pairs along ci
+ * (wg_weights_amx); three accumulator tiles of WG_MR x 16 cover the slice.
+ * K runs in steps of 16 pairs: V's pair rows np..npp-1 (npp = np rounded up
+ * to 16, within V_k's Cin rows since Cin >= 16) are zeroed once per call,
+ * and U's past np are zero. Every M entry sums the pairs in one order. */
+#define WG_AMX        1
+#define WG_AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512bf16,avx512f,avx512bw,avx512vl")))
+
+static int wg_npp(int Cin) { return (((Cin + 1) / 2) + 15) & ~15; }
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} wg_tilecfg;
+
+/* Tiles 0..2: M (WG_MR rows); 4: U (WG_MR rows); 5..7: V (16 pair rows).
+ * Per thread. */
+static WG_AMX_TARGET void wg_amx_config(void) {
+    wg_tilecfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        c.rows[t] = t < 5 ? WG_MR : 16;
+        c.colsb[t] = 64;
+    }
+    c.rows[3] = 0, c.colsb[3] = 0; /* unused */
+    _tile_loadconfig(&c);
+}
+static WG_AMX_TARGET void wg_amx_release(void) { _tile_release(); }
+
+/* Uamx[k][jb][m][p] (npp pairs per row) from Upk[k][jb][ci][m]. omp for. */
+static WG_AMX_TARGET __attribute__((noinline)) void wg_weights_amx(uint32_t *Ua, const float *Upk, int Cin, int Cout) {
+    const int nb = (Cout + WG_MR - 1) / WG_MR, npp = wg_npp(Cin);
+#pragma omp for schedule(static)
+    for (int kb = 0; kb < 16 * nb; kb++) {
+        const float *src = Upk + (size_t)kb * Cin * WG_MR;
+        uint32_t *dst = Ua + (size_t)kb * WG_MR * npp;
+        for (int m = 0; m < WG_MR; m++)
+            for (int p = 0; p < npp; p++) {
+                const int c0 = 2 * p, c1 = 2 * p + 1;
+                const uint32_t lo = c0 < Cin ? nn_bf16_round_sw(src[(size_t)c0 * WG_MR + m]) : 0;
+                const uint32_t hi = c1 < Cin ? nn_bf16_round_sw(src[(size_t)c1 * WG_MR + m]) : 0;
+                dst[(size_t)m * npp + p] = lo | hi << 16;
+            }
+    }
+}
+
+static WG_AMX_TARGET __attribute__((noinline)) void wg_gemm_amx(float *M, const float *V, const uint32_t *U, int npp,
+                                                                int NV) {
+    const size_t us = (size_t)npp * 4, vs = WG_NS * 4;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    for (int p = 0; p < npp; p += 16) {
+        const float *v = V + (size_t)p * WG_NS;
+        _tile_loadd(4, U + p, us);
+        _tile_loadd(5, v, vs);
+        _tile_dpbf16ps(0, 4, 5);
+        if (NV > 1) {
+            _tile_loadd(6, v + 16, vs);
+            _tile_dpbf16ps(1, 4, 6);
+        }
+        if (NV > 2) {
+            _tile_loadd(7, v + 32, vs);
+            _tile_dpbf16ps(2, 4, 7);
+        }
+    }
+    _tile_stored(0, M, vs);
+    if (NV > 1) _tile_stored(1, M + 16, vs);
+    if (NV > 2) _tile_stored(2, M + 32, vs);
+}
+
 /* ---- weight gradient */
 
 /* Z stores tile t at row t. */
@@ -465,6 +540,66 @@ static WG_BF16_TARGET __attribute__((noinline)) void wd_gemm_bf1(double *m, size
 static WG_BF16_TARGET __attribute__((noinline)) void wd_gemm_bf2(double *m, size_t ldm, const float *z, int ldz,
                                                                  const float *v, size_t vs, int nq, int nci) {
     wd_gemm_bf(m, ldm, z, ldz, v, vs, nq, nci, 2);
+}
+
+/* The weight gradient's GEMM on AMX: m[i][co] (double) += the fp32 sum over
+ * tile pairs q < npp (a multiple of 16, zero past the chunk's tiles in V
+ * and Z) of V row i's pair word q times Z's pair row q, for i < nci and
+ * 16 NV output channels. V rows are A tiles (16 channels x 16 pairs, row
+ * stride vs floats), Z's pair rows B tiles (stride ldz). Accumulators: tiles
+ * 0 and 1 for a block of 16 channels, 2 and 3 (A tile 5) for the last
+ * Cin % 16 of them (wd_amx_config), so no tile reads past Cin's rows. */
+static WG_AMX_TARGET void wd_amx_config(int tail) {
+    wg_tilecfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        const int part = t == 2 || t == 3 || t == 5;
+        c.rows[t] = (uint8_t)(part ? tail : 16);
+        c.colsb[t] = part && !tail ? 0 : 64;
+    }
+    _tile_loadconfig(&c);
+}
+
+static WG_AMX_TARGET __attribute__((noinline)) void wd_gemm_amx(double *m, size_t ldm, const float *z, int ldz,
+                                                                const float *v, size_t vs, int npp, int nci, int NV) {
+    float acc[16 * 32] __attribute__((aligned(64)));
+    const size_t vb = vs * 4, zb = (size_t)ldz * 4;
+    if (nci == 16) {
+        _tile_zero(0);
+        _tile_zero(1);
+        for (int p = 0; p < npp; p += 16) {
+            const float *zp = z + (size_t)p * ldz;
+            _tile_loadd(4, v + p, vb);
+            _tile_loadd(6, zp, zb);
+            _tile_dpbf16ps(0, 4, 6);
+            if (NV > 1) {
+                _tile_loadd(7, zp + 16, zb);
+                _tile_dpbf16ps(1, 4, 7);
+            }
+        }
+        _tile_stored(0, acc, 128);
+        if (NV > 1) _tile_stored(1, acc + 16, 128);
+    } else {
+        _tile_zero(2);
+        _tile_zero(3);
+        for (int p = 0; p < npp; p += 16) {
+            const float *zp = z + (size_t)p * ldz;
+            _tile_loadd(5, v + p, vb);
+            _tile_loadd(6, zp, zb);
+            _tile_dpbf16ps(2, 5, 6);
+            if (NV > 1) {
+                _tile_loadd(7, zp + 16, zb);
+                _tile_dpbf16ps(3, 5, 7);
+            }
+        }
+        _tile_stored(2, acc, 128);
+        if (NV > 1) _tile_stored(3, acc + 16, 128);
+    }
+    for (int i = 0; i < nci; i++) {
+        double *mm = m + (size_t)i * ldm;
+        for (int j = 0; j < 16 * NV; j++) mm[j] += (double)acc[i * 32 + j];
+    }
 }
 
 /* res[3 * a + b][m] = (G^T M G)[a][b] for output channels co0 + m, m < 8, and
