@@ -79,7 +79,8 @@ void cli_apply_compute(const cli_common *c, const char *cmd);
     "      --quality Q       JPEG quality 1..100 (default 92); WebP: lossy at Q\n"                                     \
     "      --precision P     fp32 (default, the reference), bf16 (3x3 convolutions in\n"                               \
     "                        bf16 with fp32 sums; needs AVX512-BF16) or auto (bf16\n"                                  \
-    "                        where the CPU has it)\n"                                                                  \
+    "                        where the CPU has it); on AMX tiles where the CPU has\n"                                  \
+    "                        them (DIFFRESTORE_AMX=0 keeps AVX512-BF16)\n"                                             \
     "      --version         print the version\n"                                                                      \
     "  -h, --help            this help\n"
 

@@ -20,6 +20,8 @@ static const char *HELP = "Usage: diffrestore bench [--weights W | --config SPEC
                           "      --json           one JSON object per measurement\n"
                           "  -t, --threads N      threads (default: all cores)\n"
                           "      --precision P    fp32 (default), bf16 or auto (bf16 where the CPU has it)\n"
+                          "                       (the report says bf16-amx where AMX tiles ran it;\n"
+                          "                       DIFFRESTORE_AMX=0 in the environment keeps AVX512-BF16)\n"
                           "  -h, --help           this help\n";
 
 enum { O_CONFIG = OPT_CMD_BASE, O_SIZE, O_BATCH, O_TRAIN, O_ITERS, O_JSON, O_DROPOUT };
@@ -105,6 +107,8 @@ int cmd_bench(int argc, char **argv) {
         dr_model_free(m);
     }
     cli_apply_compute(&c, C);
+    /* what ran, for the report: bf16 on AMX tiles, bf16, or fp32 */
+    const char *prec = dr_amx_active() ? "bf16-amx" : dr_bf16_active() ? "bf16" : "fp32";
     dr_bench_result r;
     if (dr_bench(&cfg, mode, &o, &r) != DR_OK) {
         cli_report_error("bench");
@@ -118,11 +122,10 @@ int cmd_bench(int argc, char **argv) {
                "\"peak_rss_mb\":%.1f,\"activation_mb\":%.1f,\"precision\":\"%s\"}\n",
                what, o.height, o.width, o.batch, dr_get_threads(), r.iters, r.ms_median, r.ms_min, r.ms_max, r.gflop,
                r.gflops, r.ms_conv, r.ms_norm, r.ms_attn, r.ms_linear, r.ms_other, r.peak_rss_mb,
-               r.activation_bytes / 1048576.0, dr_bf16_active() ? "bf16" : "fp32");
+               r.activation_bytes / 1048576.0, prec);
     } else {
         printf("%s %dx%d batch %d, %d threads, %s, %d iters: median %.2f ms (min %.2f, max %.2f)\n", what, o.height,
-               o.width, o.batch, dr_get_threads(), dr_bf16_active() ? "bf16" : "fp32", r.iters, r.ms_median, r.ms_min,
-               r.ms_max);
+               o.width, o.batch, dr_get_threads(), prec, r.iters, r.ms_median, r.ms_min, r.ms_max);
         printf("  %.3f GFLOP, %.1f GFLOP/s\n", r.gflop, r.gflops);
         printf("  per iteration: conv %.2f ms, norm %.2f ms, attention %.2f ms, linear %.2f ms, other %.2f ms\n",
                r.ms_conv, r.ms_norm, r.ms_attn, r.ms_linear, r.ms_other);

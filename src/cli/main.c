@@ -203,6 +203,10 @@ double cli_guidance(const dr_model *m, const dr_params *p) {
 
 void cli_apply_compute(const cli_common *c, const char *cmd) {
     dr_set_threads(c->threads);
+    /* DIFFRESTORE_AMX=0: bf16 on the AVX512-BF16 kernels where the CPU has
+     * AMX (to compare them; scripts/golden_check.sh runs both revisions so) */
+    const char *amx = getenv("DIFFRESTORE_AMX");
+    dr_set_amx(!(amx && !strcmp(amx, "0")));
     if (dr_set_precision((dr_precision)c->precision) != DR_OK)
         fprintf(stderr, "diffrestore %s: warning: %s\n", cmd, dr_last_error());
 }
