@@ -83,13 +83,11 @@ static size_t wg_u_floats(int Cin, int Cout) {
     return round16((size_t)16 * ((Cout + WG_MR - 1) / WG_MR) * WG_MR * Cin);
 }
 static size_t wg_thread_floats(int Cin) {
-    return (size_t)(wg_block_tiles(Cin) / WG_NS) * 16 * wg_ks_floats(Cin) + (size_t)16 * WG_MR * WG_NS;
+    return (size_t)(wg_block_tiles(Cin) / WG_NS) * 16 * wg_ks_floats(Cin) + (size_t)16 * 2 * WG_MR * WG_NS;
 }
 
 #if WG_AMX
-static size_t wg_amx_u_words(int Cin, int Cout) {
-    return (size_t)16 * ((Cout + WG_MR - 1) / WG_MR) * WG_MR * wg_npp(Cin);
-}
+static size_t wg_amx_u_words(int Cin, int Cout) { return (size_t)16 * wg_nb2(Cout) * WG_MR * wg_npp(Cin); }
 #endif
 
 size_t wino_scratch_floats(int Cin, int Cout) {
@@ -280,7 +278,8 @@ wd_input_bf16(float *V, const wg_vlayout *L, const float *in, const wg_group *gr
 /* out (=, or +=) A^T M A (+ bias) for output channels co0 + m, m < mmax, and
  * the nv groups grs[0..nv) whose products are Mb[k][m][WG_L * j + lane]. */
 static __attribute__((noinline)) void wg_output(float *out, int accumulate, const float *bias, const float *Mb,
-                                                const wg_group *grs, int nv, int co0, int mmax, const wg_geom *g) {
+                                                size_t ks, const wg_group *grs, int nv, int co0, int mmax,
+                                                const wg_geom *g) {
     const int W = g->W;
     const size_t HW = (size_t)g->H * W;
     for (int m = 0; m < mmax; m++) {
@@ -291,10 +290,10 @@ static __attribute__((noinline)) void wg_output(float *out, int accumulate, cons
             const float *src = Mb + (size_t)m * WG_NS + WG_L * j;
             wg_vf s[4][2];
             for (int i = 0; i < 4; i++) { /* s = M A, row i */
-                const wg_vf m0 = wg_loadu(src + (size_t)(4 * i + 0) * WG_MR * WG_NS);
-                const wg_vf m1 = wg_loadu(src + (size_t)(4 * i + 1) * WG_MR * WG_NS);
-                const wg_vf m2 = wg_loadu(src + (size_t)(4 * i + 2) * WG_MR * WG_NS);
-                const wg_vf m3 = wg_loadu(src + (size_t)(4 * i + 3) * WG_MR * WG_NS);
+                const wg_vf m0 = wg_loadu(src + (size_t)(4 * i + 0) * ks);
+                const wg_vf m1 = wg_loadu(src + (size_t)(4 * i + 1) * ks);
+                const wg_vf m2 = wg_loadu(src + (size_t)(4 * i + 2) * ks);
+                const wg_vf m3 = wg_loadu(src + (size_t)(4 * i + 3) * ks);
                 s[i][0] = wg_add(wg_add(m0, m1), m2);
                 s[i][1] = wg_sub(wg_sub(m1, m2), m3);
             }
@@ -352,7 +351,7 @@ void wino_conv3x3(float *out, int accumulate, const float *in, const float *w, i
 #endif
 #if WG_AMX
     /* npp <= Cin from 16 channels on (the zeroed rows stay inside V_k) */
-    const int amx = bf && nn_use_amx() && Cin >= 16, npp = wg_npp(Cin);
+    const int amx = bf && nn_use_amx() && Cin >= 16, npp = wg_npp(Cin), nb2 = wg_nb2(Cout);
     uint32_t *Uam = Ubf + wg_u_floats(Cin + 1, Cout) / 2 + 16;
 #endif
 #pragma omp parallel num_threads(nn_threads())
@@ -393,17 +392,26 @@ void wino_conv3x3(float *out, int accumulate, const float *in, const float *w, i
                 wg_input(V, &vl, in, grs, ng, &g);
             for (int s = 0; s < ng; s += 3) {
                 const int nv = ng - s < 3 ? ng - s : 3;
+#if WG_AMX
+                if (amx) { /* two blocks of WG_MR channels per tile: M [16 k][16][WG_NS] */
+                    for (int jb = 0; jb < nb; jb += 2) {
+                        for (int k = 0; k < 16; k++)
+                            wg_gemm_amx(Mb + (size_t)k * 2 * WG_MR * WG_NS, V + (size_t)(s / 3) * 16 * g.KS + k * g.KS,
+                                        Uam + ((size_t)k * nb2 + jb) * WG_MR * npp, npp, nv);
+                        for (int h = 0; h < 2 && jb + h < nb; h++) {
+                            const int c0 = (jb + h) * WG_MR, mmax = Cout - c0 < WG_MR ? Cout - c0 : WG_MR;
+                            wg_output(out, accumulate, bias, Mb + (size_t)h * WG_MR * WG_NS, (size_t)2 * WG_MR * WG_NS,
+                                      grs + s, nv, c0, mmax, &g);
+                        }
+                    }
+                    continue;
+                }
+#endif
                 for (int jb = 0; jb < nb; jb++) {
                     for (int k = 0; k < 16; k++) {
                         float *M = Mb + (size_t)k * WG_MR * WG_NS;
                         const float *Vk = V + (size_t)(s / 3) * 16 * g.KS + k * g.KS;
                         const float *Uk = Upk + ((size_t)k * nb + jb) * Cin * WG_MR;
-#if WG_AMX
-                        if (amx) {
-                            wg_gemm_amx(M, Vk, Uam + ((size_t)k * nb + jb) * WG_MR * npp, npp, nv);
-                            continue;
-                        }
-#endif
 #if WG_BF16
                         if (bf) {
                             const uint32_t *Ub = Ubf + ((size_t)k * nb + jb) * np * WG_MR;
@@ -424,7 +432,7 @@ void wino_conv3x3(float *out, int accumulate, const float *in, const float *w, i
                             wg_gemm1(M, Vk, WG_NS, Uk, Cin);
                     }
                     const int mmax = Cout - jb * WG_MR < WG_MR ? Cout - jb * WG_MR : WG_MR;
-                    wg_output(out, accumulate, bias, Mb, grs + s, nv, jb * WG_MR, mmax, &g);
+                    wg_output(out, accumulate, bias, Mb, (size_t)WG_MR * WG_NS, grs + s, nv, jb * WG_MR, mmax, &g);
                 }
             }
         }

@@ -315,38 +315,43 @@ typedef struct {
     uint8_t rows[16];
 } wg_tilecfg;
 
-/* Tiles 0..2: M (WG_MR rows); 4: U (WG_MR rows); 5..7: V (16 pair rows).
- * Per thread. */
+/* Tiles 0..2: M (16 rows: two blocks of WG_MR channels); 3: U (16 rows);
+ * 4..6: V (16 pair rows). Per thread. */
 static WG_AMX_TARGET void wg_amx_config(void) {
     wg_tilecfg c;
     memset(&c, 0, sizeof c);
     c.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        c.rows[t] = t < 5 ? WG_MR : 16;
+    for (int t = 0; t < 7; t++) {
+        c.rows[t] = 16;
         c.colsb[t] = 64;
     }
-    c.rows[3] = 0, c.colsb[3] = 0; /* unused */
     _tile_loadconfig(&c);
 }
 static WG_AMX_TARGET void wg_amx_release(void) { _tile_release(); }
 
-/* Uamx[k][jb][m][p] (npp pairs per row) from Upk[k][jb][ci][m]. omp for. */
+/* Uamx[k][jb][m][p] (npp pairs per row) from Upk[k][jb][ci][m], jb < nb2 =
+ * nb rounded up to even (rows of the block past nb zero), so that a 16-row
+ * tile holds two blocks. omp for. */
+static int wg_nb2(int Cout) { return (((Cout + WG_MR - 1) / WG_MR) + 1) & ~1; }
 static WG_AMX_TARGET __attribute__((noinline)) void wg_weights_amx(uint32_t *Ua, const float *Upk, int Cin, int Cout) {
-    const int nb = (Cout + WG_MR - 1) / WG_MR, npp = wg_npp(Cin);
+    const int nb = (Cout + WG_MR - 1) / WG_MR, nb2 = wg_nb2(Cout), npp = wg_npp(Cin);
 #pragma omp for schedule(static)
-    for (int kb = 0; kb < 16 * nb; kb++) {
-        const float *src = Upk + (size_t)kb * Cin * WG_MR;
+    for (int kb = 0; kb < 16 * nb2; kb++) {
+        const int k = kb / nb2, jb = kb % nb2;
+        const float *src = Upk + ((size_t)k * nb + jb) * Cin * WG_MR;
         uint32_t *dst = Ua + (size_t)kb * WG_MR * npp;
         for (int m = 0; m < WG_MR; m++)
             for (int p = 0; p < npp; p++) {
                 const int c0 = 2 * p, c1 = 2 * p + 1;
-                const uint32_t lo = c0 < Cin ? nn_bf16_round_sw(src[(size_t)c0 * WG_MR + m]) : 0;
-                const uint32_t hi = c1 < Cin ? nn_bf16_round_sw(src[(size_t)c1 * WG_MR + m]) : 0;
+                const uint32_t lo = jb < nb && c0 < Cin ? nn_bf16_round_sw(src[(size_t)c0 * WG_MR + m]) : 0;
+                const uint32_t hi = jb < nb && c1 < Cin ? nn_bf16_round_sw(src[(size_t)c1 * WG_MR + m]) : 0;
                 dst[(size_t)m * npp + p] = lo | hi << 16;
             }
     }
 }
 
+/* M[m][j] (row stride WG_NS) = sum_p U[m][p] . V[p][j] for m < 16 (two
+ * blocks of WG_MR channels), j < 16 NV */
 static WG_AMX_TARGET __attribute__((noinline)) void wg_gemm_amx(float *M, const float *V, const uint32_t *U, int npp,
                                                                 int NV) {
     const size_t us = (size_t)npp * 4, vs = WG_NS * 4;
@@ -355,16 +360,16 @@ static WG_AMX_TARGET __attribute__((noinline)) void wg_gemm_amx(float *M, const 
     _tile_zero(2);
     for (int p = 0; p < npp; p += 16) {
         const float *v = V + (size_t)p * WG_NS;
-        _tile_loadd(4, U + p, us);
-        _tile_loadd(5, v, vs);
-        _tile_dpbf16ps(0, 4, 5);
+        _tile_loadd(3, U + p, us);
+        _tile_loadd(4, v, vs);
+        _tile_dpbf16ps(0, 3, 4);
         if (NV > 1) {
-            _tile_loadd(6, v + 16, vs);
-            _tile_dpbf16ps(1, 4, 6);
+            _tile_loadd(5, v + 16, vs);
+            _tile_dpbf16ps(1, 3, 5);
         }
         if (NV > 2) {
-            _tile_loadd(7, v + 32, vs);
-            _tile_dpbf16ps(2, 4, 7);
+            _tile_loadd(6, v + 32, vs);
+            _tile_dpbf16ps(2, 3, 6);
         }
     }
     _tile_stored(0, M, vs);
