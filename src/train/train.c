@@ -30,8 +30,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
+
+/* A log whose last row a killed run left unfinished (no newline: stdio had
+ * written part of its buffer) would have the resumed run's first row glued
+ * to it. Cut the file back to its last newline; csv is open for appending,
+ * at its end. 0, or -1 on an I/O error. */
+static int csv_drop_torn_row(FILE *csv) {
+    long end = ftell(csv), cut = end;
+    if (end <= 0) return end < 0 ? -1 : 0;
+    for (int c = 0; cut > 0; cut--) {
+        if (fseek(csv, cut - 1, SEEK_SET) != 0 || (c = fgetc(csv)) == EOF) return -1;
+        if (c == '\n') break;
+    }
+    if (cut == 0) { /* not one whole line (a torn header): end it, keep it */
+        if (fseek(csv, 0, SEEK_END) != 0 || fputc('\n', csv) == EOF) return -1;
+    } else if (cut < end && (fflush(csv) != 0 || ftruncate(fileno(csv), (off_t)cut) != 0))
+        return -1;
+    return fseek(csv, 0, SEEK_END);
+}
 
 /* The seed of step s's dropout masks: its own stream of the run's seed. */
 static uint64_t dropout_step_seed(uint64_t seed, int step) {
@@ -377,6 +396,10 @@ int dr_train(const dr_train_options *o) {
         } else
             csv_bands = strstr(head, ",val_x0_band0") != NULL;
         fseek(csv, 0, SEEK_END); /* C: a write after a read needs a seek between them */
+        if (csv_drop_torn_row(csv) != 0) {
+            rc = error_set(DR_ERR_IO, "%s: cannot cut the training log's unfinished last row", csv_path);
+            goto done;
+        }
         if (o->n_ema_probe > 0 && vb.B) {
             /* every probe starts from the EMA the run starts with, so all the
              * decays share one history up to here and differ only after it */
@@ -532,6 +555,7 @@ int dr_train(const dr_train_options *o) {
             if (isfinite(vx0p)) fprintf(csv, "%.6f", vx0p);
             csv_bands_write(csv, csv_bands, band);
             fputc('\n', csv);
+            fflush(csv); /* whole rows: a run killed between steps leaves no half row */
         }
         if (o->progress && root) o->progress(&pr, o->user);
         if (now - t_last > 30) { /* steps/s over a sliding window */
