@@ -40,6 +40,8 @@ void nn_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
 #if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 12 || defined(__clang__))
 #include <immintrin.h>
 
+#include "nn/amx.h"
+
 #define GB_MR     8   /* rows per micro-kernel: broadcast words */
 #define GB_NR     32  /* columns per micro-kernel: 2 zmm of fp32 accumulators */
 #define GB_KP     128 /* k pairs per K block (256 k) */
@@ -128,6 +130,30 @@ static GB_TARGET void pack_kcols(uint32_t *dst, const float *src, size_t ld, int
     }
 }
 
+/* C[mr x nr] (ldc) = (first ? beta C : C) + alpha acc, acc holding rows of
+ * 32 floats (64-byte aligned): the end of both micro-kernels. */
+static GB_TARGET void gb_store_block(float *C, size_t ldc, const float *acc, int mr, int nr, float alpha, float beta,
+                                     int first) {
+    const __mmask16 n0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
+    const __mmask16 n1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int m = 0; m < mr; m++) {
+        float *c = C + (size_t)m * ldc;
+        for (int h = 0; h < 2; h++) {
+            const __mmask16 mk = h ? n1 : n0;
+            if (!mk) continue;
+            __m512 old;
+            if (!first)
+                old = _mm512_maskz_loadu_ps(mk, c + 16 * h);
+            else if (beta == 0.0f) /* C is not read (it may hold anything), as in BLAS */
+                old = _mm512_setzero_ps();
+            else
+                old = _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mk, c + 16 * h));
+            _mm512_mask_storeu_ps(c + 16 * h, mk, _mm512_fmadd_ps(va, _mm512_load_ps(acc + m * 32 + 16 * h), old));
+        }
+    }
+}
+
 /* C[mr x nr] (ldc) = (first ? beta C : C) + alpha * (A panel x B panel). */
 static GB_TARGET __attribute__((noinline)) void gb_kernel(const uint32_t *Ap, const uint32_t *Bp, int np, float *C,
                                                           size_t ldc, int mr, int nr, float alpha, float beta,
@@ -154,26 +180,14 @@ static GB_TARGET __attribute__((noinline)) void gb_kernel(const uint32_t *Ap, co
         GB_ROW(7);
 #undef GB_ROW
     }
-    const __m512 acc[GB_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
-                                  {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
-    const __mmask16 n0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
-    const __mmask16 n1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    float acc[GB_MR * 32] __attribute__((aligned(64)));
+    const __m512 c[GB_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
+                                {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
     for (int m = 0; m < mr; m++) {
-        float *c = C + (size_t)m * ldc;
-        for (int h = 0; h < 2; h++) {
-            const __mmask16 mk = h ? n1 : n0;
-            if (!mk) continue;
-            __m512 old;
-            if (!first)
-                old = _mm512_maskz_loadu_ps(mk, c + 16 * h);
-            else if (beta == 0.0f) /* C is not read (it may hold anything), as in BLAS */
-                old = _mm512_setzero_ps();
-            else
-                old = _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mk, c + 16 * h));
-            _mm512_mask_storeu_ps(c + 16 * h, mk, _mm512_fmadd_ps(va, acc[m][h], old));
-        }
+        _mm512_store_ps(acc + m * 32, c[m][0]);
+        _mm512_store_ps(acc + m * 32 + 16, c[m][1]);
     }
+    gb_store_block(C, ldc, acc, mr, nr, alpha, beta, first);
 }
 
 /* ---- C = alpha A B^T (+ beta C) with A [M, K] and B [N, K] both read along
@@ -288,24 +302,12 @@ static GB_TARGET void gemm_bf16(int ta, int tb, int M, int N, int K, float alpha
  * alone would not do: 0 x NaN is NaN) and added to C as gb_kernel does. */
 #define GA_KP     128 /* k pairs per K block (256 k) */
 #define GA_MC     128 /* rows per packed A block: 4 panels of 32 rows, 64 KB */
-#define GA_TARGET __attribute__((target("amx-tile,amx-bf16,avx512bf16,avx512f,avx512bw,avx512vl")))
+#define GA_TARGET NN_AMX_TARGET
 
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} amx_tilecfg;
-
-/* Tiles 0..7, each 16 rows x 64 bytes. The configuration is per thread. */
+/* Tiles 0..7, each 16 rows. */
 static GA_TARGET void amx_config(void) {
-    amx_tilecfg c;
-    memset(&c, 0, sizeof c);
-    c.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        c.rows[t] = 16;
-        c.colsb[t] = 64;
-    }
-    _tile_loadconfig(&c);
+    static const uint8_t rows[8] = {16, 16, 16, 16, 16, 16, 16, 16};
+    nn_amx_configure(rows);
 }
 
 /* A panel of 32 rows: dst[r * npp + p] = pair(A(r, 2p), A(r, 2p + 1)) for
@@ -372,24 +374,7 @@ static GA_TARGET __attribute__((noinline)) void amx_kernel(const uint32_t *Ap, c
     _tile_stored(1, acc + 16, 128);
     _tile_stored(2, acc + 16 * 32, 128);
     _tile_stored(3, acc + 16 * 32 + 16, 128);
-    const __mmask16 n0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
-    const __mmask16 n1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    for (int m = 0; m < mr; m++) {
-        float *c = C + (size_t)m * ldc;
-        for (int h = 0; h < 2; h++) {
-            const __mmask16 mk = h ? n1 : n0;
-            if (!mk) continue;
-            __m512 old;
-            if (!first)
-                old = _mm512_maskz_loadu_ps(mk, c + 16 * h);
-            else if (beta == 0.0f) /* C is not read (it may hold anything), as in BLAS */
-                old = _mm512_setzero_ps();
-            else
-                old = _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mk, c + 16 * h));
-            _mm512_mask_storeu_ps(c + 16 * h, mk, _mm512_fmadd_ps(va, _mm512_load_ps(acc + m * 32 + 16 * h), old));
-        }
-    }
+    gb_store_block(C, ldc, acc, mr, nr, alpha, beta, first);
 }
 
 static GA_TARGET void gemm_amx(int ta, int tb, int M, int N, int K, float alpha, const float *A, size_t lda,

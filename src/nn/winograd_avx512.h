@@ -16,6 +16,8 @@
  */
 #include <immintrin.h>
 
+#include "nn/amx.h"
+
 #define WG_L       16          /* tiles per lane group (one zmm) */
 #define WG_MR      8           /* output channels per GEMM tile */
 #define WG_NS      48          /* tiles per GEMM slice (3 zmm) */
@@ -305,27 +307,15 @@ static WG_BF16_TARGET __attribute__((noinline)) void wg_gemm_bf3(float *M, const
  * to 16, within V_k's Cin rows since Cin >= 16) are zeroed once per call,
  * and U's past np are zero. Every M entry sums the pairs in one order. */
 #define WG_AMX        1
-#define WG_AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512bf16,avx512f,avx512bw,avx512vl")))
+#define WG_AMX_TARGET NN_AMX_TARGET
 
 static int wg_npp(int Cin) { return (((Cin + 1) / 2) + 15) & ~15; }
-
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} wg_tilecfg;
 
 /* Tiles 0..2: M (16 rows: two blocks of WG_MR channels); 3: U (16 rows);
  * 4..6: V (16 pair rows). Per thread. */
 static WG_AMX_TARGET void wg_amx_config(void) {
-    wg_tilecfg c;
-    memset(&c, 0, sizeof c);
-    c.palette = 1;
-    for (int t = 0; t < 7; t++) {
-        c.rows[t] = 16;
-        c.colsb[t] = 64;
-    }
-    _tile_loadconfig(&c);
+    static const uint8_t rows[8] = {16, 16, 16, 16, 16, 16, 16, 0};
+    nn_amx_configure(rows);
 }
 static WG_AMX_TARGET void wg_amx_release(void) { _tile_release(); }
 
@@ -555,52 +545,37 @@ static WG_BF16_TARGET __attribute__((noinline)) void wd_gemm_bf2(double *m, size
  * 0 and 1 for a block of 16 channels, 2 and 3 (A tile 5) for the last
  * Cin % 16 of them (wd_amx_config), so no tile reads past Cin's rows. */
 static WG_AMX_TARGET void wd_amx_config(int tail) {
-    wg_tilecfg c;
-    memset(&c, 0, sizeof c);
-    c.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        const int part = t == 2 || t == 3 || t == 5;
-        c.rows[t] = (uint8_t)(part ? tail : 16);
-        c.colsb[t] = part && !tail ? 0 : 64;
-    }
-    _tile_loadconfig(&c);
+    const uint8_t rows[8] = {16, 16, (uint8_t)tail, (uint8_t)tail, 16, (uint8_t)tail, 16, 16};
+    nn_amx_configure(rows);
 }
 
 static WG_AMX_TARGET __attribute__((noinline)) void wd_gemm_amx(double *m, size_t ldm, const float *z, int ldz,
                                                                 const float *v, size_t vs, int npp, int nci, int NV) {
     float acc[16 * 32] __attribute__((aligned(64)));
     const size_t vb = vs * 4, zb = (size_t)ldz * 4;
-    if (nci == 16) {
-        _tile_zero(0);
-        _tile_zero(1);
-        for (int p = 0; p < npp; p += 16) {
-            const float *zp = z + (size_t)p * ldz;
-            _tile_loadd(4, v + p, vb);
-            _tile_loadd(6, zp, zb);
-            _tile_dpbf16ps(0, 4, 6);
-            if (NV > 1) {
-                _tile_loadd(7, zp + 16, zb);
-                _tile_dpbf16ps(1, 4, 7);
-            }
-        }
-        _tile_stored(0, acc, 128);
-        if (NV > 1) _tile_stored(1, acc + 16, 128);
-    } else {
-        _tile_zero(2);
-        _tile_zero(3);
-        for (int p = 0; p < npp; p += 16) {
-            const float *zp = z + (size_t)p * ldz;
-            _tile_loadd(5, v + p, vb);
-            _tile_loadd(6, zp, zb);
-            _tile_dpbf16ps(2, 5, 6);
-            if (NV > 1) {
-                _tile_loadd(7, zp + 16, zb);
-                _tile_dpbf16ps(3, 5, 7);
-            }
-        }
-        _tile_stored(2, acc, 128);
-        if (NV > 1) _tile_stored(3, acc + 16, 128);
-    }
+    /* C0, C1 += A x B0, B1 over the pairs; tile numbers are constants */
+#define WD_AMX_PASS(C0, C1, A)                                                                                         \
+    do {                                                                                                               \
+        _tile_zero(C0);                                                                                                \
+        _tile_zero(C1);                                                                                                \
+        for (int p = 0; p < npp; p += 16) {                                                                            \
+            const float *zp = z + (size_t)p * ldz;                                                                     \
+            _tile_loadd(A, v + p, vb);                                                                                 \
+            _tile_loadd(6, zp, zb);                                                                                    \
+            _tile_dpbf16ps(C0, A, 6);                                                                                  \
+            if (NV > 1) {                                                                                              \
+                _tile_loadd(7, zp + 16, zb);                                                                           \
+                _tile_dpbf16ps(C1, A, 7);                                                                              \
+            }                                                                                                          \
+        }                                                                                                              \
+        _tile_stored(C0, acc, 128);                                                                                    \
+        if (NV > 1) _tile_stored(C1, acc + 16, 128);                                                                   \
+    } while (0)
+    if (nci == 16)
+        WD_AMX_PASS(0, 1, 4);
+    else
+        WD_AMX_PASS(2, 3, 5);
+#undef WD_AMX_PASS
     for (int i = 0; i < nci; i++) {
         double *mm = m + (size_t)i * ldm;
         for (int j = 0; j < 16 * NV; j++) mm[j] += (double)acc[i * 32 + j];
