@@ -21,14 +21,16 @@ and by fifths of t (band k: t in [200k, 200k + 200)).
 
 import argparse
 import glob
-import json
 import os
-import struct
 import subprocess
+import sys
 import tempfile
 
 import cv2
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
+import safetensors_io  # noqa: E402
 
 T = 1000
 
@@ -45,29 +47,6 @@ def alpha_bar_cosine():
         prod *= 1 - min(1 - f(t + 1) / f(t), 0.999)
         ab[t] = prod
     return ab
-
-
-def st_write(path, tensors):
-    hdr, off, blobs = {}, 0, []
-    for k, a in tensors.items():
-        b = np.ascontiguousarray(a, dtype=np.float32).tobytes()
-        hdr[k] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        off += len(b)
-        blobs.append(b)
-    h = json.dumps(hdr).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-def st_read(path, key):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        hdr = json.loads(f.read(n))
-        d = f.read()
-    e = hdr[key]
-    a, b = e["data_offsets"]
-    return np.frombuffer(d[a:b], dtype=np.float32).reshape(e["shape"])
 
 
 def info(binary, weights, key):
@@ -106,9 +85,9 @@ def x0_estimate(binary, weights, tmp, Y, C, ts, eps, ab):
     sa, sb = np.sqrt(ab[ts])[:, None, None, None], np.sqrt(1 - ab[ts])[:, None, None, None]
     xt = sa * s * C + sb * eps
     inp, out = os.path.join(tmp, "in.safetensors"), os.path.join(tmp, "out.safetensors")
-    st_write(inp, {"x": np.concatenate([xt, Y], 1), "t": ts.astype(np.float32)})
+    safetensors_io.save_np(inp, {"x": np.concatenate([xt, Y], 1), "t": ts.astype(np.float32)})
     subprocess.run([binary, "forward", "-q", "--weights", weights, "-t", "1", inp, out], check=True)
-    o = st_read(out, "y").astype(np.float64)
+    o = safetensors_io.load_np(out)[0]["y"].astype(np.float64)
     x0 = sa * xt - sb * o if v_pred else (xt - sb * o) / sa
     return np.clip(x0 / s, -1, 1)
 

@@ -11,13 +11,16 @@ string -> string map.  This writer lays tensors out contiguously, in the order
 of the sorted key names, little-endian, and pads the JSON header with spaces so
 that the data starts at a multiple of 8 bytes.  The loader converts F16 to F32
 and validates the header (JSON, N, dtypes, sizes, offset ranges, overlaps).
+
+`save_np` / `load_np` take and return numpy arrays and need only numpy (the
+scripts in scripts/ use them); `save` / `load` are the same for torch tensors
+(the reference tests), and import torch only when called.
 """
 
 import json
 import struct
 
 import numpy as np
-import torch
 
 _NP_DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2")}
 
@@ -26,8 +29,8 @@ class SafetensorsError(ValueError):
     pass
 
 
-def save(path, tensors, metadata=None, dtype="F32"):
-    """Write `tensors` (name -> torch.Tensor) to `path`, all stored as `dtype`.
+def save_np(path, tensors, metadata=None, dtype="F32"):
+    """Write `tensors` (name -> array-like) to `path`, all stored as `dtype`.
 
     Values are first converted to float32 then (for F16) rounded to nearest
     half precision, i.e. the same rounding the C writer uses.
@@ -48,15 +51,12 @@ def save(path, tensors, metadata=None, dtype="F32"):
     for name in sorted(tensors):
         if name == "__metadata__":
             raise SafetensorsError(f"{path}: '__metadata__' is not a valid tensor name")
-        t = tensors[name]
-        if not isinstance(t, torch.Tensor):
-            t = torch.as_tensor(t)
-        arr = t.detach().cpu().to(torch.float32).contiguous().numpy()
+        arr = np.asarray(tensors[name], dtype=np.float32)
         arr = np.ascontiguousarray(arr.astype(npdt))  # F32 -> F16: round to nearest even
         raw = arr.tobytes(order="C")
         header[name] = {
             "dtype": dtype,
-            "shape": [int(s) for s in t.shape],
+            "shape": [int(s) for s in arr.shape],
             "data_offsets": [offset, offset + len(raw)],
         }
         blobs.append(raw)
@@ -90,8 +90,8 @@ def read_header(path):
     return header, 8 + n, buf
 
 
-def load(path):
-    """Return ({name: float32 torch.Tensor}, {metadata str: str})."""
+def load_np(path):
+    """Return ({name: float32 numpy array}, {metadata str: str})."""
     header, start, buf = read_header(path)
     data_len = len(buf) - start
     metadata = header.pop("__metadata__", {}) or {}
@@ -126,12 +126,32 @@ def load(path):
                 f"{path}: tensor {name!r}: {e - b} bytes do not match {dt} x {shape} = {count * itemsize}")
         spans.append((b, e, name))
         arr = np.frombuffer(buf, dtype=_NP_DTYPES[dt], count=count, offset=start + b)
-        tensors[name] = torch.from_numpy(arr.astype(np.float32).reshape(shape))
+        tensors[name] = arr.astype(np.float32).reshape(shape)
     spans.sort()
     for (b0, e0, n0), (b1, e1, n1) in zip(spans, spans[1:]):
         if b1 < e0:
             raise SafetensorsError(f"{path}: tensors {n0!r} and {n1!r} overlap")
     return tensors, dict(metadata)
+
+
+def save(path, tensors, metadata=None, dtype="F32"):
+    """save_np for name -> torch.Tensor (converted to float32 on the CPU first)."""
+    import torch
+
+    arrays = {}
+    for name, t in tensors.items():
+        if not isinstance(t, torch.Tensor):
+            t = torch.as_tensor(t)
+        arrays[name] = t.detach().cpu().to(torch.float32).contiguous().numpy()
+    save_np(path, arrays, metadata, dtype)
+
+
+def load(path):
+    """Return ({name: float32 torch.Tensor}, {metadata str: str})."""
+    import torch
+
+    tensors, metadata = load_np(path)
+    return {k: torch.from_numpy(v) for k, v in tensors.items()}, metadata
 
 
 def dtypes(path):
