@@ -12,11 +12,12 @@ diffusion metadata (docs/MODEL.md: mode, channels, config, schedule,
 prediction, target_scale); the script refuses otherwise. The output takes the
 metadata of the LAST input (the newest snapshot: its train_steps, and its
 guidance and render_size if it was exported with them), adds `averaged_from`
-(the inputs' train_steps), and is written as F16, the shipped precision. The
+(the inputs' train_steps), and is written as F16, the shipped precision,
+through OUT.tmp and a rename; an existing OUT is replaced only with --overwrite. The
 mean is taken in float64 over the inputs as stored, then rounded to float32
 and from there to F16 (round to nearest even), as the C writer rounds.
 
-    /usr/bin/python3 scripts/average_weights.py -o OUT.safetensors A.safetensors B.safetensors [...]
+    /usr/bin/python3 scripts/average_weights.py [--overwrite] -o OUT.safetensors A.safetensors B.safetensors [...]
 """
 
 import argparse
@@ -36,12 +37,15 @@ SAME = ("format", "format_version", "mode", "in_channels", "out_channels", "base
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-o", "--out", required=True, help="output safetensors (must not be an input)")
+    ap.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (default: refuse)")
     ap.add_argument("inputs", nargs="+", help="weights files, oldest first")
     a = ap.parse_args()
     if len(a.inputs) < 2:
         ap.error("need at least two inputs")
     if any(os.path.abspath(a.out) == os.path.abspath(p) for p in a.inputs):
         ap.error(f"{a.out}: the output is also an input")
+    if os.path.lexists(a.out) and not a.overwrite:
+        sys.exit(f"average_weights: {a.out}: exists (--overwrite replaces it)")
 
     total, ref, metas = None, None, []
     for p in a.inputs:
@@ -68,8 +72,13 @@ def main():
     meta["averaged_from"] = "train_steps " + " ".join(m.get("train_steps", "?") for m in metas)
     n = len(a.inputs)
     tmp = a.out + ".tmp"
-    safetensors_io.save_np(tmp, {k: (v / n).astype(np.float32) for k, v in total.items()}, meta, dtype="F16")
-    os.replace(tmp, a.out)
+    try:
+        safetensors_io.save_np(tmp, {k: (v / n).astype(np.float32) for k, v in total.items()}, meta, dtype="F16")
+        os.replace(tmp, a.out)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        sys.exit(f"average_weights: {a.out}: {e}")
     print(f"{a.out}: mean of {n} models ({meta['averaged_from']})")
 
 

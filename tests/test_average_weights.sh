@@ -3,8 +3,8 @@
 # element-wise mean of its inputs rounded to F16 (checked in numpy against the
 # inputs), the C loader reads it and restores with it, and it refuses: one
 # input, inputs of other modes or configs, a damaged input, an output that is
-# an input. A refusal exits non-zero, names the file and leaves no output and
-# every input as it was.
+# an input, an existing output without --overwrite. A refusal exits non-zero,
+# names the file and leaves no output and every input as it was.
 # Usage: test_average_weights.sh path/to/diffrestore path/to/make_tiny_weights SOURCE_DIR
 set -u
 BIN="$1"
@@ -91,5 +91,15 @@ refuses "a missing input" "nosuch.safetensors" -o "$T/r.safetensors" "$T/a.safet
 "$PY" "$AVG" -o "$T/a.safetensors" "$T/a.safetensors" "$T/b.safetensors" >"$T/out" 2>"$T/err" && bad "output = input: exit 0"
 contains "$T/err" "also an input" "output = input: the reason"
 cmp -s "$T/a.safetensors" "$T/a.copy" && ok || bad "output = input: a.safetensors was written"
+# an existing output: refused without --overwrite (left as it was), replaced with it
+cp "$T/c.safetensors" "$T/r.safetensors"
+"$PY" "$AVG" -o "$T/r.safetensors" "$T/a.safetensors" "$T/b.safetensors" >"$T/out" 2>"$T/err" && bad "existing output: exit 0"
+contains "$T/err" "--overwrite" "existing output: the way out"
+cmp -s "$T/r.safetensors" "$T/c.safetensors" && ok || bad "existing output: replaced without --overwrite"
+expect 0 "existing output with --overwrite" "$PY" "$AVG" --overwrite -o "$T/r.safetensors" "$T/a.safetensors" "$T/b.safetensors"
+cmp -s "$T/r.safetensors" "$T/c.safetensors" && bad "--overwrite: not replaced" || ok
+# an output directory that does not exist: an error naming it, nothing left
+"$PY" "$AVG" -o "$T/nodir/r.safetensors" "$T/a.safetensors" "$T/b.safetensors" >"$T/out" 2>"$T/err" && bad "missing output directory: exit 0"
+contains "$T/err" "nodir/r.safetensors" "missing output directory: the message names the output"
 [ "$(sums)" = "$before" ] && ok || bad "an input changed"
 finish test_average_weights
