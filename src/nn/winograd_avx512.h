@@ -325,18 +325,31 @@ static WG_AMX_TARGET void wg_amx_release(void) { _tile_release(); }
 static int wg_nb2(int Cout) { return (((Cout + WG_MR - 1) / WG_MR) + 1) & ~1; }
 static WG_AMX_TARGET __attribute__((noinline)) void wg_weights_amx(uint32_t *Ua, const float *Upk, int Cin, int Cout) {
     const int nb = (Cout + WG_MR - 1) / WG_MR, nb2 = wg_nb2(Cout), npp = wg_npp(Cin);
+    /* lane l of a row: pair p0 + l, whose two channels sit 2 WG_MR floats apart from the next pair's */
+    const __m512i pair = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                            _mm512_set1_epi32(2 * WG_MR));
 #pragma omp for schedule(static)
     for (int kb = 0; kb < 16 * nb2; kb++) {
         const int k = kb / nb2, jb = kb % nb2;
-        const float *src = Upk + ((size_t)k * nb + jb) * Cin * WG_MR;
         uint32_t *dst = Ua + (size_t)kb * WG_MR * npp;
-        for (int m = 0; m < WG_MR; m++)
-            for (int p = 0; p < npp; p++) {
-                const int c0 = 2 * p, c1 = 2 * p + 1;
-                const uint32_t lo = jb < nb && c0 < Cin ? nn_bf16_round_sw(src[(size_t)c0 * WG_MR + m]) : 0;
-                const uint32_t hi = jb < nb && c1 < Cin ? nn_bf16_round_sw(src[(size_t)c1 * WG_MR + m]) : 0;
-                dst[(size_t)m * npp + p] = lo | hi << 16;
+        if (jb >= nb) { /* the odd block that pads a 16-row tile */
+            memset(dst, 0, sizeof(uint32_t) * (size_t)WG_MR * npp);
+            continue;
+        }
+        const float *src = Upk + ((size_t)k * nb + jb) * Cin * WG_MR;
+        for (int p0 = 0; p0 < npp; p0 += 16) {
+            /* channels 2p and 2p + 1 of the 16 pairs that exist (zero past Cin) */
+            const int nlo = Cin - 2 * p0 <= 0 ? 0 : (Cin - 2 * p0 + 1) / 2,
+                      nhi = Cin - 2 * p0 <= 1 ? 0 : (Cin - 2 * p0) / 2;
+            const __mmask16 mlo = nlo >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nlo) - 1);
+            const __mmask16 mhi = nhi >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nhi) - 1);
+            const float *s0 = src + (size_t)2 * p0 * WG_MR;
+            for (int m = 0; m < WG_MR; m++) {
+                const __m512 lo = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mlo, pair, s0 + m, 4);
+                const __m512 hi = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mhi, pair, s0 + WG_MR + m, 4);
+                wg_store_pair((float *)(void *)(dst + (size_t)m * npp + p0), lo, hi);
             }
+        }
     }
 }
 
