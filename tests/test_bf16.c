@@ -578,6 +578,39 @@ static void test_attention(int B, int C, int N) {
         free(dqfp), free(ofp2);
 }
 
+/* One output channel's NaN weights stay in that channel, on the path the
+ * precision picks: fp32, vdpbf16ps or AMX. The bf16 kernels pad the channel
+ * pairs past Cin (odd Cin here) and the blocks of output channels past Cout
+ * (33 = 4 blocks of 8 and one of 1); a padding that read the next block's
+ * weights instead of zeros multiplies them by V's zeroed rows, which hides
+ * finite values but not NaN: 0 x NaN is NaN in a neighbouring channel. */
+static void test_channel_isolation(int prec, const char *path) {
+    enum { B = 1, CIN = 17, COUT = 33, H = 9, W = 11, BAD = 8 };
+    conv2d_dims d = {B, CIN, H, W, COUT, 3, 1};
+    const size_t nin = (size_t)B * CIN * H * W, nw = (size_t)COUT * CIN * 9, hw = (size_t)H * W;
+    float *inp = falloc(nin), *w = falloc(nw), *out = falloc((size_t)B * COUT * hw);
+    test_rng r = {11};
+    test_fill_normal(&r, inp, nin, 1.0f);
+    test_fill_normal(&r, w, nw, 0.05f);
+    for (size_t i = 0; i < (size_t)CIN * 9; i++) w[(size_t)BAD * CIN * 9 + i] = NAN;
+    float *fs = falloc(conv2d_forward_scratch(&d));
+    nn_set_precision(prec);
+    conv2d_forward(out, inp, w, NULL, &d, fs);
+    nn_set_precision(NN_PREC_FP32);
+    int leaked = 0, kept = 1;
+    for (int c = 0; c < COUT; c++)
+        for (size_t i = 0; i < hw; i++) {
+            const int fin = isfinite(out[(size_t)c * hw + i]);
+            if (c == BAD)
+                kept &= !fin;
+            else
+                leaked += !fin;
+        }
+    CHECK(kept && leaked == 0, "%s: channel %d's NaN weights stay in it (%d values of other channels not finite)", path,
+          BAD, leaked);
+    free(inp), free(w), free(out), free(fs);
+}
+
 /* Without AVX512-BF16: BF16 is refused, AUTO runs fp32, results are fp32's bits. */
 static void test_fallback(void) {
     conv2d_dims d = {2, 32, 12, 10, 24, 3, 1};
@@ -733,6 +766,13 @@ int main(void) {
     test_agreement(3, 256, 128, 5, 7);
     test_agreement(1, 24, 16, 9, 9); /* 25 tiles: the weight gradient's last tile pair is half empty */
     test_agreement(3, 16, 16, 5, 5); /* 27 tiles over 3 samples */
+    test_channel_isolation(NN_PREC_FP32, "fp32");
+    test_channel_isolation(NN_PREC_BF16, nn_amx_available() ? "bf16 on AMX" : "bf16 on vdpbf16ps");
+    if (nn_amx_available()) {
+        nn_amx_hide(1);
+        test_channel_isolation(NN_PREC_BF16, "bf16 on vdpbf16ps");
+        nn_amx_hide(0);
+    }
     test_gemm();
     if (nn_amx_available()) { /* and the vdpbf16ps kernels, which run where there is no AMX */
         nn_amx_hide(1);
