@@ -7,16 +7,23 @@
 # line under a flat val line is a model short of photos, not of steps. And
 # the from-scratch colorize arms of docs/training/colorize_arms.csv
 # (scripts/arms_csv.sh: U-Net size and photo count) against training steps,
-# beside the shipped base-32 lineage's points.
-#   scripts/plot_training.sh [OUT.png [GAP.png [ARMS.png]]]
-#   (default docs/training/val_x0_mse.png, train_val_gap.png, colorize_arms.png)
+# beside the shipped base-32 lineage's points. And the same gap in samples,
+# from docs/training/sample_gap.csv (scripts/sample_gap.sh: the model's mean
+# estimate over the baseline on the training and the val photos, by steps,
+# one line per lineage; a NAME-STEP name's lineage is the part before the
+# last "-").
+#   scripts/plot_training.sh [OUT.png [GAP.png [ARMS.png [SGAP.png]]]]
+#   (default docs/training/val_x0_mse.png, train_val_gap.png, colorize_arms.png,
+#   sample_gap.png)
 # Needs gnuplot (Debian: gnuplot-nox).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-docs/training/val_x0_mse.png}"
 gap_out="${2:-docs/training/train_val_gap.png}"
 arms_out="${3:-docs/training/colorize_arms.png}"
+sgap_out="${4:-docs/training/sample_gap.png}"
 arms_csv=docs/training/colorize_arms.csv
+sgap_csv=docs/training/sample_gap.csv
 csv=docs/training/history.csv
 gap_csv=docs/training/train_val_gap.csv
 command -v gnuplot >/dev/null || { echo "plot_training.sh: gnuplot is missing (apt-get install gnuplot-nox)" >&2; exit 2; }
@@ -40,6 +47,29 @@ if [ -r "$arms_csv" ]; then
   arms=$(awk -F, 'NR > 1 {print $1}' "$arms_csv" | sort -u | tr '\n' ' ')
   for a in $arms; do awk -F, -v a="$a" 'NR > 1 && $1 == a {print $2, $4}' "$arms_csv" >"$tmp/arm-$a"; done
 fi
+# sample gap: per lineage and photo set, "steps dB" (val: the mean over its seeds)
+sgaps=""
+if [ -r "$sgap_csv" ]; then
+  awk -F, -v d="$tmp" '!/^#/ && $1 != "mode" {
+      l = $2; sub(/-[^-]*$/, "", l); gsub(/[^A-Za-z0-9]+/, "_", l)
+      k = $1 "|" l "|" $4 "|" $3; s[k] += $8; n[k]++; f[k] = d "/sg-" $1 "-" l "-" $4
+    }
+    END { for (k in s) { split(k, a, "|"); print a[4], s[k] / n[k] > f[k] } }' "$sgap_csv"
+  for f in "$tmp"/sg-*; do
+    [ -e "$f" ] || continue
+    sort -g -o "$f" "$f"
+    sgaps="$sgaps ${f##*/}"
+  done
+fi
+sg_colorize="" sg_superres="" sg_modes=""
+for f in $sgaps; do
+  case "$f" in
+    sg-colorize-*) sg_colorize="$sg_colorize $f" ;;
+    sg-superres-*) sg_superres="$sg_superres $f" ;;
+  esac
+done
+[ -z "$sg_colorize" ] || sg_modes="colorize"
+[ -z "$sg_superres" ] || sg_modes="$sg_modes superres"
 gnuplot <<GP
 set terminal pngcairo size 1500,480 font ",10"
 set output "$out"
@@ -79,5 +109,28 @@ if ("$arms" ne "") {
   plot "$tmp/lineage" using 1:2 with linespoints pt 7 ps 0.5 lc rgb "gray50" title "base 32, 67 photos (the shipped lineage; recipes change)", \
        for [a in "$arms"] "$tmp/arm-".a using 1:2 with linespoints pt 5 ps 0.6 title a
 }
+if ("$sgaps" ne "") {
+  set output "$sgap_out"
+  set terminal pngcairo size 1000,480 font ",10" noenhanced
+  set multiplot layout 1,words("$sg_modes") title "the model's mean estimate (1 DDIM step from t = 999, unguided) over the baseline, centred 256 crops: training photos against val photos"
+  unset logscale y
+  set autoscale y
+  set offsets 0, 0, 0.3, 0.3
+  set xrange [0:*]
+  set xlabel "training steps"
+  set key bottom right
+  do for [m in "$sg_modes"] {
+    set title m
+    set ylabel (m eq "colorize" ? "chroma PSNR over the gray input, dB" : "x4 PSNR over bicubic, dB")
+    target = (m eq "colorize" ? 1.0 : 0.5)
+    files = (m eq "colorize" ? "$sg_colorize" : "$sg_superres")
+    plot for [f in files] "$tmp/".f using 1:2 \
+           with linespoints pt (strstrt(f, "-train") ? 7 : 5) dt 1 + (strstrt(f, "-train") > 0) \
+           title f[5+strlen(m):], \
+         target with lines lc rgb "red" dt 3 title "issue 15's target (val)"
+  }
+  unset multiplot
+}
 GP
 if [ -n "$arms" ]; then echo "wrote $out, $gap_out and $arms_out"; else echo "wrote $out and $gap_out"; fi
+[ -z "$sgaps" ] || echo "wrote $sgap_out"

@@ -333,6 +333,30 @@ EXTRA="bad=--init $TMP/text.png" expect 1 "train_val_gap: a text file as model" 
 contains "$TMP/err" "validation of bad (--init $TMP/text.png) failed" "train_val_gap names the failed model"
 unset DIFFRESTORE TRAIN VAL
 
+# --- scripts/sample_gap.sh: the model's mean estimate over the baseline on the training
+# and the val photos. The same photos on both sides give the same row; a gray photo
+# (the gray input is exact: 99 dB) is left out of the mean and counted.
+SG="$SRC/scripts/sample_gap.sh"
+mkdir -p "$TMP/sgdata" && cp "$SRC/samples/mountains_128x96.png" "$SRC/samples/kitten_gray.png" "$TMP/sgdata/"
+export DIFFRESTORE="$BIN" TRAIN="$TMP/sgdata" VAL="$TMP/sgdata" CROP=64 VAL_SEEDS="0 1"
+expect 0 "sample_gap: two rows of val, one of train" bash "$SG" colorize "tiny=$TMP/sc_new.safetensors"
+contains "$TMP/out" "mode,name,train_steps,photos,seed,images,skipped,chroma_psnr,baseline_chroma_psnr,over_baseline_db,colorfulness_ratio" "sample_gap header"
+[ "$(grep -c '^colorize,tiny,60,' "$TMP/out")" -eq 3 ] && ok || bad "sample_gap: want 3 rows at step 60: $(cat "$TMP/out")"
+grep -Eq '^colorize,tiny,60,val,1,1,1,[0-9.]+,[0-9.]+,-?[0-9.]+,[0-9.]+$' "$TMP/out" && ok ||
+  bad "sample_gap: want the seed-1 val row of 1 image with the gray photo skipped: $(cat "$TMP/out")"
+tr_row=$(awk -F, '$4 == "train" {$4 = ""; print}' "$TMP/out")
+va_row=$(awk -F, '$4 == "val" && $5 == 0 {$4 = ""; print}' "$TMP/out")
+[ -n "$tr_row" ] && [ "$tr_row" = "$va_row" ] && ok || bad "sample_gap: the same photos and seed must give the same row: '$tr_row' '$va_row'"
+expect 1 "sample_gap: a colorize model as superres" bash "$SG" superres "tiny=$TMP/sc_new.safetensors"
+contains "$TMP/err" "eval of tiny ($TMP/sc_new.safetensors) on $TMP/sgdata failed" "sample_gap names the failed model"
+TRAIN="$SRC/samples/kitten_gray.png" expect 1 "sample_gap: only gray photos" bash "$SG" colorize "tiny=$TMP/sc_new.safetensors"
+contains "$TMP/err" "no scored image" "sample_gap: nothing to score is an error"
+expect 2 "sample_gap: a missing weights file" bash "$SG" colorize "tiny=$TMP/none.safetensors"
+contains "$TMP/err" "'tiny=$TMP/none.safetensors' is not NAME=WEIGHTS with a readable file" "sample_gap names the bad argument"
+[ ! -s "$TMP/out" ] && ok || bad "sample_gap: a bad argument printed rows: $(cat "$TMP/out")"
+expect 2 "sample_gap: inpaint is not measured" bash "$SG" inpaint "tiny=$TMP/sc_new.safetensors"
+unset DIFFRESTORE TRAIN VAL CROP VAL_SEEDS
+
 # --- scripts/arms_csv.sh: the validation points of a real training CSV, found by
 # the header's names, over a resume (the header repeats); bad inputs refused.
 AC="$SRC/scripts/arms_csv.sh"
