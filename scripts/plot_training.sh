@@ -52,7 +52,7 @@ sgaps=""
 if [ -r "$sgap_csv" ]; then
   awk -F, -v d="$tmp" '!/^#/ && $1 != "mode" {
       l = $2; sub(/-[^-]*$/, "", l); gsub(/[^A-Za-z0-9]+/, "_", l)
-      k = $1 "|" l "|" $4 "|" $3; s[k] += $8; n[k]++; f[k] = d "/sg-" $1 "-" l "-" $4
+      k = $1 "|" l "|" $4 "|" $3; s[k] += $10; n[k]++; f[k] = d "/sg-" $1 "-" l "-" $4
     }
     END { for (k in s) { split(k, a, "|"); print a[4], s[k] / n[k] > f[k] } }' "$sgap_csv"
   for f in "$tmp"/sg-*; do
@@ -124,9 +124,10 @@ if ("$sgaps" ne "") {
     set ylabel (m eq "colorize" ? "chroma PSNR over the gray input, dB" : "x4 PSNR over bicubic, dB")
     target = (m eq "colorize" ? 1.0 : 0.5)
     files = (m eq "colorize" ? "$sg_colorize" : "$sg_superres")
-    plot for [f in files] "$tmp/".f using 1:2 \
-           with linespoints pt (strstrt(f, "-train") ? 7 : 5) dt 1 + (strstrt(f, "-train") > 0) \
-           title f[5+strlen(m):], \
+    # one colour per lineage (its -train and -val files sort next to each other), train dashed
+    plot for [i=1:words(files)] "$tmp/".word(files, i) using 1:2 \
+           with linespoints lc (i + 1) / 2 pt (strstrt(word(files, i), "-train") ? 7 : 5) \
+           dt 1 + (strstrt(word(files, i), "-train") > 0) title word(files, i)[5+strlen(m):], \
          target with lines lc rgb "red" dt 3 title "issue 15's target (val)"
   }
   unset multiplot
