@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # The train/val gap in samples, beside scripts/train_val_gap.sh's gap in x0 MSE.
-# For each model, the most accurate output it can give: one DDIM step from
-# t = 999, unguided, which returns the network's estimate of the conditional
-# mean E[x0 | y] (colorize: the chroma; superres: the HR image). No sampler,
-# guidance weight or mean of samples of that model is more accurate on
-# average than a good estimate of that mean, so its score over the baseline
-# is the model's ceiling in accuracy. Scored on the centred 256 crops of the
-# training photos (seed 0) and of the val photos (seeds 0, 1 and 2); the
-# crops cover the photos' middles at restore's own scale. A ceiling that
-# rises on the training photos while it stays flat on val is a model that
-# has learned its photos and nothing more of the task: more photos, not more
-# steps, move it. Scores are means over the images, leaving out any image that
-# the baseline already restores exactly (99 dB, the cap: a gray photo among
-# colorize's training photos), which would outweigh all the others.
+# For each model, its mean estimate: one DDIM step from t = 999, unguided,
+# which returns the network's estimate of the conditional mean E[x0 | y]
+# (colorize: the chroma; superres: the HR image), the output that is right on
+# average, with no sampler in the way (against colorize's default sampler it
+# is within 0.15 dB either way: docs/TRAINING.md, session 47). Scored on the
+# centred 256 crops of the training photos (seed 0) and of the val photos
+# (seeds 0, 1 and 2); the crops cover the photos' middles at restore's own
+# scale. A mean estimate that rises on the training photos while it stays
+# flat on val is a model that has learned its photos and nothing more of the
+# task: more photos, not more steps, move it. Scores are means over the
+# images, leaving out any image that the baseline already restores exactly
+# (99 dB, the cap: a gray photo among colorize's training photos), which would
+# outweigh all the others.
 #
 #   scripts/sample_gap.sh MODE NAME=WEIGHTS [NAME=WEIGHTS...]   (CSV on stdout)
 #
