@@ -32,6 +32,8 @@ val="${VAL:-../shared/data/val}"
 crop="${CROP:-256}"
 threads="${THREADS:-1}"
 read -r -a val_seeds <<<"${VAL_SEEDS:-0 1 2}"
+# colorize at one render size for every model (older weights carry none), so
+# that the rows compare
 case "$mode" in
   colorize) acc=chroma_psnr real=colorfulness_ratio extra=(--render-size 384) ;;
   superres) acc=psnr real=hf_ratio extra=(--scale 4) ;;
@@ -50,11 +52,11 @@ row() { # row NAME WEIGHTS SET DIR SEED
     exit 1
   fi
   local steps
-  steps=$(head -c 65536 "$2" | grep -a -o '"train_steps":"[0-9]*"' | grep -o '[0-9]*' || echo "?")
+  steps=$("$bin" info "$2" 2>/dev/null | awk '$1 == "train_steps" && $2 == "=" {print $3}')
   # per image, not eval's mean: an image the baseline already restores
   # exactly (the 99 dB cap: a gray photo for colorize) has nothing to restore,
   # and its 99 dB would outweigh every other image of the mean
-  awk -v n="$1" -v s="$steps" -v set="$3" -v seed="$5" -v mo="$mode" -v acc="$acc" -v real="$real" '
+  awk -v n="$1" -v s="${steps:-?}" -v set="$3" -v seed="$5" -v mo="$mode" -v acc="$acc" -v real="$real" '
     function get(sec, key,   t) {
       if (!match($0, "\"" sec "\":\\{[^}]*\"" key "\":[-0-9.e+]+")) return "";
       t = substr($0, RSTART, RLENGTH); sub(/.*:/, "", t); return t
