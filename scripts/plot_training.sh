@@ -48,7 +48,7 @@ if [ -r "$arms_csv" ]; then
   for a in $arms; do awk -F, -v a="$a" 'NR > 1 && $1 == a {print $2, $4}' "$arms_csv" >"$tmp/arm-$a"; done
 fi
 # sample gap: per lineage and photo set, "steps dB" (val: the mean over its seeds)
-sgaps=""
+sg_colorize="" sg_superres="" sg_modes=""
 if [ -r "$sgap_csv" ]; then
   awk -F, -v d="$tmp" '!/^#/ && $1 != "mode" {
       l = $2; sub(/-[^-]*$/, "", l); gsub(/[^A-Za-z0-9]+/, "_", l)
@@ -58,16 +58,12 @@ if [ -r "$sgap_csv" ]; then
   for f in "$tmp"/sg-*; do
     [ -e "$f" ] || continue
     sort -g -o "$f" "$f"
-    sgaps="$sgaps ${f##*/}"
+    case "${f##*/}" in
+      sg-colorize-*) sg_colorize="$sg_colorize ${f##*/}" ;;
+      sg-superres-*) sg_superres="$sg_superres ${f##*/}" ;;
+    esac
   done
 fi
-sg_colorize="" sg_superres="" sg_modes=""
-for f in $sgaps; do
-  case "$f" in
-    sg-colorize-*) sg_colorize="$sg_colorize $f" ;;
-    sg-superres-*) sg_superres="$sg_superres $f" ;;
-  esac
-done
 [ -z "$sg_colorize" ] || sg_modes="colorize"
 [ -z "$sg_superres" ] || sg_modes="$sg_modes superres"
 gnuplot <<GP
@@ -109,7 +105,7 @@ if ("$arms" ne "") {
   plot "$tmp/lineage" using 1:2 with linespoints pt 7 ps 0.5 lc rgb "gray50" title "base 32, 67 photos (the shipped lineage; recipes change)", \
        for [a in "$arms"] "$tmp/arm-".a using 1:2 with linespoints pt 5 ps 0.6 title a
 }
-if ("$sgaps" ne "") {
+if ("$sg_modes" ne "") {
   set output "$sgap_out"
   set terminal pngcairo size 1000,480 font ",10" noenhanced
   set multiplot layout 1,words("$sg_modes") title "the model's mean estimate (1 DDIM step from t = 999, unguided) over the baseline, centred 256 crops: training photos against val photos"
@@ -134,4 +130,4 @@ if ("$sgaps" ne "") {
 }
 GP
 if [ -n "$arms" ]; then echo "wrote $out, $gap_out and $arms_out"; else echo "wrote $out and $gap_out"; fi
-[ -z "$sgaps" ] || echo "wrote $sgap_out"
+[ -z "$sg_modes" ] || echo "wrote $sgap_out"
