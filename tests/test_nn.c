@@ -1177,8 +1177,19 @@ static void test_concat(void) {
     check_same("concat", "da with db=NULL", da, da3, na);
     check_same("concat", "db with da=NULL", db, db3, nb);
 
+    // (d) concat_backward_into sets the gradients it is told to (over NaN) and adds to the others
+    float *da4 = falloc(na), *db4 = falloc(nb), *da5 = fdup(da, na), *db5 = falloc(nb);
+    for (size_t i = 0; i < na; i++) da4[i] = NAN;
+    for (size_t i = 0; i < nb; i++) db4[i] = db5[i] = NAN;
+    concat_backward_into(da4, 1, db4, 1, R, B, Ca, Cb, HW);
+    check_same("concat_into", "da set over NaN", da, da4, na);
+    check_same("concat_into", "db set over NaN", db, db4, nb);
+    concat_backward_into(da5, 0, db5, 1, R, B, Ca, Cb, HW);
+    check_twice("concat_into", "da added (set_a 0)", da, da5, na);
+    check_same("concat_into", "db set beside an added da", db, db5, nb);
+
     free(a), free(b), free(R), free(out), free(da), free(db), free(a_p), free(b_p);
-    free(cx.base.out), free(da2), free(db2), free(da3), free(db3);
+    free(cx.base.out), free(da2), free(db2), free(da3), free(db3), free(da4), free(db4), free(da5), free(db5);
 }
 
 /* ------------------------------------------------------------------ channel bias, add */

@@ -96,6 +96,10 @@ static void check_case(const char *name) {
         double le = fabs(l - loss->data[0]) / fabs(loss->data[0]);
         printf("%-6s loss %.6f (ref %.6f), rel err %.2e\n", name, l, loss->data[0], le);
         CHECK(le <= 1e-5, "%s: loss %.8f vs ref %.8f", name, l, loss->data[0]);
+        /* The run's tensor gradients are never zeroed: each backward sets every
+         * one before reading it (unet_op.set_din). NaN there turns any gradient
+         * read before it is written, or added to instead of set, into NaN. */
+        for (size_t i = 0; i < run.grad_floats; i++) run.grad[i] = NAN;
         rc = unet_backward(&run, &m->L, m->params, grads, dy, dx);
         CHECK(rc == DR_OK, "%s: backward: %s", name, dr_last_error());
         double worst = 0;
@@ -125,6 +129,15 @@ static void check_case(const char *name) {
             }
         }
         printf("%-6s %d parameter gradients + dx: worst rel err %.2e (%s)\n", name, m->L.n_params, worst, worst_name);
+        /* 3. a second backward on the same run, over the first one's tensor
+         * gradients, gives the same parameter gradients and dx bit for bit */
+        float *grads2 = calloc(m->L.n_floats, sizeof(float)), *dx2 = calloc((size_t)x->numel, sizeof(float));
+        rc = unet_backward(&run, &m->L, m->params, grads2, dy, dx2);
+        CHECK(rc == DR_OK && memcmp(grads, grads2, m->L.n_floats * sizeof(float)) == 0 &&
+                  memcmp(dx, dx2, (size_t)x->numel * sizeof(float)) == 0,
+              "%s: a second backward on the same run gives other gradients", name);
+        free(grads2);
+        free(dx2);
         free(grads);
         free(dy);
         free(dx);

@@ -6,9 +6,10 @@
  *  - Every buffer belongs to the caller. Layers allocate nothing, except the
  *    convolution which takes a caller-sized scratch workspace.
  *  - X_backward ACCUMULATES (+=) into dinp and into parameter gradients, so the
- *    caller zeroes gradients once per step and skip connections just add up.
- *    (conv2d_backward_into is the one exception: it sets dinp, for a dinp
- *    with no other contribution.)
+ *    caller zeroes parameter gradients once per step and skip connections
+ *    just add up. The *_into variants (conv2d, concat) are the exceptions:
+ *    they set the input gradient, for one with no earlier contribution this
+ *    step, so the caller need not zero it first.
  *    A NULL dinp means "no input gradient needed" (e.g. the first layer).
  *  - Results do not depend on the number of OpenMP threads: work is split on
  *    fixed boundaries and every reduction runs in a fixed order.
@@ -80,6 +81,9 @@ void upsample2x_backward(float *dinp, const float *dout, int B, int C, int H, in
 /* ---- Channel concat: a [B, Ca, HW], b [B, Cb, HW] -> out [B, Ca+Cb, HW], a first. */
 void concat_forward(float *out, const float *a, const float *b, int B, int Ca, int Cb, int HW);
 void concat_backward(float *da, float *db, const float *dout, int B, int Ca, int Cb, int HW);
+/* The same, but sets da (set_a != 0) and db (set_b != 0) instead of adding to
+ * them: for gradients with no earlier contribution this step. */
+void concat_backward_into(float *da, int set_a, float *db, int set_b, const float *dout, int B, int Ca, int Cb, int HW);
 
 /* ---- Add a per-(sample, channel) vector: x [B, C, HW] += v [B, C]. */
 void add_channel_bias_forward(float *x, const float *v, int B, int C, int HW);

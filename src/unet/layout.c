@@ -180,6 +180,29 @@ void unet_layout_free(unet_layout *L) {
     memset(L, 0, sizeof *L);
 }
 
+/* Mark, for each op, whether the backward's first write of its input
+ * gradients sets them (unet_op.set_din). Every tensor between x and y must be
+ * some op's input, or its producer's backward would read a gradient that
+ * nothing wrote. */
+static int plan_grad_writes(unet_layout *L) {
+    unsigned char *seen = calloc((size_t)L->n_tensors, 1);
+    if (!seen) return error_set(DR_ERR_NOMEM, "out of memory building the U-Net layout");
+    for (int i = L->n_ops - 1; i >= 0; i--) { // the backward's order
+        unet_op *op = &L->ops[i];
+        op->set_din = op->in > 0 && !seen[op->in];
+        seen[op->in] = 1;
+        if (op->in2 >= 0) {
+            op->set_din2 = op->in2 > 0 && !seen[op->in2];
+            seen[op->in2] = 1;
+        }
+    }
+    int unread = 0;
+    for (int t = 1; t < L->n_tensors - 1; t++) unread += !seen[t];
+    free(seen);
+    if (unread) return error_set(DR_ERR_INVALID, "U-Net layout: %d tensors no op reads", unread);
+    return DR_OK;
+}
+
 int unet_layout_build(unet_layout *L, const dr_unet_config *cfg) {
     memset(L, 0, sizeof *L);
     DR_TRY(dr_unet_config_validate(cfg));
@@ -242,7 +265,9 @@ int unet_layout_build(unet_layout *L, const dr_unet_config *cfg) {
         unet_layout_free(L);
         return error_set(DR_ERR_NOMEM, "out of memory building the U-Net layout");
     }
-    return DR_OK;
+    const int rc = plan_grad_writes(L);
+    if (rc != DR_OK) unet_layout_free(L);
+    return rc;
 }
 
 const unet_param *unet_layout_find(const unet_layout *L, const char *name) {

@@ -446,6 +446,15 @@ static float *grad_ptr(const unet_layout *L, unet_run *R, int id, float *dx, con
     return R->grad + R->toff[id];
 }
 
+/* d x = d y, set or added to (unet_op.set_din) */
+static void grad_pass(float *dx, int set, const float *dy, size_t n) {
+    if (!dx) return;
+    if (set)
+        memcpy(dx, dy, n * sizeof(float));
+    else
+        accumulate(dx, dy, n);
+}
+
 static void res_backward(unet_run *R, const unet_layout *L, const float *P, float *Gp, const unet_op *op, float *dx,
                          const float *dout) {
     const unet_res *r = &L->res[op->block];
@@ -467,9 +476,10 @@ static void res_backward(unet_run *R, const unet_layout *L, const float *P, floa
     if (r->skip.w != UNET_NO_PARAM) { // out = skip(x) + conv2(a2)
         conv2d_dims ds = conv_dims(B, r->cin, h, w, r->cout, 1, 1);
         NN_TIMED(NN_PROF_CONV,
-                 conv2d_backward(dx, Gp + r->skip.w, Gp + r->skip.b, dout, x, P + r->skip.w, &ds, R->scratch));
-    } else if (dx) {
-        accumulate(dx, dout, nout);
+                 (op->set_din ? conv2d_backward_into : conv2d_backward)(dx, Gp + r->skip.w, Gp + r->skip.b, dout, x,
+                                                                        P + r->skip.w, &ds, R->scratch));
+    } else {
+        grad_pass(dx, op->set_din, dout, nout);
     }
     /* da2 and da1 have one contribution each: set (_into), not zeroed and added to */
     NN_TIMED(
@@ -505,7 +515,7 @@ static void attn_backward_op(unet_run *R, const unet_layout *L, const float *P, 
     const size_t n1 = (size_t)B * c * N;
     float *d_o = R->scratch + work, *dqkv = d_o + align_up(n1), *dn = dqkv + 3 * align_up(n1);
     conv2d_dims dq = conv_dims(B, c, h, w, 3 * c, 1, 1), dp = conv_dims(B, c, h, w, c, 1, 1);
-    if (dx) accumulate(dx, dout, n1); // out = x + proj(o)
+    grad_pass(dx, op->set_din, dout, n1); // out = x + proj(o)
     /* d_o and dn have one contribution each: set (_into), not zeroed and added to */
     NN_TIMED(NN_PROF_CONV,
              conv2d_backward_into(d_o, Gp + a->proj.w, Gp + a->proj.b, dout, cc + k.o, P + a->proj.w, &dp, R->scratch));
@@ -521,7 +531,6 @@ static void attn_backward_op(unet_run *R, const unet_layout *L, const float *P, 
 int unet_backward(unet_run *R, const unet_layout *L, const float *P, float *Gp, const float *dy, float *dx) {
     if (!R->train || !R->grad) return error_set(DR_ERR_INVALID, "unet_backward needs a training-mode run");
     const int B = R->B, C = L->cfg.base_channels, E = 4 * C;
-    memset(R->grad, 0, R->grad_floats * sizeof(float));
     memset(R->demb, 0, 3 * (size_t)B * E * sizeof(float));
     for (int i = L->n_ops - 1; i >= 0; i--) {
         const unet_op *op = &L->ops[i];
@@ -534,18 +543,23 @@ int unet_backward(unet_run *R, const unet_layout *L, const float *P, float *Gp, 
         case UOP_CONV: {
             conv2d_dims d = conv_dims(B, L->tensors[op->in].c, h, w, L->tensors[op->out].c, op->k, op->stride);
             NN_TIMED(NN_PROF_CONV,
-                     conv2d_backward(din, Gp + op->p.w, Gp + op->p.b, dout, in, P + op->p.w, &d, R->scratch));
+                     (op->set_din ? conv2d_backward_into : conv2d_backward)(din, Gp + op->p.w, Gp + op->p.b, dout, in,
+                                                                            P + op->p.w, &d, R->scratch));
             break;
         }
         case UOP_RES: res_backward(R, L, P, Gp, op, din, dout); break;
         case UOP_ATTN: attn_backward_op(R, L, P, Gp, op, din, dout); break;
         case UOP_CONCAT:
-            concat_backward(din, grad_ptr(L, R, op->in2, dx, dy), dout, B, L->tensors[op->in].c, L->tensors[op->in2].c,
-                            (int)hw);
+            concat_backward_into(din, op->set_din, grad_ptr(L, R, op->in2, dx, dy), op->set_din2, dout, B,
+                                 L->tensors[op->in].c, L->tensors[op->in2].c, (int)hw);
             break;
-        case UOP_UPSAMPLE: upsample2x_backward(din, dout, B, L->tensors[op->in].c, h, w); break;
+        case UOP_UPSAMPLE: // adds only: zero a gradient it is the first to write
+            if (op->set_din) memset(din, 0, (size_t)B * L->tensors[op->in].c * hw * sizeof(float));
+            upsample2x_backward(din, dout, B, L->tensors[op->in].c, h, w);
+            break;
         case UOP_GNSILU: {
             const float *c = R->act + R->cacheoff[i];
+            if (op->set_din) memset(din, 0, (size_t)B * L->tensors[op->in].c * hw * sizeof(float)); // as UPSAMPLE
             NN_TIMED(NN_PROF_NORM,
                      groupnorm_backward(din, Gp + op->p.w, Gp + op->p.b, dout, in, c,
                                         c + align_up((size_t)B * L->cfg.groups), P + op->p.w, P + op->p.b, B,

@@ -58,6 +58,11 @@ typedef struct {
     int block;        /* index into res[] / attn[] */
     unet_wb p;        /* CONV, GNSILU parameters */
     int k, stride;    /* CONV */
+    /* The backward visits the ops in reverse, and the first of them to write
+     * a tensor's gradient sets it instead of adding to it (the later ones
+     * add), so the run's gradient buffer is never zeroed. Never set for x
+     * (tensor 0: the caller's dx, which the backward adds to). */
+    unsigned char set_din, set_din2;
 } unet_op;
 
 typedef struct {
@@ -92,7 +97,8 @@ typedef struct {
     size_t *toff;     /* offset of each tensor in act (UNET_NO_PARAM for x and y) */
     size_t *cacheoff; /* train: each op's cache; inference: all ops share offset temp */
     float *act;       /* activations, tensors and caches, one allocation */
-    float *grad;      /* train: one gradient buffer per tensor, same offsets as toff (no caches) */
+    float *grad;      /* train: one gradient buffer per tensor, same offsets as toff (no caches);
+                         each backward sets every one before reading it (unet_op.set_din) */
     float *scratch;   /* conv / attention scratch and backward temporaries */
     float *emb;       /* [B, 4C] time-embedding chain: sin, e1, s1, emb, semb */
     float *demb;      /* train: [B, 4C] x 3 gradients of the chain */
