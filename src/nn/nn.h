@@ -7,9 +7,9 @@
  *    convolution which takes a caller-sized scratch workspace.
  *  - X_backward ACCUMULATES (+=) into dinp and into parameter gradients, so the
  *    caller zeroes parameter gradients once per step and skip connections
- *    just add up. The *_into variants (conv2d, concat) are the exceptions:
- *    they set the input gradient, for one with no earlier contribution this
- *    step, so the caller need not zero it first.
+ *    just add up. The *_into variants are the exceptions: they set the input
+ *    gradients they are told to (conv2d_backward_into: always), for ones with
+ *    no earlier contribution this step, so the caller need not zero them.
  *    A NULL dinp means "no input gradient needed" (e.g. the first layer).
  *  - Results do not depend on the number of OpenMP threads: work is split on
  *    fixed boundaries and every reduction runs in a fixed order.
