@@ -59,27 +59,23 @@ void concat_forward(float *out, const float *a, const float *b, int B, int Ca, i
     }
 }
 
-/* add_a / add_b: add to da / db (the layer rule) or set them (a gradient the
- * caller has not written yet this step, so it need not be zeroed first) */
-static void concat_backward_mode(float *da, int add_a, float *db, int add_b, const float *dout, int B, int Ca, int Cb,
-                                 int HW) {
+/* set_a / set_b: set da / db (a gradient the caller has not written yet this
+ * step, so it need not be zeroed first) instead of adding to them (the layer
+ * rule) */
+void concat_backward_into(float *da, int set_a, float *db, int set_b, const float *dout, int B, int Ca, int Cb,
+                          int HW) {
     const size_t na = (size_t)Ca * HW, nb = (size_t)Cb * HW;
     for (int s = 0; s < B; s++) {
         const float *d = dout + (size_t)s * (na + nb);
-        if (da && add_a) accumulate(da + (size_t)s * na, d, na);
-        if (da && !add_a) memcpy(da + (size_t)s * na, d, na * sizeof(float));
-        if (db && add_b) accumulate(db + (size_t)s * nb, d + na, nb);
-        if (db && !add_b) memcpy(db + (size_t)s * nb, d + na, nb * sizeof(float));
+        if (da && set_a) memcpy(da + (size_t)s * na, d, na * sizeof(float));
+        if (da && !set_a) accumulate(da + (size_t)s * na, d, na);
+        if (db && set_b) memcpy(db + (size_t)s * nb, d + na, nb * sizeof(float));
+        if (db && !set_b) accumulate(db + (size_t)s * nb, d + na, nb);
     }
 }
 
 void concat_backward(float *da, float *db, const float *dout, int B, int Ca, int Cb, int HW) {
-    concat_backward_mode(da, 1, db, 1, dout, B, Ca, Cb, HW);
-}
-
-void concat_backward_into(float *da, int set_a, float *db, int set_b, const float *dout, int B, int Ca, int Cb,
-                          int HW) {
-    concat_backward_mode(da, !set_a, db, !set_b, dout, B, Ca, Cb, HW);
+    concat_backward_into(da, 0, db, 0, dout, B, Ca, Cb, HW);
 }
 
 /* ---- per-(sample, channel) bias */

@@ -183,8 +183,16 @@ void unet_layout_free(unet_layout *L) {
 /* Mark, for each op, whether the backward's first write of its input
  * gradients sets them (unet_op.set_din). Every tensor between x and y must be
  * some op's input, or its producer's backward would read a gradient that
- * nothing wrote. */
+ * nothing wrote. "First in the backward's order" is only the first write if
+ * every op reads tensors made before its output (the ops are in the order the
+ * forward runs them) and nothing reads y, whose gradient is the caller's dy. */
 static int plan_grad_writes(unet_layout *L) {
+    const int y = L->n_tensors - 1;
+    for (int i = 0; i < L->n_ops; i++) {
+        const unet_op *op = &L->ops[i];
+        if (op->in >= op->out || op->in2 >= op->out || op->in == y || op->in2 == y)
+            return error_set(DR_ERR_INVALID, "U-Net layout: op %d reads a tensor made after it (or y)", i);
+    }
     unsigned char *seen = calloc((size_t)L->n_tensors, 1);
     if (!seen) return error_set(DR_ERR_NOMEM, "out of memory building the U-Net layout");
     for (int i = L->n_ops - 1; i >= 0; i--) { // the backward's order
