@@ -375,11 +375,13 @@ check(not m["colorize"]["available"] and "no colorize weights" in m["colorize"][
 st, j, _, _ = B.req("POST", "/api/jobs", body={"mode": "colorize", "image": b64(JPG)})
 check(st == 422 and "no colorize weights" in j["error"], "no weights for the mode: 422: %d %s" % (st, j))
 st, j, _, _ = B.req("POST", "/api/jobs", body=INPAINT)
-check(st == 413 and "limit" in j["error"].lower() or "pixels" in j["error"], "an image over --max-pixels: 413 %s" % j)
+check(st == 413 and ("limit" in j["error"].lower() or "pixels" in j["error"]), "an image over --max-pixels: 413 %s" % j)
 check(B.stop() == 0, "B stops cleanly")
 
 # ------------------------------------------------------------------ server C: abandoned clients
-C = Server(W, "--abandon-seconds", "1", "--keep-minutes", "0.02")
+# the windows are short for the test's sake, but long enough that one stalled poll
+# of the small job below (a loaded 2-core machine) does not lose it
+C = Server(W, "--abandon-seconds", "2", "--keep-minutes", "0.05")
 # an upload cut off in the middle
 s = socket.create_connection(("127.0.0.1", C.port))
 s.sendall(b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -408,7 +410,9 @@ check(st == 404, "a finished job is dropped after --keep-minutes")
 check(C.stop(signal.SIGINT) == 0, "C stops cleanly on SIGINT (Ctrl-C)")
 
 # ------------------------------------------------------------------ server D: 50 clients at once
-D = Server(W, "--queue", "16", "--jobs-per-client", "100", "--keep-minutes", "0.02")
+# --keep-minutes 0.1: each of 50 client threads (one GIL) has 6 s between its
+# requests about a finished job before the server drops it
+D = Server(W, "--queue", "16", "--jobs-per-client", "100", "--keep-minutes", "0.1")
 N = 50
 imgs, masks = [], []
 for k in range(N):
@@ -467,7 +471,9 @@ done = [k for k in range(N) if results[k][0] == "done"]
 refused = [k for k in range(N) if results[k][0] == "refused"]
 check(len(done) + len(refused) == N, "every job is done or refused: %s" %
       [r[0] for r in results if r[0] not in ("done", "refused")])
-check(len(done) >= 17, "at least the queue's 16 plus the running one are done: %d done" % len(done))
+# a 503 means 16 jobs were waiting at that moment; whether the worker had already
+# taken one more depends on when its thread ran (server A checks the exact bound)
+check(len(done) >= 16, "at least the queue's 16 are done: %d done" % len(done))
 mixed = 0
 for k in done:  # the known pixels are this client's own: nothing mixed up
     d = int(mk("--compare", imgs[k], results[k][1], masks[k][0]))
