@@ -118,8 +118,8 @@ wait "$MPIPID"
 code=$?
 MPIPID=
 [ "$code" -ne 0 ] && ok || bad "the job exited 0 after a rank was killed"
-left= # polled: a rank may take a moment to die after mpirun returns
-for _ in $(seq 100); do
+left= # up to 3 s for the ranks to exit after mpirun returns
+for _ in $(seq 30); do
   left=$(pgrep -f "$TMP/k.ckpt" | tr '\n' ' ')
   [ -z "$left" ] && break
   sleep 0.1

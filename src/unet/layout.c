@@ -184,15 +184,23 @@ void unet_layout_free(unet_layout *L) {
  * gradients sets them (unet_op.set_din). Every tensor between x and y must be
  * some op's input, or its producer's backward would read a gradient that
  * nothing wrote. "First in the backward's order" is only the first write if
- * every op reads tensors made before its output (the ops are in the order the
- * forward runs them) and nothing reads y, whose gradient is the caller's dy. */
+ * the ops are listed in an order the forward can run them (each reads tensors
+ * that x or an earlier op made, and makes one no other op makes) and nothing
+ * reads y, whose gradient is the caller's dy: checked first. */
 static int plan_grad_writes(unet_layout *L) {
     const int y = L->n_tensors - 1;
+    unsigned char *made = calloc((size_t)L->n_tensors, 1);
+    if (!made) return error_set(DR_ERR_NOMEM, "out of memory building the U-Net layout");
+    made[0] = 1; // x
     for (int i = 0; i < L->n_ops; i++) {
         const unet_op *op = &L->ops[i];
-        if (op->in >= op->out || op->in2 >= op->out || op->in == y || op->in2 == y)
-            return error_set(DR_ERR_INVALID, "U-Net layout: op %d reads a tensor made after it (or y)", i);
+        if (!made[op->in] || (op->in2 >= 0 && !made[op->in2]) || made[op->out] || op->in == y || op->in2 == y) {
+            free(made);
+            return error_set(DR_ERR_INVALID, "U-Net layout: op %d is out of the forward's order or reads y", i);
+        }
+        made[op->out] = 1;
     }
+    free(made);
     unsigned char *seen = calloc((size_t)L->n_tensors, 1);
     if (!seen) return error_set(DR_ERR_NOMEM, "out of memory building the U-Net layout");
     for (int i = L->n_ops - 1; i >= 0; i--) { // the backward's order
