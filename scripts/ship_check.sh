@@ -29,7 +29,10 @@
 # metrics may fall in any of these runs (colorize: chroma PSNR and
 # colourfulness ratio; inpaint: hole PSNR and hole HF ratio; superres x4: PSNR
 # and HF ratio; denoise: PSNR and SSIM). Defaults: EVAL_SEEDS "0 1 2" for
-# colorize and "" (no gate) for the other modes; EVAL_CROPS "256 0" for
+# colorize and, from session 50, superres (its base-48 U-Net was lower in x0
+# and sampled under milestone 9's PSNR-against-HF curve, TRAINING.md session
+# 49; it runs at --scale 4, the x4 target's), "" (no gate) for inpaint
+# and denoise; EVAL_CROPS "256 0" for
 # colorize (the README's crops, and whole photos as restore colours them:
 # they disagreed in session 35) and "256" for the others. Colorize runs
 # at the shipped weights' render_size for both models. A checkpoint is
@@ -65,11 +68,10 @@ gate_metrics() {
   denoise) echo "psnr ssim" ;;
   esac
 }
-if [ "$mode" = colorize ]; then
-  eval_seeds="${EVAL_SEEDS-0 1 2}"
-else
-  eval_seeds="${EVAL_SEEDS-}"
-fi
+case "$mode" in
+colorize | superres) eval_seeds="${EVAL_SEEDS-0 1 2}" ;;
+*) eval_seeds="${EVAL_SEEDS-}" ;;
+esac
 if [ -n "${EVAL_CROP:-}" ]; then
   echo "ship_check.sh: EVAL_CROP is now EVAL_CROPS (a list; 0 = whole photos)" >&2
   exit 2
@@ -188,13 +190,16 @@ weights() { # weights FILE NAME -> a weights file for eval (a checkpoint is expo
 }
 ship_w=$(weights "$ship" shipped)
 cand_w=$(weights "$cand" candidate)
-rs=()
-if [ "$mode" = colorize ]; then
+opts=() # the mode's own eval options: colorize's render size, superres's x4
+case "$mode" in
+colorize)
   r=$("$bin" info "$ship_w" 2>/dev/null | awk '$1 == "render_size" && $2 == "=" {print $3}')
-  [ -n "$r" ] && rs=(--render-size "$r")
-fi
+  [ -n "$r" ] && opts=(--render-size "$r")
+  ;;
+superres) opts=(--scale 4) ;;
+esac
 ev() { # ev WEIGHTS SEED CROP -> the "model" object of eval's mean line
-  "$bin" eval -q --json --mode "$mode" --data "$val" --crop "$3" --seed "$2" -t 1 "${rs[@]}" \
+  "$bin" eval -q --json --mode "$mode" --data "$val" --crop "$3" --seed "$2" -t 1 "${opts[@]}" \
     -w "$1" >"$tmp/ev" 2>"$tmp/err" || {
     echo "ship_check.sh: eval of $1 (seed $2, crop $3) failed: $(tail -n 1 "$tmp/err")" >&2
     exit 1

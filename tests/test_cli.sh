@@ -270,7 +270,7 @@ v="FAKE_\${who}_\${s}_c\$c"; [ -n "\${!v:-}" ] || v="FAKE_\${who}_\$s"
 set -- \${!v:-22 0.7}
 [ "\$1" = none ] && { echo '{"mean":true,"mode":"colorize","model":{"psnr":1}}'; exit 0; }
 echo '{"file":"a.png","model":{"chroma_psnr":0,"colorfulness_ratio":0}}'
-echo "{\\"mean\\":true,\\"mode\\":\\"colorize\\",\\"model\\":{\\"psnr\\":20.1,\\"chroma_psnr\\":\$1,\\"colorfulness_ratio\\":\$2},\\"baseline\\":{\\"chroma_psnr\\":99,\\"colorfulness_ratio\\":9}}"
+echo "{\\"mean\\":true,\\"mode\\":\\"colorize\\",\\"model\\":{\\"psnr\\":\$1,\\"hf_ratio\\":\$2,\\"chroma_psnr\\":\$1,\\"colorfulness_ratio\\":\$2},\\"baseline\\":{\\"chroma_psnr\\":99,\\"colorfulness_ratio\\":9}}"
 FAKE
 chmod +x "$TMP/fakedr"
 export DIFFRESTORE="$TMP/fakedr" EVAL_CROPS=256
@@ -309,6 +309,20 @@ grep -q -- '--crop 0 ' "$TMP/fake_args" && ok || bad "ship_check gate: no whole-
 FAKE_CAND_1_c0="21 0.7" expect 3 "ship_check gate: falls on whole photos only" bash "$SC" colorize "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
 contains "$TMP/out" "but 1 of 12 eval metrics fall" "a whole-photo fall holds"
 grep -q '^0 *1 *chroma_psnr *22 *21 *-1.000$' "$TMP/out" && ok || bad "ship_check gate: want the whole-photo row: $(cat "$TMP/out")"
+# superres gates by default too (session 50): x4, crop 256, seeds 0 1 2, PSNR and HF
+# ratio; inpaint does not (a scripted eval failure would show)
+rm -f "$TMP/fake_args"
+expect 0 "ship_check gate: superres by default" bash "$SC" superres "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+[ "$(grep -c -E '^256 +[012] +(psnr|hf_ratio) ' "$TMP/out")" -eq 6 ] && ok ||
+  bad "ship_check gate: want 6 superres rows (3 seeds x PSNR, HF): $(cat "$TMP/out")"
+[ "$(grep -c -- '--mode superres .*--scale 4 -w' "$TMP/fake_args")" -eq 6 ] && ok ||
+  bad "ship_check gate: want 6 superres evals at x4: $(cat "$TMP/fake_args")"
+FAKE_CAND_2="23 0.69" expect 3 "ship_check gate: superres HF falls" bash "$SC" superres "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+contains "$TMP/out" "HOLD: superres candidate is lower on all 2 sets of val crops, but 1 of 6 eval metrics fall" "superres hf verdict"
+FAKE_CAND_0="21.9 0.8" expect 3 "ship_check gate: superres PSNR falls" bash "$SC" superres "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+grep -q '^256 *0 *psnr *22 *21.9 *-0.100$' "$TMP/out" && ok || bad "ship_check gate: want the seed-0 psnr row: $(cat "$TMP/out")"
+FAKE_FAIL=1 expect 0 "ship_check gate: inpaint has none by default" bash "$SC" inpaint "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
+contains "$TMP/out" "SHIP: inpaint candidate is lower on all 2 sets of val crops" "inpaint: the x0 rule alone"
 export EVAL_CROPS=256
 EVAL_SEEDS=0 expect 2 "ship_check gate: a mode without metrics" bash "$SC" nomode "$TMP/sc_new.ckpt" "$TMP/sc_old.ckpt"
 contains "$TMP/err" "no eval metrics for mode 'nomode'" "a mode without metrics is named"
