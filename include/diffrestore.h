@@ -659,6 +659,15 @@ typedef struct {
      * checkpoints: the whole batch). */
     int micro_batch;
     float lr, warmup_steps, weight_decay, grad_clip, ema_decay;
+    /* The rate's final phase (warmup-stable-decay): the last anneal_steps
+     * steps before `steps` run in anneal_stages equal stages at lr / 2,
+     * lr / 4, ... lr / 2^anneal_stages (docs/TRAINING.md: two halvings moved
+     * superres's samples, a third did not). 0 (the default): constant after
+     * the warmup. The window ends at `steps`, so a resume that changes steps
+     * moves it. Stored in the checkpoint (older ones: 0) and kept on resume
+     * unless resume_anneal is set. anneal_stages 1..8 (default 2); anneal_steps
+     * 0, or at least anneal_stages. */
+    int anneal_steps, anneal_stages;
     /* ResBlock dropout in training only (guided-diffusion, Palette): each
      * ResBlock's silu(norm2(h)) is zeroed with this probability before conv2
      * (0 <= dropout < 1; default 0: none). The mask is a function of the
@@ -736,6 +745,7 @@ typedef struct {
     int resume_augment;        /* with resume_path: nonzero trains on with augment from the checkpoint's
                                 * step (the checkpoint then stores it); 0 keeps the checkpoint's */
     int resume_zoom_max;       /* the same for zoom_max */
+    int resume_anneal;         /* the same for anneal_steps and anneal_stages */
     long long val_seed;        /* -1: validate with the training seed's fixed crops (the default) */
     int validate_params;       /* dr_train_validate of a checkpoint: its raw parameters, not its EMA */
     /* NULL (or size 1): train alone. Otherwise data-parallel: rank r draws and

@@ -8,6 +8,9 @@
 # Options after STEPS go to `diffrestore train` (e.g. --threads 1);
 # DIFFRESTORE names another binary (a copy, so rebuilds do not disturb it).
 # Without a checkpoint, INIT=WEIGHTS starts from those weights (train --init).
+# The superres milestones end with an annealed rate: pass --anneal 2000 (the last
+# 2000 steps before STEPS at lr/2 then lr/4; docs/TRAINING.md, session 53), e.g.
+#   scripts/train.sh superres 27000 --anneal 2000
 # Validation always uses --val-seed 1, so val numbers compare across sessions
 # and seeds (docs/training/history.csv).
 set -euo pipefail

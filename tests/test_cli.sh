@@ -79,6 +79,7 @@ contains "$TMP/out" "--ema-probe D[,D...]" "train --help lists --ema-probe"
 contains "$TMP/out" "--augment A" "train --help lists --augment"
 contains "$TMP/out" "--zoom-max Z" "train --help lists --zoom-max"
 contains "$TMP/out" "--val-patch P" "train --help lists --val-patch"
+contains "$TMP/out" "--anneal N[:K]" "train --help lists --anneal"
 expect 2 "train --masks cracks" "$BIN" train --masks cracks --mode inpaint --data "$TMP/data" --out "$TMP/m.ckpt"
 contains "$TMP/err" "--masks must be legacy or damage, not 'cracks'" "bad --masks named"
 expect 2 "train --masks empty" "$BIN" train --masks "" --mode inpaint --data "$TMP/data" --out "$TMP/m.ckpt"
@@ -95,6 +96,12 @@ for z in 0.5 5 x ""; do
   contains "$TMP/err" "--zoom-max needs 1..4, got '$z'" "bad --zoom-max '$z' named"
 done
 absent "$TMP/m.ckpt" "a refused --zoom-max writes no checkpoint"
+# --- train --anneal: parsing and bad values (the schedule itself: test_train)
+for a in -1 x 4:0 4:9 1:2 4: :2 "4:2:1" ""; do
+  expect 2 "train --anneal '$a'" "$BIN" train --anneal "$a" --mode superres --data "$TMP/data" --out "$TMP/m.ckpt"
+  contains "$TMP/err" "--anneal needs N or N:K, N >= 0 steps in K = 1..8 stages (N >= K), got '$a'" "bad --anneal '$a' named"
+done
+absent "$TMP/m.ckpt" "a refused --anneal writes no checkpoint"
 # --- train --augment: parsing and bad values (reaching the checkpoint: test_cli_protect)
 expect 2 "train --augment rot45" "$BIN" train --augment rot45 --mode superres --data "$TMP/data" --out "$TMP/m.ckpt"
 contains "$TMP/err" "--augment must be flip or dihedral, not 'rot45'" "bad --augment named"

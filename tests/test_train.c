@@ -1740,6 +1740,142 @@ static void test_cond_dropout(void) {
           dr_last_error());
 }
 
+/* --anneal: the rate of each step (the log's lr column: warmup, constant,
+ * then K equal stages at lr / 2 ... lr / 2^K over the last N steps before
+ * `steps`), stored in the checkpoint (no key without it), exact across a
+ * resume that keeps it and one that sets it, and bad values refused from the
+ * options and from a checkpoint. */
+static volatile int g_anneal_cancel;
+static void anneal_stop_at_6(const dr_train_progress *p, void *user) {
+    (void)user;
+    if (p->step == 6) g_anneal_cancel = 1;
+}
+static int csv_lrs(const char *csv, double *lr, int n) {
+    FILE *f = fopen(csv, "r");
+    if (!f) return 0;
+    char line[512];
+    int rows = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *fld[16];
+        if (csv_fields(line, fld, 16) < 4) continue;
+        const int step = atoi(fld[0]);
+        if (step >= 1 && step <= n) lr[step - 1] = atof(fld[3]), rows++;
+    }
+    fclose(f);
+    return rows;
+}
+static void test_anneal(void) {
+    char a[1200], b[1200], csv[1300], bad[1200];
+    path_in(a, sizeof a, "anneal.ckpt");
+    path_in(b, sizeof b, "anneal_b.ckpt");
+    path_in(bad, sizeof bad, "anneal_bad.ckpt");
+    snprintf(csv, sizeof csv, "%s.csv", a);
+    dr_train_options o = base_options(DR_MODE_SUPERRES, a);
+    o.steps = 8;
+    o.warmup_steps = 1;
+    o.anneal_steps = 4; /* steps 5..8 (1-based): two stages of 2 */
+    o.anneal_stages = 2;
+    CHECK(dr_train(&o) == DR_OK, "anneal run: %s", dr_last_error());
+    double lr[8] = {0};
+    CHECK(csv_lrs(csv, lr, 8) == 8, "8 rows of lr in %s", csv);
+    const double want[8] = {1, 1, 1, 1, 0.5, 0.5, 0.25, 0.25};
+    for (int i = 0; i < 8; i++)
+        CHECK(fabs(lr[i] - want[i] * o.lr) <= 1e-6 * o.lr, "step %d: lr %g, want %g", i + 1, lr[i], want[i] * o.lr);
+    /* three stages over 7 steps of 10: stage k holds steps a0 + floor((k-1) 7 / 3).. */
+    remove(csv);
+    dr_train_options o3 = o;
+    o3.steps = 10;
+    o3.anneal_steps = 7;
+    o3.anneal_stages = 3;
+    CHECK(dr_train(&o3) == DR_OK, "3-stage run: %s", dr_last_error());
+    double lr3[10] = {0};
+    CHECK(csv_lrs(csv, lr3, 10) == 10, "10 rows of lr in %s", csv);
+    const double want3[10] = {1, 1, 1, 0.5, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125};
+    for (int i = 0; i < 10; i++)
+        CHECK(fabs(lr3[i] - want3[i] * o.lr) <= 1e-6 * o.lr, "3 stages, step %d: lr %g, want %g", i + 1, lr3[i],
+              want3[i] * o.lr);
+    CHECK(dr_train(&o) == DR_OK, "anneal run again: %s", dr_last_error());
+    train_state s1, s2;
+    if (load_state(a, &s1) != DR_OK) return;
+    CHECK(s1.opt.anneal_steps == 4 && s1.opt.anneal_stages == 2, "checkpoint anneal %d:%d, want 4:2",
+          s1.opt.anneal_steps, s1.opt.anneal_stages);
+    /* the same run without the anneal: differs, and writes no key */
+    dr_train_options p = o;
+    p.out_path = b;
+    p.anneal_steps = 0;
+    CHECK(dr_train(&p) == DR_OK, "plain run: %s", dr_last_error());
+    dr_tensor_file tf;
+    if (dr_tensor_file_read(b, &tf) == DR_OK) {
+        CHECK(dr_tensor_file_meta(&tf, "anneal_steps") == NULL && dr_tensor_file_meta(&tf, "anneal_stages") == NULL,
+              "a run without --anneal writes anneal keys");
+        dr_tensor_file_free(&tf);
+    }
+    if (load_state(b, &s2) == DR_OK) {
+        CHECK(!same_state(&s1, &s2), "the anneal trains the same as a constant rate");
+        CHECK(s2.opt.anneal_steps == 0, "plain checkpoint anneal_steps %d", s2.opt.anneal_steps);
+        train_state_free(&s2);
+    }
+    /* stopped at step 6 (inside the window) and resumed with nothing given:
+     * the checkpoint's anneal, exactly */
+    remove(b);
+    p = o;
+    p.out_path = b;
+    g_anneal_cancel = 0;
+    p.cancel = &g_anneal_cancel;
+    p.progress = anneal_stop_at_6;
+    CHECK(dr_train(&p) == DR_ERR_CANCELLED, "stopped at step 6: %s", dr_last_error());
+    dr_train_options q = base_options(DR_MODE_SUPERRES, b);
+    q.resume_path = b;
+    q.steps = 0; /* the checkpoint's */
+    CHECK(dr_train(&q) == DR_OK, "resumed: %s", dr_last_error());
+    if (load_state(b, &s2) == DR_OK) {
+        CHECK(s2.step == 8 && same_state(&s1, &s2), "anneal: the resumed run differs (step %d)", s2.step);
+        train_state_free(&s2);
+    }
+    /* a constant-rate run to step 4 resumed with the anneal set: the same run */
+    remove(b);
+    p = o;
+    p.out_path = b;
+    p.steps = 4;
+    p.anneal_steps = 0;
+    CHECK(dr_train(&p) == DR_OK, "constant first half: %s", dr_last_error());
+    q.steps = 8;
+    q.resume_anneal = 1;
+    q.anneal_steps = 4;
+    q.anneal_stages = 2;
+    CHECK(dr_train(&q) == DR_OK, "resumed with the anneal: %s", dr_last_error());
+    if (load_state(b, &s2) == DR_OK) {
+        CHECK(same_state(&s1, &s2), "an anneal set on resume differs from the straight run");
+        CHECK(s2.opt.anneal_steps == 4 && s2.opt.anneal_stages == 2, "stored anneal %d:%d", s2.opt.anneal_steps,
+              s2.opt.anneal_stages);
+        train_state_free(&s2);
+    }
+    train_state_free(&s1);
+    /* bad values: in the options, and in a checkpoint */
+    dr_train_options w = base_options(DR_MODE_SUPERRES, bad);
+    const int bad_opts[][2] = {{4, 0}, {4, 9}, {1, 2}, {-1, 2}};
+    for (int i = 0; i < 4; i++) {
+        w.anneal_steps = bad_opts[i][0];
+        w.anneal_stages = bad_opts[i][1];
+        CHECK(dr_train(&w) == DR_ERR_INVALID && strstr(dr_last_error(), "anneal"), "anneal %d:%d: %s", bad_opts[i][0],
+              bad_opts[i][1], dr_last_error());
+    }
+    const char *bad_keys[][2] = {{"anneal_stages", "9"}, {"anneal_steps", "-4"}, {"anneal_steps", "1"}};
+    for (int i = 0; i < 3; i++) {
+        if (dr_tensor_file_read(a, &tf) != DR_OK) {
+            CHECK(0, "read %s", a);
+            return;
+        }
+        CHECK(dr_tensor_file_set_meta(&tf, bad_keys[i][0], bad_keys[i][1]) == DR_OK, "set meta");
+        CHECK(dr_tensor_file_write(bad, &tf, 0) == DR_OK, "write %s", bad);
+        dr_tensor_file_free(&tf);
+        train_state st;
+        CHECK(checkpoint_load(&st, bad) == DR_ERR_FORMAT && strstr(dr_last_error(), "anneal"), "checkpoint %s=%s: %s",
+              bad_keys[i][0], bad_keys[i][1], dr_last_error());
+    }
+    remove(bad);
+}
+
 int main(void) {
     dr_set_threads(2);
     make_dataset();
@@ -1762,6 +1898,7 @@ int main(void) {
     test_crop_turn();
     test_augment();
     test_zoom_max();
+    test_anneal();
     test_val_patch();
     test_cond_dropout();
     test_val_bands();

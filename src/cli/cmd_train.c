@@ -33,6 +33,10 @@ static const char *HELP = "Usage: diffrestore train --mode MODE --data DIR --out
                           "      --lr LR              AdamW learning rate (default 2e-4); with --resume,\n"
                           "                           the rate from the checkpoint's step on\n"
                           "      --warmup N           linear warmup steps (default 200)\n"
+                          "      --anneal N[:K]       the run's last N steps (before --steps) in K equal\n"
+                          "                           stages at LR/2, LR/4 ... LR/2^K (default K 2: the\n"
+                          "                           two halvings of docs/TRAINING.md); with --resume:\n"
+                          "                           from the checkpoint's step on (0: none, default)\n"
                           "      --weight-decay W     AdamW weight decay on weights (default 0)\n"
                           "      --clip C             gradient norm clip (default 1, 0 = off)\n"
                           "      --ema D              EMA decay (default 0.999)\n"
@@ -204,6 +208,7 @@ enum {
     O_DROPOUT,
     O_AUGMENT,
     O_ZOOM_MAX,
+    O_ANNEAL,
     O_VAL_PATCH,
     O_COND_DROPOUT,
     O_GUIDANCE
@@ -249,6 +254,7 @@ int cmd_train(int argc, char **argv) {
                                              {"guidance", required_argument, 0, O_GUIDANCE},
                                              {"augment", required_argument, 0, O_AUGMENT},
                                              {"zoom-max", required_argument, 0, O_ZOOM_MAX},
+                                             {"anneal", required_argument, 0, O_ANNEAL},
                                              {"prediction", required_argument, 0, O_PRED},
                                              {"schedule", required_argument, 0, O_SCHED},
                                              {"target-scale", required_argument, 0, O_TSCALE},
@@ -496,6 +502,21 @@ int cmd_train(int argc, char **argv) {
                 return cli_usage_error(C, "--augment must be flip or dihedral, not '%s'", optarg);
             o.resume_augment = 1; /* with --resume: from the checkpoint's step on */
             break;
+        case O_ANNEAL: { /* N or N:K */
+            char buf[64];
+            long long n = 0, k = 2;
+            snprintf(buf, sizeof buf, "%s", optarg);
+            char *colon = strchr(buf, ':');
+            if (colon) *colon = 0;
+            if (strlen(optarg) >= sizeof buf || !cli_parse_int(buf, 0, 100000000, &n) ||
+                (colon && !cli_parse_int(colon + 1, 1, 8, &k)) || (n > 0 && n < k))
+                return cli_usage_error(C, "--anneal needs N or N:K, N >= 0 steps in K = 1..8 stages (N >= K), got '%s'",
+                                       optarg);
+            o.anneal_steps = (int)n;
+            o.anneal_stages = (int)k;
+            o.resume_anneal = 1; /* with --resume: from the checkpoint's step on */
+            break;
+        }
         case O_ZOOM_MAX: {
             double z;
             if (!cli_parse_double(optarg, 1, 4, &z))
@@ -619,7 +640,7 @@ int cmd_train(int argc, char **argv) {
                                     name);
         }
         cli_eprintf("diffrestore train: note: %s: kept from the checkpoint %s on --resume, not changed (of the recipe, "
-                    "only --lr, --dropout, --augment, --zoom-max and --steps apply to a resumed run)\n",
+                    "only --lr, --dropout, --augment, --zoom-max, --anneal and --steps apply to a resumed run)\n",
                     names, o.resume_path);
     }
     if (!steps_given && o.resume_path) o.steps = 0; /* keep the checkpoint's target */

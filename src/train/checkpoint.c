@@ -71,6 +71,11 @@ int checkpoint_save(const train_state *st, const char *path) {
     if (o->dropout > 0) SET("dropout", "%.9g", o->dropout);                  /* absent: 0, as every older checkpoint */
     if (o->augment == DR_AUGMENT_DIHEDRAL) SET("augment", "%s", "dihedral"); /* absent: flip, as every older one */
     if (o->zoom_max != 4) SET("zoom_max", "%.17g", o->zoom_max);             /* absent: 4, as every older one */
+    /* absent: no anneal, as every older one */
+    if (o->anneal_steps > 0) {
+        SET("anneal_steps", "%d", o->anneal_steps);
+        SET("anneal_stages", "%d", o->anneal_stages);
+    }
 #undef SET
     if (rc == DR_OK) rc = dr_tensor_file_write(path, &tf, 0);
     dr_tensor_file_free(&tf);
@@ -172,6 +177,13 @@ int checkpoint_load(train_state *st, const char *path) {
     OPT_NUM("dropout", st->opt.dropout, float, 0, 0.99999994); /* the largest float below 1 */
     st->opt.zoom_max = 4;                                      /* older checkpoints: the zoom every run had */
     OPT_NUM("zoom_max", st->opt.zoom_max, double, 1, 4);
+    OPT_NUM("anneal_steps", st->opt.anneal_steps, int, 0, 1e9); /* older checkpoints: 0, none */
+    OPT_NUM("anneal_stages", st->opt.anneal_stages, int, 1, 8);
+    if (st->opt.anneal_steps > 0 && st->opt.anneal_steps < st->opt.anneal_stages) {
+        rc = error_set(DR_ERR_FORMAT, "%s: checkpoint anneal_steps %d is fewer than its %d stages", path,
+                       st->opt.anneal_steps, st->opt.anneal_stages);
+        goto fail;
+    }
 #undef OPT_NUM
 #undef NUM
     {

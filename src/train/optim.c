@@ -44,3 +44,16 @@ void ema_update_block(float *ema, const float *params, size_t n, double decay, i
 }
 
 void ema_update(train_state *st) { ema_update_block(st->ema, st->params, st->L.n_floats, st->opt.ema_decay, st->step); }
+
+double train_lr_at(const dr_train_options *o, int step) {
+    double lr = o->lr * fmin(1.0, (step + 1.0) / fmax(1.0, o->warmup_steps));
+    const int a0 = o->steps - o->anneal_steps; /* the anneal's first step */
+    if (o->anneal_steps > 0 && o->anneal_stages > 0 && step >= a0) {
+        /* stage k = 1..K of K equal stages: lr / 2^k (steps past the window
+         * stay in its last stage) */
+        long k = 1 + (long)(step - a0) * o->anneal_stages / o->anneal_steps;
+        if (k > o->anneal_stages) k = o->anneal_stages;
+        lr = ldexp(lr, -(int)k);
+    }
+    return lr;
+}

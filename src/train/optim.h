@@ -13,5 +13,8 @@ void ema_update(train_state *st);
  * probes' of train --ema-probe) with decay cap `decay` at step `step`. */
 void ema_update_block(float *ema, const float *params, size_t n, double decay, int step);
 double ema_decay_at(double decay, int step);
+/* The learning rate of step `step` (0-based): the linear warmup, then o->lr,
+ * then the anneal's halvings over the last o->anneal_steps before o->steps. */
+double train_lr_at(const dr_train_options *o, int step);
 
 #endif

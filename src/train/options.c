@@ -34,6 +34,7 @@ void dr_train_options_init(dr_train_options *o) {
     o->scale_dist = DR_SCALE_DIST_UNIFORM;
     o->augment = DR_AUGMENT_FLIP;
     o->zoom_max = 4;
+    o->anneal_stages = 2; /* anneal_steps 0: no anneal */
     o->t_mean = 2.4f;
     o->t_std = 2.4f;
     o->val_seed = -1;

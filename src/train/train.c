@@ -204,6 +204,10 @@ int dr_train(const dr_train_options *o) {
         return error_set(DR_ERR_INVALID, "train: cond_dropout %g: 0 <= cond_dropout < 1", (double)o->cond_dropout);
     if (!(o->zoom_max >= 1 && o->zoom_max <= 4))
         return error_set(DR_ERR_INVALID, "train: zoom_max %g: 1..4", o->zoom_max);
+    if (!(o->anneal_stages >= 1 && o->anneal_stages <= 8) ||
+        !(o->anneal_steps == 0 || o->anneal_steps >= o->anneal_stages))
+        return error_set(DR_ERR_INVALID, "train: anneal %d steps in %d stages: 1..8 stages of at least one step",
+                         o->anneal_steps, o->anneal_stages);
     if (o->render_size != 0 && (o->render_size < DR_RENDER_SIZE_MIN || o->render_size > DR_RENDER_SIZE_MAX))
         return error_set(DR_ERR_INVALID, "train: render size %d: 0 (full resolution) or %d..%d", o->render_size,
                          DR_RENDER_SIZE_MIN, DR_RENDER_SIZE_MAX);
@@ -253,6 +257,12 @@ int dr_train(const dr_train_options *o) {
         if (o->resume_zoom_max && o->zoom_max != st.opt.zoom_max) {
             logf_(o, "zoom_max %g -> %g from step %d", st.opt.zoom_max, o->zoom_max, st.step);
             st.opt.zoom_max = o->zoom_max;
+        }
+        if (o->resume_anneal && (o->anneal_steps != st.opt.anneal_steps || o->anneal_stages != st.opt.anneal_stages)) {
+            logf_(o, "anneal %d:%d -> %d:%d from step %d", st.opt.anneal_steps, st.opt.anneal_stages, o->anneal_steps,
+                  o->anneal_stages, st.step);
+            st.opt.anneal_steps = o->anneal_steps;
+            st.opt.anneal_stages = o->anneal_stages;
         }
     } else {
         if (o->target_scale > 0 && !(o->target_scale >= DR_TARGET_SCALE_MIN && o->target_scale <= DR_TARGET_SCALE_MAX))
@@ -507,7 +517,7 @@ int dr_train(const dr_train_options *o) {
                            st.step, last_ckpt_step);
             goto done;
         }
-        double lr = opt->lr * fmin(1.0, (st.step + 1.0) / fmax(1.0, opt->warmup_steps));
+        double lr = train_lr_at(opt, st.step);
         double clip = opt->grad_clip > 0 && gn > opt->grad_clip ? opt->grad_clip / gn : 1.0;
         adamw_update(&st, lr, clip);
         ema_update(&st);
