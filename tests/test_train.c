@@ -1740,6 +1740,105 @@ static void test_cond_dropout(void) {
           dr_last_error());
 }
 
+/* The EMA warm-up after --init counts the weights' steps: with 150 steps
+ * behind them, the first update uses d = min(0.999, 151 / 160), not the
+ * fresh start's 1 / 10, so the EMA keeps the weights' averaging. The start is
+ * stored (ema_warmup_start), kept exactly on resume, absent (0: the old rule)
+ * in older checkpoints and refused out of range. */
+static void test_ema_warmup_from_init(void) {
+    char w[1300], c[1200], c2[1200], bad[1200];
+    snprintf(w, sizeof w, "%s/exported.safetensors", g_dir);
+    path_in(c, sizeof c, "ema_init.ckpt");
+    path_in(c2, sizeof c2, "ema_init2.ckpt");
+    path_in(bad, sizeof bad, "ema_init_bad.ckpt");
+    dr_model *m = NULL;
+    if (dr_model_load(w, &m) != DR_OK) {
+        CHECK(0, "load %s: %s", w, dr_last_error());
+        return;
+    }
+    dr_train_options o = base_options(DR_MODE_COLORIZE, c);
+    o.init_path = w;
+    o.steps = 1;
+    CHECK(dr_train(&o) == DR_OK, "init, 1 step: %s", dr_last_error());
+    train_state st, s2;
+    if (load_state(c, &st) != DR_OK) {
+        dr_model_free(m);
+        return;
+    }
+    CHECK(st.init_steps == 150 && st.ema_warmup_start == 150, "init_steps %d, ema_warmup_start %d", st.init_steps,
+          st.ema_warmup_start);
+    const double d = 151.0 / 160.0; /* ema_decay_at(0.999, 150 + 0) */
+    double worst = 0, moved = 0;
+    for (size_t i = 0; i < st.L.n_floats && st.L.n_floats == m->L.n_floats; i++) {
+        const double want = d * m->params[i] + (1 - d) * st.params[i];
+        worst = fmax(worst, fabs(st.ema[i] - want) / (fabs(want) + 1e-6));
+        moved = fmax(moved, fabs((double)st.params[i] - m->params[i]));
+    }
+    CHECK(st.L.n_floats == m->L.n_floats && moved > 0, "the step moved no weight (%g)", moved);
+    CHECK(worst < 1e-5, "EMA after one step off d = 151/160 by %g (relative)", worst);
+    train_state_free(&st);
+    /* straight to 4 steps, against 2 then resumed to 4: the same state */
+    o.steps = 4;
+    CHECK(dr_train(&o) == DR_OK, "init, 4 steps: %s", dr_last_error());
+    dr_train_options p = o;
+    p.out_path = c2;
+    p.steps = 2;
+    CHECK(dr_train(&p) == DR_OK, "init, 2 steps: %s", dr_last_error());
+    dr_train_options q = base_options(DR_MODE_COLORIZE, c2);
+    q.resume_path = c2;
+    q.steps = 4;
+    CHECK(dr_train(&q) == DR_OK, "resumed to 4: %s", dr_last_error());
+    if (load_state(c, &st) == DR_OK) {
+        if (load_state(c2, &s2) == DR_OK) {
+            CHECK(same_state(&st, &s2) && s2.ema_warmup_start == 150, "the resumed run differs (warm-up start %d)",
+                  s2.ema_warmup_start);
+            train_state_free(&s2);
+        }
+        train_state_free(&st);
+    }
+    /* an older checkpoint (no key): the fresh start's rule, so its run goes on
+     * as it started; the resumed EMA then differs from the new rule's */
+    dr_tensor_file tf;
+    p.steps = 2;
+    CHECK(dr_train(&p) == DR_OK, "init, 2 steps again: %s", dr_last_error());
+    if (dr_tensor_file_read(c2, &tf) == DR_OK) {
+        CHECK(dr_tensor_file_meta(&tf, "ema_warmup_start") != NULL, "an --init checkpoint without ema_warmup_start");
+        for (int i = 0; i < tf.n_meta; i++)
+            if (!strcmp(tf.meta_keys[i], "ema_warmup_start")) tf.meta_keys[i][0] = 'X';
+        CHECK(dr_tensor_file_write(bad, &tf, 0) == DR_OK, "write %s", bad);
+        if (load_state(bad, &s2) == DR_OK) {
+            CHECK(s2.ema_warmup_start == 0, "no key: ema_warmup_start %d, want 0", s2.ema_warmup_start);
+            train_state_free(&s2);
+        }
+        q.resume_path = bad;
+        q.out_path = bad;
+        CHECK(dr_train(&q) == DR_OK, "old checkpoint resumed to 4: %s", dr_last_error());
+        if (load_state(c, &st) == DR_OK) {
+            if (load_state(bad, &s2) == DR_OK) {
+                CHECK(memcmp(st.params, s2.params, st.L.n_floats * sizeof(float)) == 0, "the weights differ");
+                CHECK(memcmp(st.ema, s2.ema, st.L.n_floats * sizeof(float)) != 0, "the old rule gave the same EMA");
+                train_state_free(&s2);
+            }
+            train_state_free(&st);
+        }
+        CHECK(dr_tensor_file_set_meta(&tf, "ema_warmup_start", "-1") == DR_OK, "set meta");
+        CHECK(dr_tensor_file_write(bad, &tf, 0) == DR_OK, "write %s", bad);
+        CHECK(checkpoint_load(&s2, bad) == DR_ERR_FORMAT && strstr(dr_last_error(), "ema_warmup_start"),
+              "ema_warmup_start -1: %s", dr_last_error());
+        dr_tensor_file_free(&tf);
+    }
+    /* a fresh run writes no key */
+    dr_train_options f = base_options(DR_MODE_COLORIZE, c2);
+    f.steps = 1;
+    CHECK(dr_train(&f) == DR_OK, "fresh run: %s", dr_last_error());
+    if (dr_tensor_file_read(c2, &tf) == DR_OK) {
+        CHECK(dr_tensor_file_meta(&tf, "ema_warmup_start") == NULL, "a fresh run writes ema_warmup_start");
+        dr_tensor_file_free(&tf);
+    }
+    remove(bad);
+    dr_model_free(m);
+}
+
 /* --anneal: the rate of each step (the log's lr column: warmup, constant,
  * then K equal stages at lr / 2 ... lr / 2^K over the last N steps before
  * `steps`), stored in the checkpoint (no key without it), exact across a
@@ -1886,6 +1985,7 @@ int main(void) {
     test_divergence_and_cancel();
     test_export();
     test_init_from_weights();
+    test_ema_warmup_from_init();
     test_remove_stale();
     test_min_snr_weight();
     test_budget_and_recipe_options();

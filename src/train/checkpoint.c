@@ -42,6 +42,7 @@ int checkpoint_save(const train_state *st, const char *path) {
     SET("format", "%s", CKPT_FORMAT);
     SET("step", "%d", st->step);
     SET("init_steps", "%d", st->init_steps);
+    if (st->ema_warmup_start > 0) SET("ema_warmup_start", "%d", st->ema_warmup_start); /* absent: 0 */
     SET("steps", "%d", o->steps);
     SET("loss_smooth", "%.17g", st->loss_smooth);
     SET("data_hash", "%016" PRIx64, st->data_hash);
@@ -235,6 +236,16 @@ int checkpoint_load(train_state *st, const char *path) {
             goto fail;
         }
         st->init_steps = (int)v;
+    }
+    /* the EMA warm-up's start (train --init runs since session 53): absent, 0 */
+    st->ema_warmup_start = 0;
+    if (dr_tensor_file_meta(&tf, "ema_warmup_start")) {
+        if ((rc = meta_num(&tf, path, "ema_warmup_start", &v)) != DR_OK) goto fail;
+        if (!(v >= 0 && v <= 1e9)) {
+            rc = error_set(DR_ERR_FORMAT, "%s: checkpoint metadata 'ema_warmup_start' out of range", path);
+            goto fail;
+        }
+        st->ema_warmup_start = (int)v;
     }
     if ((rc = meta_num(&tf, path, "loss_smooth", &v)) != DR_OK) goto fail;
     st->loss_smooth = v;

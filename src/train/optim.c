@@ -43,7 +43,9 @@ void ema_update_block(float *ema, const float *params, size_t n, double decay, i
     for (size_t i = 0; i < n; i++) ema[i] = (float)(d * ema[i] + (1 - d) * params[i]);
 }
 
-void ema_update(train_state *st) { ema_update_block(st->ema, st->params, st->L.n_floats, st->opt.ema_decay, st->step); }
+void ema_update(train_state *st) {
+    ema_update_block(st->ema, st->params, st->L.n_floats, st->opt.ema_decay, st->ema_warmup_start + st->step);
+}
 
 double train_lr_at(const dr_train_options *o, int step) {
     double lr = o->lr * fmin(1.0, (step + 1.0) / fmax(1.0, o->warmup_steps));

@@ -7,7 +7,8 @@
 /* AdamW (b1 0.9, b2 0.999, eps 1e-8, bias-corrected) on st->params from
  * st->grads scaled by clip_scale; weight decay only on tensors of rank >= 2. */
 void adamw_update(train_state *st, double lr, double clip_scale);
-/* ema = d ema + (1 - d) params, d = min(ema_decay, (1 + step) / (10 + step)). */
+/* ema = d ema + (1 - d) params, d = min(ema_decay, (1 + s) / (10 + s)) with
+ * s = st->ema_warmup_start + st->step. */
 void ema_update(train_state *st);
 /* The same update for any EMA block of n floats (ema_update's, and the
  * probes' of train --ema-probe) with decay cap `decay` at step `step`. */

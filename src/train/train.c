@@ -80,7 +80,7 @@ static void probes_validate(train_state *st, const dr_train_options *o, const fl
     for (int k = 0; k < o->n_ema_probe; k++) {
         double vx0 = NAN, vl = val_loss(st, probes + (size_t)k * st->L.n_floats, vb, val, sch, vseed, &vx0, NULL, NULL);
         fprintf(pcsv, "%d,%.2f,%.6g,%.6f,%.6f,%.6f\n", st->step, st->cpu_seconds, (double)o->ema_probe[k],
-                ema_decay_at(o->ema_probe[k], st->step - 1), vl, vx0);
+                ema_decay_at(o->ema_probe[k], st->ema_warmup_start + st->step - 1), vl, vx0);
     }
     fflush(pcsv);
 }
@@ -522,7 +522,8 @@ int dr_train(const dr_train_options *o) {
         adamw_update(&st, lr, clip);
         ema_update(&st);
         for (int k = 0; probes && k < o->n_ema_probe; k++)
-            ema_update_block(probes + (size_t)k * st.L.n_floats, st.params, st.L.n_floats, o->ema_probe[k], st.step);
+            ema_update_block(probes + (size_t)k * st.L.n_floats, st.params, st.L.n_floats, o->ema_probe[k],
+                             st.ema_warmup_start + st.step);
         /* the step's own CPU time, validation and checkpoints excluded; with
          * several ranks, the sum of theirs up to the gradient (the same
          * number on every rank, so they stop on a CPU budget together) */

@@ -98,6 +98,7 @@ int train_state_from_weights(train_state *st, const dr_train_options *o) {
         memcpy(st->params, m->params, st->L.n_floats * sizeof(float));
         memcpy(st->ema, m->params, st->L.n_floats * sizeof(float));
         st->init_steps = (int)steps;
+        st->ema_warmup_start = (int)steps;
     }
     dr_model_free(m);
     return rc;

@@ -13,6 +13,12 @@ typedef struct {
     float *params, *grads, *adam_m, *adam_v, *ema; /* L.n_floats each */
     int step;
     int init_steps; /* train_steps of the --init weights (0 for a fresh start) */
+    /* The EMA's warm-up cap min(decay, (1 + s) / (10 + s)) counts s from this
+     * step: init_steps for a run started with --init (the weights are an EMA
+     * already, so a continued lineage keeps averaging over its full horizon);
+     * 0 for a fresh start, and in checkpoints written before it existed
+     * (their runs go on as they started). */
+    int ema_warmup_start;
     double loss_smooth;
     double cpu_seconds; /* training CPU time so far, summed over resumes (0 in older checkpoints) */
     int ranks;          /* how many ranks trained the last steps (metadata 'ranks'; 1 in older checkpoints) */
