@@ -643,7 +643,8 @@ typedef struct {
     const char *resume_path; /* optional: continue from this checkpoint */
     const char *init_path;   /* optional: start from these weights (a weights file: its config,
                               * mode, prediction, schedule, target_scale and scale range are
-                              * used; Adam starts afresh, with warmup; train_steps add up) */
+                              * used; Adam starts afresh, with warmup; train_steps add up, and
+                              * the EMA's warm-up counts them: the weights are an EMA already) */
     const char *export_path; /* optional: EMA weights as F16 safetensors at the end */
     const char *log_path;    /* optional: CSV of step, loss, lr, ... (default: out_path + ".csv") */
     dr_unet_config config;   /* in/out channels are set from the mode */
@@ -728,8 +729,8 @@ typedef struct {
     dr_t_sampling t_sampling;
     float t_mean, t_std;
     /* EMA probes: up to DR_EMA_PROBES_MAX more EMAs of the same run, each with
-     * its own decay cap (min(decay, (1 + step) / (10 + step)), as the main
-     * EMA), started from the main EMA where the run starts (the --init weights,
+     * its own decay cap (min(decay, (1 + s) / (10 + s)) with s counted as the
+     * main EMA's: from the --init weights' steps), started from the main EMA where the run starts (the --init weights,
      * or the resumed checkpoint's EMA) and validated beside it at every
      * validation into log_path's name + ".ema.csv"; not saved in checkpoints.
      * They measure which decay is best at a horizon in one run. */
