@@ -185,6 +185,10 @@ int checkpoint_load(train_state *st, const char *path) {
                        st->opt.anneal_steps, st->opt.anneal_stages);
         goto fail;
     }
+    st->init_steps = 0; /* came with train --init; older checkpoints have none */
+    OPT_NUM("init_steps", st->init_steps, int, 0, 1e9);
+    st->ema_warmup_start = 0; /* the EMA warm-up's start (train --init runs since session 53) */
+    OPT_NUM("ema_warmup_start", st->ema_warmup_start, int, 0, 1e9);
 #undef OPT_NUM
 #undef NUM
     {
@@ -227,26 +231,6 @@ int checkpoint_load(train_state *st, const char *path) {
     st->opt.render_size = st->info.render_size; /* metadata render_size; absent in older checkpoints: 0 */
     if ((rc = meta_num(&tf, path, "step", &v)) != DR_OK) goto fail;
     st->step = (int)v;
-    /* init_steps came with train --init; older checkpoints have none */
-    st->init_steps = 0;
-    if (dr_tensor_file_meta(&tf, "init_steps")) {
-        if ((rc = meta_num(&tf, path, "init_steps", &v)) != DR_OK) goto fail;
-        if (!(v >= 0 && v <= 1e9)) {
-            rc = error_set(DR_ERR_FORMAT, "%s: checkpoint metadata 'init_steps' out of range", path);
-            goto fail;
-        }
-        st->init_steps = (int)v;
-    }
-    /* the EMA warm-up's start (train --init runs since session 53): absent, 0 */
-    st->ema_warmup_start = 0;
-    if (dr_tensor_file_meta(&tf, "ema_warmup_start")) {
-        if ((rc = meta_num(&tf, path, "ema_warmup_start", &v)) != DR_OK) goto fail;
-        if (!(v >= 0 && v <= 1e9)) {
-            rc = error_set(DR_ERR_FORMAT, "%s: checkpoint metadata 'ema_warmup_start' out of range", path);
-            goto fail;
-        }
-        st->ema_warmup_start = (int)v;
-    }
     if ((rc = meta_num(&tf, path, "loss_smooth", &v)) != DR_OK) goto fail;
     st->loss_smooth = v;
     {
