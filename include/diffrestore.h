@@ -730,8 +730,9 @@ typedef struct {
     float t_mean, t_std;
     /* EMA probes: up to DR_EMA_PROBES_MAX more EMAs of the same run, each with
      * its own decay cap (min(decay, (1 + s) / (10 + s)) with s counted as the
-     * main EMA's: from the --init weights' steps), started from the main EMA where the run starts (the --init weights,
-     * or the resumed checkpoint's EMA) and validated beside it at every
+     * main EMA's: from the --init weights' steps), started from the main EMA
+     * where the run starts (the --init weights, or the resumed checkpoint's
+     * EMA) and validated beside it at every
      * validation into log_path's name + ".ema.csv"; not saved in checkpoints.
      * They measure which decay is best at a horizon in one run. */
     float ema_probe[4];
