@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Tests only: exiftool (test_cli_metadata.sh reads the outputs' metadata with
-# it), Python 3 (test_serve_api.py) and numpy (test_average_weights), Chromium
+# it), Python 3 (test_serve_api.py) and numpy (test_average_weights, test_grow_unet), Chromium
 # (test_serve_browser), clang-format (test_format: the sources follow .clang-format).
 scripts/deps.sh libimage-exiftool-perl python3 python3-numpy chromium clang-format
 # Node.js and npm for the browser test: any Node >= 18 will do (Debian's, or
