@@ -42,6 +42,19 @@ contains() { # contains FILE STRING description
 lacks() { # lacks FILE STRING description
   if grep -qF -- "$2" "$1"; then bad "$3: '$2' found in $(head -c 600 "$1")"; else ok; fi
 }
+# refuses_to_write OUT "description" NAME-IN-MESSAGE cmd...: cmd exits
+# non-zero, its stderr names NAME, and neither OUT nor OUT.tmp is left behind
+# (OUT is removed first).
+refuses_to_write() {
+  local out="$1" what="$2" name="$3"
+  shift 3
+  rm -f "$out"
+  "$@" >"$TMP/out" 2>"$TMP/err"
+  local rc=$?
+  if [ "$rc" -ne 0 ]; then ok; else bad "$what: exit 0"; fi
+  contains "$TMP/err" "$name" "$what: the message names $name"
+  if [ -e "$out" ] || [ -e "$out.tmp" ]; then bad "$what: left an output"; else ok; fi
+}
 exists() { if [ -s "$1" ]; then ok; else bad "$2: $1 missing"; fi; }
 absent() { if [ ! -e "$1" ]; then ok; else bad "$2: $1 exists"; fi; }
 same() { if cmp -s "$1" "$2"; then ok; else bad "$3: $1 and $2 differ"; fi; }

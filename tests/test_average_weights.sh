@@ -71,16 +71,7 @@ expect 0 "colorize with the mean" "$BIN" colorize -q -w "$T/m.safetensors" --ste
 size_is "$T/col.png" "24x20 3 8" "colorized with the mean"
 
 # refusals: non-zero, the file named, no output
-refuses() { # refuses "description" NAME-IN-MESSAGE args...
-  local what="$1" name="$2"
-  shift 2
-  rm -f "$T/r.safetensors"
-  "$PY" "$AVG" "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  if [ "$rc" -ne 0 ]; then ok; else bad "$what: exit 0"; fi
-  contains "$T/err" "$name" "$what: the message names $name"
-  if [ -e "$T/r.safetensors" ] || [ -e "$T/r.safetensors.tmp" ]; then bad "$what: left an output"; else ok; fi
-}
+refuses() { refuses_to_write "$T/r.safetensors" "$1" "$2" "$PY" "$AVG" "${@:3}"; } # refuses "description" NAME-IN-MESSAGE args...
 refuses "one input" "at least two" -o "$T/r.safetensors" "$T/a.safetensors"
 refuses "another mode" "sr.safetensors" -o "$T/r.safetensors" "$T/a.safetensors" "$T/sr.safetensors"
 refuses "another prediction, same shapes" "pred.safetensors" -o "$T/r.safetensors" "$T/a.safetensors" "$T/pred.safetensors"

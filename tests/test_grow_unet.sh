@@ -87,16 +87,7 @@ EOF
 # refusals: non-zero, the file named, no output, the input as it was
 "$MK" colorize "$T/a.safetensors" "base=8,mult=1,2,res=2,attn=,groups=2" >/dev/null
 before=$(md5sum "$T/a.safetensors")
-refuses() { # refuses "description" NAME-IN-MESSAGE args...
-  local what="$1" name="$2"
-  shift 2
-  rm -f "$T/r.safetensors"
-  "$PY" "$GROW" "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  if [ "$rc" -ne 0 ]; then ok; else bad "$what: exit 0"; fi
-  contains "$T/err" "$name" "$what: the message names $name"
-  if [ -e "$T/r.safetensors" ] || [ -e "$T/r.safetensors.tmp" ]; then bad "$what: left an output"; else ok; fi
-}
+refuses() { refuses_to_write "$T/r.safetensors" "$1" "$2" "$PY" "$GROW" "${@:3}"; } # refuses "description" NAME-IN-MESSAGE args...
 refuses "no more blocks" "must be more than" --res 2 -o "$T/r.safetensors" "$T/a.safetensors"
 refuses "fewer blocks" "must be more than" --res 1 -o "$T/r.safetensors" "$T/a.safetensors"
 head -c 1000 "$T/a.safetensors" >"$T/cut.safetensors"
