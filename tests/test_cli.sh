@@ -127,6 +127,18 @@ expect 0 "train --resume --lr 2.5e-4" "$BIN" train --resume "$TMP/lr.ckpt" --out
 contains "$TMP/err" "learning rate 0.001 -> 0.00025 from step 2" "resume --lr is logged"
 expect 0 "train --resume --batch --seed" "$BIN" train -q --resume "$TMP/lr.ckpt" --out "$TMP/lr.ckpt" --data "$TMP/lrdata" --steps 4 --batch 8 --seed 9
 contains "$TMP/err" "note: --batch, --seed: kept from the checkpoint" "resume says which given options it keeps"
+# --- train --init: options the weights fix are named, not dropped in silence
+expect 0 "train 1 superres step" "$BIN" train -q --mode superres --config base=8,mult=1,2,res=1,attn=1,groups=2 \
+  --batch 2 --patch 16 --data "$TMP/lrdata" --out "$TMP/ini.ckpt" --steps 1
+expect 0 "export it" "$BIN" train -q --resume "$TMP/ini.ckpt" --export "$TMP/ini.safetensors"
+expect 0 "train --init --scales --config" "$BIN" train --init "$TMP/ini.safetensors" --scales 4-4 --config base=16 \
+  --batch 2 --patch 16 --data "$TMP/lrdata" --out "$TMP/ini2.ckpt" --steps 1
+contains "$TMP/err" "note: --config, --scales: taken from the weights $TMP/ini.safetensors on --init" "init says which given options the weights fix"
+expect 0 "info on the --init run" "$BIN" info "$TMP/ini2.ckpt"
+contains "$TMP/out" "scale_min = 2" "init keeps the weights' scale range"
+expect 0 "train --init --seed" "$BIN" train --init "$TMP/ini.safetensors" --seed 3 \
+  --batch 2 --patch 16 --data "$TMP/lrdata" --out "$TMP/ini3.ckpt" --steps 1
+lacks "$TMP/err" "note:" "init with only recipe options adds no note"
 expect 2 "train --lr 0" "$BIN" train --mode colorize --data "$TMP/data" --out "$TMP/lr0.ckpt" --lr 0
 contains "$TMP/err" "above 0" "--lr 0 refused"
 

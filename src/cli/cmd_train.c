@@ -18,8 +18,9 @@ static const char *HELP = "Usage: diffrestore train --mode MODE --data DIR --out
                           "      --resume CKPT        continue from a checkpoint (config, options and\n"
                           "                           random stream come from it)\n"
                           "      --init WEIGHTS       start from a weights file (e.g. the shipped ones):\n"
-                          "                           its config and conventions, fresh Adam state;\n"
-                          "                           the EMA goes on averaging at its full decay\n"
+                          "                           its config, conventions and scale range, a fresh\n"
+                          "                           Adam state; the EMA goes on averaging at its\n"
+                          "                           full decay\n"
                           "      --export FILE        at the end, write the EMA weights as F16 safetensors\n"
                           "                           (with --resume and no --steps: export only)\n"
                           "      --config SPEC        U-Net, default " DR_UNET_CONFIG_DEFAULT "\n"
@@ -233,6 +234,21 @@ static int export_set_meta(const char *path, const char *key, const char *value)
     return rc;
 }
 
+/* "--batch, --seed": the long names of the options of kept[] whose bit is set
+ * in given */
+static void kept_names(const int *kept, unsigned n, unsigned given, const struct option *longopts, char *names,
+                       size_t size) {
+    size_t len = 0;
+    names[0] = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (!(given >> i & 1)) continue;
+        const char *name = "mode";
+        for (const struct option *lo = longopts; lo->name; lo++)
+            if (lo->val == kept[i]) name = lo->name;
+        len += (size_t)snprintf(names + len, len < size ? size - len : 0, "%s--%s", len ? ", " : "", name);
+    }
+}
+
 int cmd_train(int argc, char **argv) {
     static const struct option longopts[] = {{"mode", required_argument, 0, 'm'},
                                              {"data", required_argument, 0, O_DATA},
@@ -294,6 +310,12 @@ int cmd_train(int argc, char **argv) {
                                O_EMA,         O_PRED,       O_SCHED, O_TSCALE,     O_SCALES, O_HOLES,       O_SEED,
                                O_LOSS_WEIGHT, O_T_SAMPLING, O_MASKS, O_SCALE_DIST, O_RENDER, O_COND_DROPOUT};
     unsigned kept_given = 0; /* bit i: kept[i] was given */
+    /* of those, the ones --init takes from the weights (--mode must match them and
+     * --target-scale is refused, in dr_train) */
+    unsigned kept_by_weights = 0;
+    for (unsigned i = 0; i < sizeof kept / sizeof kept[0]; i++)
+        if (kept[i] == O_CONFIG || kept[i] == O_PRED || kept[i] == O_SCHED || kept[i] == O_SCALES)
+            kept_by_weights |= 1u << i;
     while ((opt = getopt_long(argc, argv, "m:" CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         for (unsigned i = 0; i < sizeof kept / sizeof kept[0]; i++)
             if (opt == kept[i]) kept_given |= 1u << i;
@@ -629,20 +651,21 @@ int cmd_train(int argc, char **argv) {
     if (!o.resume_path && !o.init_path && o.mode == DR_MODE_NONE) return cli_usage_error(C, "--mode is required");
     if (!o.data_dir) return cli_usage_error(C, "--data is required");
     if (!o.out_path) return cli_usage_error(C, "--out is required");
-    if (o.resume_path && kept_given) { /* say so: a user who gives --batch expects it to apply */
-        char names[512] = "";
-        size_t len = 0;
-        for (unsigned i = 0; i < sizeof kept / sizeof kept[0]; i++) {
-            if (!(kept_given >> i & 1)) continue;
-            const char *name = "mode";
-            for (const struct option *lo = longopts; lo->name; lo++)
-                if (lo->val == kept[i]) name = lo->name;
-            len += (size_t)snprintf(names + len, len < sizeof names ? sizeof names - len : 0, "%s--%s", len ? ", " : "",
-                                    name);
-        }
+    /* say so: a user who gives --batch on --resume, or --scales on --init,
+     * expects it to apply */
+    if (o.resume_path && kept_given) {
+        char names[512];
+        kept_names(kept, sizeof kept / sizeof kept[0], kept_given, longopts, names, sizeof names);
         cli_eprintf("diffrestore train: note: %s: kept from the checkpoint %s on --resume, not changed (of the recipe, "
                     "only --lr, --dropout, --augment, --zoom-max, --anneal and --steps apply to a resumed run)\n",
                     names, o.resume_path);
+    }
+    if (o.init_path && (kept_given & kept_by_weights)) {
+        char names[512];
+        kept_names(kept, sizeof kept / sizeof kept[0], kept_given & kept_by_weights, longopts, names, sizeof names);
+        cli_eprintf("diffrestore train: note: %s: taken from the weights %s on --init, not changed (the weights fix "
+                    "the network's shape and conventions, and a superres model's scale range)\n",
+                    names, o.init_path);
     }
     if (!steps_given && o.resume_path) o.steps = 0; /* keep the checkpoint's target */
     if (o.micro_batch > 0 && o.batch % o.micro_batch != 0 && !o.resume_path)
